@@ -1,0 +1,61 @@
+"""What every aggregate shares: deterministic ids from business keys, the audit stamp, role checks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from ledger.errors import NotAuthorised, TimeOrderViolation
+from ledger.values import Actor, Role, iso, now, utc
+
+LOTLINE_NS = uuid5(NAMESPACE_URL, "https://lotline.dev/ids")
+
+# Clocks at sites drift; an event may claim a time at most this far past the server's clock.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def stable_id(kind: str, *key: str) -> UUID:
+    """The aggregate id for a business key: the same key always names the same aggregate."""
+    return uuid5(LOTLINE_NS, ":".join((kind, *key)))
+
+
+def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None = None) -> dict[str, Any]:
+    """Who, when and why of one event (21 CFR 11.10(e)): stored with the event and hashed with it."""
+    when = utc(occurred_at, "occurred_at") if occurred_at else now()
+    if when > now() + CLOCK_SKEW:
+        raise TimeOrderViolation(
+            f"occurred_at {iso(when)} is in the future", occurred_at=iso(when)
+        )
+    audit: dict[str, Any] = {**actor.as_dict(), "occurred_at": iso(when)}
+    if reason:
+        audit["reason"] = reason
+    return audit
+
+
+def require_role(actor: Actor, action: str, *allowed: Role) -> None:
+    """Authority check: only the named roles (and never a read-only one) may take this step."""
+    if actor.role not in allowed:
+        raise NotAuthorised(action, str(actor.role), [str(r) for r in allowed])
+
+
+class LedgerAggregate(Aggregate):
+    """Base aggregate: remembers when its last step happened so that steps stay in causal order."""
+
+    @property
+    def last_occurred_at(self) -> str:
+        """When the latest step on this aggregate happened (ISO 8601, UTC, microseconds)."""
+        return str(getattr(self, "_last_occurred_at", ""))
+
+    def _require_after_last_step(self, audit: dict[str, Any], what: str) -> None:
+        if self.last_occurred_at and audit["occurred_at"] < self.last_occurred_at:
+            raise TimeOrderViolation(
+                f"{what} at {audit['occurred_at']} is before the previous step at "
+                f"{self.last_occurred_at}",
+                occurred_at=audit["occurred_at"], previous=self.last_occurred_at,
+            )
+
+    def _touch(self, audit: dict[str, Any]) -> None:
+        self._last_occurred_at = max(self.last_occurred_at, audit["occurred_at"])

@@ -1,0 +1,66 @@
+"""Formulation: a manufacturing batch consumes released lots and produces one drug-product lot."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate, stable_id
+
+
+class ManufacturingBatch(LedgerAggregate):
+    """The batch record (21 CFR 211.188): inputs and weights, equipment, yields, who did and who checked."""
+
+    @staticmethod
+    def create_id(batch_number: str, **_: Any) -> UUID:
+        return stable_id("batch", batch_number)
+
+    @event("Formulated")
+    def __init__(
+        self,
+        batch_number: str,
+        audit: dict[str, Any],
+        product: str,
+        location_id: UUID,
+        inputs: list[dict[str, Any]],
+        output_lot_id: UUID,
+        theoretical_yield: dict[str, str],
+        actual_yield: dict[str, str],
+        yield_percent: str,
+        equipment: list[str],
+        performed_by: dict[str, str],
+        checked_by: dict[str, str],
+    ) -> None:
+        self.batch_number = batch_number
+        self.product = product
+        self.location_id = location_id
+        self.inputs = inputs
+        self.output_lot_id = output_lot_id
+        self.theoretical_yield = theoretical_yield
+        self.actual_yield = actual_yield
+        self.yield_percent = Decimal(yield_percent)
+        self.equipment = equipment
+        self.deviations: list[dict[str, Any]] = []
+        self._touch(audit)
+
+    @property
+    def input_lot_ids(self) -> list[UUID]:
+        return [UUID(str(i["lot_id"])) for i in self.inputs]
+
+    def record_deviation(
+        self, audit: dict[str, Any], number: str, description: str, classification: str
+    ) -> None:
+        self._require_after_last_step(audit, "deviation")
+        self._deviation_recorded(audit, number, description, classification)
+
+    @event("DeviationRecorded")
+    def _deviation_recorded(
+        self, audit: dict[str, Any], number: str, description: str, classification: str
+    ) -> None:
+        self.deviations.append(
+            {"number": number, "description": description, "classification": classification}
+        )
+        self._touch(audit)

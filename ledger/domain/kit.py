@@ -1,0 +1,221 @@
+"""Patient kits: one place and one status at a time, from commissioning to dispensing or destruction."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.errors import KitNotUsable
+
+
+class KitStatus(StrEnum):
+    AVAILABLE = "available"
+    IN_TRANSIT = "in_transit"
+    RECEIVED = "received"
+    QUARANTINED = "quarantined"
+    DAMAGED = "damaged"
+    MISSING = "missing"
+    DISPENSED = "dispensed"
+    RETURNED = "returned"
+    PENDING_DESTRUCTION = "pending_destruction"
+    DESTROYED = "destroyed"
+
+
+class ReceiptOutcome(StrEnum):
+    RECEIVED = "received"
+    DAMAGED = "damaged"
+    MISSING = "missing"
+
+
+# Statuses from which destruction may be authorised: nothing usable, nothing still in a subject's hands.
+DESTROYABLE = {KitStatus.RETURNED, KitStatus.DAMAGED, KitStatus.AVAILABLE, KitStatus.RECEIVED}
+
+
+class Kit(LedgerAggregate):
+    """A blinded kit, GTIN + serial (the kit number). It carries no treatment and no drug-product lot."""
+
+    @staticmethod
+    def create_id(gtin: str, kit_number: str, **_: Any) -> UUID:
+        return stable_id("kit", gtin, kit_number)
+
+    @event("Commissioned")
+    def __init__(
+        self,
+        gtin: str,
+        kit_number: str,
+        audit: dict[str, Any],
+        trial_id: UUID,
+        packaging_run_id: UUID,
+        batch_number: str,
+        label_version: str,
+        expires_on: date,
+        location_id: UUID,
+    ) -> None:
+        self.gtin = gtin
+        self.kit_number = kit_number
+        self.trial_id = trial_id
+        self.packaging_run_id = packaging_run_id
+        self.batch_number = batch_number
+        self.label_version = label_version
+        self.expires_on = expires_on
+        self.location_id: UUID | None = location_id
+        self.status = KitStatus.AVAILABLE
+        self.shipment_id: UUID | None = None
+        self.destination_id: UUID | None = None
+        self.subject: str | None = None
+        self.status_before_quarantine: KitStatus | None = None
+        self._touch(audit)
+
+    # --- rules -----------------------------------------------------------------------------------
+
+    def _refuse(self, reason: str) -> KitNotUsable:
+        return KitNotUsable(self.kit_number, reason, kit_id=str(self.id), status=str(self.status))
+
+    def require_status(self, action: str, *allowed: KitStatus) -> None:
+        if self.status not in allowed:
+            raise self._refuse(f"is {self.status}; cannot {action}")
+
+    def require_at(self, location_id: UUID, action: str) -> None:
+        if self.location_id != location_id:
+            raise self._refuse(f"is not at the location it would {action} from")
+
+    def require_not_expired_by(self, last_day: date, on: date, window: str) -> None:
+        if on > last_day:
+            raise self._refuse(
+                f"expires {self.expires_on}; the {window} window closed on {last_day}",
+                expires_on=str(self.expires_on),
+            )
+
+    # --- commands ----------------------------------------------------------------------------------
+
+    def ship(self, audit: dict[str, Any], shipment_id: UUID, from_id: UUID, to_id: UUID) -> None:
+        self.require_status("ship", KitStatus.AVAILABLE)
+        self.require_at(from_id, "ship")
+        self._require_after_last_step(audit, "shipping")
+        self._shipped(audit, shipment_id, from_id, to_id)
+
+    def receive(self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: ReceiptOutcome,
+                quarantine: bool) -> None:
+        self.require_status("receive", KitStatus.IN_TRANSIT)
+        if self.shipment_id != shipment_id or self.destination_id != site_id:
+            raise self._refuse("was not shipped to this site in this shipment")
+        self._require_after_last_step(audit, "receipt")
+        self._received(audit, shipment_id, site_id, str(outcome), quarantine)
+
+    def quarantine(self, audit: dict[str, Any], excursion: dict[str, Any]) -> None:
+        self.require_status("quarantine", KitStatus.AVAILABLE, KitStatus.RECEIVED)
+        self._require_after_last_step(audit, "quarantine")
+        self._quarantined(audit, excursion)
+
+    def decide_quarantine(self, audit: dict[str, Any], signature: dict[str, str], release: bool) -> None:
+        self.require_status("decide quarantine", KitStatus.QUARANTINED)
+        self._require_after_last_step(audit, "quarantine decision")
+        if release:
+            self._released_from_quarantine(audit, signature)
+        else:
+            self._rejected_from_quarantine(audit, signature)
+
+    def dispense(self, audit: dict[str, Any], site_id: UUID, subject: str) -> None:
+        self.require_status("dispense", KitStatus.RECEIVED)
+        self.require_at(site_id, "dispense")
+        self._require_after_last_step(audit, "dispensing")
+        self._dispensed(audit, site_id, subject)
+
+    def return_(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
+        self.require_status("return", KitStatus.DISPENSED, KitStatus.RECEIVED)
+        self.require_at(site_id, "return")
+        self._require_after_last_step(audit, "return")
+        self._returned(audit, site_id, condition)
+
+    def authorise_destruction(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        if self.status not in DESTROYABLE:
+            raise self._refuse(f"is {self.status}; cannot authorise its destruction")
+        self._require_after_last_step(audit, "destruction authorisation")
+        self._destruction_authorised(audit, signature)
+
+    def destroy(self, audit: dict[str, Any], certificate: str, method: str) -> None:
+        self.require_status("destroy", KitStatus.PENDING_DESTRUCTION)
+        self._require_after_last_step(audit, "destruction")
+        self._destroyed(audit, certificate, method)
+
+    def relabel(self, audit: dict[str, Any], batch_number: str, new_expiry: date) -> None:
+        self.require_status(
+            "relabel", KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED
+        )
+        self._require_after_last_step(audit, "relabel")
+        self._relabelled(audit, batch_number, new_expiry)
+
+    # --- events --------------------------------------------------------------------------------------
+
+    @event("Shipped")
+    def _shipped(self, audit: dict[str, Any], shipment_id: UUID, from_id: UUID, to_id: UUID) -> None:
+        self.status = KitStatus.IN_TRANSIT
+        self.shipment_id = shipment_id
+        self.destination_id = to_id
+        self.location_id = None
+        self._touch(audit)
+
+    @event("Received")
+    def _received(self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: str,
+                  quarantine: bool) -> None:
+        if outcome == ReceiptOutcome.MISSING:
+            self.status = KitStatus.MISSING
+            self.location_id = None
+        else:
+            self.location_id = site_id
+            self.status = KitStatus.DAMAGED if outcome == ReceiptOutcome.DAMAGED else KitStatus.RECEIVED
+            if quarantine and self.status == KitStatus.RECEIVED:
+                self.status_before_quarantine = KitStatus.RECEIVED
+                self.status = KitStatus.QUARANTINED
+        self.destination_id = None
+        self._touch(audit)
+
+    @event("Quarantined")
+    def _quarantined(self, audit: dict[str, Any], excursion: dict[str, Any]) -> None:
+        self.status_before_quarantine = self.status
+        self.status = KitStatus.QUARANTINED
+        self._touch(audit)
+
+    @event("QuarantineReleased")
+    def _released_from_quarantine(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        self.status = self.status_before_quarantine or KitStatus.AVAILABLE
+        self.status_before_quarantine = None
+        self._touch(audit)
+
+    @event("QuarantineRejected")
+    def _rejected_from_quarantine(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        self.status = KitStatus.DAMAGED
+        self.status_before_quarantine = None
+        self._touch(audit)
+
+    @event("Dispensed")
+    def _dispensed(self, audit: dict[str, Any], site_id: UUID, subject: str) -> None:
+        self.status = KitStatus.DISPENSED
+        self.subject = subject
+        self._touch(audit)
+
+    @event("Returned")
+    def _returned(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
+        self.status = KitStatus.RETURNED
+        self._touch(audit)
+
+    @event("DestructionAuthorised")
+    def _destruction_authorised(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        self.status = KitStatus.PENDING_DESTRUCTION
+        self._touch(audit)
+
+    @event("Destroyed")
+    def _destroyed(self, audit: dict[str, Any], certificate: str, method: str) -> None:
+        self.status = KitStatus.DESTROYED
+        self.location_id = None
+        self._touch(audit)
+
+    @event("Relabelled")
+    def _relabelled(self, audit: dict[str, Any], batch_number: str, new_expiry: date) -> None:
+        self.expires_on = new_expiry
+        self._touch(audit)

@@ -1,0 +1,80 @@
+"""Locations: manufacturing sites, depots and clinical sites (a site receives kits once activated)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.errors import InvalidTransition
+
+
+class LocationKind(StrEnum):
+    MANUFACTURING_SITE = "manufacturing_site"
+    DEPOT = "depot"
+    CLINICAL_SITE = "clinical_site"
+
+
+class SiteStatus(StrEnum):
+    REGISTERED = "registered"
+    ACTIVATED = "activated"
+    DEACTIVATED = "deactivated"
+
+
+class Location(LedgerAggregate):
+    """A place identified by its GLN; clinical sites belong to one trial and one country."""
+
+    @staticmethod
+    def create_id(gln: str, **_: Any) -> UUID:
+        return stable_id("location", gln)
+
+    @event("Registered")
+    def __init__(
+        self,
+        gln: str,
+        audit: dict[str, Any],
+        kind: str,
+        name: str,
+        country: str,
+        trial_id: UUID | None,
+        site_number: str | None,
+        address: str,
+    ) -> None:
+        self.gln = gln
+        self.kind = LocationKind(kind)
+        self.name = name
+        self.country = country
+        self.trial_id = trial_id
+        self.site_number = site_number
+        self.address = address
+        self.status = SiteStatus.REGISTERED if self.kind == LocationKind.CLINICAL_SITE else SiteStatus.ACTIVATED
+        self._touch(audit)
+
+    @property
+    def is_clinical_site(self) -> bool:
+        return self.kind == LocationKind.CLINICAL_SITE
+
+    def activate(self, audit: dict[str, Any]) -> None:
+        if not self.is_clinical_site or self.status == SiteStatus.ACTIVATED:
+            raise InvalidTransition("location", self.name, str(self.status), "activate")
+        self._require_after_last_step(audit, "activation")
+        self._activated(audit)
+
+    def deactivate(self, audit: dict[str, Any]) -> None:
+        if self.status != SiteStatus.ACTIVATED or not self.is_clinical_site:
+            raise InvalidTransition("location", self.name, str(self.status), "deactivate")
+        self._require_after_last_step(audit, "deactivation")
+        self._deactivated(audit)
+
+    @event("Activated")
+    def _activated(self, audit: dict[str, Any]) -> None:
+        self.status = SiteStatus.ACTIVATED
+        self._touch(audit)
+
+    @event("Deactivated")
+    def _deactivated(self, audit: dict[str, Any]) -> None:
+        self.status = SiteStatus.DEACTIVATED
+        self._touch(audit)

@@ -1,0 +1,197 @@
+"""Material lots: API, excipient, packaging component and drug-product lots, with QA status and stock."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.errors import (
+    InsufficientQuantity,
+    InvalidInput,
+    InvalidTransition,
+    LotNotUsable,
+    UnitMismatch,
+)
+from ledger.values import Quantity
+
+
+class LotKind(StrEnum):
+    API = "api"
+    EXCIPIENT = "excipient"
+    PACKAGING_COMPONENT = "packaging_component"
+    DRUG_PRODUCT = "drug_product"
+
+
+class LotStatus(StrEnum):
+    QUARANTINE = "quarantine"
+    RELEASED = "released"
+    REJECTED = "rejected"
+    ON_HOLD = "on_hold"
+    RECALLED = "recalled"
+
+
+# QA decisions allowed from each status (21 CFR 211.84/211.87, EU GMP ch. 5).
+_TRANSITIONS = {
+    "release": {LotStatus.QUARANTINE, LotStatus.ON_HOLD},
+    "reject": {LotStatus.QUARANTINE, LotStatus.ON_HOLD, LotStatus.RELEASED},
+    "put on hold": {LotStatus.RELEASED, LotStatus.QUARANTINE},
+    "recall": {LotStatus.RELEASED, LotStatus.ON_HOLD, LotStatus.QUARANTINE},
+}
+
+
+class Lot(LedgerAggregate):
+    """A lot of one material, identified by GTIN + lot number; starts in quarantine."""
+
+    @staticmethod
+    def create_id(gtin: str, lot_number: str, **_: Any) -> UUID:
+        return stable_id("lot", gtin, lot_number)
+
+    @event("Received")
+    def __init__(
+        self,
+        gtin: str,
+        lot_number: str,
+        audit: dict[str, Any],
+        kind: str,
+        material: str,
+        quantity: dict[str, str],
+        location_id: UUID,
+        manufactured_on: date,
+        expires_on: date,
+        retest_on: date | None,
+        supplier: str | None,
+        supplier_lot: str | None,
+        produced_by_batch_id: UUID | None,
+    ) -> None:
+        self.gtin = gtin
+        self.lot_number = lot_number
+        self.kind = LotKind(kind)
+        self.material = material
+        self.received = Quantity.from_dict(quantity)
+        self.remaining = self.received
+        self.location_id = location_id
+        self.manufactured_on = manufactured_on
+        self.expires_on = expires_on
+        self.retest_on = retest_on
+        self.supplier = supplier
+        self.supplier_lot = supplier_lot
+        self.produced_by_batch_id = produced_by_batch_id
+        self.status = LotStatus.QUARANTINE
+        self.consumed_by: list[UUID] = []
+        self._touch(audit)
+
+    # --- rules -------------------------------------------------------------------------------
+
+    def use_by(self) -> date:
+        """The date after which the lot may not be used: the earlier of expiry and retest."""
+        return min(d for d in (self.expires_on, self.retest_on) if d is not None)
+
+    def require_usable(self, on: date) -> None:
+        """Released, not past expiry or retest on the day of use."""
+        if self.status != LotStatus.RELEASED:
+            raise LotNotUsable(self.id, self.lot_number, f"status is {self.status}")
+        if on > self.use_by():
+            raise LotNotUsable(self.id, self.lot_number, f"expired or due for retest on {self.use_by()}")
+
+    def require_quantity(self, qty: Quantity) -> Quantity:
+        """`qty` in the lot's own unit, if that much remains; refuses mixing mass with counts."""
+        if not qty.same_kind(self.remaining):
+            raise UnitMismatch(
+                f"lot {self.lot_number} is counted in {self.remaining.unit}, not {qty.unit}",
+                field="quantity", lot_number=self.lot_number,
+            )
+        if qty.amount <= 0:
+            raise InvalidInput("a consumed quantity must be positive", field="quantity")
+        converted = qty.to(self.remaining.unit)
+        if converted.amount > self.remaining.amount:
+            raise InsufficientQuantity(self.id, self.lot_number, qty, self.remaining)
+        return converted
+
+    def _require_transition(self, action: str) -> None:
+        if self.status not in _TRANSITIONS[action]:
+            raise InvalidTransition("lot", self.lot_number, str(self.status), action)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def release(self, audit: dict[str, Any], signature: dict[str, str], results_ref: str) -> None:
+        self._require_transition("release")
+        self._require_after_last_step(audit, "release")
+        self._released(audit, signature, results_ref)
+
+    def reject(self, audit: dict[str, Any], signature: dict[str, str], results_ref: str | None) -> None:
+        self._require_transition("reject")
+        self._require_after_last_step(audit, "rejection")
+        self._rejected(audit, signature, results_ref)
+
+    def put_on_hold(self, audit: dict[str, Any]) -> None:
+        self._require_transition("put on hold")
+        self._require_after_last_step(audit, "hold")
+        self._put_on_hold(audit)
+
+    def recall(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        self._require_transition("recall")
+        self._require_after_last_step(audit, "recall")
+        self._recalled(audit, signature)
+
+    def consume(self, audit: dict[str, Any], qty: Quantity, by_step_id: UUID, step: str) -> Quantity:
+        """Take `qty` for a formulation or packaging step; the caller checked usability on the day."""
+        converted = self.require_quantity(qty)
+        self._require_after_last_step(audit, step)
+        self._consumed(audit, converted.as_dict(), by_step_id, step)
+        return converted
+
+    def correct_received_quantity(
+        self, audit: dict[str, Any], corrects_version: int, quantity: Quantity
+    ) -> None:
+        """A new event that corrects the received quantity; the original event stays as it was."""
+        if not quantity.same_kind(self.received):
+            raise UnitMismatch(f"lot {self.lot_number} is counted in {self.received.unit}", field="quantity")
+        new = quantity.to(self.received.unit)
+        used = self.received.amount - self.remaining.amount
+        if new.amount < used:
+            raise InsufficientQuantity(self.id, self.lot_number, Quantity(used, new.unit), new)
+        if not audit.get("reason"):
+            raise InvalidInput("a correction needs a reason", field="reason")
+        self._quantity_corrected(audit, corrects_version, new.as_dict())
+
+    # --- events --------------------------------------------------------------------------------
+
+    @event("Released")
+    def _released(self, audit: dict[str, Any], signature: dict[str, str], results_ref: str) -> None:
+        self.status = LotStatus.RELEASED
+        self._touch(audit)
+
+    @event("Rejected")
+    def _rejected(self, audit: dict[str, Any], signature: dict[str, str], results_ref: str | None) -> None:
+        self.status = LotStatus.REJECTED
+        self._touch(audit)
+
+    @event("PutOnHold")
+    def _put_on_hold(self, audit: dict[str, Any]) -> None:
+        self.status = LotStatus.ON_HOLD
+        self._touch(audit)
+
+    @event("Recalled")
+    def _recalled(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        self.status = LotStatus.RECALLED
+        self._touch(audit)
+
+    @event("Consumed")
+    def _consumed(self, audit: dict[str, Any], quantity: dict[str, str], by_step_id: UUID, step: str) -> None:
+        self.remaining = Quantity(self.remaining.amount - Decimal(quantity["amount"]), self.remaining.unit)
+        self.consumed_by.append(by_step_id)
+        self._touch(audit)
+
+    @event("QuantityCorrected")
+    def _quantity_corrected(self, audit: dict[str, Any], corrects_version: int, quantity: dict[str, str]) -> None:
+        new = Quantity.from_dict(quantity)
+        used = self.received.amount - self.remaining.amount
+        self.received = new
+        self.remaining = Quantity(new.amount - used, new.unit)
+        self._touch(audit)

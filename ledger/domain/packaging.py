@@ -1,0 +1,134 @@
+"""Packaging and labelling: drug-product units become numbered, blinded patient kits; then release.
+
+The kit list (kit number -> treatment) is recorded here and nowhere else; only unblinded roles may
+read it. Release for clinical use is three signatures: QA disposition, QP certification, and sponsor
+release per country (EU Annex 13). Kits ship only when all three are done for the destination country.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.errors import InvalidInput, InvalidTransition, ReleaseIncomplete
+
+
+class PackagingRun(LedgerAggregate):
+    @staticmethod
+    def create_id(batch_number: str, **_: Any) -> UUID:
+        return stable_id("packaging", batch_number)
+
+    @event("Packaged")
+    def __init__(
+        self,
+        batch_number: str,
+        audit: dict[str, Any],
+        trial_id: UUID,
+        location_id: UUID,
+        kit_gtin: str,
+        label_version: str,
+        expires_on: date,
+        inputs: list[dict[str, Any]],
+        arms: list[dict[str, Any]],
+        samples: int,
+        rejects: int,
+        kit_numbers: list[str],
+        allocation: dict[str, str],
+        performed_by: dict[str, str],
+        checked_by: dict[str, str],
+    ) -> None:
+        self.batch_number = batch_number
+        self.trial_id = trial_id
+        self.location_id = location_id
+        self.kit_gtin = kit_gtin
+        self.label_version = label_version
+        self.expires_on = expires_on
+        self.inputs = inputs
+        self.arms = arms
+        self.kit_numbers = kit_numbers
+        self.allocation = allocation
+        self.qa_status = "pending"
+        self.qp_certified = False
+        self.sponsor_countries: list[str] = []
+        self._touch(audit)
+
+    @property
+    def input_lot_ids(self) -> list[UUID]:
+        return [UUID(str(i["lot_id"])) for i in self.inputs]
+
+    # --- release ---------------------------------------------------------------------------------
+
+    def dispose(self, audit: dict[str, Any], signature: dict[str, str], released: bool) -> None:
+        """QA disposition of the packaged batch: released or rejected."""
+        if self.qa_status != "pending":
+            raise InvalidTransition("packaging batch", self.batch_number, f"QA {self.qa_status}", "dispose")
+        self._require_after_last_step(audit, "QA disposition")
+        self._disposed(audit, signature, "released" if released else "rejected")
+
+    def certify(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        """QP certification (EU): only after QA released, only once."""
+        if self.qa_status != "released" or self.qp_certified:
+            state = "already certified" if self.qp_certified else f"QA {self.qa_status}"
+            raise InvalidTransition("packaging batch", self.batch_number, state, "certify")
+        self._require_after_last_step(audit, "QP certification")
+        self._certified(audit, signature)
+
+    def release_for_country(self, audit: dict[str, Any], signature: dict[str, str], country: str) -> None:
+        """Sponsor (regulatory) release for one country of the trial, after QP certification."""
+        if not self.qp_certified:
+            raise InvalidTransition("packaging batch", self.batch_number, "not QP certified", "sponsor-release")
+        if country in self.sponsor_countries:
+            raise InvalidTransition(
+                "packaging batch", self.batch_number, f"already released for {country}", "sponsor-release"
+            )
+        self._require_after_last_step(audit, "sponsor release")
+        self._sponsor_released(audit, signature, country)
+
+    def require_released_for(self, country: str) -> None:
+        if self.qa_status != "released":
+            raise ReleaseIncomplete(self.id, self.batch_number, f"QA disposition is {self.qa_status}")
+        if not self.qp_certified:
+            raise ReleaseIncomplete(self.id, self.batch_number, "no QP certification")
+        if country not in self.sponsor_countries:
+            raise ReleaseIncomplete(self.id, self.batch_number, f"no sponsor release for {country}")
+
+    def extend_expiry(self, audit: dict[str, Any], signature: dict[str, str], new_expiry: date,
+                      supported_until: date) -> None:
+        """Relabel with a later expiry, supported by stability data up to `supported_until`."""
+        if new_expiry <= self.expires_on:
+            raise InvalidInput(
+                f"new expiry {new_expiry} must be after the current {self.expires_on}", field="new_expiry"
+            )
+        if new_expiry > supported_until:
+            raise InvalidInput(
+                f"new expiry {new_expiry} is past what the input lots support ({supported_until})",
+                field="new_expiry",
+            )
+        self._require_after_last_step(audit, "relabel")
+        self._expiry_extended(audit, signature, self.batch_number, new_expiry)
+
+    @event("Disposed")
+    def _disposed(self, audit: dict[str, Any], signature: dict[str, str], disposition: str) -> None:
+        self.qa_status = disposition
+        self._touch(audit)
+
+    @event("Certified")
+    def _certified(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+        self.qp_certified = True
+        self._touch(audit)
+
+    @event("SponsorReleased")
+    def _sponsor_released(self, audit: dict[str, Any], signature: dict[str, str], country: str) -> None:
+        self.sponsor_countries.append(country)
+        self._touch(audit)
+
+    @event("ExpiryExtended")
+    def _expiry_extended(
+        self, audit: dict[str, Any], signature: dict[str, str], batch_number: str, new_expiry: date
+    ) -> None:
+        self.expires_on = new_expiry
+        self._touch(audit)

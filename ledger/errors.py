@@ -1,0 +1,248 @@
+"""The ledger's errors: one base class, one subclass per broken rule, each carrying the ids a person needs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+
+class LedgerError(Exception):
+    """Base of every business-rule error; `code` is a stable machine-readable name."""
+
+    code = "ledger_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **{
+            k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.details.items()
+        }}
+
+
+# --- identity -----------------------------------------------------------------------------
+
+
+class NotFound(LedgerError):
+    code = "not_found"
+
+    def __init__(self, kind: str, ident: Any) -> None:
+        super().__init__(f"{kind} {ident} does not exist", kind=kind, id=str(ident))
+
+
+class LotNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("lot", ident)
+
+
+class KitNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("kit", ident)
+
+
+class LocationNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("location", ident)
+
+
+class TrialNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("trial", ident)
+
+
+class ShipmentNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("shipment", ident)
+
+
+class BatchNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("batch", ident)
+
+
+class PackagingRunNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("packaging run", ident)
+
+
+class AlreadyExists(LedgerError):
+    code = "already_exists"
+
+    def __init__(self, kind: str, ident: Any) -> None:
+        super().__init__(f"{kind} {ident} already exists", kind=kind, id=str(ident))
+
+
+# --- input --------------------------------------------------------------------------------
+
+
+class InvalidInput(LedgerError):
+    """A value that no rule could accept: a negative quantity, an unknown unit, a bad check digit."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, field=field, **details)
+
+
+class UnitMismatch(InvalidInput):
+    code = "unit_mismatch"
+
+
+class InvalidIdentifier(InvalidInput):
+    code = "invalid_identifier"
+
+
+# --- authority ----------------------------------------------------------------------------
+
+
+class NotAuthorised(LedgerError):
+    """The actor's role may not perform this step (21 CFR 11.10(g) authority checks)."""
+
+    code = "not_authorised"
+
+    def __init__(self, action: str, role: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"role {role!r} may not {action}; allowed: {', '.join(allowed)}",
+            action=action, role=role, allowed=allowed,
+        )
+
+
+class SignatureRequired(LedgerError):
+    code = "signature_required"
+
+    def __init__(self, action: str, meaning: str) -> None:
+        super().__init__(
+            f"{action} needs an electronic signature with meaning {meaning!r}",
+            action=action, meaning=meaning,
+        )
+
+
+# --- material ------------------------------------------------------------------------------
+
+
+class InsufficientQuantity(LedgerError):
+    code = "insufficient_quantity"
+
+    def __init__(self, lot_id: Any, lot_number: str, asked: Any, remaining: Any) -> None:
+        super().__init__(
+            f"lot {lot_number} has {remaining} remaining, cannot consume {asked}",
+            lot_id=str(lot_id), lot_number=lot_number, asked=str(asked), remaining=str(remaining),
+        )
+
+
+class LotNotUsable(LedgerError):
+    """A lot that is not released (quarantined, rejected, on hold, recalled) or is expired."""
+
+    code = "lot_not_usable"
+
+    def __init__(self, lot_id: Any, lot_number: str, reason: str) -> None:
+        super().__init__(
+            f"lot {lot_number} cannot be used: {reason}",
+            lot_id=str(lot_id), lot_number=lot_number, reason=reason,
+        )
+
+
+class InvalidTransition(LedgerError):
+    """A status change the life cycle does not allow (e.g. releasing a rejected lot)."""
+
+    code = "invalid_transition"
+
+    def __init__(self, kind: str, ident: Any, status: str, action: str) -> None:
+        super().__init__(
+            f"{kind} {ident} is {status}; cannot {action}",
+            kind=kind, id=str(ident), status=status, action=action,
+        )
+
+
+class ReleaseIncomplete(LedgerError):
+    """Kits ship only after QA disposition, QP certification and sponsor release for the country."""
+
+    code = "release_incomplete"
+
+    def __init__(self, run_id: Any, batch_number: str, missing: str) -> None:
+        super().__init__(
+            f"packaging batch {batch_number} is not released for shipment: {missing}",
+            packaging_run_id=str(run_id), batch_number=batch_number, missing=missing,
+        )
+
+
+# --- kits and custody ------------------------------------------------------------------------
+
+
+class KitNotUsable(LedgerError):
+    """A kit that cannot be shipped or dispensed: wrong status, place, or too close to expiry."""
+
+    code = "kit_not_usable"
+
+    def __init__(self, kit_number: str, reason: str, **details: Any) -> None:
+        super().__init__(f"kit {kit_number}: {reason}", kit_number=kit_number, reason=reason, **details)
+
+
+class KitsNotUsable(LedgerError):
+    """Several kits refused at once: the whole step is refused and every kit is named."""
+
+    code = "kits_not_usable"
+
+    def __init__(self, action: str, problems: list[dict[str, str]]) -> None:
+        names = ", ".join(p["kit_number"] for p in problems[:10])
+        more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
+        super().__init__(
+            f"cannot {action} {len(problems)} kit(s): {names}{more}",
+            action=action, problems=problems,
+        )
+
+
+class SiteNotActive(LedgerError):
+    code = "site_not_active"
+
+    def __init__(self, location_id: Any, name: str, status: str) -> None:
+        super().__init__(
+            f"site {name} is {status}; it must be activated to receive kits",
+            location_id=str(location_id), status=status,
+        )
+
+
+class ShipmentNotOpen(LedgerError):
+    code = "shipment_not_open"
+
+    def __init__(self, shipment_id: Any, shipment_number: str, status: str) -> None:
+        super().__init__(
+            f"shipment {shipment_number} is {status}; only a shipment in transit can be received",
+            shipment_id=str(shipment_id), shipment_number=shipment_number, status=status,
+        )
+
+
+class ReceiptMismatch(LedgerError):
+    """A receipt that names unknown kits, kits of another shipment, or leaves some unaccounted."""
+
+    code = "receipt_mismatch"
+
+    def __init__(self, shipment_number: str, problems: list[dict[str, str]]) -> None:
+        super().__init__(
+            f"receipt of shipment {shipment_number} refused: "
+            + "; ".join(f"{p['kit_number']}: {p['reason']}" for p in problems[:10]),
+            shipment_number=shipment_number, problems=problems,
+        )
+
+
+class TimeOrderViolation(LedgerError):
+    """Event time in the future, or before the step it follows."""
+
+    code = "time_order"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+# --- store ---------------------------------------------------------------------------------
+
+
+class ConcurrentWriteConflict(LedgerError):
+    """Another writer changed one of the aggregates first; reload and retry."""
+
+    code = "concurrent_write"
+
+    def __init__(self) -> None:
+        super().__init__("another write changed the same records first; retry the request")

@@ -1,0 +1,260 @@
+"""Application recorders that extend the hash chain inside the transaction that inserts the events.
+
+The chain lives in its own table, `ledger_chain`, one row per event in the single global order:
+`seq` (1, 2, 3, ... with no gaps), the event's stream and version, and its chain hash. Rows are
+written under the store's write lock (SQLite's single writer, PostgreSQL's EXCLUSIVE table lock taken
+by the library's recorder), so two writers can never both extend the same head: the chain cannot fork.
+Triggers refuse UPDATE and DELETE on the event and chain tables as a second line of defence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ledger.chain import GENESIS_HASH, encode_event, link_hash
+
+CHAIN_TABLE = "ledger_chain"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """One row of the chain joined with its stored event; `state` is None when the event is gone."""
+
+    seq: int
+    originator_id: str
+    originator_version: int
+    chain_hash: bytes
+    topic: str | None
+    state: bytes | None
+
+
+def _links(
+    prev: bytes, last_seq: int, events: Sequence[StoredEvent]
+) -> list[tuple[int, str, int, bytes]]:
+    rows = []
+    for offset, e in enumerate(events, start=1):
+        seq = last_seq + offset
+        prev = link_hash(prev, encode_event(seq, e.originator_id, e.originator_version, e.topic, e.state))
+        rows.append((seq, str(e.originator_id), e.originator_version, prev))
+    return rows
+
+
+class ChainReader:
+    """Queries the chain shares between stores: pages of links, the head, unchained events."""
+
+    def iter_chain(self, after_seq: int = 0, page: int = 2000) -> Iterator[ChainRow]:
+        """Every chain row from `after_seq`, in order, joined with its event, a page at a time."""
+        while True:
+            rows = self._chain_page(after_seq, page)
+            yield from rows
+            if len(rows) < page:
+                return
+            after_seq = rows[-1].seq
+
+    def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
+        raise NotImplementedError
+
+    def head(self) -> tuple[int, bytes]:
+        """(size, head hash) of the chain; (0, genesis) when empty."""
+        raise NotImplementedError
+
+    def unchained_events(self, limit: int = 10) -> list[tuple[str, int]]:
+        """Stored events that no chain row covers: inserted behind the ledger's back."""
+        raise NotImplementedError
+
+    def count_events(self) -> int:
+        raise NotImplementedError
+
+
+class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        t = self.events_table_name
+        statements = super().construct_create_table_statements()
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ("
+            "seq INTEGER PRIMARY KEY, "
+            "originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "chain_hash BLOB NOT NULL, "
+            "UNIQUE (originator_id, originator_version))",
+        ]
+        for table in (t, CHAIN_TABLE):
+            for op in ("UPDATE", "DELETE"):
+                statements.append(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, 'lotline: {table} is append-only'); END"
+                )
+        return statements
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The INSERT below takes SQLite's write lock, so the head we read next cannot move.
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        c.execute(f"SELECT seq, chain_hash FROM {CHAIN_TABLE} ORDER BY seq DESC LIMIT 1")
+        row = c.fetchone()
+        last_seq, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
+        rows = _links(prev, last_seq, stored_events)
+        c.executemany(
+            f"INSERT INTO {CHAIN_TABLE} (seq, originator_id, originator_version, chain_hash) "
+            "VALUES (?, ?, ?, ?)",
+            [(seq, UUID(oid).hex, v, h) for seq, oid, v, h in rows],
+        )
+        return ids
+
+    def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT c.seq, c.originator_id, c.originator_version, c.chain_hash, e.topic, e.state "
+                f"FROM {CHAIN_TABLE} c LEFT JOIN {self.events_table_name} e "
+                "ON e.originator_id = c.originator_id AND e.originator_version = c.originator_version "
+                "WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+                (after_seq, limit),
+            )
+            return [
+                ChainRow(
+                    r[0], str(UUID(r[1])), r[2], bytes(r[3]), r[4],
+                    bytes(r[5]) if r[5] is not None else None,
+                )
+                for r in c.fetchall()
+            ]
+
+    def head(self) -> tuple[int, bytes]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT seq, chain_hash FROM {CHAIN_TABLE} ORDER BY seq DESC LIMIT 1")
+            row = c.fetchone()
+            return (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
+
+    def unchained_events(self, limit: int = 10) -> list[tuple[str, int]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT e.originator_id, e.originator_version FROM {self.events_table_name} e "
+                f"LEFT JOIN {CHAIN_TABLE} c ON e.originator_id = c.originator_id "
+                "AND e.originator_version = c.originator_version "
+                "WHERE c.seq IS NULL ORDER BY e.rowid LIMIT ?",
+                (limit,),
+            )
+            return [(str(UUID(r[0])), r[1]) for r in c.fetchall()]
+
+    def count_events(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM {self.events_table_name}")
+            return int(c.fetchone()[0])
+
+
+class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReader):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        events = Identifier(self.events_table_name)
+        chain = Identifier(CHAIN_TABLE)
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} ("
+                "seq bigint PRIMARY KEY, "
+                "originator_id {idtype} NOT NULL, "
+                "originator_version bigint NOT NULL, "
+                "chain_hash bytea NOT NULL, "
+                "UNIQUE (originator_id, originator_version))"
+            ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type)),
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.lotline_append_only() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'lotline: % is append-only', TG_TABLE_NAME; "
+                "END $$"
+            ).format(schema=schema),
+        ]
+        for table_name in (self.events_table_name, CHAIN_TABLE):
+            self.sql_create_statements += [
+                SQL(
+                    "CREATE OR REPLACE TRIGGER {trigger} BEFORE UPDATE OR DELETE ON {schema}.{table} "
+                    "FOR EACH ROW EXECUTE FUNCTION {schema}.lotline_append_only()"
+                ).format(
+                    trigger=Identifier(f"{table_name}_append_only"),
+                    schema=schema, table=Identifier(table_name),
+                ),
+                SQL(
+                    "CREATE OR REPLACE TRIGGER {trigger} BEFORE TRUNCATE ON {schema}.{table} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.lotline_append_only()"
+                ).format(
+                    trigger=Identifier(f"{table_name}_no_truncate"),
+                    schema=schema, table=Identifier(table_name),
+                ),
+            ]
+        self._select_head = SQL(
+            "SELECT seq, chain_hash FROM {schema}.{chain} ORDER BY seq DESC LIMIT 1"
+        ).format(schema=schema, chain=chain)
+        self._insert_links = SQL(
+            "INSERT INTO {schema}.{chain} (seq, originator_id, originator_version, chain_hash) "
+            "VALUES (%s, %s, %s, %s)"
+        ).format(schema=schema, chain=chain)
+        self._select_chain_page = SQL(
+            "SELECT c.seq, c.originator_id, c.originator_version, c.chain_hash, e.topic, e.state "
+            "FROM {schema}.{chain} c LEFT JOIN {schema}.{events} e "
+            "ON e.originator_id = c.originator_id AND e.originator_version = c.originator_version "
+            "WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
+        ).format(schema=schema, chain=chain, events=events)
+        self._select_unchained = SQL(
+            "SELECT e.originator_id, e.originator_version FROM {schema}.{events} e "
+            "LEFT JOIN {schema}.{chain} c ON e.originator_id = c.originator_id "
+            "AND e.originator_version = c.originator_version "
+            "WHERE c.seq IS NULL ORDER BY e.notification_id LIMIT %s"
+        ).format(schema=schema, chain=chain, events=events)
+        self._count_events = SQL("SELECT COUNT(*) AS n FROM {schema}.{events}").format(
+            schema=schema, events=events
+        )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # The library's recorder has taken the EXCLUSIVE lock on the events table in this
+        # transaction, so no other writer can extend the chain until we commit.
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        curs.execute(self._select_head)
+        row = curs.fetchone()
+        last_seq, prev = (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
+        rows = _links(prev, last_seq, stored_events)
+        curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
+        return ids
+
+    def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_chain_page, (after_seq, limit))
+            return [
+                ChainRow(
+                    r["seq"], str(r["originator_id"]), r["originator_version"],
+                    bytes(r["chain_hash"]), r["topic"],
+                    bytes(r["state"]) if r["state"] is not None else None,
+                )
+                for r in curs.fetchall()
+            ]
+
+    def head(self) -> tuple[int, bytes]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_head)
+            row = curs.fetchone()
+            return (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
+
+    def unchained_events(self, limit: int = 10) -> list[tuple[str, int]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_unchained, (limit,))
+            return [(str(r["originator_id"]), r["originator_version"]) for r in curs.fetchall()]
+
+    def count_events(self) -> int:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._count_events)
+            row = curs.fetchone()
+            return int(row["n"]) if row else 0
