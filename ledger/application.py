@@ -6,7 +6,7 @@ across every aggregate the step touches, then saves all of them in one atomic wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -102,7 +102,7 @@ class Arm:
     rejects: int = 0
 
 
-_NOT_FOUND: dict[type, type[NotFound]] = {
+_NOT_FOUND: dict[type, Callable[[Any], NotFound]] = {
     Lot: LotNotFound,
     Kit: KitNotFound,
     Location: LocationNotFound,
@@ -138,7 +138,7 @@ class Ledger(Application[UUID]):
     def get(self, cls: type[A], ident: UUID) -> A:
         """The aggregate `ident` of type `cls`, or that type's not-found error."""
         try:
-            agg = self.repository.get(ident)
+            agg: Any = self.repository.get(ident)
         except AggregateNotFoundError:
             raise _NOT_FOUND[cls](ident) from None
         if not isinstance(agg, cls):
@@ -152,7 +152,11 @@ class Ledger(Application[UUID]):
             self.save(*aggregates)
         except IntegrityError:
             for a in aggregates:
-                if a.pending_events and a.pending_events[0].originator_version == 1 and a.id in self.repository:
+                if (
+                    a.pending_events
+                    and a.pending_events[0].originator_version == 1
+                    and a.id in self.repository
+                ):
                     raise AlreadyExists(type(a).__name__.lower(), _business_key(a)) from None
             raise ConcurrentWriteConflict() from None
         return Written(tuple(pending), ids or {})
@@ -160,8 +164,16 @@ class Ledger(Application[UUID]):
     # --- reference data: trials and locations --------------------------------------------------------
 
     def register_trial(
-        self, actor: Actor, *, code: str, title: str, sponsor: str, countries: Sequence[str],
-        do_not_ship_days: int, do_not_dispense_days: int, occurred_at: datetime | None = None,
+        self,
+        actor: Actor,
+        *,
+        code: str,
+        title: str,
+        sponsor: str,
+        countries: Sequence[str],
+        do_not_ship_days: int,
+        do_not_dispense_days: int,
+        occurred_at: datetime | None = None,
     ) -> UUID:
         require_role(actor, "register a trial", Role.ADMIN)
         code = gs1.gs1_text(code, "trial code", "code")
@@ -174,15 +186,29 @@ class Ledger(Application[UUID]):
                 "expiry windows need 0 <= do_not_dispense_days <= do_not_ship_days <= 730",
                 field="do_not_ship_days",
             )
-        trial = Trial(code=code, audit=stamp(actor, occurred_at), title=title, sponsor=sponsor,
-                      countries=list(countries), do_not_ship_days=do_not_ship_days,
-                      do_not_dispense_days=do_not_dispense_days)
+        trial = Trial(
+            code=code,
+            audit=stamp(actor, occurred_at),
+            title=title,
+            sponsor=sponsor,
+            countries=list(countries),
+            do_not_ship_days=do_not_ship_days,
+            do_not_dispense_days=do_not_dispense_days,
+        )
         self._save(trial)
         return trial.id
 
     def register_location(
-        self, actor: Actor, *, gln: str, kind: LocationKind | str, name: str, country: str,
-        trial_id: UUID | None = None, site_number: str | None = None, address: str = "",
+        self,
+        actor: Actor,
+        *,
+        gln: str,
+        kind: LocationKind | str,
+        name: str,
+        country: str,
+        trial_id: UUID | None = None,
+        site_number: str | None = None,
+        address: str = "",
         occurred_at: datetime | None = None,
     ) -> UUID:
         require_role(actor, "register a location", Role.ADMIN)
@@ -195,8 +221,16 @@ class Ledger(Application[UUID]):
             trial = self.get(Trial, trial_id)
             if country not in trial.countries:
                 raise InvalidInput(f"trial {trial.code} does not run in {country}", field="country")
-        loc = Location(gln=gln, audit=stamp(actor, occurred_at), kind=str(kind), name=name,
-                       country=country, trial_id=trial_id, site_number=site_number, address=address)
+        loc = Location(
+            gln=gln,
+            audit=stamp(actor, occurred_at),
+            kind=str(kind),
+            name=name,
+            country=country,
+            trial_id=trial_id,
+            site_number=site_number,
+            address=address,
+        )
         self._save(loc)
         return loc.id
 
@@ -209,27 +243,65 @@ class Ledger(Application[UUID]):
     # --- material lots -------------------------------------------------------------------------------
 
     def receive_lot(
-        self, actor: Actor, *, gtin: str, lot_number: str, kind: LotKind | str, material: str,
-        quantity: Quantity, location_id: UUID, manufactured_on: date, expires_on: date,
-        retest_on: date | None = None, supplier: str | None = None, supplier_lot: str | None = None,
+        self,
+        actor: Actor,
+        *,
+        gtin: str,
+        lot_number: str,
+        kind: LotKind | str,
+        material: str,
+        quantity: Quantity,
+        location_id: UUID,
+        manufactured_on: date,
+        expires_on: date,
+        retest_on: date | None = None,
+        supplier: str | None = None,
+        supplier_lot: str | None = None,
         occurred_at: datetime | None = None,
     ) -> UUID:
         """A lot received from a supplier (or made in-house outside Lotline); it starts in quarantine."""
         require_role(actor, "receive a lot", Role.MANUFACTURING, Role.DEPOT)
         kind = LotKind(kind)
         if kind == LotKind.DRUG_PRODUCT and supplier is None:
-            raise InvalidInput("a drug-product lot is produced by a formulation, or received from a supplier",
-                               field="supplier")
+            raise InvalidInput(
+                "a drug-product lot is produced by a formulation, or received from a supplier",
+                field="supplier",
+            )
         self._require_place(location_id, LocationKind.MANUFACTURING_SITE, LocationKind.DEPOT)
-        return self._new_lot(actor, gtin, lot_number, kind, material, quantity, location_id,
-                             manufactured_on, expires_on, retest_on, supplier, supplier_lot, None,
-                             occurred_at)
+        return self._new_lot(
+            actor,
+            gtin,
+            lot_number,
+            kind,
+            material,
+            quantity,
+            location_id,
+            manufactured_on,
+            expires_on,
+            retest_on,
+            supplier,
+            supplier_lot,
+            None,
+            occurred_at,
+        )
 
     def _new_lot(
-        self, actor: Actor, gtin: str, lot_number: str, kind: LotKind, material: str, quantity: Quantity,
-        location_id: UUID, manufactured_on: date, expires_on: date, retest_on: date | None,
-        supplier: str | None, supplier_lot: str | None, batch_id: UUID | None,
-        occurred_at: datetime | None, save: bool = True,
+        self,
+        actor: Actor,
+        gtin: str,
+        lot_number: str,
+        kind: LotKind,
+        material: str,
+        quantity: Quantity,
+        location_id: UUID,
+        manufactured_on: date,
+        expires_on: date,
+        retest_on: date | None,
+        supplier: str | None,
+        supplier_lot: str | None,
+        batch_id: UUID | None,
+        occurred_at: datetime | None,
+        save: bool = True,
     ) -> Any:
         gtin = gs1.gtin(gtin)
         lot_number = gs1.gs1_text(lot_number, "lot number", "lot_number")
@@ -239,17 +311,35 @@ class Ledger(Application[UUID]):
             raise InvalidInput("expiry must be after manufacture", field="expires_on")
         if retest_on is not None and not (manufactured_on < retest_on <= expires_on):
             raise InvalidInput("retest date must fall between manufacture and expiry", field="retest_on")
-        lot = Lot(gtin=gtin, lot_number=lot_number, audit=stamp(actor, occurred_at), kind=str(kind),
-                  material=material, quantity=quantity.as_dict(), location_id=location_id,
-                  manufactured_on=manufactured_on, expires_on=expires_on, retest_on=retest_on,
-                  supplier=supplier, supplier_lot=supplier_lot, produced_by_batch_id=batch_id)
+        lot = Lot(
+            gtin=gtin,
+            lot_number=lot_number,
+            audit=stamp(actor, occurred_at),
+            kind=str(kind),
+            material=material,
+            quantity=quantity.as_dict(),
+            location_id=location_id,
+            manufactured_on=manufactured_on,
+            expires_on=expires_on,
+            retest_on=retest_on,
+            supplier=supplier,
+            supplier_lot=supplier_lot,
+            produced_by_batch_id=batch_id,
+        )
         if save:
             self._save(lot)
             return lot.id
         return lot
 
-    def release_lot(self, actor: Actor, lot_id: UUID, *, signature: Signature | None, results_ref: str,
-                    occurred_at: datetime | None = None) -> Written:
+    def release_lot(
+        self,
+        actor: Actor,
+        lot_id: UUID,
+        *,
+        signature: Signature | None,
+        results_ref: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         """QA release on test results or the supplier's certificate of analysis."""
         sig = self._qa_signature(actor, signature, Meaning.RELEASED, "release a lot")
         if not results_ref:
@@ -258,45 +348,79 @@ class Ledger(Application[UUID]):
         lot.release(stamp(actor, occurred_at), sig.as_dict(), results_ref)
         return self._save(lot)
 
-    def reject_lot(self, actor: Actor, lot_id: UUID, *, signature: Signature | None, reason: str,
-                   results_ref: str | None = None, occurred_at: datetime | None = None) -> Written:
+    def reject_lot(
+        self,
+        actor: Actor,
+        lot_id: UUID,
+        *,
+        signature: Signature | None,
+        reason: str,
+        results_ref: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         sig = self._qa_signature(actor, signature, Meaning.REJECTED, "reject a lot")
         lot = self.get(Lot, lot_id)
         lot.reject(stamp(actor, occurred_at, _reason(reason)), sig.as_dict(), results_ref)
         return self._save(lot)
 
-    def hold_lot(self, actor: Actor, lot_id: UUID, *, reason: str,
-                 occurred_at: datetime | None = None) -> Written:
+    def hold_lot(
+        self, actor: Actor, lot_id: UUID, *, reason: str, occurred_at: datetime | None = None
+    ) -> Written:
         require_role(actor, "put a lot on hold", Role.QA)
         lot = self.get(Lot, lot_id)
         lot.put_on_hold(stamp(actor, occurred_at, _reason(reason)))
         return self._save(lot)
 
-    def recall_lot(self, actor: Actor, lot_id: UUID, *, signature: Signature | None, reason: str,
-                   occurred_at: datetime | None = None) -> Written:
+    def recall_lot(
+        self,
+        actor: Actor,
+        lot_id: UUID,
+        *,
+        signature: Signature | None,
+        reason: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         """Mark a lot recalled: nothing made from it ships or is dispensed from now on."""
         sig = self._qa_signature(actor, signature, Meaning.APPROVED, "recall a lot")
         lot = self.get(Lot, lot_id)
         lot.recall(stamp(actor, occurred_at, _reason(reason)), sig.as_dict())
         return self._save(lot)
 
-    def correct_lot_quantity(self, actor: Actor, lot_id: UUID, *, corrects_version: int,
-                             quantity: Quantity, reason: str, occurred_at: datetime | None = None) -> Written:
+    def correct_lot_quantity(
+        self,
+        actor: Actor,
+        lot_id: UUID,
+        *,
+        corrects_version: int,
+        quantity: Quantity,
+        reason: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         """Correct a mis-recorded received quantity with a new event that names the one it corrects."""
         require_role(actor, "correct a lot", Role.QA)
         lot = self.get(Lot, lot_id)
         if not (1 <= corrects_version <= lot.version):
-            raise InvalidInput(f"lot {lot.lot_number} has no event version {corrects_version}",
-                               field="corrects_version")
+            raise InvalidInput(
+                f"lot {lot.lot_number} has no event version {corrects_version}", field="corrects_version"
+            )
         lot.correct_received_quantity(stamp(actor, occurred_at, _reason(reason)), corrects_version, quantity)
         return self._save(lot)
 
     # --- formulation ---------------------------------------------------------------------------------
 
     def formulate(
-        self, actor: Actor, *, batch_number: str, product: str, location_id: UUID,
-        inputs: Sequence[tuple[UUID, Quantity]], output: OutputLot, theoretical_yield: Quantity,
-        actual_yield: Quantity, equipment: Sequence[str], checked_by: Actor,
+        self,
+        actor: Actor,
+        *,
+        batch_number: str,
+        product: str,
+        location_id: UUID,
+        inputs: Sequence[tuple[UUID, Quantity]],
+        output: OutputLot,
+        theoretical_yield: Quantity,
+        actual_yield: Quantity,
+        equipment: Sequence[str],
+        checked_by: Actor,
         occurred_at: datetime | None = None,
     ) -> tuple[UUID, UUID]:
         """One manufacturing batch: consume released lots, produce a drug-product lot in quarantine."""
@@ -325,29 +449,63 @@ class Ledger(Application[UUID]):
             lot.require_usable(day)
             taken = lot.consume(audit, qty, batch_id, "formulation")
             lots.append(lot)
-            consumed.append({"lot_id": lot.id, "lot_number": lot.lot_number, "kind": str(lot.kind),
-                             "quantity": taken.as_dict()})
+            consumed.append(
+                {
+                    "lot_id": lot.id,
+                    "lot_number": lot.lot_number,
+                    "kind": str(lot.kind),
+                    "quantity": taken.as_dict(),
+                }
+            )
         if not has_api:
             raise InvalidInput("a formulation consumes at least one API lot", field="inputs")
         if output.expires_on > min(lot.use_by() for lot in lots if lot.kind == LotKind.API):
             raise InvalidInput("the drug product cannot expire after its API", field="output.expires_on")
         dp_lot: Lot = self._new_lot(
-            actor, output.gtin, output.lot_number, LotKind.DRUG_PRODUCT, output.material, actual_yield,
-            location_id, day, output.expires_on, output.retest_on, None, None, batch_id, occurred_at,
+            actor,
+            output.gtin,
+            output.lot_number,
+            LotKind.DRUG_PRODUCT,
+            output.material,
+            actual_yield,
+            location_id,
+            day,
+            output.expires_on,
+            output.retest_on,
+            None,
+            None,
+            batch_id,
+            occurred_at,
             save=False,
         )
         yield_pct = (actual_yield.base / theoretical_yield.base * 100).quantize(Decimal("0.01"))
         batch = ManufacturingBatch(
-            batch_number=batch_number, audit=audit, product=product, location_id=location_id,
-            inputs=consumed, output_lot_id=dp_lot.id, theoretical_yield=theoretical_yield.as_dict(),
-            actual_yield=actual_yield.as_dict(), yield_percent=str(yield_pct), equipment=list(equipment),
-            performed_by=actor.as_dict(), checked_by=checked_by.as_dict(),
+            batch_number=batch_number,
+            audit=audit,
+            product=product,
+            location_id=location_id,
+            inputs=consumed,
+            output_lot_id=dp_lot.id,
+            theoretical_yield=theoretical_yield.as_dict(),
+            actual_yield=actual_yield.as_dict(),
+            yield_percent=str(yield_pct),
+            equipment=list(equipment),
+            performed_by=actor.as_dict(),
+            checked_by=checked_by.as_dict(),
         )
         self._save(batch, dp_lot, *lots)
         return batch.id, dp_lot.id
 
-    def record_deviation(self, actor: Actor, batch_id: UUID, *, number: str, description: str,
-                         classification: str, occurred_at: datetime | None = None) -> Written:
+    def record_deviation(
+        self,
+        actor: Actor,
+        batch_id: UUID,
+        *,
+        number: str,
+        description: str,
+        classification: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         require_role(actor, "record a deviation", Role.MANUFACTURING, Role.QA)
         if classification not in ("minor", "major", "critical"):
             raise InvalidInput("classification is minor, major or critical", field="classification")
@@ -358,9 +516,18 @@ class Ledger(Application[UUID]):
     # --- packaging and release ---------------------------------------------------------------------------
 
     def package(
-        self, actor: Actor, *, batch_number: str, trial_id: UUID, location_id: UUID, kit_gtin: str,
-        label_version: str, arms: Sequence[Arm], kit_list: Sequence[tuple[str, str]],
-        components: Sequence[tuple[UUID, Quantity]] = (), checked_by: Actor,
+        self,
+        actor: Actor,
+        *,
+        batch_number: str,
+        trial_id: UUID,
+        location_id: UUID,
+        kit_gtin: str,
+        label_version: str,
+        arms: Sequence[Arm],
+        kit_list: Sequence[tuple[str, str]],
+        components: Sequence[tuple[UUID, Quantity]] = (),
+        checked_by: Actor,
         occurred_at: datetime | None = None,
     ) -> UUID:
         """Package drug-product units into blinded kits per the kit list (kit number, treatment)."""
@@ -389,28 +556,48 @@ class Ledger(Application[UUID]):
         inputs: list[dict[str, Any]] = []
         arm_records: list[dict[str, Any]] = []
         for arm in arms:
-            kits = by_arm[arm.treatment]
+            kit_count = by_arm[arm.treatment]
             # Reconciliation of the run (EU GMP Annex 13 §32): kits + samples + rejects = units issued.
-            accounted = kits * arm.units_per_kit + arm.samples + arm.rejects
-            if min(arm.units_per_kit, arm.units_issued, arm.samples, arm.rejects) < 0 or arm.units_per_kit == 0:
+            accounted = kit_count * arm.units_per_kit + arm.samples + arm.rejects
+            if (
+                min(arm.units_per_kit, arm.units_issued, arm.samples, arm.rejects) < 0
+                or arm.units_per_kit == 0
+            ):
                 raise InvalidInput("unit counts must be positive", field="arms")
             if accounted != arm.units_issued:
                 raise InvalidInput(
-                    f"arm {arm.treatment}: {kits} kits x {arm.units_per_kit} + {arm.samples} samples + "
+                    f"arm {arm.treatment}: {kit_count} kits x {arm.units_per_kit} + {arm.samples} samples + "
                     f"{arm.rejects} rejects = {accounted} units, but {arm.units_issued} were issued",
-                    field="arms", treatment=arm.treatment,
+                    field="arms",
+                    treatment=arm.treatment,
                 )
             lot = self.get(Lot, arm.dp_lot_id)
             if lot.kind != LotKind.DRUG_PRODUCT:
                 raise LotNotUsable(lot.id, lot.lot_number, "only drug-product lots fill kits")
             lot.require_usable(day)
-            taken = lot.consume(audit, Quantity.of(arm.units_issued, "unit", "units_issued"), run_id, "packaging")
+            taken = lot.consume(
+                audit, Quantity.of(arm.units_issued, "unit", "units_issued"), run_id, "packaging"
+            )
             lots.append(lot)
-            inputs.append({"lot_id": lot.id, "lot_number": lot.lot_number, "kind": str(lot.kind),
-                           "quantity": taken.as_dict()})
-            arm_records.append({"treatment": arm.treatment, "dp_lot_id": lot.id, "kits": kits,
-                                "units_per_kit": arm.units_per_kit, "units_issued": arm.units_issued,
-                                "samples": arm.samples, "rejects": arm.rejects})
+            inputs.append(
+                {
+                    "lot_id": lot.id,
+                    "lot_number": lot.lot_number,
+                    "kind": str(lot.kind),
+                    "quantity": taken.as_dict(),
+                }
+            )
+            arm_records.append(
+                {
+                    "treatment": arm.treatment,
+                    "dp_lot_id": lot.id,
+                    "kits": kit_count,
+                    "units_per_kit": arm.units_per_kit,
+                    "units_issued": arm.units_issued,
+                    "samples": arm.samples,
+                    "rejects": arm.rejects,
+                }
+            )
         for lot_id, qty in components:
             lot = self.get(Lot, lot_id)
             if lot.kind != LotKind.PACKAGING_COMPONENT:
@@ -418,8 +605,14 @@ class Ledger(Application[UUID]):
             lot.require_usable(day)
             taken = lot.consume(audit, qty, run_id, "packaging")
             lots.append(lot)
-            inputs.append({"lot_id": lot.id, "lot_number": lot.lot_number, "kind": str(lot.kind),
-                           "quantity": taken.as_dict()})
+            inputs.append(
+                {
+                    "lot_id": lot.id,
+                    "lot_number": lot.lot_number,
+                    "kind": str(lot.kind),
+                    "quantity": taken.as_dict(),
+                }
+            )
         if len({lot.id for lot in lots}) != len(lots):
             raise InvalidInput("each input lot is listed once", field="components")
         # A blinded kit's expiry is the earliest of what went in, the same for every arm.
@@ -427,23 +620,49 @@ class Ledger(Application[UUID]):
         if expiry <= day:
             raise InvalidInput(f"kits would expire on {expiry}, before they are packaged", field="arms")
         run = PackagingRun(
-            batch_number=batch_number, audit=audit, trial_id=trial.id, location_id=location_id,
-            kit_gtin=kit_gtin, label_version=label_version, expires_on=expiry, inputs=inputs,
-            arms=arm_records, samples=sum(a.samples for a in arms), rejects=sum(a.rejects for a in arms),
-            kit_numbers=numbers, allocation=dict(kit_list), performed_by=actor.as_dict(),
+            batch_number=batch_number,
+            audit=audit,
+            trial_id=trial.id,
+            location_id=location_id,
+            kit_gtin=kit_gtin,
+            label_version=label_version,
+            expires_on=expiry,
+            inputs=inputs,
+            arms=arm_records,
+            samples=sum(a.samples for a in arms),
+            rejects=sum(a.rejects for a in arms),
+            kit_numbers=numbers,
+            allocation=dict(kit_list),
+            performed_by=actor.as_dict(),
             checked_by=checked_by.as_dict(),
         )
         kits = [
-            Kit(gtin=kit_gtin, kit_number=n, audit=audit, trial_id=trial.id, packaging_run_id=run.id,
-                batch_number=batch_number, label_version=label_version, expires_on=expiry,
-                location_id=location_id)
+            Kit(
+                gtin=kit_gtin,
+                kit_number=n,
+                audit=audit,
+                trial_id=trial.id,
+                packaging_run_id=run.id,
+                batch_number=batch_number,
+                label_version=label_version,
+                expires_on=expiry,
+                location_id=location_id,
+            )
             for n in numbers
         ]
         self._save(run, *lots, *kits)
         return run.id
 
-    def dispose_packaging(self, actor: Actor, run_id: UUID, *, signature: Signature | None, released: bool,
-                          reason: str | None = None, occurred_at: datetime | None = None) -> Written:
+    def dispose_packaging(
+        self,
+        actor: Actor,
+        run_id: UUID,
+        *,
+        signature: Signature | None,
+        released: bool,
+        reason: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         meaning = Meaning.RELEASED if released else Meaning.REJECTED
         sig = self._qa_signature(actor, signature, meaning, "dispose a packaged batch")
         run = self.get(PackagingRun, run_id)
@@ -452,8 +671,9 @@ class Ledger(Application[UUID]):
         run.dispose(stamp(actor, occurred_at, reason), sig.as_dict(), released)
         return self._save(run)
 
-    def certify_packaging(self, actor: Actor, run_id: UUID, *, signature: Signature | None,
-                          occurred_at: datetime | None = None) -> Written:
+    def certify_packaging(
+        self, actor: Actor, run_id: UUID, *, signature: Signature | None, occurred_at: datetime | None = None
+    ) -> Written:
         require_role(actor, "certify a batch", Role.QP)
         sig = require_signature(signature, Meaning.CERTIFIED, "QP certification")
         _require_own(actor, sig)
@@ -461,8 +681,15 @@ class Ledger(Application[UUID]):
         run.certify(stamp(actor, occurred_at), sig.as_dict())
         return self._save(run)
 
-    def sponsor_release(self, actor: Actor, run_id: UUID, *, country: str, signature: Signature | None,
-                        occurred_at: datetime | None = None) -> Written:
+    def sponsor_release(
+        self,
+        actor: Actor,
+        run_id: UUID,
+        *,
+        country: str,
+        signature: Signature | None,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         sig = self._qa_signature(actor, signature, Meaning.SPONSOR_RELEASED, "sponsor-release a batch")
         run = self.get(PackagingRun, run_id)
         trial = self.get(Trial, run.trial_id)
@@ -471,8 +698,16 @@ class Ledger(Application[UUID]):
         run.release_for_country(stamp(actor, occurred_at), sig.as_dict(), country)
         return self._save(run)
 
-    def extend_expiry(self, actor: Actor, run_id: UUID, *, new_expiry: date, signature: Signature | None,
-                      reason: str, occurred_at: datetime | None = None) -> Written:
+    def extend_expiry(
+        self,
+        actor: Actor,
+        run_id: UUID,
+        *,
+        new_expiry: date,
+        signature: Signature | None,
+        reason: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         """Relabel every kit of a run still in the supply chain with a later, supported expiry."""
         sig = self._qa_signature(actor, signature, Meaning.RELABELLED, "extend expiry")
         run = self.get(PackagingRun, run_id)
@@ -480,8 +715,9 @@ class Ledger(Application[UUID]):
         supported = min(self.get(Lot, lot_id).expires_on for lot_id in run.input_lot_ids)
         run.extend_expiry(audit, sig.as_dict(), new_expiry, supported)
         kits = [self.get(Kit, Kit.create_id(run.kit_gtin, n)) for n in run.kit_numbers]
-        relabelled = [k for k in kits if k.status in (KitStatus.AVAILABLE, KitStatus.RECEIVED,
-                                                      KitStatus.QUARANTINED)]
+        relabelled = [
+            k for k in kits if k.status in (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED)
+        ]
         for kit in relabelled:
             kit.relabel(audit, run.batch_number, new_expiry)
         return self._save(run, *relabelled)
@@ -489,9 +725,19 @@ class Ledger(Application[UUID]):
     # --- distribution --------------------------------------------------------------------------------
 
     def ship(
-        self, actor: Actor, *, shipment_number: str, sscc: str, from_id: UUID, to_id: UUID,
-        kit_ids: Sequence[UUID], min_celsius: Decimal, max_celsius: Decimal, logger_id: str | None = None,
-        carrier: str | None = None, occurred_at: datetime | None = None,
+        self,
+        actor: Actor,
+        *,
+        shipment_number: str,
+        sscc: str,
+        from_id: UUID,
+        to_id: UUID,
+        kit_ids: Sequence[UUID],
+        min_celsius: Decimal,
+        max_celsius: Decimal,
+        logger_id: str | None = None,
+        carrier: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> UUID:
         """Ship released kits from a depot to an activated site; every kit is checked, all or nothing."""
         require_role(actor, "ship kits", Role.DEPOT)
@@ -526,22 +772,35 @@ class Ledger(Application[UUID]):
                 kit.ship(audit, shipment_id, from_id, to_id)
                 kits.append(kit)
             except LedgerError as e:
-                problems.append({"kit_id": str(kit_id), "kit_number": _kit_number(e, kit_id),
-                                 "reason": e.message})
+                problems.append(
+                    {"kit_id": str(kit_id), "kit_number": _kit_number(e, kit_id), "reason": e.message}
+                )
         if problems:
             raise KitsNotUsable("ship", problems)
         shipment = Shipment(
-            shipment_number=shipment_number, audit=audit, sscc=sscc, from_id=from_id, to_id=to_id,
-            kit_ids=[k.id for k in kits], kit_numbers=[k.kit_number for k in kits],
-            min_celsius=Decimal(min_celsius), max_celsius=Decimal(max_celsius), logger_id=logger_id,
+            shipment_number=shipment_number,
+            audit=audit,
+            sscc=sscc,
+            from_id=from_id,
+            to_id=to_id,
+            kit_ids=[k.id for k in kits],
+            kit_numbers=[k.kit_number for k in kits],
+            min_celsius=Decimal(min_celsius),
+            max_celsius=Decimal(max_celsius),
+            logger_id=logger_id,
             carrier=carrier,
         )
         self._save(shipment, *kits)
         return shipment.id
 
     def confirm_receipt(
-        self, actor: Actor, shipment_id: UUID, *, outcomes: dict[str, ReceiptOutcome | str],
-        logger_min: Decimal | None = None, logger_max: Decimal | None = None,
+        self,
+        actor: Actor,
+        shipment_id: UUID,
+        *,
+        outcomes: dict[str, ReceiptOutcome | str],
+        logger_min: Decimal | None = None,
+        logger_max: Decimal | None = None,
         occurred_at: datetime | None = None,
     ) -> Written:
         """The site's receipt, per kit number: received, damaged or missing; an excursion quarantines."""
@@ -558,16 +817,21 @@ class Ledger(Application[UUID]):
             try:
                 parsed[number] = ReceiptOutcome(outcome)
             except ValueError:
-                problems.append({"kit_number": number,
-                                 "reason": f"outcome {outcome!r} is not received, damaged or missing"})
+                problems.append(
+                    {
+                        "kit_number": number,
+                        "reason": f"outcome {outcome!r} is not received, damaged or missing",
+                    }
+                )
         for number in known:
             if number not in outcomes:
                 problems.append({"kit_number": number, "reason": "not accounted for in the receipt"})
         if problems:
             raise ReceiptMismatch(shipment.shipment_number, problems)
         excursion = shipment.is_excursion(logger_min, logger_max)
-        shipment.confirm_receipt(audit, {n: str(o) for n, o in parsed.items()}, logger_min, logger_max,
-                                 excursion)
+        shipment.confirm_receipt(
+            audit, {n: str(o) for n, o in parsed.items()}, logger_min, logger_max, excursion
+        )
         kits = []
         for number, outcome in parsed.items():
             kit = self.get(Kit, known[number])
@@ -576,16 +840,27 @@ class Ledger(Application[UUID]):
         return self._save(shipment, *kits, ids={"excursion": excursion})
 
     def report_excursion(
-        self, actor: Actor, site_id: UUID, *, kit_ids: Sequence[UUID], min_celsius: Decimal,
-        max_celsius: Decimal, duration_minutes: int, occurred_at: datetime | None = None,
+        self,
+        actor: Actor,
+        site_id: UUID,
+        *,
+        kit_ids: Sequence[UUID],
+        min_celsius: Decimal,
+        max_celsius: Decimal,
+        duration_minutes: int,
+        occurred_at: datetime | None = None,
     ) -> Written:
         """A temperature excursion in storage: the kits go to quarantine until QA decides."""
         require_role(actor, "report an excursion", Role.SITE, Role.DEPOT)
         if duration_minutes <= 0:
             raise InvalidInput("duration_minutes must be positive", field="duration_minutes")
         audit = stamp(actor, occurred_at)
-        excursion = {"location_id": str(site_id), "min_celsius": str(min_celsius),
-                     "max_celsius": str(max_celsius), "duration_minutes": duration_minutes}
+        excursion = {
+            "location_id": str(site_id),
+            "min_celsius": str(min_celsius),
+            "max_celsius": str(max_celsius),
+            "duration_minutes": duration_minutes,
+        }
         kits = self._kits_at(site_id, kit_ids, "quarantine")
         problems = []
         for kit in kits:
@@ -597,9 +872,16 @@ class Ledger(Application[UUID]):
             raise KitsNotUsable("quarantine", problems)
         return self._save(*kits)
 
-    def decide_quarantine(self, actor: Actor, *, kit_ids: Sequence[UUID], release: bool,
-                          signature: Signature | None, reason: str,
-                          occurred_at: datetime | None = None) -> Written:
+    def decide_quarantine(
+        self,
+        actor: Actor,
+        *,
+        kit_ids: Sequence[UUID],
+        release: bool,
+        signature: Signature | None,
+        reason: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         """QA's decision on quarantined kits: back to use, or rejected (damaged)."""
         meaning = Meaning.RELEASED if release else Meaning.REJECTED
         sig = self._qa_signature(actor, signature, meaning, "decide on quarantined kits")
@@ -608,8 +890,9 @@ class Ledger(Application[UUID]):
         self._each(kits, "decide quarantine", lambda k: k.decide_quarantine(audit, sig.as_dict(), release))
         return self._save(*kits)
 
-    def dispense(self, actor: Actor, kit_id: UUID, *, site_id: UUID, subject: str,
-                 occurred_at: datetime | None = None) -> Written:
+    def dispense(
+        self, actor: Actor, kit_id: UUID, *, site_id: UUID, subject: str, occurred_at: datetime | None = None
+    ) -> Written:
         """Dispense a received kit to a pseudonymous subject, inside the do-not-dispense window."""
         require_role(actor, "dispense a kit", Role.SITE)
         subject = gs1.gs1_text(subject, "subject number", "subject", max_len=40)
@@ -622,8 +905,15 @@ class Ledger(Application[UUID]):
         kit.dispense(audit, site_id, subject)
         return self._save(kit)
 
-    def return_kit(self, actor: Actor, kit_id: UUID, *, site_id: UUID, condition: str,
-                   occurred_at: datetime | None = None) -> Written:
+    def return_kit(
+        self,
+        actor: Actor,
+        kit_id: UUID,
+        *,
+        site_id: UUID,
+        condition: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         require_role(actor, "return a kit", Role.SITE)
         if condition not in ("used", "unused", "partially_used"):
             raise InvalidInput("condition is used, unused or partially_used", field="condition")
@@ -631,8 +921,15 @@ class Ledger(Application[UUID]):
         kit.return_(stamp(actor, occurred_at), site_id, condition)
         return self._save(kit)
 
-    def authorise_destruction(self, actor: Actor, *, kit_ids: Sequence[UUID], signature: Signature | None,
-                              reason: str, occurred_at: datetime | None = None) -> Written:
+    def authorise_destruction(
+        self,
+        actor: Actor,
+        *,
+        kit_ids: Sequence[UUID],
+        signature: Signature | None,
+        reason: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         """Written, signed authorisation (EU Annex 13 §48) before any kit is destroyed."""
         sig = self._qa_signature(actor, signature, Meaning.AUTHORISED_DESTRUCTION, "authorise destruction")
         audit = stamp(actor, occurred_at, _reason(reason))
@@ -640,8 +937,15 @@ class Ledger(Application[UUID]):
         self._each(kits, "authorise destruction", lambda k: k.authorise_destruction(audit, sig.as_dict()))
         return self._save(*kits)
 
-    def destroy(self, actor: Actor, *, kit_ids: Sequence[UUID], certificate: str, method: str,
-                occurred_at: datetime | None = None) -> Written:
+    def destroy(
+        self,
+        actor: Actor,
+        *,
+        kit_ids: Sequence[UUID],
+        certificate: str,
+        method: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
         require_role(actor, "destroy kits", Role.DEPOT, Role.SITE)
         if not certificate:
             raise InvalidInput("destruction needs the destruction certificate number", field="certificate")
@@ -652,7 +956,9 @@ class Ledger(Application[UUID]):
 
     # --- shared checks ---------------------------------------------------------------------------------
 
-    def _qa_signature(self, actor: Actor, signature: Signature | None, meaning: Meaning, action: str) -> Signature:
+    def _qa_signature(
+        self, actor: Actor, signature: Signature | None, meaning: Meaning, action: str
+    ) -> Signature:
         require_role(actor, action, Role.QA)
         sig = require_signature(signature, meaning, action)
         _require_own(actor, sig)
@@ -698,8 +1004,11 @@ class Ledger(Application[UUID]):
 
     def _kits_at(self, location_id: UUID, kit_ids: Sequence[UUID], action: str) -> list[Kit]:
         kits = [self.get(Kit, k) for k in _unique(kit_ids)]
-        wrong = [{"kit_id": str(k.id), "kit_number": k.kit_number, "reason": "not at this location"}
-                 for k in kits if k.location_id != location_id]
+        wrong = [
+            {"kit_id": str(k.id), "kit_number": k.kit_number, "reason": "not at this location"}
+            for k in kits
+            if k.location_id != location_id
+        ]
         if wrong:
             raise KitsNotUsable(action, wrong)
         return kits

@@ -42,9 +42,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def event_document(
-    seq: int, stream: UUID | str, version: int, topic: str, state: bytes
-) -> dict[str, Any]:
+def event_document(seq: int, stream: UUID | str, version: int, topic: str, state: bytes) -> dict[str, Any]:
     """The canonical document of one stored event, before it is turned into bytes."""
     try:
         raw = json.loads(state.decode("utf-8"))

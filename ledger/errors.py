@@ -17,9 +17,11 @@ class LedgerError(Exception):
         self.details = details
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **{
-            k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.details.items()
-        }}
+        return {
+            "code": self.code,
+            "message": self.message,
+            **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.details.items()},
+        }
 
 
 # --- identity -----------------------------------------------------------------------------
@@ -105,7 +107,9 @@ class NotAuthorised(LedgerError):
     def __init__(self, action: str, role: str, allowed: list[str]) -> None:
         super().__init__(
             f"role {role!r} may not {action}; allowed: {', '.join(allowed)}",
-            action=action, role=role, allowed=allowed,
+            action=action,
+            role=role,
+            allowed=allowed,
         )
 
 
@@ -115,7 +119,8 @@ class SignatureRequired(LedgerError):
     def __init__(self, action: str, meaning: str) -> None:
         super().__init__(
             f"{action} needs an electronic signature with meaning {meaning!r}",
-            action=action, meaning=meaning,
+            action=action,
+            meaning=meaning,
         )
 
 
@@ -128,7 +133,10 @@ class InsufficientQuantity(LedgerError):
     def __init__(self, lot_id: Any, lot_number: str, asked: Any, remaining: Any) -> None:
         super().__init__(
             f"lot {lot_number} has {remaining} remaining, cannot consume {asked}",
-            lot_id=str(lot_id), lot_number=lot_number, asked=str(asked), remaining=str(remaining),
+            lot_id=str(lot_id),
+            lot_number=lot_number,
+            asked=str(asked),
+            remaining=str(remaining),
         )
 
 
@@ -140,7 +148,9 @@ class LotNotUsable(LedgerError):
     def __init__(self, lot_id: Any, lot_number: str, reason: str) -> None:
         super().__init__(
             f"lot {lot_number} cannot be used: {reason}",
-            lot_id=str(lot_id), lot_number=lot_number, reason=reason,
+            lot_id=str(lot_id),
+            lot_number=lot_number,
+            reason=reason,
         )
 
 
@@ -152,7 +162,10 @@ class InvalidTransition(LedgerError):
     def __init__(self, kind: str, ident: Any, status: str, action: str) -> None:
         super().__init__(
             f"{kind} {ident} is {status}; cannot {action}",
-            kind=kind, id=str(ident), status=status, action=action,
+            kind=kind,
+            id=str(ident),
+            status=status,
+            action=action,
         )
 
 
@@ -164,7 +177,9 @@ class ReleaseIncomplete(LedgerError):
     def __init__(self, run_id: Any, batch_number: str, missing: str) -> None:
         super().__init__(
             f"packaging batch {batch_number} is not released for shipment: {missing}",
-            packaging_run_id=str(run_id), batch_number=batch_number, missing=missing,
+            packaging_run_id=str(run_id),
+            batch_number=batch_number,
+            missing=missing,
         )
 
 
@@ -190,7 +205,8 @@ class KitsNotUsable(LedgerError):
         more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
         super().__init__(
             f"cannot {action} {len(problems)} kit(s): {names}{more}",
-            action=action, problems=problems,
+            action=action,
+            problems=problems,
         )
 
 
@@ -200,7 +216,8 @@ class SiteNotActive(LedgerError):
     def __init__(self, location_id: Any, name: str, status: str) -> None:
         super().__init__(
             f"site {name} is {status}; it must be activated to receive kits",
-            location_id=str(location_id), status=status,
+            location_id=str(location_id),
+            status=status,
         )
 
 
@@ -210,7 +227,9 @@ class ShipmentNotOpen(LedgerError):
     def __init__(self, shipment_id: Any, shipment_number: str, status: str) -> None:
         super().__init__(
             f"shipment {shipment_number} is {status}; only a shipment in transit can be received",
-            shipment_id=str(shipment_id), shipment_number=shipment_number, status=status,
+            shipment_id=str(shipment_id),
+            shipment_number=shipment_number,
+            status=status,
         )
 
 
@@ -223,7 +242,8 @@ class ReceiptMismatch(LedgerError):
         super().__init__(
             f"receipt of shipment {shipment_number} refused: "
             + "; ".join(f"{p['kit_number']}: {p['reason']}" for p in problems[:10]),
-            shipment_number=shipment_number, problems=problems,
+            shipment_number=shipment_number,
+            problems=problems,
         )
 
 

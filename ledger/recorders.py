@@ -38,9 +38,7 @@ class ChainRow:
     state: bytes | None
 
 
-def _links(
-    prev: bytes, last_seq: int, events: Sequence[StoredEvent]
-) -> list[tuple[int, str, int, bytes]]:
+def _links(prev: bytes, last_seq: int, events: Sequence[StoredEvent]) -> list[tuple[int, str, int, bytes]]:
     rows = []
     for offset, e in enumerate(events, start=1):
         seq = last_seq + offset
@@ -126,7 +124,11 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
             )
             return [
                 ChainRow(
-                    r[0], str(UUID(r[1])), r[2], bytes(r[3]), r[4],
+                    r[0],
+                    str(UUID(r[1])),
+                    r[2],
+                    bytes(r[3]),
+                    r[4],
                     bytes(r[5]) if r[5] is not None else None,
                 )
                 for r in c.fetchall()
@@ -184,14 +186,16 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
                     "FOR EACH ROW EXECUTE FUNCTION {schema}.lotline_append_only()"
                 ).format(
                     trigger=Identifier(f"{table_name}_append_only"),
-                    schema=schema, table=Identifier(table_name),
+                    schema=schema,
+                    table=Identifier(table_name),
                 ),
                 SQL(
                     "CREATE OR REPLACE TRIGGER {trigger} BEFORE TRUNCATE ON {schema}.{table} "
                     "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.lotline_append_only()"
                 ).format(
                     trigger=Identifier(f"{table_name}_no_truncate"),
-                    schema=schema, table=Identifier(table_name),
+                    schema=schema,
+                    table=Identifier(table_name),
                 ),
             ]
         self._select_head = SQL(
@@ -235,8 +239,11 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             curs.execute(self._select_chain_page, (after_seq, limit))
             return [
                 ChainRow(
-                    r["seq"], str(r["originator_id"]), r["originator_version"],
-                    bytes(r["chain_hash"]), r["topic"],
+                    r["seq"],
+                    str(r["originator_id"]),
+                    r["originator_version"],
+                    bytes(r["chain_hash"]),
+                    r["topic"],
                     bytes(r["state"]) if r["state"] is not None else None,
                 )
                 for r in curs.fetchall()

@@ -18,7 +18,9 @@ def store_env(database_url: str) -> dict[str, str]:
         path = database_url.split("://", 1)[1]
         path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db -> rel.db
         if not path:
-            raise InvalidInput("sqlite URL needs a file path, e.g. sqlite:///lotline.db", field="database_url")
+            raise InvalidInput(
+                "sqlite URL needs a file path, e.g. sqlite:///lotline.db", field="database_url"
+            )
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,

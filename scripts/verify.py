@@ -11,9 +11,12 @@ from ledger.verify import verify_chain
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("verify", help="verify the hash chain of the configured store",
-                       description="Recompute every event's hash from genesis and report OK with the "
-                       "count and head hash, or the first event that fails and why.")
+    p = sub.add_parser(
+        "verify",
+        help="verify the hash chain of the configured store",
+        description="Recompute every event's hash from genesis and report OK with the "
+        "count and head hash, or the first event that fails and why.",
+    )
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
     p.set_defaults(func=run)
 
@@ -22,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     url = args.database_url or Settings().database_url
     ledger = Ledger.open(url)
     try:
-        report = verify_chain(ledger.chain, progress=lambda n: print(f"  {n} events verified", file=sys.stderr))
+        report = verify_chain(
+            ledger.chain, progress=lambda n: print(f"  {n} events verified", file=sys.stderr)
+        )
     finally:
         ledger.close()
     print(report.describe())

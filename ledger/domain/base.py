@@ -26,9 +26,7 @@ def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None 
     """Who, when and why of one event (21 CFR 11.10(e)): stored with the event and hashed with it."""
     when = utc(occurred_at, "occurred_at") if occurred_at else now()
     if when > now() + CLOCK_SKEW:
-        raise TimeOrderViolation(
-            f"occurred_at {iso(when)} is in the future", occurred_at=iso(when)
-        )
+        raise TimeOrderViolation(f"occurred_at {iso(when)} is in the future", occurred_at=iso(when))
     audit: dict[str, Any] = {**actor.as_dict(), "occurred_at": iso(when)}
     if reason:
         audit["reason"] = reason
@@ -52,9 +50,9 @@ class LedgerAggregate(Aggregate):
     def _require_after_last_step(self, audit: dict[str, Any], what: str) -> None:
         if self.last_occurred_at and audit["occurred_at"] < self.last_occurred_at:
             raise TimeOrderViolation(
-                f"{what} at {audit['occurred_at']} is before the previous step at "
-                f"{self.last_occurred_at}",
-                occurred_at=audit["occurred_at"], previous=self.last_occurred_at,
+                f"{what} at {audit['occurred_at']} is before the previous step at {self.last_occurred_at}",
+                occurred_at=audit["occurred_at"],
+                previous=self.last_occurred_at,
             )
 
     def _touch(self, audit: dict[str, Any]) -> None:

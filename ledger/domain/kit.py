@@ -73,8 +73,8 @@ class Kit(LedgerAggregate):
 
     # --- rules -----------------------------------------------------------------------------------
 
-    def _refuse(self, reason: str) -> KitNotUsable:
-        return KitNotUsable(self.kit_number, reason, kit_id=str(self.id), status=str(self.status))
+    def _refuse(self, reason: str, **details: str) -> KitNotUsable:
+        return KitNotUsable(self.kit_number, reason, kit_id=str(self.id), status=str(self.status), **details)
 
     def require_status(self, action: str, *allowed: KitStatus) -> None:
         if self.status not in allowed:
@@ -99,8 +99,14 @@ class Kit(LedgerAggregate):
         self._require_after_last_step(audit, "shipping")
         self._shipped(audit, shipment_id, from_id, to_id)
 
-    def receive(self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: ReceiptOutcome,
-                quarantine: bool) -> None:
+    def receive(
+        self,
+        audit: dict[str, Any],
+        shipment_id: UUID,
+        site_id: UUID,
+        outcome: ReceiptOutcome,
+        quarantine: bool,
+    ) -> None:
         self.require_status("receive", KitStatus.IN_TRANSIT)
         if self.shipment_id != shipment_id or self.destination_id != site_id:
             raise self._refuse("was not shipped to this site in this shipment")
@@ -144,9 +150,7 @@ class Kit(LedgerAggregate):
         self._destroyed(audit, certificate, method)
 
     def relabel(self, audit: dict[str, Any], batch_number: str, new_expiry: date) -> None:
-        self.require_status(
-            "relabel", KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED
-        )
+        self.require_status("relabel", KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED)
         self._require_after_last_step(audit, "relabel")
         self._relabelled(audit, batch_number, new_expiry)
 
@@ -161,8 +165,9 @@ class Kit(LedgerAggregate):
         self._touch(audit)
 
     @event("Received")
-    def _received(self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: str,
-                  quarantine: bool) -> None:
+    def _received(
+        self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: str, quarantine: bool
+    ) -> None:
         if outcome == ReceiptOutcome.MISSING:
             self.status = KitStatus.MISSING
             self.location_id = None

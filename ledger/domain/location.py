@@ -50,7 +50,9 @@ class Location(LedgerAggregate):
         self.trial_id = trial_id
         self.site_number = site_number
         self.address = address
-        self.status = SiteStatus.REGISTERED if self.kind == LocationKind.CLINICAL_SITE else SiteStatus.ACTIVATED
+        self.status = (
+            SiteStatus.REGISTERED if self.kind == LocationKind.CLINICAL_SITE else SiteStatus.ACTIVATED
+        )
         self._touch(audit)
 
     @property

@@ -104,7 +104,8 @@ class Lot(LedgerAggregate):
         if not qty.same_kind(self.remaining):
             raise UnitMismatch(
                 f"lot {self.lot_number} is counted in {self.remaining.unit}, not {qty.unit}",
-                field="quantity", lot_number=self.lot_number,
+                field="quantity",
+                lot_number=self.lot_number,
             )
         if qty.amount <= 0:
             raise InvalidInput("a consumed quantity must be positive", field="quantity")
@@ -189,7 +190,9 @@ class Lot(LedgerAggregate):
         self._touch(audit)
 
     @event("QuantityCorrected")
-    def _quantity_corrected(self, audit: dict[str, Any], corrects_version: int, quantity: dict[str, str]) -> None:
+    def _quantity_corrected(
+        self, audit: dict[str, Any], corrects_version: int, quantity: dict[str, str]
+    ) -> None:
         new = Quantity.from_dict(quantity)
         used = self.received.amount - self.remaining.amount
         self.received = new

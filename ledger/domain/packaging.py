@@ -80,7 +80,9 @@ class PackagingRun(LedgerAggregate):
     def release_for_country(self, audit: dict[str, Any], signature: dict[str, str], country: str) -> None:
         """Sponsor (regulatory) release for one country of the trial, after QP certification."""
         if not self.qp_certified:
-            raise InvalidTransition("packaging batch", self.batch_number, "not QP certified", "sponsor-release")
+            raise InvalidTransition(
+                "packaging batch", self.batch_number, "not QP certified", "sponsor-release"
+            )
         if country in self.sponsor_countries:
             raise InvalidTransition(
                 "packaging batch", self.batch_number, f"already released for {country}", "sponsor-release"
@@ -96,8 +98,9 @@ class PackagingRun(LedgerAggregate):
         if country not in self.sponsor_countries:
             raise ReleaseIncomplete(self.id, self.batch_number, f"no sponsor release for {country}")
 
-    def extend_expiry(self, audit: dict[str, Any], signature: dict[str, str], new_expiry: date,
-                      supported_until: date) -> None:
+    def extend_expiry(
+        self, audit: dict[str, Any], signature: dict[str, str], new_expiry: date, supported_until: date
+    ) -> None:
         """Relabel with a later expiry, supported by stability data up to `supported_until`."""
         if new_expiry <= self.expires_on:
             raise InvalidInput(
