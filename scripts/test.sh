@@ -52,15 +52,15 @@ pick_python() {
 }
 
 if [[ ! -x $VENV_PY ]]; then
+    # Never delete a .venv we did not create; a broken one needs a human.
+    [[ -e $VENV ]] && die ".venv exists but $VENV_PY is not runnable; remove .venv and rerun"
     PY=$(pick_python)
-    log "creating .venv with $PY"
-    if ! "$PY" -m venv "$VENV"; then
-        # Debian's python3.11 ships without ensurepip; that lives in python3-venv.
-        rm -rf "$VENV"
-        log "venv failed; installing python3-venv"
-        apt_install python3-venv
-        "$PY" -m venv "$VENV"
+    if ! "$PY" -c 'import ensurepip' 2>/dev/null; then
+        # Debian's python3.X ships without ensurepip; it lives in python3.X-venv.
+        apt_install "python$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"
     fi
+    log "creating .venv with $PY"
+    "$PY" -m venv "$VENV" || { rm -rf "$VENV"; die "$PY -m venv failed"; }
 fi
 
 # Reinstall only when the packaging metadata or interpreter changed, or when the
@@ -265,7 +265,7 @@ if [[ ${LOTLINE_TEST_SKIP_LINT:-0} != 1 ]]; then
     step "mypy" "$VENV/bin/mypy"
 fi
 # Any non-zero pytest exit fails the run, including 5 (no tests collected).
-step "pytest ${PYTEST_ARGS[*]}" "$VENV/bin/pytest" "${PYTEST_ARGS[@]}"
+step "pytest${PYTEST_ARGS[*]:+ ${PYTEST_ARGS[*]}}" "$VENV/bin/pytest" "${PYTEST_ARGS[@]}"
 
 printf '\nsummary:\n' >&2
 printf '%s\n' "${SUMMARY[@]}" >&2

@@ -47,16 +47,12 @@ def create_database(url: str, *, template: str = "template0") -> str:
     # CREATE DATABASE cannot run inside a transaction block: autocommit.
     with psycopg.connect(**connect_kwargs(url), autocommit=True) as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
         )
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
-def drop_database(
-    url: str, *, maintenance_dbs: tuple[str, ...] = ("postgres", "template1")
-) -> None:
+def drop_database(url: str, *, maintenance_dbs: tuple[str, ...] = ("postgres", "template1")) -> None:
     """Drop the database ``url`` names (if it exists), disconnecting its sessions.
 
     Only databases created by :func:`create_database` may be dropped.
@@ -74,9 +70,7 @@ def drop_database(
             continue
         with conn:
             # FORCE (PostgreSQL 13+) terminates sessions the test left open.
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         return
     assert last_error is not None
     raise last_error
