@@ -50,6 +50,7 @@ from ledger.errors import (
     ShipmentNotFound,
     SiteNotActive,
     TrialNotFound,
+    WrongSite,
 )
 from ledger.recorders import ChainReader
 from ledger.store import store_env
@@ -148,15 +149,13 @@ class Ledger(Application[UUID]):
     def _save(self, *aggregates: LedgerAggregate, ids: dict[str, Any] | None = None) -> Written:
         """Save every aggregate of one step atomically; translate store conflicts."""
         pending = [(a.id, e.originator_version) for a in aggregates for e in a.pending_events]
+        # save() empties pending_events, so note which aggregates are new before calling it.
+        created = [a for a in aggregates if a.pending_events and a.pending_events[0].originator_version == 1]
         try:
             self.save(*aggregates)
         except IntegrityError:
-            for a in aggregates:
-                if (
-                    a.pending_events
-                    and a.pending_events[0].originator_version == 1
-                    and a.id in self.repository
-                ):
+            for a in created:
+                if a.id in self.repository:
                     raise AlreadyExists(type(a).__name__.lower(), _business_key(a)) from None
             raise ConcurrentWriteConflict() from None
         return Written(tuple(pending), ids or {})
@@ -757,24 +756,25 @@ class Ledger(Application[UUID]):
             raise SiteNotActive(site.id, site.name, str(site.status))
         trial = self.get(Trial, site.trial_id) if site.trial_id else None
         audit = stamp(actor, occurred_at)
+        site.require_active_at(audit["occurred_at"])
         day = _day(audit)
         shipment_id = Shipment.create_id(shipment_number)
         runs: dict[UUID, Any] = {}
         kits, problems = [], []
         for kit_id in kit_ids:
+            kit_number = str(kit_id)
             try:
                 kit = self.get(Kit, kit_id)
+                kit_number = kit.kit_number
                 if trial is None or kit.trial_id != trial.id:
                     raise InvalidInput(f"kit {kit.kit_number} belongs to another trial", field="kit_ids")
                 kit.require_not_expired_by(trial.last_ship_date(kit.expires_on), day, "do-not-ship")
                 run = self._run_checked(kit.packaging_run_id, runs)
-                run.require_released_for(site.country)
+                run.require_released_for(site.country, at=audit["occurred_at"])
                 kit.ship(audit, shipment_id, from_id, to_id)
                 kits.append(kit)
             except LedgerError as e:
-                problems.append(
-                    {"kit_id": str(kit_id), "kit_number": _kit_number(e, kit_id), "reason": e.message}
-                )
+                problems.append(_problem(kit_id, kit_number, e))
         if problems:
             raise KitsNotUsable("ship", problems)
         shipment = Shipment(
@@ -798,6 +798,7 @@ class Ledger(Application[UUID]):
         actor: Actor,
         shipment_id: UUID,
         *,
+        site_id: UUID,
         outcomes: dict[str, ReceiptOutcome | str],
         logger_min: Decimal | None = None,
         logger_max: Decimal | None = None,
@@ -806,6 +807,8 @@ class Ledger(Application[UUID]):
         """The site's receipt, per kit number: received, damaged or missing; an excursion quarantines."""
         require_role(actor, "confirm a receipt", Role.SITE)
         shipment = self.get(Shipment, shipment_id)
+        if shipment.to_id != site_id:
+            raise WrongSite(shipment.shipment_number, site_id)
         audit = stamp(actor, occurred_at)
         known = dict(zip(shipment.kit_numbers, shipment.kit_ids, strict=True))
         problems = []
@@ -867,7 +870,7 @@ class Ledger(Application[UUID]):
             try:
                 kit.quarantine(audit, excursion)
             except LedgerError as e:
-                problems.append({"kit_id": str(kit.id), "kit_number": kit.kit_number, "reason": e.message})
+                problems.append(_problem(kit.id, kit.kit_number, e))
         if problems:
             raise KitsNotUsable("quarantine", problems)
         return self._save(*kits)
@@ -1020,7 +1023,7 @@ class Ledger(Application[UUID]):
             try:
                 step(kit)
             except LedgerError as e:
-                problems.append({"kit_id": str(kit.id), "kit_number": kit.kit_number, "reason": e.message})
+                problems.append(_problem(kit.id, kit.kit_number, e))
         if problems:
             raise KitsNotUsable(action, problems)
 
@@ -1055,8 +1058,9 @@ def _unique(ids: Sequence[UUID]) -> list[UUID]:
     return list(ids)
 
 
-def _kit_number(e: LedgerError, kit_id: UUID) -> str:
-    return str(e.details.get("kit_number") or kit_id)
+def _problem(kit_id: UUID, kit_number: str, e: LedgerError) -> dict[str, str]:
+    """One refused kit of a multi-kit step: which kit, which rule (code) and why."""
+    return {"kit_id": str(kit_id), "kit_number": kit_number, "code": e.code, "reason": e.message}
 
 
 def _business_key(a: LedgerAggregate) -> str:

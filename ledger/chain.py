@@ -14,9 +14,6 @@ from uuid import UUID
 GENESIS_HASH = bytes(32)
 """The `prev` of the first event: 32 zero bytes."""
 
-# The eventsourcing JSON transcoder wraps non-JSON values as {"_type_": name, "_data_": text}.
-_TYPED_VALUES = {"decimal_str", "datetime_iso", "uuid_hex", "date_iso"}
-
 
 class CanonicalEncodingError(ValueError):
     """The stored state cannot be put in canonical form (not JSON, or holds a float)."""
@@ -29,17 +26,23 @@ class Link:
     chain_hash: bytes
 
 
-def _plain(value: Any) -> Any:
-    """Unwrap transcoder type markers into their text; refuse floats (quantities are Decimal)."""
+def _checked(value: Any) -> Any:
+    """The stored value as it is, typed values kept with their type tag; floats refused."""
     if isinstance(value, dict):
-        if len(value) == 2 and value.get("_type_") in _TYPED_VALUES and "_data_" in value:
-            return str(value["_data_"])
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {k: _checked(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [_checked(v) for v in value]
     if isinstance(value, float):
         raise CanonicalEncodingError("floats are not allowed in events")
     return value
+
+
+def _typed_text(value: Any, type_name: str, what: str) -> str:
+    """The text of a typed value `{"_type_": type_name, "_data_": text}`, or an encoding error."""
+    typed = isinstance(value, dict) and value.get("_type_") == type_name
+    if not (typed and isinstance(value.get("_data_"), str)):
+        raise CanonicalEncodingError(f"{what} is not a {type_name} value")
+    return str(value["_data_"])
 
 
 def event_document(seq: int, stream: UUID | str, version: int, topic: str, state: bytes) -> dict[str, Any]:
@@ -50,12 +53,14 @@ def event_document(seq: int, stream: UUID | str, version: int, topic: str, state
         raise CanonicalEncodingError(f"stored state is not JSON: {e}") from None
     if not isinstance(raw, dict):
         raise CanonicalEncodingError("stored state is not a JSON object")
-    payload = _plain(raw)
+    payload = _checked(raw)
     audit = payload.pop("audit", None) or {}
-    recorded_at = payload.pop("timestamp", None)
+    if not isinstance(audit, dict):
+        raise CanonicalEncodingError("audit is not an object")
+    recorded_at = _typed_text(payload.pop("timestamp", None), "datetime_iso", "timestamp")
     return {
         "seq": seq,
-        "stream": str(UUID(str(stream))) if not isinstance(stream, UUID) else str(stream),
+        "stream": str(stream if isinstance(stream, UUID) else UUID(str(stream))),
         "version": version,
         "type": event_type(topic),
         "recorded_at": recorded_at,

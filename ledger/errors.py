@@ -247,6 +247,19 @@ class ReceiptMismatch(LedgerError):
         )
 
 
+class WrongSite(LedgerError):
+    """A site acting on a shipment or kit that is addressed to, or held by, another site."""
+
+    code = "wrong_site"
+
+    def __init__(self, shipment_number: str, site_id: Any) -> None:
+        super().__init__(
+            f"shipment {shipment_number} is not addressed to site {site_id}",
+            shipment_number=shipment_number,
+            site_id=str(site_id),
+        )
+
+
 class TimeOrderViolation(LedgerError):
     """Event time in the future, or before the step it follows."""
 

@@ -24,6 +24,8 @@ from psycopg.sql import SQL, Identifier
 from ledger.chain import GENESIS_HASH, encode_event, link_hash
 
 CHAIN_TABLE = "ledger_chain"
+EVENTS_TABLE = "lotline_events"
+"""The same name on both stores (the library names PostgreSQL's table after the application)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ class ChainReader:
 
 
 class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
-    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = EVENTS_TABLE):
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -158,7 +160,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
 
 
 class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReader):
-    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = EVENTS_TABLE):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
         events = Identifier(self.events_table_name)

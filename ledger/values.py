@@ -61,7 +61,7 @@ class Quantity:
             return self
         if not (self.is_mass and unit in _MASS_IN_MG):
             raise UnitMismatch(f"cannot convert {self.unit} to {unit}", from_unit=self.unit, to_unit=unit)
-        return Quantity((self.base / _MASS_IN_MG[unit]).normalize(), unit)
+        return Quantity(_plain_decimal(self.base / _MASS_IN_MG[unit]), unit)
 
     def same_kind(self, other: Quantity) -> bool:
         return self.is_mass == other.is_mass and (self.is_mass or self.unit == other.unit)
@@ -75,6 +75,12 @@ class Quantity:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit}"
+
+
+def _plain_decimal(value: Decimal) -> Decimal:
+    """Drop trailing zeros without switching to exponent notation (2000, not 2E+3)."""
+    value = value.normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 
 class Role(StrEnum):

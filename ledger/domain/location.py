@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
-from ledger.errors import InvalidTransition
+from ledger.errors import InvalidTransition, SiteNotActive, TimeOrderViolation
 
 
 class LocationKind(StrEnum):
@@ -50,6 +50,7 @@ class Location(LedgerAggregate):
         self.trial_id = trial_id
         self.site_number = site_number
         self.address = address
+        self.activated_at = ""
         self.status = (
             SiteStatus.REGISTERED if self.kind == LocationKind.CLINICAL_SITE else SiteStatus.ACTIVATED
         )
@@ -71,8 +72,20 @@ class Location(LedgerAggregate):
         self._require_after_last_step(audit, "deactivation")
         self._deactivated(audit)
 
+    def require_active_at(self, occurred_at: str) -> None:
+        """Kits may arrive only at a site activated before the step happened."""
+        if self.status != SiteStatus.ACTIVATED:
+            raise SiteNotActive(self.id, self.name, str(self.status))
+        if self.activated_at and occurred_at < self.activated_at:
+            raise TimeOrderViolation(
+                f"site {self.name} was activated at {self.activated_at}, after {occurred_at}",
+                occurred_at=occurred_at,
+                activated_at=self.activated_at,
+            )
+
     @event("Activated")
     def _activated(self, audit: dict[str, Any]) -> None:
+        self.activated_at = audit["occurred_at"]
         self.status = SiteStatus.ACTIVATED
         self._touch(audit)
 

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
-from ledger.errors import InvalidInput, InvalidTransition, ReleaseIncomplete
+from ledger.errors import InvalidInput, InvalidTransition, ReleaseIncomplete, TimeOrderViolation
 
 
 class PackagingRun(LedgerAggregate):
@@ -54,6 +54,7 @@ class PackagingRun(LedgerAggregate):
         self.qa_status = "pending"
         self.qp_certified = False
         self.sponsor_countries: list[str] = []
+        self.released_at: dict[str, str] = {}
         self._touch(audit)
 
     @property
@@ -90,13 +91,21 @@ class PackagingRun(LedgerAggregate):
         self._require_after_last_step(audit, "sponsor release")
         self._sponsor_released(audit, signature, country)
 
-    def require_released_for(self, country: str) -> None:
+    def require_released_for(self, country: str, at: str | None = None) -> None:
+        """QA, QP and sponsor release for `country` all done (before `at`, when given)."""
         if self.qa_status != "released":
             raise ReleaseIncomplete(self.id, self.batch_number, f"QA disposition is {self.qa_status}")
         if not self.qp_certified:
             raise ReleaseIncomplete(self.id, self.batch_number, "no QP certification")
         if country not in self.sponsor_countries:
             raise ReleaseIncomplete(self.id, self.batch_number, f"no sponsor release for {country}")
+        if at is not None and at < self.released_at.get(country, ""):
+            raise TimeOrderViolation(
+                f"batch {self.batch_number} was released for {country} at {self.released_at[country]}, "
+                f"after {at}",
+                occurred_at=at,
+                released_at=self.released_at[country],
+            )
 
     def extend_expiry(
         self, audit: dict[str, Any], signature: dict[str, str], new_expiry: date, supported_until: date
@@ -127,6 +136,7 @@ class PackagingRun(LedgerAggregate):
     @event("SponsorReleased")
     def _sponsor_released(self, audit: dict[str, Any], signature: dict[str, str], country: str) -> None:
         self.sponsor_countries.append(country)
+        self.released_at[country] = audit["occurred_at"]
         self._touch(audit)
 
     @event("ExpiryExtended")

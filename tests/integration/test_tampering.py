@@ -1,0 +1,249 @@
+"""Tampering behind the ledger's back, on both stores: the chain names the first event that was touched.
+
+Each test first does what an attacker with database access would: switch off the append-only
+triggers, then edit, delete, insert or reorder rows. `verify_chain` must fail at the right
+position, and `lotline verify` must exit 1 with that failure printed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.domain import Lot
+from ledger.verify import Report, verify_chain
+from scripts import cli
+from tests.builders import Program
+from tests.integration.rawdb import CHAIN, REFUSED, RawStore
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """Where verification must fail and a phrase its reason must contain."""
+
+    seq: int | None
+    stream: str
+    version: int | None
+    reason: str
+
+
+Tamper = Callable[[Program, RawStore], Expected]
+
+
+@pytest.fixture
+def program(ledger: Ledger) -> Program:
+    return Program.released(ledger)
+
+
+@pytest.fixture
+def verify_cli(database_url: str) -> Callable[[], int]:
+    """`lotline verify --database-url URL`, through the CLI's main(): its exit status."""
+    return lambda: cli.main(["verify", "--database-url", database_url])
+
+
+def edit_state(raw: RawStore, stream: Any, version: int, old: bytes, new: bytes) -> None:
+    topic, state = raw.event(stream, version)
+    assert state.count(old) == 1, f"{old!r} not found once in {state!r}"
+    raw.set_event(stream, version, topic, state.replace(old, new))
+
+
+def mismatch_at(raw: RawStore, stream: Any, version: int) -> Expected:
+    return Expected(raw.seq_of(stream, version), str(stream), version, "hash mismatch")
+
+
+# --- the tampers -----------------------------------------------------------------------------------------
+
+
+def change_one_payload_byte(p: Program, raw: RawStore) -> Expected:
+    # API-1 was received as 2 kg; make it 3 kg.
+    edit_state(raw, p.api, 1, b'"amount":"2"', b'"amount":"3"')
+    return mismatch_at(raw, p.api, 1)
+
+
+def break_the_json(p: Program, raw: RawStore) -> Expected:
+    edit_state(raw, p.api, 1, b'"lot_number":"API-1"', b'"lot_number":"API-1')
+    return Expected(raw.seq_of(p.api, 1), str(p.api), 1, "stored event is corrupt")
+
+
+def change_the_record_time(p: Program, raw: RawStore) -> Expected:
+    _topic, state = raw.event(p.api, 2)
+    stamp = json.loads(state)["timestamp"]["_data_"].encode()
+    earlier = stamp[:-10] + (b"0" if stamp[-10:-9] != b"0" else b"1") + stamp[-9:]
+    edit_state(raw, p.api, 2, stamp, earlier)
+    return mismatch_at(raw, p.api, 2)
+
+
+def change_the_event_time(p: Program, raw: RawStore) -> Expected:
+    _topic, state = raw.event(p.api, 2)
+    when = json.loads(state)["audit"]["occurred_at"].encode()
+    backdated = when.replace(when[:4], str(int(when[:4]) - 1).encode(), 1)
+    edit_state(raw, p.api, 2, b'"occurred_at":"' + when, b'"occurred_at":"' + backdated)
+    return mismatch_at(raw, p.api, 2)
+
+
+def change_the_actor(p: Program, raw: RawStore) -> Expected:
+    # The release of API-1 was signed by qa1; claim qa2 did it.
+    edit_state(raw, p.api, 2, b'"principal":"qa1"', b'"principal":"qa2"')
+    return mismatch_at(raw, p.api, 2)
+
+
+def delete_an_event(p: Program, raw: RawStore) -> Expected:
+    kit = p.kit("K00003")
+    raw.delete_event(kit, 1)
+    return Expected(raw.seq_of(kit, 1), str(kit), 1, "no longer holds it")
+
+
+def delete_an_event_and_its_link(p: Program, raw: RawStore) -> Expected:
+    kit = p.kit("K00003")
+    seq = raw.seq_of(kit, 1)
+    after = raw.chain_row(seq + 1)
+    raw.delete_event(kit, 1)
+    raw.execute(f"DELETE FROM {CHAIN} WHERE seq = ?", (seq,))
+    return Expected(seq, after[0], None, f"chain entry {seq} is missing")
+
+
+def insert_a_forged_event(p: Program, raw: RawStore) -> Expected:
+    # A third consumption of API-1, as if a batch had taken 1 kg: valid-looking, never chained.
+    topic, state = raw.event(p.api, 3)
+    forged = state.replace(b'"amount":"0.5"', b'"amount":"1"')
+    raw.insert_event(p.api, 4, topic, forged)
+    return Expected(None, str(p.api), 4, "inserted behind the ledger")
+
+
+def append_a_forged_event_with_a_link(p: Program, raw: RawStore) -> Expected:
+    topic, state = raw.event(p.api, 3)
+    size, head = p.ledger.chain.head()
+    link = f"INSERT INTO {CHAIN} (seq, originator_id, originator_version, chain_hash) VALUES (?, ?, ?, ?)"
+    raw.insert_event(p.api, 4, topic, state)
+    raw.execute(link, (size + 1, raw.key(p.api), 4, head))
+    return Expected(size + 1, str(p.api), 4, "hash mismatch")
+
+
+def swap_two_events(p: Program, raw: RawStore) -> Expected:
+    # The release of the excipient and of the API swap their content (state and topic).
+    first, second = (p.api, 2), (p.excipient, 2)
+    a, b = raw.event(*first), raw.event(*second)
+    raw.set_event(*first, *b)
+    raw.set_event(*second, *a)
+    return mismatch_at(raw, *first)
+
+
+def swap_two_chain_positions(p: Program, raw: RawStore) -> Expected:
+    low, high = sorted([raw.seq_of(p.api, 2), raw.seq_of(p.excipient, 2)])
+    row_low, row_high = raw.chain_row(low), raw.chain_row(high)
+    move = f"UPDATE {CHAIN} SET originator_id = ?, originator_version = ? WHERE seq = ?"
+    raw.execute(move, (raw.key(row_low[0]), -1, low))  # out of the way of the unique key
+    raw.execute(move, (raw.key(row_low[0]), row_low[1], high))
+    raw.execute(move, (raw.key(row_high[0]), row_high[1], low))
+    return Expected(low, row_high[0], row_high[1], "hash mismatch")
+
+
+TAMPERS: dict[str, Tamper] = {
+    "one payload byte": change_one_payload_byte,
+    "broken JSON": break_the_json,
+    "record time": change_the_record_time,
+    "event time": change_the_event_time,
+    "actor": change_the_actor,
+    "deleted event": delete_an_event,
+    "deleted event and link": delete_an_event_and_its_link,
+    "inserted event": insert_a_forged_event,
+    "appended event and link": append_a_forged_event_with_a_link,
+    "swapped events": swap_two_events,
+    "swapped chain positions": swap_two_chain_positions,
+}
+
+
+def assert_fails_at(report: Report, expected: Expected) -> None:
+    assert not report.ok
+    failure = report.failure
+    assert failure is not None
+    assert (failure.seq, failure.stream, failure.version) == (expected.seq, expected.stream, expected.version)
+    assert expected.reason in failure.reason
+    if expected.seq is not None:
+        assert report.count == expected.seq - 1, "every event before the tampered one verified"
+
+
+# --- tests ------------------------------------------------------------------------------------------------
+
+
+def test_an_untouched_store_verifies(
+    program: Program, verify_cli: Callable[[], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = verify_chain(program.ledger.chain)
+    size, head = program.ledger.chain.head()
+    assert report.ok and report.failure is None
+    assert (report.count, report.head_hash) == (size, head.hex())
+    assert verify_cli() == 0
+    assert capsys.readouterr().out.strip() == f"OK: {size} events, head {head.hex()}"
+
+
+@pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
+def test_tampering_is_found_at_the_event_that_was_touched(
+    program: Program,
+    raw: RawStore,
+    open_ledger: Callable[[], Ledger],
+    verify_cli: Callable[[], int],
+    capsys: pytest.CaptureFixture[str],
+    tamper: Tamper,
+) -> None:
+    assert verify_chain(program.ledger.chain).ok
+    raw.disable_triggers()
+    expected = tamper(program, raw)
+
+    # An inspector's fresh ledger on the same database finds it ...
+    assert_fails_at(verify_chain(open_ledger().chain), expected)
+    # ... and so does the command line, with exit status 1 and the failure printed.
+    assert verify_cli() == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAILED at ")
+    assert f"stream {expected.stream}" in out
+    assert expected.reason in out
+    if expected.seq is not None:
+        assert f"seq {expected.seq} " in out
+
+
+def test_changing_the_type_of_a_stored_value_is_found(
+    program: Program, raw: RawStore, open_ledger: Callable[[], Ledger]
+) -> None:
+    raw.disable_triggers()
+    plant = program.plant.hex.encode()
+    edit_state(raw, program.api, 1, b'{"_type_":"uuid_hex","_data_":"' + plant + b'"}', b'"' + plant + b'"')
+    # Replay now gives the lot a location that is a str, not the plant's UUID: the record changed.
+    assert open_ledger().get(Lot, program.api).location_id != program.plant
+    assert not verify_chain(open_ledger().chain).ok
+
+
+# --- the append-only triggers ----------------------------------------------------------------------------
+
+
+def test_triggers_are_installed_on_both_tables(ledger: Ledger, raw: RawStore) -> None:
+    if raw.postgres:
+        expected = {f"{t}_{kind}" for t in raw.tables for kind in ("append_only", "no_truncate")}
+    else:
+        expected = {f"{t}_no_{op}" for t in raw.tables for op in ("update", "delete")}
+    assert expected <= raw.trigger_names()
+
+
+@pytest.mark.parametrize("events_table", [True, False], ids=["events", "chain"])
+def test_triggers_refuse_update_and_delete(program: Program, raw: RawStore, events_table: bool) -> None:
+    before = program.ledger.chain.head()
+    table = raw.events if events_table else CHAIN
+    column = "originator_version" if events_table else "seq"
+    statements = [
+        f"UPDATE {table} SET originator_version = originator_version + 100",
+        f"DELETE FROM {table} WHERE {column} = 1",
+        f"DELETE FROM {table}",
+    ]
+    if raw.postgres:
+        statements.append(f"TRUNCATE {table}")
+    for statement in statements:
+        with pytest.raises(REFUSED, match="append-only"):
+            raw.execute(statement)
+    assert program.ledger.chain.head() == before
+    report = verify_chain(program.ledger.chain)
+    assert report.ok and report.count == before[0]
