@@ -6,7 +6,9 @@ across every aggregate the step touches, then saves all of them in one atomic wr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -103,6 +105,8 @@ class Arm:
     rejects: int = 0
 
 
+_PEEK_CACHE_SIZE = 4096
+
 _NOT_FOUND: dict[type, Callable[[Any], NotFound]] = {
     Lot: LotNotFound,
     Kit: KitNotFound,
@@ -118,6 +122,12 @@ class Ledger(Application[UUID]):
     """Lotline's write side: every material movement of a clinical supply chain, hash-chained."""
 
     name = "Lotline"
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._upstream: dict[UUID, tuple[UUID, ...]] = {}
+        self._peeked: OrderedDict[UUID, LedgerAggregate] = OrderedDict()
+        self._peek_lock = threading.Lock()
 
     @classmethod
     def open(cls, database_url: str) -> Ledger:
@@ -142,6 +152,27 @@ class Ledger(Application[UUID]):
             agg: Any = self.repository.get(ident)
         except AggregateNotFoundError:
             raise _NOT_FOUND[cls](ident) from None
+        if not isinstance(agg, cls):
+            raise _NOT_FOUND[cls](ident)
+        return agg
+
+    def _peek(self, cls: type[A], ident: UUID) -> A:
+        """A read-only, current view of an aggregate that a step checks but does not change.
+
+        Kept per process and brought up to date from the store on every call (only the events
+        after the kept version are read), so it is never stale; never pass it to a command.
+        """
+        with self._peek_lock:
+            agg = self._peeked.get(ident)
+            if agg is None:
+                agg = self.get(cls, ident)
+            else:
+                for e in self.events.get(ident, gt=agg.version):
+                    agg = e.mutate(agg)  # type: ignore[assignment,attr-defined]
+                self._peeked.move_to_end(ident)
+            self._peeked[ident] = agg
+            if len(self._peeked) > _PEEK_CACHE_SIZE:
+                self._peeked.popitem(last=False)
         if not isinstance(agg, cls):
             raise _NOT_FOUND[cls](ident)
         return agg
@@ -666,7 +697,7 @@ class Ledger(Application[UUID]):
         sig = self._qa_signature(actor, signature, meaning, "dispose a packaged batch")
         run = self.get(PackagingRun, run_id)
         if released:
-            self._require_lineage_clean(run, {})
+            self._require_upstream_clean(run.id, run)
         run.dispose(stamp(actor, occurred_at, reason), sig.as_dict(), released)
         return self._save(run)
 
@@ -749,17 +780,17 @@ class Ledger(Application[UUID]):
         if Decimal(min_celsius) >= Decimal(max_celsius):
             raise InvalidInput("min_celsius must be below max_celsius", field="min_celsius")
         self._require_place(from_id, LocationKind.DEPOT, LocationKind.MANUFACTURING_SITE)
-        site = self.get(Location, to_id)
+        site = self._peek(Location, to_id)
         if not site.is_clinical_site:
             raise InvalidInput(f"{site.name} is not a clinical site", field="to_id")
         if site.status != SiteStatus.ACTIVATED:
             raise SiteNotActive(site.id, site.name, str(site.status))
-        trial = self.get(Trial, site.trial_id) if site.trial_id else None
+        trial = self._peek(Trial, site.trial_id) if site.trial_id else None
         audit = stamp(actor, occurred_at)
         site.require_active_at(audit["occurred_at"])
         day = _day(audit)
         shipment_id = Shipment.create_id(shipment_number)
-        runs: dict[UUID, Any] = {}
+        runs: dict[UUID, PackagingRun] = {}
         kits, problems = [], []
         for kit_id in kit_ids:
             kit_number = str(kit_id)
@@ -901,10 +932,10 @@ class Ledger(Application[UUID]):
         subject = gs1.gs1_text(subject, "subject number", "subject", max_len=40)
         kit = self.get(Kit, kit_id)
         audit = stamp(actor, occurred_at)
-        trial = self.get(Trial, kit.trial_id)
+        trial = self._peek(Trial, kit.trial_id)
         kit.require_status("dispense", KitStatus.RECEIVED)
         kit.require_not_expired_by(trial.last_dispense_date(kit.expires_on), _day(audit), "do-not-dispense")
-        self._run_checked(kit.packaging_run_id, {})
+        self._require_upstream_clean(kit.packaging_run_id)
         kit.dispense(audit, site_id, subject)
         return self._save(kit)
 
@@ -968,7 +999,7 @@ class Ledger(Application[UUID]):
         return sig
 
     def _require_place(self, location_id: UUID, *kinds: LocationKind) -> Location:
-        loc = self.get(Location, location_id)
+        loc = self._peek(Location, location_id)
         if loc.kind not in kinds:
             raise InvalidInput(
                 f"{loc.name} is a {loc.kind}; expected {' or '.join(str(k) for k in kinds)}",
@@ -976,34 +1007,37 @@ class Ledger(Application[UUID]):
             )
         return loc
 
-    def _run_checked(self, run_id: UUID, cache: dict[UUID, Any]) -> PackagingRun:
+    def _run_checked(self, run_id: UUID, cache: dict[UUID, PackagingRun]) -> PackagingRun:
         """The kit's packaging run, after checking nothing upstream was recalled or rejected."""
         if run_id not in cache:
-            run = self.get(PackagingRun, run_id)
-            self._require_lineage_clean(run, cache)
+            run = self._peek(PackagingRun, run_id)
+            self._require_upstream_clean(run_id, run)
             cache[run_id] = run
-        run = cache[run_id]
-        assert isinstance(run, PackagingRun)
-        return run
+        return cache[run_id]
 
-    def _require_lineage_clean(self, run: PackagingRun, cache: dict[UUID, Any]) -> None:
+    def _require_upstream_clean(self, run_id: UUID, run: PackagingRun | None = None) -> None:
         """A recall or rejection of any lot upstream of the run stops its kits."""
-        for lot_id in run.input_lot_ids:
-            for lot in self._lineage(lot_id, cache):
-                if lot.status in (LotStatus.RECALLED, LotStatus.REJECTED):
-                    raise LotNotUsable(lot.id, lot.lot_number, f"an upstream lot is {lot.status}")
+        for lot_id in self._upstream_lot_ids(run_id, run):
+            lot = self._peek(Lot, lot_id)
+            if lot.status in (LotStatus.RECALLED, LotStatus.REJECTED):
+                raise LotNotUsable(lot.id, lot.lot_number, f"an upstream lot is {lot.status}")
 
-    def _lineage(self, lot_id: UUID, cache: dict[UUID, Any]) -> Iterable[Lot]:
-        key = ("lineage", lot_id)
-        if key not in cache:
-            lot = self.get(Lot, lot_id)
-            found = [lot]
-            if lot.produced_by_batch_id is not None:
-                batch = self.get(ManufacturingBatch, lot.produced_by_batch_id)
-                for upstream in batch.input_lot_ids:
-                    found.extend(self._lineage(upstream, cache))
-            cache[key] = found  # type: ignore[index]
-        return cache[key]  # type: ignore[index,no-any-return]
+    def _upstream_lot_ids(self, run_id: UUID, run: PackagingRun | None = None) -> tuple[UUID, ...]:
+        """Every lot upstream of a run. Fixed once the run is packaged, so remembered per process."""
+        if run_id not in self._upstream:
+            run = run or self._peek(PackagingRun, run_id)
+            seen: dict[UUID, None] = {}
+            stack = list(run.input_lot_ids)
+            while stack:
+                lot_id = stack.pop()
+                if lot_id in seen:
+                    continue
+                seen[lot_id] = None
+                lot = self._peek(Lot, lot_id)
+                if lot.produced_by_batch_id is not None:
+                    stack.extend(self._peek(ManufacturingBatch, lot.produced_by_batch_id).input_lot_ids)
+            self._upstream[run_id] = tuple(seen)
+        return self._upstream[run_id]
 
     def _kits_at(self, location_id: UUID, kit_ids: Sequence[UUID], action: str) -> list[Kit]:
         kits = [self.get(Kit, k) for k in _unique(kit_ids)]

@@ -1,0 +1,972 @@
+"""`lotline demo`: write a realistic, deterministic clinical supply program through the ledger.
+
+The program is a discrete-event simulation of one double-blind, placebo-controlled trial over the
+two years before today. Raw-material lots are received and released; formulation batches turn API
+and excipients into active drug product (API lots are split across batches, and at least one batch
+blends two API lots); placebo is bought in from a contract manufacturer; packaging runs fill both
+into blinded kits; QA, the QP and the sponsor release them country by country; regional depots ship
+kits to activated sites; sites receive them (a few damaged or missing, a few shipments with a
+temperature excursion that QA then decides on), dispense them to pseudonymous subjects at monthly
+visits and take returns; returned and damaged kits are destroyed under a signed authorisation.
+
+Every step goes through the `Ledger`'s public commands with an explicit `occurred_at`, and steps run
+in time order, so each aggregate's history is causally ordered and nothing is dated in the future.
+The same seed and scale always give the same sequence of events (types and aggregate ids); only
+the record timestamps, which the store takes from the wall clock, differ between runs.
+
+Size: kits and shipments grow linearly with `--scale`, batches and API lots with its square root,
+sites with its 2/3 power, so events grow linearly (about 8,200 per unit of scale). Scale 1 is one
+trial in 5 countries, 12 activated sites, 8 batches, 1,500 kits and 60 shipments; scale 122 gives
+about one million events (183,000 kits, ~4,500 shipments, 88 batches and 118 drug-product lots,
+~295 activated sites).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
+
+from tqdm import tqdm
+
+from ledger.application import Arm, Ledger, OutputLot, Written
+from ledger.config import Settings
+from ledger.domain import Kit, KitStatus, LocationKind, LotKind
+from ledger.gs1 import with_check_digit
+from ledger.values import Actor, Meaning, Quantity, Role, sign
+
+DEFAULT_SEED = 20240611
+COMPANY_PREFIX = "4069999"  # a 7-digit GS1 company prefix for the fictitious sponsor
+TRIAL_CODE = "LTX-301"
+PRODUCT = "Lotanib 10 mg film-coated tablets"
+UNITS_PER_KIT = 28  # four weeks of once-daily tablets
+API_MG_PER_TABLET = 10
+TRANSIT_CELSIUS = (Decimal(15), Decimal(25))  # controlled room temperature
+
+# material, GTIN item reference, mg per tablet, lot size in kg, supplier
+EXCIPIENTS = (
+    ("Microcrystalline cellulose PH-102", "00020", 120, 25, "Cellulose Ingredients GmbH"),
+    ("Lactose monohydrate", "00021", 60, 25, "Dairy Excipients B.V."),
+    ("Magnesium stearate", "00022", 2, 1, "Lubricants S.A."),
+)
+# material, GTIN item reference, most units spoiled per run, lot size in units, supplier
+COMPONENTS = (
+    ("HDPE bottle 75 mL", "00030", 0, 5000, "PlastiPack Ltd"),
+    ("Child-resistant cap 38 mm", "00031", 0, 5000, "PlastiPack Ltd"),
+    ("Multi-language booklet label", "00032", 8, 10000, "LabelPrint GmbH"),
+)
+# country, region, relative number of sites, cities for site names
+COUNTRIES = (
+    ("DE", "EU", 3, ("Berlin", "Munich", "Hamburg", "Cologne", "Leipzig")),
+    ("US", "NA", 4, ("Boston", "Houston", "Chicago", "Seattle", "Atlanta", "Denver")),
+    ("FR", "EU", 2, ("Paris", "Lyon", "Marseille", "Toulouse")),
+    ("ES", "EU", 2, ("Madrid", "Barcelona", "Valencia", "Seville")),
+    ("PL", "EU", 2, ("Warsaw", "Krakow", "Gdansk", "Poznan")),
+    ("IT", "EU", 2, ("Milan", "Rome", "Bologna", "Naples")),
+    ("NL", "EU", 1, ("Amsterdam", "Rotterdam", "Utrecht")),
+    ("BE", "EU", 1, ("Brussels", "Antwerp", "Ghent")),
+    ("CZ", "EU", 1, ("Prague", "Brno")),
+    ("CA", "NA", 2, ("Toronto", "Montreal", "Vancouver")),
+    ("HU", "EU", 1, ("Budapest", "Debrecen")),
+    ("AT", "EU", 1, ("Vienna", "Graz")),
+)
+CARRIERS = {"EU": "ColdChain Logistics", "NA": "MedFreight Express"}
+DEPOTS = {"EU": ("DE", "Central packaging and distribution depot, Frankfurt"),
+          "NA": ("US", "North America distribution depot, Indianapolis")}
+
+
+# --- the demo users -------------------------------------------------------------------------------
+
+DEMO_ACTORS: dict[str, Actor] = {
+    "admin": Actor("admin", Role.ADMIN, "Ada Adler"),
+    "manufacturing": Actor("manufacturing", Role.MANUFACTURING, "Max Brenner"),
+    "manufacturing2": Actor("manufacturing2", Role.MANUFACTURING, "Mia Keller"),
+    "qa": Actor("qa", Role.QA, "Quinn Albrecht"),
+    "qp": Actor("qp", Role.QP, "Paula Quist"),
+    "depot": Actor("depot", Role.DEPOT, "Dev Patel"),
+    "site": Actor("site", Role.SITE, "Sam Sutherland"),
+    "recall_investigator": Actor("recall_investigator", Role.RECALL_INVESTIGATOR, "Rita Rossi"),
+    "inspector": Actor("inspector", Role.INSPECTOR, "Ines Ortega"),
+}
+"""One demo user per role (two in manufacturing, for second-person checks), keyed by principal."""
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How big a program `--scale` asks for."""
+
+    kits: int
+    batches: int
+    api_lots: int
+    sites: int
+    unactivated_sites: int
+    shipments: int
+    countries: int
+
+    @classmethod
+    def for_scale(cls, scale: float) -> Sizes:
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"scale must be a positive number, got {scale!r}")
+        sites = max(3, round(12 * scale ** (2 / 3)))
+        return cls(
+            kits=max(40, round(1500 * scale)),
+            batches=max(2, round(8 * math.sqrt(scale))),
+            api_lots=max(3, round(3 * math.sqrt(scale))),
+            sites=sites,
+            unactivated_sites=max(1, round(0.12 * sites)),
+            shipments=max(4, round(60 * scale**0.9)),
+            countries=min(len(COUNTRIES), sites, 5 + max(0, math.floor(math.log2(scale)))),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """What one demo run wrote."""
+
+    events: int
+    kits: int
+    shipments: int
+    sites: int
+    lots: int
+    batches: int
+    packaging_runs: int
+    subjects: int
+    dispensed: int
+    seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class StoreNotEmpty(RuntimeError):
+    """The demo writes only into an empty store: its ids would collide with what is there."""
+
+    def __init__(self, events: int) -> None:
+        super().__init__(f"the store already holds {events} events; the demo needs an empty store")
+        self.events = events
+
+
+# --- identifiers ----------------------------------------------------------------------------------
+
+
+def gtin(item_ref: str) -> str:
+    return with_check_digit("0" + COMPANY_PREFIX + item_ref)
+
+
+def gln(location_ref: int) -> str:
+    return with_check_digit(COMPANY_PREFIX + f"{location_ref:05d}")
+
+
+def sscc(serial: int) -> str:
+    return with_check_digit("0" + COMPANY_PREFIX + f"{serial:09d}")
+
+
+KIT_GTIN = gtin("00050")
+API_GTIN = gtin("00010")
+ACTIVE_DP_GTIN = gtin("00040")
+PLACEBO_DP_GTIN = gtin("00041")
+
+
+# --- the simulation's own state (the ledger's state is only changed through its commands) --------
+
+
+@dataclass(slots=True, eq=False)
+class _Kit:
+    number: str
+    id: UUID
+    arm: str
+    status: KitStatus = KitStatus.AVAILABLE
+    site: _Site | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Subject:
+    number: int
+    visits_left: int
+    kit: _Kit | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Site:
+    index: int
+    number: str
+    country: str
+    region: str
+    name: str
+    weight: float
+    id: UUID | None = None
+    active: bool = False
+    kits: list[_Kit] = field(default_factory=list)
+    # per arm, the subjects expecting a kit at their next visit: a heap of (due day, number, subject)
+    due: dict[str, list[tuple[float, int, _Subject]]] = field(
+        default_factory=lambda: {"A": [], "P": []})
+
+
+@dataclass(slots=True, eq=False)
+class _Lot:
+    kind: LotKind
+    gtin: str
+    number: str
+    material: str
+    amount: Decimal  # in `unit`
+    unit: str
+    supplier: str | None
+    location: str  # key of _Program.places
+    shelf_life_days: int
+    retest_days: int | None = None
+    miskeyed: bool = False
+    first_use: float | None = None
+    id: UUID | None = None
+    use_by: date | None = None  # the earlier of expiry and retest, known once received
+
+
+class _Pool:
+    """Lots of one material used up in order: a need that outlasts a lot takes the rest from the next."""
+
+    def __init__(self, lots: list[_Lot], base_per_unit: int) -> None:
+        self.lots = lots
+        self.left = [int(lot.amount * base_per_unit) for lot in lots]
+        self.current = 0
+
+    def take(self, need: int) -> list[tuple[_Lot, int]]:
+        """[(lot, amount in base units)] covering `need`, in lot order."""
+        pieces = []
+        while need > 0:
+            if self.current == len(self.lots):
+                raise RuntimeError(f"demo plan error: {self.lots[0].material} lots run out")
+            taken = min(need, self.left[self.current])
+            if taken:
+                pieces.append((self.lots[self.current], taken))
+            self.left[self.current] -= taken
+            need -= taken
+            if self.left[self.current] == 0:
+                self.current += 1
+        return pieces
+
+
+@dataclass(slots=True, eq=False)
+class _Run:
+    """A packaging run, with the active formulation batch made for it."""
+
+    index: int
+    region: str
+    kit_list: list[tuple[str, str]]
+    batch_day: float
+    active_need: int  # units the active arm issues (kits, retention samples, rejects)
+    placebo_need: int
+    rejects: tuple[int, int]
+    samples: int = 2 * UNITS_PER_KIT
+    theoretical: int = 0
+    api: list[tuple[_Lot, int]] = field(default_factory=list)  # (lot, mg)
+    excipients: list[tuple[_Lot, int]] = field(default_factory=list)  # (lot, mg)
+    components: list[tuple[_Lot, int]] = field(default_factory=list)  # (lot, units)
+    placebo: _Lot | None = None
+    dp_lot: _Lot | None = None
+    batch_id: UUID | None = None
+    id: UUID | None = None
+    countries: set[str] = field(default_factory=set)
+    stock: list[_Kit] = field(default_factory=list)  # kits at the depot, the next to ship last
+
+
+def _known(ident: UUID | None) -> UUID:
+    """An id the simulation has already recorded (steps run in time order, so it always is)."""
+    assert ident is not None, "demo step ran before the step that creates its subject"
+    return ident
+
+
+def _split(total: int, weights: Sequence[float], minimum: int) -> list[int]:
+    """`total` split in proportion to `weights` (largest remainder), each part at least `minimum`."""
+    spare = total - minimum * len(weights)
+    if spare < 0:
+        return [minimum] * len(weights)
+    shares = [spare * w / sum(weights) for w in weights]
+    parts = [math.floor(s) for s in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: parts[i] - shares[i])
+    for i in by_remainder[: spare - sum(parts)]:
+        parts[i] += 1
+    return [p + minimum for p in parts]
+
+
+def _spread(count: int, weights: Sequence[int]) -> list[int]:
+    """Which of the weighted groups each of `count` items goes to, interleaved evenly."""
+    parts = _split(count, weights, 1 if count >= len(weights) and all(weights) else 0)
+    order = sorted(((k + 0.5) / n, g) for g, n in enumerate(parts) for k in range(n))
+    return [g for _, g in order]
+
+
+def _region(country: str) -> str:
+    return next(c[1] for c in COUNTRIES if c[0] == country)
+
+
+def _one_decimal(value: float) -> Decimal:
+    return Decimal(f"{value:.1f}")
+
+
+class _Program:
+    """Plans the program, then runs every step in time order through the ledger's commands."""
+
+    def __init__(self, ledger: Ledger, seed: int, sizes: Sizes, start: datetime, days: int) -> None:
+        self.ledger = ledger
+        self.rng = random.Random(seed)
+        self.sizes = sizes
+        self.start = start
+        self.days = days
+        self.actor = DEMO_ACTORS
+        self._queue: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = 0
+        self.today = 0.0
+        self.events = 0
+        self.trial_id: UUID | None = None
+        self.places: dict[str, UUID] = {}
+        self.countries: list[str] = []
+        self.regions: list[str] = []
+        self.sites: list[_Site] = []
+        self.lots: list[_Lot] = []
+        self.runs: list[_Run] = []
+        self._incidents: dict[int, str] = {}
+        self._decisions = {"transit": 0, "storage": 0}
+        self.kits = self.shipments = self.dispensed = self.batches = 0
+        self.enrolled = 0  # subject numbers handed out; some never come to their first visit
+        self.treated: set[int] = set()
+
+    # --- the clock -----------------------------------------------------------------------------------
+
+    def at(self, day: float, step: Callable[..., None], *args: Any) -> None:
+        """Schedule `step(*args)` on program day `day`."""
+        heapq.heappush(self._queue, (day, self._seq, step, args))
+        self._seq += 1
+
+    def when(self, day: float | None = None) -> datetime:
+        """Day 12.5 is 12 days after the start at 12:30 UTC: steps fall between 07:00 and 18:00."""
+        day = self.today if day is None else day
+        return self.start + timedelta(days=int(day), hours=7 + (day % 1) * 11)
+
+    def uniform(self, low: float, high: float) -> float:
+        return self.rng.uniform(low, high)
+
+    def run(self, progress: bool) -> None:
+        """Take the steps in time order (ties in the order they were scheduled)."""
+        with tqdm(total=self.days, unit="day", desc="demo program", file=sys.stderr,
+                  disable=not progress, dynamic_ncols=True) as bar:
+            shown = 0
+            while self._queue:
+                day, _, step, args = heapq.heappop(self._queue)
+                self.today = day
+                step(*args)
+                if int(day) > shown:
+                    bar.update(int(day) - shown)
+                    shown = int(day)
+                    bar.set_postfix(events=self.events, kits=self.kits, shipments=self.shipments,
+                                    refresh=False)
+
+    def wrote(self, result: Written | int) -> None:
+        """Count what a step wrote (for the progress bar; the summary reads the chain head)."""
+        self.events += len(result.events) if isinstance(result, Written) else result
+
+    # --- planning ------------------------------------------------------------------------------------
+
+    def plan(self) -> None:
+        self._plan_places()
+        self._plan_runs()
+        self._plan_lots()
+        self._plan_manufacturing()
+        self._plan_distribution()
+
+    def _plan_places(self) -> None:
+        chosen = COUNTRIES[: self.sizes.countries]
+        self.countries = [c[0] for c in chosen]
+        self.regions = sorted({c[1] for c in chosen}, key=lambda r: r != "EU")
+        self.at(0.0, self._register_trial)
+        self.at(0.01, self._register_place, "plant", LocationKind.MANUFACTURING_SITE, "DE",
+                "Lotline Pharma clinical manufacturing plant, Darmstadt", 1)
+        for n, region in enumerate(self.regions):
+            country, name = DEPOTS[region]
+            self.at(0.02 + n / 100, self._register_place, region, LocationKind.DEPOT, country, name, 2 + n)
+        total = self.sizes.sites + self.sizes.unactivated_sites
+        never_activated = set(self.rng.sample(range(total), self.sizes.unactivated_sites))
+        for (country, region, _, cities), count in zip(
+                chosen, _split(total, [c[2] for c in chosen], 1), strict=True):
+            for k in range(count):
+                city = f"{cities[k % len(cities)]} {k // len(cities) + 1}"
+                site = _Site(len(self.sites), f"{self.countries.index(country) + 1}{k + 1:03d}", country,
+                             region, f"Clinical research unit {city}", self.uniform(0.5, 2.0))
+                registered = self.uniform(0.02, 0.45) * self.days
+                self.at(registered, self._register_site, site)
+                if site.index not in never_activated:
+                    self.at(registered + self.uniform(20, 75), self._activate_site, site)
+                self.sites.append(site)
+
+    def _plan_runs(self) -> None:
+        """One packaging run per active batch; kit lists in permuted blocks; runs spread over regions."""
+        count, step = self.sizes.batches, 0.5 * self.days / self.sizes.batches
+        region_sites = [sum(1 for s in self.sites if s.region == r) for r in self.regions]
+        regions = _spread(count, region_sites)
+        sizes = _split(self.sizes.kits, [self.uniform(0.7, 1.3) for _ in range(count)], 8)
+        first_kit = 1
+        for r, kits in enumerate(sizes):
+            arms = self._blocks(kits)
+            kit_list = [(f"K{first_kit + i:06d}", arm) for i, arm in enumerate(arms)]
+            first_kit += kits
+            active = arms.count("A")
+            rejects = (self.rng.randint(0, 30), self.rng.randint(0, 30))
+            samples = 2 * UNITS_PER_KIT
+            batch_day = 0.08 * self.days + r * step + self.uniform(0, step / 2)
+            active_need = active * UNITS_PER_KIT + samples + rejects[0]
+            placebo_need = (kits - active) * UNITS_PER_KIT + samples + rejects[1]
+            self.runs.append(_Run(r, self.regions[regions[r]], kit_list, batch_day, active_need, placebo_need,
+                                  rejects, samples))
+
+    def _blocks(self, kits: int) -> list[str]:
+        """The kit list's treatments: permuted blocks of four, two active (A) and two placebo (P)."""
+        arms: list[str] = []
+        while len(arms) < kits:
+            block = ["A", "A", "P", "P"]
+            self.rng.shuffle(block)
+            arms.extend(block)
+        return arms[:kits]
+
+    def _plan_lots(self) -> None:
+        """Every raw-material and placebo lot, sized so the batches and runs that use it fit."""
+        for run in self.runs:
+            run.theoretical = math.ceil(run.active_need / 0.96 / 500) * 500
+        api = _Pool(self._api_lots(), 1000)
+        tablets = sum(run.theoretical for run in self.runs)
+        excipients = []
+        for material, ref, mg, kg, supplier in EXCIPIENTS:
+            prefix = "".join(w[0] for w in material.split()[:2]).upper()
+            lots = [self._lot(LotKind.EXCIPIENT, gtin(ref), f"{prefix}-{n + 1:04d}", material, Decimal(kg),
+                              "kg", supplier, "plant", 4 * 365)
+                    for n in range(math.ceil(tablets * mg * 1.02 / (kg * 1_000_000)))]
+            excipients.append((_Pool(lots, 1_000_000), mg))
+        excipients[0][0].lots[0].miskeyed = True
+        components = {region: self._component_pools(region) for region in self.regions}
+        placebo = self._placebo_lots()
+        for run in self.runs:
+            run.api = api.take(run.theoretical * API_MG_PER_TABLET)
+            run.excipients = [p for pool, mg in excipients for p in pool.take(run.theoretical * mg)]
+            run.placebo = placebo[run.index // 3]
+            run.components = [p for pool, spoiled in components[run.region]
+                              for p in pool.take(len(run.kit_list) + self.rng.randint(0, spoiled))]
+
+    def _api_lots(self) -> list[_Lot]:
+        """The first API lot ends half-way through the second batch, which therefore blends two lots."""
+        need = [run.theoretical * API_MG_PER_TABLET for run in self.runs]
+        first = need[0] + need[1] // 2
+        rest = (sum(need) - first) * 1.05 / (self.sizes.api_lots - 1)
+        grams = [math.ceil(first / 1000)] + [math.ceil(rest / 1000)] * (self.sizes.api_lots - 1)
+        return [self._lot(LotKind.API, API_GTIN, f"API-{n + 1:04d}", "Lotanib free base", Decimal(g), "g",
+                          "Northfield Fine Chemicals", "plant", 5 * 365, 3 * 365)
+                for n, g in enumerate(grams)]
+
+    def _component_pools(self, region: str) -> list[tuple[_Pool, int]]:
+        runs = [run for run in self.runs if run.region == region]
+        kits = sum(len(run.kit_list) for run in runs)
+        pools = []
+        for material, ref, spoiled, size, supplier in COMPONENTS:
+            count = math.ceil((kits + spoiled * len(runs)) / size)
+            lots = [self._lot(LotKind.PACKAGING_COMPONENT, gtin(ref), f"C{ref[-2:]}-{region}-{n + 1:04d}",
+                              material, Decimal(size), "unit", supplier, region, 5 * 365)
+                    for n in range(count)]
+            pools.append((_Pool(lots, 1), spoiled))
+        return pools
+
+    def _placebo_lots(self) -> list[_Lot]:
+        """Placebo comes from a contract manufacturer; each lot fills three consecutive runs."""
+        lots = []
+        for k in range(math.ceil(len(self.runs) / 3)):
+            need = sum(run.placebo_need for run in self.runs[3 * k: 3 * k + 3])
+            lots.append(self._lot(LotKind.DRUG_PRODUCT, PLACEBO_DP_GTIN, f"PBO-{k + 1:04d}",
+                                  "Placebo film-coated tablets (matching lotanib 10 mg)",
+                                  Decimal(math.ceil(need * 1.02 / 1000) * 1000), "unit",
+                                  "Contract Pharma Services AG", "plant", 3 * 365))
+        return lots
+
+    def _lot(self, kind: LotKind, gtin14: str, number: str, material: str, amount: Decimal, unit: str,
+             supplier: str, location: str, shelf_life: int, retest: int | None = None) -> _Lot:
+        lot = _Lot(kind, gtin14, number, material, amount, unit, supplier, location, shelf_life, retest)
+        self.lots.append(lot)
+        return lot
+
+    def _plan_manufacturing(self) -> None:
+        """Per run: formulate, QC release, package, QA, QP, sponsor release per country; lots arrive
+        three to six weeks before their first use and are released after testing."""
+        for run in self.runs:
+            dp_release = run.batch_day + self.uniform(10, 20)
+            packaged = dp_release + self.uniform(2, 8)
+            self.at(run.batch_day, self._formulate, run)
+            self.at(dp_release, self._release_dp_lot, run)
+            self.at(packaged, self._package, run)
+            qa = packaged + self.uniform(3, 8)
+            day = qa + self.uniform(1, 3)
+            self.at(qa, self._dispose, run)
+            self.at(day, self._certify, run)
+            for country in self.countries:
+                if _region(country) == run.region:
+                    day += self.uniform(1, 5)
+                    self.at(day, self._sponsor_release, run, country)
+            for lot, _ in run.api + run.excipients:
+                self._first_use(lot, run.batch_day)
+            for lot, _ in run.components:
+                self._first_use(lot, packaged)
+            self._first_use(run.placebo, packaged)
+        deviations = max(1, round(0.1 * len(self.runs)))
+        for k in range(deviations):
+            run = self.runs[min(len(self.runs) - 1, 1 + k * len(self.runs) // deviations)]
+            self.at(run.batch_day + self.uniform(1, 5), self._deviation, run, k + 1)
+        for lot in self.lots:
+            first = lot.first_use if lot.first_use is not None else 0.7 * self.days
+            received = max(0.1, first - self.uniform(25, 40))
+            released = received + min(self.uniform(5, 15), 0.6 * (first - received))
+            self.at(received, self._receive_lot, lot)
+            if lot.miskeyed:
+                self.at((received + released) / 2, self._correct_quantity, lot)
+            self.at(released, self._release_raw_lot, lot)
+
+    @staticmethod
+    def _first_use(lot: _Lot | None, day: float) -> None:
+        assert lot is not None
+        lot.first_use = day if lot.first_use is None else min(lot.first_use, day)
+
+    def _plan_distribution(self) -> None:
+        """Shipments per region in proportion to its kits, from shortly after its first batch until
+        five weeks before the end; incidents on given shipments; excursions at sites; destruction."""
+        days, n = self.days, self.sizes.shipments
+        kits = {r: sum(len(run.kit_list) for run in self.runs if run.region == r) for r in self.regions}
+        planned: list[tuple[float, str, int]] = []
+        for region, count in zip(self.regions, _split(n, [kits[r] for r in self.regions], 1), strict=True):
+            first = min(run.batch_day for run in self.runs if run.region == region) + 45
+            sizes = _split(round(0.9 * kits[region]), [self.uniform(0.6, 1.4) for _ in range(count)], 1)
+            planned += [(self.uniform(first, 0.93 * days), region, size) for size in sizes]
+        for day, region, size in sorted(planned):
+            self.at(day, self._ship, region, size)
+        self._incidents[1] = "damaged_missing"
+        excursions = max(1, round(0.015 * n))
+        for k in range(excursions):
+            self._incidents[2 + k * max(1, (n - 3) // excursions)] = "excursion"
+        for _ in range(max(1, round(0.01 * n))):
+            self.at(self.uniform(0.45, 0.85) * days, self._storage_excursion)
+        for k, day in enumerate((0.5 * days, 0.75 * days, days - 25)):
+            self.at(day, self._destruction_round, k + 1)
+
+    # --- reference data --------------------------------------------------------------------------------
+
+    def _register_trial(self) -> None:
+        self.trial_id = self.ledger.register_trial(
+            self.actor["admin"], code=TRIAL_CODE, sponsor="Lotline Therapeutics",
+            title="A phase III, randomised, double-blind, placebo-controlled study of lotanib 10 mg "
+                  "once daily in adults with moderate to severe plaque psoriasis",
+            countries=self.countries, do_not_ship_days=45, do_not_dispense_days=14,
+            occurred_at=self.when())
+        self.wrote(1)
+
+    def _register_place(self, key: str, kind: LocationKind, country: str, name: str, ref: int) -> None:
+        self.places[key] = self.ledger.register_location(
+            self.actor["admin"], gln=gln(ref), kind=kind, name=name, country=country, occurred_at=self.when())
+        self.wrote(1)
+
+    def _register_site(self, site: _Site) -> None:
+        site.id = self.ledger.register_location(
+            self.actor["admin"], gln=gln(100 + site.index), kind=LocationKind.CLINICAL_SITE, name=site.name,
+            country=site.country, trial_id=self.trial_id, site_number=site.number, occurred_at=self.when())
+        self.wrote(1)
+
+    def _activate_site(self, site: _Site) -> None:
+        self.wrote(self.ledger.activate_site(self.actor["admin"], _known(site.id), occurred_at=self.when()))
+        site.active = True
+
+    # --- materials and manufacturing -------------------------------------------------------------------
+
+    def _receive_lot(self, lot: _Lot) -> None:
+        receiver = self.actor["depot" if lot.kind == LotKind.PACKAGING_COMPONENT else "manufacturing"]
+        made = self.when().date() - timedelta(days=self.rng.randint(20, 120))
+        keyed = lot.amount
+        if lot.miskeyed:  # two digits swapped at goods receipt: 25 kg keyed as 52 kg
+            keyed = Decimal(str(lot.amount)[::-1]) if str(lot.amount)[::-1] != str(lot.amount) else keyed * 10
+        lot.id = self.ledger.receive_lot(
+            receiver, gtin=lot.gtin, lot_number=lot.number, kind=lot.kind, material=lot.material,
+            quantity=Quantity.of(keyed, lot.unit), location_id=self.places[lot.location],
+            manufactured_on=made, expires_on=made + timedelta(days=lot.shelf_life_days),
+            retest_on=made + timedelta(days=lot.retest_days) if lot.retest_days else None,
+            supplier=lot.supplier, supplier_lot=f"S{self.rng.randint(100000, 999999)}",
+            occurred_at=self.when())
+        lot.use_by = made + timedelta(days=lot.retest_days or lot.shelf_life_days)
+        self.wrote(1)
+
+    def _correct_quantity(self, lot: _Lot) -> None:
+        self.wrote(self.ledger.correct_lot_quantity(
+            self.actor["qa"], _known(lot.id), corrects_version=1, quantity=Quantity.of(lot.amount, lot.unit),
+            reason=f"Quantity keyed wrongly at goods receipt; delivery note and CoA state "
+                   f"{lot.amount} {lot.unit}",
+            occurred_at=self.when()))
+
+    def _release(self, lot_id: UUID, results_ref: str) -> None:
+        qa, at = self.actor["qa"], self.when()
+        self.wrote(self.ledger.release_lot(qa, lot_id, signature=sign(qa, Meaning.RELEASED, at),
+                                           results_ref=results_ref, occurred_at=at))
+
+    def _release_raw_lot(self, lot: _Lot) -> None:
+        self._release(_known(lot.id), f"{'QC' if lot.kind == LotKind.API else 'CoA'}-{lot.number}")
+
+    def _release_dp_lot(self, run: _Run) -> None:
+        assert run.dp_lot is not None
+        self._release(_known(run.dp_lot.id), f"QC-{run.dp_lot.number}")
+
+    def _formulate(self, run: _Run) -> None:
+        """Weigh API and excipients into one batch; the DP expires 30 months on, or with its API."""
+        actual = math.floor(run.theoretical * self.uniform(0.965, 0.99))
+        inputs = [(_known(lot.id), _mg(mg)) for lot, mg in run.api + run.excipients]
+        made = self.when().date()
+        api_use_by = min(lot.use_by for lot, _ in run.api if lot.use_by is not None)
+        number = f"LTX10-{run.index + 1:04d}"
+        performer, checker = self._two_people(run.index)
+        run.batch_id, dp_id = self.ledger.formulate(
+            performer, batch_number=f"MB-{run.index + 1:04d}", product=PRODUCT,
+            location_id=self.places["plant"], inputs=inputs,
+            output=OutputLot(ACTIVE_DP_GTIN, number, PRODUCT, min(made + timedelta(days=913), api_use_by)),
+            theoretical_yield=Quantity.of(run.theoretical, "unit"), actual_yield=Quantity.of(actual, "unit"),
+            equipment=["GRN-0101 high-shear granulator", "FBD-0102 fluid-bed dryer",
+                       "TAB-0201 rotary tablet press", "COT-0301 pan coater"],
+            checked_by=checker, occurred_at=self.when())
+        run.dp_lot = _Lot(LotKind.DRUG_PRODUCT, ACTIVE_DP_GTIN, number, PRODUCT, Decimal(actual), "unit",
+                          None, "plant", 913, id=dp_id)
+        self.batches += 1
+        self.wrote(2 + len(inputs))
+
+    def _two_people(self, n: int) -> tuple[Actor, Actor]:
+        """Performer and second-person checker, taking turns."""
+        a, b = self.actor["manufacturing"], self.actor["manufacturing2"]
+        return (a, b) if n % 2 == 0 else (b, a)
+
+    def _deviation(self, run: _Run, n: int) -> None:
+        self.wrote(self.ledger.record_deviation(
+            self.actor["qa"], _known(run.batch_id), number=f"DEV-{self.when().year}-{n:03d}",
+            description="Granulation end point reached 4 minutes after the range in the master batch "
+                        "record; blend uniformity and dissolution within specification",
+            classification="minor", occurred_at=self.when()))
+
+    def _package(self, run: _Run) -> None:
+        assert run.dp_lot is not None and run.placebo is not None
+        arms = [Arm("A", _known(run.dp_lot.id), UNITS_PER_KIT, run.active_need, run.samples, run.rejects[0]),
+                Arm("P", _known(run.placebo.id), UNITS_PER_KIT, run.placebo_need, run.samples,
+                    run.rejects[1])]
+        performer, checker = self._two_people(run.index + 1)
+        run.id = self.ledger.package(
+            performer, batch_number=f"PK-{run.index + 1:04d}", trial_id=_known(self.trial_id),
+            location_id=self.places[run.region], kit_gtin=KIT_GTIN, label_version="LBL-LTX301-v3",
+            arms=arms, kit_list=run.kit_list,
+            components=[(_known(lot.id), Quantity.of(units, "unit")) for lot, units in run.components],
+            checked_by=checker, occurred_at=self.when())
+        run.stock = [_Kit(number, Kit.create_id(KIT_GTIN, number), arm) for number, arm in run.kit_list][::-1]
+        self.kits += len(run.kit_list)
+        self.wrote(3 + len(run.components) + len(run.kit_list))
+
+    def _dispose(self, run: _Run) -> None:
+        qa, at = self.actor["qa"], self.when()
+        self.wrote(self.ledger.dispose_packaging(
+            qa, _known(run.id), signature=sign(qa, Meaning.RELEASED, at), released=True, occurred_at=at))
+
+    def _certify(self, run: _Run) -> None:
+        qp, at = self.actor["qp"], self.when()
+        self.wrote(self.ledger.certify_packaging(
+            qp, _known(run.id), signature=sign(qp, Meaning.CERTIFIED, at), occurred_at=at))
+
+    def _sponsor_release(self, run: _Run, country: str) -> None:
+        qa, at = self.actor["qa"], self.when()
+        self.wrote(self.ledger.sponsor_release(
+            qa, _known(run.id), country=country, signature=sign(qa, Meaning.SPONSOR_RELEASED, at),
+            occurred_at=at))
+        run.countries.add(country)
+
+    # --- distribution ----------------------------------------------------------------------------------
+
+    def _ship(self, region: str, size: int) -> None:
+        """Ship the oldest released kits to an activated site; wait a week when there are none."""
+        released = {c for run in self.runs if run.region == region and run.stock for c in run.countries}
+        sites = [s for s in self.sites if s.active and s.region == region and s.country in released]
+        if not sites:
+            if self.today + 10 < 0.95 * self.days:
+                self.at(self.today + self.uniform(5, 10), self._ship, region, size)
+            return
+        site = self.rng.choices(sites, [s.weight for s in sites])[0]
+        kits: list[_Kit] = []
+        for run in self.runs:
+            if run.region == region and site.country in run.countries:
+                while run.stock and len(kits) < size:
+                    kits.append(run.stock.pop())
+        self.shipments += 1
+        n = self.shipments
+        shipment_id = self.ledger.ship(
+            self.actor["depot"], shipment_number=f"SH-{n:06d}", sscc=sscc(n), from_id=self.places[region],
+            to_id=_known(site.id), kit_ids=[k.id for k in kits], min_celsius=TRANSIT_CELSIUS[0],
+            max_celsius=TRANSIT_CELSIUS[1], logger_id=f"TL-{n:06d}", carrier=CARRIERS[region],
+            occurred_at=self.when())
+        self.wrote(1 + len(kits))
+        for kit in kits:
+            kit.status = KitStatus.IN_TRANSIT
+        transit = self.uniform(1, 4) if region == "EU" else self.uniform(1, 3)
+        self.at(self.today + transit, self._confirm_receipt, shipment_id, site, kits, self._incidents.get(n))
+
+    def _confirm_receipt(self, shipment_id: UUID, site: _Site, kits: list[_Kit],
+                         incident: str | None) -> None:
+        """Kits mostly arrive intact; a logger reading above 25 °C quarantines the intact ones."""
+        outcomes = {}
+        for kit in kits:
+            draw = self.rng.random()
+            outcomes[kit.number] = "damaged" if draw < 0.004 else "missing" if draw < 0.006 else "received"
+        if incident == "damaged_missing" and len(kits) >= 3:
+            outcomes[kits[0].number], outcomes[kits[1].number] = "damaged", "missing"
+        excursion = incident == "excursion"
+        high = self.uniform(26.5, 31) if excursion else self.uniform(21, 24.5)
+        self.wrote(self.ledger.confirm_receipt(
+            self.actor["site"], shipment_id, site_id=_known(site.id), outcomes=outcomes,
+            logger_min=_one_decimal(self.uniform(16, 19)), logger_max=_one_decimal(high),
+            occurred_at=self.when()))
+        intact = []
+        for kit in kits:
+            outcome = outcomes[kit.number]
+            if outcome == "missing":
+                kit.status = KitStatus.MISSING
+                continue
+            kit.site = site
+            site.kits.append(kit)
+            kit.status = KitStatus.DAMAGED if outcome == "damaged" else KitStatus.RECEIVED
+            if outcome == "received":
+                intact.append(kit)
+        if excursion and intact:
+            for kit in intact:
+                kit.status = KitStatus.QUARANTINED
+            self.at(self.today + self.uniform(2, 6), self._decide_quarantine, intact, "transit")
+        else:
+            self._plan_use(intact)
+
+    def _plan_use(self, kits: list[_Kit]) -> None:
+        """Book received kits to visits: the subject of the kit's arm due soonest, if due before the
+        next resupply (about ten weeks), else a new subject randomised to that arm; a few kits are
+        sent back unused instead."""
+        for kit in kits:
+            assert kit.site is not None
+            draw = self.rng.random()
+            if draw >= 0.9:
+                day = self.today + self.uniform(30, 90)
+                if draw < 0.92 and day < self.days - 1:
+                    self.at(day, self._return, kit)
+                continue
+            due = kit.site.due[kit.arm]
+            while due and due[0][0] < self.today - 60:
+                heapq.heappop(due)  # missed two visits: discontinued, their last kit not returned
+            if due and due[0][0] <= self.today + 70:
+                visit, _, subject = heapq.heappop(due)
+                day = max(visit, self.today + self.uniform(0.5, 3))
+            else:
+                self.enrolled += 1
+                subject = _Subject(self.enrolled, self.rng.randint(4, 12))
+                day = self.today + self.uniform(1, 21)
+            if day >= self.days - 1:
+                continue
+            subject.visits_left -= 1
+            self.at(day, self._dispense, kit, subject, subject.visits_left == 0)
+            if subject.visits_left > 0:
+                heapq.heappush(due, (day + self.uniform(26, 30), subject.number, subject))
+
+    def _storage_excursion(self) -> None:
+        """A site fridge-room logger shows a temperature excursion: its kits go to quarantine."""
+        sites = [s for s in self.sites if s.active]
+        self.rng.shuffle(sites)
+        for site in sites:
+            kits = [k for k in site.kits if k.status == KitStatus.RECEIVED]
+            if len(kits) >= 2:
+                kits = kits[: self.rng.randint(2, 6)]
+                self.wrote(self.ledger.report_excursion(
+                    self.actor["site"], _known(site.id), kit_ids=[k.id for k in kits],
+                    min_celsius=_one_decimal(self.uniform(18, 21)),
+                    max_celsius=_one_decimal(self.uniform(27, 33)),
+                    duration_minutes=self.rng.randint(90, 600), occurred_at=self.when()))
+                for kit in kits:
+                    kit.status = KitStatus.QUARANTINED
+                self.at(self.today + self.uniform(2, 6), self._decide_quarantine, kits, "storage")
+                return
+        if self.today + 10 < 0.9 * self.days:  # no site holds two kits yet: look again later
+            self.at(self.today + 10, self._storage_excursion)
+
+    def _decide_quarantine(self, kits: list[_Kit], kind: str) -> None:
+        """QA's decision: the first transit excursion is released, the first storage one rejected."""
+        first = self._decisions[kind] == 0
+        self._decisions[kind] += 1
+        release = (kind == "transit") if first else self.rng.random() < (0.75 if kind == "transit" else 0.3)
+        qa, at = self.actor["qa"], self.when()
+        reason = ("Excursion covered by stability data (report STB-LTX-014); kits fit for use" if release
+                  else "Excursion outside the range supported by stability data; kits not fit for use")
+        self.wrote(self.ledger.decide_quarantine(
+            qa, kit_ids=[k.id for k in kits], release=release,
+            signature=sign(qa, Meaning.RELEASED if release else Meaning.REJECTED, at), reason=reason,
+            occurred_at=at))
+        for kit in kits:
+            kit.status = KitStatus.RECEIVED if release else KitStatus.DAMAGED
+        if release:
+            self._plan_use(kits)
+
+    # --- at the site -----------------------------------------------------------------------------------
+
+    def _dispense(self, kit: _Kit, subject: _Subject, last_visit: bool) -> None:
+        """A visit: the subject gets the kit; the kit from their previous visit usually comes back."""
+        if kit.status != KitStatus.RECEIVED:
+            return  # quarantined or rejected since the visit was booked: the subject misses it
+        site = kit.site
+        assert site is not None
+        if subject.kit is not None and self.rng.random() < 0.8:
+            self._return(subject.kit, self.rng.choices(["used", "partially_used"], [0.8, 0.2])[0])
+        self.wrote(self.ledger.dispense(self.actor["site"], kit.id, site_id=_known(site.id),
+                                        subject=f"SUBJ-{subject.number:04d}", occurred_at=self.when()))
+        kit.status = KitStatus.DISPENSED
+        self.dispensed += 1
+        self.treated.add(subject.number)
+        subject.kit = kit
+        end_of_treatment = self.today + self.uniform(26, 30)
+        if last_visit and end_of_treatment < self.days - 1 and self.rng.random() < 0.75:
+            self.at(end_of_treatment, self._return, kit, "used")
+
+    def _return(self, kit: _Kit, condition: str = "unused") -> None:
+        if kit.status not in (KitStatus.DISPENSED, KitStatus.RECEIVED):
+            return
+        assert kit.site is not None
+        self.wrote(self.ledger.return_kit(self.actor["site"], kit.id, site_id=_known(kit.site.id),
+                                          condition=condition, occurred_at=self.when()))
+        kit.status = KitStatus.RETURNED
+
+    def _destruction_round(self, round_no: int) -> None:
+        """Each site's returned and damaged kits: reconciled, authorised for destruction, destroyed."""
+        for site in self.sites:
+            if site.kits:
+                self.at(self.today + self.uniform(0, 10), self._authorise_destruction, site, round_no)
+
+    def _authorise_destruction(self, site: _Site, round_no: int) -> None:
+        kits = [k for k in site.kits if k.status in (KitStatus.RETURNED, KitStatus.DAMAGED)]
+        for n, start in enumerate(range(0, len(kits), 200)):
+            chunk = kits[start: start + 200]
+            qa, at = self.actor["qa"], self.when()
+            self.wrote(self.ledger.authorise_destruction(
+                qa, kit_ids=[k.id for k in chunk], signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
+                reason=f"Returned and damaged kits at site {site.number} reconciled by the monitor",
+                occurred_at=at))
+            for kit in chunk:
+                kit.status = KitStatus.PENDING_DESTRUCTION
+            certificate = f"DC-{site.number}-{round_no}{n + 1:02d}"
+            self.at(self.today + self.uniform(3, 8), self._destroy, chunk, certificate)
+
+    def _destroy(self, kits: list[_Kit], certificate: str) -> None:
+        self.wrote(self.ledger.destroy(
+            self.actor["site"], kit_ids=[k.id for k in kits], certificate=certificate,
+            method="incineration by a licensed contractor", occurred_at=self.when()))
+        for kit in kits:
+            kit.status = KitStatus.DESTROYED
+
+
+def _mg(milligrams: int) -> Quantity:
+    return Quantity.of(Decimal(milligrams) / 1000, "g")
+
+
+# --- the entry points -----------------------------------------------------------------------------
+
+
+def generate(
+    ledger: Ledger, seed: int = DEFAULT_SEED, scale: float = 1.0, progress: bool = True
+) -> DemoSummary:
+    """Write a demo program of size `scale` into the empty `ledger`, deterministically from `seed`.
+
+    The program spans the two years before today (UTC) and ends before yesterday. Raises
+    `StoreNotEmpty` when the store already holds events, `ValueError` for a scale that is not
+    positive.
+    """
+    sizes = Sizes.for_scale(scale)
+    held, _ = ledger.chain.head()
+    if held:
+        raise StoreNotEmpty(held)
+    began = time.perf_counter()
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=730)
+    program = _Program(ledger, seed, sizes, start, 729)
+    program.plan()
+    program.run(progress)
+    events, _ = ledger.chain.head()
+    return DemoSummary(
+        events=events, kits=program.kits, shipments=program.shipments, sites=len(program.sites),
+        lots=len(program.lots) + program.batches, batches=program.batches, packaging_runs=len(program.runs),
+        subjects=len(program.treated), dispensed=program.dispensed, seconds=time.perf_counter() - began)
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"scale must be positive, got {text}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "demo", help="fill an empty store with a realistic demo clinical supply program",
+        description="Simulate two years of one double-blind trial's supply chain up to yesterday and "
+        "write it through the ledger: lots, formulation (one blend of two API lots), placebo, "
+        "packaging into blinded kits, QA/QP/sponsor release, shipments, receipts with damaged and "
+        "missing kits and temperature excursions, dispensing, returns and destruction. The same "
+        "--seed and --scale give the same events. The store must be empty: if it already holds "
+        "events, nothing is written and the command exits 0 with a message (so start scripts may "
+        "call it every time); use a fresh database for another demo.",
+        epilog="Sizes: --scale 1 (default) is 12 activated sites, 8 batches, 1,500 kits, 60 "
+        "shipments, about 8,200 events (seconds on SQLite); kits and shipments grow linearly, "
+        "batches with the square root and sites with the 2/3 power of the scale, events about "
+        "linearly: --scale 122 writes about 1,000,000 events.")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    p.add_argument("--scale", type=_scale, default=1.0, help="program size, a positive number (default 1)")
+    p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    url = args.database_url or Settings().database_url
+    ledger = Ledger.open(url)
+    try:
+        summary = generate(ledger, seed=args.seed, scale=args.scale, progress=not args.quiet)
+    except StoreNotEmpty as e:
+        print(f"lotline demo: {_redacted(url)} already holds {e.events:,} events; no demo data added "
+              "(the demo writes only into an empty store)", file=sys.stderr)
+        return 0
+    finally:
+        ledger.close()
+    for line in _report(summary, url):
+        print(line)
+    return 0
+
+
+def _report(s: DemoSummary, url: str) -> Iterator[str]:
+    yield (f"wrote {s.events:,} events in {s.seconds:.1f} s ({s.events_per_second:,.0f} events/s) "
+           f"to {_redacted(url)}")
+    yield (f"  {s.sites} sites, {s.lots} lots, {s.batches} batches, {s.packaging_runs} packaging runs, "
+           f"{s.kits:,} kits, {s.shipments:,} shipments, {s.subjects:,} subjects, "
+           f"{s.dispensed:,} kits dispensed")
+    yield "  demo users: " + ", ".join(f"{a.principal} ({a.role})" for a in DEMO_ACTORS.values())
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
