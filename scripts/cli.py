@@ -12,6 +12,10 @@ SUBCOMMANDS = [
     "scripts.demo",
     "scripts.verify",
     "scripts.serve",
+    "scripts.keys",
+    "scripts.checkpoint",
+    "scripts.export",
+    "scripts.witness",
 ]
 
 

@@ -1,0 +1,509 @@
+"""The ledger's verifiable-log service: tree, checkpoints, proofs, cosignatures and a full audit of the store.
+
+`Transparency` is what the API and the scripts call. It keeps the Merkle tree in step with the chain,
+signs checkpoints (every N events or T seconds, and on demand), serves inclusion and consistency proofs
+from stored subtree hashes, hands witnesses what they need to cosign, stores their cosignatures, and
+re-derives everything from the events to audit the live store. Formats: docs/merkle-and-checkpoints.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import Engine, select
+
+from ledger.chain import encode_event
+from ledger.checkpoints import (
+    CHECKPOINTS_TABLE,
+    COSIGNATURES_TABLE,
+    CheckpointStore,
+    Cosignature,
+    StoredCheckpoint,
+)
+from ledger.config import Settings
+from ledger.errors import InvalidInput, LedgerError
+from ledger.keys import KeyRing, LogKey, keys_table
+from ledger.merkle import (
+    Frontier,
+    MerkleStore,
+    consistency_ranges,
+    engine_for,
+    inclusion_ranges,
+    leaf_hash,
+    writing,
+)
+from ledger.notes import (
+    Checkpoint,
+    NoteError,
+    VerifierKey,
+    parse_checkpoint,
+    parse_note,
+    sign_checkpoint,
+    verify_cosignature,
+    verify_log_signature,
+)
+from ledger.recorders import ChainReader
+from ledger.verify import verify_chain
+
+log = logging.getLogger(__name__)
+
+
+class TransparencySettings(Settings):
+    """Settings of the verifiable log (prefix LOTLINE_); the origin is `log_name`."""
+
+    model_config = SettingsConfigDict(env_prefix="LOTLINE_", extra="ignore")
+
+    keys_dir: Path = Path("keys")
+    """Directory of the log's private key files (created 0700; key files 0600)."""
+
+    checkpoint_every_events: int = 1000
+    """Sign a checkpoint once this many events are not yet covered by one."""
+
+    checkpoint_every_seconds: float = 300.0
+    """...or once the newest checkpoint is this old and events have arrived since."""
+
+    checkpoint_poll_seconds: float = 5.0
+    """How often `lotline checkpoint watch` looks for new events."""
+
+
+class CosignatureRefused(LedgerError):
+    """A cosignature that does not verify, or is for a tree head the ledger never signed."""
+
+    code = "cosignature_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointView:
+    """A stored checkpoint with the cosignatures it has received."""
+
+    checkpoint: StoredCheckpoint
+    cosignatures: tuple[Cosignature, ...]
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    def note(self) -> str:
+        """The signed note with every cosignature line (C2SP tlog-cosignature layout)."""
+        return self.checkpoint.cosigned(self.cosignatures)
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """Event `seq` is leaf `seq - 1` of the tree of `size` leaves with `root`."""
+
+    seq: int
+    size: int
+    leaf_hash: bytes
+    path: tuple[bytes, ...]
+    root: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "index": self.seq - 1,
+            "size": self.size,
+            "leaf_hash": _b64(self.leaf_hash),
+            "path": [_b64(h) for h in self.path],
+            "root": _b64(self.root),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    """The tree of `old` leaves (`old_root`) is a prefix of the tree of `new` leaves (`new_root`)."""
+
+    old: int
+    new: int
+    old_root: bytes
+    new_root: bytes
+    path: tuple[bytes, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "old_size": self.old,
+            "new_size": self.new,
+            "old_root": _b64(self.old_root),
+            "new_root": _b64(self.new_root),
+            "path": [_b64(h) for h in self.path],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRequest:
+    """What a witness needs to move from its `old` size to the newest checkpoint (tlog-witness layout)."""
+
+    old: int
+    proof: tuple[bytes, ...]
+    note: str
+
+    def body(self) -> str:
+        """`old <size>\\n`, one base64 proof hash per line, a blank line, the signed checkpoint."""
+        lines = "".join(_b64(h) + "\n" for h in self.proof)
+        return f"old {self.old}\n{lines}\n{self.note}"
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    """The outcome of auditing the live store: chain, tree, checkpoints, signatures, cosignatures."""
+
+    ok: bool
+    events: int
+    checkpoints: int
+    cosignatures: int
+    problem: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        if not self.ok:
+            return f"FAILED: {self.problem}"
+        extra = "".join(f"\n  note: {n}" for n in self.notes)
+        return (
+            f"OK: {self.events} events, {self.checkpoints} checkpoints and {self.cosignatures} "
+            f"cosignatures verified{extra}"
+        )
+
+
+class Transparency:
+    """The verifiable log over one ledger store."""
+
+    def __init__(
+        self,
+        reader: ChainReader,
+        engine: Engine,
+        *,
+        origin: str,
+        keys_dir: Path,
+        every_events: int = 1000,
+        every_seconds: float = 300.0,
+    ) -> None:
+        if every_events < 1 or every_seconds <= 0:
+            raise InvalidInput("checkpoints need every_events >= 1 and every_seconds > 0", field="settings")
+        self.reader = reader
+        self.engine = engine
+        self.origin = origin
+        self.tree = MerkleStore(engine)
+        self.keys = KeyRing(engine, keys_dir, origin)
+        self.checkpoints = CheckpointStore(engine)
+        self.every_events = every_events
+        self.every_seconds = every_seconds
+        self._closers: list[Callable[[], None]] = [engine.dispose]
+
+    @classmethod
+    def for_reader(cls, reader: ChainReader, settings: TransparencySettings) -> Transparency:
+        """The log over `reader` (e.g. `ledger.chain`), in the store `settings.database_url` names."""
+        return cls(
+            reader,
+            engine_for(settings.database_url),
+            origin=settings.log_name,
+            keys_dir=settings.keys_dir,
+            every_events=settings.checkpoint_every_events,
+            every_seconds=settings.checkpoint_every_seconds,
+        )
+
+    @classmethod
+    def open(cls, settings: TransparencySettings) -> Transparency:
+        """Open the ledger store itself (for scripts); `close()` closes both."""
+        from ledger.application import Ledger
+
+        ledger = Ledger.open(settings.database_url)
+        t = cls.for_reader(ledger.chain, settings)
+        t._closers.append(ledger.close)
+        return t
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+    # --- tree and checkpoints -------------------------------------------------------------------------
+
+    def sync(self, progress: Callable[[int], None] | None = None) -> int:
+        """Extend the tree over every chained event; return its size."""
+        return self.tree.sync(self.reader, progress=progress)
+
+    def checkpoint(self) -> CheckpointView:
+        """Sign the current tree head now (on demand); the newest checkpoint if the head is already signed."""
+        size = self.sync()
+        for _attempt in range(3):
+            key, private = self.keys.signer()
+            created_at = _now()
+            with writing(self.engine, CHECKPOINTS_TABLE) as conn:
+                if _active_key_id(conn, self.origin) != key.key_id:
+                    continue  # rotated meanwhile: sign with the new key
+                latest = self.checkpoints.latest(conn)
+                if latest is not None and latest.size >= size:
+                    return self.view(latest)
+                if latest is not None:
+                    self._require_extends(latest)
+                head = Checkpoint(self.origin, size, self.tree.root(size))
+                note = sign_checkpoint(head, key.name, private)
+                stored = StoredCheckpoint(size, self.origin, head.root, key.key_id, note.render(), created_at)
+                self.checkpoints.add(conn, stored)
+            log.info("checkpoint %d signed with key %s", size, key.key_id)
+            return CheckpointView(stored, ())
+        raise InvalidInput("the signing key kept changing; try again", field="key")
+
+    def due(self, now: datetime | None = None) -> bool:
+        """Whether the policy wants a checkpoint: N new events, or T seconds since the last and new events."""
+        size = self.tree.size()
+        latest = self.checkpoints.latest()
+        if latest is None:
+            return size > 0
+        fresh = size - latest.size
+        age = ((now or datetime.now(UTC)) - datetime.fromisoformat(latest.created_at)).total_seconds()
+        return fresh >= self.every_events or (fresh > 0 and age >= self.every_seconds)
+
+    def maybe_checkpoint(self, now: datetime | None = None) -> CheckpointView | None:
+        """Sync the tree and sign a checkpoint if the policy says one is due."""
+        self.sync()
+        return self.checkpoint() if self.due(now) else None
+
+    def watch(self, stop: threading.Event, poll_seconds: float = 5.0) -> None:
+        """Keep signing checkpoints by the policy until `stop` is set."""
+        while not stop.is_set():
+            made = self.maybe_checkpoint()
+            if made is not None:
+                log.info("checkpoint %d", made.size)
+            stop.wait(poll_seconds)
+
+    def _require_extends(self, latest: StoredCheckpoint) -> None:
+        """Never sign a head the last signed one is not a prefix of (the stored tree must agree with it)."""
+        if self.tree.root(latest.size) != latest.root:
+            raise LedgerError(
+                f"the stored tree no longer has the root signed at size {latest.size}; "
+                "refusing to sign an inconsistent checkpoint"
+            )
+
+    # --- reading checkpoints ---------------------------------------------------------------------------
+
+    def view(self, checkpoint: StoredCheckpoint) -> CheckpointView:
+        return CheckpointView(checkpoint, tuple(self.checkpoints.cosignatures(checkpoint.size)))
+
+    def latest(self) -> CheckpointView | None:
+        """The newest checkpoint with its cosignatures."""
+        cp = self.checkpoints.latest()
+        return None if cp is None else self.view(cp)
+
+    def get(self, size: int) -> CheckpointView:
+        """The checkpoint of `size` with its cosignatures (CheckpointNotFound otherwise)."""
+        return self.view(self.checkpoints.get(size))
+
+    def list_checkpoints(self, *, before: int = -1, limit: int = 50) -> list[CheckpointView]:
+        """Checkpoints newest first, `limit` of them, of sizes below `before` (all when -1)."""
+        return [self.view(cp) for cp in self.checkpoints.page(after=before, limit=limit, newest_first=True)]
+
+    # --- proofs ---------------------------------------------------------------------------------------
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
+        """Event `seq` in the tree of `size` leaves (default: the newest checkpoint's size)."""
+        size = self._proof_size(size)
+        if not 1 <= seq <= size:
+            raise InvalidInput(f"event {seq} is not in a tree of {size} events", field="seq")
+        # leaf, root and path in one query of the stored subtrees
+        leaf, root, *path = self.tree.range_hashes(
+            [(seq - 1, seq), (0, size), *inclusion_ranges(seq - 1, size)], size
+        )
+        return InclusionProof(seq, size, leaf, tuple(path), root)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> ConsistencyProof:
+        """The tree of `old` leaves is a prefix of the one of `new` (default: newest checkpoint's size)."""
+        new = self._proof_size(new)
+        if not 0 <= old <= new:
+            raise InvalidInput(f"no consistency proof from size {old} to size {new}", field="size")
+        old_root, new_root, *path = self.tree.range_hashes(
+            [(0, old), (0, new), *consistency_ranges(old, new)], new
+        )
+        return ConsistencyProof(old, new, old_root, new_root, tuple(path))
+
+    def proof_bundle(self, seq: int, size: int | None = None) -> dict[str, Any]:
+        """One event with what it takes to check it alone: canonical bytes, inclusion path, checkpoint."""
+        view = self.get(size) if size is not None else self.latest()
+        if view is None:
+            raise InvalidInput("no checkpoint has been signed yet", field="size")
+        proof = self.inclusion_proof(seq, view.size)
+        canonical = self._canonical(seq)
+        if leaf_hash(canonical) != proof.leaf_hash:
+            raise LedgerError(f"event {seq} no longer matches its leaf in the tree", seq=seq)
+        return {
+            "format": "lotline-proof-bundle/1",
+            "origin": self.origin,
+            "event": canonical.decode("utf-8"),
+            **proof.as_dict(),
+            "checkpoint": view.note(),
+        }
+
+    def _proof_size(self, size: int | None) -> int:
+        if size is not None:
+            return size
+        latest = self.checkpoints.latest()
+        if latest is None:
+            raise InvalidInput("no checkpoint has been signed yet; give a tree size", field="size")
+        return latest.size
+
+    def _canonical(self, seq: int) -> bytes:
+        for row in self.reader.iter_chain(after_seq=seq - 1, page=1):
+            if row.seq == seq and row.state is not None and row.topic is not None:
+                return encode_event(row.seq, row.originator_id, row.originator_version, row.topic, row.state)
+            break
+        raise InvalidInput(f"event {seq} is not in the store", field="seq")
+
+    # --- witnesses ------------------------------------------------------------------------------------
+
+    def witness_request(self, old: int) -> WitnessRequest:
+        """The newest checkpoint and the consistency proof from a witness's `old` size to it."""
+        latest = self.checkpoints.latest()
+        if latest is None:
+            raise InvalidInput("no checkpoint has been signed yet", field="size")
+        proof: list[bytes] = []
+        if 0 < old <= latest.size:
+            proof = self.tree.consistency_proof(old, latest.size)
+        return WitnessRequest(old, tuple(proof), latest.note)
+
+    def add_cosignature(self, cosigned_note: str, witness: VerifierKey) -> Cosignature:
+        """Verify a witness's cosignature on one of our checkpoints and store it (idempotent)."""
+        try:
+            note = parse_note(cosigned_note)
+            head = parse_checkpoint(note.text)
+        except NoteError as e:
+            raise CosignatureRefused(f"not a cosigned checkpoint: {e.message}") from None
+        stored = self.checkpoints.get(head.size)
+        if parse_note(stored.note).text != note.text:
+            raise CosignatureRefused(
+                f"the witness cosigned a different tree head for size {head.size} than the one we signed",
+                size=head.size,
+            )
+        sigs = note.signed_by(witness)
+        if not sigs:
+            raise CosignatureRefused(
+                f"the note carries no cosignature by {witness.name} ({witness.key_id.hex()})"
+            )
+        received = []
+        with writing(self.engine, COSIGNATURES_TABLE) as conn:
+            for sig in sigs:
+                try:
+                    when = verify_cosignature(note.text, sig, witness)
+                except NoteError as e:
+                    raise CosignatureRefused(e.message) from None
+                c = Cosignature(
+                    head.size,
+                    witness.name,
+                    witness.key_id.hex(),
+                    when,
+                    witness.public_key,
+                    sig.line().rstrip("\n"),
+                    _now(),
+                )
+                self.checkpoints.add_cosignature(conn, c)
+                received.append(c)
+        return received[-1]
+
+    # --- auditing the live store ----------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int], None] | None = None) -> LogReport:
+        """Re-derive chain, leaves and roots from the events; check every checkpoint and cosignature."""
+        chain = verify_chain(self.reader, progress)
+        if not chain.ok:
+            return LogReport(False, chain.count, 0, 0, chain.describe())
+        keys = self.keys.all()
+        checkpoints = list(self.checkpoints.iter_all())
+        try:
+            roots = {cp.size: cp.root for cp in checkpoints}
+            for cp in checkpoints:
+                _check_checkpoint(cp, self.origin, keys, chain.count)
+            self._check_tree(roots, chain.count)
+            cosigs = self._check_cosignatures(checkpoints)
+        except _AuditFailure as f:
+            return LogReport(False, chain.count, len(checkpoints), 0, str(f))
+        notes = []
+        covered = checkpoints[-1].size if checkpoints else 0
+        if covered < chain.count:
+            notes.append(f"events {covered + 1}..{chain.count} are not yet covered by a signed checkpoint")
+        return LogReport(True, chain.count, len(checkpoints), cosigs, None, tuple(notes))
+
+    def _check_tree(self, roots: dict[int, bytes], count: int) -> None:
+        frontier = Frontier()
+        stored = self.tree.leaves()
+        for seq, canonical in self._canonical_events():
+            leaf = leaf_hash(canonical)
+            kept = next(stored, None)
+            if kept is not None and kept != (seq - 1, leaf):
+                raise _AuditFailure(f"event {seq}: the stored Merkle leaf does not match the event")
+            frontier.push(leaf)
+            if seq in roots and frontier.root() != roots[seq]:
+                raise _AuditFailure(
+                    f"the Merkle root of the first {seq} events differs from the signed "
+                    f"checkpoint {seq}: an event up to {seq} was changed after signing"
+                )
+        if next(stored, None) is not None:
+            raise _AuditFailure(f"the stored tree has more leaves than the {count} chained events")
+        if 0 in roots and roots[0] != Frontier().root():
+            raise _AuditFailure("the checkpoint of size 0 does not hold the empty tree's root")
+
+    def _canonical_events(self) -> Iterator[tuple[int, bytes]]:
+        for row in self.reader.iter_chain():
+            assert row.state is not None and row.topic is not None  # verify_chain has checked
+            yield (
+                row.seq,
+                encode_event(row.seq, row.originator_id, row.originator_version, row.topic, row.state),
+            )
+
+    def _check_cosignatures(self, checkpoints: list[StoredCheckpoint]) -> int:
+        bodies = {cp.size: parse_note(cp.note).text for cp in checkpoints}
+        count = 0
+        for c in self.checkpoints.iter_cosignatures():
+            try:
+                verify_cosignature(bodies[c.size], c.signature, c.verifier)
+            except NoteError as e:
+                raise _AuditFailure(
+                    f"cosignature by {c.witness} on checkpoint {c.size}: {e.message}"
+                ) from None
+            count += 1
+        return count
+
+
+class _AuditFailure(Exception):
+    pass
+
+
+def _check_checkpoint(cp: StoredCheckpoint, origin: str, keys: list[LogKey], events: int) -> None:
+    try:
+        note = parse_note(cp.note)
+        head = parse_checkpoint(note.text)
+        signer = verify_log_signature(note, [k.verifier for k in keys])
+    except NoteError as e:
+        raise _AuditFailure(f"checkpoint {cp.size}: {e.message}") from None
+    if (head.origin, head.size, head.root) != (origin, cp.size, cp.root):
+        raise _AuditFailure(f"checkpoint {cp.size}: its signed text does not match its row")
+    key = next(k for k in keys if k.verifier == signer)
+    if not key.valid_at(cp.created_at):
+        raise _AuditFailure(
+            f"checkpoint {cp.size} was signed at {cp.created_at} by key {key.key_id}, "
+            f"valid {key.valid_from} .. {key.valid_until}"
+        )
+    if cp.size > events:
+        raise _AuditFailure(
+            f"checkpoint {cp.size} was signed but the store holds only {events} events: "
+            "the tail of the log was cut off"
+        )
+
+
+def _active_key_id(conn: Any, name: str) -> str | None:
+    c = keys_table.c
+    rows = conn.execute(select(c.key_id).where(c.valid_until.is_(None), c.name == name)).all()
+    return rows[-1][0] if rows else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,403 @@
+"""Verify a Lotline audit export (docs/export-format.md) in one streaming pass over its events.
+
+Memory holds the checkpoints, cosignatures and keys (small) and the O(log n) right frontier of the
+Merkle tree; events are read a line at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lotline_verify.notes import (
+    COSIGNATURE_V1,
+    ED25519,
+    Head,
+    Invalid,
+    Key,
+    b64decode,
+    parse_head,
+    parse_note,
+    verify_cosignature,
+    verify_signed,
+)
+from lotline_verify.tree import Frontier, verify_consistency
+
+FORMAT = "lotline-audit-export/1"
+EVENT_MARK = b',"event":'
+
+
+class EventInvalid(Invalid):
+    """An event line that does not verify."""
+
+    def __init__(self, seq: int, reason: str, stream: str | None = None, version: int | None = None):
+        super().__init__(reason)
+        self.seq, self.stream, self.version = seq, stream, version
+
+
+@dataclass
+class Verdict:
+    """The outcome: OK with what was verified, or the first failure and its reason."""
+
+    ok: bool = False
+    origin: str = ""
+    first_seq: int = 1
+    last_seq: int = 0
+    events: int = 0
+    head: str = ""
+    checkpoints: int = 0
+    latest: Head | None = None
+    cosigned: dict[str, int] = field(default_factory=dict)
+    trusted: Head | None = None
+    warnings: list[str] = field(default_factory=list)
+    reason: str = ""
+    seq: int | None = None
+    stream: str | None = None
+    version: int | None = None
+
+    def describe(self) -> str:
+        lines = [f"lotline-verify: {'OK' if self.ok else 'FAILED'}"]
+        if not self.ok:
+            where = ""
+            if self.seq is not None:
+                where = f"at event {self.seq}"
+                if self.stream is not None:
+                    where += f" (stream {self.stream}, version {self.version})"
+                where += ": "
+            lines.append(f"  {where}{self.reason}")
+            lines.append(f"  {self.events} events verified before the failure")
+            return "\n".join(lines)
+        lines.append(f"  log          {self.origin}")
+        lines.append(f"  events       {self.first_seq}..{self.last_seq} ({self.events}), "
+                     f"chain head {self.head}")
+        if self.latest is not None:
+            lines.append(f"  checkpoints  {self.checkpoints} verified; newest: size {self.latest.size}, root "
+                         f"{_b64(self.latest.root)}")
+        for witness, size in sorted(self.cosigned.items()):
+            lines.append(f"  cosigned     by {witness} up to size {size}")
+        if self.trusted is not None:
+            lines.append(f"  trusted      your checkpoint of size {self.trusted.size} is consistent "
+                         "with this log")
+        lines.extend(f"  warning      {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    head: Head
+    note_text: str
+    key: Key
+
+
+def verify_export(
+    directory: str | Path,
+    trusted: str | None = None,
+    log_keys: list[Key] | None = None,
+    witness_keys: list[Key] | None = None,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    """Check every event, the chain, each checkpoint's root and signature, every cosignature and,
+    given `trusted` (a checkpoint note saved earlier), that this log extends it unchanged."""
+    verdict = Verdict()
+    try:
+        _verify(Path(directory), verdict, trusted, log_keys, witness_keys, strict, progress)
+        verdict.ok = True
+    except EventInvalid as e:
+        verdict.reason, verdict.seq, verdict.stream, verdict.version = str(e), e.seq, e.stream, e.version
+    except Invalid as e:
+        verdict.reason = str(e)
+    except OSError as e:
+        verdict.reason = f"cannot read the export: {e}"
+    return verdict
+
+
+def _verify(
+    d: Path, v: Verdict, trusted_text: str | None, pins: list[Key] | None,
+    witness_pins: list[Key] | None, strict: bool, progress: Callable[[int], None] | None,
+) -> None:
+    m = _manifest(d / "manifest.json")
+    v.origin, v.first_seq, v.last_seq = m["origin"], m["first_seq"], m["last_seq"]
+    first, last = v.first_seq, v.last_seq
+    windows = _keys(d / "keys.jsonl")
+    keys = [k for k in windows if pins is None or k in pins] + [k for k in pins or [] if k not in windows]
+    checkpoints = _checkpoints(d / "checkpoints.jsonl", v.origin, keys, windows)
+    by_size = {c.head.size: c for c in checkpoints}
+    v.checkpoints = len(checkpoints)
+    v.latest = checkpoints[-1].head if checkpoints else None
+    v.cosigned = _cosignatures(d / "cosignatures.jsonl", by_size, witness_pins)
+    trusted = _trusted(trusted_text, v.origin, keys, by_size) if trusted_text is not None else None
+
+    targets: dict[int, tuple[bytes, str]] = {}
+    for c in checkpoints:
+        if first - 1 <= c.head.size <= last:
+            targets[c.head.size] = (c.head.root, f"signed checkpoint {c.head.size}")
+    if trusted is not None and first - 1 <= trusted.size <= last:
+        targets.setdefault(trusted.size, (trusted.root, f"your trusted checkpoint {trusted.size}"))
+
+    try:
+        frontier = Frontier(first - 1, [b64decode(h, "manifest frontier") for h in m["frontier"]])
+    except ValueError as e:
+        raise Invalid(f"the manifest's frontier: {e}") from None
+    _check_root(frontier, targets, first - 1, 1)
+    prev = bytes.fromhex(m["prev_chain_hash"])
+    head = _stream(d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress)
+    v.head = head.hex()
+    _after_stream(v, m, checkpoints, by_size, frontier.root(), trusted)
+
+
+def _after_stream(
+    v: Verdict, m: dict[str, Any], checkpoints: list[_Checkpoint], by_size: dict[int, _Checkpoint],
+    root_at_last: bytes, trusted: Head | None,
+) -> None:
+    first, last = v.first_seq, v.last_seq
+    cover = m.get("cover")
+    cover_size = cover["size"] if cover else None
+    for c in checkpoints:
+        if c.head.size > last and c.head.size != cover_size:
+            raise Invalid(f"checkpoint {c.head.size} was signed for {c.head.size} events but the export "
+                          f"ends at event {last}: events were cut off")
+    if cover:
+        signed = by_size.get(cover["size"])
+        if signed is None:
+            raise Invalid(f"the manifest's cover checkpoint {cover_size} is not among the checkpoints")
+        proof = [b64decode(h, "cover proof") for h in cover["proof"]]
+        if not verify_consistency(last, signed.head.size, root_at_last, signed.head.root, proof):
+            raise Invalid(f"events 1..{last} are not a prefix of signed checkpoint {cover_size}: "
+                          "the exported events differ from what was signed")
+    if trusted is not None and trusted.size > last:
+        raise Invalid(f"your trusted checkpoint has {trusted.size} events but this log shows only {last}: "
+                      "the log was truncated or rolled back (or this is a partial export)")
+    if trusted is not None and trusted.size < first - 1:
+        raise Invalid(f"your trusted checkpoint ({trusted.size} events) lies before this export's range "
+                      f"(from event {first}); export from event 1 to check it")
+    v.trusted = trusted
+    covered = max([c.head.size for c in checkpoints if c.head.size <= last] + [cover_size or 0])
+    if not checkpoints:
+        v.warnings.append("the export holds no checkpoint: nothing in it is signed by the log")
+    elif covered < last:
+        v.warnings.append(f"events {max(covered, first - 1) + 1}..{last} are not covered by a "
+                          "signed checkpoint")
+    early = [c.head.size for c in checkpoints if c.head.size < first - 1]
+    if early:
+        v.warnings.append(f"{len(early)} checkpoints before event {first} were checked for their "
+                          "signature only")
+
+
+def _stream(
+    path: Path, v: Verdict, first: int, last: int, prev: bytes, frontier: Frontier,
+    targets: dict[int, tuple[bytes, str]], strict: bool, progress: Callable[[int], None] | None,
+) -> bytes:
+    """Walk events.jsonl: header, canonical bytes, chain link, Merkle leaf, roots at checkpoint sizes."""
+    sha256 = hashlib.sha256
+    levels, hashes = frontier.levels, frontier.hashes
+    seq = first
+    with open(path, "rb", buffering=1 << 20) as f:
+        for line in f:
+            if seq > last:
+                raise EventInvalid(seq, f"events.jsonl holds more than the {last - first + 1} events "
+                                   "its manifest lists: an event was inserted")
+            cut = line.find(EVENT_MARK)
+            if cut < 0 or not line.endswith(b"}\n"):
+                raise EventInvalid(seq, "the line is not an event line of the export format")
+            event = line[cut + 9 : -2]
+            doc = _document(seq, event, strict)
+            prev = sha256(prev + event).digest()
+            stated = b'{"seq":%d,"stream":"%s","version":%d,"chain_hash":"%s"' % (
+                seq, doc["stream"].encode(), doc["version"], prev.hex().encode())
+            if line[:cut] != stated:
+                _explain_header(seq, line[:cut], doc, prev)
+            # Append the leaf to the frontier (Frontier.push, inlined: this loop is the hot path).
+            level, h = 0, sha256(b"\x00" + event).digest()
+            while levels and levels[-1] == level:
+                levels.pop()
+                h = sha256(b"\x01" + hashes.pop() + h).digest()
+                level += 1
+            levels.append(level)
+            hashes.append(h)
+            frontier.size = seq
+            if seq in targets:
+                _check_root(frontier, targets, seq, first)
+            v.events += 1
+            seq += 1
+            if progress is not None and not seq % 100_000:
+                progress(seq - first)
+    if seq - 1 != last:
+        raise EventInvalid(seq, f"events.jsonl ends after event {seq - 1} but the manifest lists "
+                           f"events up to {last}: the tail was cut off")
+    return prev
+
+
+def _document(seq: int, event: bytes, strict: bool) -> dict[str, Any]:
+    try:
+        doc = json.loads(event, parse_float=_no_float) if strict else json.loads(event)
+    except (ValueError, Invalid) as e:
+        raise EventInvalid(seq, f"the event is not valid canonical JSON: {e}") from None
+    if not (isinstance(doc, dict) and isinstance(doc.get("stream"), str)
+            and type(doc.get("version")) is int):
+        raise EventInvalid(seq, "the event has no stream and version")
+    if doc.get("seq") != seq:
+        raise EventInvalid(seq, f"expected event {seq} here but found event {doc.get('seq')}: events are "
+                           "missing, inserted or out of order", doc["stream"], doc["version"])
+    if strict:
+        again = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if again != event:
+            raise EventInvalid(seq, "the event's bytes are not in canonical form",
+                               doc["stream"], doc["version"])
+    return doc
+
+
+def _no_float(text: str) -> Any:
+    raise Invalid(f"floats are not allowed ({text})")
+
+
+def _explain_header(seq: int, header: bytes, doc: dict[str, Any], chained: bytes) -> None:
+    stream, version = doc["stream"], doc["version"]
+    try:
+        h = json.loads(header + b"}")
+    except ValueError:
+        raise EventInvalid(seq, "the line's header is not the export's fixed layout",
+                           stream, version) from None
+    if (h.get("seq"), h.get("stream"), h.get("version")) != (seq, stream, version):
+        raise EventInvalid(seq, "the line's seq, stream or version disagree with its event",
+                           stream, version)
+    if h.get("chain_hash") != chained.hex():
+        raise EventInvalid(seq, "chain hash mismatch: this event's bytes were altered, or an event before it "
+                           "was removed, inserted or reordered", stream, version)
+    raise EventInvalid(seq, "the line's header is not the export's fixed layout", stream, version)
+
+
+def _check_root(
+    frontier: Frontier, targets: dict[int, tuple[bytes, str]], size: int, first: int
+) -> None:
+    """Compare the root of the first `size` events with the signed one; name the span that differs."""
+    if size not in targets:
+        return
+    expected, what = targets[size]
+    if frontier.root() != expected:
+        since = max([s for s in targets if s < size], default=first - 1)
+        raise Invalid(f"the Merkle root of events 1..{size} differs from {what}: events {since + 1}..{size} "
+                      "are not the ones that were signed (altered, inserted, removed or reordered, "
+                      "and the chain re-hashed to hide it)")
+
+
+# --- the small files -----------------------------------------------------------------------------------
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    m = json.loads(path.read_text())
+    if m.get("format") != FORMAT:
+        raise Invalid(f"not a {FORMAT} export (format {m.get('format')!r})")
+    first, last = m.get("first_seq"), m.get("last_seq")
+    if type(first) is not int or type(last) is not int or not 1 <= first <= last + 1:
+        raise Invalid("the manifest's first_seq/last_seq are not a range of events")
+    if not isinstance(m.get("origin"), str) or not isinstance(m.get("frontier"), list):
+        raise Invalid("the manifest lacks origin or frontier")
+    prev = m.get("prev_chain_hash")
+    if not isinstance(prev, str) or len(prev) != 64:
+        raise Invalid("the manifest's prev_chain_hash is not 32 bytes of hex")
+    if first == 1 and (prev != "0" * 64 or m["frontier"]):
+        raise Invalid("an export from event 1 starts from the zero chain hash and an empty tree")
+    return m
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                yield json.loads(line)
+            except ValueError:
+                raise Invalid(f"{path.name} line {n} is not JSON") from None
+
+
+def _keys(path: Path) -> dict[Key, tuple[str, str | None]]:
+    """Exported log keys -> (valid_from, valid_until), after checking each key ID and vkey."""
+    out = {}
+    for k in _lines(path):
+        key = Key(k["name"], ED25519, b64decode(k["public_key"], "public key"))
+        if key.id.hex() != k["key_id"] or key.vkey() != k["vkey"]:
+            raise Invalid(f"log key {k['name']} {k['key_id']}: its key ID or vkey does not match the key")
+        out[key] = (k["valid_from"], k["valid_until"])
+    return out
+
+
+def _checkpoints(
+    path: Path, origin: str, keys: list[Key], windows: dict[Key, tuple[str, str | None]]
+) -> list[_Checkpoint]:
+    out: list[_Checkpoint] = []
+    for row in _lines(path):
+        size = row["size"]
+        try:
+            note = parse_note(row["note"])
+            head = parse_head(note.text)
+            key = verify_signed(note, keys)
+        except Invalid as e:
+            raise Invalid(f"checkpoint {size}: {e}") from None
+        if head.origin != origin or head.size != size or _b64(head.root) != row["root"]:
+            raise Invalid(f"checkpoint {size}: its signed text does not match its origin, size or root")
+        if key.id.hex() != row["key_id"]:
+            raise Invalid(f"checkpoint {size}: signed by key {key.id.hex()}, not {row['key_id']} as listed")
+        if key in windows and not _within(row["created_at"], *windows[key]):
+            raise Invalid(f"checkpoint {size}: made at {row['created_at']}, outside the validity of key "
+                          f"{key.id.hex()} ({windows[key][0]} .. {windows[key][1] or 'now'})")
+        if out and size <= out[-1].head.size:
+            raise Invalid(f"checkpoint {size} is listed after checkpoint {out[-1].head.size}")
+        out.append(_Checkpoint(head, note.text, key))
+    return out
+
+
+def _cosignatures(
+    path: Path, by_size: dict[int, _Checkpoint], pins: list[Key] | None
+) -> dict[str, int]:
+    """Check every cosignature; return, per witness (trusted ones when pinned), the largest size cosigned."""
+    best: dict[str, int] = {}
+    for row in _lines(path):
+        size = row["size"]
+        if size not in by_size:
+            raise Invalid(f"a cosignature by {row['witness']} is for checkpoint {size}, "
+                          "which is not exported")
+        key = Key(row["witness"], COSIGNATURE_V1, b64decode(row["public_key"], "witness key"))
+        note = parse_note("x\n\n" + row["line"] + "\n")
+        try:
+            when = verify_cosignature(by_size[size].note_text, note.signatures[0], key)
+        except Invalid as e:
+            raise Invalid(f"checkpoint {size}: {e}") from None
+        if when != row["timestamp"] or key.id.hex() != row["key_id"]:
+            raise Invalid(f"checkpoint {size}: the cosignature by {key.name} does not match its "
+                          "listed time or key")
+        label = key.name
+        if pins is not None and key not in pins:
+            label = f"{key.name} (key {key.id.hex()}, not one you trust)"
+        best[label] = max(best.get(label, 0), size)
+    return best
+
+
+def _trusted(text: str, origin: str, keys: list[Key], by_size: dict[int, _Checkpoint]) -> Head:
+    try:
+        note = parse_note(text)
+        head = parse_head(note.text)
+        verify_signed(note, keys)
+    except Invalid as e:
+        raise Invalid(f"your trusted checkpoint: {e}") from None
+    if head.origin != origin:
+        raise Invalid(f"your trusted checkpoint is for log {head.origin!r}, this export for {origin!r}")
+    same = by_size.get(head.size)
+    if same is not None and same.head.root != head.root:
+        raise Invalid(f"the log signed two different roots for size {head.size}: your trusted checkpoint and "
+                      "the exported one. The history was rewritten (a fork)")
+    return head
+
+
+def _within(when: str, start: str, end: str | None) -> bool:
+    t = datetime.fromisoformat(when)
+    return datetime.fromisoformat(start) <= t and (end is None or t <= datetime.fromisoformat(end))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,21 @@
+"""Options shared by the verifiable-log commands (keys, checkpoint, export): store, key directory, origin."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ledger.transparency import TransparencySettings
+
+
+def add_store_options(p: argparse.ArgumentParser, keys: bool = True) -> None:
+    p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.add_argument("--log-name", help="override LOTLINE_LOG_NAME (the checkpoint origin and key name)")
+    if keys:
+        p.add_argument("--keys-dir", type=Path, help="override LOTLINE_KEYS_DIR (private key files)")
+
+
+def settings_from(args: argparse.Namespace) -> TransparencySettings:
+    """The environment's settings with this command line's overrides."""
+    overrides = {name: getattr(args, name, None) for name in ("database_url", "log_name", "keys_dir")}
+    return TransparencySettings(**{k: v for k, v in overrides.items() if v is not None})
