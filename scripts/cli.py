@@ -12,6 +12,7 @@ SUBCOMMANDS = [
     "scripts.demo",
     "scripts.verify",
     "scripts.serve",
+    "scripts.project",
     "scripts.keys",
     "scripts.checkpoint",
     "scripts.export",

@@ -1,0 +1,283 @@
+"""What every read model shares: the tracking table, the batch writer that dispatches on event type,
+rows staged in memory for one batch, and the position a query result is as fresh as.
+
+Exactly once, without the library's tracking recorders: the eventsourcing `TrackingRecorder`s write
+their row through the library's own connection (sqlite3 / psycopg pool), so they cannot share a
+transaction with rows written through SQLAlchemy. We keep the same guarantee with our own table,
+`projection_tracking(name, position)`: one row per read model, advanced by a compare-and-set
+(`UPDATE ... WHERE name = :name AND position = :old`) in the very transaction that writes the batch's
+rows. A crash anywhere rolls both back together; a second runner racing on the same batch finds the
+position moved and rolls its batch back (`ProjectionConflict`), so no event is applied twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    select,
+    update,
+)
+
+from ledger.errors import LedgerError
+from projections.db import reading, select_in, upsert
+
+Positioned = tuple[int, Any]
+"""One decoded event (an eventsourcing domain event) with its position in the notification log."""
+
+POSITION = BigInteger().with_variant(Integer, "sqlite")
+"""A notification id as a primary key: on SQLite an INTEGER PRIMARY KEY is the rowid itself, where a
+BIGINT key would need a separate index besides the rowid."""
+
+tracking_metadata = MetaData()
+tracking = Table(
+    "projection_tracking",
+    tracking_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("schema", BigInteger, nullable=False),
+)
+
+
+class ProjectionError(LedgerError):
+    """The read side cannot apply an event or answer as asked."""
+
+    code = "projection_error"
+
+
+class ProjectionConflict(ProjectionError):
+    """Another runner applied this batch first; ours was rolled back and changed nothing."""
+
+    code = "projection_conflict"
+
+    def __init__(self, name: str, expected: int) -> None:
+        super().__init__(
+            f"projection {name} is no longer at position {expected}: another runner advanced it",
+            projection=name, expected=expected,
+        )
+
+
+class ProjectionTimeout(ProjectionError):
+    """The read side did not reach a position in time."""
+
+    code = "projection_timeout"
+
+    def __init__(self, wanted: int, reached: int, timeout: float) -> None:
+        super().__init__(
+            f"projections reached position {reached}, not {wanted}, within {timeout} s",
+            wanted=wanted, reached=reached, timeout=timeout,
+        )
+
+
+def positions(conn: Connection, names: Iterable[str]) -> dict[str, int]:
+    """The tracking position of each named read model (0 when it has applied nothing)."""
+    wanted = list(names)
+    rows = conn.execute(select(tracking.c.name, tracking.c.position).where(tracking.c.name.in_(wanted)))
+    found = {name: int(pos) for name, pos in rows}
+    return {name: found.get(name, 0) for name in wanted}
+
+
+def advance(conn: Connection, name: str, old: int, new: int) -> None:
+    """Move `name` from `old` to `new` in the caller's transaction, or raise `ProjectionConflict`."""
+    result = conn.execute(
+        update(tracking).where(tracking.c.name == name, tracking.c.position == old).values(position=new)
+    )
+    if result.rowcount != 1:
+        raise ProjectionConflict(name, old)
+
+
+def reset(conn: Connection, projection: Projection) -> None:
+    """Put a read model back to position 0 with its current schema (its tables are rebuilt)."""
+    upsert(conn, tracking, [{"name": projection.name, "position": 0, "schema": projection.schema}])
+
+
+def schemas(conn: Connection) -> dict[str, int]:
+    """The schema version each read model's tables were built with."""
+    return {name: int(v) for name, v in conn.execute(select(tracking.c.name, tracking.c.schema))}
+
+
+H = TypeVar("H", bound=Callable[..., None])
+
+
+def on(*event_types: type) -> Callable[[H], H]:
+    """Mark a `BatchWriter` method as the handler of these event classes."""
+
+    def mark(handler: H) -> H:
+        handler._lotline_handles = event_types  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+class BatchWriter:
+    """Applies one batch of events to a read model's tables inside the caller's transaction.
+
+    Subclasses mark handler methods with `@on(EventClass)`; events nobody handles are skipped
+    (their position still advances). `prepare` may load rows the batch will touch in a few queries;
+    `flush` writes what the handlers staged.
+    """
+
+    handlers: ClassVar[dict[type, Callable[..., None]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found = dict(cls.handlers)
+        for attr in vars(cls).values():
+            for event_type in getattr(attr, "_lotline_handles", ()):
+                found[event_type] = attr
+        cls.handlers = found
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def apply(self, events: Sequence[Positioned]) -> None:
+        """Dispatch every event of the batch to its handler, then write the staged rows."""
+        self.prepare(events)
+        for position, event in events:
+            handler = self.handlers.get(type(event))
+            if handler is not None:
+                handler(self, position, event)
+        self.flush()
+
+    def prepare(self, events: Sequence[Positioned]) -> None:
+        """Load what the batch will read, in bulk (default: nothing)."""
+
+    def flush(self) -> None:
+        """Write the rows staged by the handlers (default: nothing was staged)."""
+
+
+class StagedRows:
+    """Rows of one table for the length of a batch: loaded in bulk, changed in memory, upserted once.
+
+    A kit changes state several times in a big batch; staging writes its row once, and loading the
+    rows a batch needs with a few IN queries replaces a round trip per event.
+    """
+
+    def __init__(self, conn: Connection, table: Table) -> None:
+        (key,) = table.primary_key.columns
+        self.conn = conn
+        self.table = table
+        self.key = key.name
+        self._rows: dict[Any, dict[str, Any] | None] = {}
+        self._dirty: set[Any] = set()
+
+    def load(self, keys: Iterable[Any]) -> None:
+        """Fetch the rows for `keys` not seen yet in this batch."""
+        wanted = {k for k in keys if k not in self._rows}
+        if not wanted:
+            return
+        for row in select_in(self.conn, self.table, self.key, wanted):
+            self._rows[row[self.key]] = row
+        for k in wanted:
+            self._rows.setdefault(k, None)
+
+    def get(self, key: Any) -> dict[str, Any] | None:
+        """The row for `key` (loaded on demand), or None when the table has none."""
+        if key not in self._rows:
+            self.load([key])
+        return self._rows[key]
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Stage a new or replaced row."""
+        key = row[self.key]
+        self._rows[key] = row
+        self._dirty.add(key)
+
+    def changed(self, key: Any) -> None:
+        """Record that the row for `key`, changed in place, must be written."""
+        self._dirty.add(key)
+
+    def flush(self) -> None:
+        """Upsert every staged or changed row (each holds a value for every column)."""
+        rows = [row for row in (self._rows[key] for key in self._dirty) if row is not None]
+        upsert(self.conn, self.table, rows)
+        self._dirty.clear()
+
+
+class Projection:
+    """One read model: the tables it owns, the writer that feeds them, the queries it answers."""
+
+    name: ClassVar[str]
+    metadata: ClassVar[MetaData]
+    writer: ClassVar[type[BatchWriter]]
+    schema: ClassVar[int] = 1
+    """Raise it when the tables change: the runner then rebuilds this read model on start."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        """Names of other read models whose tables this one's queries read."""
+        return ()
+
+    def apply(self, conn: Connection, events: Sequence[Positioned]) -> None:
+        """Apply one batch of events in the caller's transaction."""
+        self.writer(conn).apply(events)
+
+    def create_tables(self, conn: Connection, *, indexes: bool = True) -> None:
+        """Create this read model's tables where missing, with their secondary indexes or without."""
+        self.metadata.create_all(conn)
+        for table in self.metadata.sorted_tables:
+            for index in table.indexes:
+                if indexes:
+                    index.create(conn, checkfirst=True)
+                else:
+                    index.drop(conn, checkfirst=True)
+
+    def drop_tables(self, conn: Connection) -> None:
+        """Drop this read model's tables (rebuild)."""
+        self.metadata.drop_all(conn)
+
+    def as_of(self, conn: Connection) -> int:
+        """The position this read model's answers are fresh to: the lowest of its own and its inputs'."""
+        return min(positions(conn, (self.name, *self.depends_on)).values())
+
+
+def location_table(name: str, metadata: MetaData) -> Table:
+    """A read model's own copy of the locations (a few hundred rows) to name places in answers."""
+    return Table(
+        name, metadata,
+        Column("location_id", Uuid, primary_key=True),
+        Column("gln", String(13), nullable=False),
+        Column("name", String(200), nullable=False),
+        Column("kind", String(32), nullable=False),
+        Column("country", String(2), nullable=False),
+        Column("site_number", String(40)),
+    )
+
+
+def location_row(e: Any) -> dict[str, Any]:
+    """The row of a `Location.Registered` event."""
+    return {"location_id": e.originator_id, "gln": e.gln, "name": e.name, "kind": str(e.kind),
+            "country": e.country, "site_number": e.site_number}
+
+
+__all__ = [
+    "BatchWriter",
+    "Positioned",
+    "Projection",
+    "ProjectionConflict",
+    "ProjectionError",
+    "ProjectionTimeout",
+    "StagedRows",
+    "advance",
+    "location_row",
+    "location_table",
+    "on",
+    "positions",
+    "reading",
+    "reset",
+    "tracking",
+    "tracking_metadata",
+]

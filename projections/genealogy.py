@@ -1,0 +1,784 @@
+"""Genealogy: what was made from what, and where every kit is now.
+
+Backward: a kit or lot to every input lot (API, excipients, packaging components) with the
+quantities and the formulation and packaging steps between. Forward: a lot to every batch,
+drug-product lot, packaging run, kit, shipment, site and subject it reached.
+
+Designed for the forward question on a big program (200,000 kits, ~19,000 reached from one API
+lot). A recursive CTE over an edges table costs 260-310 ms there; instead `gen_reach` is a closure
+table written once per packaging run: every lot upstream of a run, at any depth, with the run input
+it reached the run through. It stays small (lots x runs). Kits keep their current place and status
+in `gen_kit`, indexed by (run, place, status), so the per-site summary of a lot is one GROUP BY over
+an index range of the reached runs.
+
+Blinding: the kit list (kit -> treatment -> drug-product lot) lives only in `gen_allocation`. When
+the arms of a run use different drug-product lots, naming a kit's drug-product lot names its
+treatment, so every query that could do so takes `unblinded`. Blinded answers work at run level:
+a kit's backward trace lists every input of its run (all arms), and a forward trace counts every
+kit of every reached run, since a blinded reader may not learn which arm a lot went into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Date,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+
+from ledger.domain import (
+    Kit,
+    Location,
+    Lot,
+    LotKind,
+    ManufacturingBatch,
+    PackagingRun,
+    Shipment,
+)
+from ledger.errors import KitNotFound, LotNotFound
+from projections import kitstate
+from projections.base import (
+    BatchWriter,
+    Positioned,
+    Projection,
+    ProjectionError,
+    StagedRows,
+    location_row,
+    location_table,
+    on,
+)
+from projections.db import add_counts, chunks, insert_rows, reading, select_in
+from projections.views import LocationRef, LotRef, PlaceKits, group_by_place
+
+metadata = MetaData()
+
+location = location_table("gen_location", metadata)
+
+lot = Table(
+    "gen_lot", metadata,
+    Column("lot_id", Uuid, primary_key=True),
+    Column("gtin", String(14), nullable=False),
+    Column("lot_number", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("material", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("expires_on", Date, nullable=False),
+    Column("location_id", Uuid, nullable=False),
+    Column("produced_by_batch_id", Uuid),
+)
+
+batch = Table(
+    "gen_batch", metadata,
+    Column("batch_id", Uuid, primary_key=True),
+    Column("batch_number", String(40), nullable=False),
+    Column("product", String(200), nullable=False),
+    Column("location_id", Uuid, nullable=False),
+    Column("output_lot_id", Uuid, nullable=False),
+    Column("occurred_at", String(40), nullable=False),
+)
+
+batch_input = Table(
+    "gen_batch_input", metadata,
+    Column("batch_id", Uuid, primary_key=True),
+    Column("lot_id", Uuid, primary_key=True),
+    Column("amount", String(40), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Index("gen_batch_input_lot", "lot_id"),
+)
+
+run = Table(
+    "gen_run", metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("batch_number", String(40), nullable=False),
+    Column("trial_id", Uuid, nullable=False),
+    Column("location_id", Uuid, nullable=False),
+    Column("kit_gtin", String(14), nullable=False),
+    Column("expires_on", Date, nullable=False),
+    Column("kit_count", BigInteger, nullable=False),
+    Column("occurred_at", String(40), nullable=False),
+)
+
+run_input = Table(
+    "gen_run_input", metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("lot_id", Uuid, primary_key=True),
+    Column("amount", String(40), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Index("gen_run_input_lot", "lot_id"),
+)
+
+# Closure: `lot_id` (any depth upstream) reaches packaging run `run_id` through its input `via_lot_id`.
+reach = Table(
+    "gen_reach", metadata,
+    Column("lot_id", Uuid, primary_key=True),
+    Column("run_id", Uuid, primary_key=True),
+    Column("via_lot_id", Uuid, primary_key=True),
+    Column("via_kind", String(32), nullable=False),
+)
+
+# The blinded kit list. Read only by queries called with unblinded=True.
+allocation = Table(
+    "gen_allocation", metadata,
+    Column("kit_id", Uuid, primary_key=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("treatment", String(40), nullable=False),
+    Column("dp_lot_id", Uuid, nullable=False),
+    Index("gen_allocation_run", "run_id", "dp_lot_id"),
+)
+
+kit = Table(
+    "gen_kit", metadata,
+    Column("kit_id", Uuid, primary_key=True),
+    Column("gtin", String(14), nullable=False),
+    Column("kit_number", String(40), nullable=False),
+    Column("trial_id", Uuid, nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("batch_number", String(40), nullable=False),
+    Column("expires_on", Date, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("held_status", String(32)),
+    Column("status_class", String(16), nullable=False),
+    Column("location_id", Uuid),
+    Column("place_id", Uuid, nullable=False),
+    Column("shipment_id", Uuid),
+    Column("subject", String(40)),
+    # Only columns that rarely change are indexed: a kit's moves rewrite its row, not an index.
+    Index("gen_kit_run", "run_id"),
+    Index("gen_kit_expiry", "expires_on"),
+)
+
+# Kits per (run, place, status): the blinded per-place summary of a lot sums a few rows per reached
+# run instead of counting ~19,000 kit rows. Kept by +1/-1 as kits move; rows at 0 are deleted.
+# (No such table per arm: it would make every kit event read the kit list, a tenth of a rebuild,
+# for the rarer unblinded question, which counts the reached kits directly.)
+run_place = Table(
+    "gen_run_place", metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("place_id", Uuid, primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("status_class", String(16), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
+shipment = Table(
+    "gen_shipment", metadata,
+    Column("shipment_id", Uuid, primary_key=True),
+    Column("shipment_number", String(40), nullable=False),
+    Column("sscc", String(18), nullable=False),
+    Column("from_id", Uuid, nullable=False),
+    Column("to_id", Uuid, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("shipped_at", String(40), nullable=False),
+    Column("received_at", String(40)),
+)
+
+shipment_kit = Table(
+    "gen_shipment_kit", metadata,
+    Column("shipment_id", Uuid, primary_key=True),
+    Column("kit_id", Uuid, primary_key=True),
+    Index("gen_shipment_kit_kit", "kit_id"),
+)
+
+_LOT_STATUS = {
+    Lot.Released: "released",
+    Lot.Rejected: "rejected",
+    Lot.PutOnHold: "on_hold",
+    Lot.Recalled: "recalled",
+}
+
+
+class _Writer(BatchWriter):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self.kits = StagedRows(conn, kit)
+        self.shipments = StagedRows(conn, shipment)
+        self.shipment_kits: list[dict[str, Any]] = []
+        self.run_counts: dict[tuple[Any, ...], int] = {}
+        self._kinds: dict[UUID, str] | None = None
+
+    def prepare(self, events: Sequence[Positioned]) -> None:
+        changes = kitstate.CHANGES
+        changed = {e.originator_id for _, e in events if type(e) in changes}
+        self.kits.load(changed)
+        self.shipments.load(e.originator_id for _, e in events if type(e) is Shipment.ReceiptConfirmed)
+
+    def flush(self) -> None:
+        self.kits.flush()
+        self.shipments.flush()
+        insert_rows(self.conn, shipment_kit, self.shipment_kits)
+        _add(self.conn, run_place, ("run_id", "place_id", "status", "status_class"), self.run_counts)
+
+    def _count(self, row: dict[str, Any], delta: int) -> None:
+        """Move the kit `row` in or out of its (run, place, status) counts."""
+        key = (row["run_id"], row["place_id"], row["status"], row["status_class"])
+        self.run_counts[key] = self.run_counts.get(key, 0) + delta
+
+    def _kind(self, location_id: UUID) -> str | None:
+        if self._kinds is None:
+            self._kinds = dict(self.conn.execute(select(location.c.location_id, location.c.kind)).all())
+        return self._kinds.get(location_id)
+
+    @on(Location.Registered)
+    def location_registered(self, position: int, e: Any) -> None:
+        self.conn.execute(location.insert().values(location_row(e)))
+        if self._kinds is not None:
+            self._kinds[e.originator_id] = str(e.kind)
+
+    @on(Lot.Received)
+    def lot_received(self, position: int, e: Any) -> None:
+        self.conn.execute(lot.insert().values(
+            lot_id=e.originator_id, gtin=e.gtin, lot_number=e.lot_number, kind=str(e.kind),
+            material=e.material, status="quarantine", expires_on=e.expires_on,
+            location_id=e.location_id, produced_by_batch_id=e.produced_by_batch_id,
+        ))
+
+    @on(*_LOT_STATUS)
+    def lot_status_changed(self, position: int, e: Any) -> None:
+        self.conn.execute(
+            update(lot).where(lot.c.lot_id == e.originator_id).values(status=_LOT_STATUS[type(e)])
+        )
+
+    @on(ManufacturingBatch.Formulated)
+    def formulated(self, position: int, e: Any) -> None:
+        self.conn.execute(batch.insert().values(
+            batch_id=e.originator_id, batch_number=e.batch_number, product=e.product,
+            location_id=e.location_id, output_lot_id=e.output_lot_id, occurred_at=e.audit["occurred_at"],
+        ))
+        insert_rows(self.conn, batch_input, [
+            {"batch_id": e.originator_id, "lot_id": i["lot_id"], **i["quantity"]} for i in e.inputs
+        ])
+
+    @on(PackagingRun.Packaged)
+    def packaged(self, position: int, e: Any) -> None:
+        run_id = e.originator_id
+        self.conn.execute(run.insert().values(
+            run_id=run_id, batch_number=e.batch_number, trial_id=e.trial_id, location_id=e.location_id,
+            kit_gtin=e.kit_gtin, expires_on=e.expires_on, kit_count=len(e.kit_numbers),
+            occurred_at=e.audit["occurred_at"],
+        ))
+        insert_rows(self.conn, run_input, [
+            {"run_id": run_id, "lot_id": i["lot_id"], **i["quantity"]} for i in e.inputs
+        ])
+        dp_lot_of = {a["treatment"]: a["dp_lot_id"] for a in e.arms}
+        kit_list = [
+            {"kit_id": Kit.create_id(e.kit_gtin, number), "run_id": run_id, "treatment": treatment,
+             "dp_lot_id": dp_lot_of[treatment]}
+            for number, treatment in e.allocation.items()
+        ]
+        insert_rows(self.conn, allocation, kit_list)
+        insert_rows(self.conn, reach, [
+            {"lot_id": upstream, "run_id": run_id, "via_lot_id": i["lot_id"], "via_kind": i["kind"]}
+            for i in e.inputs
+            for upstream in self._upstream(i["lot_id"])
+        ])
+
+    def _upstream(self, lot_id: UUID) -> set[UUID]:
+        """`lot_id` and every lot that went into it, at any depth."""
+        found, frontier = {lot_id}, [lot_id]
+        while frontier:
+            batches = [r["produced_by_batch_id"] for r in select_in(self.conn, lot, "lot_id", frontier)
+                       if r["produced_by_batch_id"] is not None]
+            inputs = {r["lot_id"] for r in select_in(self.conn, batch_input, "batch_id", batches)}
+            frontier = list(inputs - found)
+            found |= inputs
+        return found
+
+    @on(PackagingRun.ExpiryExtended)
+    def expiry_extended(self, position: int, e: Any) -> None:
+        self.conn.execute(update(run).where(run.c.run_id == e.originator_id).values(expires_on=e.new_expiry))
+
+    @on(Kit.Commissioned)
+    def kit_commissioned(self, position: int, e: Any) -> None:
+        row = kitstate.commissioned(e)
+        row["status_class"] = kitstate.status_class(row["status"], self._kind(row["place_id"]))
+        self.kits.put(row)
+        self._count(row, +1)
+
+    @on(*kitstate.CHANGES)
+    def kit_changed(self, position: int, e: Any) -> None:
+        row = self.kits.get(e.originator_id)
+        if row is None:
+            raise ProjectionError(f"kit {e.originator_id} changed before it was commissioned")
+        self._count(row, -1)
+        kitstate.step(row, e)
+        row["status_class"] = kitstate.status_class(row["status"], self._kind(row["place_id"]))
+        self.kits.changed(e.originator_id)
+        self._count(row, +1)
+
+    @on(Shipment.Shipped)
+    def shipment_shipped(self, position: int, e: Any) -> None:
+        self.shipments.put({
+            "shipment_id": e.originator_id, "shipment_number": e.shipment_number, "sscc": e.sscc,
+            "from_id": e.from_id, "to_id": e.to_id, "status": "in_transit",
+            "shipped_at": e.audit["occurred_at"], "received_at": None,
+        })
+        self.shipment_kits.extend({"shipment_id": e.originator_id, "kit_id": k} for k in e.kit_ids)
+
+    @on(Shipment.ReceiptConfirmed)
+    def receipt_confirmed(self, position: int, e: Any) -> None:
+        row = self.shipments.get(e.originator_id)
+        if row is None:
+            raise ProjectionError(f"shipment {e.originator_id} received before it was shipped")
+        row.update(status="received", received_at=e.audit["occurred_at"])
+        self.shipments.changed(e.originator_id)
+
+
+def _add(conn: Connection, table: Table, key: tuple[str, ...], deltas: dict[tuple[Any, ...], int]) -> None:
+    """Apply count deltas; groups left at zero are deleted, so equal states have equal rows."""
+    add_counts(conn, table, [{**dict(zip(key, k, strict=True)), "n": n} for k, n in deltas.items() if n])
+    runs = list({k[0] for k, n in deltas.items() if n < 0})
+    for part in chunks(runs):
+        conn.execute(delete(table).where(table.c.n == 0, table.c.run_id.in_(part)))
+    deltas.clear()
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """One input lot of a step and how much of it the step consumed."""
+
+    lot: LotRef
+    amount: Decimal
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A formulation or packaging step of a backward trace; depth 1 is nearest the start."""
+
+    kind: str
+    id: UUID
+    batch_number: str
+    location_id: UUID
+    occurred_at: datetime
+    output_lot: LotRef | None
+    inputs: tuple[Consumed, ...]
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class KitView:
+    """A kit where it is now. `treatment` and `dp_lot_id` are None unless read unblinded."""
+
+    id: UUID
+    kit_number: str
+    gtin: str
+    run_id: UUID
+    batch_number: str
+    expires_on: date
+    status: str
+    status_class: str
+    location_id: UUID | None
+    place: LocationRef | None
+    shipment_id: UUID | None
+    subject: str | None
+    treatment: str | None = None
+    dp_lot_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackwardTrace:
+    """From a kit or a lot back to every input lot, with the steps between."""
+
+    kit: KitView | None
+    lot: LotRef | None
+    steps: tuple[Step, ...]
+    input_lots: tuple[LotRef, ...]
+    blinded: bool
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRef:
+    """A manufacturing batch a traced lot reached, with what it consumed of that lot."""
+
+    id: UUID
+    batch_number: str
+    product: str
+    output_lot: LotRef
+    amount: Decimal
+    unit: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """A packaging run a traced lot reached, and the run inputs it came through."""
+
+    id: UUID
+    batch_number: str
+    kit_count: int
+    expires_on: date
+    via_lot_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRef:
+    """A shipment carrying traced kits (`kits` of them)."""
+
+    id: UUID
+    shipment_number: str
+    sscc: str
+    from_id: UUID
+    to: LocationRef
+    status: str
+    shipped_at: datetime
+    received_at: datetime | None
+    kits: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRef:
+    """A (pseudonymous) subject a traced kit was dispensed to."""
+
+    subject: str
+    site: LocationRef | None
+    kit_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardSummary:
+    """A lot's reach, per place: the kits of every reached run, counted by status."""
+
+    lot: LotRef
+    dp_lots: tuple[LotRef, ...]
+    runs: tuple[RunRef, ...]
+    places: tuple[PlaceKits, ...]
+    total_kits: int
+    blinded: bool
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardTrace:
+    """Everything a lot reached: batches, drug-product lots, runs, kits, shipments, sites, subjects."""
+
+    lot: LotRef
+    batches: tuple[BatchRef, ...]
+    dp_lots: tuple[LotRef, ...]
+    runs: tuple[RunRef, ...]
+    kits: tuple[KitView, ...]
+    shipments: tuple[ShipmentRef, ...]
+    places: tuple[PlaceKits, ...]
+    subjects: tuple[SubjectRef, ...]
+    blinded: bool
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """The runs and drug-product lots downstream of some lots, and which kits that affects.
+
+    Blinded, every kit of a reached run is affected; unblinded, only kits whose own drug-product
+    lot is affected, or whose run used an affected packaging component. `kits` filters `gen_kit`
+    accordingly; `run_ids` is set when whole runs are affected (blinded), so that per-place counts
+    can come from `gen_run_place`.
+    """
+
+    runs: tuple[RunRef, ...]
+    dp_lots: tuple[LotRef, ...]
+    kits: ColumnElement[bool]
+    run_ids: tuple[UUID, ...] | None
+
+
+def reach_of(conn: Connection, lot_ids: Sequence[UUID], *, unblinded: bool) -> Reach:
+    """What the given lots reached, read from the closure table."""
+    rows = conn.execute(
+        select(reach.c.run_id, reach.c.via_kind, run.c.batch_number.label("run_number"),
+               run.c.kit_count, run.c.expires_on.label("run_expires_on"), lot)
+        .join(run, run.c.run_id == reach.c.run_id)
+        .join(lot, lot.c.lot_id == reach.c.via_lot_id)
+        .where(reach.c.lot_id.in_(list(lot_ids)))
+    ).mappings().all()
+    via: dict[UUID, set[UUID]] = {}
+    whole_runs: set[UUID] = set()
+    dp_lots: dict[UUID, LotRef] = {}
+    for r in rows:
+        via.setdefault(r["run_id"], set()).add(r["lot_id"])
+        if r["via_kind"] == LotKind.DRUG_PRODUCT:
+            dp_lots[r["lot_id"]] = LotRef.of(r)
+        else:
+            whole_runs.add(r["run_id"])
+    runs = sorted({
+        RunRef(r["run_id"], r["run_number"], int(r["kit_count"]), r["run_expires_on"],
+               tuple(sorted(via[r["run_id"]])))
+        for r in rows
+    }, key=lambda rr: rr.batch_number)
+    run_ids = [rr.id for rr in runs]
+    if not unblinded:
+        return Reach(tuple(runs), _sorted_lots(dp_lots.values()), kit.c.run_id.in_(run_ids), tuple(run_ids))
+    in_arm = or_(allocation.c.run_id.in_(list(whole_runs)), allocation.c.dp_lot_id.in_(list(dp_lots)))
+    own_lot = select(allocation.c.kit_id).where(allocation.c.run_id.in_(run_ids), in_arm)
+    kits = and_(kit.c.run_id.in_(run_ids), kit.c.kit_id.in_(own_lot))
+    return Reach(tuple(runs), _sorted_lots(dp_lots.values()), kits, None)
+
+
+def places_by_id(conn: Connection, ids: Iterable[UUID | None]) -> dict[UUID, LocationRef]:
+    """The named locations, by id."""
+    wanted = {i for i in ids if i is not None}
+    return {r["location_id"]: LocationRef.of(r) for r in select_in(conn, location, "location_id", wanted)}
+
+
+def place_counts(conn: Connection, found: Reach) -> tuple[PlaceKits, ...]:
+    """The reached kits per place, by status and recall class: summed from the run counts when
+    whole runs are reached (blinded), else counted kit by kit."""
+    if found.run_ids is not None:
+        t = run_place
+        counted = (
+            select(t.c.place_id, t.c.status, t.c.status_class, func.sum(t.c.n))
+            .where(t.c.run_id.in_(found.run_ids))
+            .group_by(t.c.place_id, t.c.status, t.c.status_class)
+        )
+    else:
+        counted = (
+            select(kit.c.place_id, kit.c.status, kit.c.status_class, func.count())
+            .where(found.kits)
+            .group_by(kit.c.place_id, kit.c.status, kit.c.status_class)
+        )
+    rows = conn.execute(counted).all()
+    return group_by_place(rows, places_by_id(conn, {r[0] for r in rows}))
+
+
+class Genealogy(Projection):
+    """Backward and forward traces over lots, batches, packaging runs, kits and shipments."""
+
+    name = "genealogy"
+    metadata = metadata
+    writer = _Writer
+
+    # --- backward ------------------------------------------------------------------------------
+
+    def backward_from_kit(self, kit_id: UUID, *, unblinded: bool = False) -> BackwardTrace:
+        """A kit back to every input lot; unblinded, only its own arm's drug-product lot."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            view, made = self._kit_and_run(conn, kit_id, unblinded=unblinded)
+            inputs = conn.execute(
+                select(run_input.c.amount, run_input.c.unit, lot)
+                .join(lot, lot.c.lot_id == run_input.c.lot_id)
+                .where(run_input.c.run_id == view.run_id)
+            ).mappings().all()
+            if unblinded:
+                inputs = [i for i in inputs
+                          if i["kind"] != LotKind.DRUG_PRODUCT or i["lot_id"] == view.dp_lot_id]
+            packaging = Step(
+                "packaging", view.run_id, made["run_number"], made["run_location_id"],
+                datetime.fromisoformat(made["run_occurred_at"]), None, _consumed(inputs), 1,
+            )
+            steps = [packaging, *self._formulations(conn, inputs, 2)]
+        return BackwardTrace(view, None, tuple(steps), _inputs_of(steps), not unblinded, as_of)
+
+    def backward_from_lot(self, lot_id: UUID) -> BackwardTrace:
+        """A lot back to every lot that went into it (no steps for a lot received from outside)."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            start = conn.execute(select(lot).where(lot.c.lot_id == lot_id)).mappings().first()
+            if start is None:
+                raise LotNotFound(lot_id)
+            steps = self._formulations(conn, [start], 1)
+        return BackwardTrace(None, LotRef.of(start), tuple(steps), _inputs_of(steps), True, as_of)
+
+    def _formulations(self, conn: Connection, made: Sequence[Any], depth: int) -> list[Step]:
+        """The batches that produced the lot rows `made`, then theirs, breadth first."""
+        steps: list[Step] = []
+        outputs = {r["lot_id"]: r for r in made}
+        batch_ids = {r["produced_by_batch_id"] for r in made if r["produced_by_batch_id"] is not None}
+        while batch_ids:
+            produced = conn.execute(
+                select(batch).where(batch.c.batch_id.in_(batch_ids)).order_by(batch.c.batch_number)
+            ).all()
+            inputs = conn.execute(
+                select(batch_input.c.batch_id, batch_input.c.amount, batch_input.c.unit, lot)
+                .join(lot, lot.c.lot_id == batch_input.c.lot_id)
+                .where(batch_input.c.batch_id.in_(batch_ids))
+            ).mappings().all()
+            for b in produced:
+                steps.append(Step(
+                    "formulation", b.batch_id, b.batch_number, b.location_id,
+                    datetime.fromisoformat(b.occurred_at), LotRef.of(outputs[b.output_lot_id]),
+                    _consumed([i for i in inputs if i["batch_id"] == b.batch_id]), depth,
+                ))
+            outputs = {r["lot_id"]: r for r in inputs}
+            batch_ids = {r["produced_by_batch_id"] for r in inputs
+                         if r["produced_by_batch_id"] is not None}
+            depth += 1
+        return steps
+
+    def _kit_and_run(self, conn: Connection, kit_id: UUID, *, unblinded: bool) -> tuple[KitView, Any]:
+        """The kit with its place (and its allocation when unblinded), and its run's step facts."""
+        query = (
+            select(kit, run.c.batch_number.label("run_number"),
+                   run.c.location_id.label("run_location_id"),
+                   run.c.occurred_at.label("run_occurred_at"),
+                   *(c.label("at_" + c.name) for c in location.c))
+            .join(run, run.c.run_id == kit.c.run_id)
+            .outerjoin(location, location.c.location_id == kit.c.place_id)
+            .where(kit.c.kit_id == kit_id)
+        )
+        if unblinded:
+            query = query.add_columns(allocation.c.treatment, allocation.c.dp_lot_id).outerjoin(
+                allocation, allocation.c.kit_id == kit.c.kit_id)
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise KitNotFound(kit_id)
+        place = LocationRef.of({k[3:]: v for k, v in row.items() if k.startswith("at_")})
+        return _kit_view(row, {row["place_id"]: place}), row
+
+    # --- forward -------------------------------------------------------------------------------
+
+    def forward_summary(self, lot_id: UUID, *, unblinded: bool = False) -> ForwardSummary:
+        """A lot to its kits, counted per place and status: the first question of a recall."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            start = self._lot(conn, lot_id)
+            found = reach_of(conn, [lot_id], unblinded=unblinded)
+            places = place_counts(conn, found) if found.runs else ()
+        return ForwardSummary(start, found.dp_lots, found.runs, places, sum(p.total for p in places),
+                              not unblinded, as_of)
+
+    def forward_from_lot(self, lot_id: UUID, *, unblinded: bool = False) -> ForwardTrace:
+        """Everything a lot reached, down to each kit's current place and status and each subject."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            start = self._lot(conn, lot_id)
+            batches = self._batches_reached(conn, lot_id)
+            found = reach_of(conn, [lot_id], unblinded=unblinded)
+            kits = self._kits(conn, found, unblinded=unblinded) if found.runs else ()
+            shipments = shipments_carrying(conn, found.kits) if found.runs else ()
+            places = place_counts(conn, found) if found.runs else ()
+        subjects = tuple(
+            SubjectRef(k.subject, k.place, k.kit_number) for k in kits if k.subject is not None
+        )
+        return ForwardTrace(start, batches, found.dp_lots, found.runs, kits, shipments, places,
+                            subjects, not unblinded, as_of)
+
+    def _lot(self, conn: Connection, lot_id: UUID) -> LotRef:
+        row = conn.execute(select(lot).where(lot.c.lot_id == lot_id)).mappings().first()
+        if row is None:
+            raise LotNotFound(lot_id)
+        return LotRef.of(row)
+
+    def _batches_reached(self, conn: Connection, lot_id: UUID) -> tuple[BatchRef, ...]:
+        """Every batch that consumed the lot or, at any depth, something made from it."""
+        found: list[BatchRef] = []
+        frontier, seen = [lot_id], {lot_id}
+        while frontier:
+            output = lot.alias("output")
+            rows = conn.execute(
+                select(batch.c.batch_id, batch.c.batch_number, batch.c.product, batch.c.occurred_at,
+                       batch_input.c.amount, batch_input.c.unit, output)
+                .join(batch_input, batch_input.c.batch_id == batch.c.batch_id)
+                .join(output, output.c.lot_id == batch.c.output_lot_id)
+                .where(batch_input.c.lot_id.in_(frontier))
+                .order_by(batch.c.batch_number)
+            ).mappings().all()
+            found.extend(
+                BatchRef(r["batch_id"], r["batch_number"], r["product"], LotRef.of(r),
+                         Decimal(r["amount"]), r["unit"], datetime.fromisoformat(r["occurred_at"]))
+                for r in rows
+            )
+            frontier = [r["lot_id"] for r in rows if r["lot_id"] not in seen]
+            seen.update(frontier)
+        return tuple(found)
+
+    def _kits(self, conn: Connection, found: Reach, *, unblinded: bool) -> tuple[KitView, ...]:
+        rows = conn.execute(select(kit).where(found.kits).order_by(kit.c.kit_number)).mappings().all()
+        places = places_by_id(conn, {r["place_id"] for r in rows})
+        if not unblinded:
+            return tuple(_kit_view(r, places) for r in rows)
+        secrets = {a["kit_id"]: a for a in conn.execute(
+            select(allocation).where(allocation.c.run_id.in_([r.id for r in found.runs]))
+        ).mappings()}
+        return tuple(_kit_view({**r, **secrets[r["kit_id"]]}, places) for r in rows)
+
+
+def shipments_carrying(conn: Connection, kits: ColumnElement[bool]) -> tuple[ShipmentRef, ...]:
+    """Every shipment that carried a kit matching `kits`, with how many of them."""
+    counted = (
+        select(shipment_kit.c.shipment_id, func.count().label("n"))
+        .join(kit, kit.c.kit_id == shipment_kit.c.kit_id)
+        .where(kits)
+        .group_by(shipment_kit.c.shipment_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(shipment, counted.c.n)
+        .join(counted, counted.c.shipment_id == shipment.c.shipment_id)
+        .order_by(shipment.c.shipment_number)
+    ).all()
+    places = places_by_id(conn, (r.to_id for r in rows))
+    return tuple(
+        ShipmentRef(
+            r.shipment_id, r.shipment_number, r.sscc, r.from_id, places[r.to_id], r.status,
+            datetime.fromisoformat(r.shipped_at),
+            datetime.fromisoformat(r.received_at) if r.received_at else None, int(r.n),
+        )
+        for r in rows
+    )
+
+
+def _kit_view(row: Any, places: dict[UUID, LocationRef]) -> KitView:
+    """A kit row as an answer; treatment and drug-product lot only if the row carries them."""
+    return KitView(
+        row["kit_id"], row["kit_number"], row["gtin"], row["run_id"], row["batch_number"],
+        row["expires_on"], row["status"], row["status_class"], row["location_id"],
+        places.get(row["place_id"]), row["shipment_id"], row["subject"],
+        row.get("treatment"), row.get("dp_lot_id"),
+    )
+
+
+def _consumed(rows: Iterable[Any]) -> tuple[Consumed, ...]:
+    """Input rows (lot columns plus amount and unit) as consumed lots, by kind and lot number."""
+    found = [Consumed(LotRef.of(r), Decimal(r["amount"]), r["unit"]) for r in rows]
+    return tuple(sorted(found, key=lambda c: (c.lot.kind, c.lot.lot_number)))
+
+
+def _sorted_lots(lots: Iterable[LotRef]) -> tuple[LotRef, ...]:
+    return tuple(sorted(lots, key=lambda lt: (lt.kind, lt.lot_number)))
+
+
+def _inputs_of(steps: Sequence[Step]) -> tuple[LotRef, ...]:
+    """Every lot consumed by any step, each once."""
+    seen: dict[UUID, LotRef] = {}
+    for s in steps:
+        for c in s.inputs:
+            seen.setdefault(c.lot.id, c.lot)
+    return _sorted_lots(seen.values())
+
+
+__all__ = [
+    "BackwardTrace",
+    "BatchRef",
+    "Consumed",
+    "ForwardSummary",
+    "ForwardTrace",
+    "Genealogy",
+    "KitView",
+    "Reach",
+    "RunRef",
+    "ShipmentRef",
+    "Step",
+    "SubjectRef",
+]

@@ -1,0 +1,76 @@
+"""`lotline project`: bring the read models up to date with the ledger, once or continuously.
+
+Safe to re-run: each read model resumes from its own tracking position. `--rebuild` drops the read
+models' tables and applies the whole log again; `--follow` keeps polling for new events (a separate
+projection process, e.g. next to the API on PostgreSQL) until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from ledger.config import Settings
+from projections.runner import DEFAULT_BATCH, REBUILD_BATCH, ProjectionRunner
+
+log = logging.getLogger("lotline.project")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "project", help="update the read models (genealogy, recall, inventory, custody, audit)",
+        description="Apply every event not yet applied to the read models, a batch per transaction, "
+        "and print each read model's position. Exactly once: re-running, or running two at a time, "
+        "never applies an event twice.")
+    p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.add_argument("--rebuild", action="store_true",
+                   help="drop the read models' tables and re-apply the whole log first")
+    p.add_argument("--follow", action="store_true", help="keep applying new events until interrupted")
+    p.add_argument("--poll-interval", type=float, default=1.0,
+                   help="seconds between polls with --follow (default 1)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"events per transaction (default {DEFAULT_BATCH}, {REBUILD_BATCH} to rebuild)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    runner = ProjectionRunner.open(args.database_url or Settings().database_url)
+    try:
+        began = time.perf_counter()
+        if args.rebuild:
+            read = runner.rebuild(batch_size=args.batch_size or REBUILD_BATCH, progress=_progress(runner))
+            print(f"rebuilt from {read:,} events in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+        else:
+            read = runner.catch_up(args.batch_size or DEFAULT_BATCH, progress=_progress(runner))
+            print(f"applied {read:,} events in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+        for name, position in runner.positions().items():
+            print(f"{name}: {position}")
+        if args.follow:
+            # A supervisor stops a projection process with SIGTERM: finish the batch, then exit.
+            signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+            log.info("following the ledger every %.1f s; Ctrl-C to stop", args.poll_interval)
+            try:
+                runner.run_forever(args.poll_interval, args.batch_size or DEFAULT_BATCH)
+            except KeyboardInterrupt:
+                log.info("stopped at position %d", runner.position())
+    finally:
+        runner.close()
+    return 0
+
+
+def _progress(runner: ProjectionRunner) -> Callable[[int], None]:
+    """A progress callback that logs about every twentieth of the way to the ledger's head."""
+    head = runner.head()
+    step = max(head // 20, 1)
+    last = [0]
+
+    def report(position: int) -> None:
+        if position - last[0] >= step or position == head:
+            last[0] = position
+            log.info("position %d of %d", position, head)
+
+    return report
