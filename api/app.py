@@ -1,22 +1,43 @@
-"""The FastAPI application: `create_app(settings)` builds it; the ledger lives on `app.state`."""
+"""The FastAPI application: `create_app(settings)` builds it; ledger, users, read models, idempotency
+keys and the verifiable log live on `app.state`, opened and closed by the lifespan handler."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import random
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from api.deps import LedgerDep
-from ledger.application import Ledger
+from api import errors
+from api.deps import LedgerDep, UserDep
+from api.idempotency import IdempotencyStore
+from api.limits import BodyLimit
+from api.readside import ReadSide
+from api.recording import RecordingLedger
+from api.routes import admin, distribution, inspector, lots, manufacturing, queries, release, site
+from api.settings import ApiSettings
 from ledger.config import Settings
+from ledger.identity import Identity
+from ledger.transparency import Transparency
 
 log = logging.getLogger("lotline.api")
+
+T = TypeVar("T")
+
+DESCRIPTION = """Lotline's HTTP API: commands for every step of a clinical supply chain, each answered
+with the new events' chain positions and hashes; traces, recall impact, inventory, custody and audit
+trails from the read models; verification and the audit export for inspectors.
+
+Every route but `/health` needs `Authorization: Bearer <token>` (`lotline users token NAME`). Who may
+do what, signatures, idempotency keys, paging and freshness: see docs/api.md."""
 
 
 class Health(BaseModel):
@@ -34,26 +55,73 @@ class Unavailable(BaseModel):
     detail: str
 
 
+class ReadModels(BaseModel):
+    """The read models: reachable, the position each applied, and how far behind the ledger they are."""
+
+    reachable: bool
+    position: int | None = None
+    head: int | None = None
+    lag: int | None = None
+    positions: dict[str, int] = {}
+
+
+class Readiness(BaseModel):
+    """Whether the store and the read models answer, and how far behind the read models are."""
+
+    ready: bool
+    store_reachable: bool
+    chain_size: int | None = None
+    read_models: ReadModels
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The Lotline API on the store `settings.database_url` (from the environment by default)."""
-    settings = settings or Settings()
+    api_settings = ApiSettings.of(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = Ledger.open(settings.database_url)
-        app.state.ledger = ledger
+        opened: list[Any] = []
+        url = api_settings.database_url
         try:
+            app.state.ledger = _opened(opened, RecordingLedger.open(url))
+            app.state.identity = _opened(opened, _starting(lambda: Identity.open(url)))
+            app.state.idempotency = _starting(lambda: IdempotencyStore(app.state.identity.engine))
+            app.state.transparency = _opened(
+                opened, _starting(lambda: Transparency.for_reader(app.state.ledger.chain, api_settings))
+            )
+            app.state.read_side = _opened(
+                opened,
+                _starting(
+                    lambda: ReadSide(
+                        app.state.ledger,
+                        url,
+                        catch_up_batches=api_settings.catch_up_batches,
+                        poll_seconds=api_settings.projection_poll_seconds,
+                    )
+                ),
+            )
+            app.state.read_side.start()
             yield
         finally:
-            ledger.close()
+            for thing in reversed(opened):
+                thing.close()
 
-    app = FastAPI(title="Lotline", summary="Hash-chained traceability ledger for clinical-trial supply",
-                  version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
+    app = FastAPI(
+        title="Lotline",
+        summary="Hash-chained traceability ledger for clinical-trial supply",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = api_settings
+    app.add_middleware(BodyLimit, max_bytes=api_settings.max_body_bytes)
+    errors.install(app)
+    for module in (admin, lots, manufacturing, release, distribution, site, queries, inspector):
+        app.include_router(module.router)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Unavailable}}, tags=["service"])
     def health(ledger: LedgerDep) -> Health | JSONResponse:
-        """Whether the service runs and its store answers, with the hash chain's size and head."""
+        """Whether the service runs and its store answers, with the hash chain's size and head (no token)."""
         try:
             size, head = ledger.chain.head()
         except PersistenceError:
@@ -62,4 +130,57 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(status_code=503, content=body.model_dump())
         return Health(chain_size=size, head_hash=head.hex())
 
+    @app.get(
+        "/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}, **errors.errors()},
+        tags=["service"],
+    )
+    def ready(user: UserDep, ledger: LedgerDep) -> Readiness | JSONResponse:
+        """Whether the store and the read models answer, and how many events the read models lag behind."""
+        answer = _readiness(ledger, app.state.read_side)
+        if answer.ready:
+            return answer
+        return JSONResponse(status_code=503, content=answer.model_dump())
+
     return app
+
+
+def _starting(make: Callable[[], T], attempts: int = 40) -> T:
+    """`make()`, retried while another worker process creates the same tables at the same moment
+    (SQLite: the database is locked; PostgreSQL: the table was created between check and CREATE)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return make()
+        except (OperationalError, IntegrityError, ProgrammingError):
+            if attempt == attempts:
+                raise
+            log.info("tables are being created by another process; retrying (%d)", attempt)
+            time.sleep(random.uniform(0.05, 0.25))
+    raise AssertionError("unreachable")
+
+
+def _opened(opened: list[Any], thing: Any) -> Any:
+    opened.append(thing)
+    return thing
+
+
+def _readiness(ledger: RecordingLedger, read_side: ReadSide) -> Readiness:
+    try:
+        size, _ = ledger.chain.head()
+    except PersistenceError:
+        log.exception("readiness: the event store does not answer")
+        return Readiness(ready=False, store_reachable=False, read_models=ReadModels(reachable=False))
+    try:
+        positions = read_side.runner.positions()
+    except SQLAlchemyError:
+        log.exception("readiness: the read models do not answer")
+        return Readiness(
+            ready=False, store_reachable=True, chain_size=size, read_models=ReadModels(reachable=False)
+        )
+    position = min(positions.values())
+    head = read_side.runner.head()
+    models = ReadModels(
+        reachable=True, position=position, head=head, lag=max(0, head - position), positions=positions
+    )
+    return Readiness(ready=True, store_reachable=True, chain_size=size, read_models=models)

@@ -2,17 +2,148 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Annotated
+from uuid import UUID
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ledger.application import Ledger
+from api import permissions
+from api.auth import Signer, authenticate, require_role, require_site
+from api.idempotency import IdempotencyStore, Once, request_hash
+from api.readside import ReadSide
+from api.recording import RecordingLedger
+from api.settings import ApiSettings
+from ledger.identity import Identity, Session, User
+from ledger.transparency import Transparency
+from ledger.values import Role
+
+bearer = HTTPBearer(auto_error=False, description="An API token from `lotline users token NAME`.")
 
 
-def get_ledger(request: Request) -> Ledger:
+def get_ledger(request: Request) -> RecordingLedger:
     """The application's ledger, opened once by the app's lifespan handler."""
-    ledger: Ledger = request.app.state.ledger
+    ledger: RecordingLedger = request.app.state.ledger
     return ledger
 
 
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+LedgerDep = Annotated[RecordingLedger, Depends(get_ledger)]
+
+
+def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+def get_identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+IdentityDep = Annotated[Identity, Depends(get_identity)]
+
+
+def get_session(
+    identity: IdentityDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Session:
+    """The session the request's bearer token opens (401 otherwise)."""
+    return authenticate(identity, credentials.credentials if credentials else None)
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_user(session: SessionDep) -> User:
+    return session.user
+
+
+UserDep = Annotated[User, Depends(get_user)]
+
+
+def get_signer(identity: IdentityDep, session: SessionDep, settings: SettingsDep) -> Signer:
+    return Signer(identity, session, timedelta(seconds=settings.signature_token_max_age_seconds))
+
+
+SignerDep = Annotated[Signer, Depends(get_signer)]
+
+
+def get_read_side(request: Request) -> ReadSide:
+    """The read models, brought up to date (a bounded number of pages) before the query runs."""
+    read_side: ReadSide = request.app.state.read_side
+    read_side.refresh()
+    return read_side
+
+
+ReadDep = Annotated[ReadSide, Depends(get_read_side)]
+
+
+def get_transparency(request: Request) -> Transparency:
+    log: Transparency = request.app.state.transparency
+    return log
+
+
+LogDep = Annotated[Transparency, Depends(get_transparency)]
+
+
+def _allowed(roles: Iterable[Role], what: str) -> Callable[[User], User]:
+    chosen = frozenset(roles)
+
+    def check(user: UserDep) -> User:
+        require_role(user, what, chosen)
+        return user
+
+    return check
+
+
+Tracer = Annotated[
+    User, Depends(_allowed(permissions.TRACE, "read traces, recalls, custody or audit trails"))
+]
+StockReader = Annotated[User, Depends(_allowed(permissions.STOCK, "read stock"))]
+Verifier = Annotated[User, Depends(_allowed(permissions.VERIFY, "run verification"))]
+Exporter = Annotated[User, Depends(_allowed(permissions.EXPORT, "download the audit export"))]
+
+
+def own_site(site_id: UUID, user: UserDep) -> UUID:
+    """The path's site, if the user may act there (a site user: one of their sites)."""
+    require_site(user, site_id)
+    return site_id
+
+
+OwnSite = Annotated[UUID, Depends(own_site)]
+
+
+def own_location(location_id: UUID, user: UserDep) -> UUID:
+    """The path's location, if the user may act there (a site user: one of their sites)."""
+    require_site(user, location_id)
+    return location_id
+
+
+OwnLocation = Annotated[UUID, Depends(own_location)]
+
+
+async def get_once(
+    request: Request,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Send the same key with a retry: the first answer is returned, nothing is "
+            "recorded twice. Reusing a key for another request is refused (409).",
+        ),
+    ] = None,
+) -> Once:
+    store: IdempotencyStore = request.app.state.idempotency
+    digest = request_hash(request.method, request.url.path, await request.body())
+    return Once(store, session.user.principal, idempotency_key, digest)
+
+
+OnceDep = Annotated[Once, Depends(get_once)]

@@ -9,7 +9,8 @@ Triggers refuse UPDATE and DELETE on the event and chain tables as a second line
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -40,6 +41,31 @@ class ChainRow:
     state: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Where one event sits in the chain: its position `seq` and its chain hash."""
+
+    seq: int
+    stream: str
+    version: int
+    chain_hash: bytes
+
+
+# (stream, version) pairs looked up per statement: well below SQLite's limit on bound parameters.
+_LINKS_CHUNK = 400
+
+
+def _chunked(pairs: Iterable[tuple[UUID, int]]) -> Iterator[list[tuple[UUID, int]]]:
+    chunk: list[tuple[UUID, int]] = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == _LINKS_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _links(prev: bytes, last_seq: int, events: Sequence[StoredEvent]) -> list[tuple[int, str, int, bytes]]:
     rows = []
     for offset, e in enumerate(events, start=1):
@@ -49,7 +75,7 @@ def _links(prev: bytes, last_seq: int, events: Sequence[StoredEvent]) -> list[tu
     return rows
 
 
-class ChainReader:
+class ChainReader(ABC):
     """Queries the chain shares between stores: pages of links, the head, unchained events."""
 
     def iter_chain(self, after_seq: int = 0, page: int = 2000) -> Iterator[ChainRow]:
@@ -61,19 +87,31 @@ class ChainReader:
                 return
             after_seq = rows[-1].seq
 
+    @abstractmethod
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
-        raise NotImplementedError
+        """Up to `limit` chain rows after `after_seq`, joined with their events."""
 
+    @abstractmethod
     def head(self) -> tuple[int, bytes]:
         """(size, head hash) of the chain; (0, genesis) when empty."""
-        raise NotImplementedError
 
+    def links_for(self, pairs: Iterable[tuple[UUID | str, int]]) -> list[Link]:
+        """The chain link of each (stream, version) in `pairs`, in chain order; unknown pairs are left out."""
+        unique = dict.fromkeys((UUID(str(stream)), int(version)) for stream, version in pairs)
+        found = [link for chunk in _chunked(unique) for link in self._links_page(chunk)]
+        return sorted(found, key=lambda link: link.seq)
+
+    @abstractmethod
+    def _links_page(self, pairs: list[tuple[UUID, int]]) -> list[Link]:
+        """The links of one chunk of (stream, version) pairs."""
+
+    @abstractmethod
     def unchained_events(self, limit: int = 10) -> list[tuple[str, int]]:
         """Stored events that no chain row covers: inserted behind the ledger's back."""
-        raise NotImplementedError
 
+    @abstractmethod
     def count_events(self) -> int:
-        raise NotImplementedError
+        """How many events the event table holds."""
 
 
 class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
@@ -135,6 +173,17 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
                 )
                 for r in c.fetchall()
             ]
+
+    def _links_page(self, pairs: list[tuple[UUID, int]]) -> list[Link]:
+        # An OR of key equalities uses the unique index; `IN (VALUES ...)` scans the whole table.
+        match = " OR ".join("(originator_id = ? AND originator_version = ?)" for _ in pairs)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT seq, originator_id, originator_version, chain_hash FROM {CHAIN_TABLE} "
+                f"WHERE {match}",
+                [x for stream, version in pairs for x in (stream.hex, version)],
+            )
+            return [Link(r[0], str(UUID(r[1])), r[2], bytes(r[3])) for r in c.fetchall()]
 
     def head(self) -> tuple[int, bytes]:
         with self.datastore.transaction(commit=False) as c:
@@ -219,6 +268,11 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             "AND e.originator_version = c.originator_version "
             "WHERE c.seq IS NULL ORDER BY e.notification_id LIMIT %s"
         ).format(schema=schema, chain=chain, events=events)
+        self._select_links = SQL(
+            "SELECT seq, originator_id, originator_version, chain_hash FROM {schema}.{chain} "
+            "WHERE (originator_id, originator_version) IN "
+            "(SELECT * FROM unnest(%s::{idtype}[], %s::bigint[]))"
+        ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type))
         self._count_events = SQL("SELECT COUNT(*) AS n FROM {schema}.{events}").format(
             schema=schema, events=events
         )
@@ -248,6 +302,16 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
                     r["topic"],
                     bytes(r["state"]) if r["state"] is not None else None,
                 )
+                for r in curs.fetchall()
+            ]
+
+    def _links_page(self, pairs: list[tuple[UUID, int]]) -> list[Link]:
+        as_text = self.datastore.originator_id_type == "text"
+        streams = [str(s) if as_text else s for s, _ in pairs]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_links, (streams, [v for _, v in pairs]))
+            return [
+                Link(r["seq"], str(r["originator_id"]), r["originator_version"], bytes(r["chain_hash"]))
                 for r in curs.fetchall()
             ]
 

@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     "scripts.checkpoint",
     "scripts.export",
     "scripts.witness",
+    "scripts.users",
 ]
 
 

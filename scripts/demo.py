@@ -27,6 +27,7 @@ import argparse
 import heapq
 import math
 import random
+import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,8 +42,10 @@ from tqdm import tqdm
 
 from ledger.application import Arm, Ledger, OutputLot, Written
 from ledger.config import Settings
-from ledger.domain import Kit, KitStatus, LocationKind, LotKind
+from ledger.domain import Kit, KitStatus, Location, LocationKind, LotKind, SiteStatus
+from ledger.errors import AlreadyExists
 from ledger.gs1 import with_check_digit
+from ledger.identity import Identity
 from ledger.values import Actor, Meaning, Quantity, Role, sign
 
 DEFAULT_SEED = 20240611
@@ -944,15 +947,48 @@ def run(args: argparse.Namespace) -> int:
     ledger = Ledger.open(url)
     try:
         summary = generate(ledger, seed=args.seed, scale=args.scale, progress=not args.quiet)
+        site = _first_active_site(ledger, summary.sites)
     except StoreNotEmpty as e:
         print(f"lotline demo: {_redacted(url)} already holds {e.events:,} events; no demo data added "
-              "(the demo writes only into an empty store)", file=sys.stderr)
+              "(the demo writes only into an empty store); new tokens: lotline users token NAME",
+              file=sys.stderr)
         return 0
     finally:
         ledger.close()
     for line in _report(summary, url):
         print(line)
+    for line in _demo_users(url, site):
+        print(line)
     return 0
+
+
+def _first_active_site(ledger: Ledger, sites: int) -> UUID:
+    """The first activated site of the demo: the one its site user is bound to."""
+    for index in range(sites):
+        location = ledger.get(Location, Location.create_id(gln(100 + index)))
+        if location.status == SiteStatus.ACTIVATED:
+            return location.id
+    raise RuntimeError("the demo activated no site")
+
+
+def _demo_users(url: str, site: UUID) -> Iterator[str]:
+    """One API user per demo actor, with a random password and a first token, printed once."""
+    identity = Identity.open(url)
+    try:
+        yield "  API users (tokens and passwords are shown only now; `lotline users token NAME` issues more):"
+        for principal, actor in DEMO_ACTORS.items():
+            password = secrets.token_urlsafe(12)
+            sites = [site] if actor.role == Role.SITE else []
+            try:
+                identity.add_user(principal, name=actor.name, role=actor.role, sites=sites, password=password)
+            except AlreadyExists:
+                yield f"    {principal:<20} already exists"
+                continue
+            token = identity.issue_token(principal, label="demo")
+            yield f"    {principal:<20} {actor.role:<20} token {token}  password {password}"
+        yield f"  the site user is bound to site {site}"
+    finally:
+        identity.close()
 
 
 def _report(s: DemoSummary, url: str) -> Iterator[str]:

@@ -1,0 +1,177 @@
+"""The one error table: each ledger error class answers with one HTTP status and its `as_dict()` body.
+
+An error class not in the table (looked up along its MRO) is a bug and surfaces as a 500. Request
+validation errors (malformed JSON, wrong types, unknown fields) get the same body shape, naming the
+field; so do the HTTP errors Starlette raises itself (404 for an unknown path, 405, 413).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import (
+    AlreadyExists,
+    ConcurrentWriteConflict,
+    InsufficientQuantity,
+    InvalidInput,
+    InvalidTransition,
+    KitNotUsable,
+    KitsNotUsable,
+    LedgerError,
+    LotNotUsable,
+    NotAuthorised,
+    NotFound,
+    ReceiptMismatch,
+    ReleaseIncomplete,
+    ShipmentNotOpen,
+    SignatureRequired,
+    SiteNotActive,
+    TimeOrderViolation,
+    WrongSite,
+)
+from ledger.identity import InvalidCredentials
+from ledger.transparency import CosignatureRefused
+from projections.base import ProjectionConflict, ProjectionTimeout
+
+
+class Forbidden(LedgerError):
+    """The authenticated user may not do or see this (role, site binding or blinding)."""
+
+    code = "forbidden"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class SignatureNotVerified(LedgerError):
+    """The re-authentication inside an electronic signature (or a second-person check) failed."""
+
+    code = "signature_not_verified"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class IdempotencyConflict(LedgerError):
+    """An Idempotency-Key reused with another request, or whose first request is still running."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+STATUS: dict[type[LedgerError], int] = {
+    InvalidCredentials: 401,
+    NotAuthorised: 403,
+    Forbidden: 403,
+    SignatureNotVerified: 403,
+    NotFound: 404,
+    AlreadyExists: 409,
+    InsufficientQuantity: 409,
+    LotNotUsable: 409,
+    KitNotUsable: 409,
+    KitsNotUsable: 409,
+    InvalidTransition: 409,
+    ReleaseIncomplete: 409,
+    SiteNotActive: 409,
+    ShipmentNotOpen: 409,
+    ReceiptMismatch: 409,
+    WrongSite: 409,
+    TimeOrderViolation: 409,
+    ConcurrentWriteConflict: 409,
+    IdempotencyConflict: 409,
+    ProjectionConflict: 409,
+    CosignatureRefused: 409,
+    InvalidInput: 422,
+    SignatureRequired: 422,
+    ProjectionTimeout: 503,
+}
+"""HTTP status per ledger error class; subclasses inherit their base's entry."""
+
+RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict)
+"""Errors after which the same request may simply be sent again (answered with Retry-After: 1)."""
+
+DESCRIPTIONS = {
+    401: "No bearer token, or an unknown, revoked or expired one, or a disabled user.",
+    403: "The user's role, site binding or blinding forbids this; nothing was recorded.",
+    404: "An id in the path or body does not exist.",
+    409: "A business rule refused the step (the body names the rule, the kits and why); "
+    "nothing was recorded. `concurrent_write` may be retried.",
+    413: "The request body is larger than the limit.",
+    422: "A field is malformed, missing, of the wrong type or out of range (the body names it).",
+    503: "The store or the read models do not answer in time.",
+}
+
+log = logging.getLogger("lotline.api")
+
+
+def status_of(error: LedgerError) -> int | None:
+    """The status for `error` from the table, along its class hierarchy; None if unmapped."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return None
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: the given statuses plus 401/403/422, each an ErrorBody."""
+    from api.schemas.common import ErrorBody
+
+    wanted = sorted({401, 403, 422, *codes})
+    return {c: {"model": ErrorBody, "description": DESCRIPTIONS[c]} for c in wanted}
+
+
+async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LedgerError)
+    status = status_of(exc)
+    if status is None:
+        raise exc  # not in the table: a bug, and it shows as one
+    headers = {"Retry-After": "1"} if isinstance(exc, RETRYABLE) else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="lotline"'
+    if status == 403 and isinstance(exc, NotAuthorised | Forbidden):
+        log.info("denied %s %s: %s", request.method, request.url.path, exc.message)
+    return JSONResponse(exc.as_dict(), status_code=status, headers=headers)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_problem(e) for e in exc.errors()]
+    first = problems[0] if problems else {"field": None, "message": "invalid request"}
+    body = {
+        "code": "invalid_input",
+        "message": f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+        "field": first["field"],
+        "problems": problems,
+    }
+    return JSONResponse(body, status_code=422)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, f"http_{exc.status_code}"
+    )
+    return JSONResponse(
+        {"code": code, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(LedgerError, ledger_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def _problem(error: Any) -> dict[str, Any]:
+    """One pydantic error as {field, message, type}: `field` is the dotted location, e.g. body.quantity."""
+    loc = [str(part) for part in error.get("loc", ())]
+    return {"field": ".".join(loc) or None, "message": str(error.get("msg", "")), "type": error.get("type")}

@@ -1,0 +1,26 @@
+"""Who may read what: the API's side of the permission table in docs/api.md.
+
+Commands are gated by the ledger (`ledger.domain.base.require_role`); these sets gate the queries.
+Site users never see genealogy, recall impact, audit trails or the kit list (any of which could
+unblind them); they see kit counts and custody only at their own sites.
+"""
+
+from __future__ import annotations
+
+from ledger.values import Role
+
+EVERYONE = frozenset(Role)
+TRACE = EVERYONE - {Role.SITE}
+"""Blinded genealogy, recall impact, inventory of lots, custody and audit trails."""
+
+UNBLINDED = frozenset({Role.QA, Role.QP, Role.RECALL_INVESTIGATOR, Role.INSPECTOR})
+"""May ask for `unblinded=true` answers (treatment and drug-product lot of each kit)."""
+
+STOCK = EVERYONE
+"""Kit counts and expiring kits (a site user: their own sites only)."""
+
+VERIFY = frozenset({Role.INSPECTOR, Role.QA, Role.ADMIN})
+"""Run verification, read the head hash and checkpoints."""
+
+EXPORT = frozenset({Role.INSPECTOR})
+"""Download the audit export (raw events: it includes the kit list, so it is unblinded)."""

@@ -1,0 +1,285 @@
+"""Queries over the read models: genealogy, recall impact, inventory, custody and audit trail.
+
+Each answer names its freshness. Long lists are paged (`limit`, `offset`). `unblinded=true` (treatment
+and drug-product lot per kit) is for QA, QP, recall investigators and inspectors only, and is logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import date
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api import permissions
+from api.auth import require_role
+from api.deps import ReadDep, StockReader, Tracer, UserDep
+from api.errors import Forbidden, errors
+from api.readside import ReadSide
+from api.schemas.queries import (
+    BackwardOut,
+    CustodyOut,
+    ExpiringOut,
+    ForwardOut,
+    IdOut,
+    ImpactOut,
+    KitPage,
+    KitStockOut,
+    RecallNoticesOut,
+    StockOut,
+    TrailOut,
+)
+from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
+from ledger.errors import InvalidInput
+from ledger.identity import User
+from ledger.values import Role
+
+router = APIRouter(tags=["queries"])
+log = logging.getLogger("lotline.api.queries")
+
+M = TypeVar("M", bound=BaseModel)
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, le=100_000_000, description="Items to skip.")]
+Unblinded = Annotated[
+    bool,
+    Query(
+        description="Show each kit's treatment and drug-product lot (QA, QP, recall investigator, inspector)."
+    ),
+]
+LotIds = Annotated[list[UUID], Query(min_length=1, max_length=100, description="The suspect lots.")]
+
+
+def shaped(model: type[M], answer: Any, read: ReadSide, **fields: Any) -> M:
+    """A read model's answer as the API model, with its freshness; `fields` replace or add fields."""
+    data = {f.name: getattr(answer, f.name) for f in dataclasses.fields(answer)}
+    data.update(fields, freshness=read.freshness(answer.as_of))
+    return model.model_validate(data, from_attributes=True)
+
+
+def page(items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
+    return {
+        "total": len(items),
+        "limit": limit,
+        "offset": offset,
+        "items": list(items[offset : offset + limit]),
+    }
+
+
+def blinding(user: User, unblinded: bool, what: str) -> bool:
+    """The user's right to an unblinded answer (403 otherwise); unblinded reads are logged."""
+    if unblinded:
+        require_role(user, "see unblinded answers", permissions.UNBLINDED)
+        log.info("unblinded %s read by %s (%s)", what, user.principal, user.role)
+    return unblinded
+
+
+# --- genealogy -------------------------------------------------------------------------------------
+
+
+@router.get("/trace/kits/{kit_id}/backward", response_model=BackwardOut, responses=errors(404))
+def trace_kit_backward(kit_id: UUID, user: Tracer, read: ReadDep, unblinded: Unblinded = False) -> Any:
+    """A kit back to every input lot; blinded, every input of its packaging run (all arms)."""
+    answer = read.runner.genealogy.backward_from_kit(
+        kit_id, unblinded=blinding(user, unblinded, f"kit {kit_id}")
+    )
+    return shaped(BackwardOut, answer, read)
+
+
+@router.get("/trace/lots/{lot_id}/backward", response_model=BackwardOut, responses=errors(404))
+def trace_lot_backward(lot_id: UUID, user: Tracer, read: ReadDep) -> Any:
+    """A lot back to every lot that went into it, with the formulation steps between."""
+    return shaped(BackwardOut, read.runner.genealogy.backward_from_lot(lot_id), read)
+
+
+@router.get("/trace/lots/{lot_id}/forward", response_model=ForwardOut, responses=errors(404))
+def trace_lot_forward(lot_id: UUID, user: Tracer, read: ReadDep, unblinded: Unblinded = False) -> Any:
+    """Everything a lot reached: batches, drug-product lots, runs, kits per place, shipments."""
+    answer = read.runner.genealogy.forward_from_lot(
+        lot_id, unblinded=blinding(user, unblinded, f"lot {lot_id}")
+    )
+    return shaped(ForwardOut, answer, read, total_kits=len(answer.kits), subjects=len(answer.subjects))
+
+
+@router.get("/trace/lots/{lot_id}/forward/kits", response_model=KitPage, responses=errors(404))
+def trace_lot_forward_kits(
+    lot_id: UUID,
+    user: Tracer,
+    read: ReadDep,
+    unblinded: Unblinded = False,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """The kits a lot reached, by kit number, a page at a time, with place, status and subject."""
+    answer = read.runner.genealogy.forward_from_lot(
+        lot_id, unblinded=blinding(user, unblinded, f"lot {lot_id}")
+    )
+    return KitPage.model_validate(
+        {
+            **page(answer.kits, limit, offset),
+            "blinded": answer.blinded,
+            "freshness": read.freshness(answer.as_of),
+        },
+        from_attributes=True,
+    )
+
+
+# --- recalls ----------------------------------------------------------------------------------------
+
+
+@router.get("/recalls", response_model=RecallNoticesOut, responses=errors())
+def recall_notices(user: Tracer, read: ReadDep) -> Any:
+    """Every recall recorded: which lot, why, who and when."""
+    return shaped(RecallNoticesOut, read.runner.recall.notices(), read)
+
+
+@router.get("/recalls/impact", response_model=ImpactOut, responses=errors(404))
+def recall_impact(lot_id: LotIds, user: Tracer, read: ReadDep, unblinded: Unblinded = False) -> Any:
+    """What recalling these lots reaches: kits per place and class, open shipments, sites to notify."""
+    answer = read.runner.recall.impact(lot_id, unblinded=blinding(user, unblinded, "recall impact"))
+    return shaped(ImpactOut, answer, read)
+
+
+@router.get("/recalls/impact/kits", response_model=KitPage, responses=errors(404))
+def recall_impact_kits(
+    lot_id: LotIds,
+    user: Tracer,
+    read: ReadDep,
+    unblinded: Unblinded = False,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """Every kit recalling these lots reaches, by kit number, a page at a time."""
+    shown = blinding(user, unblinded, "recall kits")
+    reached: dict[UUID, Any] = {}
+    as_of = None
+    for lot in dict.fromkeys(lot_id):
+        answer = read.runner.genealogy.forward_from_lot(lot, unblinded=shown)
+        as_of = answer.as_of if as_of is None else min(as_of, answer.as_of)
+        reached.update((k.id, k) for k in answer.kits)
+    kits = sorted(reached.values(), key=lambda k: k.kit_number)
+    return KitPage.model_validate(
+        {**page(kits, limit, offset), "blinded": not shown, "freshness": read.freshness(as_of or 0)},
+        from_attributes=True,
+    )
+
+
+# --- inventory ----------------------------------------------------------------------------------------
+
+
+@router.get("/inventory/lots", response_model=StockOut, responses=errors())
+def lot_stock(
+    user: Tracer,
+    read: ReadDep,
+    location_id: UUID | None = None,
+    kind: Literal["api", "excipient", "packaging_component", "drug_product"] | None = None,
+    lot_id: UUID | None = None,
+    include_empty: bool = False,
+) -> Any:
+    """Remaining quantity of each lot at its location."""
+    answer = read.runner.inventory.stock(
+        location_id=location_id, kind=kind, lot_id=lot_id, include_empty=include_empty
+    )
+    return shaped(StockOut, answer, read)
+
+
+@router.get("/inventory/kits", response_model=KitStockOut, responses=errors())
+def kit_stock(user: StockReader, read: ReadDep, trial_id: UUID | None = None) -> Any:
+    """Kits per place by status and class (a site user: their own sites)."""
+    answer = read.runner.inventory.kits_by_place(trial_id=trial_id)
+    places = [p for p in answer.places if _sees(user, p.place.id)]
+    return shaped(KitStockOut, answer, read, places=places, total=sum(p.total for p in places))
+
+
+@router.get("/inventory/expiring", response_model=ExpiringOut, responses=errors())
+def expiring_kits(
+    user: StockReader,
+    read: ReadDep,
+    within_days: Annotated[int, Query(ge=0, le=3650)] = 60,
+    trial_id: UUID | None = None,
+    today: date | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """Kits still in the supply chain that expire within `within_days` (a site user: their own sites)."""
+    answer = read.runner.inventory.expiring_kits(within_days, today=today, trial_id=trial_id)
+    kits = [k for k in answer.kits if _sees(user, k.place.id)]
+    return shaped(ExpiringOut, answer, read, kits=page(kits, limit, offset))
+
+
+# --- custody and audit ----------------------------------------------------------------------------------
+
+
+@router.get("/custody/kits/{kit_id}", response_model=CustodyOut, responses=errors(404))
+def kit_custody(kit_id: UUID, user: StockReader, read: ReadDep) -> Any:
+    """Every hand-over of a kit (a site user: kits that passed through their sites)."""
+    return _custody(read.runner.custody.of_kit(kit_id), user, read)
+
+
+@router.get("/custody/shipments/{shipment_id}", response_model=CustodyOut, responses=errors(404))
+def shipment_custody(shipment_id: UUID, user: StockReader, read: ReadDep) -> Any:
+    """A shipment's dispatch and receipt (a site user: shipments to their sites)."""
+    return _custody(read.runner.custody.of_shipment(shipment_id), user, read)
+
+
+@router.get("/audit/{aggregate_id}", response_model=TrailOut, responses=errors(404))
+def audit_trail(
+    aggregate_id: UUID, user: Tracer, read: ReadDep, limit: Limit = 100, offset: Offset = 0
+) -> Any:
+    """Every event of one entity: who, when, why, what changed, and its chain seq and hash."""
+    answer = read.runner.audit.trail(aggregate_id)
+    return shaped(TrailOut, answer, read, entries=page(answer.entries, limit, offset))
+
+
+def _custody(answer: Any, user: User, read: ReadSide) -> CustodyOut:
+    places = {p.id for s in answer.steps for p in (s.from_place, s.to_place) if p is not None}
+    if user.role == Role.SITE and not places & user.sites:
+        raise Forbidden(
+            f"{answer.holder_kind} {answer.holder_id} never passed through your sites", reason="not_your_site"
+        )
+    return shaped(CustodyOut, answer, read)
+
+
+def _sees(user: User, place_id: UUID) -> bool:
+    return user.role != Role.SITE or place_id in user.sites
+
+
+# --- ids ----------------------------------------------------------------------------------------------------
+
+
+@router.get("/ids/{kind}", response_model=IdOut, responses=errors(), tags=["service"])
+def id_of(
+    kind: Literal["trial", "location", "lot", "batch", "packaging_run", "kit", "shipment"],
+    user: UserDep,
+    gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None,
+    gln: Annotated[str | None, Query(pattern=r"^[0-9]{13}$")] = None,
+    number: Annotated[
+        str | None,
+        Query(min_length=1, max_length=40, description="trial code, lot, batch, kit or shipment number"),
+    ] = None,
+) -> Any:
+    """The id of an aggregate from its business key (it may or may not exist)."""
+    if kind == "location":
+        return IdOut(kind=kind, id=Location.create_id(_given(gln, "gln")))
+    key = _given(number, "number")
+    if kind in ("lot", "kit"):
+        make = Lot.create_id if kind == "lot" else Kit.create_id
+        return IdOut(kind=kind, id=make(_given(gtin, "gtin"), key))
+    simple = {
+        "trial": Trial,
+        "batch": ManufacturingBatch,
+        "packaging_run": PackagingRun,
+        "shipment": Shipment,
+    }
+    return IdOut(kind=kind, id=simple[kind].create_id(key))
+
+
+def _given(value: str | None, field: str) -> str:
+    if value is None:
+        raise InvalidInput(f"this kind of id needs `{field}`", field=field)
+    return value

@@ -1,0 +1,26 @@
+"""Answers of the commands: the new events' chain positions and hashes, and the ids a step created."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from api.schemas.common import Recorded
+
+
+class Created(Recorded):
+    """A step that created an aggregate (trial, location, lot, packaging run, shipment): its id."""
+
+    id: UUID
+
+
+class Formulated(Recorded):
+    """A formulation: the manufacturing batch and the drug-product lot it produced."""
+
+    batch_id: UUID
+    dp_lot_id: UUID
+
+
+class ReceiptConfirmed(Recorded):
+    """A site receipt; `excursion` when the logger saw temperatures outside the shipping range."""
+
+    excursion: bool

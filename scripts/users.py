@@ -1,0 +1,177 @@
+"""`lotline users`: add, list, disable users and issue their API tokens (secrets are shown once).
+
+Passwords (needed to sign and for second-person checks) are read from a prompt or, with
+`--password-stdin`, from the first line of standard input; never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from uuid import UUID
+
+from ledger.application import Ledger
+from ledger.config import Settings
+from ledger.domain import Location, LocationKind
+from ledger.errors import LedgerError
+from ledger.identity import Identity, User
+from ledger.values import Role
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "users",
+        help="manage API users and tokens",
+        description="Users of the API, their roles, sites and tokens. Tokens and passwords "
+        "are stored hashed; a new token is printed once.",
+    )
+    p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    cmds = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+
+    add = cmds.add_parser("add", help="add a user (and print a first token with --token)")
+    add.add_argument("principal", help="login name: lowercase letters, digits, . _ -")
+    add.add_argument("--name", required=True, help="printed name (appears in signatures)")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="SITE",
+        help="a site the (site) user is bound to: its id or its 13-digit GLN; repeat for more",
+    )
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--no-password", action="store_true", help="token-only user (cannot sign or check)")
+    add.add_argument("--token", action="store_true", help="also issue and print an API token")
+    add.set_defaults(func=_with_identity(_add_user))
+
+    ls = cmds.add_parser("list", help="list users (never their secrets)")
+    ls.set_defaults(func=_with_identity(_list_users))
+
+    token = cmds.add_parser("token", help="issue a new API token for a user and print it once")
+    token.add_argument("principal")
+    token.add_argument("--label", default="", help="what the token is for")
+    token.add_argument("--expires-in", type=int, metavar="MINUTES", help="the token expires after MINUTES")
+    token.set_defaults(func=_with_identity(_issue_token))
+
+    password = cmds.add_parser("password", help="set a user's password")
+    password.add_argument("principal")
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    password.set_defaults(func=_with_identity(_set_password))
+
+    disable = cmds.add_parser("disable", help="disable a user: their tokens and password stop working")
+    disable.add_argument("principal")
+    disable.set_defaults(func=_with_identity(_disable_user))
+
+    enable = cmds.add_parser("enable", help="re-enable a disabled user")
+    enable.add_argument("principal")
+    enable.set_defaults(func=_with_identity(_enable_user))
+
+    revoke = cmds.add_parser("revoke", help="revoke every token of a user")
+    revoke.add_argument("principal")
+    revoke.set_defaults(func=_with_identity(_revoke_tokens))
+
+
+def _url(args: argparse.Namespace) -> str:
+    return args.database_url or Settings().database_url
+
+
+def _with_identity(
+    action: Callable[[argparse.Namespace, Identity], int],
+) -> Callable[[argparse.Namespace], int]:
+    """The subcommand: `action` on the users of the store; a refused action prints why and exits 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        identity = Identity.open(_url(args))
+        try:
+            return action(args, identity)
+        except LedgerError as e:
+            print(f"lotline users: {e.message}", file=sys.stderr)
+            return 1
+        finally:
+            identity.close()
+
+    return run
+
+
+def _add_user(args: argparse.Namespace, identity: Identity) -> int:
+    sites = _sites(_url(args), args.site)
+    password = None if args.no_password else _read_password(args.password_stdin)
+    user = identity.add_user(args.principal, name=args.name, role=args.role, sites=sites, password=password)
+    print(f"added {_describe(user)}")
+    if args.token:
+        print(f"token: {identity.issue_token(user.principal, label='first token')}")
+    return 0
+
+
+def _list_users(args: argparse.Namespace, identity: Identity) -> int:
+    for user in identity.users():
+        print(_describe(user))
+    return 0
+
+
+def _issue_token(args: argparse.Namespace, identity: Identity) -> int:
+    ttl = timedelta(minutes=args.expires_in) if args.expires_in else None
+    print(identity.issue_token(args.principal, label=args.label, ttl=ttl))
+    return 0
+
+
+def _set_password(args: argparse.Namespace, identity: Identity) -> int:
+    identity.set_password(args.principal, _read_password(args.password_stdin))
+    print(f"password of {args.principal} changed")
+    return 0
+
+
+def _disable_user(args: argparse.Namespace, identity: Identity) -> int:
+    identity.set_disabled(args.principal, True)
+    print(f"{args.principal} disabled")
+    return 0
+
+
+def _enable_user(args: argparse.Namespace, identity: Identity) -> int:
+    identity.set_disabled(args.principal, False)
+    print(f"{args.principal} enabled")
+    return 0
+
+
+def _revoke_tokens(args: argparse.Namespace, identity: Identity) -> int:
+    print(f"revoked {identity.revoke_tokens(args.principal)} token(s) of {args.principal}")
+    return 0
+
+
+def _sites(database_url: str, given: list[str]) -> list[UUID]:
+    """Site ids from ids or GLNs, each checked to be a registered clinical site."""
+    if not given:
+        return []
+    ledger = Ledger.open(database_url)
+    try:
+        found = []
+        for text in given:
+            site_id = Location.create_id(text) if text.isdigit() else UUID(text)
+            site = ledger.get(Location, site_id)
+            if site.kind != LocationKind.CLINICAL_SITE:
+                raise SystemExit(f"lotline users: {site.name} is a {site.kind}, not a clinical site")
+            found.append(site.id)
+        return found
+    finally:
+        ledger.close()
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("lotline users: the passwords differ")
+    return first
+
+
+def _describe(user: User) -> str:
+    sites = f" sites={','.join(sorted(str(s) for s in user.sites))}" if user.sites else ""
+    state = " DISABLED" if user.disabled else ""
+    signs = "" if user.has_password else " (no password: cannot sign)"
+    return f"{user.principal} [{user.role}] {user.name}{sites}{signs}{state}"

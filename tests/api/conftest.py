@@ -1,0 +1,110 @@
+"""API-tier fixtures: the app on a fresh store (both backends), its users and their tokens, and a
+small released program written through the ledger so that each test starts where its rule bites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import ApiSettings
+from ledger.application import Ledger
+from ledger.identity import Identity
+from ledger.values import Role
+from tests.builders import Program
+
+PASSWORD = "correct horse battery staple"
+FAST_SCRYPT = 2**10  # tests only: the cost is stored with each hash, so the app verifies it as made
+
+# principal -> (role, printed name); the principals of tests.builders.Actors, plus a few more.
+USERS: dict[str, tuple[Role, str]] = {
+    "admin1": (Role.ADMIN, "Ada Admin"),
+    "mfg1": (Role.MANUFACTURING, "Max Maker"),
+    "mfg2": (Role.MANUFACTURING, "Mia Checker"),
+    "qa1": (Role.QA, "Quinn QA"),
+    "qa2": (Role.QA, "Quentin Second"),
+    "qp1": (Role.QP, "Pat QP"),
+    "depot1": (Role.DEPOT, "Dee Depot"),
+    "site1": (Role.SITE, "Sam Site"),
+    "site2": (Role.SITE, "Sue Elsewhere"),
+    "recall1": (Role.RECALL_INVESTIGATOR, "Rita Recall"),
+    "insp1": (Role.INSPECTOR, "Ines Inspector"),
+}
+
+
+@dataclass
+class Api:
+    """The running app, a ledger on the same store for setup and checks, and each user's token."""
+
+    client: TestClient
+    ledger: Ledger
+    identity: Identity
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, principal: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[principal]}"}
+
+    def post(self, principal: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        headers = {**self.auth(principal), **kwargs.pop("headers", {})}
+        return self.client.post(path, json=body if body is not None else {}, headers=headers, **kwargs)
+
+    def get(self, principal: str, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, headers=self.auth(principal), **kwargs)
+
+    def head(self) -> tuple[int, bytes]:
+        return self.ledger.chain.head()
+
+    def add_user(self, principal: str, role: Role, name: str, sites: tuple[Any, ...] = ()) -> str:
+        self.identity.add_user(principal, name=name, role=role, sites=sites, password=PASSWORD)
+        self.tokens[principal] = self.identity.issue_token(principal)
+        return self.tokens[principal]
+
+
+def signature(meaning: str, password: str = PASSWORD) -> dict[str, str]:
+    return {"meaning": meaning, "password": password}
+
+
+def start_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The app on `database_url` with an empty user table; closed when the generator ends."""
+    ledger = Ledger.open(database_url)
+    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
+    settings = ApiSettings(database_url=database_url, keys_dir=tmp_path / "keys", projection_poll_seconds=0.1)
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield Api(client, ledger, identity)
+    finally:
+        identity.close()
+        ledger.close()
+
+
+@pytest.fixture
+def empty_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The app on an empty store, without users."""
+    yield from start_api(database_url, tmp_path)
+
+
+def populate(api: Api) -> Program:
+    """LTL-101 released for DE (kits K00001-K00010 at the depot), and every user of `USERS`:
+    site1 bound to the DE site, site2 to the FR site."""
+    program = Program.released(api.ledger)
+    sites = {"site1": (program.site,), "site2": (program.fr_site,)}
+    for principal, (role, name) in USERS.items():
+        api.add_user(principal, role, name, sites.get(principal, ()))
+    return program
+
+
+@pytest.fixture
+def program(empty_api: Api) -> Program:
+    """See `populate`."""
+    return populate(empty_api)
+
+
+@pytest.fixture
+def api(empty_api: Api, program: Program) -> Api:
+    """The app with `program` and its users."""
+    return empty_api

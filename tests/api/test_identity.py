@@ -1,0 +1,132 @@
+"""Users and tokens: secrets are stored only as hashes, `lotline users` manages them, and the
+chain link lookup the API answers commands with (`ChainReader.links_for`) finds each event."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ledger.application import Ledger
+from ledger.errors import AlreadyExists, InvalidInput
+from ledger.identity import Identity, InvalidCredentials, token_hash, tokens, users
+from ledger.values import Role
+from scripts.cli import main
+from tests.builders import Program
+
+
+def test_tokens_and_passwords_are_stored_hashed_and_checked(database_url: str) -> None:
+    identity = Identity.open(database_url, scrypt_n=2**10)
+    try:
+        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password="a long enough password")
+        token = identity.issue_token("qa1")
+        with identity.engine.connect() as conn:
+            stored_tokens = [tuple(r) for r in conn.execute(select(tokens))]
+            stored_users = [tuple(r) for r in conn.execute(select(users))]
+        assert token not in repr(stored_tokens) and token_hash(token) in repr(stored_tokens)
+        assert "a long enough password" not in repr(stored_users) and "scrypt$1024$8$1$" in repr(stored_users)
+        assert identity.authenticate(token).user.role == Role.QA
+        assert identity.verify_password("qa1", "a long enough password").principal == "qa1"
+        with pytest.raises(InvalidCredentials):
+            identity.verify_password("qa1", "a long enough passworD")
+        with pytest.raises(AlreadyExists):
+            identity.add_user("qa1", name="Again", role=Role.QA)
+        with pytest.raises(InvalidInput, match="bound to at least one site"):
+            identity.add_user("site9", name="No Site", role=Role.SITE)
+        with pytest.raises(InvalidInput, match="at least 10"):
+            identity.add_user("qa9", name="Short", role=Role.QA, password="short")
+    finally:
+        identity.close()
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_lotline_users_adds_binds_lists_issues_and_disables(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = Ledger.open(database_url)
+    try:
+        program = Program(ledger).reference()
+    finally:
+        ledger.close()
+    db = ["users", "--database-url", database_url]
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        *db,
+        "add",
+        "site1",
+        "--name",
+        "Sam Site",
+        "--role",
+        "site",
+        "--site",
+        str(program.site),
+        "--password-stdin",
+        "--token",
+        stdin="a long enough password\n",
+    )
+    assert code == 0 and f"sites={program.site}" in out
+    token = out.strip().splitlines()[-1].removeprefix("token: ")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        *db,
+        "add",
+        "depot1",
+        "--name",
+        "Dee",
+        "--role",
+        "depot",
+        "--site",
+        str(program.site),
+        "--no-password",
+    )
+    assert code == 1 and "only site users" in err
+    code, out, _ = run_cli(monkeypatch, capsys, *db, "list")
+    assert out.strip() == f"site1 [site] Sam Site sites={program.site}"
+    code, out, _ = run_cli(monkeypatch, capsys, *db, "token", "site1", "--expires-in", "5")
+    second = out.strip()
+    assert code == 0 and second.startswith("lt_") and second != token
+    identity = Identity.open(database_url)
+    try:
+        assert identity.authenticate(token).user.sites == {program.site}
+        run_cli(monkeypatch, capsys, *db, "disable", "site1")
+        with pytest.raises(InvalidCredentials, match="disabled"):
+            identity.authenticate(second)
+    finally:
+        identity.close()
+
+
+def test_links_for_finds_each_events_seq_and_hash_in_chain_order(database_url: str) -> None:
+    ledger = Ledger.open(database_url)
+    try:
+        program = Program(ledger).reference()
+        wanted: list[Any] = [(program.site, 2), (program.trial, 1), (program.site, 1), (program.trial, 9)]
+        links = ledger.chain.links_for(wanted)
+        rows = {(r.originator_id, r.originator_version): r for r in ledger.chain.iter_chain()}
+        assert [(k.stream, k.version) for k in links] == [
+            (str(program.trial), 1),
+            (str(program.site), 1),
+            (str(program.site), 2),
+        ]
+        for k in links:
+            assert (k.seq, k.chain_hash) == (
+                rows[(k.stream, k.version)].seq,
+                rows[(k.stream, k.version)].chain_hash,
+            )
+        everything = [(r.originator_id, r.originator_version) for r in rows.values()] * 2
+        assert [k.seq for k in ledger.chain.links_for(everything)] == sorted(r.seq for r in rows.values())
+        assert ledger.chain.links_for([]) == []
+    finally:
+        ledger.close()
