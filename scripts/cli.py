@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "scripts.export",
     "scripts.witness",
     "scripts.users",
+    "scripts.epcis",
 ]
 
 

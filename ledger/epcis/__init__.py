@@ -1,0 +1,78 @@
+"""GS1 EPCIS 2.0 for Lotline: export (trace, time range), capture of partner documents, the REST query subset.
+
+`Epcis` is what the API calls; each method is one route's work. The format, the mapping of every
+Lotline event and the extension vocabulary are in docs/epcis.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ledger.application import Ledger
+from ledger.epcis.capture import CaptureResult, EventError, capture, check, create_table
+from ledger.epcis.export import export_range, export_trace
+from ledger.epcis.ids import DEFAULT_PREFIX_LENGTH
+from ledger.epcis.query import EpcisIndex, QueryParams, query_document, query_events
+from ledger.merkle import engine_for
+from ledger.values import Actor
+
+MEDIA_TYPE = "application/ld+json"
+HEADERS = {
+    "GS1-EPCIS-Version": "2.0.0",
+    "GS1-CBV-Version": "2.0.0",
+    "GS1-EPCIS-Min": "2.0.0",
+    "GS1-EPCIS-Max": "2.0.0",
+}
+"""The version headers of every EPCIS response (EPCIS 2.0 REST binding)."""
+
+
+class Epcis:
+    """EPCIS over one ledger store: streamed exports, all-or-nothing capture, paged queries."""
+
+    def __init__(self, ledger: Ledger, database_url: str, prefix_length: int = DEFAULT_PREFIX_LENGTH) -> None:
+        self.ledger = ledger
+        self.engine = engine_for(database_url)
+        self.prefix_length = prefix_length
+        create_table(self.engine)
+        self.index = EpcisIndex(ledger, self.engine, prefix_length)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def trace(self, epc: str, *, blinded: bool = True) -> Iterator[str]:
+        """The EPCISDocument of everything upstream and downstream of a lot (LGTIN) or kit (SGTIN)."""
+        return export_trace(self.ledger, epc=epc, blinded=blinded, prefix_length=self.prefix_length)
+
+    def events_between(
+        self, from_time: datetime | None, to_time: datetime | None, *, blinded: bool = True
+    ) -> Iterator[str]:
+        """The EPCISDocument of every event in [from_time, to_time), streamed."""
+        return export_range(
+            self.ledger, from_time, to_time, blinded=blinded, prefix_length=self.prefix_length
+        )
+
+    def capture(
+        self, document: str | bytes | Mapping[str, Any], actor: Actor | Sequence[Actor]
+    ) -> CaptureResult:
+        """Capture a partner's EPCISDocument: all of it or none of it, each event once."""
+        return capture(self.ledger, self.engine, document, actor)
+
+    def query(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """An EPCISQueryDocument of one page of matching events, and the next page's token."""
+        page = query_events(self.index, QueryParams.parse(params))
+        return query_document(page), page.next_page_token
+
+
+__all__ = [
+    "HEADERS",
+    "MEDIA_TYPE",
+    "CaptureResult",
+    "Epcis",
+    "EventError",
+    "QueryParams",
+    "check",
+    "export_range",
+    "export_trace",
+]

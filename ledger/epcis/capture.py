@@ -1,0 +1,1143 @@
+"""Capture: a partner's EPCISDocument becomes ledger commands, all or nothing, each event once.
+
+1. The document is validated by Lotline's EPCIS models (`ledger.epcis.models`).
+2. Each event's GS1 hash ID is computed; events captured before (table `epcis_captured`) are skipped.
+3. The events are planned into ledger commands (a shipping ObjectEvent with the packing
+   AggregationEvent of its SSCC is one `ship`; the receiving events of one shipment at one time are
+   one `confirm_receipt`; an error declaration with its corrective event is one quantity correction).
+4. If validation and planning found no problem, every command runs on a `StagedLedger`: the
+   ledger's own rules, on the state left by the document's earlier events, nothing written. The
+   first event the ledger refuses ends the dry run (later events may fail only because of it).
+   Any problem refuses the whole document, with the index and reason of each event found wrong.
+5. Otherwise all staged events are written in one transaction, then the captured hash IDs.
+
+Gap, stated plainly: the hash IDs are written in a second transaction right after the events. A
+crash between the two leaves events recorded but their hashes not; resending that document then
+fails on the ledger's identity rules (e.g. the lot already exists) instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, select
+
+from ledger.application import Arm, Ledger, OutputLot
+from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
+from ledger.epcis import ids
+from ledger.epcis import mapping as m
+from ledger.epcis.eventhash import document_hash_ids
+from ledger.epcis.models import (
+    AggregationEvent,
+    EPCISDocument,
+    ObjectEvent,
+    QuantityElement,
+    TransformationEvent,
+    cbv_word,
+    validation_problems,
+)
+from ledger.epcis.staging import StagedLedger
+from ledger.errors import InvalidInput, LedgerError, NotAuthorised
+from ledger.values import Actor, Meaning, Quantity, Role, sign
+
+metadata = MetaData()
+captured = Table(
+    "epcis_captured",
+    metadata,
+    Column("event_hash", String(200), primary_key=True),
+    Column("seq", BigInteger),
+    Column("principal", String(100), nullable=False),
+    Column("captured_at", String(40), nullable=False),
+)
+
+
+class MappingError(InvalidInput):
+    """An event Lotline cannot turn into a ledger command."""
+
+    code = "epcis_unmapped"
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """Why one event (by its index in the document's eventList; None for the document) was refused."""
+
+    index: int | None
+    code: str
+    reason: str
+    event_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "eventID": self.event_id, "code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureResult:
+    """The outcome of one capture: accepted (all recorded) or refused (nothing recorded)."""
+
+    accepted: bool
+    events: int
+    recorded: int = 0
+    duplicates: int = 0
+    ledger_events: int = 0
+    errors: tuple[EventError, ...] = ()
+    event_ids: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "events": self.events,
+            "recorded": self.recorded,
+            "duplicates": self.duplicates,
+            "ledgerEvents": self.ledger_events,
+            "errors": [e.as_dict() for e in self.errors],
+            "eventIDs": list(self.event_ids),
+        }
+
+
+@dataclass(slots=True)
+class Command:
+    """One ledger step planned from one or more events of the document."""
+
+    indices: list[int]
+    run: Callable[[StagedLedger, Actors], Any]
+    keys: list[str] = field(default_factory=list)
+
+
+class Actors:
+    """The identities a capture may act as; each step is done by one allowed for it."""
+
+    def __init__(self, actors: Actor | Sequence[Actor]) -> None:
+        self.actors = [actors] if isinstance(actors, Actor) else list(actors)
+        if not self.actors:
+            raise InvalidInput("capture needs the acting user", field="actor")
+
+    def pick(self, action: str, roles: Iterable[Role], preferred: Any = None) -> Actor:
+        """The preferred principal if allowed, else the first actor whose role may do `action`."""
+        allowed = list(roles)
+        wanted = preferred.get("principal") if isinstance(preferred, Mapping) else None
+        fitting = [a for a in self.actors if a.role in allowed]
+        for a in fitting:
+            if a.principal == wanted:
+                return a
+        if fitting:
+            return fitting[0]
+        raise NotAuthorised(action, ", ".join(str(a.role) for a in self.actors), [str(r) for r in allowed])
+
+
+def create_table(engine: Engine) -> None:
+    """Create `epcis_captured` where missing."""
+    metadata.create_all(engine)
+
+
+def capture(
+    ledger: Ledger, engine: Engine, document: str | bytes | Mapping[str, Any], actor: Actor | Sequence[Actor]
+) -> CaptureResult:
+    """Validate, plan and dry-run a whole EPCISDocument; record all of it atomically or none of it."""
+    actors = Actors(actor)
+    try:
+        raw = json.loads(document) if isinstance(document, str | bytes) else dict(document)
+    except json.JSONDecodeError as e:
+        return _refused(0, [EventError(None, "invalid_json", f"not JSON: {e}")])
+    count = _event_count(raw)
+    try:
+        doc = EPCISDocument.model_validate(raw)
+    except ValidationError as e:
+        return _refused(
+            count,
+            [
+                EventError(p["index"], "invalid_epcis", f"{p['path']}: {p['reason']}".lstrip(": "))
+                for p in validation_problems(e)
+            ],
+        )
+    hashes = document_hash_ids(raw)
+    create_table(engine)
+    keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
+    done = _captured(engine, keys)
+    planner = Planner(doc, hashes)
+    commands, errors = planner.plan()
+    fresh, duplicates = _drop_duplicates(commands, keys, done, errors)
+    staged = StagedLedger(ledger)
+    _, setup_errors = planner.master_data(staged, actors)
+    errors += setup_errors
+    starts = []
+    for cmd in fresh if not errors else ():
+        starts.append(staged.staged)
+        try:
+            cmd.run(staged, actors)
+        except LedgerError as e:
+            # The first refusal ends the dry run: later events may only fail because this one did.
+            errors += [EventError(i, e.code, e.message, hashes[i]) for i in cmd.indices]
+            break
+    if errors:
+        return _refused(count, sorted(errors, key=lambda x: (x.index is None, x.index or 0)), hashes)
+    first = [staged._staged[s] if s < staged.staged else None for s in starts]
+    staged.commit()
+    seqs = _seqs(ledger, first)
+    _remember(engine, fresh, seqs, actors.actors[0].principal)
+    recorded = sum(len(c.indices) for c in fresh)
+    return CaptureResult(True, count, recorded, duplicates, staged.staged, (), tuple(hashes))
+
+
+def _refused(count: int, errors: list[EventError], hashes: Sequence[str] = ()) -> CaptureResult:
+    return CaptureResult(False, count, errors=tuple(errors), event_ids=tuple(hashes))
+
+
+def _event_count(raw: Any) -> int:
+    try:
+        return len(raw["epcisBody"]["eventList"])
+    except (KeyError, TypeError):
+        return 0
+
+
+def _key(event_hash: str, event: Any) -> str:
+    """The idempotency key: the hash ID, and for an error declaration also its declaration time
+    (the hash leaves `errorDeclaration` out, so the declaration shares the original's ID)."""
+    if event.errorDeclaration is None:
+        return event_hash
+    return f"{event_hash}#declared={event.errorDeclaration.declarationTime.isoformat()}"
+
+
+def _captured(engine: Engine, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    unique = list(dict.fromkeys(keys))
+    with engine.connect() as conn:
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            found.update(
+                conn.execute(select(captured.c.event_hash).where(captured.c.event_hash.in_(part))).scalars()
+            )
+    return found
+
+
+def _drop_duplicates(
+    commands: list[Command], keys: Sequence[str], done: set[str], errors: list[EventError]
+) -> tuple[list[Command], int]:
+    """Commands whose events were all captured before are skipped; partly captured ones are refused."""
+    fresh, duplicates, seen = [], 0, set(done)
+    for cmd in commands:
+        cmd.keys = [keys[i] for i in cmd.indices]
+        known = [k in seen for k in cmd.keys]
+        if all(known):
+            duplicates += len(cmd.indices)
+        elif any(known):
+            errors += [
+                EventError(
+                    i, "epcis_partly_captured", "some events of this step were captured before, others not"
+                )
+                for i in cmd.indices
+            ]
+        else:
+            fresh.append(cmd)
+            seen.update(cmd.keys)
+    return fresh, duplicates
+
+
+def _seqs(ledger: Ledger, first: Sequence[Any]) -> list[int | None]:
+    pairs = [(e.originator_id, e.originator_version) for e in first if e is not None]
+    by_pair = {(UUID(link.stream), link.version): link.seq for link in ledger.chain.links_for(pairs)}
+    return [None if e is None else by_pair.get((e.originator_id, e.originator_version)) for e in first]
+
+
+def _remember(
+    engine: Engine, commands: Sequence[Command], seqs: Sequence[int | None], principal: str
+) -> None:
+    now = datetime.now(UTC).isoformat()
+    rows = [
+        {"event_hash": k, "seq": seq, "principal": principal, "captured_at": now}
+        for cmd, seq in zip(commands, seqs, strict=True)
+        for k in dict.fromkeys(cmd.keys)
+    ]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(captured.insert(), rows)
+
+
+# --- planning ------------------------------------------------------------------------------------------
+
+
+def _need(event: Any, name: str, what: str) -> Any:
+    value = event.extension(name)
+    if value is None or value == "":
+        raise MappingError(f"needs {name} ({what})", field=name)
+    return value
+
+
+def _location(place: Any, what: str = "bizLocation") -> UUID:
+    if place is None:
+        raise MappingError(f"needs a {what} (the SGLN of a Lotline location)", field=what)
+    return Location.create_id(ids.require(place.id, "sgln").key)
+
+
+def _lot(q: QuantityElement) -> tuple[str, str]:
+    key = ids.require(q.epcClass, "lgtin")
+    return key.gtin, key.serial
+
+
+def _quantity(q: QuantityElement) -> Quantity:
+    if q.quantity is None:
+        raise MappingError(f"{q.epcClass} needs a quantity", field="quantity")
+    if q.uom is None:
+        return Quantity.of(q.quantity, "unit")
+    if q.uom not in m.UNIT_OF:
+        raise MappingError(
+            f"unit of measure {q.uom} is not one Lotline records (KGM, GRM, MGM or a count)", field="uom"
+        )
+    return Quantity.of(q.quantity, m.UNIT_OF[q.uom])
+
+
+def _kits(epcs: Iterable[str]) -> list[UUID]:
+    found = []
+    for epc in epcs:
+        key = ids.require(epc, "sgtin")
+        found.append(Kit.create_id(key.gtin, key.serial))
+    if not found:
+        raise MappingError("names no kit (SGTIN)", field="epcList")
+    return found
+
+
+def _date(value: Any, name: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise MappingError(f"{name} {value!r} is not a date (YYYY-MM-DD)", field=name) from None
+
+
+def _temperature(event: Any) -> tuple[Decimal | None, Decimal | None]:
+    """The lowest and highest temperature (°C) of the event's sensor reports."""
+    low = high = None
+    for element in event.sensorElementList or []:
+        for report in element.sensorReport:
+            if report.type not in ("Temperature", "https://gs1.org/voc/Temperature", "gs1:Temperature"):
+                continue
+            if report.uom not in (None, "CEL"):
+                raise MappingError(f"temperatures are recorded in CEL, not {report.uom}", field="uom")
+            lows = [v for v in (report.minValue, report.value) if v is not None]
+            highs = [v for v in (report.maxValue, report.value) if v is not None]
+            low = min([*lows, *([low] if low is not None else [])], default=None)
+            high = max([*highs, *([high] if high is not None else [])], default=None)
+    return low, high
+
+
+def _shipment_number(event: Any) -> str:
+    number = event.extension("lotline:shipmentNumber")
+    if number:
+        return str(number)
+    for bt in event.bizTransactionList or []:
+        if cbv_word(bt.type) == "desadv" and bt.bizTransaction.startswith("urn:epcglobal:cbv:bt:"):
+            return bt.bizTransaction.rsplit(":", 1)[1]
+    raise MappingError(
+        "needs the shipment number (lotline:shipmentNumber or a desadv business transaction)",
+        field="bizTransactionList",
+    )
+
+
+def _optional_shipment_number(event: Any) -> str | None:
+    try:
+        return _shipment_number(event)
+    except MappingError:
+        return None
+
+
+def _travelling_in(ledger: StagedLedger, epcs: Sequence[tuple[str, str]]) -> UUID:
+    """The one shipment every named kit is in transit with."""
+    found = set()
+    for epc, _ in epcs:
+        key = ids.require(epc, "sgtin")
+        found.add(ledger.get(Kit, Kit.create_id(key.gtin, key.serial)).shipment_id)
+    if len(found) != 1 or None in found:
+        raise MappingError(
+            "the received kits are not all in transit in one shipment; name the shipment "
+            "(lotline:shipmentNumber or a desadv business transaction)"
+        )
+    return found.pop()  # type: ignore[return-value]
+
+
+def _actor_of(event: Any) -> Any:
+    return event.extension("lotline:actor") or event.extension("lotline:performedBy")
+
+
+class Planner:
+    """Turns the events of one validated document into ledger commands."""
+
+    def __init__(self, doc: EPCISDocument, hashes: Sequence[str]) -> None:
+        self.doc = doc
+        self.events = doc.epcisBody.eventList
+        self.hashes = hashes
+        self.claimed: set[int] = set()
+
+    def plan(self) -> tuple[list[Command], list[EventError]]:
+        commands, errors = [], []
+        self.by_id = {(e.eventID or self.hashes[i]): i for i, e in enumerate(self.events)}
+        self.by_id.update({h: i for i, h in enumerate(self.hashes)})
+        self.packing = {
+            e.parentID: i
+            for i, e in enumerate(self.events)
+            if isinstance(e, AggregationEvent) and e.action == "ADD" and e.parentID
+        }
+        self.correctives = {
+            self.by_id[c]
+            for e in self.events
+            if e.errorDeclaration is not None
+            for c in e.errorDeclaration.correctiveEventIDs
+            if c in self.by_id
+        }
+        i = 0
+        while i < len(self.events):
+            if i in self.claimed or i in self.correctives or self._shipped_later(i):
+                i += 1
+                continue
+            try:
+                cmd = self._command(i)
+                commands.append(cmd)
+                self.claimed.update(cmd.indices)
+            except LedgerError as problem:
+                errors.append(EventError(i, problem.code, problem.message, self.hashes[i]))
+            i += 1
+        for i, event in enumerate(self.events):
+            if (
+                isinstance(event, AggregationEvent)
+                and i not in self.claimed
+                and not any(err.index == i for err in errors)
+            ):
+                errors.append(
+                    EventError(
+                        i,
+                        MappingError.code,
+                        "a packing AggregationEvent is recorded with the "
+                        "shipping ObjectEvent of its SSCC, and this document has none",
+                        self.hashes[i],
+                    )
+                )
+        for i in self.correctives - self.claimed:
+            errors.append(
+                EventError(
+                    i, MappingError.code, "corrective event without its error declaration", self.hashes[i]
+                )
+            )
+        return commands, errors
+
+    def _shipped_later(self, i: int) -> bool:
+        """A packing event whose shipper a later shipping event names: planned with that event."""
+        e = self.events[i]
+        return (
+            isinstance(e, AggregationEvent)
+            and e.action == "ADD"
+            and any(
+                isinstance(o, ObjectEvent) and o.biz_step == "shipping" and e.parentID in o.epcList
+                for o in self.events[i + 1 :]
+            )
+        )
+
+    # --- dispatch ---------------------------------------------------------------------------------
+
+    def _command(self, i: int) -> Command:
+        e = self.events[i]
+        if isinstance(e, TransformationEvent):
+            return self._transformation(i, e)
+        if isinstance(e, AggregationEvent):
+            raise MappingError(
+                f"an AggregationEvent with action {e.action} and bizStep {e.bizStep} has no "
+                "Lotline step (packing is recorded with its shipping event)"
+            )
+        if not isinstance(e, ObjectEvent):
+            raise MappingError(f"Lotline records no step for a {e.type}")
+        if e.errorDeclaration is not None:
+            return self._correction(i, e)
+        step, disp = e.biz_step, e.disposition_word
+        handler = _OBJECT_STEPS.get((step, disp)) or _OBJECT_STEPS.get((step, None))
+        if handler is None:
+            raise MappingError(f"no Lotline step for bizStep {e.bizStep} with disposition {e.disposition}")
+        return handler(self, i, e)
+
+    # --- transformations --------------------------------------------------------------------------
+
+    def _transformation(self, i: int, e: TransformationEvent) -> Command:
+        if e.outputEPCList:
+            return self._packaging(i, e)
+        if e.outputQuantityList:
+            return self._formulation(i, e)
+        raise MappingError("a TransformationEvent without outputs has no Lotline step")
+
+    def _batch_number(self, e: Any, prefix: str) -> str:
+        tid = e.transformationID or ""
+        if tid.startswith(prefix):
+            return tid[len(prefix) :]
+        return str(_need(e, "lotline:batchNumber", "the batch number"))
+
+    def _formulation(self, i: int, e: TransformationEvent) -> Command:
+        if len(e.outputQuantityList) != 1:
+            raise MappingError(
+                "a formulation produces exactly one drug-product lot", field="outputQuantityList"
+            )
+        out = e.outputQuantityList[0]
+        gtin, lot_number = _lot(out)
+        ilmd = e.ilmd or {}
+        expires = ilmd.get("cbvmda:itemExpirationDate")
+        if expires is None:
+            raise MappingError("needs ilmd cbvmda:itemExpirationDate of the drug-product lot", field="ilmd")
+        retest = ilmd.get("lotline:retestOn")
+        output = OutputLot(
+            gtin,
+            lot_number,
+            str(ilmd.get("lotline:material") or _need(e, "lotline:product", "the product")),
+            _date(expires, "itemExpirationDate"),
+            _date(retest, "retestOn") if retest else None,
+        )
+        inputs = [(Lot.create_id(*_lot(q)), _quantity(q)) for q in e.inputQuantityList]
+        theoretical = _need(e, "lotline:theoreticalYield", "the theoretical yield, e.g. {amount, unit}")
+        checker = _need(e, "lotline:checkedBy", "who did the second-person check: {principal, role, name}")
+        product = str(_need(e, "lotline:product", "the product name"))
+        location = _location(e.bizLocation or e.readPoint)
+        number = self._batch_number(e, m.BATCH_ID)
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("record a formulation", [Role.MANUFACTURING], _actor_of(e))
+            return ledger.formulate(
+                actor,
+                batch_number=number,
+                product=product,
+                location_id=location,
+                inputs=inputs,
+                output=output,
+                theoretical_yield=Quantity.of(theoretical["amount"], theoretical["unit"]),
+                actual_yield=_quantity(out),
+                equipment=list(e.extension("lotline:equipment") or []),
+                checked_by=_person(checker),
+                occurred_at=e.eventTime,
+            )
+
+        return Command([i], run)
+
+    def _packaging(self, i: int, e: TransformationEvent) -> Command:
+        arms = e.extension("lotline:arms")
+        allocation = e.extension("lotline:allocation")
+        if not arms or not allocation:
+            raise MappingError(
+                "packaging needs the kit list: lotline:arms and lotline:allocation (an unblinded "
+                "export); a blinded document cannot create kits",
+                field="lotline:allocation",
+            )
+        kits = [ids.require(k, "sgtin") for k in e.outputEPCList]
+        gtins = {k.gtin for k in kits}
+        if len(gtins) != 1:
+            raise MappingError("the kits of one packaging run share one GTIN", field="outputEPCList")
+        arm_lots = {}
+        for a in arms:
+            gtin, lot_number = ids.require(a["lot"], "lgtin").gtin, ids.require(a["lot"], "lgtin").serial
+            arm_lots[a["treatment"]] = Arm(
+                a["treatment"],
+                Lot.create_id(gtin, lot_number),
+                int(a["unitsPerKit"]),
+                int(a["unitsIssued"]),
+                int(a.get("samples", 0)),
+                int(a.get("rejects", 0)),
+            )
+        kit_list = [(str(x["kit"]), str(x["treatment"])) for x in allocation]
+        if {n for n, _ in kit_list} != {k.serial for k in kits}:
+            raise MappingError(
+                "lotline:allocation and outputEPCList name different kits", field="lotline:allocation"
+            )
+        dp = {a.dp_lot_id for a in arm_lots.values()}
+        components = [
+            (Lot.create_id(*_lot(q)), _quantity(q))
+            for q in e.inputQuantityList
+            if Lot.create_id(*_lot(q)) not in dp
+        ]
+        trial = str(_need(e, "lotline:trial", "the trial"))
+        trial_code = trial[len(m.TRIAL_ID) :] if trial.startswith(m.TRIAL_ID) else trial
+        checker = _need(e, "lotline:checkedBy", "who did the second-person check")
+        label = (e.ilmd or {}).get("lotline:labelVersion") or _need(
+            e, "lotline:labelVersion", "the label version"
+        )
+        number = self._batch_number(e, m.PACKAGING_ID)
+        location = _location(e.bizLocation or e.readPoint)
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("package kits", [Role.MANUFACTURING], _actor_of(e))
+            return ledger.package(
+                actor,
+                batch_number=number,
+                trial_id=Trial.create_id(trial_code),
+                location_id=location,
+                kit_gtin=next(iter(gtins)),
+                label_version=str(label),
+                arms=list(arm_lots.values()),
+                kit_list=kit_list,
+                components=components,
+                checked_by=_person(checker),
+                occurred_at=e.eventTime,
+            )
+
+        return Command([i], run)
+
+    # --- lots ---------------------------------------------------------------------------------------
+
+    def _receive_lot(self, i: int, e: ObjectEvent) -> Command:
+        if e.action != "ADD" or len(e.quantityList) != 1:
+            raise MappingError("a lot receipt is an ObjectEvent ADD with one LGTIN in quantityList")
+        return Command([i], self._receipt_run(e, e.quantityList[0]))
+
+    def _receipt_run(self, e: ObjectEvent, q: QuantityElement) -> Callable[[StagedLedger, Actors], Any]:
+        gtin, lot_number = _lot(q)
+        ilmd = e.ilmd or {}
+        expires = ilmd.get("cbvmda:itemExpirationDate") or _need(e, "cbvmda:itemExpirationDate", "expiry")
+        made = ilmd.get("lotline:manufacturedOn")
+        if made is None:
+            raise MappingError("needs ilmd lotline:manufacturedOn", field="ilmd")
+        kind, material = ilmd.get("lotline:kind"), ilmd.get("lotline:material")
+        if not kind or not material:
+            raise MappingError("needs ilmd lotline:kind and lotline:material", field="ilmd")
+        retest = ilmd.get("lotline:retestOn")
+        location = _location(e.bizLocation or e.readPoint)
+        qty = _quantity(q)
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("receive a lot", [Role.MANUFACTURING, Role.DEPOT], _actor_of(e))
+            return ledger.receive_lot(
+                actor,
+                gtin=gtin,
+                lot_number=lot_number,
+                kind=kind,
+                material=material,
+                quantity=qty,
+                location_id=location,
+                manufactured_on=_date(made, "manufacturedOn"),
+                expires_on=_date(expires, "itemExpirationDate"),
+                retest_on=_date(retest, "retestOn") if retest else None,
+                supplier=ilmd.get("lotline:supplier"),
+                supplier_lot=ilmd.get("lotline:supplierLot"),
+                occurred_at=e.eventTime,
+            )
+
+        return run
+
+    def _correction(self, i: int, e: ObjectEvent) -> Command:
+        declaration = e.errorDeclaration
+        assert declaration is not None
+        fixes = [self.by_id[c] for c in declaration.correctiveEventIDs if c in self.by_id]
+        if len(fixes) != 1 or len(e.quantityList) != 1:
+            raise MappingError(
+                "Lotline records an error declaration of a lot receipt with exactly one corrective "
+                "receipt in the same document"
+            )
+        fix = self.events[fixes[0]]
+        if (
+            not isinstance(fix, ObjectEvent)
+            or len(fix.quantityList) != 1
+            or fix.quantityList[0].epcClass != e.quantityList[0].epcClass
+        ):
+            raise MappingError("the corrective event must be a receipt of the same lot")
+        lot_id = Lot.create_id(*_lot(e.quantityList[0]))
+        qty = _quantity(fix.quantityList[0])
+        version = int(fix.extension("lotline:correctsVersion") or 1)
+        reason = declaration.extension("lotline:reason") or e.extension("lotline:reason")
+        if not reason:
+            raise MappingError("needs lotline:reason in the errorDeclaration", field="errorDeclaration")
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("correct a lot", [Role.QA], None)
+            return ledger.correct_lot_quantity(
+                actor,
+                lot_id,
+                corrects_version=version,
+                quantity=qty,
+                reason=str(reason),
+                occurred_at=declaration.declarationTime,
+            )
+
+        return Command([i, fixes[0]], run)
+
+    def _lot_or_run(self, i: int, e: ObjectEvent) -> Command:
+        """inspecting + conformant/non_conformant: QA on a lot, a packaged batch, or quarantined kits."""
+        if e.epcList:
+            return self._quarantine_decision(i, e)
+        if len(e.quantityList) != 1:
+            raise MappingError("a QA decision names one lot or packaged batch (LGTIN) in quantityList")
+        gtin, number = _lot(e.quantityList[0])
+        passed = e.disposition_word == "conformant"
+        reason = e.extension("lotline:reason")
+        results = e.extension("lotline:resultsRef")
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("decide on a lot", [Role.QA], _actor_of(e))
+            meaning = Meaning.RELEASED if passed else Meaning.REJECTED
+            run_id = PackagingRun.create_id(number)
+            if not ledger.exists(Lot.create_id(gtin, number)) and ledger.exists(run_id):
+                if ledger.get(PackagingRun, run_id).kit_gtin != gtin:
+                    raise MappingError(f"{e.quantityList[0].epcClass} is neither a lot nor a packaged batch")
+                return ledger.dispose_packaging(
+                    actor,
+                    run_id,
+                    signature=sign(actor, meaning),
+                    released=passed,
+                    reason=reason,
+                    occurred_at=e.eventTime,
+                )
+            lot_id = Lot.create_id(gtin, number)
+            if passed:
+                if not results:
+                    raise MappingError("a lot release needs lotline:resultsRef (test results or CoA)")
+                return ledger.release_lot(
+                    actor,
+                    lot_id,
+                    signature=sign(actor, meaning),
+                    results_ref=str(results),
+                    occurred_at=e.eventTime,
+                )
+            return ledger.reject_lot(
+                actor,
+                lot_id,
+                signature=sign(actor, meaning),
+                reason=str(_need(e, "lotline:reason", "why")),
+                results_ref=results,
+                occurred_at=e.eventTime,
+            )
+
+        return Command([i], run)
+
+    def _receiving(self, i: int, e: ObjectEvent) -> Command:
+        """A lot received (ADD of an LGTIN), a kit returned at a site, or a shipment's receipt."""
+        if e.disposition_word == "returned":
+            return self._return(i, e)
+        if e.action == "ADD" and e.quantityList:
+            return self._receive_lot(i, e)
+        return self._receipt(i, e)
+
+    @staticmethod
+    def lot_status(action: str) -> Callable[[Planner, int, ObjectEvent], Command]:
+        """The planner of a recall or hold of one lot."""
+
+        def plan(self: Planner, i: int, e: ObjectEvent) -> Command:
+            if len(e.quantityList) != 1:
+                raise MappingError(f"to {action} a lot, name it (LGTIN) in quantityList")
+            lot_id = Lot.create_id(*_lot(e.quantityList[0]))
+            reason = str(_need(e, "lotline:reason", "why"))
+
+            def run(ledger: StagedLedger, actors: Actors) -> Any:
+                actor = actors.pick(f"{action} a lot", [Role.QA], _actor_of(e))
+                if action == "recall":
+                    return ledger.recall_lot(
+                        actor,
+                        lot_id,
+                        signature=sign(actor, Meaning.APPROVED),
+                        reason=reason,
+                        occurred_at=e.eventTime,
+                    )
+                return ledger.hold_lot(actor, lot_id, reason=reason, occurred_at=e.eventTime)
+
+            return Command([i], run)
+
+        return plan
+
+    def _deviation(self, i: int, e: ObjectEvent) -> Command:
+        number = str(_need(e, "lotline:batchNumber", "the batch number"))
+        d = _need(e, "lotline:deviation", "{number, description, classification}")
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("record a deviation", [Role.MANUFACTURING, Role.QA], _actor_of(e))
+            return ledger.record_deviation(
+                actor,
+                ManufacturingBatch.create_id(number),
+                number=d["number"],
+                description=d["description"],
+                classification=d["classification"],
+                occurred_at=e.eventTime,
+            )
+
+        return Command([i], run)
+
+    # --- packaged batches ------------------------------------------------------------------------------
+
+    def _run_of(self, e: ObjectEvent) -> UUID:
+        if len(e.quantityList) != 1:
+            raise MappingError("name the packaged batch (kit GTIN + batch number, LGTIN) in quantityList")
+        return PackagingRun.create_id(_lot(e.quantityList[0])[1])
+
+    def _certify(self, i: int, e: ObjectEvent) -> Command:
+        run_id = self._run_of(e)
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("certify a batch", [Role.QP], _actor_of(e))
+            return ledger.certify_packaging(
+                actor, run_id, signature=sign(actor, Meaning.CERTIFIED), occurred_at=e.eventTime
+            )
+
+        return Command([i], run)
+
+    def _sponsor_release(self, i: int, e: ObjectEvent) -> Command:
+        run_id, country = self._run_of(e), str(_need(e, "lotline:country", "the country released for"))
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("sponsor-release a batch", [Role.QA], _actor_of(e))
+            return ledger.sponsor_release(
+                actor,
+                run_id,
+                country=country,
+                occurred_at=e.eventTime,
+                signature=sign(actor, Meaning.SPONSOR_RELEASED),
+            )
+
+        return Command([i], run)
+
+    def _relabel(self, i: int, e: ObjectEvent) -> Command:
+        run_id = self._run_of(e)
+        new_expiry = _date(_need(e, "lotline:newExpiry", "the new expiry date"), "newExpiry")
+        reason = str(_need(e, "lotline:reason", "why"))
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("extend expiry", [Role.QA], _actor_of(e))
+            return ledger.extend_expiry(
+                actor,
+                run_id,
+                new_expiry=new_expiry,
+                reason=reason,
+                signature=sign(actor, Meaning.RELABELLED),
+                occurred_at=e.eventTime,
+            )
+
+        return Command([i], run)
+
+    # --- distribution ------------------------------------------------------------------------------------
+
+    def _ship(self, i: int, e: ObjectEvent) -> Command:
+        ssccs = [k for k in (ids.parse(x) for x in e.epcList) if k is not None and k.kind == "sscc"]
+        if len(ssccs) != 1:
+            raise MappingError("a shipping event names one shipper (SSCC) in epcList")
+        sscc = ssccs[0]
+        packed = self.packing.get(sscc.uri)
+        if packed is None:
+            raise MappingError(f"no packing AggregationEvent for {sscc.uri} in this document")
+        kits = _kits(self.events[packed].childEPCs)  # type: ignore[union-attr]
+        source = next((s.source for s in e.sourceList or [] if cbv_word(s.type) == "location"), None)
+        dest = next((d.destination for d in e.destinationList or [] if cbv_word(d.type) == "location"), None)
+        if source is None or dest is None:
+            raise MappingError("needs a source and a destination of type location (SGLN)", field="sourceList")
+        from_id = Location.create_id(ids.require(source, "sgln").key)
+        to_id = Location.create_id(ids.require(dest, "sgln").key)
+        transit = _need(
+            e, "lotline:transitRange", "the allowed transit temperatures {minCelsius, maxCelsius}"
+        )
+        number = _shipment_number(e)
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("ship kits", [Role.DEPOT], _actor_of(e))
+            return ledger.ship(
+                actor,
+                shipment_number=number,
+                sscc=sscc.key,
+                from_id=from_id,
+                to_id=to_id,
+                kit_ids=kits,
+                min_celsius=Decimal(str(transit["minCelsius"])),
+                max_celsius=Decimal(str(transit["maxCelsius"])),
+                logger_id=e.extension("lotline:logger"),
+                carrier=e.extension("lotline:carrier"),
+                occurred_at=e.eventTime,
+            )
+
+        return Command([packed, i], run)
+
+    def _receipt(self, i: int, e: ObjectEvent) -> Command:
+        """The receiving events of one shipment at one time (one per outcome) as one receipt.
+
+        Without a shipment number (a site scanning the kits it received), the shipment is the one
+        the kits are travelling in.
+        """
+        number = _optional_shipment_number(e)
+        group = [i]
+        j = i + 1
+        while j < len(self.events):
+            o = self.events[j]
+            if not (
+                isinstance(o, ObjectEvent)
+                and o.biz_step == "receiving"
+                and o.eventTime == e.eventTime
+                and o.disposition_word != "returned"
+            ):
+                break
+            if _optional_shipment_number(o) != number:
+                break
+            group.append(j)
+            j += 1
+        events = [self.events[k] for k in group]
+        if not any(o.epcList for o in events):  # type: ignore[union-attr]
+            raise MappingError(
+                "a receipt names the kits (SGTIN) or the shipper (SSCC) received; Lotline "
+                "receives lots (LGTIN quantities) with action ADD"
+            )
+        site = _location(e.bizLocation or e.readPoint)
+        low = high = None
+        epcs: list[tuple[str, str]] = []
+        for o in events:
+            outcome = _OUTCOME.get(o.disposition_word or "")
+            if outcome is None:
+                raise MappingError(
+                    f"a receipt's disposition is in_progress, {m.QUARANTINED}, damaged or {m.MISSING}, "
+                    f"not {o.disposition}"
+                )
+            epcs += [(epc, outcome) for epc in o.epcList]  # type: ignore[union-attr]
+            lo, hi = _temperature(o)
+            low = lo if low is None or (lo is not None and lo < low) else low
+            high = hi if high is None or (hi is not None and hi > high) else high
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("confirm a receipt", [Role.SITE], _actor_of(e))
+            outcomes: dict[str, str] = {}
+            shipment_id = Shipment.create_id(number) if number else _travelling_in(ledger, epcs)
+            shipment = ledger.get(Shipment, shipment_id)
+            for epc, outcome in epcs:
+                key = ids.require(epc, "sgtin", "sscc")
+                if key.kind == "sscc":
+                    if key.key != shipment.sscc:
+                        raise MappingError(f"{epc} is not the shipper of shipment {shipment.shipment_number}")
+                    outcomes.update({n: outcome for n in shipment.kit_numbers})
+                else:
+                    outcomes[key.serial] = outcome
+            return ledger.confirm_receipt(
+                actor,
+                shipment_id,
+                site_id=site,
+                outcomes=outcomes,
+                logger_min=low,
+                logger_max=high,
+                occurred_at=e.eventTime,
+            )
+
+        return Command(group, run)
+
+    # --- kits at sites --------------------------------------------------------------------------------------
+
+    def _excursion(self, i: int, e: ObjectEvent) -> Command:
+        kits, site = _kits(e.epcList), _location(e.bizLocation or e.readPoint)
+        low, high = _temperature(e)
+        if low is None or high is None:
+            raise MappingError("an excursion needs a Temperature sensor report with minValue and maxValue")
+        minutes = int(_need(e, "lotline:durationMinutes", "how long the excursion lasted"))
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("report an excursion", [Role.SITE, Role.DEPOT], _actor_of(e))
+            return ledger.report_excursion(
+                actor,
+                site,
+                kit_ids=kits,
+                min_celsius=low,
+                max_celsius=high,
+                duration_minutes=minutes,
+                occurred_at=e.eventTime,
+            )
+
+        return Command([i], run)
+
+    def _quarantine_decision(self, i: int, e: ObjectEvent) -> Command:
+        kits, release = _kits(e.epcList), e.disposition_word == "conformant"
+        reason = str(_need(e, "lotline:reason", "why"))
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("decide on quarantined kits", [Role.QA], _actor_of(e))
+            meaning = Meaning.RELEASED if release else Meaning.REJECTED
+            return ledger.decide_quarantine(
+                actor,
+                kit_ids=kits,
+                release=release,
+                signature=sign(actor, meaning),
+                reason=reason,
+                occurred_at=e.eventTime,
+            )
+
+        return Command([i], run)
+
+    def _dispense(self, i: int, e: ObjectEvent) -> Command:
+        (kit,) = _one_kit(e)
+        site, subject = (
+            _location(e.bizLocation or e.readPoint),
+            str(_need(e, "lotline:subject", "the subject")),
+        )
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("dispense a kit", [Role.SITE], _actor_of(e))
+            return ledger.dispense(actor, kit, site_id=site, subject=subject, occurred_at=e.eventTime)
+
+        return Command([i], run)
+
+    def _return(self, i: int, e: ObjectEvent) -> Command:
+        (kit,) = _one_kit(e)
+        site = _location(e.bizLocation or e.readPoint)
+        condition = str(_need(e, "lotline:condition", "used, unused or partially_used"))
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("return a kit", [Role.SITE], _actor_of(e))
+            return ledger.return_kit(actor, kit, site_id=site, condition=condition, occurred_at=e.eventTime)
+
+        return Command([i], run)
+
+    def _authorise_destruction(self, i: int, e: ObjectEvent) -> Command:
+        kits, reason = _kits(e.epcList), str(_need(e, "lotline:reason", "why"))
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("authorise destruction", [Role.QA], _actor_of(e))
+            return ledger.authorise_destruction(
+                actor,
+                kit_ids=kits,
+                reason=reason,
+                occurred_at=e.eventTime,
+                signature=sign(actor, Meaning.AUTHORISED_DESTRUCTION),
+            )
+
+        return Command([i], run)
+
+    def _destroy(self, i: int, e: ObjectEvent) -> Command:
+        kits = _kits(e.epcList)
+        certificate = str(_need(e, "lotline:certificate", "the destruction certificate number"))
+        method = str(e.extension("lotline:method") or "")
+
+        def run(ledger: StagedLedger, actors: Actors) -> Any:
+            actor = actors.pick("destroy kits", [Role.DEPOT, Role.SITE], _actor_of(e))
+            return ledger.destroy(
+                actor, kit_ids=kits, certificate=certificate, method=method, occurred_at=e.eventTime
+            )
+
+        return Command([i], run)
+
+    # --- master data ---------------------------------------------------------------------------------------
+
+    def master_data(self, ledger: StagedLedger, actors: Actors) -> tuple[int, list[EventError]]:
+        """Register the trials and locations of the header that the ledger does not know yet."""
+        errors: list[EventError] = []
+        before = ledger.staged
+        header = self.doc.epcisHeader
+        vocabularies = header.epcisMasterData.vocabularyList if header and header.epcisMasterData else []
+        trials = [v for v in vocabularies if v.type == m.ext("Trial")]
+        places = [v for v in vocabularies if v.type == "urn:epcglobal:epcis:vtype:BusinessLocation"]
+        for element in (el for v in trials for el in v.vocabularyElementList):
+            self._master(errors, element.id, partial(_register_trial, ledger, actors, element))
+        for element in (el for v in places for el in v.vocabularyElementList):
+            self._master(errors, element.id, partial(_register_location, ledger, actors, element))
+        return ledger.staged - before, errors
+
+    @staticmethod
+    def _master(errors: list[EventError], ident: str, step: Callable[[], Any]) -> None:
+        try:
+            step()
+        except LedgerError as e:
+            errors.append(EventError(None, e.code, f"master data {ident}: {e.message}"))
+
+
+def _one_kit(e: ObjectEvent) -> list[UUID]:
+    kits = _kits(e.epcList)
+    if len(kits) != 1:
+        raise MappingError("names exactly one kit (SGTIN) in epcList", field="epcList")
+    return kits
+
+
+def _person(value: Any) -> Actor:
+    try:
+        return Actor(str(value["principal"]), Role(value["role"]), str(value["name"]))
+    except (KeyError, TypeError, ValueError):
+        raise MappingError(
+            "a person is {principal, role, name} with a Lotline role", field="checkedBy"
+        ) from None
+
+
+def _register_trial(ledger: StagedLedger, actors: Actors, el: Any) -> None:
+    if not el.id.startswith(m.TRIAL_ID):
+        raise MappingError(f"a trial is named {m.TRIAL_ID}<code>")
+    code = el.id[len(m.TRIAL_ID) :]
+    if ledger.exists(Trial.create_id(code)):
+        return
+    actor = actors.pick("register a trial", [Role.ADMIN])
+    ledger.register_trial(
+        actor,
+        code=code,
+        title=str(el.attribute(m.ext("title"), code)),
+        sponsor=str(el.attribute(m.ext("sponsor"), "")),
+        countries=str(el.attribute(m.ext("countries"), "")).split(),
+        do_not_ship_days=int(el.attribute(m.ext("doNotShipDays"), 0)),
+        do_not_dispense_days=int(el.attribute(m.ext("doNotDispenseDays"), 0)),
+        occurred_at=_at(el.attribute(m.ext("registeredAt"))),
+    )
+
+
+def _register_location(ledger: StagedLedger, actors: Actors, el: Any) -> None:
+    key = ids.require(el.id, "sgln")
+    location_id = Location.create_id(key.key)
+    if not ledger.exists(location_id):
+        actor = actors.pick("register a location", [Role.ADMIN])
+        trial = el.attribute(m.ext("trial"))
+        name = el.attribute("urn:epcglobal:cbv:mda#name")
+        country = el.attribute("urn:epcglobal:cbv:mda#countryCode")
+        kind = el.attribute(m.ext("locationKind"))
+        if not (name and country and kind):
+            raise MappingError("a new location needs its name, countryCode and lotline locationKind")
+        ledger.register_location(
+            actor,
+            gln=key.key,
+            kind=kind,
+            name=name,
+            country=country,
+            trial_id=Trial.create_id(trial[len(m.TRIAL_ID) :]) if trial else None,
+            site_number=el.attribute(m.ext("siteNumber")),
+            address=el.attribute("urn:epcglobal:cbv:mda#streetAddressOne") or "",
+            occurred_at=_at(el.attribute(m.ext("registeredAt"))),
+        )
+    activated = el.attribute(m.ext("activatedAt"))
+    if activated and ledger.get(Location, location_id).status != "activated":
+        ledger.activate_site(
+            actors.pick("activate a site", [Role.ADMIN]), location_id, occurred_at=_at(activated)
+        )
+
+
+def _at(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise MappingError(f"{value!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise MappingError(f"{value!r} has no time zone")
+    return when
+
+
+_OUTCOME = {"in_progress": "received", m.QUARANTINED: "received", "damaged": "damaged", m.MISSING: "missing"}
+
+_OBJECT_STEPS: dict[tuple[str | None, str | None], Callable[[Planner, int, ObjectEvent], Command]] = {
+    ("receiving", None): Planner._receiving,
+    ("commissioning", None): Planner._receive_lot,
+    ("inspecting", "conformant"): Planner._lot_or_run,
+    ("inspecting", "non_conformant"): Planner._lot_or_run,
+    ("holding", "recalled"): Planner.lot_status("recall"),
+    ("holding", m.ON_HOLD): Planner.lot_status("put on hold"),
+    ("holding", m.QUARANTINED): Planner._excursion,
+    (m.RECORDING_DEVIATION, None): Planner._deviation,
+    (m.QP_CERTIFYING, None): Planner._certify,
+    (m.SPONSOR_RELEASING, None): Planner._sponsor_release,
+    (m.RELABELLING, None): Planner._relabel,
+    ("shipping", None): Planner._ship,
+    ("dispensing", None): Planner._dispense,
+    (m.AUTHORISING_DESTRUCTION, None): Planner._authorise_destruction,
+    ("destroying", None): Planner._destroy,
+}
+
+
+def check(document: str | bytes | Mapping[str, Any]) -> list[EventError]:
+    """Validation and mapping only (no ledger state): why each event could not be captured, if any."""
+    try:
+        raw = json.loads(document) if isinstance(document, str | bytes) else dict(document)
+        doc = EPCISDocument.model_validate(raw)
+    except json.JSONDecodeError as e:
+        return [EventError(None, "invalid_json", f"not JSON: {e}")]
+    except ValidationError as e:
+        return [
+            EventError(p["index"], "invalid_epcis", f"{p['path']}: {p['reason']}")
+            for p in validation_problems(e)
+        ]
+    _, errors = Planner(doc, document_hash_ids(raw)).plan()
+    return errors

@@ -1,0 +1,118 @@
+"""Benchmark of Lotline's EPCIS 2.0 layer: export, validation and capture rates; export memory.
+
+    python -m scripts.bench_epcis [--scale 1] [--export-store sqlite:////path/big.db]
+
+1. Writes a demo program of `--scale` into a fresh SQLite store (in a temporary directory).
+2. Export: streams the whole program as one EPCISDocument (blinded) and counts events per second.
+3. Validation: parses that document with Lotline's EPCIS models and recomputes every event hash.
+4. Capture: captures the unblinded export into a second, empty store (all or nothing, one document).
+5. With `--export-store`, streams an existing (big) store's export to /dev/null, sampling the
+   process's resident memory every 10,000 events: constant memory shows as a flat line.
+The export only reads `--export-store`; nothing is written there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ledger.application import Ledger
+from ledger.epcis import Epcis
+from ledger.epcis.eventhash import document_hash_ids
+from ledger.epcis.export import export_range
+from ledger.epcis.models import EPCISDocument
+from scripts.demo import DEMO_ACTORS, generate
+
+log = logging.getLogger("lotline.bench_epcis")
+
+
+def rss_mib() -> float:
+    """The resident set size of this process now (MiB), from /proc."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_program(scale: float, workdir: Path) -> dict[str, float]:
+    """Export, validation and capture rates on a fresh demo program."""
+    source_url, target_url = f"sqlite:///{workdir}/source.db", f"sqlite:///{workdir}/target.db"
+    source = Ledger.open(source_url)
+    summary = generate(source, scale=scale, progress=False)
+    epcis = Epcis(source, source_url)
+    began = time.perf_counter()
+    blinded = "".join(epcis.events_between(None, None, blinded=True))
+    export_s = time.perf_counter() - began
+    doc = json.loads(blinded)
+    count = len(doc["epcisBody"]["eventList"])
+    began = time.perf_counter()
+    EPCISDocument.model_validate(doc)
+    validate_s = time.perf_counter() - began
+    began = time.perf_counter()
+    hashes = document_hash_ids(doc)
+    hash_s = time.perf_counter() - began
+    assert hashes == [e["eventID"] for e in doc["epcisBody"]["eventList"]]
+    unblinded = "".join(epcis.events_between(None, None, blinded=False))
+    target = Ledger.open(target_url)
+    into = Epcis(target, target_url)
+    began = time.perf_counter()
+    result = into.capture(unblinded, list(DEMO_ACTORS.values()))
+    capture_s = time.perf_counter() - began
+    if not result.accepted:
+        raise SystemExit(f"capture refused: {result.errors[:3]}")
+    for closing in (into, target, epcis, source):
+        closing.close()
+    return {
+        "ledger_events": summary.events, "epcis_events": count, "document_mib": len(blinded) / 2**20,
+        "export_eps": count / export_s, "validate_eps": count / validate_s, "hash_eps": count / hash_s,
+        "capture_eps": count / capture_s, "capture_ledger_events_per_s": result.ledger_events / capture_s,
+    }
+
+
+def bench_big_export(url: str) -> dict[str, float]:
+    """Stream a big store's export to nowhere; RSS sampled every 10,000 events."""
+    ledger = Ledger.open(url)
+    head, _ = ledger.chain.head()
+    samples: list[float] = []
+    size = 0
+    began = time.perf_counter()
+    # Chunks: the document's opening, one per event, the closing with the master data.
+    for chunks, chunk in enumerate(export_range(ledger, blinded=True), start=1):
+        size += len(chunk)
+        if chunks % 10_000 == 0:
+            samples.append(rss_mib())
+            log.info("%d events, RSS %.0f MiB", chunks, samples[-1])
+    events = chunks - 2
+    seconds = time.perf_counter() - began
+    ledger.close()
+    return {"ledger_events": head, "epcis_events": events, "seconds": seconds, "export_eps": events / seconds,
+            "ledger_events_per_s": head / seconds, "document_mib": size / 2**20,
+            "rss_first_mib": samples[0] if samples else 0.0, "rss_last_mib": samples[-1] if samples else 0.0,
+            "rss_max_sampled_mib": max(samples, default=0.0), "peak_rss_mib": peak_rss_mib()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", type=float, default=1.0, help="demo program size (default 1: ~8,200 events)")
+    p.add_argument("--export-store", help="also stream the export of this (big) store, e.g. a 1M demo's copy")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    with tempfile.TemporaryDirectory() as workdir:
+        figures = bench_program(args.scale, Path(workdir))
+    print(json.dumps({"program": figures}, indent=2))
+    if args.export_store:
+        print(json.dumps({"big_export": bench_big_export(args.export_store)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

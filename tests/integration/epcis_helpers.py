@@ -1,0 +1,58 @@
+"""Shared steps of the EPCIS integration tests: a small demo program, exports, a second store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.epcis import Epcis
+from scripts.demo import DEMO_ACTORS, generate
+from tests.pgutil import create_database, drop_database
+
+SCALE = 0.05
+"""A demo program of ~500 events: 2 batches, 2 packaging runs, 75 kits, 4 shipments, a correction."""
+
+ALL_ROLES = list(DEMO_ACTORS.values())
+
+
+def demo(ledger: Ledger) -> None:
+    generate(ledger, scale=SCALE, progress=False)
+
+
+def exported(epcis: Epcis, *, blinded: bool) -> dict[str, Any]:
+    """The whole program as one EPCISDocument (parsed)."""
+    return json.loads("".join(epcis.events_between(None, None, blinded=blinded)))
+
+
+def events(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(doc["epcisBody"]["eventList"])
+
+
+@pytest.fixture
+def second_url(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """Another empty store of the same kind as `database_url`."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path}/target.db"
+        return
+    url = create_database(request.getfixturevalue("postgres_url"))
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+def plain(value: Any) -> Any:
+    """A read-model answer as plain data, without `as_of` (positions differ between stores)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "as_of"}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
