@@ -5,11 +5,13 @@ quantities and the formulation and packaging steps between. Forward: a lot to ev
 drug-product lot, packaging run, kit, shipment, site and subject it reached.
 
 Designed for the forward question on a big program (200,000 kits, ~19,000 reached from one API
-lot). A recursive CTE over an edges table costs 260-310 ms there; instead `gen_reach` is a closure
-table written once per packaging run: every lot upstream of a run, at any depth, with the run input
-it reached the run through. It stays small (lots x runs). Kits keep their current place and status
-in `gen_kit`, indexed by (run, place, status), so the per-site summary of a lot is one GROUP BY over
-an index range of the reached runs.
+lot), where a recursive CTE over an edges table costs 260-310 ms. `gen_reach` is a closure table
+written once per packaging run: every lot upstream of the run, at any depth, with the run input it
+came through; it stays small (lots x runs, 936 rows for a million events). `gen_run_place` counts
+the kits of each run per (place, status), kept by +1/-1 as kits move, so the per-place summary of a
+lot sums a few hundred rows instead of counting every kit it reached: 3.7 ms p50, 5.7 ms p95 on
+SQLite for an API lot reaching 10,237 kits of 183,000 (PostgreSQL 3.9 / 10.7 ms). Kits keep their
+current place and status in `gen_kit` for the kit-level answers.
 
 Blinding: the kit list (kit -> treatment -> drug-product lot) lives only in `gen_allocation`. When
 the arms of a run use different drug-product lots, naming a kit's drug-product lot names its

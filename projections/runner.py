@@ -87,22 +87,27 @@ class ProjectionRunner:
 
     @property
     def genealogy(self) -> Genealogy:
+        """Backward and forward traces."""
         return self.get(Genealogy)
 
     @property
     def recall(self) -> RecallImpact:
+        """Recall notices and impact."""
         return self.get(RecallImpact)
 
     @property
     def inventory(self) -> Inventory:
+        """Lot stock, kits per place, expiring kits."""
         return self.get(Inventory)
 
     @property
     def custody(self) -> Custody:
+        """Hand-overs of kits and shipments."""
         return self.get(Custody)
 
     @property
     def audit(self) -> AuditTrail:
+        """Every event of an entity, with its chain position."""
         return self.get(AuditTrail)
 
     # --- setup and positions ---------------------------------------------------------------------
