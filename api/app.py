@@ -17,14 +17,17 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from api import errors
+from api.checkpointer import Checkpointer
 from api.deps import LedgerDep, UserDep
 from api.idempotency import IdempotencyStore
 from api.limits import BodyLimit
 from api.readside import ReadSide
 from api.recording import RecordingLedger
-from api.routes import admin, distribution, inspector, lots, manufacturing, queries, release, site
+from api.routes import admin, distribution, inspector, lots, manufacturing, queries, recalls, release, site
+from api.routes import epcis as epcis_routes
 from api.settings import ApiSettings
 from ledger.config import Settings
+from ledger.epcis import Epcis
 from ledger.identity import Identity
 from ledger.transparency import Transparency
 
@@ -100,7 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     )
                 ),
             )
+            app.state.epcis = _opened(opened, _starting(lambda: Epcis(app.state.ledger, url)))
             app.state.read_side.start()
+            if api_settings.checkpoint_in_background:
+                poll = api_settings.checkpoint_poll_seconds
+                _opened(opened, Checkpointer(app.state.transparency, poll).start())
             yield
         finally:
             for thing in reversed(opened):
@@ -118,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (admin, lots, manufacturing, release, distribution, site, queries, inspector):
         app.include_router(module.router)
+    app.include_router(epcis_routes.router)
+    app.include_router(recalls.router)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Unavailable}}, tags=["service"])
     def health(ledger: LedgerDep) -> Health | JSONResponse:

@@ -16,6 +16,7 @@ from api.idempotency import IdempotencyStore, Once, request_hash
 from api.readside import ReadSide
 from api.recording import RecordingLedger
 from api.settings import ApiSettings
+from ledger.epcis import Epcis
 from ledger.identity import Identity, Session, User
 from ledger.transparency import Transparency
 from ledger.values import Role
@@ -90,6 +91,15 @@ def get_transparency(request: Request) -> Transparency:
 LogDep = Annotated[Transparency, Depends(get_transparency)]
 
 
+def get_epcis(request: Request) -> Epcis:
+    """The application's EPCIS service (export, capture, query), opened by the lifespan handler."""
+    epcis: Epcis = request.app.state.epcis
+    return epcis
+
+
+EpcisDep = Annotated[Epcis, Depends(get_epcis)]
+
+
 def _allowed(roles: Iterable[Role], what: str) -> Callable[[User], User]:
     chosen = frozenset(roles)
 
@@ -106,6 +116,12 @@ Tracer = Annotated[
 StockReader = Annotated[User, Depends(_allowed(permissions.STOCK, "read stock"))]
 Verifier = Annotated[User, Depends(_allowed(permissions.VERIFY, "run verification"))]
 Exporter = Annotated[User, Depends(_allowed(permissions.EXPORT, "download the audit export"))]
+WitnessOperator = Annotated[User, Depends(_allowed(permissions.WITNESS, "act as a witness"))]
+CheckpointMaker = Annotated[User, Depends(_allowed(permissions.CHECKPOINT, "sign a checkpoint"))]
+Capturer = Annotated[User, Depends(_allowed(permissions.CAPTURE, "capture EPCIS documents"))]
+RecallReader = Annotated[
+    User, Depends(_allowed(permissions.RECALL_STATUS, "read recall status, outstanding kits or reports"))
+]
 
 
 def own_site(site_id: UUID, user: UserDep) -> UUID:

@@ -21,21 +21,27 @@ from ledger.errors import (
     InsufficientQuantity,
     InvalidInput,
     InvalidTransition,
+    KitNotInRecall,
     KitNotUsable,
     KitsNotUsable,
     LedgerError,
     LotNotUsable,
     NotAuthorised,
     NotFound,
+    RecallOutstanding,
+    RecallWrongPlace,
     ReceiptMismatch,
     ReleaseIncomplete,
     ShipmentNotOpen,
     SignatureRequired,
     SiteNotActive,
+    SiteSignatureRefused,
     TimeOrderViolation,
     WrongSite,
 )
 from ledger.identity import InvalidCredentials
+from ledger.keys import SigningKeyError
+from ledger.notes import NoteError
 from ledger.transparency import CosignatureRefused
 from projections.base import ProjectionConflict, ProjectionTimeout
 
@@ -72,6 +78,7 @@ STATUS: dict[type[LedgerError], int] = {
     NotAuthorised: 403,
     Forbidden: 403,
     SignatureNotVerified: 403,
+    SiteSignatureRefused: 403,
     NotFound: 404,
     AlreadyExists: 409,
     InsufficientQuantity: 409,
@@ -83,6 +90,9 @@ STATUS: dict[type[LedgerError], int] = {
     SiteNotActive: 409,
     ShipmentNotOpen: 409,
     ReceiptMismatch: 409,
+    KitNotInRecall: 409,
+    RecallWrongPlace: 409,
+    RecallOutstanding: 409,
     WrongSite: 409,
     TimeOrderViolation: 409,
     ConcurrentWriteConflict: 409,
@@ -91,7 +101,9 @@ STATUS: dict[type[LedgerError], int] = {
     CosignatureRefused: 409,
     InvalidInput: 422,
     SignatureRequired: 422,
+    NoteError: 422,
     ProjectionTimeout: 503,
+    SigningKeyError: 503,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
@@ -100,13 +112,14 @@ RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict)
 
 DESCRIPTIONS = {
     401: "No bearer token, or an unknown, revoked or expired one, or a disabled user.",
-    403: "The user's role, site binding or blinding forbids this; nothing was recorded.",
+    403: "The user's role, site binding or blinding forbids this, or a signature did not verify; "
+    "nothing was recorded.",
     404: "An id in the path or body does not exist.",
     409: "A business rule refused the step (the body names the rule, the kits and why); "
     "nothing was recorded. `concurrent_write` may be retried.",
     413: "The request body is larger than the limit.",
     422: "A field is malformed, missing, of the wrong type or out of range (the body names it).",
-    503: "The store or the read models do not answer in time.",
+    503: "The store or the read models do not answer in time, or the log has no usable signing key.",
 }
 
 log = logging.getLogger("lotline.api")

@@ -24,3 +24,16 @@ VERIFY = frozenset({Role.INSPECTOR, Role.QA, Role.ADMIN})
 
 EXPORT = frozenset({Role.INSPECTOR})
 """Download the audit export (raw events: it includes the kit list, so it is unblinded)."""
+
+WITNESS = frozenset({Role.INSPECTOR, Role.QA})
+"""Run a witness: fetch what to cosign and hand cosignatures back (witness operators)."""
+
+CHECKPOINT = frozenset({Role.QA, Role.ADMIN})
+"""Have the log sign a checkpoint of its head now (e.g. right after a release)."""
+
+CAPTURE = frozenset({Role.MANUFACTURING, Role.QA, Role.QP, Role.DEPOT, Role.ADMIN})
+"""Capture partners' EPCIS documents (each step is still checked against the ledger's role rules)."""
+
+RECALL_STATUS = frozenset({Role.QA, Role.QP, Role.RECALL_INVESTIGATOR, Role.INSPECTOR, Role.ADMIN})
+"""Read a recall campaign's status, its outstanding kits and its report (site users read only their own
+site's task list; they stay blinded: kit numbers only)."""

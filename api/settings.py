@@ -22,6 +22,9 @@ class ApiSettings(TransparencySettings):
     catch_up_batches: int = 5
     """A query first applies up to this many pages (1,000 events each) of new events."""
 
+    checkpoint_in_background: bool = True
+    """Sign checkpoints by the policy (every N events / T seconds) in a background thread of each process."""
+
     signature_token_max_age_seconds: int = 900
     """A token offered to re-authenticate a signature must be this fresh (and not the bearer token)."""
 

@@ -6,6 +6,7 @@ across every aggregate the step touches, then saves all of them in one atomic wr
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from ledger import gs1
+from ledger import gs1, site_keys
 from ledger.domain import (
     Kit,
     KitStatus,
@@ -35,6 +36,7 @@ from ledger.domain import (
 )
 from ledger.domain.base import LedgerAggregate, require_role, stamp
 from ledger.domain.kit import ReceiptOutcome
+from ledger.domain.recall import KitOutcome, KitState, Recall, RecallClass, RecallScope, group_kits, in_scope
 from ledger.errors import (
     AlreadyExists,
     BatchNotFound,
@@ -48,13 +50,16 @@ from ledger.errors import (
     LotNotUsable,
     NotFound,
     PackagingRunNotFound,
+    RecallNotFound,
     ReceiptMismatch,
     ShipmentNotFound,
     SiteNotActive,
+    SiteSignatureRefused,
     TrialNotFound,
     WrongSite,
 )
 from ledger.recorders import ChainReader
+from ledger.site_keys import SiteSignature
 from ledger.store import store_env
 from ledger.values import Actor, Meaning, Quantity, Role, Signature, now, require_signature
 
@@ -115,7 +120,12 @@ _NOT_FOUND: dict[type, Callable[[Any], NotFound]] = {
     Shipment: ShipmentNotFound,
     ManufacturingBatch: BatchNotFound,
     PackagingRun: PackagingRunNotFound,
+    Recall: RecallNotFound,
 }
+
+KitStateReader = Callable[[Sequence[UUID]], dict[UUID, KitState]]
+"""Reads the current status and place of many kits at once (e.g. from a read model, fast); a recall
+opened without one loads each kit from the store."""
 
 
 class Ledger(Application[UUID]):
@@ -834,12 +844,20 @@ class Ledger(Application[UUID]):
         logger_min: Decimal | None = None,
         logger_max: Decimal | None = None,
         occurred_at: datetime | None = None,
+        site_signature: SiteSignature | None = None,
     ) -> Written:
-        """The site's receipt, per kit number: received, damaged or missing; an excursion quarantines."""
+        """The site's receipt, per kit number: received, damaged or missing; an excursion quarantines.
+
+        With `site_signature`, the site's own Ed25519 signature over the confirmation
+        (`ledger.site_keys.receipt_message`) is verified against the site's registered key before
+        anything is recorded, and kept in the event.
+        """
         require_role(actor, "confirm a receipt", Role.SITE)
         shipment = self.get(Shipment, shipment_id)
         if shipment.to_id != site_id:
             raise WrongSite(shipment.shipment_number, site_id)
+        if site_signature is not None and occurred_at is None:
+            raise InvalidInput("a site-signed receipt states the occurred_at it signed", field="occurred_at")
         audit = stamp(actor, occurred_at)
         known = dict(zip(shipment.kit_numbers, shipment.kit_ids, strict=True))
         problems = []
@@ -863,15 +881,67 @@ class Ledger(Application[UUID]):
         if problems:
             raise ReceiptMismatch(shipment.shipment_number, problems)
         excursion = shipment.is_excursion(logger_min, logger_max)
-        shipment.confirm_receipt(
-            audit, {n: str(o) for n, o in parsed.items()}, logger_min, logger_max, excursion
-        )
+        confirmed = {n: str(o) for n, o in parsed.items()}
+        signed = None
+        if site_signature is not None:
+            shipment.require_in_transit()  # a replay of an accepted receipt fails here, as a replay
+            self._verify_site_signature(
+                shipment, site_signature, confirmed, logger_min, logger_max, audit["occurred_at"]
+            )
+            signed = site_signature.as_dict()
+        shipment.confirm_receipt(audit, confirmed, logger_min, logger_max, excursion, signed)
         kits = []
         for number, outcome in parsed.items():
             kit = self.get(Kit, known[number])
             kit.receive(audit, shipment.id, shipment.to_id, outcome, excursion)
             kits.append(kit)
         return self._save(shipment, *kits, ids={"excursion": excursion})
+
+    def register_site_key(
+        self, actor: Actor, site_id: UUID, public_key_b64: str, occurred_at: datetime | None = None
+    ) -> Written:
+        """Register a clinical site's Ed25519 public key (base64); from now on the site signs with it."""
+        require_role(actor, "register a site key", Role.ADMIN)
+        raw = site_keys.parse_public_key(public_key_b64)
+        site = self.get(Location, site_id)
+        key_id = site_keys.site_key_id(raw)
+        site.register_key(stamp(actor, occurred_at), base64.b64encode(raw).decode(), key_id)
+        return self._save(site, ids={"key_id": key_id})
+
+    def _verify_site_signature(
+        self,
+        shipment: Shipment,
+        signature: SiteSignature,
+        outcomes: dict[str, str],
+        logger_min: Decimal | None,
+        logger_max: Decimal | None,
+        occurred_at: str,
+    ) -> None:
+        site_keys.require_nonce(signature.nonce)
+        site = self._peek(Location, shipment.to_id)
+        key = site.current_site_key(signature.key_id)
+        if key is None:
+            replaced = signature.key_id in site.site_keys
+            known = "was replaced by a newer key" if replaced else "is not registered for this site"
+            current = site.site_key_id or "none: register one first"
+            raise SiteSignatureRefused(
+                shipment.shipment_number,
+                site.id,
+                signature.key_id,
+                f"key {signature.key_id} {known}; the site's current key is {current}",
+            )
+        message = site_keys.receipt_message(
+            shipment_id=shipment.id,
+            site_id=site.id,
+            outcomes=outcomes,
+            logger_min=logger_min,
+            logger_max=logger_max,
+            occurred_at=occurred_at,
+            nonce=signature.nonce,
+        )
+        site_keys.verify_site_signature(
+            base64.b64decode(key), signature, message, shipment=shipment.shipment_number, site_id=site.id
+        )
 
     def report_excursion(
         self,
@@ -988,6 +1058,207 @@ class Ledger(Application[UUID]):
         self._each(kits, "destroy", lambda k: k.destroy(audit, certificate, method))
         return self._save(*kits)
 
+    # --- recall campaigns ------------------------------------------------------------------------------
+
+    def open_recall(
+        self,
+        actor: Actor,
+        *,
+        recall_number: str,
+        lot_ids: Sequence[UUID],
+        reason: str,
+        classification: RecallClass | str,
+        scope: RecallScope | str,
+        signature: Signature | None,
+        kit_states: KitStateReader | None = None,
+        source: dict[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """Open a recall: recall the lots and record every kit downstream, as it is now, in one write.
+
+        `kit_states` reads the kits' current status and place in bulk (a read model, caught up);
+        without it each kit is loaded from the store. `source` says where the states came from.
+        """
+        sig = self._qa_signature(actor, signature, Meaning.APPROVED, "open a recall")
+        recall_number = gs1.gs1_text(recall_number, "recall number", "recall_number")
+        cls = _choice(RecallClass, classification, "classification")
+        chosen = _choice(RecallScope, scope, "scope")
+        if not lot_ids or len(set(lot_ids)) != len(lot_ids):
+            raise InvalidInput("a recall names each suspect lot once, at least one", field="lot_ids")
+        audit = stamp(actor, occurred_at, _reason(reason))
+        lots = [self.get(Lot, lot_id) for lot_id in lot_ids]
+        for lot in lots:
+            lot.recall(audit, sig.as_dict())
+        runs = self._runs_downstream(lot_ids)
+        kit_ids = [Kit.create_id(r.kit_gtin, n) for r in runs for n in r.kit_numbers]
+        states = (kit_states or self._kit_states)(kit_ids)
+        missing = [k for k in kit_ids if k not in states]
+        if missing:
+            raise KitNotFound(missing[0])
+        day = _day(audit)
+        affected = [states[k] for k in kit_ids if in_scope(states[k], chosen, day)]
+        recall = Recall(
+            recall_number=recall_number,
+            audit=audit,
+            signature=sig.as_dict(),
+            lots=[{"lot_id": str(lt.id), "lot_number": lt.lot_number, "gtin": lt.gtin} for lt in lots],
+            classification=str(cls),
+            scope=str(chosen),
+            runs=[
+                {"run_id": str(r.id), "batch_number": r.batch_number, "kits": str(len(r.kit_numbers))}
+                for r in runs
+            ],
+            places=self._recall_places(affected),
+            kit_groups=group_kits(affected),
+            shipments_in_transit=self._in_transit(affected),
+            source=source or {"reader": "ledger"},
+        )
+        return self._save(recall, *lots, ids={"recall_id": recall.id, "kits": len(affected)})
+
+    def acknowledge_recall(
+        self, actor: Actor, recall_id: UUID, *, place_id: UUID, occurred_at: datetime | None = None
+    ) -> Written:
+        """A site (or the depot) acknowledges the recall notice."""
+        require_role(actor, "acknowledge a recall", Role.SITE, Role.DEPOT)
+        recall = self.get(Recall, recall_id)
+        recall.acknowledge(stamp(actor, occurred_at), place_id)
+        return self._save(recall)
+
+    def report_recall_kit(
+        self,
+        actor: Actor,
+        recall_id: UUID,
+        *,
+        place_id: UUID,
+        kit_id: UUID,
+        outcome: KitOutcome | str,
+        subject: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """A site reports one affected kit it held: quarantined, returned, or dispensed (with the subject).
+
+        A dispensed report must match the ledger's own record of the kit (status and subject).
+        """
+        require_role(actor, "report a recalled kit", Role.SITE, Role.DEPOT)
+        parsed = _choice(KitOutcome, outcome, "outcome")
+        recall = self.get(Recall, recall_id)
+        if parsed == KitOutcome.DISPENSED and subject:
+            kit = self._peek(Kit, kit_id)
+            if kit.status != KitStatus.DISPENSED or kit.subject != subject:
+                raise InvalidInput(
+                    f"the ledger records kit {kit.kit_number} as {kit.status}"
+                    + (f" to {kit.subject}" if kit.subject else "")
+                    + f", not dispensed to {subject}",
+                    field="subject",
+                )
+        recall.report_kit(stamp(actor, occurred_at), place_id, kit_id, parsed, subject)
+        return self._save(recall)
+
+    def receive_recall_return(
+        self,
+        actor: Actor,
+        recall_id: UUID,
+        *,
+        depot_id: UUID,
+        kit_id: UUID,
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """The depot received a recalled kit a site returned; the kit is then accounted for."""
+        require_role(actor, "receive a recall return", Role.DEPOT)
+        self._require_place(depot_id, LocationKind.DEPOT)
+        recall = self.get(Recall, recall_id)
+        recall.receive_return(stamp(actor, occurred_at), depot_id, kit_id)
+        return self._save(recall)
+
+    def justify_unaccounted(
+        self,
+        actor: Actor,
+        recall_id: UUID,
+        *,
+        kit_id: UUID,
+        justification: str,
+        signature: Signature | None,
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """QA's signed justification for an affected kit that cannot be accounted for."""
+        sig = self._qa_signature(actor, signature, Meaning.APPROVED, "justify an unaccounted kit")
+        recall = self.get(Recall, recall_id)
+        recall.justify(stamp(actor, occurred_at), sig.as_dict(), kit_id, justification or "")
+        return self._save(recall)
+
+    def close_recall(
+        self,
+        actor: Actor,
+        recall_id: UUID,
+        *,
+        signature: Signature | None,
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """QA closes the recall (signed): refused while any affected kit is unaccounted for."""
+        sig = self._qa_signature(actor, signature, Meaning.APPROVED, "close a recall")
+        recall = self.get(Recall, recall_id)
+        recall.close(stamp(actor, occurred_at), sig.as_dict())
+        return self._save(recall)
+
+    def recall_view(self, recall_id: UUID) -> Recall:
+        """A read-only, current view of a recall: kept per process, brought up to date on each call."""
+        return self._peek(Recall, recall_id)
+
+    def _runs_downstream(self, lot_ids: Sequence[UUID]) -> list[PackagingRun]:
+        """Every packaging run made from the lots: lot -> batches -> drug-product lots -> runs."""
+        seen: set[UUID] = set()
+        runs: dict[UUID, PackagingRun] = {}
+        stack = list(lot_ids)
+        while stack:
+            lot_id = stack.pop()
+            if lot_id in seen:
+                continue
+            seen.add(lot_id)
+            for step_id in dict.fromkeys(self._peek(Lot, lot_id).consumed_by):
+                if step_id in runs:
+                    continue
+                try:
+                    stack.append(self._peek(ManufacturingBatch, step_id).output_lot_id)
+                except BatchNotFound:
+                    runs[step_id] = self._peek(PackagingRun, step_id)
+        return sorted(runs.values(), key=lambda r: r.batch_number)
+
+    def _kit_states(self, kit_ids: Sequence[UUID]) -> dict[UUID, KitState]:
+        """Each kit's status and place, loaded from the store (a missing kit: the site it was sent to)."""
+        found = {}
+        for kit_id in kit_ids:
+            kit = self.get(Kit, kit_id)
+            place = kit.location_id or kit.destination_id
+            if place is None and kit.status == KitStatus.MISSING and kit.shipment_id is not None:
+                place = self._peek(Shipment, kit.shipment_id).to_id
+            found[kit_id] = KitState(
+                kit.id, kit.gtin, kit.kit_number, str(kit.status), place, kit.shipment_id, kit.expires_on
+            )
+        return found
+
+    def _recall_places(self, kits: Sequence[KitState]) -> dict[str, dict[str, str]]:
+        """Name, kind and country of each place holding affected kits."""
+        places = {}
+        for place_id in {k.place_id for k in kits if k.place_id is not None}:
+            loc = self._peek(Location, place_id)
+            places[str(place_id)] = {
+                "name": loc.name,
+                "kind": str(loc.kind),
+                "country": loc.country,
+                "gln": loc.gln,
+            }
+        return dict(sorted(places.items()))
+
+    @staticmethod
+    def _in_transit(kits: Sequence[KitState]) -> list[dict[str, Any]]:
+        """Shipments in transit carrying affected kits: flagged in the recall's record."""
+        by_shipment: dict[tuple[str, str], int] = {}
+        for k in kits:
+            if k.status == KitStatus.IN_TRANSIT and k.shipment_id is not None:
+                key = (str(k.shipment_id), str(k.place_id))
+                by_shipment[key] = by_shipment.get(key, 0) + 1
+        return [{"shipment_id": s, "to_id": to, "kits": n} for (s, to), n in sorted(by_shipment.items())]
+
     # --- shared checks ---------------------------------------------------------------------------------
 
     def _qa_signature(
@@ -1072,6 +1343,14 @@ def _reason(reason: str | None) -> str:
     if not reason or not reason.strip():
         raise InvalidInput("this step needs a reason", field="reason")
     return reason.strip()
+
+
+def _choice(kind: Any, value: Any, field: str) -> Any:
+    """`value` as a member of the enum `kind`, or InvalidInput naming the allowed values."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput(f"{field} is one of {', '.join(kind)}, not {value!r}", field=field) from None
 
 
 def _country(code: str) -> str:

@@ -279,3 +279,72 @@ class ConcurrentWriteConflict(LedgerError):
 
     def __init__(self) -> None:
         super().__init__("another write changed the same records first; retry the request")
+
+
+# --- site-signed confirmations -------------------------------------------------------------------
+
+
+class SiteSignatureRefused(LedgerError):
+    """A site signature on a confirmation that does not verify, or by a key the site has not registered."""
+
+    code = "site_signature_refused"
+
+    def __init__(self, shipment_number: str, site_id: Any, key_id: str, reason: str) -> None:
+        super().__init__(
+            f"site signature on the receipt of shipment {shipment_number} refused: {reason}",
+            shipment_number=shipment_number,
+            site_id=str(site_id),
+            key_id=key_id,
+            reason=reason,
+        )
+
+
+# --- recall campaigns ----------------------------------------------------------------------------
+
+
+class RecallNotFound(NotFound):
+    def __init__(self, ident: Any) -> None:
+        super().__init__("recall", ident)
+
+
+class KitNotInRecall(LedgerError):
+    """A kit named in a recall step that is not in the recall's recorded affected set."""
+
+    code = "kit_not_in_recall"
+
+    def __init__(self, recall_number: str, kit_id: Any) -> None:
+        super().__init__(
+            f"kit {kit_id} is not among the kits affected by recall {recall_number}",
+            recall_number=recall_number,
+            kit_id=str(kit_id),
+        )
+
+
+class RecallWrongPlace(LedgerError):
+    """A site or depot acting on a recall, or a kit of it, that the recall did not record there."""
+
+    code = "recall_wrong_place"
+
+    def __init__(self, recall_number: str, place_id: Any, reason: str) -> None:
+        super().__init__(
+            f"recall {recall_number}: place {place_id}: {reason}",
+            recall_number=recall_number,
+            place_id=str(place_id),
+            reason=reason,
+        )
+
+
+class RecallOutstanding(LedgerError):
+    """A recall closed while some affected kits are neither accounted for nor justified."""
+
+    code = "recall_outstanding"
+
+    def __init__(self, recall_number: str, kit_numbers: list[str]) -> None:
+        more = f" and {len(kit_numbers) - 10} more" if len(kit_numbers) > 10 else ""
+        shown = ", ".join(kit_numbers[:10]) + more
+        super().__init__(
+            f"recall {recall_number} cannot close: {len(kit_numbers)} kit(s) not accounted for: {shown}",
+            recall_number=recall_number,
+            outstanding=len(kit_numbers),
+            kit_numbers=kit_numbers[:100],
+        )

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
@@ -43,9 +44,10 @@ from tqdm import tqdm
 from ledger.application import Arm, Ledger, OutputLot, Written
 from ledger.config import Settings
 from ledger.domain import Kit, KitStatus, Location, LocationKind, LotKind, SiteStatus
-from ledger.errors import AlreadyExists
+from ledger.errors import AlreadyExists, LedgerError
 from ledger.gs1 import with_check_digit
 from ledger.identity import Identity
+from ledger.transparency import Transparency, TransparencySettings
 from ledger.values import Actor, Meaning, Quantity, Role, sign
 
 DEFAULT_SEED = 20240611
@@ -938,28 +940,54 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--scale", type=_scale, default=1.0, help="program size, a positive number (default 1)")
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.add_argument("--keys-dir", type=Path, help="override LOTLINE_KEYS_DIR (where the log's signing key "
+                   "is created if the store has none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     url = args.database_url or Settings().database_url
+    log_settings = TransparencySettings(
+        database_url=url, **({"keys_dir": args.keys_dir} if getattr(args, "keys_dir", None) else {})
+    )
     ledger = Ledger.open(url)
     try:
-        summary = generate(ledger, seed=args.seed, scale=args.scale, progress=not args.quiet)
-        site = _first_active_site(ledger, summary.sites)
-    except StoreNotEmpty as e:
-        print(f"lotline demo: {_redacted(url)} already holds {e.events:,} events; no demo data added "
-              "(the demo writes only into an empty store); new tokens: lotline users token NAME",
-              file=sys.stderr)
-        return 0
+        try:
+            summary = generate(ledger, seed=args.seed, scale=args.scale, progress=not args.quiet)
+            site = _first_active_site(ledger, summary.sites)
+        except StoreNotEmpty as e:
+            print(f"lotline demo: {_redacted(url)} already holds {e.events:,} events; no demo data added "
+                  "(the demo writes only into an empty store); new tokens: lotline users token NAME",
+                  file=sys.stderr)
+            for line in _log_key_and_checkpoint(ledger, log_settings):
+                print(line, file=sys.stderr)
+            return 0
+        checkpoint_lines = list(_log_key_and_checkpoint(ledger, log_settings))
     finally:
         ledger.close()
-    for line in _report(summary, url):
+    for line in [*_report(summary, url), *checkpoint_lines]:
         print(line)
     for line in _demo_users(url, site):
         print(line)
     return 0
+
+
+def _log_key_and_checkpoint(ledger: Ledger, settings: TransparencySettings) -> Iterator[str]:
+    """Create the log's signing key if the store has none, and sign a checkpoint of the head, so the demo
+    starts with a verifiable log (the API's background task signs the later ones)."""
+    log = Transparency.for_reader(ledger.chain, settings)
+    try:
+        key = log.keys.active()
+        if key is None:
+            key = log.keys.generate()
+            yield f"  generated the log's signing key {key.key_id} in {settings.keys_dir}"
+        checkpoint = log.checkpoint()
+        yield f"  checkpoint {checkpoint.size} signed; the log's verifier key: {key.vkey}"
+    except LedgerError as e:
+        yield f"  no checkpoint signed: {e.message}"
+    finally:
+        log.close()
 
 
 def _first_active_site(ledger: Ledger, sites: int) -> UUID:

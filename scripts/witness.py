@@ -7,8 +7,9 @@ newest checkpoint with a consistency proof from the size it last saw (the C2SP t
 (C2SP tlog-cosignature v1) -- or refuses loudly and exits 1. A log that rewrote or cut off history it
 showed before cannot produce a valid proof, so it cannot get a cosignature.
 
-Where the checkpoint comes from is a `Feed`: an audit export directory or the ledger database today,
-the HTTP API later. The witness itself needs only `cryptography` and `lotline_verify`.
+Where the checkpoint comes from is a `Feed`: an audit export directory, the ledger database, or the
+ledger's HTTP API (`--url`, with `httpx`). The witness itself needs only `cryptography` and
+`lotline_verify`.
 """
 
 from __future__ import annotations
@@ -141,6 +142,58 @@ class ExportFeed:
             return "printed"
         self.out.write_text(cosigned_note, encoding="utf-8")
         return f"written to {self.out}"
+
+
+class HttpFeed:
+    """The ledger's HTTP API: `GET /inspector/witness/add-checkpoint?old=N` gives the newest checkpoint
+    with its consistency proof, `POST /inspector/witness/cosignatures` stores the cosignature.
+
+    `token` is an API token of a witness operator (inspector or QA). `client` (an `httpx.Client`, e.g. a
+    test client on the ASGI app) replaces the network client.
+    """
+
+    def __init__(self, url: str, token: str, client: Any = None, timeout: float = 30.0) -> None:
+        import httpx
+
+        self._own = client is None
+        self._client = client if client is not None else httpx.Client(timeout=timeout)
+        self._base = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            return self._client.request(method, self._base + path, headers=self._headers, **kwargs)
+        except httpx.HTTPError as e:
+            raise Invalid(f"cannot reach the ledger at {self._base}: {e}") from None
+
+    def request(self, old_size: int) -> str:
+        answer = self._call("GET", "/inspector/witness/add-checkpoint", params={"old": old_size})
+        if answer.status_code != 200:
+            raise Refused(f"the log gave no checkpoint: HTTP {answer.status_code}: {_message(answer)}")
+        return str(answer.text)
+
+    def submit(self, cosigned_note: str, witness: Key) -> str:
+        body = {"note": cosigned_note, "witness_key": witness.vkey()}
+        answer = self._call("POST", "/inspector/witness/cosignatures", json=body)
+        if answer.status_code != 201:
+            raise Invalid(
+                f"cosigned, but the ledger did not store the cosignature: HTTP {answer.status_code}: "
+                f"{_message(answer)}"
+            )
+        return f"stored by {self._base} with checkpoint {answer.json()['size']}"
+
+    def close(self) -> None:
+        if self._own:
+            self._client.close()
+
+
+def _message(answer: Any) -> str:
+    try:
+        return str(answer.json().get("message", answer.text))
+    except ValueError:
+        return str(answer.text)
 
 
 # --- the witness ---------------------------------------------------------------------------------------
@@ -318,6 +371,10 @@ def _add_actions(p: argparse.ArgumentParser) -> None:
     source = a.add_mutually_exclusive_group(required=True)
     source.add_argument("--export", type=Path, metavar="DIR", help="read from an audit export directory")
     source.add_argument("--database-url", help="read from the ledger database and store the cosignature")
+    source.add_argument("--url", help="read from the ledger's HTTP API (e.g. https://lotline.example) and "
+                        "post the cosignature back; needs --token")
+    a.add_argument("--token", help="with --url: an API token of an inspector or QA user "
+                   "(default: env LOTLINE_WITNESS_TOKEN)")
     a.add_argument("--out", type=Path, help="with --export: write the cosigned checkpoint here")
     a = actions.add_parser("show", help="print the witness key and the last checkpoint it cosigned")
     a.add_argument("--state", type=Path, required=True)
@@ -351,14 +408,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _feed(args: argparse.Namespace) -> Any:
+    if args.url:
+        token = args.token or os.environ.get("LOTLINE_WITNESS_TOKEN")
+        if not token:
+            raise Invalid("--url needs --token (or LOTLINE_WITNESS_TOKEN)")
+        return HttpFeed(args.url, token)
+    if args.database_url:
+        return DatabaseFeed(args.database_url)
+    return ExportFeed(args.export, args.out)
+
+
 def _run(w: Witness, args: argparse.Namespace) -> int:
-    feed: Any = DatabaseFeed(args.database_url) if args.database_url else ExportFeed(args.export, args.out)
+    feed = _feed(args)
     try:
         seen, _ = w.size_and_root()
         accepted = w.add_checkpoint(feed.request(seen))
         where = feed.submit(accepted.cosigned_note, w.key)
     finally:
-        if isinstance(feed, DatabaseFeed):
+        if isinstance(feed, DatabaseFeed | HttpFeed):
             feed.close()
     print(f"cosigned {w.origin} at size {accepted.size} ({where})", file=sys.stderr)
     return 0

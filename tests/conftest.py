@@ -57,3 +57,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_database(url)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _keys_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test may leave a signing key in the working directory: point the default keys dir elsewhere."""
+    previous = os.environ.get("LOTLINE_KEYS_DIR")
+    os.environ["LOTLINE_KEYS_DIR"] = str(tmp_path_factory.mktemp("keys"))
+    yield
+    if previous is None:
+        os.environ.pop("LOTLINE_KEYS_DIR", None)
+    else:
+        os.environ["LOTLINE_KEYS_DIR"] = previous

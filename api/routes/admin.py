@@ -10,9 +10,9 @@ from fastapi import APIRouter
 from api.deps import LedgerDep, OnceDep, UserDep
 from api.errors import errors
 from api.routes import created, record
-from api.schemas.commands import LocationIn, StepIn, TrialIn
+from api.schemas.commands import LocationIn, SiteKeyIn, StepIn, TrialIn
 from api.schemas.common import Recorded
-from api.schemas.results import Created
+from api.schemas.results import Created, SiteKeyRegistered
 
 router = APIRouter(tags=["admin"])
 
@@ -64,3 +64,18 @@ def register_location(body: LocationIn, user: UserDep, ledger: LedgerDep, once: 
 def activate_site(site_id: UUID, body: StepIn, user: UserDep, ledger: LedgerDep, once: OnceDep) -> Any:
     """Activate a clinical site so that it may receive kits (admin)."""
     return record(ledger, once, lambda: ledger.activate_site(user.actor, site_id, body.occurred_at))
+
+
+@router.post(
+    "/sites/{site_id}/keys", status_code=201, response_model=SiteKeyRegistered, responses=errors(404, 409)
+)
+def register_site_key(site_id: UUID, body: SiteKeyIn, user: UserDep, ledger: LedgerDep, once: OnceDep) -> Any:
+    """Register a clinical site's Ed25519 public key, obtained from the site out of band; it replaces the
+    site's previous key for signing receipts (admin)."""
+    return record(
+        ledger,
+        once,
+        lambda: ledger.register_site_key(user.actor, site_id, body.public_key, body.occurred_at),
+        lambda written, events: SiteKeyRegistered(key_id=written.ids["key_id"], events=events),
+        201,
+    )

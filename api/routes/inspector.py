@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from api.deps import Exporter, LogDep, Verifier
 from api.errors import errors
 from api.export import events_jsonl, export_range, export_zip
+from api.routes import log as log_routes
 
 router = APIRouter(prefix="/inspector", tags=["inspector"])
 
@@ -96,3 +97,6 @@ def export_events(user: Exporter, log: LogDep, to: UpTo = None) -> StreamingResp
     return StreamingResponse(
         events_jsonl(log, last), media_type="application/x-ndjson", headers={"X-Lotline-Last-Seq": str(last)}
     )
+
+
+router.include_router(log_routes.router)  # checkpoints, proofs and witnesses: api/routes/log.py

@@ -3,12 +3,13 @@ release per country; and expiry extension by relabelling."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter
 
-from api.deps import LedgerDep, OnceDep, SignerDep, UserDep
+from api.deps import LedgerDep, LogDep, OnceDep, SignerDep, UserDep
 from api.errors import errors
 from api.routes import created, record
 from api.routes.lots import quantity
@@ -16,6 +17,10 @@ from api.schemas.commands import CertifyIn, DispositionIn, ExtendExpiryIn, Packa
 from api.schemas.common import Recorded
 from api.schemas.results import Created
 from ledger.application import Arm
+from ledger.errors import LedgerError
+from ledger.transparency import Transparency
+
+logger = logging.getLogger("lotline.api.checkpoints")
 
 router = APIRouter(tags=["packaging and release"])
 
@@ -53,10 +58,17 @@ def package(body: PackageIn, user: UserDep, signer: SignerDep, ledger: LedgerDep
 
 @router.post("/packaging-runs/{run_id}/disposition", response_model=Recorded, responses=errors(404, 409))
 def dispose_packaging(
-    run_id: UUID, body: DispositionIn, user: UserDep, signer: SignerDep, ledger: LedgerDep, once: OnceDep
+    run_id: UUID,
+    body: DispositionIn,
+    user: UserDep,
+    signer: SignerDep,
+    ledger: LedgerDep,
+    once: OnceDep,
+    log: LogDep,
 ) -> Any:
-    """QA disposition of a packaged batch: released or rejected, signed with that meaning (QA)."""
-    return record(
+    """QA disposition of a packaged batch: released or rejected, signed with that meaning (QA). A release
+    is followed by a signed checkpoint of the log, so the release is covered by a signature at once."""
+    answer = record(
         ledger,
         once,
         lambda: ledger.dispose_packaging(
@@ -68,6 +80,19 @@ def dispose_packaging(
             occurred_at=body.occurred_at,
         ),
     )
+    if body.released:
+        _checkpoint_after_release(log)
+    return answer
+
+
+def _checkpoint_after_release(log: Transparency) -> None:
+    """Sign the head now; the release is recorded either way, so a missing key is only logged."""
+    try:
+        made = log.checkpoint()
+    except LedgerError as e:
+        logger.warning("no checkpoint after the QA release: %s", e.message)
+        return
+    logger.info("checkpoint %d signed after a QA release", made.size)
 
 
 @router.post("/packaging-runs/{run_id}/certification", response_model=Recorded, responses=errors(404, 409))

@@ -11,11 +11,12 @@ from fastapi import APIRouter
 from api.deps import LedgerDep, OnceDep, OwnLocation, OwnSite, UserDep
 from api.errors import errors
 from api.routes import record
-from api.schemas.commands import DestroyIn, DispenseIn, ExcursionIn, ReceiptIn, ReturnIn
+from api.schemas.commands import DestroyIn, DispenseIn, ExcursionIn, ReceiptIn, ReturnIn, SiteSignatureIn
 from api.schemas.common import Recorded, RecordedEvent
 from api.schemas.queries import ShipmentOut
 from api.schemas.results import ReceiptConfirmed
 from api.views import kits_at, shipment_to
+from ledger.site_keys import SiteSignature
 
 router = APIRouter(tags=["sites"])
 
@@ -34,13 +35,14 @@ def inbound_shipment(site_id: OwnSite, shipment_id: UUID, ledger: LedgerDep) -> 
 @router.post(
     "/sites/{site_id}/shipments/{shipment_id}/receipt",
     response_model=ReceiptConfirmed,
-    responses=errors(404, 409),
+    responses=errors(403, 404, 409),
 )
 def confirm_receipt(
     site_id: OwnSite, shipment_id: UUID, body: ReceiptIn, user: UserDep, ledger: LedgerDep, once: OnceDep
 ) -> Any:
     """Confirm receipt of a shipment, every kit number received, damaged or missing; all or nothing.
-    Safe to retry with an Idempotency-Key (site)."""
+    Optionally signed by the site's own registered key (`site_signature`, verified before anything is
+    recorded; 403 if it does not verify). Safe to retry with an Idempotency-Key (site)."""
     return record(
         ledger,
         once,
@@ -52,9 +54,14 @@ def confirm_receipt(
             logger_min=body.logger_min,
             logger_max=body.logger_max,
             occurred_at=body.occurred_at,
+            site_signature=_site_signature(body.site_signature),
         ),
         _receipt,
     )
+
+
+def _site_signature(signed: SiteSignatureIn | None) -> SiteSignature | None:
+    return None if signed is None else SiteSignature(signed.key_id, signed.nonce, signed.signature)
 
 
 @router.post("/locations/{location_id}/excursions", response_model=Recorded, responses=errors(404, 409))

@@ -220,6 +220,16 @@ class ShipIn(Strict):
     occurred_at: When = None
 
 
+class SiteSignatureIn(Strict):
+    """The site's own Ed25519 signature over the confirmation (docs/api.md, "Site-signed receipts")."""
+
+    key_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+    nonce: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
+    signature: Annotated[
+        str, StringConstraints(min_length=86, max_length=88), Field(description="base64 of 64 bytes")
+    ]
+
+
 class ReceiptIn(Strict):
     """The site's receipt: every kit number of the shipment with what arrived."""
 
@@ -228,6 +238,14 @@ class ReceiptIn(Strict):
     ]
     logger_min: Celsius | None = None
     logger_max: Celsius | None = None
+    occurred_at: When = None
+    site_signature: SiteSignatureIn | None = None
+
+
+class SiteKeyIn(Strict):
+    """A clinical site's Ed25519 public key: 32 bytes, base64."""
+
+    public_key: Annotated[str, StringConstraints(min_length=44, max_length=44)]
     occurred_at: When = None
 
 

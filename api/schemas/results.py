@@ -24,3 +24,9 @@ class ReceiptConfirmed(Recorded):
     """A site receipt; `excursion` when the logger saw temperatures outside the shipping range."""
 
     excursion: bool
+
+
+class SiteKeyRegistered(Recorded):
+    """A site key: its id (hex, 8 bytes of SHA-256 of the key), which signed receipts name."""
+
+    key_id: str

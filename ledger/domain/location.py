@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
-from ledger.errors import InvalidTransition, SiteNotActive, TimeOrderViolation
+from ledger.errors import AlreadyExists, InvalidTransition, SiteNotActive, TimeOrderViolation
 
 
 class LocationKind(StrEnum):
@@ -51,6 +51,8 @@ class Location(LedgerAggregate):
         self.site_number = site_number
         self.address = address
         self.activated_at = ""
+        self.site_keys: dict[str, str] = {}
+        self.site_key_id: str | None = None
         self.status = (
             SiteStatus.REGISTERED if self.kind == LocationKind.CLINICAL_SITE else SiteStatus.ACTIVATED
         )
@@ -82,6 +84,25 @@ class Location(LedgerAggregate):
                 occurred_at=occurred_at,
                 activated_at=self.activated_at,
             )
+
+    def register_key(self, audit: dict[str, Any], public_key: str, key_id: str) -> None:
+        """A clinical site's Ed25519 public key (base64); it becomes the key its signatures must use."""
+        if not self.is_clinical_site:
+            raise InvalidTransition("location", self.name, str(self.kind), "register a site key")
+        if key_id in self.site_keys:
+            raise AlreadyExists("site key", key_id)
+        self._require_after_last_step(audit, "key registration")
+        self._site_key_registered(audit, public_key, key_id)
+
+    def current_site_key(self, key_id: str) -> str | None:
+        """The base64 public key `key_id` names if it is this site's current key; None otherwise."""
+        return self.site_keys[key_id] if key_id == self.site_key_id else None
+
+    @event("SiteKeyRegistered")
+    def _site_key_registered(self, audit: dict[str, Any], public_key: str, key_id: str) -> None:
+        self.site_keys[key_id] = public_key
+        self.site_key_id = key_id
+        self._touch(audit)
 
     @event("Activated")
     def _activated(self, audit: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.errors import ShipmentNotOpen
@@ -50,6 +50,7 @@ class Shipment(LedgerAggregate):
         self.max_celsius = max_celsius
         self.logger_id = logger_id
         self.status = ShipmentStatus.IN_TRANSIT
+        self.site_signature: dict[str, str] | None = None
         self._touch(audit)
 
     def is_excursion(self, logger_min: Decimal | None, logger_max: Decimal | None) -> bool:
@@ -58,6 +59,23 @@ class Shipment(LedgerAggregate):
             logger_max is not None and logger_max > self.max_celsius
         )
 
+    class ReceiptConfirmed(Aggregate.Event):
+        """The site's receipt. Version 2 added `site_signature` (the site's own signature, or None)."""
+
+        class_version = 2
+
+        audit: dict[str, Any]
+        outcomes: dict[str, str]
+        logger_min: Decimal | None
+        logger_max: Decimal | None
+        excursion: bool
+        site_signature: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Receipts recorded before site signatures existed carry none."""
+            state["site_signature"] = None
+
     def confirm_receipt(
         self,
         audit: dict[str, Any],
@@ -65,13 +83,19 @@ class Shipment(LedgerAggregate):
         logger_min: Decimal | None,
         logger_max: Decimal | None,
         excursion: bool,
+        site_signature: dict[str, str] | None = None,
     ) -> None:
+        """Close the shipment with the site's receipt (only while it is in transit)."""
+        self.require_in_transit()
+        self._require_after_last_step(audit, "receipt")
+        self._receipt_confirmed(audit, outcomes, logger_min, logger_max, excursion, site_signature)
+
+    def require_in_transit(self) -> None:
+        """A shipment is received once: a second receipt (or a replayed one) is refused."""
         if self.status != ShipmentStatus.IN_TRANSIT:
             raise ShipmentNotOpen(self.id, self.shipment_number, str(self.status))
-        self._require_after_last_step(audit, "receipt")
-        self._receipt_confirmed(audit, outcomes, logger_min, logger_max, excursion)
 
-    @event("ReceiptConfirmed")
+    @event(ReceiptConfirmed)
     def _receipt_confirmed(
         self,
         audit: dict[str, Any],
@@ -79,6 +103,8 @@ class Shipment(LedgerAggregate):
         logger_min: Decimal | None,
         logger_max: Decimal | None,
         excursion: bool,
+        site_signature: dict[str, str] | None,
     ) -> None:
         self.status = ShipmentStatus.RECEIVED
+        self.site_signature = site_signature
         self._touch(audit)

@@ -30,9 +30,12 @@ def test_every_route_but_health_and_docs_needs_a_token(api: Api, program: Progra
                     "batch_id",
                     "shipment_id",
                     "aggregate_id",
+                    "recall_id",
                 )
             },
             kind="trial",
+            size=1,
+            seq=1,
         )
         for method in operations:
             answer = api.client.request(method, concrete)

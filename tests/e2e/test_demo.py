@@ -147,7 +147,8 @@ def test_same_seed_writes_the_same_events_and_another_seed_does_not(tmp_path: Pa
 
 def test_cli_demo_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path}/cli.db"
-    assert main(["demo", "--scale", "0.05", "--quiet", "--database-url", url]) == 0
+    keys = ["--keys-dir", str(tmp_path / "keys")]
+    assert main(["demo", "--scale", "0.05", "--quiet", "--database-url", url, *keys]) == 0
     wrote = capsys.readouterr().out
     assert wrote.startswith("wrote ") and " events in " in wrote
     count = int(wrote.split()[1].replace(",", ""))
@@ -156,7 +157,7 @@ def test_cli_demo_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out.startswith(f"OK: {count} events, head ")
 
     # A second demo on the same store writes nothing and says why.
-    assert main(["demo", "--scale", "0.05", "--quiet", "--database-url", url]) == 0
+    assert main(["demo", "--scale", "0.05", "--quiet", "--database-url", url, *keys]) == 0
     assert "no demo data added" in capsys.readouterr().err
     assert main(["verify", "--database-url", url]) == 0
     assert capsys.readouterr().out.startswith(f"OK: {count} events, head ")

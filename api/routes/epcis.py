@@ -1,0 +1,192 @@
+"""GS1 EPCIS 2.0 over HTTP (base URL `/epcis`): streamed exports of a trace or a time range, capture of
+partners' documents, and the REST query subset. Every answer carries the `GS1-EPCIS-Version` headers.
+
+Exports and queries are blinded like genealogy (site users refused; `unblinded=true` for the roles of
+`permissions.UNBLINDED`, logged). Capture re-authenticates the capturing user, since the steps it
+records may carry that user's electronic signature (docs/api.md, docs/epcis.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import AwareDatetime, BaseModel
+
+from api.deps import Capturer, EpcisDep, SignerDep, Tracer
+from api.errors import errors
+from api.routes.queries import Unblinded, blinding
+from api.schemas.common import CheckerIn
+from ledger.epcis import HEADERS, MEDIA_TYPE
+from ledger.errors import InvalidInput
+
+router = APIRouter(prefix="/epcis", tags=["epcis"])
+
+DOCUMENT: dict[str, Any] = {"schema": {"type": "object", "description": "An EPCIS 2.0 document (JSON-LD)."}}
+STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPE: DOCUMENT}, "description": "An EPCISDocument, streamed."}
+}
+Values = Annotated[list[str] | None, Query(max_length=100, description="Comma-separated or repeated (OR).")]
+Time = Annotated[str | None, Query(max_length=40, description="ISO 8601 with a time zone.")]
+
+
+class EventRefusal(BaseModel):
+    """Why one event was refused: its position in `eventList` (null: the document or its header)."""
+
+    index: int | None
+    eventID: str | None
+    code: str
+    reason: str
+
+
+class CaptureOut(BaseModel):
+    """A capture's outcome: events in the document, newly recorded, already captured before (skipped)
+    and the ledger events written, with every event's hash ID."""
+
+    accepted: bool
+    events: int
+    recorded: int
+    duplicates: int
+    ledgerEvents: int
+    errors: list[EventRefusal]
+    eventIDs: list[str]
+
+
+def _streamed(document: Any) -> StreamingResponse:
+    return StreamingResponse(document, media_type=MEDIA_TYPE, headers=HEADERS)
+
+
+@router.get("/trace", response_class=StreamingResponse, responses={**STREAMED, **errors(404)})
+def trace(
+    epc: Annotated[str, Query(min_length=1, max_length=300, description="A lot (LGTIN) or a kit (SGTIN).")],
+    user: Tracer,
+    epcis: EpcisDep,
+    unblinded: Unblinded = False,
+) -> StreamingResponse:
+    """Everything upstream and downstream of a lot or kit as an EPCISDocument, streamed (blinded unless
+    `unblinded=true`: QA, QP, recall investigator, inspector)."""
+    shown = blinding(user, unblinded, f"EPCIS trace of {epc}")
+    return _streamed(epcis.trace(epc, blinded=not shown))
+
+
+@router.get("/events/export", response_class=StreamingResponse, responses={**STREAMED, **errors()})
+def export_range(
+    user: Tracer,
+    epcis: EpcisDep,
+    from_: Annotated[AwareDatetime | None, Query(alias="from", description="Events at or after.")] = None,
+    to: Annotated[AwareDatetime | None, Query(description="Events before.")] = None,
+    unblinded: Unblinded = False,
+) -> StreamingResponse:
+    """Every event that happened in [from, to) as one EPCISDocument, streamed (blinded unless
+    `unblinded=true`)."""
+    shown = blinding(user, unblinded, "EPCIS export")
+    return _streamed(epcis.events_between(from_, to, blinded=not shown))
+
+
+async def document_text(request: Request) -> str:
+    """The request body as text (the 1 MiB body limit applies)."""
+    try:
+        return (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the document is not UTF-8 text", field="body") from None
+
+
+Password = Annotated[
+    str | None,
+    Header(
+        alias="Lotline-Signature-Password",
+        max_length=200,
+        description="The capturing user's password (re-authentication: steps may be signed in their name).",
+    ),
+]
+Token = Annotated[
+    str | None,
+    Header(
+        alias="Lotline-Signature-Token",
+        max_length=200,
+        description="Instead of the password: a fresh token of the same user, not the bearer token.",
+    ),
+]
+
+
+@router.post(
+    "/capture",
+    status_code=201,
+    response_model=CaptureOut,
+    responses={
+        200: {"model": CaptureOut, "description": "Every event was captured before; nothing recorded."},
+        **errors(403, 413),
+        422: {
+            "model": CaptureOut,
+            "description": "Refused whole, nothing recorded: `errors` names each event's index and reason "
+            "(or a malformed header: the usual error body).",
+        },
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": DOCUMENT}}},
+)
+def capture(
+    user: Capturer,
+    signer: SignerDep,
+    epcis: EpcisDep,
+    document: Annotated[str, Depends(document_text)],
+    password: Password = None,
+    token: Token = None,
+) -> Any:
+    """Capture an EPCISDocument into ledger steps, all or nothing, each event once (manufacturing, QA,
+    QP, depot, admin; re-authenticated with `Lotline-Signature-Password` or `-Token`)."""
+    actor = signer.checker(CheckerIn(principal=user.principal, password=password, token=token))
+    result = epcis.capture(document, actor)
+    body = result.as_dict()
+    if not result.accepted:
+        refused = {"code": "epcis_refused", "message": _refusal(result.errors), **body}
+        return JSONResponse(refused, status_code=422, headers=HEADERS)
+    return JSONResponse(body, status_code=201 if result.ledger_events else 200, headers=HEADERS)
+
+
+def _refusal(refused: Any) -> str:
+    first = refused[0]
+    where = "the document" if first.index is None else f"event {first.index}"
+    return f"refused whole ({len(refused)} problem(s)); {where}: {first.reason}"
+
+
+@router.get(
+    "/events",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "content": {MEDIA_TYPE: DOCUMENT},
+            "description": "An EPCISQueryDocument; the next page's URL is in the `Link` header.",
+        },
+        **errors(),
+    },
+)
+def query_events(
+    request: Request,
+    user: Tracer,
+    epcis: EpcisDep,
+    match_epc: Annotated[Values, Query(alias="MATCH_epc")] = None,
+    match_any_epc: Annotated[Values, Query(alias="MATCH_anyEPC")] = None,
+    match_epc_class: Annotated[Values, Query(alias="MATCH_epcClass")] = None,
+    match_input_epc_class: Annotated[Values, Query(alias="MATCH_inputEPCClass")] = None,
+    match_output_epc_class: Annotated[Values, Query(alias="MATCH_outputEPCClass")] = None,
+    match_parent_id: Annotated[Values, Query(alias="MATCH_parentID")] = None,
+    eq_biz_step: Annotated[Values, Query(alias="EQ_bizStep")] = None,
+    eq_disposition: Annotated[Values, Query(alias="EQ_disposition")] = None,
+    eq_biz_location: Annotated[Values, Query(alias="EQ_bizLocation")] = None,
+    ge_event_time: Annotated[Time, Query(alias="GE_eventTime")] = None,
+    lt_event_time: Annotated[Time, Query(alias="LT_eventTime")] = None,
+    per_page: Annotated[int, Query(alias="perPage", ge=1, le=1000, description="Events per page.")] = 100,
+    next_page_token: Annotated[
+        str | None, Query(alias="nextPageToken", max_length=500, description="From the `Link` header.")
+    ] = None,
+) -> JSONResponse:
+    """The EPCIS 2.0 query subset (blinded events, every role but site): MATCH_*, EQ_*, GE_/LT_eventTime,
+    paged by `perPage` and `nextPageToken`."""
+    query = request.query_params
+    params = {k: query.getlist(k) if k.startswith(("MATCH_", "EQ_")) else query[k] for k in query}
+    document, token = epcis.query(params)
+    headers = dict(HEADERS)
+    if token is not None:
+        headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
+    return JSONResponse(document, headers=headers, media_type=MEDIA_TYPE)

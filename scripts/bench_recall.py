@@ -1,0 +1,200 @@
+"""Benchmark of recall campaigns: opening a recall of the API lot that reaches the most kits, and the
+latency of its status.
+
+    python -m scripts.bench_recall --database-url sqlite:////tmp/copy-of-1m.db
+
+WRITES to the store (it opens a recall and so recalls the lot): run it on a copy. Re-running picks
+the busiest API lot not yet recalled. It catches the read models up, then times `Ledger.open_recall`
+with the genealogy's bulk kit reader (the API's path): walking lot -> batches -> drug-product lots ->
+packaging runs, reading every kit's status and place, recording the Opened event and the lot's recall
+in one atomic save. Then p50/p95 of the status (`projections.recall_campaigns.status` over the
+ledger's cached view), a cold status (the recall loaded from the store), and the outstanding list.
+`--without-reader` also opens a recall of the next lot loading each kit aggregate, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from ledger.application import Ledger
+from ledger.config import Settings
+from ledger.domain import LotKind, LotStatus
+from ledger.domain.recall import Recall
+from ledger.values import Actor, Meaning, Role, sign
+from projections import recall_campaigns as campaigns
+from projections.genealogy import Genealogy
+from projections.runner import REBUILD_BATCH, ProjectionRunner
+
+QA = Actor("bench-qa", Role.QA, "Bench QA")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    url = args.database_url or Settings().database_url
+    runner = ProjectionRunner.open(url)
+    try:
+        began = time.perf_counter()
+        applied = runner.catch_up(REBUILD_BATCH)
+        _line("catch-up before measuring", f"{applied:,} events in {time.perf_counter() - began:.1f} s")
+        lots = _busiest_lots(runner)
+        if not lots:
+            print("no API lot left to recall in this store", file=sys.stderr)
+            return 1
+        recall_id = _open(runner, lots[:1], reader=True)
+        _measure_status(runner.ledger, recall_id, args.queries)
+        rest = _enough(lots[1:], args.min_kits)
+        if args.min_kits and rest:
+            runner.catch_up(REBUILD_BATCH)
+            recall_id = _open(runner, rest, reader=True)
+            _measure_status(runner.ledger, recall_id, args.queries)
+            _measure_site_step(runner.ledger, recall_id)
+            lots = lots[1 + len(rest) :]
+        if args.without_reader and len(lots) > 1:
+            runner.catch_up(REBUILD_BATCH)
+            _open(runner, lots[1:2], reader=False)
+    finally:
+        runner.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench_recall",
+        description=__doc__.split("\n\n")[0],
+        epilog="Figures: seconds to open the recall, status p50/p95 in ms. Writes: use a copy of the store.",
+    )
+    p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.add_argument("--queries", type=int, default=200, help="status queries to time (default 200)")
+    p.add_argument(
+        "--min-kits",
+        type=int,
+        default=50_000,
+        help="then open one recall of the next busiest lots together, reaching at least this many kits "
+        "(default 50000; 0: skip)",
+    )
+    p.add_argument(
+        "--without-reader", action="store_true", help="also open a recall of the next lot, loading each kit"
+    )
+    return p
+
+
+def _line(what: str, figure: str) -> None:
+    print(f"{what:<52} {figure}", flush=True)
+
+
+def _busiest_lots(runner: ProjectionRunner) -> list[tuple[UUID, str, int]]:
+    """API lots not yet recalled, the one reaching the most kits first: (id, lot number, kits)."""
+    stock = runner.inventory.stock(kind=LotKind.API, include_empty=True).lots
+    found = []
+    for s in stock:
+        if s.lot.status == LotStatus.RECALLED:
+            continue
+        found.append((s.lot.id, s.lot.lot_number, runner.genealogy.forward_summary(s.lot.id).total_kits))
+    return sorted(found, key=lambda f: -f[2])
+
+
+def _enough(lots: list[tuple[UUID, str, int]], min_kits: int) -> list[tuple[UUID, str, int]]:
+    """The first of `lots` whose kits add up to at least `min_kits` (by the genealogy's count)."""
+    chosen, total = [], 0
+    for lot in lots:
+        if total >= min_kits:
+            break
+        chosen.append(lot)
+        total += lot[2]
+    return chosen
+
+
+def _open(runner: ProjectionRunner, lots: list[tuple[UUID, str, int]], *, reader: bool) -> UUID:
+    number = lots[0][1] if len(lots) == 1 else f"{len(lots)} API lots"
+    kits = sum(lot[2] for lot in lots)
+    ledger = runner.ledger
+    kit_reader = campaigns.KitStateReader(runner.engine)
+    stamp = datetime.now(UTC).strftime("%H%M%S")
+    began = time.perf_counter()
+    written = ledger.open_recall(
+        QA,
+        recall_number=f"B-{lots[0][1]}-{stamp}"[:20],
+        lot_ids=[lot[0] for lot in lots],
+        reason="benchmark: mock recall",
+        classification="class_ii",
+        scope="all_kits",
+        signature=sign(QA, Meaning.APPROVED),
+        kit_states=kit_reader if reader else None,
+        source={"reader": "genealogy read model", "as_of": runner.positions()[Genealogy.name]}
+        if reader
+        else None,
+    )
+    seconds = time.perf_counter() - began
+    how = "bulk kit reader (read model)" if reader else "each kit loaded from the store"
+    _line(
+        f"open recall of {number} ({how})",
+        f"{seconds:.2f} s for {written.ids['kits']:,} kits (genealogy says {kits:,})",
+    )
+    recall_id: UUID = written.ids["recall_id"]
+    return recall_id
+
+
+def _timed(call: Callable[[], Any], times: int) -> tuple[float, float]:
+    """p50 and p95 in milliseconds of `times` calls, after a short warm-up."""
+    for _ in range(min(10, times)):
+        call()
+    samples = []
+    for _ in range(times):
+        began = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - began) * 1000)
+    cuts = statistics.quantiles(samples, n=20)
+    return statistics.median(samples), cuts[18]
+
+
+def _report(what: str, figures: tuple[float, float]) -> None:
+    _line(what, f"p50 {figures[0]:.2f} ms   p95 {figures[1]:.2f} ms")
+
+
+def _measure_status(ledger: Ledger, recall_id: UUID, queries: int) -> None:
+    began = time.perf_counter()
+    recall = ledger.get(Recall, recall_id)
+    campaigns.status(recall)
+    _line("status, cold (recall loaded from the store)", f"{(time.perf_counter() - began) * 1000:.0f} ms")
+    _report(
+        "status (cached view, brought up to date)",
+        _timed(lambda: campaigns.status(ledger.recall_view(recall_id)), queries),
+    )
+    some_place = next(iter(recall.places))
+    _report(
+        "one site's task list",
+        _timed(lambda: campaigns.task_list(ledger.recall_view(recall_id), some_place), queries),
+    )
+    _report(
+        "outstanding kits, first page of 100",
+        _timed(lambda: campaigns.outstanding_page(ledger.recall_view(recall_id), None, 100, 0), queries),
+    )
+    _report(
+        "outstanding kits, all places, whole list",
+        _timed(lambda: campaigns.outstanding(ledger.recall_view(recall_id)), max(queries // 10, 5)),
+    )
+
+
+def _measure_site_step(ledger: Ledger, recall_id: UUID) -> None:
+    """One site's acknowledgement and one kit report: each loads the whole recall to check its rules."""
+    recall = ledger.recall_view(recall_id)
+    place = next(p for p, info in recall.places.items() if info["kind"] == "clinical_site")
+    kit = recall.outstanding(place)[0]
+    site = Actor("bench-site", Role.SITE, "Bench Site")
+    began = time.perf_counter()
+    ledger.acknowledge_recall(site, recall_id, place_id=UUID(place))
+    _line("a site acknowledges (one write)", f"{(time.perf_counter() - began) * 1000:.0f} ms")
+    began = time.perf_counter()
+    ledger.report_recall_kit(site, recall_id, place_id=UUID(place), kit_id=kit.kit_id, outcome="quarantined")
+    _line("a site reports one kit (one write)", f"{(time.perf_counter() - began) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

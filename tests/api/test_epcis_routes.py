@@ -1,0 +1,295 @@
+"""The EPCIS 2.0 routes: streamed exports with the version headers, blinded unless the role may unblind;
+capture over HTTP into an empty Lotline, all or nothing and each event once; the paged query."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api import permissions
+from ledger.epcis.ids import lgtin, sgtin
+from ledger.values import Role
+from tests.api.conftest import PASSWORD, USERS, Api, start_api
+from tests.builders import API_GTIN, DP_GTIN, KIT_GTIN, Program
+from tests.epcis_reference import schema_validator
+from tests.integration.epcis_helpers import second_url  # noqa: F401
+
+DP_LOT = lgtin(DP_GTIN, "DP-1")
+KIT = sgtin(KIT_GTIN, "K00001")
+REAUTH = {"Lotline-Signature-Password": PASSWORD}
+READERS = sorted(permissions.TRACE, key=str)
+PRINCIPAL = {role: next(p for p, (r, _) in USERS.items() if r == role) for role in READERS}
+
+
+def document(response: Any) -> dict[str, Any]:
+    """The EPCIS document of a 200 answer, after checking its media type and version headers."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/ld+json")
+    assert response.headers["GS1-EPCIS-Version"] == "2.0.0"
+    assert response.headers["GS1-CBV-Version"] == "2.0.0"
+    return dict(response.json())
+
+
+def event_list(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    body = doc["epcisBody"]
+    return list(
+        body["eventList"] if "eventList" in body else body["queryResults"]["resultsBody"]["eventList"]
+    )
+
+
+def capture(api: Api, principal: str, doc: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return api.post(principal, "/epcis/capture", doc, headers=REAUTH if headers is None else headers)
+
+
+def by_actor(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The document as a partner's systems would send it: first its master data alone (admin), then one
+    document per run of consecutive events of one person, sent by that person."""
+    header_only = {**doc, "epcisBody": {"eventList": []}}
+    parts = [("admin1", header_only)]
+    runs = groupby(event_list(doc), key=lambda e: e["lotline:actor"]["principal"])
+    for principal, events in runs:
+        parts.append((principal, {**doc, "epcisHeader": {}, "epcisBody": {"eventList": list(events)}}))
+    return parts
+
+
+@pytest.fixture
+def target(database_url: str, second_url: str, tmp_path: Path) -> Iterator[Api]:  # noqa: F811
+    """A second Lotline on an empty store of the same kind, with the same users and no events."""
+    (tmp_path / "target").mkdir()
+    for other in start_api(second_url, tmp_path / "target"):
+        for principal, (role, name) in USERS.items():
+            if role != Role.SITE:
+                other.add_user(principal, role, name)
+        yield other
+
+
+# --- export ---------------------------------------------------------------------------------------------
+
+
+def test_a_lot_trace_is_valid_epcis_2_with_the_version_headers(api: Api) -> None:
+    doc = document(api.get("qa1", "/epcis/trace", params={"epc": DP_LOT}))
+    assert [e.message for e in schema_validator().iter_errors(doc)] == []
+    steps = [(e["type"], e.get("bizStep")) for e in event_list(doc)]
+    assert ("ObjectEvent", "receiving") in steps  # the API lot arriving, upstream
+    assert ("TransformationEvent", "creating_class_instance") in steps
+    assert ("TransformationEvent", "commissioning") in steps  # the kits made from it, downstream
+    kit_doc = document(api.get("depot1", "/epcis/trace", params={"epc": KIT}))
+    assert schema_validator().is_valid(kit_doc)
+    assert any(e.get("bizStep") == "creating_class_instance" for e in event_list(kit_doc))
+
+
+@pytest.mark.parametrize("role", READERS, ids=str)
+def test_exports_are_blinded_unless_the_role_may_unblind_and_asks(api: Api, role: Role) -> None:
+    who = PRINCIPAL[role]
+    for path, params in (("/epcis/trace", {"epc": DP_LOT}), ("/epcis/events/export", {})):
+        assert "lotline:allocation" not in api.get(who, path, params=params).text
+        unblinded = api.get(who, path, params={**params, "unblinded": "true"})
+        if role in permissions.UNBLINDED:
+            assert document(unblinded) and "lotline:allocation" in unblinded.text
+        else:
+            assert unblinded.status_code == 403, unblinded.text
+            assert unblinded.json()["code"] == "forbidden"
+
+
+def test_site_users_get_no_epcis_export_or_query(api: Api) -> None:
+    for path, params in (
+        ("/epcis/trace", {"epc": KIT}),
+        ("/epcis/events/export", {}),
+        ("/epcis/events", {}),
+    ):
+        response = api.get("site1", path, params=params)
+        assert response.status_code == 403, (path, response.text)
+        assert response.json()["code"] == "forbidden"
+
+
+def test_a_time_range_export_holds_only_the_events_of_the_range(api: Api) -> None:
+    everything = event_list(document(api.get("insp1", "/epcis/events/export")))
+    times = sorted(e["eventTime"] for e in everything)
+    middle = times[len(times) // 2]
+    later = document(api.get("insp1", "/epcis/events/export", params={"from": middle}))
+    assert schema_validator().is_valid(later)
+    assert event_list(later) and all(e["eventTime"] >= middle for e in event_list(later))
+    assert len(event_list(later)) < len(everything)
+    naive = api.get("insp1", "/epcis/events/export", params={"to": "2030-01-01T00:00:00"})
+    assert naive.status_code == 422 and naive.json()["field"] == "query.to"
+
+
+def test_tracing_an_unknown_lot_or_a_non_lot_answers_404_or_422(api: Api) -> None:
+    unknown = api.get("qa1", "/epcis/trace", params={"epc": lgtin(DP_GTIN, "NOPE-9")})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+    bad = api.get("qa1", "/epcis/trace", params={"epc": "urn:epc:id:sscc:4000000.0000000001"})
+    assert bad.status_code == 422 and bad.json()["field"] == "epc"
+
+
+# --- capture ------------------------------------------------------------------------------------------
+
+
+def test_a_program_exported_from_one_lotline_is_captured_into_an_empty_one_over_http(
+    api: Api, target: Api
+) -> None:
+    source = document(api.get("insp1", "/epcis/events/export", params={"unblinded": "true"}))
+    parts = by_actor(source)
+    assert {p for p, _ in parts} == {"admin1", "mfg1", "qa1", "qp1"}
+    for principal, part in parts:
+        response = capture(target, principal, part)
+        assert response.status_code == 201, response.text
+        assert response.headers["GS1-EPCIS-Version"] == "2.0.0"
+        assert response.json()["recorded"] == len(event_list(part))
+    # the same steps, read back from the target: every event, in the same order, as the same EPCIS event
+    copied = document(target.get("insp1", "/epcis/events/export", params={"unblinded": "true"}))
+    assert [_comparable(e) for e in event_list(copied)] == [_comparable(e) for e in event_list(source)]
+    # resending records nothing
+    head = target.head()
+    for principal, part in parts:
+        again = capture(target, principal, part)
+        assert again.status_code == 200, again.text
+        assert again.json()["recorded"] == 0 and again.json()["duplicates"] == len(event_list(part))
+    assert target.head() == head, "a resent document recorded something"
+
+
+def test_over_consumption_refuses_the_whole_document_with_the_event_index_and_reason(
+    api: Api, target: Api
+) -> None:
+    source = document(api.get("insp1", "/epcis/events/export", params={"unblinded": "true"}))
+    parts = by_actor(source)
+    at = next(n for n, (_, part) in enumerate(parts) if _formulation(part) is not None)
+    for principal, part in parts[:at]:
+        assert capture(target, principal, part).status_code == 201
+    principal, part = parts[at]
+    bad = copy.deepcopy(part)
+    index = _formulation(bad)
+    assert index is not None
+    drawn = next(
+        q for q in event_list(bad)[index]["inputQuantityList"] if q["epcClass"] == lgtin(API_GTIN, "API-1")
+    )
+    drawn["quantity"] = float(Decimal(str(drawn["quantity"])) * 1000)
+    head = target.head()
+    refused = capture(target, principal, bad)
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["code"] == "epcis_refused" and body["accepted"] is False and body["recorded"] == 0
+    assert [(e["index"], e["code"]) for e in body["errors"]] == [(index, "insufficient_quantity")]
+    assert body["errors"][0]["eventID"] == body["eventIDs"][index]
+    assert target.head() == head, "a refused document recorded something"
+    assert capture(target, principal, part).status_code == 201  # the good document still goes in whole
+
+
+def test_capture_needs_a_capturing_role_and_the_users_re_authentication(api: Api) -> None:
+    doc = {**document(api.get("qa1", "/epcis/events/export")), "epcisBody": {"eventList": []}}
+    head = api.head()
+    for who in ("site1", "recall1", "insp1"):
+        refused = capture(api, who, doc)
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden", who
+    for headers in ({}, {"Lotline-Signature-Password": "wrong"}):
+        refused = capture(api, "qa1", doc, headers=headers)
+        assert refused.status_code == 403 and refused.json()["code"] == "signature_not_verified"
+    bearer = {"Lotline-Signature-Token": api.tokens["qa1"]}
+    assert capture(api, "qa1", doc, headers=bearer).json()["code"] == "signature_not_verified"
+    fresh = {"Lotline-Signature-Token": api.identity.issue_token("qa1")}
+    assert capture(api, "qa1", doc, headers=fresh).status_code == 200  # the master data is known
+    assert api.head() == head
+
+
+def test_capture_refuses_what_is_not_an_epcis_document_naming_why(api: Api) -> None:
+    headers = {**api.auth("mfg1"), **REAUTH, "Content-Type": "application/json"}
+    for body, code in ((b"{not json", "invalid_json"), (b'{"type": "EPCISDocument"}', "invalid_epcis")):
+        refused = api.client.post("/epcis/capture", content=body, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["code"] == code and refused.json()["errors"][0]["index"] is None
+    latin = api.client.post("/epcis/capture", content=b'{"x": "\xe9"}', headers=headers)
+    assert latin.status_code == 422 and latin.json()["field"] == "body"
+
+
+def test_epcis_routes_need_a_token(api: Api) -> None:
+    for method, path in (
+        ("GET", "/epcis/trace?epc=x"),
+        ("GET", "/epcis/events/export"),
+        ("GET", "/epcis/events"),
+        ("POST", "/epcis/capture"),
+    ):
+        response = api.client.request(method, path)
+        assert response.status_code == 401, (path, response.text)
+        assert response.json()["code"] == "invalid_credentials"
+
+
+# --- query ---------------------------------------------------------------------------------------------
+
+
+def test_query_pages_follow_the_link_to_the_end_and_return_every_match_once(api: Api) -> None:
+    everything = event_list(document(api.get("depot1", "/epcis/events", params={"perPage": 1000})))
+    assert len(everything) > 5
+    seen: list[str] = []
+    url: str | None = "/epcis/events?perPage=2"
+    while url is not None:
+        response = api.get("depot1", url)
+        page = event_list(document(response))
+        assert 0 < len(page) <= 2
+        seen += [e["eventID"] for e in page]
+        url = _next(response)
+    assert seen == [e["eventID"] for e in everything]
+    kit_events = event_list(document(api.get("depot1", "/epcis/events", params={"MATCH_epc": KIT})))
+    assert kit_events and all(KIT in e.get("outputEPCList", []) + e.get("epcList", []) for e in kit_events)
+    commissioning = document(api.get("qp1", "/epcis/events", params={"EQ_bizStep": "commissioning"}))
+    assert [e["type"] for e in event_list(commissioning)] == ["TransformationEvent"]
+
+
+def test_query_filters_combine_and_times_bound_the_answer(api: Api, program: Program) -> None:
+    soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    none = api.get("qa1", "/epcis/events", params={"GE_eventTime": soon})
+    assert event_list(document(none)) == []
+    formulated = api.get(
+        "qa1",
+        "/epcis/events",
+        params={"MATCH_inputEPCClass": lgtin(API_GTIN, "API-1"), "MATCH_outputEPCClass": DP_LOT},
+    )
+    assert [e["bizStep"] for e in event_list(document(formulated))] == ["creating_class_instance"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"perPage": "0"}, "query.perPage"),
+        ({"perPage": "many"}, "query.perPage"),
+        ({"MATCH_foo": "x"}, "MATCH_foo"),
+        ({"GE_eventTime": "yesterday"}, "GE_eventTime"),
+        ({"LT_eventTime": "2030-01-01T00:00:00"}, "LT_eventTime"),
+        ({"nextPageToken": "not-a-token"}, "nextPageToken"),
+    ],
+)
+def test_a_bad_query_parameter_is_refused_naming_it(api: Api, params: dict[str, str], field: str) -> None:
+    response = api.get("qa1", "/epcis/events", params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+
+
+def test_a_page_token_is_refused_with_other_parameters(api: Api) -> None:
+    first = api.get("qa1", "/epcis/events", params={"perPage": 1})
+    token = first.links["next"]["url"].split("nextPageToken=")[1]
+    other = api.get(
+        "qa1", "/epcis/events", params={"perPage": 1, "EQ_bizStep": "receiving", "nextPageToken": token}
+    )
+    assert other.status_code == 422 and other.json()["field"] == "nextPageToken"
+
+
+def _next(response: Any) -> str | None:
+    link = response.links.get("next")
+    return None if link is None else str(link["url"])
+
+
+def _formulation(doc: dict[str, Any]) -> int | None:
+    found = [n for n, e in enumerate(event_list(doc)) if e.get("bizStep") == "creating_class_instance"]
+    return found[0] if found else None
+
+
+def _comparable(event: dict[str, Any]) -> str:
+    """An event without what names its place in one store (chain position and hash, record time)."""
+    same = {k: v for k, v in event.items() if k not in ("lotline:source", "recordTime", "eventID")}
+    return json.dumps(same, sort_keys=True)

@@ -1,0 +1,272 @@
+"""A mock recall over the API, end to end: open, site acknowledgments, kit reports, returns received
+at the depot, destruction, a kit missing at one site justified by QA, closure; the status figures are
+checked at every step, and the report is rendered.
+
+Program LTL-101 with 20 blinded kits of run P-1 (12 active from DP-1, made from API-1; 8 placebo),
+released for DE and FR:
+  K00001-K00006  Site 101 (DE, site1), received; K00001 dispensed to SUBJ-1
+  K00007-K00010  Site 201 (FR, site2), received
+  K00011-K00012  in transit to Site 101 (S-3)
+  K00013-K00020  at the depot
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from ledger.domain import Shipment
+from ledger.domain.recall import Recall
+from tests.api.conftest import USERS, Api, signature
+from tests.builders import Program, actors, sscc
+
+KITS = [f"K{i:05d}" for i in range(1, 21)]
+
+
+@pytest.fixture
+def spread(empty_api: Api) -> Program:
+    program = Program(empty_api.ledger)
+    program.reference().materials().formulate().placebo()
+    program.package(active_kits=12, placebo_kits=8)
+    program.release_run(countries=("DE", "FR"))
+    sites = {"site1": (program.site,), "site2": (program.fr_site,)}
+    for principal, (role, name) in USERS.items():
+        empty_api.add_user(principal, role, name, sites.get(principal, ()))
+    L = program.ledger
+    program.at_site(KITS[:6])
+    L.dispense(actors.site, program.kit("K00001"), site_id=program.site, subject="SUBJ-1")
+    fr = program.ship(KITS[6:10], shipment_number="S-2", serial=2, to=program.fr_site)
+    L.confirm_receipt(
+        actors.site, fr, site_id=program.fr_site, outcomes=dict.fromkeys(KITS[6:10], "received")
+    )
+    program.ship(KITS[10:12], shipment_number="S-3", serial=3)
+    return program
+
+
+def status(api: Api, recall: str) -> dict[str, Any]:
+    r = api.get("recall1", f"/recalls/{recall}/status")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def place(body: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(p for p in body["places"] if p["name"] == name)
+    return found
+
+
+def figures(body: dict[str, Any], name: str) -> tuple[int, int, int, int]:
+    p = place(body, name)
+    return p["kits"], p["reported"], p["reconciled"], p["outstanding"]
+
+
+def ok(r: Any, code: int = 200) -> Any:
+    assert r.status_code == code, r.text
+    return r.json() if "json" in r.headers.get("content-type", "") else r.text
+
+
+def report(
+    api: Api, who: str, recall: str, site: UUID, kit: UUID, outcome: str, subject: str | None = None
+) -> Any:
+    body: dict[str, Any] = {"outcome": outcome}
+    if subject:
+        body["subject"] = subject
+    return api.post(who, f"/recalls/{recall}/sites/{site}/kits/{kit}/report", body)
+
+
+def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tmp_path: Path) -> None:
+    api, p = empty_api, spread
+    # 1. QA opens the recall of API-1, signed
+    opened = ok(
+        api.post(
+            "qa1",
+            "/recalls",
+            {
+                "recall_number": "RC-2026-001",
+                "lot_ids": [str(p.api)],
+                "reason": "API-1: nitrosamine above the acceptable intake",
+                "classification": "class_ii",
+                "scope": "all_kits",
+                "signature": signature("approved"),
+            },
+        ),
+        201,
+    )
+    rid = opened["id"]
+    s = status(api, rid)
+    assert (s["kits"], s["reported"], s["reconciled"], s["outstanding"]) == (20, 0, 0, 20)
+    assert (s["places_notified"], s["places_acknowledged"], s["reconciled_percent"]) == (3, 0, 0.0)
+    assert figures(s, "Site 101") == (8, 0, 0, 8)
+    assert figures(s, "Site 201") == (4, 0, 0, 4)
+    assert figures(s, "Depot") == (8, 0, 0, 8)
+    assert [(t["shipment_id"], t["kits"]) for t in s["shipments_in_transit"]] == [
+        (str(p.shipments["S-3"]), 2)
+    ]
+    assert s["reconciled_at"] is None and s["seconds_to_reconciliation"] is None
+
+    # 2. affected kits can neither ship nor be dispensed
+    refused = api.post(
+        "depot1",
+        "/shipments",
+        {
+            "shipment_number": "S-9",
+            "sscc": sscc(9),
+            "from_id": str(p.depot),
+            "to_id": str(p.site),
+            "kit_ids": [str(p.kit("K00013"))],
+            "min_celsius": "2",
+            "max_celsius": "8",
+        },
+    )
+    assert refused.status_code == 409 and refused.json()["problems"][0]["code"] == "lot_not_usable"
+    refused = api.post("site1", f"/sites/{p.site}/kits/{p.kit('K00002')}/dispensing", {"subject": "SUBJ-2"})
+    assert refused.status_code == 409 and refused.json()["code"] == "lot_not_usable"
+
+    # 3. each site sees only its own kits, blinded; not the overall status
+    tasks = ok(api.get("site1", f"/recalls/{rid}/sites/{p.site}/tasks"))
+    assert [k["kit_number"] for k in tasks["kits"]] == KITS[:6] + KITS[10:12]
+    assert all(
+        set(k) == {"kit_id", "kit_number", "status_at_open", "outcome", "subject", "reported_at"}
+        for k in tasks["kits"]
+    )
+    assert api.get("site1", f"/recalls/{rid}/sites/{p.fr_site}/tasks").status_code == 403
+    assert api.get("site1", f"/recalls/{rid}/status").status_code == 403
+
+    # 4. acknowledgments: both sites and the depot
+    ok(api.post("site1", f"/recalls/{rid}/sites/{p.site}/acknowledgement"))
+    assert api.post("site1", f"/recalls/{rid}/sites/{p.site}/acknowledgement").status_code == 409
+    ok(api.post("site2", f"/recalls/{rid}/sites/{p.fr_site}/acknowledgement"))
+    s = status(api, rid)
+    assert (s["places_acknowledged"], s["acknowledged_percent"]) == (2, 66.7)
+    ok(api.post("depot1", f"/recalls/{rid}/sites/{p.depot}/acknowledgement"))
+    s = status(api, rid)
+    assert (s["places_acknowledged"], s["acknowledged_percent"]) == (3, 100.0)
+
+    # 5. Site 101: K00001 dispensed, K00002-K00004 returned, K00005-K00006 quarantined; the shipment in
+    #    transit arrives and its two kits are quarantined
+    assert report(api, "site1", rid, p.site, p.kit("K00001"), "dispensed", "SUBJ-7").status_code == 422
+    ok(report(api, "site1", rid, p.site, p.kit("K00001"), "dispensed", "SUBJ-1"))
+    for n in ("K00002", "K00003", "K00004"):
+        ok(report(api, "site1", rid, p.site, p.kit(n), "returned"))
+    for n in ("K00005", "K00006"):
+        ok(report(api, "site1", rid, p.site, p.kit(n), "quarantined"))
+    assert report(api, "site1", rid, p.site, p.kit("K00007"), "quarantined").status_code == 409
+    s = status(api, rid)
+    assert figures(s, "Site 101") == (8, 6, 3, 5)
+    p.receive_all(p.shipments["S-3"], KITS[10:12])
+    for n in ("K00011", "K00012"):
+        ok(report(api, "site1", rid, p.site, p.kit(n), "quarantined"))
+    s = status(api, rid)
+    assert figures(s, "Site 101") == (8, 8, 5, 3)
+    assert (s["reported"], s["reconciled"], s["outstanding"]) == (8, 5, 15)
+
+    # 6. the depot receives Site 101's three returns
+    for n in ("K00002", "K00003", "K00004"):
+        ok(api.post("depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_id": str(p.kit(n))}))
+    s = status(api, rid)
+    assert figures(s, "Site 101") == (8, 8, 8, 0)
+    assert place(s, "Site 101")["reconciled_percent"] == 100.0
+
+    # 7. Site 201: three returned and received at the depot; K00010 cannot be found
+    for n in ("K00007", "K00008", "K00009"):
+        ok(report(api, "site2", rid, p.fr_site, p.kit(n), "returned"))
+        ok(api.post("depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_id": str(p.kit(n))}))
+    s = status(api, rid)
+    assert figures(s, "Site 201") == (4, 3, 3, 1)
+
+    # 8. the depot quarantines its eight kits, QA authorises their destruction and the depot destroys them
+    depot_kits = [str(p.kit(n)) for n in KITS[12:]]
+    for kit in depot_kits:
+        ok(report(api, "depot1", rid, p.depot, UUID(kit), "quarantined"))
+    ok(
+        api.post(
+            "qa1",
+            "/kits/destruction-authorisations",
+            {
+                "kit_ids": depot_kits,
+                "signature": signature("authorised_destruction"),
+                "reason": "recall RC-2026-001",
+            },
+        )
+    )
+    ok(
+        api.post(
+            "depot1",
+            f"/locations/{p.depot}/destructions",
+            {"kit_ids": depot_kits, "certificate": "DC-RC-1", "method": "incineration"},
+        )
+    )
+    s = status(api, rid)
+    assert figures(s, "Depot") == (8, 8, 8, 0)
+    assert (s["reconciled"], s["outstanding"], s["reconciled_percent"]) == (19, 1, 95.0)
+    outstanding = ok(api.get("recall1", f"/recalls/{rid}/outstanding"))
+    assert [k["kit_number"] for k in outstanding["items"]] == ["K00010"] and outstanding["total"] == 1
+
+    # 9. closure is refused while K00010 is unaccounted for
+    refused = api.post("qa1", f"/recalls/{rid}/closure", {"signature": signature("approved")})
+    assert refused.status_code == 409 and refused.json()["code"] == "recall_outstanding"
+    assert refused.json()["kit_numbers"] == ["K00010"]
+
+    # 10. QA justifies the missing kit, signed: every kit accounted for
+    assert (
+        api.post(
+            "site2",
+            f"/recalls/{rid}/kits/{p.kit('K00010')}/justification",
+            {"justification": "x", "signature": signature("approved")},
+        ).status_code
+        == 403
+    )
+    ok(
+        api.post(
+            "qa1",
+            f"/recalls/{rid}/kits/{p.kit('K00010')}/justification",
+            {
+                "justification": "Not found after two site searches; site 201 deviation DV-88",
+                "signature": signature("approved"),
+            },
+        )
+    )
+    s = status(api, rid)
+    assert (s["reconciled"], s["outstanding"], s["reconciled_percent"]) == (20, 0, 100.0)
+    assert s["reconciled_at"] is not None and s["seconds_to_reconciliation"] >= 0
+    assert s["status"] == "open"
+
+    # 11. QA closes the recall, signed
+    ok(api.post("qa1", f"/recalls/{rid}/closure", {"signature": signature("approved")}))
+    s = status(api, rid)
+    assert s["status"] == "closed" and s["closed_at"] is not None
+    recall = api.ledger.get(Recall, UUID(rid))
+    assert recall.closed is not None and recall.closed["signature"]["signer"] == "qa1"
+
+    # 12. the report, for an inspector, made against a signed checkpoint of the log
+    page = api.get("insp1", f"/recalls/{rid}/report")
+    assert "No signed checkpoint of the log exists yet" in page.text
+    log = api.client.app.state.transparency  # type: ignore[attr-defined]
+    log.keys.generate()
+    checkpoint = log.checkpoint()
+    page = api.get("insp1", f"/recalls/{rid}/report")
+    assert f"tree size {checkpoint.size}" in page.text and "<b>covers</b>" in page.text
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    for expected in (
+        "RC-2026-001",
+        "API-1",
+        "DP-1",
+        "P-1",
+        "Site 101",
+        "Site 201",
+        "Depot",
+        "closed",
+        "Not found after two site searches",
+        "Quinn QA",
+        "Checkpoint",
+    ):
+        assert expected in html, expected
+    assert api.get("site1", f"/recalls/{rid}/report").status_code == 403
+    out = Path("/tmp/recall_task/recall_report.html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html)
+    assert api.ledger.get(Shipment, p.shipments["S-3"]).status == "received"

@@ -1,0 +1,312 @@
+"""Recall campaigns on the ledger: opening records the affected set, stops the kits, and closure needs
+every kit accounted for.
+
+The program: 10 blinded kits of run P-1 (6 active from DP-1, made from API-1; 4 placebo). K00001-K00004
+are received at Site 101 and K00001 is dispensed to SUBJ-1; K00005-K00006 are in transit to Site 101
+(S-2); K00007-K00010 stay at the depot. Recalling API-1 reaches the whole run (blinded: every arm).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from uuid import UUID
+
+import pytest
+
+from ledger.domain import Kit, Lot, LotStatus
+from ledger.domain.recall import KitOutcome, KitState, Recall, RecallScope, RecallStatus, in_scope
+from ledger.errors import (
+    InvalidInput,
+    InvalidTransition,
+    KitNotInRecall,
+    KitsNotUsable,
+    LotNotUsable,
+    NotAuthorised,
+    RecallOutstanding,
+    RecallWrongPlace,
+    SignatureRequired,
+)
+from ledger.values import Meaning, sign
+from tests.builders import KIT_GTIN, Program, actors, writes_nothing
+
+ALL = [f"K{i:05d}" for i in range(1, 11)]
+
+
+@pytest.fixture
+def spread(program: Program) -> Program:
+    """Kits at the site (one dispensed), in transit, and at the depot."""
+    program.at_site(ALL[:4])
+    program.ledger.dispense(actors.site, program.kit("K00001"), site_id=program.site, subject="SUBJ-1")
+    program.ship(ALL[4:6], shipment_number="S-2", serial=2)
+    return program
+
+
+def open_recall(program: Program, scope: str = "all_kits", number: str = "RC-1") -> UUID:
+    written = program.ledger.open_recall(
+        actors.qa,
+        recall_number=number,
+        lot_ids=[program.api],
+        reason="API-1 impurity above limit",
+        classification="class_ii",
+        scope=scope,
+        signature=sign(actors.qa, Meaning.APPROVED),
+    )
+    recall_id: UUID = written.ids["recall_id"]
+    return recall_id
+
+
+def recall_of(program: Program, recall_id: UUID) -> Recall:
+    return program.ledger.get(Recall, recall_id)
+
+
+def report(program: Program, recall_id: UUID, number: str, outcome: str, subject: str | None = None) -> None:
+    program.ledger.report_recall_kit(
+        actors.site,
+        recall_id,
+        place_id=program.site,
+        kit_id=program.kit(number),
+        outcome=outcome,
+        subject=subject,
+    )
+
+
+def test_opening_records_every_kit_of_the_reached_run_by_place_and_recalls_the_lot(spread: Program) -> None:
+    recall = recall_of(spread, open_recall(spread))
+    # the whole run, every arm: 10 kits; 6 known at Site 101 (4 received, 2 in transit to it), 4 at the depot
+    assert sorted(k.kit_number for k in recall.kits.values()) == ALL
+    assert [k.kit_number for k in recall.kits_at(str(spread.site))] == ALL[:6]
+    assert [k.kit_number for k in recall.kits_at(str(spread.depot))] == ALL[6:]
+    assert recall.kits[spread.kit("K00005")].status_at_open == "in_transit"
+    assert recall.places[str(spread.site)]["name"] == "Site 101"
+    # the shipment in transit is flagged in the record
+    assert recall.shipments_in_transit == [
+        {"shipment_id": str(spread.shipments["S-2"]), "to_id": str(spread.site), "kits": 2}
+    ]
+    assert [r["batch_number"] for r in recall.runs] == ["P-1"]
+    assert spread.ledger.get(Lot, spread.api).status == LotStatus.RECALLED
+    assert recall.status == RecallStatus.OPEN and recall.outstanding() == sorted(
+        recall.kits.values(), key=lambda k: k.kit_number
+    )
+
+
+def test_opening_saves_the_recall_and_the_lot_recall_atomically(spread: Program) -> None:
+    spread.ledger.hold_lot(actors.qa, spread.api, reason="investigation")
+    spread.ledger.recall_lot(actors.qa, spread.api, signature=sign(actors.qa, Meaning.APPROVED), reason="x")
+    # the lot is already recalled: the recall is refused and nothing is written
+    with writes_nothing(spread.ledger, InvalidTransition, "is recalled; cannot recall"):
+        open_recall(spread)
+    assert Recall.create_id("RC-1") not in spread.ledger.repository
+
+
+def test_cannot_ship_kit_from_a_lot_under_recall(spread: Program) -> None:
+    open_recall(spread)
+    with writes_nothing(spread.ledger, KitsNotUsable) as info:
+        spread.ship(["K00007"], shipment_number="S-3", serial=3)
+    assert info.value.details["problems"][0]["code"] == "lot_not_usable"
+    assert "API-1" in info.value.details["problems"][0]["reason"]
+
+
+def test_cannot_dispense_kit_from_a_lot_under_recall(spread: Program) -> None:
+    open_recall(spread)
+    with writes_nothing(spread.ledger, LotNotUsable, "lot API-1 cannot be used: an upstream lot is recalled"):
+        spread.ledger.dispense(actors.site, spread.kit("K00002"), site_id=spread.site, subject="SUBJ-2")
+
+
+def test_undispensed_scope_leaves_out_dispensed_kits(spread: Program) -> None:
+    recall = recall_of(spread, open_recall(spread, scope="undispensed"))
+    assert sorted(k.kit_number for k in recall.kits.values()) == ALL[1:]
+
+
+def test_unexpired_scope_keeps_kits_expiring_today_or_later() -> None:
+    def kit(expires: date) -> KitState:
+        return KitState(Kit.create_id(KIT_GTIN, "K1"), KIT_GTIN, "K1", "received", None, None, expires)
+
+    today = date(2026, 1, 10)
+    assert in_scope(kit(today), RecallScope.UNEXPIRED, today)
+    assert not in_scope(kit(today - timedelta(days=1)), RecallScope.UNEXPIRED, today)
+    assert in_scope(kit(today - timedelta(days=1)), RecallScope.ALL_KITS, today)
+
+
+def test_only_qa_with_an_approval_signature_opens_a_recall(spread: Program) -> None:
+    with writes_nothing(spread.ledger, NotAuthorised):
+        spread.ledger.open_recall(
+            actors.site,
+            recall_number="RC-1",
+            lot_ids=[spread.api],
+            reason="r",
+            classification="class_i",
+            scope="all_kits",
+            signature=sign(actors.site, Meaning.APPROVED),
+        )
+    with writes_nothing(spread.ledger, SignatureRequired):
+        spread.ledger.open_recall(
+            actors.qa,
+            recall_number="RC-1",
+            lot_ids=[spread.api],
+            reason="r",
+            classification="class_i",
+            scope="all_kits",
+            signature=sign(actors.qa, Meaning.RELEASED),
+        )
+    with writes_nothing(spread.ledger, InvalidInput, "classification is one of"):
+        spread.ledger.open_recall(
+            actors.qa,
+            recall_number="RC-1",
+            lot_ids=[spread.api],
+            reason="r",
+            classification="class_iv",
+            scope="all_kits",
+            signature=sign(actors.qa, Meaning.APPROVED),
+        )
+
+
+def test_a_site_acknowledges_once_and_only_a_place_of_the_recall(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    spread.ledger.acknowledge_recall(actors.site, recall_id, place_id=spread.site)
+    assert str(spread.site) in recall_of(spread, recall_id).acknowledged
+    with writes_nothing(spread.ledger, InvalidTransition, "already acknowledged"):
+        spread.ledger.acknowledge_recall(actors.site, recall_id, place_id=spread.site)
+    with writes_nothing(spread.ledger, RecallWrongPlace, "holds no kit of this recall"):
+        spread.ledger.acknowledge_recall(actors.site, recall_id, place_id=spread.fr_site)
+
+
+def test_a_site_reports_only_its_own_kits_of_the_recall(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    with writes_nothing(spread.ledger, RecallWrongPlace, "K00007 was not recorded there"):
+        report(spread, recall_id, "K00007", "quarantined")
+    with writes_nothing(spread.ledger, KitNotInRecall):
+        spread.ledger.report_recall_kit(
+            actors.site,
+            recall_id,
+            place_id=spread.site,
+            kit_id=Kit.create_id(KIT_GTIN, "K99999"),
+            outcome="quarantined",
+        )
+    report(spread, recall_id, "K00002", "quarantined")
+    with writes_nothing(spread.ledger, InvalidTransition, "K00002 is quarantined; cannot report"):
+        report(spread, recall_id, "K00002", "returned")
+    with writes_nothing(spread.ledger, InvalidInput, "a site reports"):
+        report(spread, recall_id, "K00003", "justified")
+
+
+def test_a_dispensed_report_must_match_the_ledgers_subject(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    with writes_nothing(spread.ledger, InvalidInput, "dispensed to SUBJ-1, not dispensed to SUBJ-9"):
+        report(spread, recall_id, "K00001", "dispensed", "SUBJ-9")
+    with writes_nothing(spread.ledger, InvalidInput, "as received, not dispensed to SUBJ-1"):
+        report(spread, recall_id, "K00002", "dispensed", "SUBJ-1")
+    with writes_nothing(spread.ledger, InvalidInput, "with its subject"):
+        report(spread, recall_id, "K00001", "dispensed")
+    report(spread, recall_id, "K00001", "dispensed", "SUBJ-1")
+    recall = recall_of(spread, recall_id)
+    assert recall.outcomes[spread.kit("K00001")]["subject"] == "SUBJ-1"
+    assert recall.is_accounted(spread.kit("K00001"))
+
+
+def test_a_returned_kit_counts_once_the_depot_receives_it(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    kit = spread.kit("K00003")
+    with writes_nothing(spread.ledger, InvalidTransition, "unreported; cannot receive as a return"):
+        spread.ledger.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=kit)
+    report(spread, recall_id, "K00003", "returned")
+    assert not recall_of(spread, recall_id).is_accounted(kit)
+    with writes_nothing(spread.ledger, NotAuthorised):
+        spread.ledger.receive_recall_return(actors.site, recall_id, depot_id=spread.depot, kit_id=kit)
+    spread.ledger.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=kit)
+    recall = recall_of(spread, recall_id)
+    assert recall.outcomes[kit]["outcome"] == KitOutcome.RECEIVED_AT_DEPOT and recall.is_accounted(kit)
+    assert recall.per_place[str(spread.site)] == {"kits": 6, "reported": 1, "accounted": 1}
+
+
+def test_justification_needs_qa_signature_and_an_unaccounted_kit(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    kit = spread.kit("K00004")
+    with writes_nothing(spread.ledger, SignatureRequired):
+        spread.ledger.justify_unaccounted(
+            actors.qa, recall_id, kit_id=kit, justification="lost", signature=None
+        )
+    with writes_nothing(spread.ledger, InvalidInput, "states why"):
+        spread.ledger.justify_unaccounted(
+            actors.qa, recall_id, kit_id=kit, justification="  ", signature=sign(actors.qa, Meaning.APPROVED)
+        )
+    report(spread, recall_id, "K00004", "quarantined")
+    with writes_nothing(spread.ledger, InvalidTransition, "accounted for; cannot justify"):
+        spread.ledger.justify_unaccounted(
+            actors.qa,
+            recall_id,
+            kit_id=kit,
+            justification="lost",
+            signature=sign(actors.qa, Meaning.APPROVED),
+        )
+
+
+def test_closure_is_refused_until_every_kit_is_accounted_for_then_signed(spread: Program) -> None:
+    L = spread.ledger
+    recall_id = open_recall(spread)
+    with writes_nothing(L, RecallOutstanding, "10 kit\\(s\\) not accounted for"):
+        L.close_recall(actors.qa, recall_id, signature=sign(actors.qa, Meaning.APPROVED))
+    # Site 101: one dispensed, three quarantined; the two kits in transit arrive and are quarantined
+    report(spread, recall_id, "K00001", "dispensed", "SUBJ-1")
+    for n in ("K00002", "K00003", "K00004"):
+        report(spread, recall_id, n, "quarantined")
+    spread.receive_all(spread.shipments["S-2"], ALL[4:6])
+    report(spread, recall_id, "K00005", "quarantined")
+    report(spread, recall_id, "K00006", "returned")
+    # depot: three quarantined in place, one cannot be found and QA justifies it
+    for n in ("K00007", "K00008", "K00009"):
+        L.report_recall_kit(
+            actors.depot, recall_id, place_id=spread.depot, kit_id=spread.kit(n), outcome="quarantined"
+        )
+    sig = sign(actors.qa, Meaning.APPROVED)
+    L.justify_unaccounted(
+        actors.qa, recall_id, kit_id=spread.kit("K00010"), justification="not found", signature=sig
+    )
+    with writes_nothing(L, RecallOutstanding, "K00006"):
+        L.close_recall(actors.qa, recall_id, signature=sig)
+    assert recall_of(spread, recall_id).reconciled_at is None
+    L.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=spread.kit("K00006"))
+    recall = recall_of(spread, recall_id)
+    assert recall.reconciled_at is not None and recall.outstanding() == []
+    L.close_recall(actors.qa, recall_id, signature=sig)
+    recall = recall_of(spread, recall_id)
+    assert recall.status == RecallStatus.CLOSED and recall.closed is not None
+    assert recall.closed["signature"]["meaning"] == "approved"
+    with writes_nothing(L, InvalidTransition, "is closed; cannot acknowledge"):
+        L.acknowledge_recall(actors.depot, recall_id, place_id=spread.depot)
+
+
+def test_kits_destroyed_before_the_recall_are_accounted_from_the_start(spread: Program) -> None:
+    L = spread.ledger
+    kit = spread.kit("K00010")
+    L.authorise_destruction(
+        actors.qa,
+        kit_ids=[kit],
+        signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+        reason="damaged carton",
+    )
+    L.destroy(actors.depot, kit_ids=[kit], certificate="DC-1", method="incineration")
+    recall = recall_of(spread, open_recall(spread))
+    assert recall.outcomes[kit]["outcome"] == KitOutcome.DESTROYED_BEFORE
+    assert recall.accounted_count == 1
+
+
+def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
+    calls: list[int] = []
+
+    def reader(kit_ids: list[UUID]) -> dict[UUID, KitState]:
+        calls.append(len(kit_ids))
+        return spread.ledger._kit_states(kit_ids)
+
+    written = spread.ledger.open_recall(
+        actors.qa,
+        recall_number="RC-2",
+        lot_ids=[spread.api],
+        reason="r",
+        classification="class_iii",
+        scope="all_kits",
+        signature=sign(actors.qa, Meaning.APPROVED),
+        kit_states=reader,
+        source={"reader": "test", "as_of": 7},
+    )
+    assert calls == [10]
+    assert recall_of(spread, written.ids["recall_id"]).source == {"reader": "test", "as_of": 7}
