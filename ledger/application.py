@@ -7,7 +7,9 @@ across every aggregate the step touches, then saves all of them in one atomic wr
 from __future__ import annotations
 
 import base64
+import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,13 +38,23 @@ from ledger.domain import (
 )
 from ledger.domain.base import LedgerAggregate, require_role, stamp
 from ledger.domain.kit import ReceiptOutcome
-from ledger.domain.recall import KitOutcome, KitState, Recall, RecallClass, RecallScope, group_kits, in_scope
+from ledger.domain.recall import (
+    KitOutcome,
+    KitReport,
+    KitState,
+    Recall,
+    RecallClass,
+    RecallScope,
+    group_kits,
+    in_scope,
+)
 from ledger.errors import (
     AlreadyExists,
     BatchNotFound,
     ConcurrentWriteConflict,
     InvalidInput,
     KitNotFound,
+    KitNotInRecall,
     KitsNotUsable,
     LedgerError,
     LocationNotFound,
@@ -111,6 +123,10 @@ class Arm:
 
 
 _PEEK_CACHE_SIZE = 4096
+_WRITE_CACHE_SIZE = 8
+_WRITE_ATTEMPTS = 5
+_WRITE_BACKOFF = 0.01
+"""Seconds: a step that lost a race waits up to this times its attempt number before trying again."""
 
 _NOT_FOUND: dict[type, Callable[[Any], NotFound]] = {
     Lot: LotNotFound,
@@ -138,6 +154,8 @@ class Ledger(Application[UUID]):
         self._upstream: dict[UUID, tuple[UUID, ...]] = {}
         self._peeked: OrderedDict[UUID, LedgerAggregate] = OrderedDict()
         self._peek_lock = threading.Lock()
+        self._writing: OrderedDict[UUID, Recall] = OrderedDict()
+        self._write_lock = threading.Lock()
 
     @classmethod
     def open(cls, database_url: str) -> Ledger:
@@ -200,6 +218,46 @@ class Ledger(Application[UUID]):
                     raise AlreadyExists(type(a).__name__.lower(), _business_key(a)) from None
             raise ConcurrentWriteConflict() from None
         return Written(tuple(pending), ids or {})
+
+    def _on_recall(self, recall_id: UUID, step: Callable[[Recall], Written]) -> Written:
+        """Run one step that changes a recall, on a copy of it kept for writing in this process.
+
+        A recall of 50,000 kits takes ~0.4 s to load from its events; sites report on it one after
+        another, so each step brings the kept copy up to date (only the newer events) instead of
+        loading it. A copy a failed step may have changed is dropped. A step that lost a race with
+        another writer (nothing written) is run again on the newer state, which re-checks it: so a
+        step stamps its time inside `step`, after the copy is up to date.
+        """
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            with self._write_lock:
+                recall = self._writable_recall(recall_id)
+                version = recall.version
+                try:
+                    return step(recall)
+                except ConcurrentWriteConflict:
+                    self._writing.pop(recall_id, None)
+                    if attempt == _WRITE_ATTEMPTS:
+                        raise
+                except BaseException:
+                    if recall.version != version:
+                        self._writing.pop(recall_id, None)
+                    raise
+            time.sleep(random.uniform(0, _WRITE_BACKOFF * attempt))  # let the other writers pass
+        raise AssertionError("unreachable")
+
+    def _writable_recall(self, recall_id: UUID) -> Recall:
+        """The kept copy of a recall for writing, brought up to date (caller holds the write lock)."""
+        recall = self._writing.get(recall_id)
+        if recall is None:
+            recall = self.get(Recall, recall_id)
+        else:
+            for e in self.events.get(recall_id, gt=recall.version):
+                recall = e.mutate(recall)  # type: ignore[assignment,attr-defined]
+            self._writing.move_to_end(recall_id)
+        self._writing[recall_id] = recall
+        if len(self._writing) > _WRITE_CACHE_SIZE:
+            self._writing.popitem(last=False)
+        return recall
 
     # --- reference data: trials and locations --------------------------------------------------------
 
@@ -1120,9 +1178,13 @@ class Ledger(Application[UUID]):
     ) -> Written:
         """A site (or the depot) acknowledges the recall notice."""
         require_role(actor, "acknowledge a recall", Role.SITE, Role.DEPOT)
-        recall = self.get(Recall, recall_id)
-        recall.acknowledge(stamp(actor, occurred_at), place_id)
-        return self._save(recall)
+
+        def step(recall: Recall) -> Written:
+            audit = stamp(actor, occurred_at)
+            recall.acknowledge(audit, place_id)
+            return self._save(recall)
+
+        return self._on_recall(recall_id, step)
 
     def report_recall_kit(
         self,
@@ -1135,24 +1197,114 @@ class Ledger(Application[UUID]):
         subject: str | None = None,
         occurred_at: datetime | None = None,
     ) -> Written:
-        """A site reports one affected kit it held: quarantined, returned, or dispensed (with the subject).
+        """A site reports one affected kit it held: quarantined, returned, or dispensed (with the subject)."""
+        parsed = _choice(KitOutcome, outcome, "outcome")
+        return self.report_recall_kits(
+            actor,
+            recall_id,
+            place_id=place_id,
+            reports=[KitReport(kit_id, parsed, subject)],
+            occurred_at=occurred_at,
+        )
 
-        A dispensed report must match the ledger's own record of the kit (status and subject).
+    def report_recall_kits(
+        self,
+        actor: Actor,
+        recall_id: UUID,
+        *,
+        place_id: UUID,
+        reports: Sequence[KitReport],
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """A place reports on kits of the recall it held, in one write (all or nothing).
+
+        A dispensed kit must match the ledger's own record of it (status and subject). A returned
+        kit is sent back, in the same write, to the depot that shipped it: it is in transit until
+        the depot records it received. With several kits, every refused kit is named.
         """
         require_role(actor, "report a recalled kit", Role.SITE, Role.DEPOT)
-        parsed = _choice(KitOutcome, outcome, "outcome")
-        recall = self.get(Recall, recall_id)
-        if parsed == KitOutcome.DISPENSED and subject:
-            kit = self._peek(Kit, kit_id)
-            if kit.status != KitStatus.DISPENSED or kit.subject != subject:
+        if not reports:
+            raise InvalidInput("a report names at least one kit", field="reports")
+        _unique([r.kit_id for r in reports])
+
+        def step(recall: Recall) -> Written:
+            audit = stamp(actor, occurred_at)
+            kits: list[Kit] = []
+            problems: list[tuple[UUID, LedgerError]] = []
+            for report in reports:
+                try:
+                    recall.check_report(audit, place_id, report)
+                    kit = self._reported_kit(audit, recall, place_id, report)
+                except LedgerError as e:
+                    problems.append((report.kit_id, e))
+                    continue
+                if kit is not None:
+                    kits.append(kit)
+            _refuse_all(recall, "report", problems, len(reports))
+            for report in reports:
+                recall.report_kit(audit, place_id, report)
+            return self._save(recall, *kits)
+
+        return self._on_recall(recall_id, step)
+
+    def _reported_kit(
+        self, audit: dict[str, Any], recall: Recall, place_id: UUID, report: KitReport
+    ) -> Kit | None:
+        """Check a report against the kit's own record; a returned kit is sent back (and returned)."""
+        if report.outcome == KitOutcome.DISPENSED:
+            kit = self._peek(Kit, report.kit_id)
+            if kit.status != KitStatus.DISPENSED or kit.subject != report.subject:
                 raise InvalidInput(
                     f"the ledger records kit {kit.kit_number} as {kit.status}"
                     + (f" to {kit.subject}" if kit.subject else "")
-                    + f", not dispensed to {subject}",
+                    + f", not dispensed to {report.subject}",
                     field="subject",
                 )
-        recall.report_kit(stamp(actor, occurred_at), place_id, kit_id, parsed, subject)
-        return self._save(recall)
+            return None
+        if report.outcome != KitOutcome.RETURNED:
+            return None
+        kit = self.get(Kit, report.kit_id)
+        if kit.shipment_id is None:
+            raise InvalidInput(
+                f"kit {kit.kit_number} was never shipped: the place holding it quarantines it",
+                field="outcome",
+            )
+        depot_id = self._peek(Shipment, kit.shipment_id).from_id
+        kit.send_back(audit, place_id, depot_id, recall.recall_number)
+        return kit
+
+    def receive_recall_returns(
+        self,
+        actor: Actor,
+        recall_id: UUID,
+        *,
+        depot_id: UUID,
+        kit_ids: Sequence[UUID],
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """The depot received kits that sites sent back: they are in its hands and accounted for."""
+        require_role(actor, "receive a recall return", Role.DEPOT)
+        self._require_place(depot_id, LocationKind.DEPOT)
+        _unique(kit_ids)
+
+        def step(recall: Recall) -> Written:
+            audit = stamp(actor, occurred_at)
+            kits = [self.get(Kit, k) for k in kit_ids if k in recall.kits]
+            problems: list[tuple[UUID, LedgerError]] = [
+                (k, KitNotInRecall(recall.recall_number, k)) for k in kit_ids if k not in recall.kits
+            ]
+            for kit in kits:
+                try:
+                    recall.check_return(audit, kit.id)
+                    kit.receive_back(audit, depot_id)
+                except LedgerError as e:
+                    problems.append((kit.id, e))
+            _refuse_all(recall, "receive as returned", problems, len(kit_ids))
+            for kit_id in kit_ids:
+                recall.receive_return(audit, depot_id, kit_id)
+            return self._save(recall, *kits)
+
+        return self._on_recall(recall_id, step)
 
     def receive_recall_return(
         self,
@@ -1163,12 +1315,53 @@ class Ledger(Application[UUID]):
         kit_id: UUID,
         occurred_at: datetime | None = None,
     ) -> Written:
-        """The depot received a recalled kit a site returned; the kit is then accounted for."""
-        require_role(actor, "receive a recall return", Role.DEPOT)
+        """The depot received one recalled kit a site sent back."""
+        return self.receive_recall_returns(
+            actor, recall_id, depot_id=depot_id, kit_ids=[kit_id], occurred_at=occurred_at
+        )
+
+    def destroy_recalled_kits(
+        self,
+        actor: Actor,
+        recall_id: UUID,
+        *,
+        depot_id: UUID,
+        kit_ids: Sequence[UUID],
+        certificate: str,
+        method: str,
+        occurred_at: datetime | None = None,
+    ) -> Written:
+        """The depot destroys kits of the recall it holds, after QA authorised it (signed): the kits
+        are destroyed and the recall records each one as destroyed, with the certificate, at once."""
+        require_role(actor, "destroy recalled kits", Role.DEPOT)
         self._require_place(depot_id, LocationKind.DEPOT)
-        recall = self.get(Recall, recall_id)
-        recall.receive_return(stamp(actor, occurred_at), depot_id, kit_id)
-        return self._save(recall)
+        if not certificate or not certificate.strip():
+            raise InvalidInput("destruction needs the destruction certificate number", field="certificate")
+        if not method or not method.strip():
+            raise InvalidInput("destruction names its method", field="method")
+        _unique(kit_ids)
+
+        def step(recall: Recall) -> Written:
+            audit = stamp(actor, occurred_at)
+            problems: list[tuple[UUID, LedgerError]] = []
+            kits = []
+            for kit_id in kit_ids:
+                try:
+                    recall.require_kit(kit_id)
+                    kit = self.get(Kit, kit_id)
+                    kit.require_at(depot_id, "destroy")
+                    kit.destroy(audit, certificate.strip(), method.strip())
+                    recall.check_destroyed(audit, kit_id)
+                except LedgerError as e:
+                    problems.append((kit_id, e))
+                    continue
+                kits.append(kit)
+            _refuse_all(recall, "destroy", problems, len(kit_ids))
+            for kit_id in kit_ids:
+                recall.record_destroyed(audit, depot_id, kit_id, certificate.strip(), method.strip())
+            return self._save(recall, *kits)
+
+        return self._on_recall(recall_id, step)
 
     def justify_unaccounted(
         self,
@@ -1182,9 +1375,13 @@ class Ledger(Application[UUID]):
     ) -> Written:
         """QA's signed justification for an affected kit that cannot be accounted for."""
         sig = self._qa_signature(actor, signature, Meaning.APPROVED, "justify an unaccounted kit")
-        recall = self.get(Recall, recall_id)
-        recall.justify(stamp(actor, occurred_at), sig.as_dict(), kit_id, justification or "")
-        return self._save(recall)
+
+        def step(recall: Recall) -> Written:
+            audit = stamp(actor, occurred_at)
+            recall.justify(audit, sig.as_dict(), kit_id, justification or "")
+            return self._save(recall)
+
+        return self._on_recall(recall_id, step)
 
     def close_recall(
         self,
@@ -1196,9 +1393,13 @@ class Ledger(Application[UUID]):
     ) -> Written:
         """QA closes the recall (signed): refused while any affected kit is unaccounted for."""
         sig = self._qa_signature(actor, signature, Meaning.APPROVED, "close a recall")
-        recall = self.get(Recall, recall_id)
-        recall.close(stamp(actor, occurred_at), sig.as_dict())
-        return self._save(recall)
+
+        def step(recall: Recall) -> Written:
+            audit = stamp(actor, occurred_at)
+            recall.close(audit, sig.as_dict())
+            return self._save(recall)
+
+        return self._on_recall(recall_id, step)
 
     def recall_view(self, recall_id: UUID) -> Recall:
         """A read-only, current view of a recall: kept per process, brought up to date on each call."""
@@ -1369,6 +1570,15 @@ def _unique(ids: Sequence[UUID]) -> list[UUID]:
     if len(set(ids)) != len(ids):
         raise InvalidInput("each kit is listed once", field="kit_ids")
     return list(ids)
+
+
+def _refuse_all(recall: Recall, action: str, problems: list[tuple[UUID, LedgerError]], kits: int) -> None:
+    """Refuse a recall step over kits: a one-kit step with the kit's own error, a step over several
+    kits with every refused kit named."""
+    if problems and kits == 1:
+        raise problems[0][1]
+    if problems:
+        raise KitsNotUsable(action, [_problem(k, recall.kit_number(k), e) for k, e in problems])
 
 
 def _problem(kit_id: UUID, kit_number: str, e: LedgerError) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 A kit's custody runs commissioned (at the packaging site) -> shipped (depot to site, in a
 shipment) -> received (at the site: received, damaged or missing) -> dispensed (to a subject) ->
-returned (to the site) -> destroyed (with its certificate). A shipment's runs shipped -> receipt
+returned (to the site) -> in a recall, sent back (site to depot) -> received back (at the depot) ->
+destroyed (with its certificate). A shipment's runs shipped -> receipt
 confirmed. Quarantine decisions change a kit's status, not its custodian; they are in the audit trail.
 
 The hand-overs are the entity's own custody events, so they are read from the audit trail's rows
@@ -71,6 +72,9 @@ _STEPS = {
                                detail=lambda c: {"outcome": c["outcome"], "quarantine": c["quarantine"]}),
     ("Kit", "Dispensed"): _Step("dispensed", from_key="site_id"),
     ("Kit", "Returned"): _Step("returned", to_key="site_id", detail=lambda c: {"condition": c["condition"]}),
+    ("Kit", "ReturnShipped"): _Step("sent_back", "site_id", "depot_id",
+                                    detail=lambda c: {"recall_number": c["recall_number"]}),
+    ("Kit", "ReturnReceived"): _Step("received_back", to_key="depot_id"),
     ("Kit", "Destroyed"): _Step("destroyed",
                                 detail=lambda c: {"certificate": c["certificate"], "method": c["method"]}),
     ("Shipment", "Shipped"): _Step("shipped", "from_id", "to_id", lambda c: {

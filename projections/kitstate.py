@@ -86,6 +86,15 @@ def _returned(row: Row, e: Any) -> None:
     row["status"] = KitStatus.RETURNED
 
 
+def _return_shipped(row: Row, e: Any) -> None:
+    """Sent back by a site (a recall): in transit, the depot it travels to accountable for it."""
+    row.update(status=KitStatus.IN_TRANSIT, held_status=None, location_id=None, place_id=e.depot_id)
+
+
+def _return_received(row: Row, e: Any) -> None:
+    row.update(status=KitStatus.RETURNED, location_id=e.depot_id, place_id=e.depot_id)
+
+
 def _destruction_authorised(row: Row, e: Any) -> None:
     row["status"] = KitStatus.PENDING_DESTRUCTION
 
@@ -106,6 +115,8 @@ _STEPS: dict[type, Callable[[Row, Any], None]] = {
     Kit.QuarantineRejected: _quarantine_rejected,
     Kit.Dispensed: _dispensed,
     Kit.Returned: _returned,
+    Kit.ReturnShipped: _return_shipped,
+    Kit.ReturnReceived: _return_received,
     Kit.DestructionAuthorised: _destruction_authorised,
     Kit.Destroyed: _destroyed,
     Kit.Relabelled: _relabelled,

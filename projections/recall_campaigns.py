@@ -64,6 +64,7 @@ class RecallStatusView:
     reconciled_at: str | None
     seconds_to_reconciliation: float | None
     closed_at: str | None
+    outcomes: dict[str, int]
     shipments_in_transit: tuple[dict[str, Any], ...]
     places: tuple[PlaceStatus, ...]
     version: int
@@ -114,6 +115,7 @@ def status(recall: Recall) -> RecallStatusView:
         recall.reconciled_at,
         _seconds(recall.opened_at, recall.reconciled_at),
         recall.closed["at"] if recall.closed else None,
+        dict(sorted(recall.by_outcome.items())),
         tuple(recall.shipments_in_transit),
         places,
         recall.version,

@@ -69,6 +69,7 @@ class Kit(LedgerAggregate):
         self.destination_id: UUID | None = None
         self.subject: str | None = None
         self.status_before_quarantine: KitStatus | None = None
+        self.returning_from: UUID | None = None
         self._touch(audit)
 
     # --- rules -----------------------------------------------------------------------------------
@@ -137,6 +138,23 @@ class Kit(LedgerAggregate):
         self.require_at(site_id, "return")
         self._require_after_last_step(audit, "return")
         self._returned(audit, site_id, condition)
+
+    def send_back(self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str) -> None:
+        """The site sends a recalled kit it holds back to the depot that shipped it."""
+        self.require_status(
+            "send back", KitStatus.RECEIVED, KitStatus.QUARANTINED, KitStatus.RETURNED, KitStatus.DAMAGED
+        )
+        self.require_at(site_id, "send back")
+        self._require_after_last_step(audit, "sending back")
+        self._return_shipped(audit, site_id, depot_id, recall_number)
+
+    def receive_back(self, audit: dict[str, Any], depot_id: UUID) -> None:
+        """The depot receives a kit a site sent back: held there, returned, until its destruction."""
+        self.require_status("receive back", KitStatus.IN_TRANSIT)
+        if self.returning_from is None or self.destination_id != depot_id:
+            raise self._refuse("was not sent back to this depot")
+        self._require_after_last_step(audit, "receipt of a return")
+        self._return_received(audit, depot_id)
 
     def authorise_destruction(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
         if self.status not in DESTROYABLE:
@@ -207,6 +225,25 @@ class Kit(LedgerAggregate):
     @event("Returned")
     def _returned(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
         self.status = KitStatus.RETURNED
+        self._touch(audit)
+
+    @event("ReturnShipped")
+    def _return_shipped(
+        self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str
+    ) -> None:
+        self.status = KitStatus.IN_TRANSIT
+        self.returning_from = site_id
+        self.destination_id = depot_id
+        self.location_id = None
+        self.status_before_quarantine = None
+        self._touch(audit)
+
+    @event("ReturnReceived")
+    def _return_received(self, audit: dict[str, Any], depot_id: UUID) -> None:
+        self.status = KitStatus.RETURNED
+        self.location_id = depot_id
+        self.destination_id = None
+        self.returning_from = None
         self._touch(audit)
 
     @event("DestructionAuthorised")

@@ -6,6 +6,11 @@ transit, and the places to notify. Sites acknowledge and report each kit (quaran
 already dispensed to a subject); the depot records returns received; QA justifies each kit that
 cannot be found and closes the recall with a signature once every kit is accounted for.
 
+Kits move with the campaign: a kit a site reports `returned` is sent back to the depot that shipped
+it (its custody moves, `Kit.ReturnShipped`), the depot's receipt puts it in the depot's hands
+(`Kit.ReturnReceived`), and its destruction there, once QA has authorised it, is recorded in the
+recall as the kit's final outcome.
+
 Blinded by construction: a packaging run reached by a suspect lot is affected as a whole (every
 arm), so a site's list never tells which of its kits hold the suspect material.
 """
@@ -54,6 +59,7 @@ class KitOutcome(StrEnum):
     RETURNED = "returned"
     DISPENSED = "dispensed"
     RECEIVED_AT_DEPOT = "received_at_depot"
+    DESTROYED = "destroyed"
     DESTROYED_BEFORE = "destroyed_before_recall"
     JUSTIFIED = "justified"
 
@@ -66,6 +72,7 @@ ACCOUNTED = frozenset(
         KitOutcome.QUARANTINED,
         KitOutcome.DISPENSED,
         KitOutcome.RECEIVED_AT_DEPOT,
+        KitOutcome.DESTROYED,
         KitOutcome.DESTROYED_BEFORE,
         KitOutcome.JUSTIFIED,
     }
@@ -75,6 +82,18 @@ depot records it received."""
 
 UNLOCATED = ""
 """The place key of kits whose place is unknown when the recall opens (none recorded)."""
+
+DESTROYABLE_FROM = (None, KitOutcome.QUARANTINED, KitOutcome.RECEIVED_AT_DEPOT)
+"""The outcomes (None: not yet reported) after which the depot may record a kit destroyed."""
+
+
+@dataclass(frozen=True, slots=True)
+class KitReport:
+    """One line of a place's report: a kit and what became of it (with the subject when dispensed)."""
+
+    kit_id: UUID
+    outcome: KitOutcome
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +182,7 @@ class Recall(LedgerAggregate):
             p: {"kits": 0, "reported": 0, "accounted": 0} for p in places
         }
         self.per_place.setdefault(UNLOCATED, {"kits": 0, "reported": 0, "accounted": 0})
+        self.by_outcome: dict[str, int] = {}
         self.reconciled_at: str | None = None
         self.closed: dict[str, Any] | None = None
         self.timeline: list[dict[str, Any]] = [_moment("opened", audit)]
@@ -232,35 +252,66 @@ class Recall(LedgerAggregate):
         self._require_after_last_step(audit, "acknowledgement")
         self._acknowledged(audit, place)
 
-    def report_kit(
-        self, audit: dict[str, Any], place_id: UUID, kit_id: UUID, outcome: KitOutcome, subject: str | None
-    ) -> None:
-        """A site's (or depot's) report on one kit it held when the recall opened."""
+    def check_report(self, audit: dict[str, Any], place_id: UUID, report: KitReport) -> None:
+        """Refuse a report on a kit unless the place held it when the recall opened, the kit has
+        no outcome yet and the outcome is one a place may report."""
         self.require_open("report a kit")
-        kit = self.require_kit(kit_id)
+        kit = self.require_kit(report.kit_id)
         place = self._require_place(place_id, "report a kit")
         if kit.place != place:
             raise RecallWrongPlace(
                 self.recall_number, place_id, f"kit {kit.kit_number} was not recorded there"
             )
-        if outcome not in SITE_OUTCOMES:
+        if report.outcome not in SITE_OUTCOMES:
             raise InvalidInput(f"a site reports {', '.join(SITE_OUTCOMES)}", field="outcome")
-        if (outcome == KitOutcome.DISPENSED) != bool(subject):
+        if (report.outcome == KitOutcome.DISPENSED) != bool(report.subject):
             raise InvalidInput("a dispensed kit is reported with its subject, and only then", field="subject")
-        if kit_id in self.outcomes:
-            raise InvalidTransition("recall kit", kit.kit_number, self.outcomes[kit_id]["outcome"], "report")
+        if report.kit_id in self.outcomes:
+            raise InvalidTransition(
+                "recall kit", kit.kit_number, self.outcomes[report.kit_id]["outcome"], "report"
+            )
         self._require_after_last_step(audit, "kit report")
-        self._kit_reported(audit, kit_id, str(outcome), subject)
 
-    def receive_return(self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID) -> None:
-        """The depot received a kit a site reported returned."""
+    def report_kit(self, audit: dict[str, Any], place_id: UUID, report: KitReport) -> None:
+        """A site's (or depot's) report on one kit it held when the recall opened."""
+        self.check_report(audit, place_id, report)
+        self._kit_reported(audit, report.kit_id, str(report.outcome), report.subject)
+
+    def check_return(self, audit: dict[str, Any], kit_id: UUID) -> None:
+        """Refuse a return receipt unless the kit is one a place reported returned."""
         self.require_open("receive a return")
         kit = self.require_kit(kit_id)
         outcome = self.outcomes.get(kit_id, {}).get("outcome", "unreported")
         if outcome != KitOutcome.RETURNED:
             raise InvalidTransition("recall kit", kit.kit_number, outcome, "receive as a return")
         self._require_after_last_step(audit, "return receipt")
+
+    def receive_return(self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID) -> None:
+        """The depot received a kit a site reported returned."""
+        self.check_return(audit, kit_id)
         self._return_received(audit, depot_id, kit_id)
+
+    def check_destroyed(self, audit: dict[str, Any], kit_id: UUID) -> None:
+        """Refuse to record a destruction unless the kit is unreported, quarantined or back at the
+        depot (not dispensed, not on its way back, not justified or already destroyed)."""
+        self.require_open("record a destruction")
+        kit = self.require_kit(kit_id)
+        outcome = self.outcomes.get(kit_id, {}).get("outcome")
+        if outcome not in DESTROYABLE_FROM:
+            raise InvalidTransition("recall kit", kit.kit_number, str(outcome), "record as destroyed")
+        self._require_after_last_step(audit, "destruction")
+
+    def record_destroyed(
+        self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID, certificate: str, method: str
+    ) -> None:
+        """The depot destroyed a kit of the recall that it holds (quarantined there or returned to it)."""
+        self.check_destroyed(audit, kit_id)
+        self._kit_destroyed(audit, depot_id, kit_id, certificate, method)
+
+    def kit_number(self, kit_id: UUID) -> str:
+        """The kit's number when it is in the recall, else its id (for messages)."""
+        kit = self.kits.get(kit_id)
+        return kit.kit_number if kit else str(kit_id)
 
     def justify(
         self, audit: dict[str, Any], signature: dict[str, str], kit_id: UUID, justification: str
@@ -315,6 +366,22 @@ class Recall(LedgerAggregate):
         self._check_reconciled(audit)
         self._touch(audit)
 
+    @event("KitDestroyed")
+    def _kit_destroyed(
+        self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID, certificate: str, method: str
+    ) -> None:
+        record = {
+            **self.outcomes.get(kit_id, {}),
+            "outcome": str(KitOutcome.DESTROYED),
+            "depot_id": str(depot_id),
+            "certificate": certificate,
+            "method": method,
+            "destroyed_by": audit["name"],
+        }
+        self._mark(kit_id, record, audit)
+        self._check_reconciled(audit)
+        self._touch(audit)
+
     @event("KitJustified")
     def _justified(
         self, audit: dict[str, Any], signature: dict[str, str], kit_id: UUID, justification: str
@@ -344,10 +411,15 @@ class Recall(LedgerAggregate):
         before = self.outcomes.get(kit_id)
         if before is None:
             counts["reported"] += 1
-        elif before["outcome"] in ACCOUNTED:
-            counts["accounted"] -= 1
+        else:
+            self.by_outcome[before["outcome"]] -= 1
+            if not self.by_outcome[before["outcome"]]:
+                del self.by_outcome[before["outcome"]]
+            if before["outcome"] in ACCOUNTED:
+                counts["accounted"] -= 1
         if record["outcome"] in ACCOUNTED:
             counts["accounted"] += 1
+        self.by_outcome[record["outcome"]] = self.by_outcome.get(record["outcome"], 0) + 1
         self.outcomes[kit_id] = {**record, "at": audit["occurred_at"]}
 
     def _check_reconciled(self, audit: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@
 3. The events are planned into ledger commands (a shipping ObjectEvent with the packing
    AggregationEvent of its SSCC is one `ship`; the receiving events of one shipment at one time are
    one `confirm_receipt`; an error declaration with its corrective event is one quantity correction).
+   Recall returns (events with `lotline:recall`) are refused: they belong to a recall campaign.
 4. If validation and planning found no problem, every command runs on a `StagedLedger`: the
    ledger's own rules, on the state left by the document's earlier events, nothing written. The
    first event the ledger refuses ends the dry run (later events may fail only because of it).
@@ -63,6 +64,13 @@ class MappingError(InvalidInput):
     """An event Lotline cannot turn into a ledger command."""
 
     code = "epcis_unmapped"
+
+
+RECALL_RETURN_REFUSED = (
+    "a recall return (lotline:recall) is not captured: recall returns are recorded through the recall "
+    "campaign (the API's /recalls routes); EPCIS capture does not carry recall campaigns"
+)
+"""Why an event of a kit sent back to its depot, or received there, under a recall is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +448,8 @@ class Planner:
 
     def _command(self, i: int) -> Command:
         e = self.events[i]
+        if e.extension("lotline:recall") is not None:
+            raise MappingError(RECALL_RETURN_REFUSED, field="lotline:recall")
         if isinstance(e, TransformationEvent):
             return self._transformation(i, e)
         if isinstance(e, AggregationEvent):

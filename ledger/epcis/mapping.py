@@ -4,8 +4,9 @@ One ledger step writes several events atomically (a packaging run writes the run
 each input lot and the commissioning of every kit); its EPCIS form comes from the step's first
 event, and the events that only complete it (`Lot.Consumed`, `Kit.Commissioned`, `Kit.Shipped`,
 `Kit.Received`, `Kit.Relabelled`, the drug-product lot's `Lot.Received`) map to nothing of their own.
-Steps that write one event per kit (quarantine, QA decision, destruction) become one EPCIS event over
-all their kits. Trials and locations are master data, not events. docs/epcis.md has the table.
+Steps that write one event per kit (quarantine, QA decision, recall returns, destruction) become one
+EPCIS event over all their kits. Trials and locations are master data, not events; recall campaigns
+are not mapped, only the kits' custody moves they cause. docs/epcis.md has the table.
 
 Blinding: unless `blinded=False`, the treatment allocation and anything that ties a kit to its
 drug-product lot stay out. The packaging TransformationEvent then lists every input lot (all arms)
@@ -65,6 +66,8 @@ PER_KIT = {
     "Kit.Quarantined",
     "Kit.QuarantineReleased",
     "Kit.QuarantineRejected",
+    "Kit.ReturnShipped",
+    "Kit.ReturnReceived",
     "Kit.DestructionAuthorised",
     "Kit.Destroyed",
 }
@@ -643,6 +646,58 @@ def _returned(m: Mapper, s: Step) -> list[dict[str, Any]]:
     ]
 
 
+def _return_shipped(m: Mapper, s: Step) -> list[dict[str, Any]]:
+    """Kits a site sends back to their depot under a recall: one shipping event per site and depot."""
+    groups: dict[tuple[UUID, UUID, str], list[Any]] = {}
+    for e in s.events:
+        groups.setdefault((e.site_id, e.depot_id, e.recall_number), []).append(e)
+    found = []
+    for (site_id, depot_id, recall_number), events in groups.items():
+        site = m.sgln(site_id)
+        found.append(
+            _object(
+                events[0],
+                "OBSERVE",
+                "shipping",
+                "in_transit",
+                epcList=sorted(m.sgtin(e.originator_id) for e in events),
+                readPoint={"id": site},
+                sourceList=[{"type": "location", "source": site}],
+                destinationList=[{"type": "location", "destination": m.sgln(depot_id)}],
+                **{"lotline:recall": recall_number},
+            )
+        )
+    return found
+
+
+def _return_received(m: Mapper, s: Step) -> list[dict[str, Any]]:
+    """Kits sent back under a recall, received at the depot."""
+    e = s.first
+    return [
+        _object(
+            e,
+            "OBSERVE",
+            "receiving",
+            "returned",
+            epcList=_kits(m, s),
+            **m.place(e.depot_id),
+            **{"lotline:recall": _recall_sent_back_under(m, e)},
+        )
+    ]
+
+
+def _recall_sent_back_under(m: Mapper, received: Any) -> str | None:
+    """The recall number of the `Kit.ReturnShipped` just before a kit's `Kit.ReturnReceived`.
+
+    A kit on its way back takes no other step, so that event is the one before; one receipt is one
+    recall's step, so the first kit's answer holds for all its kits (one read per step).
+    """
+    before = received.originator_version - 1
+    for e in m.ledger.events.get(received.originator_id, gt=before - 1, lte=before):
+        return getattr(e, "recall_number", None)
+    return None
+
+
 def _destruction_authorised(m: Mapper, s: Step) -> list[dict[str, Any]]:
     e = s.first
     return [
@@ -693,6 +748,8 @@ _HANDLERS: dict[str, Callable[[Mapper, Step], list[dict[str, Any]]]] = {
     "Kit.QuarantineRejected": _quarantine_decided(False),
     "Kit.Dispensed": _dispensed,
     "Kit.Returned": _returned,
+    "Kit.ReturnShipped": _return_shipped,
+    "Kit.ReturnReceived": _return_received,
     "Kit.DestructionAuthorised": _destruction_authorised,
     "Kit.Destroyed": _destroyed,
 }

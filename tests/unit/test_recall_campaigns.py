@@ -13,12 +13,21 @@ from uuid import UUID
 
 import pytest
 
-from ledger.domain import Kit, Lot, LotStatus
-from ledger.domain.recall import KitOutcome, KitState, Recall, RecallScope, RecallStatus, in_scope
+from ledger.domain import Kit, KitStatus, Lot, LotStatus
+from ledger.domain.recall import (
+    KitOutcome,
+    KitReport,
+    KitState,
+    Recall,
+    RecallScope,
+    RecallStatus,
+    in_scope,
+)
 from ledger.errors import (
     InvalidInput,
     InvalidTransition,
     KitNotInRecall,
+    KitNotUsable,
     KitsNotUsable,
     LotNotUsable,
     NotAuthorised,
@@ -310,3 +319,120 @@ def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
     )
     assert calls == [10]
     assert recall_of(spread, written.ids["recall_id"]).source == {"reader": "test", "as_of": 7}
+
+
+def kit_of(program: Program, number: str) -> Kit:
+    return program.ledger.get(Kit, program.kit(number))
+
+
+def test_a_returned_kit_travels_back_to_the_depot_that_shipped_it(spread: Program) -> None:
+    L = spread.ledger
+    recall_id = open_recall(spread)
+    report(spread, recall_id, "K00003", "returned")
+    kit = kit_of(spread, "K00003")
+    # out of the site's hands, on its way to the depot: the site can no longer act on it
+    assert (kit.status, kit.location_id, kit.destination_id) == (KitStatus.IN_TRANSIT, None, spread.depot)
+    with writes_nothing(L, KitNotUsable, "is in_transit; cannot return"):
+        L.return_kit(actors.site, kit.id, site_id=spread.site, condition="unused")
+    # only a depot receives it, and only the depot it was sent to
+    with writes_nothing(L, InvalidInput, "expected depot"):
+        L.receive_recall_return(actors.depot, recall_id, depot_id=spread.site, kit_id=kit.id)
+    L.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=kit.id)
+    kit = kit_of(spread, "K00003")
+    assert (kit.status, kit.location_id, kit.destination_id) == (KitStatus.RETURNED, spread.depot, None)
+    assert recall_of(spread, recall_id).outcomes[kit.id]["outcome"] == KitOutcome.RECEIVED_AT_DEPOT
+
+
+def test_a_kit_the_depot_never_shipped_is_quarantined_there_not_returned(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    with writes_nothing(spread.ledger, InvalidInput, "never shipped"):
+        spread.ledger.report_recall_kit(
+            actors.depot, recall_id, place_id=spread.depot, kit_id=spread.kit("K00007"), outcome="returned"
+        )
+
+
+def test_a_kit_in_transit_to_the_site_cannot_be_sent_back_before_it_arrives(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    with writes_nothing(spread.ledger, KitNotUsable, "is in_transit; cannot send back"):
+        report(spread, recall_id, "K00005", "returned")
+
+
+def test_a_batch_report_is_all_or_nothing_and_names_every_refused_kit(spread: Program) -> None:
+    L = spread.ledger
+    recall_id = open_recall(spread)
+    good = [
+        KitReport(spread.kit("K00002"), KitOutcome.RETURNED),
+        KitReport(spread.kit("K00003"), KitOutcome.QUARANTINED),
+    ]
+    bad = [
+        KitReport(spread.kit("K00007"), KitOutcome.QUARANTINED),  # held at the depot, not the site
+        KitReport(spread.kit("K00001"), KitOutcome.DISPENSED, "SUBJ-9"),  # the ledger says SUBJ-1
+    ]
+    with writes_nothing(L, KitsNotUsable) as info:
+        L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good + bad)
+    problems = {p["kit_number"]: p["code"] for p in info.value.details["problems"]}
+    assert problems == {"K00007": "recall_wrong_place", "K00001": "invalid_input"}
+    # the refused batch left nothing behind, in the store or in the ledger's kept copy
+    assert kit_of(spread, "K00002").status == KitStatus.RECEIVED
+    with writes_nothing(L, InvalidInput, "each kit is listed once"):
+        L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good + good[:1])
+    written = L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good)
+    assert len(written.events) == 3  # two recall reports, one kit sent back
+    recall = recall_of(spread, recall_id)
+    assert recall.per_place[str(spread.site)] == {"kits": 6, "reported": 2, "accounted": 1}
+    assert recall.by_outcome == {"returned": 1, "quarantined": 1}
+
+
+def test_recalled_kits_destroyed_at_the_depot_are_recorded_in_the_recall(spread: Program) -> None:
+    L = spread.ledger
+    recall_id = open_recall(spread)
+    report(spread, recall_id, "K00002", "returned")
+    L.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=spread.kit("K00002"))
+    doomed = [spread.kit(n) for n in ("K00002", "K00007")]
+
+    def destroy(kit_ids: list[UUID]) -> None:
+        L.destroy_recalled_kits(
+            actors.depot,
+            recall_id,
+            depot_id=spread.depot,
+            kit_ids=kit_ids,
+            certificate="DC-RC-1",
+            method="incineration",
+        )
+
+    # not without QA's signed authorisation
+    with writes_nothing(L, KitsNotUsable) as info:
+        destroy(doomed)
+    assert {p["code"] for p in info.value.details["problems"]} == {"kit_not_usable"}
+    L.authorise_destruction(
+        actors.qa,
+        kit_ids=[*doomed, spread.kit("K00003")],
+        signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+        reason="recall RC-1",
+    )
+    # not a kit the depot does not hold (K00003 is at the site), nor one outside the recall's record
+    with writes_nothing(L, KitNotUsable, "not at the location it would destroy from"):
+        destroy([spread.kit("K00003")])
+    with writes_nothing(L, NotAuthorised):
+        L.destroy_recalled_kits(
+            actors.site, recall_id, depot_id=spread.depot, kit_ids=doomed, certificate="C", method="m"
+        )
+    destroy(doomed)
+    recall = recall_of(spread, recall_id)
+    for kit_id in doomed:
+        assert L.get(Kit, kit_id).status == KitStatus.DESTROYED
+        assert recall.outcomes[kit_id]["outcome"] == KitOutcome.DESTROYED
+        assert recall.outcomes[kit_id]["certificate"] == "DC-RC-1"
+    assert recall.by_outcome == {"destroyed": 2}
+    assert recall.per_place[str(spread.depot)]["accounted"] == 1
+    with writes_nothing(L, KitsNotUsable):
+        destroy(doomed)
+
+
+def test_destruction_through_a_recall_names_only_kits_of_its_record(spread: Program) -> None:
+    recall_id = open_recall(spread)
+    stranger = UUID(int=7)
+    with writes_nothing(spread.ledger, KitNotInRecall, str(stranger)):
+        spread.ledger.destroy_recalled_kits(
+            actors.depot, recall_id, depot_id=spread.depot, kit_ids=[stranger], certificate="C", method="m"
+        )

@@ -1,0 +1,151 @@
+"""Recall returns in EPCIS: the kits a site sends back and the depot receives are exported as custody
+moves; capture refuses them, because recall campaigns are recorded through the recall routes.
+
+The program: 10 blinded kits of run P-1; K00001-K00004 are received at Site 101. Recall RC-1 of API-1
+reaches the whole run. The site reports K00002 and K00003 returned and K00004 quarantined in one
+report; the depot receives K00002 and K00003 back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger.application import Ledger
+from ledger.domain import Kit, KitStatus, Location
+from ledger.domain.recall import KitOutcome, KitReport
+from ledger.epcis import Epcis, ids
+from ledger.epcis.capture import RECALL_RETURN_REFUSED, MappingError, captured
+from ledger.epcis.eventhash import document_hash_ids
+from ledger.epcis.models import EPCISDocument
+from ledger.values import Meaning, sign
+from tests.builders import DEPOT_GLN, KIT_GTIN, SITE_GLN, Program, actors
+from tests.epcis_reference import schema_validator
+from tests.integration.epcis_helpers import ALL_ROLES, events, exported, second_url  # noqa: F401
+
+RETURNED = ["K00002", "K00003"]
+RECALL_NUMBER = "RC-1"
+
+
+@pytest.fixture
+def source(ledger: Ledger, database_url: str) -> Iterator[Epcis]:
+    """The program up to the depot's receipt of the kits the site sent back under the recall."""
+    program = Program.released(ledger)
+    program.at_site(["K00001", "K00002", "K00003", "K00004"])
+    written = ledger.open_recall(
+        actors.qa,
+        recall_number=RECALL_NUMBER,
+        lot_ids=[program.api],
+        reason="API-1 impurity above limit",
+        classification="class_ii",
+        scope="all_kits",
+        signature=sign(actors.qa, Meaning.APPROVED),
+    )
+    recall_id: UUID = written.ids["recall_id"]
+    # the site reports two kits returned (sent back to the depot) and one quarantined, in one write
+    ledger.report_recall_kits(
+        actors.site,
+        recall_id,
+        place_id=program.site,
+        reports=[
+            KitReport(program.kit("K00002"), KitOutcome.RETURNED),
+            KitReport(program.kit("K00003"), KitOutcome.RETURNED),
+            KitReport(program.kit("K00004"), KitOutcome.QUARANTINED),
+        ],
+    )
+    # the depot receives both back
+    ledger.receive_recall_returns(
+        actors.depot, recall_id, depot_id=program.depot, kit_ids=program.kits(*RETURNED)
+    )
+    epcis = Epcis(ledger, database_url)
+    yield epcis
+    epcis.close()
+
+
+@pytest.fixture
+def target(second_url: str) -> Iterator[tuple[Ledger, Epcis]]:  # noqa: F811
+    ledger = Ledger.open(second_url)
+    epcis = Epcis(ledger, second_url)
+    yield ledger, epcis
+    epcis.close()
+    ledger.close()
+
+
+def _recall_returns(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, e) for i, e in enumerate(events(doc)) if "lotline:recall" in e]
+
+
+def _returned_sgtins() -> list[str]:
+    return sorted(ids.sgtin(KIT_GTIN, n) for n in RETURNED)
+
+
+def test_recall_returns_export_as_a_shipment_back_to_the_depot_and_its_receipt(source: Epcis) -> None:
+    for blinded in (True, False):
+        doc = exported(source, blinded=blinded)
+        assert [e.message for e in schema_validator().iter_errors(doc)] == []
+        EPCISDocument.model_validate(doc)
+        hashes = document_hash_ids(doc)
+        assert hashes == [e["eventID"] for e in events(doc)]
+        site, depot = ids.sgln(SITE_GLN), ids.sgln(DEPOT_GLN)
+        kit_shipments = [
+            e
+            for e in events(doc)
+            if e.get("bizStep") == "shipping" and any(x.startswith("urn:epc:id:sgtin:") for x in e["epcList"])
+        ]
+        assert len(kit_shipments) == 1
+        (sent,) = kit_shipments
+        assert (sent["type"], sent["action"], sent["disposition"]) == ("ObjectEvent", "OBSERVE", "in_transit")
+        assert sent["epcList"] == _returned_sgtins()  # K00004, quarantined in the same report, stays out
+        assert sent["readPoint"] == {"id": site}
+        assert sent["sourceList"] == [{"type": "location", "source": site}]
+        assert sent["destinationList"] == [{"type": "location", "destination": depot}]
+        assert sent["lotline:recall"] == RECALL_NUMBER
+        receipts = [
+            e for e in events(doc) if e.get("bizStep") == "receiving" and e.get("disposition") == "returned"
+        ]
+        assert len(receipts) == 1
+        (received,) = receipts
+        assert received["epcList"] == _returned_sgtins()
+        assert received["readPoint"] == received["bizLocation"] == {"id": depot}
+        assert received["lotline:recall"] == RECALL_NUMBER
+        assert [e for _, e in _recall_returns(doc)] == [sent, received]
+        assert sent["eventID"].startswith("ni:///sha-256;") and sent["eventID"] != received["eventID"]
+        # each covers the per-kit ledger events of its step
+        assert sent["lotline:source"]["lastSeq"] == sent["lotline:source"]["seq"] + 1
+        assert received["lotline:source"]["lastSeq"] == received["lotline:source"]["seq"] + 1
+
+
+def test_capture_refuses_recall_returns_and_records_nothing(source: Epcis, target: Any) -> None:
+    ledger, into = target
+    doc = exported(source, blinded=False)
+    returns = _recall_returns(doc)
+    assert len(returns) == 2
+    result = into.capture(doc, ALL_ROLES)
+    assert not result.accepted
+    assert [(e.index, e.event_id, e.code, e.reason) for e in result.errors] == [
+        (i, e["eventID"], MappingError.code, RECALL_RETURN_REFUSED) for i, e in returns
+    ]
+    assert "/recalls" in RECALL_RETURN_REFUSED
+    assert result.recorded == 0 and result.ledger_events == 0
+    assert ledger.chain.head()[0] == 0, "a refused document recorded events"
+    with into.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(captured)).scalar() == 0
+
+
+def test_without_its_recall_returns_the_same_export_is_captured(source: Epcis, target: Any) -> None:
+    """Only the recall returns are refused: the rest of the program maps as before."""
+    ledger, into = target
+    doc = exported(source, blinded=False)
+    returns = {i for i, _ in _recall_returns(doc)}
+    doc["epcisBody"]["eventList"] = [e for i, e in enumerate(events(doc)) if i not in returns]
+    result = into.capture(doc, ALL_ROLES)
+    assert result.accepted, result.errors[:5]
+    assert result.recorded == len(events(doc))
+    # the target never heard of the recall campaign: the kits are still at the site
+    for number in RETURNED:
+        kit = ledger.get(Kit, Kit.create_id(KIT_GTIN, number))
+        assert (kit.status, kit.location_id) == (KitStatus.RECEIVED, Location.create_id(SITE_GLN))
