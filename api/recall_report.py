@@ -43,6 +43,8 @@ def render_report(ledger: Ledger, recall: Recall, log: Transparency | None) -> s
         _tree(ledger, recall),
         "<h2>Per place</h2>",
         _places(view),
+        "<h2>What became of the kits</h2>",
+        _dispositions(recall, view),
         "<h2>Timeline</h2>",
         _timeline(recall),
         "<h2>Signatures</h2>",
@@ -176,6 +178,48 @@ def _places(view: campaigns.RecallStatusView) -> str:
         f"<th class='n'>{view.reconciled_percent}</th></tr>"
     )
     return f"<table>{head}{rows}{total}</table>"
+
+
+_OUTCOMES = {
+    "quarantined": "quarantined where they were held",
+    "returned": "sent back by a site, not yet received at the depot",
+    "received_at_depot": "returned and received at the depot",
+    "destroyed": "destroyed during the recall (certificates below)",
+    "dispensed": "already dispensed to a subject",
+    "destroyed_before_recall": "destroyed before the recall opened",
+    "justified": "not found; QA's signed justification",
+}
+
+
+def _dispositions(recall: Recall, view: campaigns.RecallStatusView) -> str:
+    """Kits per outcome, then each destruction certificate with its kits, place and method."""
+    unreported = view.kits - sum(view.outcomes.values())
+    rows = [(_OUTCOMES.get(k, k), n) for k, n in view.outcomes.items()]
+    if unreported:
+        rows.append(("not yet reported", unreported))
+    table = "".join(f"<tr><td>{_e(what)}</td><td class='n'>{n}</td></tr>" for what, n in rows)
+    certificates: dict[tuple[str, str, str], list[str]] = {}
+    for kit_id, o in recall.outcomes.items():
+        if o["outcome"] == "destroyed":
+            key = (o["certificate"], o["depot_id"], o["method"])
+            certificates.setdefault(key, []).append(recall.kits[kit_id].kit_number)
+    destroyed = "".join(
+        f"<tr><td>{_e(cert)}</td><td>{_e(recall.places.get(depot, {}).get('name', depot))}</td>"
+        f"<td>{_e(method)}</td><td class='n'>{len(kits)}</td><td>{_e(_numbers(sorted(kits)))}</td></tr>"
+        for (cert, depot, method), kits in sorted(certificates.items())
+    )
+    cert_table = (
+        "<table><tr><th>Destruction certificate</th><th>At</th><th>Method</th><th>Kits</th>"
+        f"<th>Kit numbers</th></tr>{destroyed}</table>"
+        if destroyed
+        else "<p>No kit of this recall has been destroyed yet.</p>"
+    )
+    return f"<table><tr><th>Outcome</th><th>Kits</th></tr>{table}</table>{cert_table}"
+
+
+def _numbers(numbers: list[str], shown: int = 20) -> str:
+    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
+    return ", ".join(numbers[:shown]) + more
 
 
 def _timeline(recall: Recall) -> str:

@@ -1,6 +1,6 @@
-"""Recall campaigns: open (QA), acknowledge and report per kit (sites), returns received (depot),
-justifications and closure (QA); the live status, the outstanding kits, each site's own task list,
-and the recall report as an HTML page."""
+"""Recall campaigns: open (QA), acknowledge and report kits (sites), returns received and destruction
+(depot), justifications and closure (QA); the live status, the outstanding kits, each site's own task
+list, and the recall report as an HTML page."""
 
 from __future__ import annotations
 
@@ -21,14 +21,17 @@ from api.schemas.recalls import (
     OutstandingPage,
     RecallAckIn,
     RecallCloseIn,
+    RecallDestructionIn,
     RecallJustificationIn,
     RecallKitReportIn,
     RecallOpenIn,
+    RecallReportsIn,
     RecallReturnIn,
     RecallStatusOut,
     SiteTasksOut,
 )
 from api.schemas.results import Created
+from ledger.domain.recall import KitOutcome, KitReport
 from projections import recall_campaigns as campaigns
 from projections.genealogy import Genealogy
 
@@ -104,8 +107,9 @@ def report_kit(
     ledger: LedgerDep,
     once: OnceDep,
 ) -> Any:
-    """Report one kit of the recall held at the site: quarantined, returned, or dispensed with the
-    subject (site: their own sites; depot for its stock)."""
+    """Report one kit of the recall held at the site: quarantined, returned (sent back to the depot
+    that shipped it, in transit until the depot receives it), or dispensed with the subject (site:
+    their own sites; depot for its stock)."""
     return record(
         ledger,
         once,
@@ -121,16 +125,56 @@ def report_kit(
     )
 
 
-@router.post("/recalls/{recall_id}/returns", response_model=Recorded, responses=errors(404, 409))
-def receive_return(
-    recall_id: UUID, body: RecallReturnIn, user: UserDep, ledger: LedgerDep, once: OnceDep
+@router.post(
+    "/recalls/{recall_id}/sites/{site_id}/reports", response_model=Recorded, responses=errors(404, 409)
+)
+def report_kits(
+    recall_id: UUID, site_id: OwnSite, body: RecallReportsIn, user: UserDep, ledger: LedgerDep, once: OnceDep
 ) -> Any:
-    """The depot received a kit a site reported returned (depot)."""
+    """Report many kits of the recall held at the site in one write, all or none: a refused request
+    names every kit it refused (site: their own sites; depot for its stock)."""
+    reports = [KitReport(k.kit_id, KitOutcome(k.outcome), k.subject) for k in body.kits]
     return record(
         ledger,
         once,
-        lambda: ledger.receive_recall_return(
-            user.actor, recall_id, depot_id=body.depot_id, kit_id=body.kit_id, occurred_at=body.occurred_at
+        lambda: ledger.report_recall_kits(
+            user.actor, recall_id, place_id=site_id, reports=reports, occurred_at=body.occurred_at
+        ),
+    )
+
+
+@router.post("/recalls/{recall_id}/returns", response_model=Recorded, responses=errors(404, 409))
+def receive_returns(
+    recall_id: UUID, body: RecallReturnIn, user: UserDep, ledger: LedgerDep, once: OnceDep
+) -> Any:
+    """The depot received kits that sites sent back: they are held at the depot, returned, and
+    accounted for (depot)."""
+    return record(
+        ledger,
+        once,
+        lambda: ledger.receive_recall_returns(
+            user.actor, recall_id, depot_id=body.depot_id, kit_ids=body.kit_ids, occurred_at=body.occurred_at
+        ),
+    )
+
+
+@router.post("/recalls/{recall_id}/destructions", response_model=Recorded, responses=errors(404, 409))
+def destroy(
+    recall_id: UUID, body: RecallDestructionIn, user: UserDep, ledger: LedgerDep, once: OnceDep
+) -> Any:
+    """The depot destroyed kits of the recall it holds, after QA authorised their destruction
+    (signed): the kits are destroyed and the recall records each with the certificate (depot)."""
+    return record(
+        ledger,
+        once,
+        lambda: ledger.destroy_recalled_kits(
+            user.actor,
+            recall_id,
+            depot_id=body.depot_id,
+            kit_ids=body.kit_ids,
+            certificate=body.certificate,
+            method=body.method,
+            occurred_at=body.occurred_at,
         ),
     )
 

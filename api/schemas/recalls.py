@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api.schemas.common import Code, LongText, Page, SignatureIn, Strict, When
 
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+Outcome = Literal["quarantined", "returned", "dispensed"]
+
+MAX_KITS = 10_000
+"""Kits one request may name (a depot's whole stock of a large recall fits in a few requests)."""
+
+KitIds = Annotated[list[UUID], Field(min_length=1, max_length=MAX_KITS)]
 
 
 class RecallOpenIn(Strict):
@@ -29,18 +35,44 @@ class RecallAckIn(Strict):
 
 
 class RecallKitReportIn(Strict):
-    """What became of one kit: quarantined at the site, returned to the depot, or already dispensed."""
+    """What became of one kit: quarantined at the site, returned (sent back to the depot that shipped
+    it), or already dispensed (with the subject)."""
 
-    outcome: Literal["quarantined", "returned", "dispensed"]
+    outcome: Outcome
     subject: Subject | None = None
     occurred_at: When = None
 
 
+class RecallKitLineIn(Strict):
+    """One kit of a place's report."""
+
+    kit_id: UUID
+    outcome: Outcome
+    subject: Subject | None = None
+
+
+class RecallReportsIn(Strict):
+    """A place's report on many of its kits at once: recorded all together, or none if any is refused."""
+
+    kits: Annotated[list[RecallKitLineIn], Field(min_length=1, max_length=MAX_KITS)]
+    occurred_at: When = None
+
+
 class RecallReturnIn(Strict):
-    """A returned kit received at the depot."""
+    """Kits that sites sent back, received at the depot."""
 
     depot_id: UUID
-    kit_id: UUID
+    kit_ids: KitIds
+    occurred_at: When = None
+
+
+class RecallDestructionIn(Strict):
+    """Kits of the recall destroyed at the depot, after QA's signed authorisation."""
+
+    depot_id: UUID
+    kit_ids: KitIds
+    certificate: Code
+    method: Annotated[str, StringConstraints(min_length=1, max_length=80)]
     occurred_at: When = None
 
 
@@ -94,6 +126,7 @@ class RecallStatusOut(Out):
     reconciled_at: str | None
     seconds_to_reconciliation: float | None
     closed_at: str | None
+    outcomes: dict[str, int]
     shipments_in_transit: list[dict[str, Any]]
     places: list[PlaceStatusOut]
     version: int

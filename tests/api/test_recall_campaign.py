@@ -1,6 +1,7 @@
-"""A mock recall over the API, end to end: open, site acknowledgments, kit reports, returns received
-at the depot, destruction, a kit missing at one site justified by QA, closure; the status figures are
-checked at every step, and the report is rendered.
+"""A mock recall over the API, end to end: open, site acknowledgments, kit reports (one at a time and
+in batches), returns sent back to the depot and received there, destruction at the depot, a kit
+missing at one site justified by QA, closure; the status figures are checked at every step, the
+returned kits' custody is followed, and the report is rendered.
 
 Program LTL-101 with 20 blinded kits of run P-1 (12 active from DP-1, made from API-1; 8 placebo),
 released for DE and FR:
@@ -66,6 +67,12 @@ def figures(body: dict[str, Any], name: str) -> tuple[int, int, int, int]:
 def ok(r: Any, code: int = 200) -> Any:
     assert r.status_code == code, r.text
     return r.json() if "json" in r.headers.get("content-type", "") else r.text
+
+
+def custody_actions(api: Api, kit: UUID) -> list[str]:
+    r = api.get("recall1", f"/custody/kits/{kit}")
+    assert r.status_code == 200, r.text
+    return [step["action"] for step in r.json()["steps"]]
 
 
 def report(
@@ -145,17 +152,39 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     s = status(api, rid)
     assert (s["places_acknowledged"], s["acknowledged_percent"]) == (3, 100.0)
 
-    # 5. Site 101: K00001 dispensed, K00002-K00004 returned, K00005-K00006 quarantined; the shipment in
-    #    transit arrives and its two kits are quarantined
+    # 5. Site 101: K00001 dispensed; then one batch: K00002-K00004 returned (sent back to the depot),
+    #    K00005-K00006 quarantined; the shipment in transit arrives and its two kits are quarantined
     assert report(api, "site1", rid, p.site, p.kit("K00001"), "dispensed", "SUBJ-7").status_code == 422
     ok(report(api, "site1", rid, p.site, p.kit("K00001"), "dispensed", "SUBJ-1"))
-    for n in ("K00002", "K00003", "K00004"):
-        ok(report(api, "site1", rid, p.site, p.kit(n), "returned"))
-    for n in ("K00005", "K00006"):
-        ok(report(api, "site1", rid, p.site, p.kit(n), "quarantined"))
     assert report(api, "site1", rid, p.site, p.kit("K00007"), "quarantined").status_code == 409
+    lines = [{"kit_id": str(p.kit(n)), "outcome": "returned"} for n in ("K00002", "K00003", "K00004")]
+    lines += [{"kit_id": str(p.kit(n)), "outcome": "quarantined"} for n in ("K00005", "K00006")]
+    # a batch with one kit of another site (K00007) and one already reported (K00001) is refused
+    # whole, each refused kit named; nothing of it is recorded
+    bad = [
+        *lines,
+        {"kit_id": str(p.kit("K00007")), "outcome": "quarantined"},
+        {"kit_id": str(p.kit("K00001")), "outcome": "quarantined"},
+    ]
+    refused = api.post("site1", f"/recalls/{rid}/sites/{p.site}/reports", {"kits": bad})
+    assert refused.status_code == 409, refused.text
+    assert {(k["kit_number"], k["code"]) for k in refused.json()["problems"]} == {
+        ("K00007", "recall_wrong_place"),
+        ("K00001", "invalid_transition"),
+    }
+    assert figures(status(api, rid), "Site 101") == (8, 1, 1, 7)
+    assert custody_actions(api, p.kit("K00002"))[-1] == "received"
+    sent = ok(api.post("site1", f"/recalls/{rid}/sites/{p.site}/reports", {"kits": lines}))
+    assert len(sent["events"]) == 5 + 3  # five recall reports, three kits sent back
     s = status(api, rid)
     assert figures(s, "Site 101") == (8, 6, 3, 5)
+    assert s["outcomes"] == {"dispensed": 1, "quarantined": 2, "returned": 3}
+    # a returned kit is on its way back to the depot: out of the site's hands, not yet the depot's
+    assert custody_actions(api, p.kit("K00002"))[-1] == "sent_back"
+    returning = api.get("recall1", f"/custody/kits/{p.kit('K00002')}").json()["steps"][-1]
+    assert (returning["from_place"]["name"], returning["to_place"]["name"]) == ("Site 101", "Depot")
+    refused = api.post("site1", f"/sites/{p.site}/kits/{p.kit('K00002')}/return", {"condition": "unused"})
+    assert refused.status_code == 409
     p.receive_all(p.shipments["S-3"], KITS[10:12])
     for n in ("K00011", "K00012"):
         ok(report(api, "site1", rid, p.site, p.kit(n), "quarantined"))
@@ -163,45 +192,78 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     assert figures(s, "Site 101") == (8, 8, 5, 3)
     assert (s["reported"], s["reconciled"], s["outstanding"]) == (8, 5, 15)
 
-    # 6. the depot receives Site 101's three returns
-    for n in ("K00002", "K00003", "K00004"):
-        ok(api.post("depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_id": str(p.kit(n))}))
+    # 6. the depot receives Site 101's three returns: in its hands, returned, accounted for
+    site101_returns = [str(p.kit(n)) for n in ("K00002", "K00003", "K00004")]
+    refused = api.post(
+        "depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_ids": [str(p.kit("K00005"))]}
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "invalid_transition"
+    refused = api.post(
+        "site1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_ids": site101_returns}
+    )
+    assert refused.status_code == 403
+    ok(api.post("depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_ids": site101_returns}))
     s = status(api, rid)
     assert figures(s, "Site 101") == (8, 8, 8, 0)
     assert place(s, "Site 101")["reconciled_percent"] == 100.0
+    assert custody_actions(api, p.kit("K00002"))[-2:] == ["sent_back", "received_back"]
+    again = api.post(
+        "depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_ids": site101_returns}
+    )
+    assert again.status_code == 409
+    assert {k["kit_number"] for k in again.json()["problems"]} == {"K00002", "K00003", "K00004"}
 
     # 7. Site 201: three returned and received at the depot; K00010 cannot be found
-    for n in ("K00007", "K00008", "K00009"):
-        ok(report(api, "site2", rid, p.fr_site, p.kit(n), "returned"))
-        ok(api.post("depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_id": str(p.kit(n))}))
+    site201_returns = [str(p.kit(n)) for n in ("K00007", "K00008", "K00009")]
+    ok(
+        api.post(
+            "site2",
+            f"/recalls/{rid}/sites/{p.fr_site}/reports",
+            {"kits": [{"kit_id": k, "outcome": "returned"} for k in site201_returns]},
+        )
+    )
+    ok(api.post("depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_ids": site201_returns}))
     s = status(api, rid)
     assert figures(s, "Site 201") == (4, 3, 3, 1)
 
-    # 8. the depot quarantines its eight kits, QA authorises their destruction and the depot destroys them
+    # 8. the depot quarantines its eight kits; QA authorises the destruction of those and of the six
+    #    returned kits; the depot destroys them through the recall, which records each with its
+    #    certificate (a kit it does not hold, or without QA's authorisation, is refused)
     depot_kits = [str(p.kit(n)) for n in KITS[12:]]
-    for kit in depot_kits:
-        ok(report(api, "depot1", rid, p.depot, UUID(kit), "quarantined"))
+    ok(
+        api.post(
+            "depot1",
+            f"/recalls/{rid}/sites/{p.depot}/reports",
+            {"kits": [{"kit_id": k, "outcome": "quarantined"} for k in depot_kits]},
+        )
+    )
+    doomed = depot_kits + site101_returns + site201_returns
+    destruction = {"depot_id": str(p.depot), "certificate": "DC-RC-1", "method": "incineration"}
+    refused = api.post("depot1", f"/recalls/{rid}/destructions", {**destruction, "kit_ids": doomed})
+    assert refused.status_code == 409 and len(refused.json()["problems"]) == 14
     ok(
         api.post(
             "qa1",
             "/kits/destruction-authorisations",
             {
-                "kit_ids": depot_kits,
+                "kit_ids": doomed,
                 "signature": signature("authorised_destruction"),
                 "reason": "recall RC-2026-001",
             },
         )
     )
-    ok(
-        api.post(
-            "depot1",
-            f"/locations/{p.depot}/destructions",
-            {"kit_ids": depot_kits, "certificate": "DC-RC-1", "method": "incineration"},
-        )
+    refused = api.post(
+        "depot1", f"/recalls/{rid}/destructions", {**destruction, "kit_ids": [str(p.kit("K00005"))]}
     )
+    assert refused.status_code == 409 and refused.json()["code"] == "kit_not_usable"
+    s = status(api, rid)
+    assert (s["reconciled"], s["outcomes"]["received_at_depot"]) == (19, 6)
+    ok(api.post("depot1", f"/recalls/{rid}/destructions", {**destruction, "kit_ids": doomed}))
     s = status(api, rid)
     assert figures(s, "Depot") == (8, 8, 8, 0)
     assert (s["reconciled"], s["outstanding"], s["reconciled_percent"]) == (19, 1, 95.0)
+    assert s["outcomes"] == {"destroyed": 14, "dispensed": 1, "quarantined": 4}
+    assert custody_actions(api, p.kit("K00002"))[-1] == "destroyed"
     outstanding = ok(api.get("recall1", f"/recalls/{rid}/outstanding"))
     assert [k["kit_number"] for k in outstanding["items"]] == ["K00010"] and outstanding["total"] == 1
 
@@ -263,10 +325,10 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
         "Not found after two site searches",
         "Quinn QA",
         "Checkpoint",
+        "destroyed during the recall",
+        "<td>DC-RC-1</td><td>Depot</td><td>incineration</td><td class='n'>14</td>",
     ):
         assert expected in html, expected
     assert api.get("site1", f"/recalls/{rid}/report").status_code == 403
-    out = Path("/tmp/recall_task/recall_report.html")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html)
+    (tmp_path / "recall_report.html").write_text(html)
     assert api.ledger.get(Shipment, p.shipments["S-3"]).status == "received"
