@@ -1218,9 +1218,10 @@ class Ledger(Application[UUID]):
     ) -> Written:
         """A place reports on kits of the recall it held, in one write (all or nothing).
 
-        A dispensed kit must match the ledger's own record of it (status and subject). A returned
-        kit is sent back, in the same write, to the depot that shipped it: it is in transit until
-        the depot records it received. With several kits, every refused kit is named.
+        A dispensed kit must match the ledger's own record of it (status and subject), a quarantined
+        one must be held at the place (not missing, in transit or dispensed). A returned kit is sent
+        back, in the same write, to the depot that shipped it: it is in transit until the depot
+        records it received. With several kits, every refused kit is named.
         """
         require_role(actor, "report a recalled kit", Role.SITE, Role.DEPOT)
         if not reports:
@@ -1250,7 +1251,8 @@ class Ledger(Application[UUID]):
     def _reported_kit(
         self, audit: dict[str, Any], recall: Recall, place_id: UUID, report: KitReport
     ) -> Kit | None:
-        """Check a report against the kit's own record; a returned kit is sent back (and returned)."""
+        """Check a report against the kit's own record: a dispensed kit was dispensed to that subject, a
+        quarantined kit is held at the place; a returned kit is sent back (and returned)."""
         if report.outcome == KitOutcome.DISPENSED:
             kit = self._peek(Kit, report.kit_id)
             if kit.status != KitStatus.DISPENSED or kit.subject != report.subject:
@@ -1261,7 +1263,8 @@ class Ledger(Application[UUID]):
                     field="subject",
                 )
             return None
-        if report.outcome != KitOutcome.RETURNED:
+        if report.outcome == KitOutcome.QUARANTINED:
+            self._peek(Kit, report.kit_id).require_held_at(place_id, "quarantine it for the recall")
             return None
         kit = self.get(Kit, report.kit_id)
         if kit.shipment_id is None:

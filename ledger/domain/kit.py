@@ -85,6 +85,13 @@ class Kit(LedgerAggregate):
         if self.location_id != location_id:
             raise self._refuse(f"is not at the location it would {action} from")
 
+    def require_held_at(self, location_id: UUID, action: str) -> None:
+        """The kit is physically at `location_id` and not in a subject's hands."""
+        if self.location_id != location_id:
+            raise self._refuse(f"is {self.status}, not held at this place; cannot {action}")
+        if self.status == KitStatus.DISPENSED:
+            raise self._refuse(f"is dispensed to {self.subject}; cannot {action}")
+
     def require_not_expired_by(self, last_day: date, on: date, window: str) -> None:
         if on > last_day:
             raise self._refuse(

@@ -436,3 +436,24 @@ def test_destruction_through_a_recall_names_only_kits_of_its_record(spread: Prog
         spread.ledger.destroy_recalled_kits(
             actors.depot, recall_id, depot_id=spread.depot, kit_ids=[stranger], certificate="C", method="m"
         )
+
+
+def test_a_kit_is_reported_quarantined_only_where_it_is_held(spread: Program) -> None:
+    L = spread.ledger
+    recall_id = open_recall(spread)
+    # in transit to the site, or dispensed to a subject: not in the site's hands to quarantine
+    with writes_nothing(L, KitNotUsable, "is in_transit, not held at this place"):
+        report(spread, recall_id, "K00005", "quarantined")
+    with writes_nothing(L, KitNotUsable, "is dispensed to SUBJ-1"):
+        report(spread, recall_id, "K00001", "quarantined")
+    # missing on receipt: it never arrived, so it is left for QA's justification
+    L.confirm_receipt(
+        actors.site,
+        spread.shipments["S-2"],
+        site_id=spread.site,
+        outcomes={"K00005": "received", "K00006": "missing"},
+    )
+    with writes_nothing(L, KitNotUsable, "is missing, not held at this place"):
+        report(spread, recall_id, "K00006", "quarantined")
+    report(spread, recall_id, "K00005", "quarantined")
+    assert recall_of(spread, recall_id).is_accounted(spread.kit("K00005"))
