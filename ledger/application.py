@@ -1219,9 +1219,10 @@ class Ledger(Application[UUID]):
         """A place reports on kits of the recall it held, in one write (all or nothing).
 
         A dispensed kit must match the ledger's own record of it (status and subject), a quarantined
-        one must be held at the place (not missing, in transit or dispensed). A returned kit is sent
-        back, in the same write, to the depot that shipped it: it is in transit until the depot
-        records it received. With several kits, every refused kit is named.
+        one must be held at the place (not missing, in transit or dispensed) and is put in quarantine
+        there, so stock answers no longer count it usable. A returned kit is sent back, in the same
+        write, to the depot that shipped it: it is in transit until the depot records it received.
+        With several kits, every refused kit is named.
         """
         require_role(actor, "report a recalled kit", Role.SITE, Role.DEPOT)
         if not reports:
@@ -1251,8 +1252,9 @@ class Ledger(Application[UUID]):
     def _reported_kit(
         self, audit: dict[str, Any], recall: Recall, place_id: UUID, report: KitReport
     ) -> Kit | None:
-        """Check a report against the kit's own record: a dispensed kit was dispensed to that subject, a
-        quarantined kit is held at the place; a returned kit is sent back (and returned)."""
+        """Check a report against the kit's own record, and move the kit: a dispensed kit was dispensed
+        to that subject; a quarantined kit is held at the place and is quarantined there
+        (`Kit.RecallQuarantined`); a returned kit is sent back to its depot. The kit to save, if any."""
         if report.outcome == KitOutcome.DISPENSED:
             kit = self._peek(Kit, report.kit_id)
             if kit.status != KitStatus.DISPENSED or kit.subject != report.subject:
@@ -1264,8 +1266,8 @@ class Ledger(Application[UUID]):
                 )
             return None
         if report.outcome == KitOutcome.QUARANTINED:
-            self._peek(Kit, report.kit_id).require_held_at(place_id, "quarantine it for the recall")
-            return None
+            kit = self.get(Kit, report.kit_id)
+            return kit if kit.quarantine_for_recall(audit, place_id, recall.recall_number) else None
         kit = self.get(Kit, report.kit_id)
         if kit.shipment_id is None:
             raise InvalidInput(

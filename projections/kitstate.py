@@ -115,6 +115,7 @@ _STEPS: dict[type, Callable[[Row, Any], None]] = {
     Kit.QuarantineRejected: _quarantine_rejected,
     Kit.Dispensed: _dispensed,
     Kit.Returned: _returned,
+    Kit.RecallQuarantined: _quarantined,
     Kit.ReturnShipped: _return_shipped,
     Kit.ReturnReceived: _return_received,
     Kit.DestructionAuthorised: _destruction_authorised,

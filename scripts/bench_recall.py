@@ -1,5 +1,5 @@
-"""Benchmark of recall campaigns: opening a recall of the API lot that reaches the most kits, and the
-latency of its status.
+"""Benchmark of recall campaigns: opening a recall of the API lot that reaches the most kits, the
+latency of its status, and the sites' writes on a recall of ~50,000 kits.
 
     python -m scripts.bench_recall --database-url sqlite:////tmp/copy-of-1m.db
 
@@ -9,7 +9,11 @@ with the genealogy's bulk kit reader (the API's path): walking lot -> batches ->
 packaging runs, reading every kit's status and place, recording the Opened event and the lot's recall
 in one atomic save. Then p50/p95 of the status (`projections.recall_campaigns.status` over the
 ledger's cached view), a cold status (the recall loaded from the store), and the outstanding list.
-`--without-reader` also opens a recall of the next lot loading each kit aggregate, for comparison.
+Then, on the large recall (`--min-kits`), the site steps: the first write (which loads the recall
+into the ledger's copy kept for writing), `--reports` single-kit reports from different sites (each
+brings the kept copy up to date instead of reloading it), one site's whole list in one batch, and
+5,000 of the depot's kits in one batch. `--without-reader` also opens a recall of the next lot
+loading each kit aggregate, for comparison.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from uuid import UUID
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.domain import LotKind, LotStatus
-from ledger.domain.recall import Recall
+from ledger.domain.recall import AffectedKit, KitOutcome, KitReport, Recall
 from ledger.values import Actor, Meaning, Role, sign
 from projections import recall_campaigns as campaigns
 from projections.genealogy import Genealogy
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.catch_up(REBUILD_BATCH)
             recall_id = _open(runner, rest, reader=True)
             _measure_status(runner.ledger, recall_id, args.queries)
-            _measure_site_step(runner.ledger, recall_id)
+            _measure_site_step(runner.ledger, recall_id, args.reports)
             lots = lots[1 + len(rest) :]
         if args.without_reader and len(lots) > 1:
             runner.catch_up(REBUILD_BATCH)
@@ -71,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Figures: seconds to open the recall, status p50/p95 in ms. Writes: use a copy of the store.",
     )
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.add_argument("--reports", type=int, default=100, help="single-kit site reports to time (default 100)")
     p.add_argument("--queries", type=int, default=200, help="status queries to time (default 200)")
     p.add_argument(
         "--min-kits",
@@ -135,7 +140,7 @@ def _open(runner: ProjectionRunner, lots: list[tuple[UUID, str, int]], *, reader
     how = "bulk kit reader (read model)" if reader else "each kit loaded from the store"
     _line(
         f"open recall of {number} ({how})",
-        f"{seconds:.2f} s for {written.ids['kits']:,} kits (genealogy says {kits:,})",
+        f"{seconds:.2f} s for {written.ids['kits']:,} kits (lots' forward traces add up to {kits:,})",
     )
     recall_id: UUID = written.ids["recall_id"]
     return recall_id
@@ -182,18 +187,63 @@ def _measure_status(ledger: Ledger, recall_id: UUID, queries: int) -> None:
     )
 
 
-def _measure_site_step(ledger: Ledger, recall_id: UUID) -> None:
-    """One site's acknowledgement and one kit report: each loads the whole recall to check its rules."""
+HELD = ("available", "received", "quarantined", "damaged", "returned", "pending_destruction")
+"""Statuses at opening of kits a place holds (may report quarantined); the bench changes no kit."""
+
+
+def held(recall: Recall, place: str) -> list[AffectedKit]:
+    """The place's outstanding kits that it holds (not dispensed, missing or in transit)."""
+    return [k for k in recall.outstanding(place) if k.status_at_open in HELD]
+
+
+def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
+    """Site steps on the large recall: the first write loads the recall into the ledger's copy kept for
+    writing; later writes bring that copy up to date (only newer events). Then one site's whole list
+    in one batch, and a batch of the depot's stock."""
     recall = ledger.recall_view(recall_id)
-    place = next(p for p, info in recall.places.items() if info["kind"] == "clinical_site")
-    kit = recall.outstanding(place)[0]
+    sites = [p for p, info in recall.places.items() if info["kind"] == "clinical_site"]
+    depot = next((p for p, info in recall.places.items() if info["kind"] == "depot"), None)
     site = Actor("bench-site", Role.SITE, "Bench Site")
     began = time.perf_counter()
-    ledger.acknowledge_recall(site, recall_id, place_id=UUID(place))
-    _line("a site acknowledges (one write)", f"{(time.perf_counter() - began) * 1000:.0f} ms")
+    ledger.acknowledge_recall(site, recall_id, place_id=UUID(sites[0]))
+    _line(
+        "first write: a site acknowledges (loads the recall)",
+        f"{(time.perf_counter() - began) * 1000:.0f} ms",
+    )
+    samples = []
+    singles = [(place, held(recall, place)[0]) for place in sites[1:] if held(recall, place)][:reports]
+    for place, kit in singles:
+        began = time.perf_counter()
+        ledger.report_recall_kit(
+            site, recall_id, place_id=UUID(place), kit_id=kit.kit_id, outcome="quarantined"
+        )
+        samples.append((time.perf_counter() - began) * 1000)
+    if len(samples) >= 2:
+        cuts = statistics.quantiles(samples, n=20)
+        _line(
+            f"a site reports one kit ({len(samples)} sites, one write each)",
+            f"p50 {statistics.median(samples):.1f} ms   p95 {cuts[18]:.1f} ms",
+        )
+    busiest = max(sites, key=lambda p: len(held(recall, p)))
+    lines = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in held(recall, busiest)]
     began = time.perf_counter()
-    ledger.report_recall_kit(site, recall_id, place_id=UUID(place), kit_id=kit.kit_id, outcome="quarantined")
-    _line("a site reports one kit (one write)", f"{(time.perf_counter() - began) * 1000:.0f} ms")
+    ledger.report_recall_kits(site, recall_id, place_id=UUID(busiest), reports=lines)
+    _line(
+        f"a site reports its whole list ({len(lines)} kits, one write)",
+        f"{(time.perf_counter() - began) * 1000:.0f} ms",
+    )
+    if depot is not None:
+        stock = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in held(recall, depot)[:5000]]
+        depot_actor = Actor("bench-depot", Role.DEPOT, "Bench Depot")
+        began = time.perf_counter()
+        ledger.report_recall_kits(depot_actor, recall_id, place_id=UUID(depot), reports=stock)
+        _line(
+            f"the depot quarantines {len(stock):,} kits (one write)", f"{time.perf_counter() - began:.2f} s"
+        )
+    _report(
+        "status after the reports (cached view)",
+        _timed(lambda: campaigns.status(ledger.recall_view(recall_id)), 50),
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,18 @@ class ReceiptOutcome(StrEnum):
     MISSING = "missing"
 
 
-# Statuses from which destruction may be authorised: nothing usable, nothing still in a subject's hands.
-DESTROYABLE = {KitStatus.RETURNED, KitStatus.DAMAGED, KitStatus.AVAILABLE, KitStatus.RECEIVED}
+# Statuses from which destruction may be authorised: nothing still travelling or in a subject's hands.
+# QA's signed authorisation is itself the decision on a quarantined kit (e.g. one held for a recall).
+DESTROYABLE = {
+    KitStatus.RETURNED,
+    KitStatus.DAMAGED,
+    KitStatus.AVAILABLE,
+    KitStatus.RECEIVED,
+    KitStatus.QUARANTINED,
+}
+
+RECALL_QUARANTINABLE = (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.RETURNED, KitStatus.DAMAGED)
+"""Statuses of a kit a place holds that a recall puts in quarantine (others are already held back)."""
 
 
 class Kit(LedgerAggregate):
@@ -146,6 +156,16 @@ class Kit(LedgerAggregate):
         self._require_after_last_step(audit, "return")
         self._returned(audit, site_id, condition)
 
+    def quarantine_for_recall(self, audit: dict[str, Any], place_id: UUID, recall_number: str) -> bool:
+        """The place holding the kit quarantines it under a recall; False (nothing to record) when the
+        kit is already quarantined or awaiting its destruction."""
+        self.require_held_at(place_id, "quarantine it for the recall")
+        if self.status not in RECALL_QUARANTINABLE:
+            return False
+        self._require_after_last_step(audit, "recall quarantine")
+        self._recall_quarantined(audit, place_id, recall_number)
+        return True
+
     def send_back(self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str) -> None:
         """The site sends a recalled kit it holds back to the depot that shipped it."""
         self.require_status(
@@ -232,6 +252,12 @@ class Kit(LedgerAggregate):
     @event("Returned")
     def _returned(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
         self.status = KitStatus.RETURNED
+        self._touch(audit)
+
+    @event("RecallQuarantined")
+    def _recall_quarantined(self, audit: dict[str, Any], place_id: UUID, recall_number: str) -> None:
+        self.status_before_quarantine = self.status
+        self.status = KitStatus.QUARANTINED
         self._touch(audit)
 
     @event("ReturnShipped")

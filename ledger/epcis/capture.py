@@ -5,7 +5,8 @@
 3. The events are planned into ledger commands (a shipping ObjectEvent with the packing
    AggregationEvent of its SSCC is one `ship`; the receiving events of one shipment at one time are
    one `confirm_receipt`; an error declaration with its corrective event is one quantity correction).
-   Recall returns (events with `lotline:recall`) are refused: they belong to a recall campaign.
+   Kits' steps under a recall (events with `lotline:recall`) are refused: they belong to a recall
+   campaign.
 4. If validation and planning found no problem, every command runs on a `StagedLedger`: the
    ledger's own rules, on the state left by the document's earlier events, nothing written. The
    first event the ledger refuses ends the dry run (later events may fail only because of it).
@@ -66,11 +67,13 @@ class MappingError(InvalidInput):
     code = "epcis_unmapped"
 
 
-RECALL_RETURN_REFUSED = (
-    "a recall return (lotline:recall) is not captured: recall returns are recorded through the recall "
-    "campaign (the API's /recalls routes); EPCIS capture does not carry recall campaigns"
+RECALL_STEP_REFUSED = (
+    "a kit's step under a recall (lotline:recall) is not captured: recall quarantines and returns are "
+    "recorded through the recall campaign (the API's /recalls routes); EPCIS capture does not carry "
+    "recall campaigns"
 )
-"""Why an event of a kit sent back to its depot, or received there, under a recall is refused."""
+"""Why an event of kits quarantined, sent back to their depot or received there under a recall is
+refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +452,7 @@ class Planner:
     def _command(self, i: int) -> Command:
         e = self.events[i]
         if e.extension("lotline:recall") is not None:
-            raise MappingError(RECALL_RETURN_REFUSED, field="lotline:recall")
+            raise MappingError(RECALL_STEP_REFUSED, field="lotline:recall")
         if isinstance(e, TransformationEvent):
             return self._transformation(i, e)
         if isinstance(e, AggregationEvent):

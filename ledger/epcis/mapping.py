@@ -66,6 +66,7 @@ PER_KIT = {
     "Kit.Quarantined",
     "Kit.QuarantineReleased",
     "Kit.QuarantineRejected",
+    "Kit.RecallQuarantined",
     "Kit.ReturnShipped",
     "Kit.ReturnReceived",
     "Kit.DestructionAuthorised",
@@ -646,6 +647,22 @@ def _returned(m: Mapper, s: Step) -> list[dict[str, Any]]:
     ]
 
 
+def _recall_quarantined(m: Mapper, s: Step) -> list[dict[str, Any]]:
+    """Kits a place quarantines under a recall (one report of one place: one place, one recall)."""
+    e = s.first
+    return [
+        _object(
+            e,
+            "OBSERVE",
+            "holding",
+            QUARANTINED,
+            epcList=_kits(m, s),
+            **m.place(e.place_id),
+            **{"lotline:recall": e.recall_number},
+        )
+    ]
+
+
 def _return_shipped(m: Mapper, s: Step) -> list[dict[str, Any]]:
     """Kits a site sends back to their depot under a recall: one shipping event per site and depot."""
     groups: dict[tuple[UUID, UUID, str], list[Any]] = {}
@@ -748,6 +765,7 @@ _HANDLERS: dict[str, Callable[[Mapper, Step], list[dict[str, Any]]]] = {
     "Kit.QuarantineRejected": _quarantine_decided(False),
     "Kit.Dispensed": _dispensed,
     "Kit.Returned": _returned,
+    "Kit.RecallQuarantined": _recall_quarantined,
     "Kit.ReturnShipped": _return_shipped,
     "Kit.ReturnReceived": _return_received,
     "Kit.DestructionAuthorised": _destruction_authorised,

@@ -175,7 +175,7 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     assert figures(status(api, rid), "Site 101") == (8, 1, 1, 7)
     assert custody_actions(api, p.kit("K00002"))[-1] == "received"
     sent = ok(api.post("site1", f"/recalls/{rid}/sites/{p.site}/reports", {"kits": lines}))
-    assert len(sent["events"]) == 5 + 3  # five recall reports, three kits sent back
+    assert len(sent["events"]) == 5 + 3 + 2  # five recall reports, three kits sent back, two quarantined
     s = status(api, rid)
     assert figures(s, "Site 101") == (8, 6, 3, 5)
     assert s["outcomes"] == {"dispensed": 1, "quarantined": 2, "returned": 3}
@@ -237,6 +237,10 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
             {"kits": [{"kit_id": k, "outcome": "quarantined"} for k in depot_kits]},
         )
     )
+    # the depot's stock answers show them quarantined, no longer available
+    stock = ok(api.get("recall1", "/inventory/kits"))
+    at_depot = next(p for p in stock["places"] if p["place"]["name"] == "Depot")["by_status"]
+    assert at_depot.get("quarantined") == 8 and "available" not in at_depot
     doomed = depot_kits + site101_returns + site201_returns
     destruction = {"depot_id": str(p.depot), "certificate": "DC-RC-1", "method": "incineration"}
     refused = api.post("depot1", f"/recalls/{rid}/destructions", {**destruction, "kit_ids": doomed})

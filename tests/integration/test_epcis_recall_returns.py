@@ -1,5 +1,6 @@
-"""Recall returns in EPCIS: the kits a site sends back and the depot receives are exported as custody
-moves; capture refuses them, because recall campaigns are recorded through the recall routes.
+"""Recall steps in EPCIS: the kits a site quarantines or sends back and the depot receives are exported
+(holding, and custody moves); capture refuses them, because recall campaigns are recorded through the
+recall routes.
 
 The program: 10 blinded kits of run P-1; K00001-K00004 are received at Site 101. Recall RC-1 of API-1
 reaches the whole run. The site reports K00002 and K00003 returned and K00004 quarantined in one
@@ -19,7 +20,7 @@ from ledger.application import Ledger
 from ledger.domain import Kit, KitStatus, Location
 from ledger.domain.recall import KitOutcome, KitReport
 from ledger.epcis import Epcis, ids
-from ledger.epcis.capture import RECALL_RETURN_REFUSED, MappingError, captured
+from ledger.epcis.capture import RECALL_STEP_REFUSED, MappingError, captured
 from ledger.epcis.eventhash import document_hash_ids
 from ledger.epcis.models import EPCISDocument
 from ledger.values import Meaning, sign
@@ -112,7 +113,10 @@ def test_recall_returns_export_as_a_shipment_back_to_the_depot_and_its_receipt(s
         assert received["epcList"] == _returned_sgtins()
         assert received["readPoint"] == received["bizLocation"] == {"id": depot}
         assert received["lotline:recall"] == RECALL_NUMBER
-        assert [e for _, e in _recall_returns(doc)] == [sent, received]
+        (held,) = [e for e in events(doc) if e.get("bizStep") == "holding" and "lotline:recall" in e]
+        assert held["epcList"] == [ids.sgtin(KIT_GTIN, "K00004")]
+        assert held["bizLocation"] == {"id": site} and held["lotline:recall"] == RECALL_NUMBER
+        assert [e for _, e in _recall_returns(doc)] == [sent, held, received]
         assert sent["eventID"].startswith("ni:///sha-256;") and sent["eventID"] != received["eventID"]
         # each covers the per-kit ledger events of its step
         assert sent["lotline:source"]["lastSeq"] == sent["lotline:source"]["seq"] + 1
@@ -123,13 +127,13 @@ def test_capture_refuses_recall_returns_and_records_nothing(source: Epcis, targe
     ledger, into = target
     doc = exported(source, blinded=False)
     returns = _recall_returns(doc)
-    assert len(returns) == 2
+    assert len(returns) == 3  # sent back, quarantined, received back
     result = into.capture(doc, ALL_ROLES)
     assert not result.accepted
     assert [(e.index, e.event_id, e.code, e.reason) for e in result.errors] == [
-        (i, e["eventID"], MappingError.code, RECALL_RETURN_REFUSED) for i, e in returns
+        (i, e["eventID"], MappingError.code, RECALL_STEP_REFUSED) for i, e in returns
     ]
-    assert "/recalls" in RECALL_RETURN_REFUSED
+    assert "/recalls" in RECALL_STEP_REFUSED
     assert result.recorded == 0 and result.ledger_events == 0
     assert ledger.chain.head()[0] == 0, "a refused document recorded events"
     with into.engine.connect() as conn:
@@ -145,7 +149,7 @@ def test_without_its_recall_returns_the_same_export_is_captured(source: Epcis, t
     result = into.capture(doc, ALL_ROLES)
     assert result.accepted, result.errors[:5]
     assert result.recorded == len(events(doc))
-    # the target never heard of the recall campaign: the kits are still at the site
-    for number in RETURNED:
+    # the target never heard of the recall campaign: the kits are still at the site, in use
+    for number in [*RETURNED, "K00004"]:
         kit = ledger.get(Kit, Kit.create_id(KIT_GTIN, number))
         assert (kit.status, kit.location_id) == (KitStatus.RECEIVED, Location.create_id(SITE_GLN))

@@ -377,7 +377,8 @@ def test_a_batch_report_is_all_or_nothing_and_names_every_refused_kit(spread: Pr
     with writes_nothing(L, InvalidInput, "each kit is listed once"):
         L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good + good[:1])
     written = L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good)
-    assert len(written.events) == 3  # two recall reports, one kit sent back
+    assert len(written.events) == 4  # two recall reports, one kit sent back, one quarantined
+    assert kit_of(spread, "K00003").status == KitStatus.QUARANTINED
     recall = recall_of(spread, recall_id)
     assert recall.per_place[str(spread.site)] == {"kits": 6, "reported": 2, "accounted": 1}
     assert recall.by_outcome == {"returned": 1, "quarantined": 1}
@@ -457,3 +458,6 @@ def test_a_kit_is_reported_quarantined_only_where_it_is_held(spread: Program) ->
         report(spread, recall_id, "K00006", "quarantined")
     report(spread, recall_id, "K00005", "quarantined")
     assert recall_of(spread, recall_id).is_accounted(spread.kit("K00005"))
+    # the kit itself is quarantined where it is: stock answers stop counting it usable
+    kit = kit_of(spread, "K00005")
+    assert (kit.status, kit.location_id) == (KitStatus.QUARANTINED, spread.site)
