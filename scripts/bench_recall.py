@@ -224,6 +224,7 @@ def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
             f"a site reports one kit ({len(samples)} sites, one write each)",
             f"p50 {statistics.median(samples):.1f} ms   p95 {cuts[18]:.1f} ms",
         )
+    recall = ledger.recall_view(recall_id)  # with the reports just made
     busiest = max(sites, key=lambda p: len(held(recall, p)))
     lines = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in held(recall, busiest)]
     began = time.perf_counter()
