@@ -238,6 +238,21 @@ def _timeline(recall: Recall) -> str:
                 "role": "",
             }
         )
+    destructions: dict[str, list[dict[str, Any]]] = {}
+    for o in recall.outcomes.values():
+        if o["outcome"] == "destroyed":
+            destructions.setdefault(o["certificate"], []).append(o)
+    for certificate, done in destructions.items():
+        last = max(done, key=lambda o: o["at"])
+        moments.append(
+            {
+                "what": f"{len(done)} kit(s) destroyed, certificate {certificate}, the last at",
+                "at": last["at"],
+                "place_id": last["depot_id"],
+                "by": last["destroyed_by"],
+                "role": "",
+            }
+        )
     moments.sort(key=lambda m: m["at"])
     rows = "".join(
         f"<tr><td>{_e(m['at'])}</td><td>{_e(m['what'])}</td>"

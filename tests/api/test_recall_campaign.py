@@ -331,6 +331,7 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
         "Checkpoint",
         "destroyed during the recall",
         "<td>DC-RC-1</td><td>Depot</td><td>incineration</td><td class='n'>14</td>",
+        "14 kit(s) destroyed, certificate DC-RC-1, the last at",
     ):
         assert expected in html, expected
     assert api.get("site1", f"/recalls/{rid}/report").status_code == 403
