@@ -1430,11 +1430,12 @@ class Ledger(Application[UUID]):
         return sorted(runs.values(), key=lambda r: r.batch_number)
 
     def _kit_states(self, kit_ids: Sequence[UUID]) -> dict[UUID, KitState]:
-        """Each kit's status and place, loaded from the store (a missing kit: the site it was sent to)."""
+        """Each kit's status and place, loaded from the store (a missing kit: the site it was sent to;
+        a destroyed kit: where it was destroyed)."""
         found = {}
         for kit_id in kit_ids:
             kit = self.get(Kit, kit_id)
-            place = kit.location_id or kit.destination_id
+            place = kit.location_id or kit.destination_id or kit.destroyed_at_id
             if place is None and kit.status == KitStatus.MISSING and kit.shipment_id is not None:
                 place = self._peek(Shipment, kit.shipment_id).to_id
             found[kit_id] = KitState(

@@ -8,6 +8,10 @@ into blinded kits; QA, the QP and the sponsor release them country by country; r
 kits to activated sites; sites receive them (a few damaged or missing, a few shipments with a
 temperature excursion that QA then decides on), dispense them to pseudonymous subjects at monthly
 visits and take returns; returned and damaged kits are destroyed under a signed authorisation.
+On the last day the API lot of the latest batch is found suspect: QA opens a recall of it and the
+depots and most sites start working through it (acknowledging, quarantining, dispensed kits reported
+with their subjects, kits sent back and some received at the depot), so the store ends with a recall
+in progress, as a recall investigator would find it.
 
 Every step goes through the `Ledger`'s public commands with an explicit `occurred_at`, and steps run
 in time order, so each aggregate's history is causally ordered and nothing is dated in the future.
@@ -44,6 +48,7 @@ from tqdm import tqdm
 from ledger.application import Arm, Ledger, OutputLot, Written
 from ledger.config import Settings
 from ledger.domain import Kit, KitStatus, Location, LocationKind, LotKind, SiteStatus
+from ledger.domain.recall import KitOutcome, KitReport, Recall
 from ledger.errors import AlreadyExists, LedgerError
 from ledger.gs1 import with_check_digit
 from ledger.identity import Identity
@@ -151,6 +156,8 @@ class DemoSummary:
     subjects: int
     dispensed: int
     seconds: float
+    recall_number: str = ""
+    recall_kits: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -346,6 +353,8 @@ class _Program:
         self._decisions = {"transit": 0, "storage": 0}
         self.kits = self.shipments = self.dispensed = self.batches = 0
         self.enrolled = 0  # subject numbers handed out; some never come to their first visit
+        self.recall_number = ""
+        self.recall_kits = 0
         self.treated: set[int] = set()
 
     # --- the clock -----------------------------------------------------------------------------------
@@ -384,12 +393,14 @@ class _Program:
 
     # --- planning ------------------------------------------------------------------------------------
 
-    def plan(self) -> None:
+    def plan(self, recall: bool = True) -> None:
         self._plan_places()
         self._plan_runs()
         self._plan_lots()
         self._plan_manufacturing()
         self._plan_distribution()
+        if recall:
+            self._plan_recall()
 
     def _plan_places(self) -> None:
         chosen = COUNTRIES[: self.sizes.countries]
@@ -566,6 +577,11 @@ class _Program:
             self.at(self.uniform(0.45, 0.85) * days, self._storage_excursion)
         for k, day in enumerate((0.5 * days, 0.75 * days, days - 25)):
             self.at(day, self._destruction_round, k + 1)
+
+    def _plan_recall(self) -> None:
+        """The last day, after every other step: a recall of the latest batch's API lot opens."""
+        lot = self.runs[-1].api[0][0]
+        self.at(self.days - 0.95, self._open_recall, lot)
 
     # --- reference data --------------------------------------------------------------------------------
 
@@ -879,6 +895,87 @@ class _Program:
         for kit in kits:
             kit.status = KitStatus.DESTROYED
 
+    def _open_recall(self, lot: _Lot) -> None:
+        qa, at = self.actor["qa"], self.when()
+        self.recall_number = f"RC-{at:%Y}-001"
+        written = self.ledger.open_recall(
+            qa, recall_number=self.recall_number, lot_ids=[_known(lot.id)], classification="class_ii",
+            reason=f"{lot.number}: unknown impurity above the identification threshold in the "
+                   "supplier's retained sample; stop use and return all kits",
+            scope="all_kits", signature=sign(qa, Meaning.APPROVED, at), occurred_at=at)
+        self.wrote(written)
+        self.recall_kits = int(written.ids["kits"])
+        _RecallDrill(self, written.ids["recall_id"]).schedule()
+
+
+class _RecallDrill:
+    """The recall of the demo's last day: opened by QA, then worked through by the depots and most
+    sites, and left in progress."""
+
+    def __init__(self, program: _Program, recall_id: UUID) -> None:
+        self.program = program
+        self.ledger = program.ledger
+        self.recall_id = recall_id
+
+    def schedule(self) -> None:
+        """Depots first (acknowledge, quarantine their stock), then two thirds of the sites, each
+        acknowledging and reporting its list an hour later (the first leaves one kit it cannot find),
+        then the depots receive the kits sent back from the first half of those sites."""
+        p = self.program
+        recall = self.ledger.recall_view(self.recall_id)
+        depots = sorted(k for k, v in recall.places.items() if v["kind"] == LocationKind.DEPOT)
+        sites = sorted(k for k, v in recall.places.items() if v["kind"] == LocationKind.CLINICAL_SITE)
+        for n, depot in enumerate(depots):
+            p.at(p.today + 0.05 + 0.01 * n, self._acknowledge, depot, "depot")
+            p.at(p.today + 0.1 + 0.01 * n, self._report, depot, "depot", False)
+        working = sites[: math.ceil(2 * len(sites) / 3)]
+        for n, site in enumerate(working):
+            at = p.today + 0.15 + 0.5 * n / max(1, len(working))
+            p.at(at, self._acknowledge, site, "site")
+            p.at(at + 0.04, self._report, site, "site", n == 0)
+        p.at(p.today + 0.85, self._receive_returns, working[: math.ceil(len(working) / 2)])
+
+    def _acknowledge(self, place: str, who: str) -> None:
+        self.program.wrote(self.ledger.acknowledge_recall(
+            self.program.actor[who], self.recall_id, place_id=UUID(place), occurred_at=self.program.when()))
+
+    def _report(self, place: str, who: str, one_not_found: bool) -> None:
+        """The place's report from its own records, in one write."""
+        recall = self.ledger.recall_view(self.recall_id)
+        reports = [r for r in (self._report_of(k.kit_id, who) for k in recall.kits_at(place)) if r]
+        if one_not_found:
+            reports = reports[1:]
+        if reports:
+            self.program.wrote(self.ledger.report_recall_kits(
+                self.program.actor[who], self.recall_id, place_id=UUID(place), reports=reports,
+                occurred_at=self.program.when()))
+
+    def _report_of(self, kit_id: UUID, who: str) -> KitReport | None:
+        """What a place reports for a kit in its records' status (missing, in transit or destroyed
+        kits are left for QA)."""
+        kit = self.ledger.get(Kit, kit_id)
+        if kit.status == KitStatus.DISPENSED:
+            return KitReport(kit_id, KitOutcome.DISPENSED, kit.subject)
+        if who == "site" and kit.status in (KitStatus.RECEIVED, KitStatus.RETURNED, KitStatus.DAMAGED):
+            return KitReport(kit_id, KitOutcome.RETURNED)
+        if kit.status in (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED,
+                          KitStatus.PENDING_DESTRUCTION):
+            return KitReport(kit_id, KitOutcome.QUARANTINED)
+        return None
+
+    def _receive_returns(self, sites: list[str]) -> None:
+        recall = self.ledger.recall_view(self.recall_id)
+        by_depot: dict[UUID, list[UUID]] = {}
+        for site in sites:
+            for k in recall.kits_at(site):
+                if recall.outcomes.get(k.kit_id, {}).get("outcome") == KitOutcome.RETURNED:
+                    depot = _known(self.ledger.get(Kit, k.kit_id).destination_id)
+                    by_depot.setdefault(depot, []).append(k.kit_id)
+        for depot, kit_ids in sorted(by_depot.items()):
+            self.program.wrote(self.ledger.receive_recall_returns(
+                self.program.actor["depot"], self.recall_id, depot_id=depot, kit_ids=kit_ids,
+                occurred_at=self.program.when()))
+
 
 def _mg(milligrams: int) -> Quantity:
     return Quantity.of(Decimal(milligrams) / 1000, "g")
@@ -888,9 +985,10 @@ def _mg(milligrams: int) -> Quantity:
 
 
 def generate(
-    ledger: Ledger, seed: int = DEFAULT_SEED, scale: float = 1.0, progress: bool = True
+    ledger: Ledger, seed: int = DEFAULT_SEED, scale: float = 1.0, progress: bool = True, recall: bool = True
 ) -> DemoSummary:
-    """Write a demo program of size `scale` into the empty `ledger`, deterministically from `seed`.
+    """Write a demo program of size `scale` into the empty `ledger`, deterministically from `seed`;
+    without `recall`, the program ends without the recall of its last day.
 
     The program spans the two years before today (UTC) and ends before yesterday. Raises
     `StoreNotEmpty` when the store already holds events, `ValueError` for a scale that is not
@@ -904,13 +1002,14 @@ def generate(
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=730)
     program = _Program(ledger, seed, sizes, start, 729)
-    program.plan()
+    program.plan(recall)
     program.run(progress)
     events, _ = ledger.chain.head()
     return DemoSummary(
         events=events, kits=program.kits, shipments=program.shipments, sites=len(program.sites),
         lots=len(program.lots) + program.batches, batches=program.batches, packaging_runs=len(program.runs),
-        subjects=len(program.treated), dispensed=program.dispensed, seconds=time.perf_counter() - began)
+        subjects=len(program.treated), dispensed=program.dispensed, seconds=time.perf_counter() - began,
+        recall_number=program.recall_number, recall_kits=program.recall_kits)
 
 
 def _scale(text: str) -> float:
@@ -929,7 +1028,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Simulate two years of one double-blind trial's supply chain up to yesterday and "
         "write it through the ledger: lots, formulation (one blend of two API lots), placebo, "
         "packaging into blinded kits, QA/QP/sponsor release, shipments, receipts with damaged and "
-        "missing kits and temperature excursions, dispensing, returns and destruction. The same "
+        "missing kits and temperature excursions, dispensing, returns and destruction, and on the "
+        "last day a recall of one API lot, left in progress. The same "
         "--seed and --scale give the same events. The store must be empty: if it already holds "
         "events, nothing is written and the command exits 0 with a message (so start scripts may "
         "call it every time); use a fresh database for another demo.",
@@ -1025,6 +1125,9 @@ def _report(s: DemoSummary, url: str) -> Iterator[str]:
     yield (f"  {s.sites} sites, {s.lots} lots, {s.batches} batches, {s.packaging_runs} packaging runs, "
            f"{s.kits:,} kits, {s.shipments:,} shipments, {s.subjects:,} subjects, "
            f"{s.dispensed:,} kits dispensed")
+    if s.recall_number:
+        yield (f"  recall {s.recall_number} in progress, {s.recall_kits:,} kits affected: "
+               f"GET /recalls/{Recall.create_id(s.recall_number)}/status")
     yield "  demo users: " + ", ".join(f"{a.principal} ({a.role})" for a in DEMO_ACTORS.values())
 
 

@@ -35,6 +35,7 @@ from api.schemas.queries import (
     TrailOut,
 )
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
+from ledger.domain.recall import Recall
 from ledger.errors import InvalidInput
 from ledger.identity import User
 from ledger.values import Role
@@ -254,13 +255,15 @@ def _sees(user: User, place_id: UUID) -> bool:
 
 @router.get("/ids/{kind}", response_model=IdOut, responses=errors(), tags=["service"])
 def id_of(
-    kind: Literal["trial", "location", "lot", "batch", "packaging_run", "kit", "shipment"],
+    kind: Literal["trial", "location", "lot", "batch", "packaging_run", "kit", "shipment", "recall"],
     user: UserDep,
     gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None,
     gln: Annotated[str | None, Query(pattern=r"^[0-9]{13}$")] = None,
     number: Annotated[
         str | None,
-        Query(min_length=1, max_length=40, description="trial code, lot, batch, kit or shipment number"),
+        Query(
+            min_length=1, max_length=40, description="trial code; lot, batch, kit, shipment or recall number"
+        ),
     ] = None,
 ) -> Any:
     """The id of an aggregate from its business key (it may or may not exist)."""
@@ -275,6 +278,7 @@ def id_of(
         "batch": ManufacturingBatch,
         "packaging_run": PackagingRun,
         "shipment": Shipment,
+        "recall": Recall,
     }
     return IdOut(kind=kind, id=simple[kind].create_id(key))
 

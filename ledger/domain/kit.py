@@ -80,6 +80,7 @@ class Kit(LedgerAggregate):
         self.subject: str | None = None
         self.status_before_quarantine: KitStatus | None = None
         self.returning_from: UUID | None = None
+        self.destroyed_at_id: UUID | None = None
         self._touch(audit)
 
     # --- rules -----------------------------------------------------------------------------------
@@ -287,6 +288,7 @@ class Kit(LedgerAggregate):
     @event("Destroyed")
     def _destroyed(self, audit: dict[str, Any], certificate: str, method: str) -> None:
         self.status = KitStatus.DESTROYED
+        self.destroyed_at_id = self.location_id
         self.location_id = None
         self._touch(audit)
 

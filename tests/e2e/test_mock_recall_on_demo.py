@@ -1,12 +1,13 @@
 """A mock recall on the demo program, over the HTTP API: the acceptance test of recall campaigns.
 
-The demo generator writes a two-year trial into the store; QA then recalls the API lot that reaches the
-most kits. Every place acknowledges the notice; each site fetches its task list and reports all its
-kits in one batch from its own records (dispensed to a subject, sent back to the depot, quarantined),
-except one kit it cannot find; the depots quarantine their own stock, receive the kits sent back and,
-once QA has authorised it (signed), destroy both; QA justifies every kit still unaccounted for (the
-one not found and those the demo lost in transit), which closure refuses until then, and closes the
-recall (signed); the inspector's report names the recall, the lot and every place.
+The demo generator writes a two-year trial into the store (without the recall of its last day); QA then
+recalls the API lot that reaches the most kits. Every place acknowledges the notice; each site fetches
+its task list and reports all its kits in one batch from its own records (dispensed to a subject, sent
+back to the depot, quarantined), except one kit it cannot find; the depots quarantine their own stock,
+receive the kits sent back and, once QA has authorised it (signed), destroy both; QA justifies every kit
+still unaccounted for (the one not found and those the demo lost in transit), which closure refuses
+until then, and closes the recall (signed); the inspector's report names the recall, the lot and every
+place.
 
 After every step the recall's status (overall, per place and by outcome) is compared with what the
 test expects from the kits' own records -- the forward trace for where each kit was, the ledger for
@@ -111,7 +112,7 @@ def demo_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The demo program written into the store, then the app on it (no users yet)."""
     ledger = Ledger.open(database_url)
     try:
-        generate(ledger, seed=SEED, scale=SCALE, progress=False)
+        generate(ledger, seed=SEED, scale=SCALE, progress=False, recall=False)
     finally:
         ledger.close()
     yield from start_api(database_url, tmp_path)

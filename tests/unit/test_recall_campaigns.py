@@ -297,6 +297,7 @@ def test_kits_destroyed_before_the_recall_are_accounted_from_the_start(spread: P
     recall = recall_of(spread, open_recall(spread))
     assert recall.outcomes[kit]["outcome"] == KitOutcome.DESTROYED_BEFORE
     assert recall.accounted_count == 1
+    assert recall.kits[kit].place == str(spread.depot)  # where it was destroyed, not "place unknown"
 
 
 def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
