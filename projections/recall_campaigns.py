@@ -89,7 +89,7 @@ def percent(part: int, whole: int) -> float:
 
 def status(recall: Recall) -> RecallStatusView:
     """The recall's counts and percentages per place and overall, and its time to reconciliation."""
-    places = tuple(_place(recall, p) for p in _places(recall))
+    places = tuple(sorted((_place(recall, p) for p in _places(recall)), key=lambda p: (p.kind, p.name)))
     kits = len(recall.kits)
     reported = sum(c["reported"] for c in recall.per_place.values())
     reconciled = recall.accounted_count
