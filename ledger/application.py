@@ -154,7 +154,7 @@ class Ledger(Application[UUID]):
         self._upstream: dict[UUID, tuple[UUID, ...]] = {}
         self._peeked: OrderedDict[UUID, LedgerAggregate] = OrderedDict()
         self._peek_lock = threading.Lock()
-        self._writing: OrderedDict[UUID, Recall] = OrderedDict()
+        self._writing: OrderedDict[UUID, LedgerAggregate] = OrderedDict()
         self._write_lock = threading.Lock()
 
     @classmethod
@@ -191,16 +191,7 @@ class Ledger(Application[UUID]):
         after the kept version are read), so it is never stale; never pass it to a command.
         """
         with self._peek_lock:
-            agg = self._peeked.get(ident)
-            if agg is None:
-                agg = self.get(cls, ident)
-            else:
-                for e in self.events.get(ident, gt=agg.version):
-                    agg = e.mutate(agg)  # type: ignore[assignment,attr-defined]
-                self._peeked.move_to_end(ident)
-            self._peeked[ident] = agg
-            if len(self._peeked) > _PEEK_CACHE_SIZE:
-                self._peeked.popitem(last=False)
+            agg = self._kept(self._peeked, _PEEK_CACHE_SIZE, cls, ident)
         if not isinstance(agg, cls):
             raise _NOT_FOUND[cls](ident)
         return agg
@@ -247,17 +238,22 @@ class Ledger(Application[UUID]):
 
     def _writable_recall(self, recall_id: UUID) -> Recall:
         """The kept copy of a recall for writing, brought up to date (caller holds the write lock)."""
-        recall = self._writing.get(recall_id)
-        if recall is None:
-            recall = self.get(Recall, recall_id)
+        return self._kept(self._writing, _WRITE_CACHE_SIZE, Recall, recall_id)
+
+    def _kept(self, kept: OrderedDict[UUID, Any], size: int, cls: type[A], ident: UUID) -> A:
+        """The aggregate kept in `kept` (at most `size`, least recently used dropped first), brought up
+        to date with only the events after its version; loaded when not kept. Caller holds the lock."""
+        agg = kept.get(ident)
+        if agg is None:
+            agg = self.get(cls, ident)
         else:
-            for e in self.events.get(recall_id, gt=recall.version):
-                recall = e.mutate(recall)  # type: ignore[assignment,attr-defined]
-            self._writing.move_to_end(recall_id)
-        self._writing[recall_id] = recall
-        if len(self._writing) > _WRITE_CACHE_SIZE:
-            self._writing.popitem(last=False)
-        return recall
+            for e in self.events.get(ident, gt=agg.version):
+                agg = e.mutate(agg)  # type: ignore[attr-defined]
+            kept.move_to_end(ident)
+        kept[ident] = agg
+        if len(kept) > size:
+            kept.popitem(last=False)
+        return agg  # type: ignore[no-any-return]
 
     # --- reference data: trials and locations --------------------------------------------------------
 
