@@ -337,3 +337,35 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     assert api.get("site1", f"/recalls/{rid}/report").status_code == 403
     (tmp_path / "recall_report.html").write_text(html)
     assert api.ledger.get(Shipment, p.shipments["S-3"]).status == "received"
+
+
+def test_a_site_report_retried_with_its_idempotency_key_is_recorded_once(
+    empty_api: Api, spread: Program
+) -> None:
+    api, p = empty_api, spread
+    opened = api.post(
+        "qa1",
+        "/recalls",
+        {
+            "recall_number": "RC-2026-002",
+            "lot_ids": [str(p.api)],
+            "reason": "API-1: out of specification",
+            "classification": "class_ii",
+            "scope": "all_kits",
+            "signature": signature("approved"),
+        },
+    )
+    rid = ok(opened, 201)["id"]
+    path = f"/recalls/{rid}/sites/{p.site}/reports"
+    body = {"kits": [{"kit_id": str(p.kit(n)), "outcome": "returned"} for n in ("K00002", "K00003")]}
+    key = {"Idempotency-Key": "site101-recall-report-1"}
+    first = api.post("site1", path, body, headers=key)
+    events = api.head()[0]
+    # the network dropped the answer: the site sends the same request again
+    again = api.post("site1", path, body, headers=key)
+    assert (again.status_code, again.json()) == (first.status_code, first.json()) == (200, first.json())
+    assert api.head()[0] == events
+    assert figures(status(api, rid), "Site 101") == (8, 2, 0, 8)
+    # without the key a repeat is refused by the rules (already reported), still nothing recorded twice
+    assert api.post("site1", path, body).status_code == 409
+    assert api.head()[0] == events
