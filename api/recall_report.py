@@ -36,6 +36,7 @@ _CLASSES = {"class_i": "Class I", "class_ii": "Class II", "class_iii": "Class II
 def render_report(ledger: Ledger, recall: Recall, log: Transparency | None) -> str:
     """The whole report page for `recall`, as of now."""
     view = campaigns.status(recall)
+    destroyed = _destructions(recall)
     parts = [
         f"<h1>Recall {_e(recall.recall_number)}</h1>",
         _summary(recall, view),
@@ -44,9 +45,9 @@ def render_report(ledger: Ledger, recall: Recall, log: Transparency | None) -> s
         "<h2>Per place</h2>",
         _places(view),
         "<h2>What became of the kits</h2>",
-        _dispositions(recall, view),
+        _dispositions(recall, view, destroyed),
         "<h2>Timeline</h2>",
-        _timeline(recall),
+        _timeline(recall, destroyed),
         "<h2>Signatures</h2>",
         _signatures(recall),
         "<h2>Checkpoint</h2>",
@@ -191,30 +192,42 @@ _OUTCOMES = {
 }
 
 
-def _dispositions(recall: Recall, view: campaigns.RecallStatusView) -> str:
+def _destructions(recall: Recall) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The kits destroyed during the recall, (kit number, outcome) by certificate: one pass over the kits."""
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for kit_id, o in recall.outcomes.items():
+        if o["outcome"] == "destroyed":
+            found.setdefault(o["certificate"], []).append((recall.kits[kit_id].kit_number, o))
+    return dict(sorted(found.items()))
+
+
+def _dispositions(
+    recall: Recall, view: campaigns.RecallStatusView, destroyed: dict[str, list[tuple[str, dict[str, Any]]]]
+) -> str:
     """Kits per outcome, then each destruction certificate with its kits, place and method."""
     unreported = view.kits - sum(view.outcomes.values())
     rows = [(_OUTCOMES.get(k, k), n) for k, n in view.outcomes.items()]
     if unreported:
         rows.append(("not yet reported", unreported))
     table = "".join(f"<tr><td>{_e(what)}</td><td class='n'>{n}</td></tr>" for what, n in rows)
-    certificates: dict[tuple[str, str, str], list[str]] = {}
-    for kit_id, o in recall.outcomes.items():
-        if o["outcome"] == "destroyed":
-            key = (o["certificate"], o["depot_id"], o["method"])
-            certificates.setdefault(key, []).append(recall.kits[kit_id].kit_number)
-    destroyed = "".join(
-        f"<tr><td>{_e(cert)}</td><td>{_e(recall.places.get(depot, {}).get('name', depot))}</td>"
-        f"<td>{_e(method)}</td><td class='n'>{len(kits)}</td><td>{_e(_numbers(sorted(kits)))}</td></tr>"
-        for (cert, depot, method), kits in sorted(certificates.items())
-    )
+    certificates = "".join(_certificate_row(recall, cert, kits) for cert, kits in destroyed.items())
     cert_table = (
         "<table><tr><th>Destruction certificate</th><th>At</th><th>Method</th><th>Kits</th>"
-        f"<th>Kit numbers</th></tr>{destroyed}</table>"
-        if destroyed
+        f"<th>Kit numbers</th></tr>{certificates}</table>"
+        if certificates
         else "<p>No kit of this recall has been destroyed yet.</p>"
     )
     return f"<table><tr><th>Outcome</th><th>Kits</th></tr>{table}</table>{cert_table}"
+
+
+def _certificate_row(recall: Recall, certificate: str, kits: list[tuple[str, dict[str, Any]]]) -> str:
+    """One destruction certificate: where (the depot of its first kit), how, and which kits."""
+    first = kits[0][1]
+    where = recall.places.get(first["depot_id"], {}).get("name", first["depot_id"])
+    return (
+        f"<tr><td>{_e(certificate)}</td><td>{_e(where)}</td><td>{_e(first['method'])}</td>"
+        f"<td class='n'>{len(kits)}</td><td>{_e(_numbers(sorted(n for n, _ in kits)))}</td></tr>"
+    )
 
 
 def _numbers(numbers: list[str], shown: int = 20) -> str:
@@ -222,7 +235,7 @@ def _numbers(numbers: list[str], shown: int = 20) -> str:
     return ", ".join(numbers[:shown]) + more
 
 
-def _timeline(recall: Recall) -> str:
+def _timeline(recall: Recall, destroyed: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
     names = {p: info["name"] for p, info in recall.places.items()}
     reports: dict[str, list[str]] = {}
     for kit_id, o in recall.outcomes.items():
@@ -238,12 +251,8 @@ def _timeline(recall: Recall) -> str:
                 "role": "",
             }
         )
-    destructions: dict[str, list[dict[str, Any]]] = {}
-    for o in recall.outcomes.values():
-        if o["outcome"] == "destroyed":
-            destructions.setdefault(o["certificate"], []).append(o)
-    for certificate, done in destructions.items():
-        last = max(done, key=lambda o: o["at"])
+    for certificate, done in destroyed.items():
+        last = max((o for _, o in done), key=lambda o: o["at"])
         moments.append(
             {
                 "what": f"{len(done)} kit(s) destroyed, certificate {certificate}, the last at",

@@ -202,18 +202,18 @@ def held(recall: Recall, place: str) -> list[AffectedKit]:
 def _measure_depot_batch(ledger: Ledger, recall_ids: list[UUID]) -> None:
     """The depot holding the most kits of any recall opened here quarantines up to 5,000 in one write
     (each kit gets its own Kit.RecallQuarantined event besides the recall's report)."""
+    views = {r: ledger.recall_view(r) for r in recall_ids}
     candidates = [
-        (len(held(ledger.recall_view(r), p)), r, p)
-        for r in recall_ids
-        for p, info in ledger.recall_view(r).places.items()
+        (held(view, p), r, p)
+        for r, view in views.items()
+        for p, info in view.places.items()
         if info["kind"] == "depot"
     ]
-    if not candidates or max(candidates)[0] == 0:
+    kits, recall_id, depot = max(candidates, key=lambda c: len(c[0]), default=([], None, ""))
+    if not kits or recall_id is None:
         _line("the depot quarantines its stock", "no depot holds kits of these recalls")
         return
-    _, recall_id, depot = max(candidates)
-    stock = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in held(ledger.recall_view(recall_id), depot)]
-    stock = stock[:5000]
+    stock = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in kits[:5000]]
     actor = Actor("bench-depot", Role.DEPOT, "Bench Depot")
     began = time.perf_counter()
     ledger.report_recall_kits(actor, recall_id, place_id=UUID(depot), reports=stock)
