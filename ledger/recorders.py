@@ -9,6 +9,7 @@ Triggers refuse UPDATE and DELETE on the event and chain tables as a second line
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -76,7 +77,20 @@ def _links(prev: bytes, last_seq: int, events: Sequence[StoredEvent]) -> list[tu
 
 
 class ChainReader(ABC):
-    """Queries the chain shares between stores: pages of links, the head, unchained events."""
+    """Queries the chain shares between stores: pages of links, the head, unchained events; and the
+    links the last insert of this thread wrote (`take_written`), so a command learns its own chain
+    positions and hashes without reading them back."""
+
+    _written = threading.local()
+
+    def _note_written(self, rows: Sequence[tuple[int, str, int, bytes]]) -> None:
+        self._written.links = [Link(seq, oid, v, h) for seq, oid, v, h in rows]
+
+    def take_written(self) -> list[Link]:
+        """The links written by this thread's last insert, once (then forgotten)."""
+        links: list[Link] = getattr(self._written, "links", [])
+        self._written.links = []
+        return links
 
     def iter_chain(self, after_seq: int = 0, page: int = 2000) -> Iterator[ChainRow]:
         """Every chain row from `after_seq`, in order, joined with its event, a page at a time."""
@@ -151,6 +165,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
             "VALUES (?, ?, ?, ?)",
             [(seq, UUID(oid).hex, v, h) for seq, oid, v, h in rows],
         )
+        self._note_written(rows)
         return ids
 
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
@@ -288,6 +303,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         last_seq, prev = (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
         rows = _links(prev, last_seq, stored_events)
         curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
+        self._note_written(rows)
         return ids
 
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:

@@ -76,6 +76,29 @@ class Quantity:
     def __str__(self) -> str:
         return f"{self.amount} {self.unit}"
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """In a command: a Quantity, or `{"amount": ..., "unit": ...}` checked by `Quantity.of`."""
+        from pydantic_core import core_schema
+
+        fields = core_schema.typed_dict_schema(
+            {
+                "amount": core_schema.typed_dict_field(
+                    core_schema.decimal_schema(allow_inf_nan=False, gt=Decimal(0), max_digits=30)
+                ),
+                "unit": core_schema.typed_dict_field(core_schema.literal_schema(list(UNITS))),
+            },
+            extra_behavior="forbid",
+        )
+        from_dict = core_schema.no_info_after_validator_function(
+            lambda d: cls.of(d["amount"], d["unit"]), fields
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=from_dict,
+            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_dict]),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda q: q.as_dict()),
+        )
+
 
 def _plain_decimal(value: Decimal) -> Decimal:
     """Drop trailing zeros without switching to exponent notation (2000, not 2E+3)."""

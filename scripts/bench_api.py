@@ -29,7 +29,22 @@ from uuid import UUID
 
 import httpx
 
-from ledger.application import Arm, Ledger, OutputLot
+from ledger.application import Ledger
+from ledger.commands import (
+    ActivateSite,
+    Arm,
+    CertifyPackaging,
+    DisposePackaging,
+    Formulate,
+    OutputLot,
+    Package,
+    ReceiveLot,
+    RegisterLocation,
+    RegisterTrial,
+    ReleaseLot,
+    Ship,
+    SponsorRelease,
+)
 from ledger.domain import Kit
 from ledger.gs1 import with_check_digit
 from ledger.identity import Identity
@@ -68,96 +83,120 @@ class Timings:
 def build(ledger: Ledger, sites: int, shipments: int, kits_per_shipment: int) -> Plan:
     """A trial, a plant, a depot, `sites` activated sites, one released run, and the shipments."""
     today = date.today()
-    trial = ledger.register_trial(
+    trial = ledger.handle(
+        RegisterTrial(
+            code="BENCH-1",
+            title="bench",
+            sponsor="bench",
+            countries=["DE"],
+            do_not_ship_days=30,
+            do_not_dispense_days=7,
+        ),
         ADMIN,
-        code="BENCH-1",
-        title="bench",
-        sponsor="bench",
-        countries=["DE"],
-        do_not_ship_days=30,
-        do_not_dispense_days=7,
-    )
-    plant = ledger.register_location(
-        ADMIN, gln=with_check_digit("400000000001"), kind="manufacturing_site", name="Plant", country="DE"
-    )
-    depot = ledger.register_location(
-        ADMIN, gln=with_check_digit("400000000002"), kind="depot", name="Depot", country="DE"
-    )
+    ).id
+    plant = ledger.handle(
+        RegisterLocation(
+            gln=with_check_digit("400000000001"),
+            kind="manufacturing_site",
+            name="Plant",
+            country="DE",
+        ),
+        ADMIN,
+    ).id
+    depot = ledger.handle(
+        RegisterLocation(
+            gln=with_check_digit("400000000002"),
+            kind="depot",
+            name="Depot",
+            country="DE",
+        ),
+        ADMIN,
+    ).id
     site_ids = []
     for n in range(sites):
-        site = ledger.register_location(
+        site = ledger.handle(
+            RegisterLocation(
+                gln=with_check_digit(f"4000000010{n:02d}"),
+                kind="clinical_site",
+                name=f"Site {n + 1}",
+                country="DE",
+                trial_id=trial,
+                site_number=f"{n + 1}",
+            ),
             ADMIN,
-            gln=with_check_digit(f"4000000010{n:02d}"),
-            kind="clinical_site",
-            name=f"Site {n + 1}",
-            country="DE",
-            trial_id=trial,
-            site_number=f"{n + 1}",
-        )
-        ledger.activate_site(ADMIN, site)
+        ).id
+        ledger.handle(ActivateSite(site_id=site), ADMIN)
         site_ids.append(site)
 
     def lot(number: str, kind: str, amount: str, unit: str, item: str) -> UUID:
-        lot_id = ledger.receive_lot(
+        lot_id = ledger.handle(
+            ReceiveLot(
+                gtin=with_check_digit(item),
+                lot_number=number,
+                kind=kind,
+                material=number,
+                quantity=Quantity.of(amount, unit),
+                location_id=plant,
+                manufactured_on=today - timedelta(days=30),
+                expires_on=today + timedelta(days=900),
+                supplier="Supplier",
+            ),
             MFG,
-            gtin=with_check_digit(item),
-            lot_number=number,
-            kind=kind,
-            material=number,
-            quantity=Quantity.of(amount, unit),
-            location_id=plant,
-            manufactured_on=today - timedelta(days=30),
-            expires_on=today + timedelta(days=900),
-            supplier="Supplier",
-        )
-        ledger.release_lot(QA, lot_id, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}")
+        ).id
+        ledger.handle(ReleaseLot(lot_id=lot_id, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}"), QA)
         return lot_id
 
     kits = shipments * kits_per_shipment
     api_lot = lot("API-1", "api", "5", "kg", "0400000000101")
     excipient = lot("EXC-1", "excipient", "50", "kg", "0400000000202")
-    _, dp = ledger.formulate(
+    _, dp = ledger.handle(
+        Formulate(
+            batch_number="B-1",
+            product="bench",
+            location_id=plant,
+            inputs=[(api_lot, Quantity.of("1", "kg")), (excipient, Quantity.of("10", "kg"))],
+            output=OutputLot(with_check_digit("0400000000303"), "DP-1", "tablets", today + timedelta(days=800)),
+            theoretical_yield=Quantity.of(kits, "unit"),
+            actual_yield=Quantity.of(kits, "unit"),
+            equipment=["MIX"],
+            checked_by=MFG2,
+        ),
         MFG,
-        batch_number="B-1",
-        product="bench",
-        location_id=plant,
-        inputs=[(api_lot, Quantity.of("1", "kg")), (excipient, Quantity.of("10", "kg"))],
-        output=OutputLot(with_check_digit("0400000000303"), "DP-1", "tablets", today + timedelta(days=800)),
-        theoretical_yield=Quantity.of(kits, "unit"),
-        actual_yield=Quantity.of(kits, "unit"),
-        equipment=["MIX"],
-        checked_by=MFG2,
-    )
-    ledger.release_lot(QA, dp, signature=sign(QA, Meaning.RELEASED), results_ref="QC-1")
+    ).created
+    ledger.handle(ReleaseLot(lot_id=dp, signature=sign(QA, Meaning.RELEASED), results_ref="QC-1"), QA)
     numbers = [f"K{i:06d}" for i in range(1, kits + 1)]
-    run = ledger.package(
+    run = ledger.handle(
+        Package(
+            batch_number="P-1",
+            trial_id=trial,
+            location_id=depot,
+            kit_gtin=KIT_GTIN,
+            label_version="v1",
+            arms=[Arm("A", dp, 1, kits)],
+            kit_list=[(n, "A") for n in numbers],
+            checked_by=MFG2,
+        ),
         MFG,
-        batch_number="P-1",
-        trial_id=trial,
-        location_id=depot,
-        kit_gtin=KIT_GTIN,
-        label_version="v1",
-        arms=[Arm("A", dp, 1, kits)],
-        kit_list=[(n, "A") for n in numbers],
-        checked_by=MFG2,
-    )
-    ledger.dispose_packaging(QA, run, signature=sign(QA, Meaning.RELEASED), released=True)
-    ledger.certify_packaging(QP, run, signature=sign(QP, Meaning.CERTIFIED))
-    ledger.sponsor_release(QA, run, country="DE", signature=sign(QA, Meaning.SPONSOR_RELEASED))
+    ).id
+    ledger.handle(DisposePackaging(run_id=run, signature=sign(QA, Meaning.RELEASED), released=True), QA)
+    ledger.handle(CertifyPackaging(run_id=run, signature=sign(QP, Meaning.CERTIFIED)), QP)
+    ledger.handle(SponsorRelease(run_id=run, country="DE", signature=sign(QA, Meaning.SPONSOR_RELEASED)), QA)
     planned = []
     for s in range(shipments):
         chunk = numbers[s * kits_per_shipment : (s + 1) * kits_per_shipment]
         site = site_ids[s % sites]
-        shipment = ledger.ship(
+        shipment = ledger.handle(
+            Ship(
+                shipment_number=f"S-{s + 1}",
+                sscc=with_check_digit(f"3400000000{s:07d}"),
+                from_id=depot,
+                to_id=site,
+                kit_ids=[Kit.create_id(KIT_GTIN, n) for n in chunk],
+                min_celsius=Decimal(2),
+                max_celsius=Decimal(8),
+            ),
             DEPOT,
-            shipment_number=f"S-{s + 1}",
-            sscc=with_check_digit(f"3400000000{s:07d}"),
-            from_id=depot,
-            to_id=site,
-            kit_ids=[Kit.create_id(KIT_GTIN, n) for n in chunk],
-            min_celsius=Decimal(2),
-            max_celsius=Decimal(8),
-        )
+        ).id
         planned.append((site, shipment, chunk))
     return Plan(api_lot, site_ids, planned, ledger.chain.head()[0])
 

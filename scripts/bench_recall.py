@@ -28,12 +28,12 @@ from typing import Any
 from uuid import UUID
 
 from ledger.application import Ledger
+from ledger.commands import AcknowledgeRecall, KitReportLine, OpenRecall, ReportRecallKits
 from ledger.config import Settings
 from ledger.domain import LotKind, LotStatus
 from ledger.domain.recall import AffectedKit, KitOutcome, KitReport, Recall
 from ledger.values import Actor, Meaning, Role, sign
 from projections import recall_campaigns as campaigns
-from projections.genealogy import Genealogy
 from projections.runner import REBUILD_BATCH, ProjectionRunner
 
 QA = Actor("bench-qa", Role.QA, "Bench QA")
@@ -126,18 +126,16 @@ def _open(runner: ProjectionRunner, lots: list[tuple[UUID, str, int]], *, reader
     kit_reader = campaigns.KitStateReader(runner.engine)
     stamp = datetime.now(UTC).strftime("%H%M%S")
     began = time.perf_counter()
-    written = ledger.open_recall(
+    written = ledger.handle(
+        OpenRecall(
+            recall_number=f"B-{lots[0][1]}-{stamp}"[:20],
+            lot_ids=[lot[0] for lot in lots],
+            reason="benchmark: mock recall",
+            classification="class_ii",
+            scope="all_kits",
+            signature=sign(QA, Meaning.APPROVED),
+        ),
         QA,
-        recall_number=f"B-{lots[0][1]}-{stamp}"[:20],
-        lot_ids=[lot[0] for lot in lots],
-        reason="benchmark: mock recall",
-        classification="class_ii",
-        scope="all_kits",
-        signature=sign(QA, Meaning.APPROVED),
-        kit_states=kit_reader if reader else None,
-        source={"reader": "genealogy read model", "as_of": runner.positions()[Genealogy.name]}
-        if reader
-        else None,
     )
     seconds = time.perf_counter() - began
     how = "bulk kit reader (read model)" if reader else "each kit loaded from the store"
@@ -216,7 +214,7 @@ def _measure_depot_batch(ledger: Ledger, recall_ids: list[UUID]) -> None:
     stock = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in kits[:5000]]
     actor = Actor("bench-depot", Role.DEPOT, "Bench Depot")
     began = time.perf_counter()
-    ledger.report_recall_kits(actor, recall_id, place_id=UUID(depot), reports=stock)
+    ledger.handle(ReportRecallKits(recall_id=recall_id, place_id=UUID(depot), reports=stock), actor)
     _line(f"the depot quarantines {len(stock):,} kits (one write)", f"{time.perf_counter() - began:.2f} s")
 
 
@@ -228,7 +226,7 @@ def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
     sites = [p for p, info in recall.places.items() if info["kind"] == "clinical_site"]
     site = Actor("bench-site", Role.SITE, "Bench Site")
     began = time.perf_counter()
-    ledger.acknowledge_recall(site, recall_id, place_id=UUID(sites[0]))
+    ledger.handle(AcknowledgeRecall(recall_id=recall_id, place_id=UUID(sites[0])), site)
     _line(
         "first write: a site acknowledges (loads the recall)",
         f"{(time.perf_counter() - began) * 1000:.0f} ms",
@@ -237,8 +235,13 @@ def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
     singles = [(place, held(recall, place)[0]) for place in sites[1:] if held(recall, place)][:reports]
     for place, kit in singles:
         began = time.perf_counter()
-        ledger.report_recall_kit(
-            site, recall_id, place_id=UUID(place), kit_id=kit.kit_id, outcome="quarantined"
+        ledger.handle(
+            ReportRecallKits(
+                recall_id=recall_id,
+                place_id=UUID(place),
+                reports=[KitReportLine(kit_id=kit.kit_id, outcome="quarantined")],
+            ),
+            site,
         )
         samples.append((time.perf_counter() - began) * 1000)
     if len(samples) >= 2:
@@ -251,7 +254,7 @@ def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
     busiest = max(sites, key=lambda p: len(held(recall, p)))
     lines = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in held(recall, busiest)]
     began = time.perf_counter()
-    ledger.report_recall_kits(site, recall_id, place_id=UUID(busiest), reports=lines)
+    ledger.handle(ReportRecallKits(recall_id=recall_id, place_id=UUID(busiest), reports=lines), site)
     _line(
         f"a site reports its whole list ({len(lines)} kits, one write)",
         f"{(time.perf_counter() - began) * 1000:.0f} ms",

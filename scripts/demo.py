@@ -45,7 +45,35 @@ from uuid import UUID
 
 from tqdm import tqdm
 
-from ledger.application import Arm, Ledger, OutputLot, Written
+from ledger.application import Ledger
+from ledger.commands import (
+    AcknowledgeRecall,
+    ActivateSite,
+    Arm,
+    AuthoriseDestruction,
+    CertifyPackaging,
+    ConfirmReceipt,
+    CorrectLotQuantity,
+    DecideQuarantine,
+    DestroyKits,
+    Dispense,
+    DisposePackaging,
+    Formulate,
+    OpenRecall,
+    OutputLot,
+    Package,
+    ReceiveLot,
+    ReceiveRecallReturns,
+    RecordDeviation,
+    RegisterLocation,
+    RegisterTrial,
+    ReleaseLot,
+    ReportExcursion,
+    ReportRecallKits,
+    ReturnKit,
+    Ship,
+    SponsorRelease,
+)
 from ledger.config import Settings
 from ledger.domain import Kit, KitStatus, Location, LocationKind, LotKind, SiteStatus
 from ledger.domain.recall import KitOutcome, KitReport, Recall
@@ -586,27 +614,51 @@ class _Program:
     # --- reference data --------------------------------------------------------------------------------
 
     def _register_trial(self) -> None:
-        self.trial_id = self.ledger.register_trial(
-            self.actor["admin"], code=TRIAL_CODE, sponsor="Lotline Therapeutics",
-            title="A phase III, randomised, double-blind, placebo-controlled study of lotanib 10 mg "
+        self.trial_id = self.ledger.handle(
+            RegisterTrial(
+                code=TRIAL_CODE,
+                sponsor="Lotline Therapeutics",
+                title="A phase III, randomised, double-blind, placebo-controlled study of lotanib 10 mg "
                   "once daily in adults with moderate to severe plaque psoriasis",
-            countries=self.countries, do_not_ship_days=45, do_not_dispense_days=14,
-            occurred_at=self.when())
+                countries=self.countries,
+                do_not_ship_days=45,
+                do_not_dispense_days=14,
+                occurred_at=self.when(),
+            ),
+            self.actor["admin"],
+        ).id
         self.wrote(1)
 
     def _register_place(self, key: str, kind: LocationKind, country: str, name: str, ref: int) -> None:
-        self.places[key] = self.ledger.register_location(
-            self.actor["admin"], gln=gln(ref), kind=kind, name=name, country=country, occurred_at=self.when())
+        self.places[key] = self.ledger.handle(
+            RegisterLocation(
+                gln=gln(ref),
+                kind=kind,
+                name=name,
+                country=country,
+                occurred_at=self.when(),
+            ),
+            self.actor["admin"],
+        ).id
         self.wrote(1)
 
     def _register_site(self, site: _Site) -> None:
-        site.id = self.ledger.register_location(
-            self.actor["admin"], gln=gln(100 + site.index), kind=LocationKind.CLINICAL_SITE, name=site.name,
-            country=site.country, trial_id=self.trial_id, site_number=site.number, occurred_at=self.when())
+        site.id = self.ledger.handle(
+            RegisterLocation(
+                gln=gln(100 + site.index),
+                kind=LocationKind.CLINICAL_SITE,
+                name=site.name,
+                country=site.country,
+                trial_id=self.trial_id,
+                site_number=site.number,
+                occurred_at=self.when(),
+            ),
+            self.actor["admin"],
+        ).id
         self.wrote(1)
 
     def _activate_site(self, site: _Site) -> None:
-        self.wrote(self.ledger.activate_site(self.actor["admin"], _known(site.id), occurred_at=self.when()))
+        self.wrote(self.ledger.handle(ActivateSite(site_id=_known(site.id), occurred_at=self.when()), self.actor["admin"]))
         site.active = True
 
     # --- materials and manufacturing -------------------------------------------------------------------
@@ -617,27 +669,50 @@ class _Program:
         keyed = lot.amount
         if lot.miskeyed:  # two digits swapped at goods receipt: 25 kg keyed as 52 kg
             keyed = Decimal(str(lot.amount)[::-1]) if str(lot.amount)[::-1] != str(lot.amount) else keyed * 10
-        lot.id = self.ledger.receive_lot(
-            receiver, gtin=lot.gtin, lot_number=lot.number, kind=lot.kind, material=lot.material,
-            quantity=Quantity.of(keyed, lot.unit), location_id=self.places[lot.location],
-            manufactured_on=made, expires_on=made + timedelta(days=lot.shelf_life_days),
-            retest_on=made + timedelta(days=lot.retest_days) if lot.retest_days else None,
-            supplier=lot.supplier, supplier_lot=f"S{self.rng.randint(100000, 999999)}",
-            occurred_at=self.when())
+        lot.id = self.ledger.handle(
+            ReceiveLot(
+                gtin=lot.gtin,
+                lot_number=lot.number,
+                kind=lot.kind,
+                material=lot.material,
+                quantity=Quantity.of(keyed, lot.unit),
+                location_id=self.places[lot.location],
+                manufactured_on=made,
+                expires_on=made + timedelta(days=lot.shelf_life_days),
+                retest_on=made + timedelta(days=lot.retest_days) if lot.retest_days else None,
+                supplier=lot.supplier,
+                supplier_lot=f"S{self.rng.randint(100000, 999999)}",
+                occurred_at=self.when(),
+            ),
+            receiver,
+        ).id
         lot.use_by = made + timedelta(days=lot.retest_days or lot.shelf_life_days)
         self.wrote(1)
 
     def _correct_quantity(self, lot: _Lot) -> None:
-        self.wrote(self.ledger.correct_lot_quantity(
-            self.actor["qa"], _known(lot.id), corrects_version=1, quantity=Quantity.of(lot.amount, lot.unit),
-            reason=f"Quantity keyed wrongly at goods receipt; delivery note and CoA state "
+        self.wrote(self.ledger.handle(
+            CorrectLotQuantity(
+                lot_id=_known(lot.id),
+                corrects_version=1,
+                quantity=Quantity.of(lot.amount, lot.unit),
+                reason=f"Quantity keyed wrongly at goods receipt; delivery note and CoA state "
                    f"{lot.amount} {lot.unit}",
-            occurred_at=self.when()))
+                occurred_at=self.when(),
+            ),
+            self.actor["qa"],
+        ))
 
     def _release(self, lot_id: UUID, results_ref: str) -> None:
         qa, at = self.actor["qa"], self.when()
-        self.wrote(self.ledger.release_lot(qa, lot_id, signature=sign(qa, Meaning.RELEASED, at),
-                                           results_ref=results_ref, occurred_at=at))
+        self.wrote(self.ledger.handle(
+            ReleaseLot(
+                lot_id=lot_id,
+                signature=sign(qa, Meaning.RELEASED, at),
+                results_ref=results_ref,
+                occurred_at=at,
+            ),
+            qa,
+        ))
 
     def _release_raw_lot(self, lot: _Lot) -> None:
         self._release(_known(lot.id), f"{'QC' if lot.kind == LotKind.API else 'CoA'}-{lot.number}")
@@ -654,14 +729,22 @@ class _Program:
         api_use_by = min(lot.use_by for lot, _ in run.api if lot.use_by is not None)
         number = f"LTX10-{run.index + 1:04d}"
         performer, checker = self._two_people(run.index)
-        run.batch_id, dp_id = self.ledger.formulate(
-            performer, batch_number=f"MB-{run.index + 1:04d}", product=PRODUCT,
-            location_id=self.places["plant"], inputs=inputs,
-            output=OutputLot(ACTIVE_DP_GTIN, number, PRODUCT, min(made + timedelta(days=913), api_use_by)),
-            theoretical_yield=Quantity.of(run.theoretical, "unit"), actual_yield=Quantity.of(actual, "unit"),
-            equipment=["GRN-0101 high-shear granulator", "FBD-0102 fluid-bed dryer",
+        run.batch_id, dp_id = self.ledger.handle(
+            Formulate(
+                batch_number=f"MB-{run.index + 1:04d}",
+                product=PRODUCT,
+                location_id=self.places["plant"],
+                inputs=inputs,
+                output=OutputLot(ACTIVE_DP_GTIN, number, PRODUCT, min(made + timedelta(days=913), api_use_by)),
+                theoretical_yield=Quantity.of(run.theoretical, "unit"),
+                actual_yield=Quantity.of(actual, "unit"),
+                equipment=["GRN-0101 high-shear granulator", "FBD-0102 fluid-bed dryer",
                        "TAB-0201 rotary tablet press", "COT-0301 pan coater"],
-            checked_by=checker, occurred_at=self.when())
+                checked_by=checker,
+                occurred_at=self.when(),
+            ),
+            performer,
+        ).created
         run.dp_lot = _Lot(LotKind.DRUG_PRODUCT, ACTIVE_DP_GTIN, number, PRODUCT, Decimal(actual), "unit",
                           None, "plant", 913, id=dp_id)
         self.batches += 1
@@ -673,11 +756,17 @@ class _Program:
         return (a, b) if n % 2 == 0 else (b, a)
 
     def _deviation(self, run: _Run, n: int) -> None:
-        self.wrote(self.ledger.record_deviation(
-            self.actor["qa"], _known(run.batch_id), number=f"DEV-{self.when().year}-{n:03d}",
-            description="Granulation end point reached 4 minutes after the range in the master batch "
+        self.wrote(self.ledger.handle(
+            RecordDeviation(
+                batch_id=_known(run.batch_id),
+                number=f"DEV-{self.when().year}-{n:03d}",
+                description="Granulation end point reached 4 minutes after the range in the master batch "
                         "record; blend uniformity and dissolution within specification",
-            classification="minor", occurred_at=self.when()))
+                classification="minor",
+                occurred_at=self.when(),
+            ),
+            self.actor["qa"],
+        ))
 
     def _package(self, run: _Run) -> None:
         assert run.dp_lot is not None and run.placebo is not None
@@ -685,31 +774,59 @@ class _Program:
                 Arm("P", _known(run.placebo.id), UNITS_PER_KIT, run.placebo_need, run.samples,
                     run.rejects[1])]
         performer, checker = self._two_people(run.index + 1)
-        run.id = self.ledger.package(
-            performer, batch_number=f"PK-{run.index + 1:04d}", trial_id=_known(self.trial_id),
-            location_id=self.places[run.region], kit_gtin=KIT_GTIN, label_version="LBL-LTX301-v3",
-            arms=arms, kit_list=run.kit_list,
-            components=[(_known(lot.id), Quantity.of(units, "unit")) for lot, units in run.components],
-            checked_by=checker, occurred_at=self.when())
+        run.id = self.ledger.handle(
+            Package(
+                batch_number=f"PK-{run.index + 1:04d}",
+                trial_id=_known(self.trial_id),
+                location_id=self.places[run.region],
+                kit_gtin=KIT_GTIN,
+                label_version="LBL-LTX301-v3",
+                arms=arms,
+                kit_list=run.kit_list,
+                components=[(_known(lot.id), Quantity.of(units, "unit")) for lot, units in run.components],
+                checked_by=checker,
+                occurred_at=self.when(),
+            ),
+            performer,
+        ).id
         run.stock = [_Kit(number, Kit.create_id(KIT_GTIN, number), arm) for number, arm in run.kit_list][::-1]
         self.kits += len(run.kit_list)
         self.wrote(3 + len(run.components) + len(run.kit_list))
 
     def _dispose(self, run: _Run) -> None:
         qa, at = self.actor["qa"], self.when()
-        self.wrote(self.ledger.dispose_packaging(
-            qa, _known(run.id), signature=sign(qa, Meaning.RELEASED, at), released=True, occurred_at=at))
+        self.wrote(self.ledger.handle(
+            DisposePackaging(
+                run_id=_known(run.id),
+                signature=sign(qa, Meaning.RELEASED, at),
+                released=True,
+                occurred_at=at,
+            ),
+            qa,
+        ))
 
     def _certify(self, run: _Run) -> None:
         qp, at = self.actor["qp"], self.when()
-        self.wrote(self.ledger.certify_packaging(
-            qp, _known(run.id), signature=sign(qp, Meaning.CERTIFIED, at), occurred_at=at))
+        self.wrote(self.ledger.handle(
+            CertifyPackaging(
+                run_id=_known(run.id),
+                signature=sign(qp, Meaning.CERTIFIED, at),
+                occurred_at=at,
+            ),
+            qp,
+        ))
 
     def _sponsor_release(self, run: _Run, country: str) -> None:
         qa, at = self.actor["qa"], self.when()
-        self.wrote(self.ledger.sponsor_release(
-            qa, _known(run.id), country=country, signature=sign(qa, Meaning.SPONSOR_RELEASED, at),
-            occurred_at=at))
+        self.wrote(self.ledger.handle(
+            SponsorRelease(
+                run_id=_known(run.id),
+                country=country,
+                signature=sign(qa, Meaning.SPONSOR_RELEASED, at),
+                occurred_at=at,
+            ),
+            qa,
+        ))
         run.countries.add(country)
 
     # --- distribution ----------------------------------------------------------------------------------
@@ -730,11 +847,21 @@ class _Program:
                     kits.append(run.stock.pop())
         self.shipments += 1
         n = self.shipments
-        shipment_id = self.ledger.ship(
-            self.actor["depot"], shipment_number=f"SH-{n:06d}", sscc=sscc(n), from_id=self.places[region],
-            to_id=_known(site.id), kit_ids=[k.id for k in kits], min_celsius=TRANSIT_CELSIUS[0],
-            max_celsius=TRANSIT_CELSIUS[1], logger_id=f"TL-{n:06d}", carrier=CARRIERS[region],
-            occurred_at=self.when())
+        shipment_id = self.ledger.handle(
+            Ship(
+                shipment_number=f"SH-{n:06d}",
+                sscc=sscc(n),
+                from_id=self.places[region],
+                to_id=_known(site.id),
+                kit_ids=[k.id for k in kits],
+                min_celsius=TRANSIT_CELSIUS[0],
+                max_celsius=TRANSIT_CELSIUS[1],
+                logger_id=f"TL-{n:06d}",
+                carrier=CARRIERS[region],
+                occurred_at=self.when(),
+            ),
+            self.actor["depot"],
+        ).id
         self.wrote(1 + len(kits))
         for kit in kits:
             kit.status = KitStatus.IN_TRANSIT
@@ -752,10 +879,17 @@ class _Program:
             outcomes[kits[0].number], outcomes[kits[1].number] = "damaged", "missing"
         excursion = incident == "excursion"
         high = self.uniform(26.5, 31) if excursion else self.uniform(21, 24.5)
-        self.wrote(self.ledger.confirm_receipt(
-            self.actor["site"], shipment_id, site_id=_known(site.id), outcomes=outcomes,
-            logger_min=_one_decimal(self.uniform(16, 19)), logger_max=_one_decimal(high),
-            occurred_at=self.when()))
+        self.wrote(self.ledger.handle(
+            ConfirmReceipt(
+                shipment_id=shipment_id,
+                site_id=_known(site.id),
+                outcomes=outcomes,
+                logger_min=_one_decimal(self.uniform(16, 19)),
+                logger_max=_one_decimal(high),
+                occurred_at=self.when(),
+            ),
+            self.actor["site"],
+        ))
         intact = []
         for kit in kits:
             outcome = outcomes[kit.number]
@@ -811,11 +945,17 @@ class _Program:
             kits = [k for k in site.kits if k.status == KitStatus.RECEIVED]
             if len(kits) >= 2:
                 kits = kits[: self.rng.randint(2, 6)]
-                self.wrote(self.ledger.report_excursion(
-                    self.actor["site"], _known(site.id), kit_ids=[k.id for k in kits],
-                    min_celsius=_one_decimal(self.uniform(18, 21)),
-                    max_celsius=_one_decimal(self.uniform(27, 33)),
-                    duration_minutes=self.rng.randint(90, 600), occurred_at=self.when()))
+                self.wrote(self.ledger.handle(
+                    ReportExcursion(
+                        location_id=_known(site.id),
+                        kit_ids=[k.id for k in kits],
+                        min_celsius=_one_decimal(self.uniform(18, 21)),
+                        max_celsius=_one_decimal(self.uniform(27, 33)),
+                        duration_minutes=self.rng.randint(90, 600),
+                        occurred_at=self.when(),
+                    ),
+                    self.actor["site"],
+                ))
                 for kit in kits:
                     kit.status = KitStatus.QUARANTINED
                 self.at(self.today + self.uniform(2, 6), self._decide_quarantine, kits, "storage")
@@ -831,10 +971,16 @@ class _Program:
         qa, at = self.actor["qa"], self.when()
         reason = ("Excursion covered by stability data (report STB-LTX-014); kits fit for use" if release
                   else "Excursion outside the range supported by stability data; kits not fit for use")
-        self.wrote(self.ledger.decide_quarantine(
-            qa, kit_ids=[k.id for k in kits], release=release,
-            signature=sign(qa, Meaning.RELEASED if release else Meaning.REJECTED, at), reason=reason,
-            occurred_at=at))
+        self.wrote(self.ledger.handle(
+            DecideQuarantine(
+                kit_ids=[k.id for k in kits],
+                release=release,
+                signature=sign(qa, Meaning.RELEASED if release else Meaning.REJECTED, at),
+                reason=reason,
+                occurred_at=at,
+            ),
+            qa,
+        ))
         for kit in kits:
             kit.status = KitStatus.RECEIVED if release else KitStatus.DAMAGED
         if release:
@@ -850,8 +996,15 @@ class _Program:
         assert site is not None
         if subject.kit is not None and self.rng.random() < 0.8:
             self._return(subject.kit, self.rng.choices(["used", "partially_used"], [0.8, 0.2])[0])
-        self.wrote(self.ledger.dispense(self.actor["site"], kit.id, site_id=_known(site.id),
-                                        subject=f"SUBJ-{subject.number:04d}", occurred_at=self.when()))
+        self.wrote(self.ledger.handle(
+            Dispense(
+                kit_id=kit.id,
+                site_id=_known(site.id),
+                subject=f"SUBJ-{subject.number:04d}",
+                occurred_at=self.when(),
+            ),
+            self.actor["site"],
+        ))
         kit.status = KitStatus.DISPENSED
         self.dispensed += 1
         self.treated.add(subject.number)
@@ -864,8 +1017,15 @@ class _Program:
         if kit.status not in (KitStatus.DISPENSED, KitStatus.RECEIVED):
             return
         assert kit.site is not None
-        self.wrote(self.ledger.return_kit(self.actor["site"], kit.id, site_id=_known(kit.site.id),
-                                          condition=condition, occurred_at=self.when()))
+        self.wrote(self.ledger.handle(
+            ReturnKit(
+                kit_id=kit.id,
+                site_id=_known(kit.site.id),
+                condition=condition,
+                occurred_at=self.when(),
+            ),
+            self.actor["site"],
+        ))
         kit.status = KitStatus.RETURNED
 
     def _destruction_round(self, round_no: int) -> None:
@@ -879,30 +1039,49 @@ class _Program:
         for n, start in enumerate(range(0, len(kits), 200)):
             chunk = kits[start: start + 200]
             qa, at = self.actor["qa"], self.when()
-            self.wrote(self.ledger.authorise_destruction(
-                qa, kit_ids=[k.id for k in chunk], signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
-                reason=f"Returned and damaged kits at site {site.number} reconciled by the monitor",
-                occurred_at=at))
+            self.wrote(self.ledger.handle(
+                AuthoriseDestruction(
+                    kit_ids=[k.id for k in chunk],
+                    signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
+                    reason=f"Returned and damaged kits at site {site.number} reconciled by the monitor",
+                    occurred_at=at,
+                ),
+                qa,
+            ))
             for kit in chunk:
                 kit.status = KitStatus.PENDING_DESTRUCTION
             certificate = f"DC-{site.number}-{round_no}{n + 1:02d}"
             self.at(self.today + self.uniform(3, 8), self._destroy, chunk, certificate)
 
     def _destroy(self, kits: list[_Kit], certificate: str) -> None:
-        self.wrote(self.ledger.destroy(
-            self.actor["site"], kit_ids=[k.id for k in kits], certificate=certificate,
-            method="incineration by a licensed contractor", occurred_at=self.when()))
+        self.wrote(self.ledger.handle(
+            DestroyKits(
+                kit_ids=[k.id for k in kits],
+                certificate=certificate,
+                method="incineration by a licensed contractor",
+                occurred_at=self.when(),
+            ),
+            self.actor["site"],
+        ))
         for kit in kits:
             kit.status = KitStatus.DESTROYED
 
     def _open_recall(self, lot: _Lot) -> None:
         qa, at = self.actor["qa"], self.when()
         self.recall_number = f"RC-{at:%Y}-001"
-        written = self.ledger.open_recall(
-            qa, recall_number=self.recall_number, lot_ids=[_known(lot.id)], classification="class_ii",
-            reason=f"{lot.number}: unknown impurity above the identification threshold in the "
+        written = self.ledger.handle(
+            OpenRecall(
+                recall_number=self.recall_number,
+                lot_ids=[_known(lot.id)],
+                classification="class_ii",
+                reason=f"{lot.number}: unknown impurity above the identification threshold in the "
                    "supplier's retained sample; stop use and return all kits",
-            scope="all_kits", signature=sign(qa, Meaning.APPROVED, at), occurred_at=at)
+                scope="all_kits",
+                signature=sign(qa, Meaning.APPROVED, at),
+                occurred_at=at,
+            ),
+            qa,
+        )
         self.wrote(written)
         self.recall_kits = int(written.ids["kits"])
         _RecallDrill(self, written.ids["recall_id"]).schedule()
@@ -936,8 +1115,14 @@ class _RecallDrill:
         p.at(p.today + 0.85, self._receive_returns, working[: math.ceil(len(working) / 2)])
 
     def _acknowledge(self, place: str, who: str) -> None:
-        self.program.wrote(self.ledger.acknowledge_recall(
-            self.program.actor[who], self.recall_id, place_id=UUID(place), occurred_at=self.program.when()))
+        self.program.wrote(self.ledger.handle(
+            AcknowledgeRecall(
+                recall_id=self.recall_id,
+                place_id=UUID(place),
+                occurred_at=self.program.when(),
+            ),
+            self.program.actor[who],
+        ))
 
     def _report(self, place: str, who: str, one_not_found: bool) -> None:
         """The place's report from its own records, in one write."""
@@ -946,9 +1131,15 @@ class _RecallDrill:
         if one_not_found:
             reports = reports[1:]
         if reports:
-            self.program.wrote(self.ledger.report_recall_kits(
-                self.program.actor[who], self.recall_id, place_id=UUID(place), reports=reports,
-                occurred_at=self.program.when()))
+            self.program.wrote(self.ledger.handle(
+                ReportRecallKits(
+                    recall_id=self.recall_id,
+                    place_id=UUID(place),
+                    reports=reports,
+                    occurred_at=self.program.when(),
+                ),
+                self.program.actor[who],
+            ))
 
     def _report_of(self, kit_id: UUID, who: str) -> KitReport | None:
         """What a place reports for a kit in its records' status (missing, in transit or destroyed
@@ -972,9 +1163,15 @@ class _RecallDrill:
                     depot = _known(self.ledger.get(Kit, k.kit_id).destination_id)
                     by_depot.setdefault(depot, []).append(k.kit_id)
         for depot, kit_ids in sorted(by_depot.items()):
-            self.program.wrote(self.ledger.receive_recall_returns(
-                self.program.actor["depot"], self.recall_id, depot_id=depot, kit_ids=kit_ids,
-                occurred_at=self.program.when()))
+            self.program.wrote(self.ledger.handle(
+                ReceiveRecallReturns(
+                    recall_id=self.recall_id,
+                    depot_id=depot,
+                    kit_ids=kit_ids,
+                    occurred_at=self.program.when(),
+                ),
+                self.program.actor["depot"],
+            ))
 
 
 def _mg(milligrams: int) -> Quantity:

@@ -17,7 +17,23 @@ from uuid import UUID
 
 import pytest
 
-from ledger.application import Arm, Ledger, OutputLot
+from ledger.application import Ledger
+from ledger.commands import (
+    ActivateSite,
+    Arm,
+    CertifyPackaging,
+    ConfirmReceipt,
+    DisposePackaging,
+    Formulate,
+    OutputLot,
+    Package,
+    ReceiveLot,
+    RegisterLocation,
+    RegisterTrial,
+    ReleaseLot,
+    Ship,
+    SponsorRelease,
+)
 from ledger.domain import Kit, Shipment
 from ledger.gs1 import with_check_digit
 from ledger.values import Actor, Meaning, Quantity, Role, now, sign
@@ -132,45 +148,58 @@ class Program:
     def reference(self) -> Program:
         """The trial, a plant, a depot, an activated DE site, a registered-only DE site, a FR site."""
         L, admin = self.ledger, actors.admin
-        self.trial = L.register_trial(
+        self.trial = L.handle(
+            RegisterTrial(
+                code="LTL-101",
+                title="Lotlinib 10 mg vs placebo",
+                sponsor="Acme Pharma",
+                countries=["DE", "FR"],
+                do_not_ship_days=self.do_not_ship_days,
+                do_not_dispense_days=self.do_not_dispense_days,
+                occurred_at=self.clock(),
+            ),
             admin,
-            code="LTL-101",
-            title="Lotlinib 10 mg vs placebo",
-            sponsor="Acme Pharma",
-            countries=["DE", "FR"],
-            do_not_ship_days=self.do_not_ship_days,
-            do_not_dispense_days=self.do_not_dispense_days,
-            occurred_at=self.clock(),
-        )
-        self.plant = L.register_location(
+        ).id
+        self.plant = L.handle(
+            RegisterLocation(
+                gln=PLANT_GLN,
+                kind="manufacturing_site",
+                name="Plant",
+                country="DE",
+                occurred_at=self.clock(),
+            ),
             admin,
-            gln=PLANT_GLN,
-            kind="manufacturing_site",
-            name="Plant",
-            country="DE",
-            occurred_at=self.clock(),
-        )
-        self.depot = L.register_location(
-            admin, gln=DEPOT_GLN, kind="depot", name="Depot", country="DE", occurred_at=self.clock()
-        )
+        ).id
+        self.depot = L.handle(
+            RegisterLocation(
+                gln=DEPOT_GLN,
+                kind="depot",
+                name="Depot",
+                country="DE",
+                occurred_at=self.clock(),
+            ),
+            admin,
+        ).id
         self.site = self._site(SITE_GLN, "Site 101", "DE", "101", activate=True)
         self.pending_site = self._site(PENDING_SITE_GLN, "Site 102", "DE", "102", activate=False)
         self.fr_site = self._site(FR_SITE_GLN, "Site 201", "FR", "201", activate=True)
         return self
 
     def _site(self, gln: str, name: str, country: str, number: str, activate: bool) -> UUID:
-        site = self.ledger.register_location(
+        site = self.ledger.handle(
+            RegisterLocation(
+                gln=gln,
+                kind="clinical_site",
+                name=name,
+                country=country,
+                trial_id=self.trial,
+                site_number=number,
+                occurred_at=self.clock(),
+            ),
             actors.admin,
-            gln=gln,
-            kind="clinical_site",
-            name=name,
-            country=country,
-            trial_id=self.trial,
-            site_number=number,
-            occurred_at=self.clock(),
-        )
+        ).id
         if activate:
-            self.ledger.activate_site(actors.admin, site, occurred_at=self.clock())
+            self.ledger.handle(ActivateSite(site_id=site, occurred_at=self.clock()), actors.admin)
         return site
 
     # --- lots ----------------------------------------------------------------------------------------
@@ -189,30 +218,34 @@ class Program:
         manufactured_on: date | None = None,
     ) -> UUID:
         """A supplier's lot received at the plant, released by QA unless `release=False`."""
-        lot = self.ledger.receive_lot(
+        lot = self.ledger.handle(
+            ReceiveLot(
+                gtin=gtin,
+                lot_number=lot_number,
+                kind=kind,
+                material=material,
+                quantity=q(quantity),
+                location_id=self.plant,
+                manufactured_on=manufactured_on or today() - timedelta(days=400),
+                expires_on=expires_on or today() + timedelta(days=730),
+                supplier=supplier,
+                occurred_at=self.clock(),
+            ),
             actors.mfg,
-            gtin=gtin,
-            lot_number=lot_number,
-            kind=kind,
-            material=material,
-            quantity=q(quantity),
-            location_id=self.plant,
-            manufactured_on=manufactured_on or today() - timedelta(days=400),
-            expires_on=expires_on or today() + timedelta(days=730),
-            supplier=supplier,
-            occurred_at=self.clock(),
-        )
+        ).id
         if release:
             self.release(lot)
         return lot
 
     def release(self, lot: UUID) -> None:
-        self.ledger.release_lot(
+        self.ledger.handle(
+            ReleaseLot(
+                lot_id=lot,
+                signature=sign(actors.qa, Meaning.RELEASED),
+                results_ref=f"COA-{lot.hex[:6]}",
+                occurred_at=self.clock(),
+            ),
             actors.qa,
-            lot,
-            signature=sign(actors.qa, Meaning.RELEASED),
-            results_ref=f"COA-{lot.hex[:6]}",
-            occurred_at=self.clock(),
         )
 
     def materials(self) -> Program:
@@ -246,19 +279,21 @@ class Program:
         release: bool = True,
     ) -> Program:
         """Batch B-1: API + excipient into drug-product lot DP-1 (980 of 1000 tablets)."""
-        self.batch, self.dp = self.ledger.formulate(
+        self.batch, self.dp = self.ledger.handle(
+            Formulate(
+                batch_number="B-1",
+                product="Lotlinib 10 mg",
+                location_id=self.plant,
+                inputs=[(self.api, q(api)), (self.excipient, q(excipient))],
+                output=OutputLot(DP_GTIN, "DP-1", "Lotlinib 10 mg tablets", self.dp_expires_on),
+                theoretical_yield=Quantity.of(theoretical_units, "unit"),
+                actual_yield=Quantity.of(yield_units, "unit"),
+                equipment=["MIX-1", "PRESS-2"],
+                checked_by=actors.mfg2,
+                occurred_at=self.clock(),
+            ),
             actors.mfg,
-            batch_number="B-1",
-            product="Lotlinib 10 mg",
-            location_id=self.plant,
-            inputs=[(self.api, q(api)), (self.excipient, q(excipient))],
-            output=OutputLot(DP_GTIN, "DP-1", "Lotlinib 10 mg tablets", self.dp_expires_on),
-            theoretical_yield=Quantity.of(theoretical_units, "unit"),
-            actual_yield=Quantity.of(yield_units, "unit"),
-            equipment=["MIX-1", "PRESS-2"],
-            checked_by=actors.mfg2,
-            occurred_at=self.clock(),
-        )
+        ).created
         if release:
             self.release(self.dp)
         return self
@@ -272,19 +307,21 @@ class Program:
         occurred_at: datetime | None = None,
     ) -> tuple[UUID, UUID]:
         """Another batch from `inputs` [(lot, "500 g"), ...]: (batch id, drug-product lot id)."""
-        return self.ledger.formulate(
+        return self.ledger.handle(
+            Formulate(
+                batch_number=batch_number,
+                product="Lotlinib 10 mg",
+                location_id=self.plant,
+                inputs=[(lot, q(amount)) for lot, amount in inputs],
+                output=OutputLot(DP_GTIN, lot_number, "Lotlinib 10 mg tablets", self.dp_expires_on),
+                theoretical_yield=Quantity.of(100, "unit"),
+                actual_yield=Quantity.of(97, "unit"),
+                equipment=["MIX-1"],
+                checked_by=actors.mfg2,
+                occurred_at=occurred_at or self.clock(),
+            ),
             actors.mfg,
-            batch_number=batch_number,
-            product="Lotlinib 10 mg",
-            location_id=self.plant,
-            inputs=[(lot, q(amount)) for lot, amount in inputs],
-            output=OutputLot(DP_GTIN, lot_number, "Lotlinib 10 mg tablets", self.dp_expires_on),
-            theoretical_yield=Quantity.of(100, "unit"),
-            actual_yield=Quantity.of(97, "unit"),
-            equipment=["MIX-1"],
-            checked_by=actors.mfg2,
-            occurred_at=occurred_at or self.clock(),
-        )
+        ).created
 
     def placebo(self) -> Program:
         """A placebo drug-product lot of 1000 tablets bought in from a supplier, released."""
@@ -315,18 +352,20 @@ class Program:
         arms = [Arm("A", self.dp, units_per_kit, active_kits * units_per_kit)]
         if placebo_kits:
             arms.append(Arm("P", self.placebo_lot, units_per_kit, placebo_kits * units_per_kit))
-        self.run = self.ledger.package(
+        self.run = self.ledger.handle(
+            Package(
+                batch_number=batch_number,
+                trial_id=self.trial,
+                location_id=self.depot,
+                kit_gtin=KIT_GTIN,
+                label_version="v1",
+                arms=arms,
+                kit_list=kit_list,
+                checked_by=actors.mfg2,
+                occurred_at=self.clock(),
+            ),
             actors.mfg,
-            batch_number=batch_number,
-            trial_id=self.trial,
-            location_id=self.depot,
-            kit_gtin=KIT_GTIN,
-            label_version="v1",
-            arms=arms,
-            kit_list=kit_list,
-            checked_by=actors.mfg2,
-            occurred_at=self.clock(),
-        )
+        ).id
         self.kit_numbers += [n for n, _ in kit_list]
         self.allocation.update(dict(kit_list))
         return self
@@ -337,24 +376,33 @@ class Program:
         """QA disposition, QP certification and sponsor release for `countries`, as far as asked."""
         L = self.ledger
         if qa:
-            L.dispose_packaging(
+            L.handle(
+                DisposePackaging(
+                    run_id=self.run,
+                    signature=sign(actors.qa, Meaning.RELEASED),
+                    released=True,
+                    occurred_at=self.clock(),
+                ),
                 actors.qa,
-                self.run,
-                signature=sign(actors.qa, Meaning.RELEASED),
-                released=True,
-                occurred_at=self.clock(),
             )
         if qa and qp:
-            L.certify_packaging(
-                actors.qp, self.run, signature=sign(actors.qp, Meaning.CERTIFIED), occurred_at=self.clock()
+            L.handle(
+                CertifyPackaging(
+                    run_id=self.run,
+                    signature=sign(actors.qp, Meaning.CERTIFIED),
+                    occurred_at=self.clock(),
+                ),
+                actors.qp,
             )
             for country in countries:
-                L.sponsor_release(
+                L.handle(
+                    SponsorRelease(
+                        run_id=self.run,
+                        country=country,
+                        signature=sign(actors.qa, Meaning.SPONSOR_RELEASED),
+                        occurred_at=self.clock(),
+                    ),
                     actors.qa,
-                    self.run,
-                    country=country,
-                    signature=sign(actors.qa, Meaning.SPONSOR_RELEASED),
-                    occurred_at=self.clock(),
                 )
         return self
 
@@ -376,19 +424,21 @@ class Program:
         occurred_at: datetime | None = None,
     ) -> UUID:
         """Ship kits `numbers` from the depot (2-8 °C) to the activated DE site unless `to` says."""
-        shipment = self.ledger.ship(
+        shipment = self.ledger.handle(
+            Ship(
+                shipment_number=shipment_number,
+                sscc=sscc(serial),
+                from_id=self.depot,
+                to_id=to or self.site,
+                kit_ids=self.kits(*numbers),
+                min_celsius=Decimal(2),
+                max_celsius=Decimal(8),
+                logger_id="LOG-1",
+                carrier="ColdChain",
+                occurred_at=occurred_at or self.clock(),
+            ),
             actors.depot,
-            shipment_number=shipment_number,
-            sscc=sscc(serial),
-            from_id=self.depot,
-            to_id=to or self.site,
-            kit_ids=self.kits(*numbers),
-            min_celsius=Decimal(2),
-            max_celsius=Decimal(8),
-            logger_id="LOG-1",
-            carrier="ColdChain",
-            occurred_at=occurred_at or self.clock(),
-        )
+        ).id
         self.shipments[shipment_number] = shipment
         return shipment
 
@@ -401,14 +451,16 @@ class Program:
         occurred_at: datetime | None = None,
     ) -> Any:
         """The site receives every kit intact; the logger peaked at `logger_max` °C."""
-        return self.ledger.confirm_receipt(
+        return self.ledger.handle(
+            ConfirmReceipt(
+                shipment_id=shipment,
+                site_id=self.ledger.get(Shipment, shipment).to_id,
+                outcomes=dict.fromkeys(numbers, "received"),
+                logger_min=Decimal("3"),
+                logger_max=Decimal(logger_max),
+                occurred_at=occurred_at or self.clock(),
+            ),
             actors.site,
-            shipment,
-            site_id=self.ledger.get(Shipment, shipment).to_id,
-            outcomes=dict.fromkeys(numbers, "received"),
-            logger_min=Decimal("3"),
-            logger_max=Decimal(logger_max),
-            occurred_at=occurred_at or self.clock(),
         )
 
     def at_site(self, numbers: list[str], **ship_options: Any) -> UUID:

@@ -21,6 +21,7 @@ import psycopg
 
 from ledger.application import Ledger
 from ledger.chain import GENESIS_HASH, encode_event, link_hash
+from ledger.commands import HoldLot, ReceiveLot, RegisterLocation, ReleaseLot
 from ledger.export import write_export
 from ledger.gs1 import with_check_digit
 from ledger.transparency import Transparency, TransparencySettings
@@ -40,26 +41,48 @@ class SupplyLog:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.lots = 0
-        self.plant = ledger.register_location(
-            ADMIN, gln=with_check_digit("400000000001"), kind="manufacturing_site", name="Plant",
-            country="DE")
+        self.plant = ledger.handle(
+            RegisterLocation(
+                gln=with_check_digit("400000000001"),
+                kind="manufacturing_site",
+                name="Plant",
+                country="DE",
+            ),
+            ADMIN,
+        ).id
 
     def grow(self, events: int) -> None:
         """Write `events` more events: receive a lot, then release or hold every other one."""
         written = 0
         while written < events:
             self.lots += 1
-            lot = self.ledger.receive_lot(
-                MFG, gtin=with_check_digit("0400000000010"), lot_number=f"API-{self.lots}", kind="api",
-                material="lotanib", quantity=Quantity.of(str(self.lots), "kg"), location_id=self.plant,
-                manufactured_on=date(2026, 1, 1), expires_on=date(2028, 1, 1), supplier="ChemCo")
+            lot = self.ledger.handle(
+                ReceiveLot(
+                    gtin=with_check_digit("0400000000010"),
+                    lot_number=f"API-{self.lots}",
+                    kind="api",
+                    material="lotanib",
+                    quantity=Quantity.of(str(self.lots), "kg"),
+                    location_id=self.plant,
+                    manufactured_on=date(2026, 1, 1),
+                    expires_on=date(2028, 1, 1),
+                    supplier="ChemCo",
+                ),
+                MFG,
+            ).id
             written += 1
             if written < events and self.lots % 2 == 0:
-                self.ledger.release_lot(QA, lot, signature=sign(QA, Meaning.RELEASED),
-                                        results_ref=f"COA-{self.lots}")
+                self.ledger.handle(
+                    ReleaseLot(
+                        lot_id=lot,
+                        signature=sign(QA, Meaning.RELEASED),
+                        results_ref=f"COA-{self.lots}",
+                    ),
+                    QA,
+                )
                 written += 1
             elif written < events and self.lots % 3 == 0:
-                self.ledger.hold_lot(QA, lot, reason="pending investigation")
+                self.ledger.handle(HoldLot(lot_id=lot, reason="pending investigation"), QA)
                 written += 1
 
     @property

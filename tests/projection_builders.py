@@ -31,7 +31,30 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from ledger.application import Arm, Ledger, OutputLot
+from ledger.application import Ledger
+from ledger.commands import (
+    ActivateSite,
+    Arm,
+    AuthoriseDestruction,
+    CertifyPackaging,
+    ConfirmReceipt,
+    CorrectLotQuantity,
+    DecideQuarantine,
+    DestroyKits,
+    Dispense,
+    DisposePackaging,
+    Formulate,
+    OutputLot,
+    Package,
+    RecallLot,
+    ReceiveLot,
+    RegisterLocation,
+    RegisterTrial,
+    ReleaseLot,
+    ReturnKit,
+    Ship,
+    SponsorRelease,
+)
 from ledger.domain import Kit
 from ledger.gs1 import with_check_digit
 from ledger.values import Actor, Meaning, Quantity, Role, now, sign
@@ -95,35 +118,88 @@ def build_scenario(ledger: Ledger) -> Scenario:
     _formulations(ledger, s)
     _packaging(ledger, s)
     _distribution(ledger, s)
-    ledger.correct_lot_quantity(QA, s.lots["API-A"], corrects_version=1, quantity=q("2.5 kg"),
-                                reason="the certificate of analysis states 2.5 kg")
-    ledger.recall_lot(QA, s.lots["API-B"], signature=sign(QA, Meaning.APPROVED),
-                      reason="supplier notified an impurity above specification")
+    ledger.handle(
+        CorrectLotQuantity(
+            lot_id=s.lots["API-A"],
+            corrects_version=1,
+            quantity=q("2.5 kg"),
+            reason="the certificate of analysis states 2.5 kg",
+        ),
+        QA,
+    )
+    ledger.handle(
+        RecallLot(
+            lot_id=s.lots["API-B"],
+            signature=sign(QA, Meaning.APPROVED),
+            reason="supplier notified an impurity above specification",
+        ),
+        QA,
+    )
     return s
 
 
 def _reference(ledger: Ledger, s: Scenario) -> None:
-    s.trial = ledger.register_trial(ADMIN, code="LTL-201", title="Lotlinib vs placebo", sponsor="Acme",
-                                    countries=["DE", "FR"], do_not_ship_days=30, do_not_dispense_days=7)
-    s.places["Plant"] = ledger.register_location(ADMIN, gln=gln(1), kind="manufacturing_site",
-                                                 name="Plant", country="DE")
-    s.places["Depot"] = ledger.register_location(ADMIN, gln=gln(2), kind="depot", name="Depot",
-                                                 country="DE")
+    s.trial = ledger.handle(
+        RegisterTrial(
+            code="LTL-201",
+            title="Lotlinib vs placebo",
+            sponsor="Acme",
+            countries=["DE", "FR"],
+            do_not_ship_days=30,
+            do_not_dispense_days=7,
+        ),
+        ADMIN,
+    ).id
+    s.places["Plant"] = ledger.handle(
+        RegisterLocation(
+            gln=gln(1),
+            kind="manufacturing_site",
+            name="Plant",
+            country="DE",
+        ),
+        ADMIN,
+    ).id
+    s.places["Depot"] = ledger.handle(
+        RegisterLocation(
+            gln=gln(2),
+            kind="depot",
+            name="Depot",
+            country="DE",
+        ),
+        ADMIN,
+    ).id
     for number, country, n in ((101, "DE", 11), (102, "DE", 12), (201, "FR", 13)):
-        site = ledger.register_location(ADMIN, gln=gln(n), kind="clinical_site",
-                                        name=f"Site {number}", country=country, trial_id=s.trial,
-                                        site_number=str(number))
-        ledger.activate_site(ADMIN, site)
+        site = ledger.handle(
+            RegisterLocation(
+                gln=gln(n),
+                kind="clinical_site",
+                name=f"Site {number}",
+                country=country,
+                trial_id=s.trial,
+                site_number=str(number),
+            ),
+            ADMIN,
+        ).id
+        ledger.handle(ActivateSite(site_id=site), ADMIN)
         s.places[f"Site {number}"] = site
 
 
 def _receive(ledger: Ledger, s: Scenario, number: str, kind: str, quantity: str, days: int, n: int) -> None:
-    lot = ledger.receive_lot(
-        MFG, gtin=gtin(n), lot_number=number, kind=kind, material=f"{number} material",
-        quantity=q(quantity), location_id=s.places["Plant"], manufactured_on=s.today - timedelta(days=100),
-        expires_on=s.today + timedelta(days=days), supplier="Supplier GmbH",
-    )
-    ledger.release_lot(QA, lot, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}")
+    lot = ledger.handle(
+        ReceiveLot(
+            gtin=gtin(n),
+            lot_number=number,
+            kind=kind,
+            material=f"{number} material",
+            quantity=q(quantity),
+            location_id=s.places["Plant"],
+            manufactured_on=s.today - timedelta(days=100),
+            expires_on=s.today + timedelta(days=days),
+            supplier="Supplier GmbH",
+        ),
+        MFG,
+    ).id
+    ledger.handle(ReleaseLot(lot_id=lot, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}"), QA)
     s.lots[number] = lot
 
 
@@ -138,14 +214,21 @@ def _materials(ledger: Ledger, s: Scenario) -> None:
 
 def _formulate(ledger: Ledger, s: Scenario, number: str, inputs: list[tuple[str, str]], output: str,
                units: int, days: int, n: int) -> None:
-    batch, dp = ledger.formulate(
-        MFG, batch_number=number, product="Lotlinib 10 mg", location_id=s.places["Plant"],
-        inputs=[(s.lots[lot], q(amount)) for lot, amount in inputs],
-        output=OutputLot(gtin(n), output, "Lotlinib 10 mg tablets", s.today + timedelta(days=days)),
-        theoretical_yield=Quantity.of(units, "unit"), actual_yield=Quantity.of(units, "unit"),
-        equipment=["MIX-1"], checked_by=MFG2,
-    )
-    ledger.release_lot(QA, dp, signature=sign(QA, Meaning.RELEASED), results_ref=f"QC-{output}")
+    batch, dp = ledger.handle(
+        Formulate(
+            batch_number=number,
+            product="Lotlinib 10 mg",
+            location_id=s.places["Plant"],
+            inputs=[(s.lots[lot], q(amount)) for lot, amount in inputs],
+            output=OutputLot(gtin(n), output, "Lotlinib 10 mg tablets", s.today + timedelta(days=days)),
+            theoretical_yield=Quantity.of(units, "unit"),
+            actual_yield=Quantity.of(units, "unit"),
+            equipment=["MIX-1"],
+            checked_by=MFG2,
+        ),
+        MFG,
+    ).created
+    ledger.handle(ReleaseLot(lot_id=dp, signature=sign(QA, Meaning.RELEASED), results_ref=f"QC-{output}"), QA)
     s.batches[number] = batch
     s.lots[output] = dp
 
@@ -164,16 +247,24 @@ def _package(ledger: Ledger, s: Scenario, number: str, dp: str, first: int, per_
              components: list[tuple[str, str]], countries: tuple[str, ...]) -> None:
     numbers = kit_numbers(first, 2 * per_arm)
     kit_list = [(n, "A" if i % 2 == 0 else "P") for i, n in enumerate(numbers)]
-    run = ledger.package(
-        MFG, batch_number=number, trial_id=s.trial, location_id=s.places["Depot"], kit_gtin=KIT_GTIN,
-        label_version="v1", kit_list=kit_list, checked_by=MFG2,
-        arms=[Arm("A", s.lots[dp], 10, 10 * per_arm), Arm("P", s.lots["PLC-1"], 10, 10 * per_arm)],
-        components=[(s.lots[lot], q(amount)) for lot, amount in components],
-    )
-    ledger.dispose_packaging(QA, run, signature=sign(QA, Meaning.RELEASED), released=True)
-    ledger.certify_packaging(QP, run, signature=sign(QP, Meaning.CERTIFIED))
+    run = ledger.handle(
+        Package(
+            batch_number=number,
+            trial_id=s.trial,
+            location_id=s.places["Depot"],
+            kit_gtin=KIT_GTIN,
+            label_version="v1",
+            kit_list=kit_list,
+            checked_by=MFG2,
+            arms=[Arm("A", s.lots[dp], 10, 10 * per_arm), Arm("P", s.lots["PLC-1"], 10, 10 * per_arm)],
+            components=[(s.lots[lot], q(amount)) for lot, amount in components],
+        ),
+        MFG,
+    ).id
+    ledger.handle(DisposePackaging(run_id=run, signature=sign(QA, Meaning.RELEASED), released=True), QA)
+    ledger.handle(CertifyPackaging(run_id=run, signature=sign(QP, Meaning.CERTIFIED)), QP)
     for country in countries:
-        ledger.sponsor_release(QA, run, country=country, signature=sign(QA, Meaning.SPONSOR_RELEASED))
+        ledger.handle(SponsorRelease(run_id=run, country=country, signature=sign(QA, Meaning.SPONSOR_RELEASED)), QA)
     s.runs[number] = run
 
 
@@ -184,11 +275,20 @@ def _packaging(ledger: Ledger, s: Scenario) -> None:
 
 
 def _ship(ledger: Ledger, s: Scenario, number: str, to: UUID, kits: list[str], serial: int) -> UUID:
-    shipment = ledger.ship(
-        DEPOT, shipment_number=number, sscc=with_check_digit(f"34000000{serial:09d}"),
-        from_id=s.places["Depot"], to_id=to, kit_ids=s.kits(*kits), min_celsius=Decimal(2),
-        max_celsius=Decimal(8), logger_id=f"LOG-{serial}", carrier="ColdChain",
-    )
+    shipment = ledger.handle(
+        Ship(
+            shipment_number=number,
+            sscc=with_check_digit(f"34000000{serial:09d}"),
+            from_id=s.places["Depot"],
+            to_id=to,
+            kit_ids=s.kits(*kits),
+            min_celsius=Decimal(2),
+            max_celsius=Decimal(8),
+            logger_id=f"LOG-{serial}",
+            carrier="ColdChain",
+        ),
+        DEPOT,
+    ).id
     s.shipments[number] = shipment
     return shipment
 
@@ -196,26 +296,60 @@ def _ship(ledger: Ledger, s: Scenario, number: str, to: UUID, kits: list[str], s
 def _distribution(ledger: Ledger, s: Scenario) -> None:
     sh1 = _ship(ledger, s, "SH-1", s.places["Site 101"], kit_numbers(1001, 8), 1)
     outcomes = dict.fromkeys(kit_numbers(1001, 6), "received") | {"K1007": "damaged", "K1008": "missing"}
-    ledger.confirm_receipt(SITE, sh1, site_id=s.places["Site 101"], outcomes=outcomes,
-                           logger_min=Decimal(3), logger_max=Decimal(7))
-    ledger.dispense(SITE, s.kit("K1001"), site_id=s.places["Site 101"], subject="SUBJ-001")
-    ledger.dispense(SITE, s.kit("K1002"), site_id=s.places["Site 101"], subject="SUBJ-002")
-    ledger.return_kit(SITE, s.kit("K1002"), site_id=s.places["Site 101"], condition="unused")
-    ledger.authorise_destruction(QA, kit_ids=[s.kit("K1002")],
-                                 signature=sign(QA, Meaning.AUTHORISED_DESTRUCTION),
-                                 reason="returned by the subject")
-    ledger.destroy(SITE, kit_ids=[s.kit("K1002")], certificate="DC-1", method="incineration")
+    ledger.handle(
+        ConfirmReceipt(
+            shipment_id=sh1,
+            site_id=s.places["Site 101"],
+            outcomes=outcomes,
+            logger_min=Decimal(3),
+            logger_max=Decimal(7),
+        ),
+        SITE,
+    )
+    ledger.handle(Dispense(kit_id=s.kit("K1001"), site_id=s.places["Site 101"], subject="SUBJ-001"), SITE)
+    ledger.handle(Dispense(kit_id=s.kit("K1002"), site_id=s.places["Site 101"], subject="SUBJ-002"), SITE)
+    ledger.handle(ReturnKit(kit_id=s.kit("K1002"), site_id=s.places["Site 101"], condition="unused"), SITE)
+    ledger.handle(
+        AuthoriseDestruction(
+            kit_ids=[s.kit("K1002")],
+            signature=sign(QA, Meaning.AUTHORISED_DESTRUCTION),
+            reason="returned by the subject",
+        ),
+        QA,
+    )
+    ledger.handle(DestroyKits(kit_ids=[s.kit("K1002")], certificate="DC-1", method="incineration"), SITE)
     _ship(ledger, s, "SH-2", s.places["Site 102"], kit_numbers(1009, 4), 2)
     sh3 = _ship(ledger, s, "SH-3", s.places["Site 201"], ["K1013", "K1014"], 3)
-    ledger.confirm_receipt(SITE, sh3, site_id=s.places["Site 201"],
-                           outcomes={"K1013": "received", "K1014": "received"},
-                           logger_min=Decimal(3), logger_max=Decimal(12))
-    ledger.decide_quarantine(QA, kit_ids=[s.kit("K1014")], release=True,
-                             signature=sign(QA, Meaning.RELEASED), reason="stability data cover 12 C")
+    ledger.handle(
+        ConfirmReceipt(
+            shipment_id=sh3,
+            site_id=s.places["Site 201"],
+            outcomes={"K1013": "received", "K1014": "received"},
+            logger_min=Decimal(3),
+            logger_max=Decimal(12),
+        ),
+        SITE,
+    )
+    ledger.handle(
+        DecideQuarantine(
+            kit_ids=[s.kit("K1014")],
+            release=True,
+            signature=sign(QA, Meaning.RELEASED),
+            reason="stability data cover 12 C",
+        ),
+        QA,
+    )
     sh4 = _ship(ledger, s, "SH-4", s.places["Site 101"], kit_numbers(2001, 4), 4)
-    ledger.confirm_receipt(SITE, sh4, site_id=s.places["Site 101"],
-                           outcomes=dict.fromkeys(kit_numbers(2001, 4), "received"),
-                           logger_min=Decimal(3), logger_max=Decimal(7))
+    ledger.handle(
+        ConfirmReceipt(
+            shipment_id=sh4,
+            site_id=s.places["Site 101"],
+            outcomes=dict.fromkeys(kit_numbers(2001, 4), "received"),
+            logger_min=Decimal(3),
+            logger_max=Decimal(7),
+        ),
+        SITE,
+    )
 
 
 @dataclass

@@ -9,6 +9,9 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.errors import InvalidInput
+
+DEVIATION_CLASSES = ("minor", "major", "critical")
 
 
 class ManufacturingBatch(LedgerAggregate):
@@ -53,6 +56,8 @@ class ManufacturingBatch(LedgerAggregate):
     def record_deviation(
         self, audit: dict[str, Any], number: str, description: str, classification: str
     ) -> None:
+        if classification not in DEVIATION_CLASSES:
+            raise InvalidInput("classification is minor, major or critical", field="classification")
         self._require_after_last_step(audit, "deviation")
         self._deviation_recorded(audit, number, description, classification)
 

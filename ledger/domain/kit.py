@@ -7,10 +7,10 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
-from ledger.errors import KitNotUsable
+from ledger.errors import InvalidInput, KitNotUsable
 
 
 class KitStatus(StrEnum):
@@ -41,6 +41,12 @@ DESTROYABLE = {
     KitStatus.RECEIVED,
     KitStatus.QUARANTINED,
 }
+
+RETURN_CONDITIONS = ("used", "unused", "partially_used")
+
+RELABELLABLE = (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED)
+"""Kits still in the supply chain (not travelling, not used up, not destroyed): an expiry extension
+relabels them."""
 
 RECALL_QUARANTINABLE = (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.RETURNED, KitStatus.DAMAGED)
 """Statuses of a kit a place holds that a recall puts in quarantine (others are already held back)."""
@@ -152,6 +158,8 @@ class Kit(LedgerAggregate):
         self._dispensed(audit, site_id, subject)
 
     def return_(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
+        if condition not in RETURN_CONDITIONS:
+            raise InvalidInput("condition is used, unused or partially_used", field="condition")
         self.require_status("return", KitStatus.DISPENSED, KitStatus.RECEIVED)
         self.require_at(site_id, "return")
         self._require_after_last_step(audit, "return")
@@ -190,13 +198,15 @@ class Kit(LedgerAggregate):
         self._require_after_last_step(audit, "destruction authorisation")
         self._destruction_authorised(audit, signature)
 
-    def destroy(self, audit: dict[str, Any], certificate: str, method: str) -> None:
+    def destroy(self, audit: dict[str, Any], location_id: UUID, certificate: str, method: str) -> None:
+        """Destroy the kit where it is held, once QA authorised it (the place must hold the kit)."""
         self.require_status("destroy", KitStatus.PENDING_DESTRUCTION)
+        self.require_at(location_id, "destroy")
         self._require_after_last_step(audit, "destruction")
-        self._destroyed(audit, certificate, method)
+        self._destroyed(audit, certificate, method, location_id)
 
     def relabel(self, audit: dict[str, Any], batch_number: str, new_expiry: date) -> None:
-        self.require_status("relabel", KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED)
+        self.require_status("relabel", *RELABELLABLE)
         self._require_after_last_step(audit, "relabel")
         self._relabelled(audit, batch_number, new_expiry)
 
@@ -285,10 +295,27 @@ class Kit(LedgerAggregate):
         self.status = KitStatus.PENDING_DESTRUCTION
         self._touch(audit)
 
-    @event("Destroyed")
-    def _destroyed(self, audit: dict[str, Any], certificate: str, method: str) -> None:
+    class Destroyed(Aggregate.Event):
+        """The kit was destroyed. Version 2 added `location_id`, the place that destroyed it (None in
+        events recorded before: the kit's place at that moment)."""
+
+        class_version = 2
+
+        audit: dict[str, Any]
+        certificate: str
+        method: str
+        location_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["location_id"] = None
+
+    @event(Destroyed)
+    def _destroyed(
+        self, audit: dict[str, Any], certificate: str, method: str, location_id: UUID | None
+    ) -> None:
         self.status = KitStatus.DESTROYED
-        self.destroyed_at_id = self.location_id
+        self.destroyed_at_id = location_id or self.location_id
         self.location_id = None
         self._touch(audit)
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from ledger import gs1
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.errors import (
     InsufficientQuantity,
@@ -85,6 +86,47 @@ class Lot(LedgerAggregate):
         self.status = LotStatus.QUARANTINE
         self.consumed_by: list[UUID] = []
         self._touch(audit)
+
+    @classmethod
+    def receive(
+        cls,
+        audit: dict[str, Any],
+        *,
+        gtin: str,
+        lot_number: str,
+        kind: LotKind,
+        material: str,
+        quantity: Quantity,
+        location_id: UUID,
+        manufactured_on: date,
+        expires_on: date,
+        retest_on: date | None = None,
+        supplier: str | None = None,
+        supplier_lot: str | None = None,
+        produced_by_batch_id: UUID | None = None,
+    ) -> Lot:
+        """A new lot in quarantine, after checking its identifiers, quantity and dates."""
+        if quantity.amount <= 0:
+            raise InvalidInput("a lot's quantity must be positive", field="quantity")
+        if expires_on <= manufactured_on:
+            raise InvalidInput("expiry must be after manufacture", field="expires_on")
+        if retest_on is not None and not (manufactured_on < retest_on <= expires_on):
+            raise InvalidInput("retest date must fall between manufacture and expiry", field="retest_on")
+        return cls(
+            gtin=gs1.gtin(gtin),
+            lot_number=gs1.gs1_text(lot_number, "lot number", "lot_number"),
+            audit=audit,
+            kind=str(kind),
+            material=material,
+            quantity=quantity.as_dict(),
+            location_id=location_id,
+            manufactured_on=manufactured_on,
+            expires_on=expires_on,
+            retest_on=retest_on,
+            supplier=supplier,
+            supplier_lot=supplier_lot,
+            produced_by_batch_id=produced_by_batch_id,
+        )
 
     # --- rules -------------------------------------------------------------------------------
 

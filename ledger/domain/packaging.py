@@ -61,6 +61,22 @@ class PackagingRun(LedgerAggregate):
     def input_lot_ids(self) -> list[UUID]:
         return [UUID(str(i["lot_id"])) for i in self.inputs]
 
+    @staticmethod
+    def reconcile_arm(
+        treatment: str, kits: int, units_per_kit: int, units_issued: int, samples: int, rejects: int
+    ) -> None:
+        """Reconciliation of one arm of a run (EU GMP Annex 13): kits + samples + rejects = units issued."""
+        if min(units_per_kit, units_issued, samples, rejects) < 0 or units_per_kit == 0:
+            raise InvalidInput("unit counts must be positive", field="arms")
+        accounted = kits * units_per_kit + samples + rejects
+        if accounted != units_issued:
+            raise InvalidInput(
+                f"arm {treatment}: {kits} kits x {units_per_kit} + {samples} samples + "
+                f"{rejects} rejects = {accounted} units, but {units_issued} were issued",
+                field="arms",
+                treatment=treatment,
+            )
+
     # --- release ---------------------------------------------------------------------------------
 
     def dispose(self, audit: dict[str, Any], signature: dict[str, str], released: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ledger.commands import SponsorRelease
 from ledger.domain import Shipment
 from ledger.values import Meaning, sign
 from tests.api.bodies import PRINCIPAL, commands
@@ -125,8 +126,13 @@ def test_site_users_never_read_genealogy_recalls_or_audit_and_see_only_their_kit
     api: Api, program: Program
 ) -> None:
     program.at_site(["K00001"])
-    api.ledger.sponsor_release(
-        actors.qa, program.run, country="FR", signature=sign(actors.qa, Meaning.SPONSOR_RELEASED)
+    api.ledger.handle(
+        SponsorRelease(
+            run_id=program.run,
+            country="FR",
+            signature=sign(actors.qa, Meaning.SPONSOR_RELEASED),
+        ),
+        actors.qa,
     )
     program.at_site(["K00002"], shipment_number="S-2", to=program.fr_site, serial=2)
     kit = program.kit("K00001")

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import pytest
 
+from ledger.commands import ConfirmReceipt, Dispense
 from ledger.domain import Shipment
 from ledger.domain.recall import Recall
 from tests.api.conftest import USERS, Api, signature
@@ -38,10 +39,15 @@ def spread(empty_api: Api) -> Program:
         empty_api.add_user(principal, role, name, sites.get(principal, ()))
     L = program.ledger
     program.at_site(KITS[:6])
-    L.dispense(actors.site, program.kit("K00001"), site_id=program.site, subject="SUBJ-1")
+    L.handle(Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="SUBJ-1"), actors.site)
     fr = program.ship(KITS[6:10], shipment_number="S-2", serial=2, to=program.fr_site)
-    L.confirm_receipt(
-        actors.site, fr, site_id=program.fr_site, outcomes=dict.fromkeys(KITS[6:10], "received")
+    L.handle(
+        ConfirmReceipt(
+            shipment_id=fr,
+            site_id=program.fr_site,
+            outcomes=dict.fromkeys(KITS[6:10], "received"),
+        ),
+        actors.site,
     )
     program.ship(KITS[10:12], shipment_number="S-3", serial=3)
     return program

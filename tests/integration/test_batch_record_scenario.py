@@ -11,7 +11,27 @@ from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from ledger.application import Arm, Ledger, OutputLot
+from ledger.application import Ledger
+from ledger.commands import (
+    ActivateSite,
+    Arm,
+    AuthoriseDestruction,
+    CertifyPackaging,
+    ConfirmReceipt,
+    DestroyKits,
+    Dispense,
+    DisposePackaging,
+    Formulate,
+    OutputLot,
+    Package,
+    ReceiveLot,
+    RegisterLocation,
+    RegisterTrial,
+    ReleaseLot,
+    ReturnKit,
+    Ship,
+    SponsorRelease,
+)
 from ledger.domain import (
     Kit,
     KitStatus,
@@ -57,168 +77,199 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     events = 0  # what each step must have appended to the chain
 
     # Set-up: trial LTL-101 (DE), plant, depot and site 101, activated.
-    trial = ledger.register_trial(
+    trial = ledger.handle(
+        RegisterTrial(
+            code="LTL-101",
+            title="Lotlinib vs placebo",
+            sponsor="Acme",
+            countries=["DE"],
+            do_not_ship_days=30,
+            do_not_dispense_days=7,
+        ),
         actors.admin,
-        code="LTL-101",
-        title="Lotlinib vs placebo",
-        sponsor="Acme",
-        countries=["DE"],
-        do_not_ship_days=30,
-        do_not_dispense_days=7,
-    )
-    plant = ledger.register_location(
-        actors.admin, gln=PLANT_GLN, kind="manufacturing_site", name="Plant", country="DE"
-    )
-    depot = ledger.register_location(actors.admin, gln=DEPOT_GLN, kind="depot", name="Depot", country="DE")
-    site = ledger.register_location(
+    ).id
+    plant = ledger.handle(
+        RegisterLocation(
+            gln=PLANT_GLN,
+            kind="manufacturing_site",
+            name="Plant",
+            country="DE",
+        ),
         actors.admin,
-        gln=SITE_GLN,
-        kind="clinical_site",
-        name="Site 101",
-        country="DE",
-        trial_id=trial,
-        site_number="101",
-    )
-    ledger.activate_site(actors.admin, site)
+    ).id
+    depot = ledger.handle(RegisterLocation(gln=DEPOT_GLN, kind="depot", name="Depot", country="DE"), actors.admin).id
+    site = ledger.handle(
+        RegisterLocation(
+            gln=SITE_GLN,
+            kind="clinical_site",
+            name="Site 101",
+            country="DE",
+            trial_id=trial,
+            site_number="101",
+        ),
+        actors.admin,
+    ).id
+    ledger.handle(ActivateSite(site_id=site), actors.admin)
     events += 5
 
     # 1. API lot API-1, 2 kg, received from ChemCo into quarantine; excipient EXC-1, 10 kg.
-    api = ledger.receive_lot(
+    api = ledger.handle(
+        ReceiveLot(
+            gtin=API_GTIN,
+            lot_number="API-1",
+            kind="api",
+            material="lotlinib",
+            quantity=q("2 kg"),
+            location_id=plant,
+            manufactured_on=today() - timedelta(90),
+            expires_on=today() + timedelta(730),
+            supplier="ChemCo",
+            supplier_lot="C-77",
+        ),
         actors.mfg,
-        gtin=API_GTIN,
-        lot_number="API-1",
-        kind="api",
-        material="lotlinib",
-        quantity=q("2 kg"),
-        location_id=plant,
-        manufactured_on=today() - timedelta(90),
-        expires_on=today() + timedelta(730),
-        supplier="ChemCo",
-        supplier_lot="C-77",
-    )
-    excipient = ledger.receive_lot(
+    ).id
+    excipient = ledger.handle(
+        ReceiveLot(
+            gtin=EXCIPIENT_GTIN,
+            lot_number="EXC-1",
+            kind="excipient",
+            material="lactose",
+            quantity=q("10 kg"),
+            location_id=plant,
+            manufactured_on=today() - timedelta(90),
+            expires_on=today() + timedelta(1000),
+            supplier="ExCo",
+        ),
         actors.mfg,
-        gtin=EXCIPIENT_GTIN,
-        lot_number="EXC-1",
-        kind="excipient",
-        material="lactose",
-        quantity=q("10 kg"),
-        location_id=plant,
-        manufactured_on=today() - timedelta(90),
-        expires_on=today() + timedelta(1000),
-        supplier="ExCo",
-    )
+    ).id
     assert ledger.get(Lot, api).status == LotStatus.QUARANTINE
     events += 2
 
     # 2. QA reviews the certificates of analysis and releases both lots (signed "released").
-    ledger.release_lot(actors.qa, api, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-API-1")
-    ledger.release_lot(
-        actors.qa, excipient, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-EXC-1"
+    ledger.handle(ReleaseLot(lot_id=api, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-API-1"), actors.qa)
+    ledger.handle(
+        ReleaseLot(
+            lot_id=excipient,
+            signature=sign(actors.qa, Meaning.RELEASED),
+            results_ref="COA-EXC-1",
+        ),
+        actors.qa,
     )
     events += 2
 
     # 3. Formulation, batch B-1 on MIX-1: 500 g API + 2 kg lactose -> 980 of 1000 theoretical tablets,
     #    performed by mfg1, checked by mfg2. Records the batch, the DP lot and two consumptions.
     dp_expiry = today() + timedelta(365)
-    batch, dp = ledger.formulate(
+    batch, dp = ledger.handle(
+        Formulate(
+            batch_number="B-1",
+            product="Lotlinib 10 mg",
+            location_id=plant,
+            inputs=[(api, q("500 g")), (excipient, q("2 kg"))],
+            output=OutputLot(DP_GTIN, "DP-1", "Lotlinib 10 mg tablets", dp_expiry),
+            theoretical_yield=q("1000 unit"),
+            actual_yield=q("980 unit"),
+            equipment=["MIX-1"],
+            checked_by=actors.mfg2,
+        ),
         actors.mfg,
-        batch_number="B-1",
-        product="Lotlinib 10 mg",
-        location_id=plant,
-        inputs=[(api, q("500 g")), (excipient, q("2 kg"))],
-        output=OutputLot(DP_GTIN, "DP-1", "Lotlinib 10 mg tablets", dp_expiry),
-        theoretical_yield=q("1000 unit"),
-        actual_yield=q("980 unit"),
-        equipment=["MIX-1"],
-        checked_by=actors.mfg2,
-    )
+    ).created
     events += 4
 
     # 4. QC tests the drug-product lot; QA releases DP-1. The placebo lot PLC-1 (1000 tablets) is
     #    bought in and released the same way.
-    ledger.release_lot(actors.qa, dp, signature=sign(actors.qa, Meaning.RELEASED), results_ref="QC-DP-1")
-    placebo = ledger.receive_lot(
+    ledger.handle(ReleaseLot(lot_id=dp, signature=sign(actors.qa, Meaning.RELEASED), results_ref="QC-DP-1"), actors.qa)
+    placebo = ledger.handle(
+        ReceiveLot(
+            gtin=PLACEBO_GTIN,
+            lot_number="PLC-1",
+            kind="drug_product",
+            material="placebo tablets",
+            quantity=q("1000 unit"),
+            location_id=plant,
+            manufactured_on=today() - timedelta(30),
+            expires_on=today() + timedelta(500),
+            supplier="PlaceboCo",
+        ),
         actors.depot,
-        gtin=PLACEBO_GTIN,
-        lot_number="PLC-1",
-        kind="drug_product",
-        material="placebo tablets",
-        quantity=q("1000 unit"),
-        location_id=plant,
-        manufactured_on=today() - timedelta(30),
-        expires_on=today() + timedelta(500),
-        supplier="PlaceboCo",
-    )
-    ledger.release_lot(actors.qa, placebo, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-PLC")
+    ).id
+    ledger.handle(ReleaseLot(lot_id=placebo, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-PLC"), actors.qa)
     events += 3
 
     # 5. Packaging run P-1 at the depot: 8 blinded kits of 10 tablets, K00001-K00004 active,
     #    K00005-K00008 placebo; 40 tablets issued from each lot, all of them in kits.
-    run = ledger.package(
+    run = ledger.handle(
+        Package(
+            batch_number="P-1",
+            trial_id=trial,
+            location_id=depot,
+            kit_gtin=KIT_GTIN,
+            label_version="v1",
+            arms=[Arm("A", dp, 10, 40), Arm("P", placebo, 10, 40)],
+            kit_list=[(n, "A") for n in ACTIVE] + [(n, "P") for n in PLACEBO],
+            checked_by=actors.mfg2,
+        ),
         actors.mfg,
-        batch_number="P-1",
-        trial_id=trial,
-        location_id=depot,
-        kit_gtin=KIT_GTIN,
-        label_version="v1",
-        arms=[Arm("A", dp, 10, 40), Arm("P", placebo, 10, 40)],
-        kit_list=[(n, "A") for n in ACTIVE] + [(n, "P") for n in PLACEBO],
-        checked_by=actors.mfg2,
-    )
+    ).id
     events += 1 + 2 + len(KITS)
 
     # 6. Release for clinical use: QA disposition, QP certification, sponsor release for DE.
-    ledger.dispose_packaging(actors.qa, run, signature=sign(actors.qa, Meaning.RELEASED), released=True)
-    ledger.certify_packaging(actors.qp, run, signature=sign(actors.qp, Meaning.CERTIFIED))
-    ledger.sponsor_release(actors.qa, run, country="DE", signature=sign(actors.qa, Meaning.SPONSOR_RELEASED))
+    ledger.handle(DisposePackaging(run_id=run, signature=sign(actors.qa, Meaning.RELEASED), released=True), actors.qa)
+    ledger.handle(CertifyPackaging(run_id=run, signature=sign(actors.qp, Meaning.CERTIFIED)), actors.qp)
+    ledger.handle(SponsorRelease(run_id=run, country="DE", signature=sign(actors.qa, Meaning.SPONSOR_RELEASED)), actors.qa)
     events += 3
 
     # 7. The depot ships K00001-K00003 (active) and K00005-K00007 (placebo) at 2-8 °C in SSCC 1.
     shipped = ["K00001", "K00002", "K00003", "K00005", "K00006", "K00007"]
-    shipment = ledger.ship(
+    shipment = ledger.handle(
+        Ship(
+            shipment_number="S-1",
+            sscc=sscc(1),
+            from_id=depot,
+            to_id=site,
+            kit_ids=[kit_id(n) for n in shipped],
+            min_celsius=Decimal(2),
+            max_celsius=Decimal(8),
+            logger_id="LOG-1",
+            carrier="ColdChain",
+        ),
         actors.depot,
-        shipment_number="S-1",
-        sscc=sscc(1),
-        from_id=depot,
-        to_id=site,
-        kit_ids=[kit_id(n) for n in shipped],
-        min_celsius=Decimal(2),
-        max_celsius=Decimal(8),
-        logger_id="LOG-1",
-        carrier="ColdChain",
-    )
+    ).id
     events += 1 + len(shipped)
 
     # 8. Site 101 receives it: logger 3.1-7.4 °C (no excursion); K00006 damaged, K00007 missing.
     outcomes = dict.fromkeys(shipped, "received") | {"K00006": "damaged", "K00007": "missing"}
-    receipt = ledger.confirm_receipt(
+    receipt = ledger.handle(
+        ConfirmReceipt(
+            shipment_id=shipment,
+            site_id=site,
+            outcomes=outcomes,
+            logger_min=Decimal("3.1"),
+            logger_max=Decimal("7.4"),
+        ),
         actors.site,
-        shipment,
-        site_id=site,
-        outcomes=outcomes,
-        logger_min=Decimal("3.1"),
-        logger_max=Decimal("7.4"),
     )
     assert receipt.ids == {"excursion": False}
     events += 1 + len(shipped)
 
     # 9. K00001 is dispensed to subject SUBJ-001 ...
-    ledger.dispense(actors.site, kit_id("K00001"), site_id=site, subject="SUBJ-001")
+    ledger.handle(Dispense(kit_id=kit_id("K00001"), site_id=site, subject="SUBJ-001"), actors.site)
     # 10. ... and returned, partially used, at the next visit.
-    ledger.return_kit(actors.site, kit_id("K00001"), site_id=site, condition="partially_used")
+    ledger.handle(ReturnKit(kit_id=kit_id("K00001"), site_id=site, condition="partially_used"), actors.site)
     events += 2
 
     # 11. QA authorises destruction of the returned kit and the damaged one (signed, with reason) ...
     doomed = [kit_id("K00001"), kit_id("K00006")]
-    ledger.authorise_destruction(
+    ledger.handle(
+        AuthoriseDestruction(
+            kit_ids=doomed,
+            signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+            reason="returned and damaged kits, site 101",
+        ),
         actors.qa,
-        kit_ids=doomed,
-        signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
-        reason="returned and damaged kits, site 101",
     )
     # 12. ... and the site destroys them under certificate DC-101-1.
-    ledger.destroy(actors.site, kit_ids=doomed, certificate="DC-101-1", method="incineration")
+    ledger.handle(DestroyKits(kit_ids=doomed, certificate="DC-101-1", method="incineration"), actors.site)
     events += 4
 
     # --- Replay: a second ledger on the same database rebuilds everything from the stored events. ---

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.application import Ledger
+from ledger.commands import Package, Ship
 from ledger.domain import Kit, KitStatus
 from ledger.epcis import Epcis
 from ledger.epcis.capture import captured
@@ -124,30 +125,34 @@ def _official_receipt_state(ledger: Ledger) -> tuple[Program, list[str]]:
     program.kit_numbers = numbers
     from ledger.application import Arm
 
-    program.run = ledger.package(
+    program.run = ledger.handle(
+        Package(
+            batch_number="P-EX",
+            trial_id=program.trial,
+            location_id=program.depot,
+            kit_gtin=kit_gtin,
+            label_version="v1",
+            arms=[Arm("A", program.dp, 10, 60), Arm("P", program.placebo_lot, 10, 40)],
+            kit_list=[(n, "A" if i < 6 else "P") for i, n in enumerate(numbers)],
+            checked_by=actors.mfg2,
+            occurred_at=program.clock(),
+        ),
         actors.mfg,
-        batch_number="P-EX",
-        trial_id=program.trial,
-        location_id=program.depot,
-        kit_gtin=kit_gtin,
-        label_version="v1",
-        arms=[Arm("A", program.dp, 10, 60), Arm("P", program.placebo_lot, 10, 40)],
-        kit_list=[(n, "A" if i < 6 else "P") for i, n in enumerate(numbers)],
-        checked_by=actors.mfg2,
-        occurred_at=program.clock(),
-    )
+    ).id
     program.release_run()
-    ledger.ship(
+    ledger.handle(
+        Ship(
+            shipment_number="SH-EX",
+            sscc=with_check_digit("34000000000000001"),
+            from_id=program.depot,
+            to_id=site,
+            kit_ids=[Kit.create_id(kit_gtin, n) for n in numbers],
+            min_celsius=Decimal(2),
+            max_celsius=Decimal(8),
+            occurred_at=program.clock(),
+        ),
         actors.depot,
-        shipment_number="SH-EX",
-        sscc=with_check_digit("34000000000000001"),
-        from_id=program.depot,
-        to_id=site,
-        kit_ids=[Kit.create_id(kit_gtin, n) for n in numbers],
-        min_celsius=Decimal(2),
-        max_celsius=Decimal(8),
-        occurred_at=program.clock(),
-    )
+    ).id
     return program, [str(Kit.create_id(kit_gtin, n)) for n in numbers]
 
 

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.application import Ledger
+from ledger.commands import OpenRecall, ReceiveRecallReturns, ReportRecallKits
 from ledger.domain import Kit, KitStatus, Location
 from ledger.domain.recall import KitOutcome, KitReport
 from ledger.epcis import Epcis, ids
@@ -37,30 +38,39 @@ def source(ledger: Ledger, database_url: str) -> Iterator[Epcis]:
     """The program up to the depot's receipt of the kits the site sent back under the recall."""
     program = Program.released(ledger)
     program.at_site(["K00001", "K00002", "K00003", "K00004"])
-    written = ledger.open_recall(
+    written = ledger.handle(
+        OpenRecall(
+            recall_number=RECALL_NUMBER,
+            lot_ids=[program.api],
+            reason="API-1 impurity above limit",
+            classification="class_ii",
+            scope="all_kits",
+            signature=sign(actors.qa, Meaning.APPROVED),
+        ),
         actors.qa,
-        recall_number=RECALL_NUMBER,
-        lot_ids=[program.api],
-        reason="API-1 impurity above limit",
-        classification="class_ii",
-        scope="all_kits",
-        signature=sign(actors.qa, Meaning.APPROVED),
     )
     recall_id: UUID = written.ids["recall_id"]
     # the site reports two kits returned (sent back to the depot) and one quarantined, in one write
-    ledger.report_recall_kits(
-        actors.site,
-        recall_id,
-        place_id=program.site,
-        reports=[
+    ledger.handle(
+        ReportRecallKits(
+            recall_id=recall_id,
+            place_id=program.site,
+            reports=[
             KitReport(program.kit("K00002"), KitOutcome.RETURNED),
             KitReport(program.kit("K00003"), KitOutcome.RETURNED),
             KitReport(program.kit("K00004"), KitOutcome.QUARANTINED),
         ],
+        ),
+        actors.site,
     )
     # the depot receives both back
-    ledger.receive_recall_returns(
-        actors.depot, recall_id, depot_id=program.depot, kit_ids=program.kits(*RETURNED)
+    ledger.handle(
+        ReceiveRecallReturns(
+            recall_id=recall_id,
+            depot_id=program.depot,
+            kit_ids=program.kits(*RETURNED),
+        ),
+        actors.depot,
     )
     epcis = Epcis(ledger, database_url)
     yield epcis

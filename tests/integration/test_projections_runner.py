@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import inspect
 
 from ledger.application import Ledger
+from ledger.commands import HoldLot
 from projections.base import ProjectionConflict, ProjectionTimeout
 from projections.db import open_engine
 from projections.runner import ProjectionRunner
@@ -137,7 +138,7 @@ def test_wait_for_returns_once_the_read_models_show_the_callers_write(
     scenario = build_scenario(ledger)
     runner.catch_up()
     lot = scenario.lots["API-C"]
-    ledger.hold_lot(QA, lot, reason="OOS result under investigation")
+    ledger.handle(HoldLot(lot_id=lot, reason="OOS result under investigation"), QA)
     written = runner.head()
     # Nobody is applying events yet: the read side is behind, and says so.
     assert runner.genealogy.forward_summary(lot).as_of < written

@@ -13,6 +13,7 @@ from uuid import UUID
 import pytest
 
 from ledger.application import Ledger
+from ledger.commands import KitReportLine, OpenRecall, ReportRecallKits
 from ledger.domain.recall import KitOutcome, Recall
 from ledger.errors import InvalidTransition
 from ledger.values import Meaning, sign
@@ -27,21 +28,28 @@ def opened(open_ledger: Callable[[], Ledger]) -> tuple[Program, UUID]:
     """Six kits received at Site 101, four at the depot; a recall of API-1 reaching all ten."""
     program = Program.released(open_ledger())
     program.at_site(KITS[:6])
-    written = program.ledger.open_recall(
+    written = program.ledger.handle(
+        OpenRecall(
+            recall_number="RC-9",
+            lot_ids=[program.api],
+            reason="impurity",
+            classification="class_ii",
+            scope="all_kits",
+            signature=sign(actors.qa, Meaning.APPROVED),
+        ),
         actors.qa,
-        recall_number="RC-9",
-        lot_ids=[program.api],
-        reason="impurity",
-        classification="class_ii",
-        scope="all_kits",
-        signature=sign(actors.qa, Meaning.APPROVED),
     )
     return program, written.ids["recall_id"]
 
 
 def quarantine(ledger: Ledger, program: Program, recall_id: UUID, number: str) -> Any:
-    return ledger.report_recall_kit(
-        actors.site, recall_id, place_id=program.site, kit_id=program.kit(number), outcome="quarantined"
+    return ledger.handle(
+        ReportRecallKits(
+            recall_id=recall_id,
+            place_id=program.site,
+            reports=[KitReportLine(kit_id=program.kit(number), outcome="quarantined")],
+        ),
+        actors.site,
     )
 
 

@@ -11,6 +11,19 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
+from ledger.commands import (
+    ActivateSite,
+    AuthoriseDestruction,
+    CertifyPackaging,
+    DestroyKits,
+    Dispense,
+    Formulate,
+    RecallLot,
+    ReceiveLot,
+    RegisterTrial,
+    ReleaseLot,
+    Ship,
+)
 from ledger.errors import InvalidInput, NotAuthorised, SignatureRequired, TimeOrderViolation
 from ledger.values import Meaning, now, sign
 from tests.builders import API_GTIN, Program, actors, q, sscc, today, writes_nothing
@@ -20,72 +33,111 @@ from tests.builders import API_GTIN, Program, actors, q, sscc, today, writes_not
 Step = Callable[[Program], Any]
 
 FORBIDDEN: dict[str, Step] = {
-    "site user releases a lot": lambda p: p.ledger.release_lot(
-        actors.site, p.api, signature=sign(actors.site, Meaning.RELEASED), results_ref="COA-1"
-    ),
-    "manufacturing releases its own lot": lambda p: p.ledger.release_lot(
-        actors.mfg, p.api, signature=sign(actors.mfg, Meaning.RELEASED), results_ref="COA-1"
-    ),
-    "QA ships kits": lambda p: p.ledger.ship(
-        actors.qa,
-        shipment_number="S-1",
-        sscc=sscc(1),
-        from_id=p.depot,
-        to_id=p.site,
-        kit_ids=p.kits("K00001"),
-        min_celsius=Decimal(2),
-        max_celsius=Decimal(8),
-    ),
-    "depot formulates": lambda p: p.ledger.formulate(
-        actors.depot,
-        batch_number="B-9",
-        product="x",
-        location_id=p.plant,
-        inputs=[(p.api, q("1 g"))],
-        output=None,
-        theoretical_yield=q("1 unit"),
-        actual_yield=q("1 unit"),
-        equipment=[],
-        checked_by=actors.mfg2,
-    ),
-    "inspector receives a lot": lambda p: p.ledger.receive_lot(
-        actors.inspector,
-        gtin=API_GTIN,
-        lot_number="API-9",
-        kind="api",
-        material="x",
-        quantity=q("1 kg"),
-        location_id=p.plant,
-        manufactured_on=today(),
-        expires_on=today() + timedelta(days=9),
-    ),
-    "QA certifies as QP": lambda p: p.ledger.certify_packaging(
-        actors.qa, p.run, signature=sign(actors.qa, Meaning.CERTIFIED)
-    ),
-    "manufacturing destroys kits": lambda p: p.ledger.destroy(
-        actors.mfg, kit_ids=p.kits("K00001"), certificate="DC-1", method="incineration"
-    ),
-    "site user authorises destruction": lambda p: p.ledger.authorise_destruction(
+    "site user releases a lot": lambda p: p.ledger.handle(
+        ReleaseLot(
+            lot_id=p.api,
+            signature=sign(actors.site, Meaning.RELEASED),
+            results_ref="COA-1",
+        ),
         actors.site,
-        kit_ids=p.kits("K00001"),
-        signature=sign(actors.site, Meaning.AUTHORISED_DESTRUCTION),
-        reason="expired",
     ),
-    "depot dispenses": lambda p: p.ledger.dispense(
-        actors.depot, p.kit("K00001"), site_id=p.site, subject="S-001"
-    ),
-    "manufacturing registers a trial": lambda p: p.ledger.register_trial(
+    "manufacturing releases its own lot": lambda p: p.ledger.handle(
+        ReleaseLot(
+            lot_id=p.api,
+            signature=sign(actors.mfg, Meaning.RELEASED),
+            results_ref="COA-1",
+        ),
         actors.mfg,
-        code="LTL-999",
-        title="t",
-        sponsor="s",
-        countries=["DE"],
-        do_not_ship_days=0,
-        do_not_dispense_days=0,
     ),
-    "site user activates a site": lambda p: p.ledger.activate_site(actors.site, p.pending_site),
-    "QP recalls a lot": lambda p: p.ledger.recall_lot(
-        actors.qp, p.api, signature=sign(actors.qp, Meaning.APPROVED), reason="suspect"
+    "QA ships kits": lambda p: p.ledger.handle(
+        Ship(
+            shipment_number="S-1",
+            sscc=sscc(1),
+            from_id=p.depot,
+            to_id=p.site,
+            kit_ids=p.kits("K00001"),
+            min_celsius=Decimal(2),
+            max_celsius=Decimal(8),
+        ),
+        actors.qa,
+    ).id,
+    "depot formulates": lambda p: p.ledger.handle(
+        Formulate(
+            batch_number="B-9",
+            product="x",
+            location_id=p.plant,
+            inputs=[(p.api, q("1 g"))],
+            output=None,
+            theoretical_yield=q("1 unit"),
+            actual_yield=q("1 unit"),
+            equipment=[],
+            checked_by=actors.mfg2,
+        ),
+        actors.depot,
+    ).created,
+    "inspector receives a lot": lambda p: p.ledger.handle(
+        ReceiveLot(
+            gtin=API_GTIN,
+            lot_number="API-9",
+            kind="api",
+            material="x",
+            quantity=q("1 kg"),
+            location_id=p.plant,
+            manufactured_on=today(),
+            expires_on=today() + timedelta(days=9),
+        ),
+        actors.inspector,
+    ).id,
+    "QA certifies as QP": lambda p: p.ledger.handle(
+        CertifyPackaging(
+            run_id=p.run,
+            signature=sign(actors.qa, Meaning.CERTIFIED),
+        ),
+        actors.qa,
+    ),
+    "manufacturing destroys kits": lambda p: p.ledger.handle(
+        DestroyKits(
+            kit_ids=p.kits("K00001"),
+            certificate="DC-1",
+            method="incineration",
+        ),
+        actors.mfg,
+    ),
+    "site user authorises destruction": lambda p: p.ledger.handle(
+        AuthoriseDestruction(
+            kit_ids=p.kits("K00001"),
+            signature=sign(actors.site, Meaning.AUTHORISED_DESTRUCTION),
+            reason="expired",
+        ),
+        actors.site,
+    ),
+    "depot dispenses": lambda p: p.ledger.handle(
+        Dispense(
+            kit_id=p.kit("K00001"),
+            site_id=p.site,
+            subject="S-001",
+        ),
+        actors.depot,
+    ),
+    "manufacturing registers a trial": lambda p: p.ledger.handle(
+        RegisterTrial(
+            code="LTL-999",
+            title="t",
+            sponsor="s",
+            countries=["DE"],
+            do_not_ship_days=0,
+            do_not_dispense_days=0,
+        ),
+        actors.mfg,
+    ).id,
+    "site user activates a site": lambda p: p.ledger.handle(ActivateSite(site_id=p.pending_site), actors.site),
+    "QP recalls a lot": lambda p: p.ledger.handle(
+        RecallLot(
+            lot_id=p.api,
+            signature=sign(actors.qp, Meaning.APPROVED),
+            reason="suspect",
+        ),
+        actors.qp,
     ),
 }
 
@@ -105,28 +157,28 @@ def test_release_signed_with_another_meaning_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference().materials()
     api2 = program.receive(gtin=API_GTIN, lot_number="API-2", kind="api", quantity="1 kg", release=False)
     with writes_nothing(ledger, SignatureRequired, match="meaning 'released'"):
-        ledger.release_lot(actors.qa, api2, signature=sign(actors.qa, Meaning.REVIEWED), results_ref="COA")
+        ledger.handle(ReleaseLot(lot_id=api2, signature=sign(actors.qa, Meaning.REVIEWED), results_ref="COA"), actors.qa)
 
 
 def test_release_without_a_signature_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference().materials()
     api2 = program.receive(gtin=API_GTIN, lot_number="API-2", kind="api", quantity="1 kg", release=False)
     with writes_nothing(ledger, SignatureRequired):
-        ledger.release_lot(actors.qa, api2, signature=None, results_ref="COA")
+        ledger.handle(ReleaseLot(lot_id=api2, signature=None, results_ref="COA"), actors.qa)
 
 
 def test_release_with_someone_elses_signature_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference().materials()
     api2 = program.receive(gtin=API_GTIN, lot_number="API-2", kind="api", quantity="1 kg", release=False)
     with writes_nothing(ledger, InvalidInput, match="acting user's own") as info:
-        ledger.release_lot(actors.qa, api2, signature=sign(actors.qa2, Meaning.RELEASED), results_ref="COA")
+        ledger.handle(ReleaseLot(lot_id=api2, signature=sign(actors.qa2, Meaning.RELEASED), results_ref="COA"), actors.qa)
     assert info.value.details["field"] == "signature"
 
 
 def test_qp_certification_signed_by_someone_else_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference().materials().formulate().placebo().package().release_run(qp=False)
     with writes_nothing(ledger, InvalidInput, match="acting user's own"):
-        ledger.certify_packaging(actors.qp, program.run, signature=sign(actors.qa, Meaning.CERTIFIED))
+        ledger.handle(CertifyPackaging(run_id=program.run, signature=sign(actors.qa, Meaning.CERTIFIED)), actors.qp)
 
 
 def test_the_signature_is_stored_with_the_record_it_signs(ledger: Ledger) -> None:
@@ -174,25 +226,29 @@ def test_receipt_before_the_shipment_left_is_refused(yesterday_program: Program)
 def test_release_dated_before_the_lot_was_received_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference()
     received_at = now() - timedelta(hours=1)
-    lot = ledger.receive_lot(
+    lot = ledger.handle(
+        ReceiveLot(
+            gtin=API_GTIN,
+            lot_number="API-1",
+            kind="api",
+            material="x",
+            quantity=q("1 kg"),
+            location_id=program.plant,
+            manufactured_on=today() - timedelta(days=9),
+            expires_on=today() + timedelta(days=900),
+            occurred_at=received_at,
+        ),
         actors.mfg,
-        gtin=API_GTIN,
-        lot_number="API-1",
-        kind="api",
-        material="x",
-        quantity=q("1 kg"),
-        location_id=program.plant,
-        manufactured_on=today() - timedelta(days=9),
-        expires_on=today() + timedelta(days=900),
-        occurred_at=received_at,
-    )
+    ).id
     with writes_nothing(ledger, TimeOrderViolation):
-        ledger.release_lot(
+        ledger.handle(
+            ReleaseLot(
+                lot_id=lot,
+                signature=sign(actors.qa, Meaning.RELEASED),
+                results_ref="COA",
+                occurred_at=received_at - timedelta(minutes=1),
+            ),
             actors.qa,
-            lot,
-            signature=sign(actors.qa, Meaning.RELEASED),
-            results_ref="COA",
-            occurred_at=received_at - timedelta(minutes=1),
         )
 
 
@@ -202,10 +258,12 @@ def test_dispensing_dated_before_the_receipt_is_refused(yesterday_program: Progr
     shipment = program.ship(["K00001"], occurred_at=received_at - timedelta(minutes=5))
     program.receive_all(shipment, ["K00001"], occurred_at=received_at)
     with writes_nothing(program.ledger, TimeOrderViolation):
-        program.ledger.dispense(
+        program.ledger.handle(
+            Dispense(
+                kit_id=program.kit("K00001"),
+                site_id=program.site,
+                subject="S-001",
+                occurred_at=received_at - timedelta(seconds=1),
+            ),
             actors.site,
-            program.kit("K00001"),
-            site_id=program.site,
-            subject="S-001",
-            occurred_at=received_at - timedelta(seconds=1),
         )

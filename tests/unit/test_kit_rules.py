@@ -9,6 +9,18 @@ from uuid import UUID
 import pytest
 
 from ledger.application import Ledger
+from ledger.commands import (
+    AuthoriseDestruction,
+    CertifyPackaging,
+    ConfirmReceipt,
+    DecideQuarantine,
+    DestroyKits,
+    Dispense,
+    RecallLot,
+    ReportExcursion,
+    ReturnKit,
+    Ship,
+)
 from ledger.domain import Kit, KitStatus, Shipment, ShipmentStatus
 from ledger.errors import (
     InvalidIdentifier,
@@ -90,8 +102,12 @@ def test_sponsor_release_for_one_country_does_not_release_another(packaged: Prog
 
 def test_qp_cannot_certify_before_qa_disposition(packaged: Program) -> None:
     with writes_nothing(packaged.ledger, InvalidTransition, match="QA pending"):
-        packaged.ledger.certify_packaging(
-            actors.qp, packaged.run, signature=sign(actors.qp, Meaning.CERTIFIED)
+        packaged.ledger.handle(
+            CertifyPackaging(
+                run_id=packaged.run,
+                signature=sign(actors.qp, Meaning.CERTIFIED),
+            ),
+            actors.qp,
         )
 
 
@@ -102,8 +118,13 @@ def test_kits_refused_for_release_reasons_are_named_by_kit_number(packaged: Prog
 
 
 def test_qa_cannot_release_a_packaged_batch_made_from_a_recalled_lot(packaged: Program) -> None:
-    packaged.ledger.recall_lot(
-        actors.qa, packaged.api, signature=sign(actors.qa, Meaning.APPROVED), reason="API supplier recall"
+    packaged.ledger.handle(
+        RecallLot(
+            lot_id=packaged.api,
+            signature=sign(actors.qa, Meaning.APPROVED),
+            reason="API supplier recall",
+        ),
+        actors.qa,
     )
     with writes_nothing(packaged.ledger, LotNotUsable, match="API-1 cannot be used: an upstream lot"):
         packaged.release_run()
@@ -135,21 +156,28 @@ def test_shipping_with_a_wrong_sscc_check_digit_is_refused(program: Program) -> 
     good = sscc(1)
     wrong = good[:-1] + str((int(good[-1]) + 1) % 10)
     with writes_nothing(program.ledger, InvalidIdentifier, match="SSCC"):
-        program.ledger.ship(
+        program.ledger.handle(
+            Ship(
+                shipment_number="S-1",
+                sscc=wrong,
+                from_id=program.depot,
+                to_id=program.site,
+                kit_ids=program.kits("K00001"),
+                min_celsius=Decimal(2),
+                max_celsius=Decimal(8),
+            ),
             actors.depot,
-            shipment_number="S-1",
-            sscc=wrong,
-            from_id=program.depot,
-            to_id=program.site,
-            kit_ids=program.kits("K00001"),
-            min_celsius=Decimal(2),
-            max_celsius=Decimal(8),
-        )
+        ).id
 
 
 def test_shipping_after_an_upstream_api_lot_was_recalled_is_refused(program: Program) -> None:
-    program.ledger.recall_lot(
-        actors.qa, program.api, signature=sign(actors.qa, Meaning.APPROVED), reason="API supplier recall"
+    program.ledger.handle(
+        RecallLot(
+            lot_id=program.api,
+            signature=sign(actors.qa, Meaning.APPROVED),
+            reason="API supplier recall",
+        ),
+        actors.qa,
     )
     with writes_nothing(program.ledger, KitsNotUsable) as info:
         program.ship(["K00001", "K00002"])
@@ -159,8 +187,13 @@ def test_shipping_after_an_upstream_api_lot_was_recalled_is_refused(program: Pro
 
 def test_a_recall_stops_placebo_kits_of_the_same_run_too(program: Program) -> None:
     # The run is one packaged batch: a recall of its active API stops every kit, which keeps the blind.
-    program.ledger.recall_lot(
-        actors.qa, program.api, signature=sign(actors.qa, Meaning.APPROVED), reason="API supplier recall"
+    program.ledger.handle(
+        RecallLot(
+            lot_id=program.api,
+            signature=sign(actors.qa, Meaning.APPROVED),
+            reason="API supplier recall",
+        ),
+        actors.qa,
     )
     with writes_nothing(program.ledger, KitsNotUsable):
         program.ship(["K00010"])
@@ -208,13 +241,15 @@ def shipped(program: Program) -> Program:
 
 
 def test_receipt_records_received_damaged_and_missing_kits(shipped: Program) -> None:
-    written = shipped.ledger.confirm_receipt(
+    written = shipped.ledger.handle(
+        ConfirmReceipt(
+            shipment_id=s1(shipped),
+            site_id=shipped.site,
+            outcomes={"K00001": "received", "K00002": "damaged", "K00003": "missing"},
+            logger_min=Decimal("2.5"),
+            logger_max=Decimal("7.9"),
+        ),
         actors.site,
-        s1(shipped),
-        site_id=shipped.site,
-        outcomes={"K00001": "received", "K00002": "damaged", "K00003": "missing"},
-        logger_min=Decimal("2.5"),
-        logger_max=Decimal("7.9"),
     )
     assert written.ids == {"excursion": False}
     assert [status(shipped, n) for n in ("K00001", "K00002", "K00003")] == [
@@ -231,17 +266,19 @@ def test_receipt_records_received_damaged_and_missing_kits(shipped: Program) -> 
 def test_receipt_naming_a_kit_not_in_the_shipment_is_refused(shipped: Program) -> None:
     outcomes = {"K00001": "received", "K00002": "received", "K00003": "received", "K00004": "received"}
     with writes_nothing(shipped.ledger, ReceiptMismatch) as info:
-        shipped.ledger.confirm_receipt(actors.site, s1(shipped), site_id=shipped.site, outcomes=outcomes)
+        shipped.ledger.handle(ConfirmReceipt(shipment_id=s1(shipped), site_id=shipped.site, outcomes=outcomes), actors.site)
     assert info.value.details["problems"] == [{"kit_number": "K00004", "reason": "not in this shipment"}]
 
 
 def test_receipt_leaving_a_kit_out_is_refused(shipped: Program) -> None:
     with writes_nothing(shipped.ledger, ReceiptMismatch) as info:
-        shipped.ledger.confirm_receipt(
+        shipped.ledger.handle(
+            ConfirmReceipt(
+                shipment_id=s1(shipped),
+                site_id=shipped.site,
+                outcomes={"K00001": "received", "K00002": "received"},
+            ),
             actors.site,
-            s1(shipped),
-            site_id=shipped.site,
-            outcomes={"K00001": "received", "K00002": "received"},
         )
     assert info.value.details["problems"] == [
         {"kit_number": "K00003", "reason": "not accounted for in the receipt"}
@@ -251,7 +288,7 @@ def test_receipt_leaving_a_kit_out_is_refused(shipped: Program) -> None:
 def test_receipt_with_an_unknown_outcome_is_refused(shipped: Program) -> None:
     outcomes = {"K00001": "received", "K00002": "received", "K00003": "stolen"}
     with writes_nothing(shipped.ledger, ReceiptMismatch, match="K00003"):
-        shipped.ledger.confirm_receipt(actors.site, s1(shipped), site_id=shipped.site, outcomes=outcomes)
+        shipped.ledger.handle(ConfirmReceipt(shipment_id=s1(shipped), site_id=shipped.site, outcomes=outcomes), actors.site)
 
 
 def test_a_second_receipt_of_the_same_shipment_is_refused(shipped: Program) -> None:
@@ -263,22 +300,26 @@ def test_a_second_receipt_of_the_same_shipment_is_refused(shipped: Program) -> N
 
 def test_receipt_at_a_site_other_than_the_destination_is_refused(shipped: Program) -> None:
     with writes_nothing(shipped.ledger, WrongSite, match="not addressed to site"):
-        shipped.ledger.confirm_receipt(
+        shipped.ledger.handle(
+            ConfirmReceipt(
+                shipment_id=s1(shipped),
+                site_id=shipped.fr_site,
+                outcomes=dict.fromkeys(["K00001", "K00002", "K00003"], "received"),
+            ),
             actors.site,
-            s1(shipped),
-            site_id=shipped.fr_site,
-            outcomes=dict.fromkeys(["K00001", "K00002", "K00003"], "received"),
         )
 
 
 def test_excursion_at_receipt_quarantines_the_intact_kits(shipped: Program) -> None:
-    written = shipped.ledger.confirm_receipt(
+    written = shipped.ledger.handle(
+        ConfirmReceipt(
+            shipment_id=s1(shipped),
+            site_id=shipped.site,
+            outcomes={"K00001": "received", "K00002": "received", "K00003": "damaged"},
+            logger_min=Decimal("3"),
+            logger_max=Decimal("12.5"),
+        ),
         actors.site,
-        s1(shipped),
-        site_id=shipped.site,
-        outcomes={"K00001": "received", "K00002": "received", "K00003": "damaged"},
-        logger_min=Decimal("3"),
-        logger_max=Decimal("12.5"),
     )
     assert written.ids == {"excursion": True}
     assert [status(shipped, n) for n in ("K00001", "K00002", "K00003")] == [
@@ -288,35 +329,41 @@ def test_excursion_at_receipt_quarantines_the_intact_kits(shipped: Program) -> N
     ]
 
     # QA releases one kit back to stock and rejects the other, which then counts as damaged.
-    shipped.ledger.decide_quarantine(
+    shipped.ledger.handle(
+        DecideQuarantine(
+            kit_ids=shipped.kits("K00001"),
+            release=True,
+            signature=sign(actors.qa, Meaning.RELEASED),
+            reason="stability data cover 12.5 °C for 2 h",
+        ),
         actors.qa,
-        kit_ids=shipped.kits("K00001"),
-        release=True,
-        signature=sign(actors.qa, Meaning.RELEASED),
-        reason="stability data cover 12.5 °C for 2 h",
     )
-    shipped.ledger.decide_quarantine(
+    shipped.ledger.handle(
+        DecideQuarantine(
+            kit_ids=shipped.kits("K00002"),
+            release=False,
+            signature=sign(actors.qa, Meaning.REJECTED),
+            reason="carton wet",
+        ),
         actors.qa,
-        kit_ids=shipped.kits("K00002"),
-        release=False,
-        signature=sign(actors.qa, Meaning.REJECTED),
-        reason="carton wet",
     )
     assert status(shipped, "K00001") == KitStatus.RECEIVED
     assert status(shipped, "K00002") == KitStatus.DAMAGED
-    shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-001")
+    shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
     assert status(shipped, "K00001") == KitStatus.DISPENSED
 
 
 def test_quarantine_decision_with_the_wrong_signature_meaning_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"], logger_max="9")
     with writes_nothing(shipped.ledger, SignatureRequired):
-        shipped.ledger.decide_quarantine(
+        shipped.ledger.handle(
+            DecideQuarantine(
+                kit_ids=shipped.kits("K00001"),
+                release=True,
+                signature=sign(actors.qa, Meaning.REJECTED),
+                reason="ok",
+            ),
             actors.qa,
-            kit_ids=shipped.kits("K00001"),
-            release=True,
-            signature=sign(actors.qa, Meaning.REJECTED),
-            reason="ok",
         )
 
 
@@ -325,66 +372,75 @@ def test_quarantine_decision_with_the_wrong_signature_meaning_is_refused(shipped
 
 def test_dispensing_a_kit_still_at_the_depot_is_refused(program: Program) -> None:
     with writes_nothing(program.ledger, KitNotUsable, match="is available; cannot dispense"):
-        program.ledger.dispense(actors.site, program.kit("K00001"), site_id=program.site, subject="S-001")
+        program.ledger.handle(Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="S-001"), actors.site)
 
 
 def test_dispensing_before_receipt_is_refused(shipped: Program) -> None:
     with writes_nothing(shipped.ledger, KitNotUsable, match="is in_transit; cannot dispense"):
-        shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-001")
+        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
 
 
 @pytest.mark.parametrize("outcome", ["damaged", "missing"])
 def test_dispensing_a_damaged_or_missing_kit_is_refused(shipped: Program, outcome: str) -> None:
-    shipped.ledger.confirm_receipt(
+    shipped.ledger.handle(
+        ConfirmReceipt(
+            shipment_id=s1(shipped),
+            site_id=shipped.site,
+            outcomes={"K00001": outcome, "K00002": "received", "K00003": "received"},
+        ),
         actors.site,
-        s1(shipped),
-        site_id=shipped.site,
-        outcomes={"K00001": outcome, "K00002": "received", "K00003": "received"},
     )
     with writes_nothing(shipped.ledger, KitNotUsable, match=f"is {outcome}; cannot dispense"):
-        shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-001")
+        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
 
 
 def test_dispensing_a_quarantined_kit_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"], logger_max="15")
     with writes_nothing(shipped.ledger, KitNotUsable, match="is quarantined; cannot dispense"):
-        shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-001")
+        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
 
 
 def test_excursion_in_site_storage_quarantines_until_qa_decides(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
-    shipped.ledger.report_excursion(
+    shipped.ledger.handle(
+        ReportExcursion(
+            location_id=shipped.site,
+            kit_ids=shipped.kits("K00002"),
+            min_celsius=Decimal("2"),
+            max_celsius=Decimal("26"),
+            duration_minutes=90,
+        ),
         actors.site,
-        shipped.site,
-        kit_ids=shipped.kits("K00002"),
-        min_celsius=Decimal("2"),
-        max_celsius=Decimal("26"),
-        duration_minutes=90,
     )
     with writes_nothing(shipped.ledger, KitNotUsable, match="quarantined"):
-        shipped.ledger.dispense(actors.site, shipped.kit("K00002"), site_id=shipped.site, subject="S-001")
+        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00002"), site_id=shipped.site, subject="S-001"), actors.site)
 
 
 def test_dispensing_at_another_site_than_the_kit_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
     with writes_nothing(shipped.ledger, KitNotUsable, match="not at the location"):
-        shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.fr_site, subject="S-001")
+        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.fr_site, subject="S-001"), actors.site)
 
 
 def test_dispensing_after_an_upstream_recall_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
-    shipped.ledger.recall_lot(
-        actors.qa, shipped.dp, signature=sign(actors.qa, Meaning.APPROVED), reason="dissolution failure"
+    shipped.ledger.handle(
+        RecallLot(
+            lot_id=shipped.dp,
+            signature=sign(actors.qa, Meaning.APPROVED),
+            reason="dissolution failure",
+        ),
+        actors.qa,
     )
     with writes_nothing(shipped.ledger, LotNotUsable, match="upstream lot is recalled"):
-        shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-001")
+        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
 
 
 def test_a_kit_is_dispensed_once(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
-    shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-001")
+    shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
     with writes_nothing(shipped.ledger, KitNotUsable, match="is dispensed; cannot dispense"):
-        shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-002")
+        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-002"), actors.site)
 
 
 def test_do_not_dispense_window_refuses_kits_too_close_to_expiry(ledger: Ledger) -> None:
@@ -394,17 +450,19 @@ def test_do_not_dispense_window_refuses_kits_too_close_to_expiry(ledger: Ledger)
     program = Program.released(ledger, start=now() - timedelta(days=40), dp_expires_on=expiry)
     program.at_site(["K00001", "K00002"])
     # Three days ago the window was still open ...
-    program.ledger.dispense(
+    program.ledger.handle(
+        Dispense(
+            kit_id=program.kit("K00001"),
+            site_id=program.site,
+            subject="S-001",
+            occurred_at=now() - timedelta(days=3),
+        ),
         actors.site,
-        program.kit("K00001"),
-        site_id=program.site,
-        subject="S-001",
-        occurred_at=now() - timedelta(days=3),
     )
     # ... today it is closed.
     closed = expiry - timedelta(days=7)
     with writes_nothing(ledger, KitNotUsable, match=f"do-not-dispense window closed on {closed}"):
-        program.ledger.dispense(actors.site, program.kit("K00002"), site_id=program.site, subject="S-002")
+        program.ledger.handle(Dispense(kit_id=program.kit("K00002"), site_id=program.site, subject="S-002"), actors.site)
 
 
 # --- return and destruction ------------------------------------------------------------------------------
@@ -413,30 +471,34 @@ def test_do_not_dispense_window_refuses_kits_too_close_to_expiry(ledger: Ledger)
 def test_destruction_without_authorisation_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
     kit = shipped.kit("K00001")
-    shipped.ledger.dispense(actors.site, kit, site_id=shipped.site, subject="S-001")
-    shipped.ledger.return_kit(actors.site, kit, site_id=shipped.site, condition="partially_used")
+    shipped.ledger.handle(Dispense(kit_id=kit, site_id=shipped.site, subject="S-001"), actors.site)
+    shipped.ledger.handle(ReturnKit(kit_id=kit, site_id=shipped.site, condition="partially_used"), actors.site)
     with writes_nothing(shipped.ledger, KitsNotUsable) as info:
-        shipped.ledger.destroy(actors.site, kit_ids=[kit], certificate="DC-1", method="incineration")
+        shipped.ledger.handle(DestroyKits(kit_ids=[kit], certificate="DC-1", method="incineration"), actors.site)
     assert problems(info) == {"K00001": "kit K00001: is returned; cannot destroy"}
 
-    shipped.ledger.authorise_destruction(
+    shipped.ledger.handle(
+        AuthoriseDestruction(
+            kit_ids=[kit],
+            signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+            reason="returned, partially used",
+        ),
         actors.qa,
-        kit_ids=[kit],
-        signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
-        reason="returned, partially used",
     )
-    shipped.ledger.destroy(actors.site, kit_ids=[kit], certificate="DC-1", method="incineration")
+    shipped.ledger.handle(DestroyKits(kit_ids=[kit], certificate="DC-1", method="incineration"), actors.site)
     assert status(shipped, "K00001") == KitStatus.DESTROYED
 
 
 def test_destruction_of_a_kit_in_a_subjects_hands_cannot_be_authorised(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
-    shipped.ledger.dispense(actors.site, shipped.kit("K00001"), site_id=shipped.site, subject="S-001")
+    shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
     with writes_nothing(shipped.ledger, KitsNotUsable, match="K00001"):
-        shipped.ledger.authorise_destruction(
+        shipped.ledger.handle(
+            AuthoriseDestruction(
+                kit_ids=shipped.kits("K00001", "K00002"),
+                signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+                reason="site close-out",
+            ),
             actors.qa,
-            kit_ids=shipped.kits("K00001", "K00002"),
-            signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
-            reason="site close-out",
         )
     assert status(shipped, "K00002") == KitStatus.RECEIVED

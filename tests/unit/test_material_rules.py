@@ -10,7 +10,18 @@ from uuid import UUID
 
 import pytest
 
-from ledger.application import Arm, Ledger, OutputLot
+from ledger.application import Ledger
+from ledger.commands import (
+    Arm,
+    CorrectLotQuantity,
+    Formulate,
+    HoldLot,
+    OutputLot,
+    Package,
+    RecallLot,
+    RegisterLocation,
+    RejectLot,
+)
 from ledger.domain import Kit, Lot, LotStatus, ManufacturingBatch, PackagingRun
 from ledger.errors import (
     AlreadyExists,
@@ -111,18 +122,20 @@ def test_formulation_with_an_unknown_lot_is_refused(prepared: Program) -> None:
 
 def test_second_person_check_by_the_performer_is_refused(prepared: Program) -> None:
     with writes_nothing(prepared.ledger, InvalidInput, match="someone else"):
-        prepared.ledger.formulate(
+        prepared.ledger.handle(
+            Formulate(
+                batch_number="B-9",
+                product="x",
+                location_id=prepared.plant,
+                inputs=[(prepared.api, q("1 g"))],
+                output=_output("DP-9", prepared),
+                theoretical_yield=q("10 unit"),
+                actual_yield=q("10 unit"),
+                equipment=[],
+                checked_by=actors.mfg,
+            ),
             actors.mfg,
-            batch_number="B-9",
-            product="x",
-            location_id=prepared.plant,
-            inputs=[(prepared.api, q("1 g"))],
-            output=_output("DP-9", prepared),
-            theoretical_yield=q("10 unit"),
-            actual_yield=q("10 unit"),
-            equipment=[],
-            checked_by=actors.mfg,
-        )
+        ).created
 
 
 def _output(lot_number: str, program: Program) -> OutputLot:
@@ -147,19 +160,26 @@ def test_consuming_a_quarantined_lot_is_refused(prepared: Program) -> None:
 
 def test_consuming_a_rejected_lot_is_refused(prepared: Program) -> None:
     api2 = _second_api(prepared, release=False)
-    prepared.ledger.reject_lot(
-        actors.qa, api2, signature=sign(actors.qa, Meaning.REJECTED), reason="assay out of specification"
+    prepared.ledger.handle(
+        RejectLot(
+            lot_id=api2,
+            signature=sign(actors.qa, Meaning.REJECTED),
+            reason="assay out of specification",
+        ),
+        actors.qa,
     )
     with writes_nothing(prepared.ledger, LotNotUsable, match="status is rejected"):
         prepared.formulate_batch([(api2, "10 g")])
 
 
 def test_consuming_a_recalled_lot_is_refused(prepared: Program) -> None:
-    prepared.ledger.recall_lot(
+    prepared.ledger.handle(
+        RecallLot(
+            lot_id=prepared.api,
+            signature=sign(actors.qa, Meaning.APPROVED),
+            reason="supplier notified contamination",
+        ),
         actors.qa,
-        prepared.api,
-        signature=sign(actors.qa, Meaning.APPROVED),
-        reason="supplier notified contamination",
     )
     with writes_nothing(prepared.ledger, LotNotUsable, match="status is recalled") as info:
         prepared.formulate_batch([(prepared.api, "10 g")])
@@ -167,7 +187,7 @@ def test_consuming_a_recalled_lot_is_refused(prepared: Program) -> None:
 
 
 def test_consuming_a_lot_on_hold_is_refused(prepared: Program) -> None:
-    prepared.ledger.hold_lot(actors.qa, prepared.api, reason="deviation under investigation")
+    prepared.ledger.handle(HoldLot(lot_id=prepared.api, reason="deviation under investigation"), actors.qa)
     with writes_nothing(prepared.ledger, LotNotUsable, match="status is on_hold"):
         prepared.formulate_batch([(prepared.api, "10 g")])
 
@@ -187,8 +207,13 @@ def test_a_released_lot_cannot_be_released_again(prepared: Program) -> None:
 
 def test_a_rejected_lot_cannot_be_released(prepared: Program) -> None:
     api2 = _second_api(prepared, release=False)
-    prepared.ledger.reject_lot(
-        actors.qa, api2, signature=sign(actors.qa, Meaning.REJECTED), reason="failed identity test"
+    prepared.ledger.handle(
+        RejectLot(
+            lot_id=api2,
+            signature=sign(actors.qa, Meaning.REJECTED),
+            reason="failed identity test",
+        ),
+        actors.qa,
     )
     with writes_nothing(prepared.ledger, InvalidTransition, match="is rejected; cannot release"):
         prepared.release(api2)
@@ -200,17 +225,19 @@ def test_a_rejected_lot_cannot_be_released(prepared: Program) -> None:
 def _package(
     program: Program, arms: list[Arm], kit_list: list[tuple[str, str]], batch_number: str = "P-9"
 ) -> UUID:
-    return program.ledger.package(
+    return program.ledger.handle(
+        Package(
+            batch_number=batch_number,
+            trial_id=program.trial,
+            location_id=program.depot,
+            kit_gtin=KIT_GTIN,
+            label_version="v1",
+            arms=arms,
+            kit_list=kit_list,
+            checked_by=actors.mfg2,
+        ),
         actors.mfg,
-        batch_number=batch_number,
-        trial_id=program.trial,
-        location_id=program.depot,
-        kit_gtin=KIT_GTIN,
-        label_version="v1",
-        arms=arms,
-        kit_list=kit_list,
-        checked_by=actors.mfg2,
-    )
+    ).id
 
 
 def test_over_consumption_in_packaging_is_refused(prepared: Program) -> None:
@@ -298,7 +325,7 @@ def test_location_with_a_wrong_gln_check_digit_is_refused(ledger: Ledger) -> Non
     gln = with_check_digit("400000000009")
     wrong = gln[:-1] + str((int(gln[-1]) + 1) % 10)
     with writes_nothing(ledger, InvalidIdentifier, match="GLN"):
-        ledger.register_location(actors.admin, gln=wrong, kind="depot", name="D", country="DE")
+        ledger.handle(RegisterLocation(gln=wrong, kind="depot", name="D", country="DE"), actors.admin).id
 
 
 def test_a_lot_that_expires_before_it_was_made_is_refused(prepared: Program) -> None:
@@ -319,8 +346,14 @@ def test_a_lot_that_expires_before_it_was_made_is_refused(prepared: Program) -> 
 def test_correction_references_the_corrected_event_and_leaves_it_intact(prepared: Program) -> None:
     ledger = prepared.ledger
     api2 = prepared.receive(gtin=API_GTIN, lot_number="API-2", kind="api", quantity="1 kg", release=False)
-    written = ledger.correct_lot_quantity(
-        actors.qa, api2, corrects_version=1, quantity=q("1200 g"), reason="weighing slip misread"
+    written = ledger.handle(
+        CorrectLotQuantity(
+            lot_id=api2,
+            corrects_version=1,
+            quantity=q("1200 g"),
+            reason="weighing slip misread",
+        ),
+        actors.qa,
     )
     assert written.events == ((api2, 2),)
 
@@ -346,22 +379,40 @@ def test_correction_references_the_corrected_event_and_leaves_it_intact(prepared
 def test_correction_below_what_was_already_consumed_is_refused(prepared: Program) -> None:
     # 500 g of API-1 went into B-1: its received quantity cannot be corrected to 400 g.
     with writes_nothing(prepared.ledger, InsufficientQuantity):
-        prepared.ledger.correct_lot_quantity(
-            actors.qa, prepared.api, corrects_version=1, quantity=q("400 g"), reason="recount"
+        prepared.ledger.handle(
+            CorrectLotQuantity(
+                lot_id=prepared.api,
+                corrects_version=1,
+                quantity=q("400 g"),
+                reason="recount",
+            ),
+            actors.qa,
         )
 
 
 def test_correction_of_a_version_that_does_not_exist_is_refused(prepared: Program) -> None:
     with writes_nothing(prepared.ledger, InvalidInput, match="no event version 9"):
-        prepared.ledger.correct_lot_quantity(
-            actors.qa, prepared.api, corrects_version=9, quantity=q("2 kg"), reason="recount"
+        prepared.ledger.handle(
+            CorrectLotQuantity(
+                lot_id=prepared.api,
+                corrects_version=9,
+                quantity=q("2 kg"),
+                reason="recount",
+            ),
+            actors.qa,
         )
 
 
 def test_correction_without_a_reason_is_refused(prepared: Program) -> None:
     with writes_nothing(prepared.ledger, InvalidInput, match="reason"):
-        prepared.ledger.correct_lot_quantity(
-            actors.qa, prepared.api, corrects_version=1, quantity=q("2.1 kg"), reason="  "
+        prepared.ledger.handle(
+            CorrectLotQuantity(
+                lot_id=prepared.api,
+                corrects_version=1,
+                quantity=q("2.1 kg"),
+                reason="  ",
+            ),
+            actors.qa,
         )
 
 

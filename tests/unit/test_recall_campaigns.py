@@ -13,6 +13,23 @@ from uuid import UUID
 
 import pytest
 
+from ledger.commands import (
+    AcknowledgeRecall,
+    AuthoriseDestruction,
+    CloseRecall,
+    ConfirmReceipt,
+    DestroyKits,
+    DestroyRecalledKits,
+    Dispense,
+    HoldLot,
+    JustifyUnaccounted,
+    KitReportLine,
+    OpenRecall,
+    RecallLot,
+    ReceiveRecallReturns,
+    ReportRecallKits,
+    ReturnKit,
+)
 from ledger.domain import Kit, KitStatus, Lot, LotStatus
 from ledger.domain.recall import (
     KitOutcome,
@@ -45,20 +62,22 @@ ALL = [f"K{i:05d}" for i in range(1, 11)]
 def spread(program: Program) -> Program:
     """Kits at the site (one dispensed), in transit, and at the depot."""
     program.at_site(ALL[:4])
-    program.ledger.dispense(actors.site, program.kit("K00001"), site_id=program.site, subject="SUBJ-1")
+    program.ledger.handle(Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="SUBJ-1"), actors.site)
     program.ship(ALL[4:6], shipment_number="S-2", serial=2)
     return program
 
 
 def open_recall(program: Program, scope: str = "all_kits", number: str = "RC-1") -> UUID:
-    written = program.ledger.open_recall(
+    written = program.ledger.handle(
+        OpenRecall(
+            recall_number=number,
+            lot_ids=[program.api],
+            reason="API-1 impurity above limit",
+            classification="class_ii",
+            scope=scope,
+            signature=sign(actors.qa, Meaning.APPROVED),
+        ),
         actors.qa,
-        recall_number=number,
-        lot_ids=[program.api],
-        reason="API-1 impurity above limit",
-        classification="class_ii",
-        scope=scope,
-        signature=sign(actors.qa, Meaning.APPROVED),
     )
     recall_id: UUID = written.ids["recall_id"]
     return recall_id
@@ -69,13 +88,13 @@ def recall_of(program: Program, recall_id: UUID) -> Recall:
 
 
 def report(program: Program, recall_id: UUID, number: str, outcome: str, subject: str | None = None) -> None:
-    program.ledger.report_recall_kit(
+    program.ledger.handle(
+        ReportRecallKits(
+            recall_id=recall_id,
+            place_id=program.site,
+            reports=[KitReportLine(kit_id=program.kit(number), outcome=outcome, subject=subject)],
+        ),
         actors.site,
-        recall_id,
-        place_id=program.site,
-        kit_id=program.kit(number),
-        outcome=outcome,
-        subject=subject,
     )
 
 
@@ -99,8 +118,8 @@ def test_opening_records_every_kit_of_the_reached_run_by_place_and_recalls_the_l
 
 
 def test_opening_saves_the_recall_and_the_lot_recall_atomically(spread: Program) -> None:
-    spread.ledger.hold_lot(actors.qa, spread.api, reason="investigation")
-    spread.ledger.recall_lot(actors.qa, spread.api, signature=sign(actors.qa, Meaning.APPROVED), reason="x")
+    spread.ledger.handle(HoldLot(lot_id=spread.api, reason="investigation"), actors.qa)
+    spread.ledger.handle(RecallLot(lot_id=spread.api, signature=sign(actors.qa, Meaning.APPROVED), reason="x"), actors.qa)
     # the lot is already recalled: the recall is refused and nothing is written
     with writes_nothing(spread.ledger, InvalidTransition, "is recalled; cannot recall"):
         open_recall(spread)
@@ -118,7 +137,7 @@ def test_cannot_ship_kit_from_a_lot_under_recall(spread: Program) -> None:
 def test_cannot_dispense_kit_from_a_lot_under_recall(spread: Program) -> None:
     open_recall(spread)
     with writes_nothing(spread.ledger, LotNotUsable, "lot API-1 cannot be used: an upstream lot is recalled"):
-        spread.ledger.dispense(actors.site, spread.kit("K00002"), site_id=spread.site, subject="SUBJ-2")
+        spread.ledger.handle(Dispense(kit_id=spread.kit("K00002"), site_id=spread.site, subject="SUBJ-2"), actors.site)
 
 
 def test_undispensed_scope_leaves_out_dispensed_kits(spread: Program) -> None:
@@ -138,45 +157,51 @@ def test_unexpired_scope_keeps_kits_expiring_today_or_later() -> None:
 
 def test_only_qa_with_an_approval_signature_opens_a_recall(spread: Program) -> None:
     with writes_nothing(spread.ledger, NotAuthorised):
-        spread.ledger.open_recall(
+        spread.ledger.handle(
+            OpenRecall(
+                recall_number="RC-1",
+                lot_ids=[spread.api],
+                reason="r",
+                classification="class_i",
+                scope="all_kits",
+                signature=sign(actors.site, Meaning.APPROVED),
+            ),
             actors.site,
-            recall_number="RC-1",
-            lot_ids=[spread.api],
-            reason="r",
-            classification="class_i",
-            scope="all_kits",
-            signature=sign(actors.site, Meaning.APPROVED),
         )
     with writes_nothing(spread.ledger, SignatureRequired):
-        spread.ledger.open_recall(
+        spread.ledger.handle(
+            OpenRecall(
+                recall_number="RC-1",
+                lot_ids=[spread.api],
+                reason="r",
+                classification="class_i",
+                scope="all_kits",
+                signature=sign(actors.qa, Meaning.RELEASED),
+            ),
             actors.qa,
-            recall_number="RC-1",
-            lot_ids=[spread.api],
-            reason="r",
-            classification="class_i",
-            scope="all_kits",
-            signature=sign(actors.qa, Meaning.RELEASED),
         )
     with writes_nothing(spread.ledger, InvalidInput, "classification is one of"):
-        spread.ledger.open_recall(
+        spread.ledger.handle(
+            OpenRecall(
+                recall_number="RC-1",
+                lot_ids=[spread.api],
+                reason="r",
+                classification="class_iv",
+                scope="all_kits",
+                signature=sign(actors.qa, Meaning.APPROVED),
+            ),
             actors.qa,
-            recall_number="RC-1",
-            lot_ids=[spread.api],
-            reason="r",
-            classification="class_iv",
-            scope="all_kits",
-            signature=sign(actors.qa, Meaning.APPROVED),
         )
 
 
 def test_a_site_acknowledges_once_and_only_a_place_of_the_recall(spread: Program) -> None:
     recall_id = open_recall(spread)
-    spread.ledger.acknowledge_recall(actors.site, recall_id, place_id=spread.site)
+    spread.ledger.handle(AcknowledgeRecall(recall_id=recall_id, place_id=spread.site), actors.site)
     assert str(spread.site) in recall_of(spread, recall_id).acknowledged
     with writes_nothing(spread.ledger, InvalidTransition, "already acknowledged"):
-        spread.ledger.acknowledge_recall(actors.site, recall_id, place_id=spread.site)
+        spread.ledger.handle(AcknowledgeRecall(recall_id=recall_id, place_id=spread.site), actors.site)
     with writes_nothing(spread.ledger, RecallWrongPlace, "holds no kit of this recall"):
-        spread.ledger.acknowledge_recall(actors.site, recall_id, place_id=spread.fr_site)
+        spread.ledger.handle(AcknowledgeRecall(recall_id=recall_id, place_id=spread.fr_site), actors.site)
 
 
 def test_a_site_reports_only_its_own_kits_of_the_recall(spread: Program) -> None:
@@ -184,12 +209,13 @@ def test_a_site_reports_only_its_own_kits_of_the_recall(spread: Program) -> None
     with writes_nothing(spread.ledger, RecallWrongPlace, "K00007 was not recorded there"):
         report(spread, recall_id, "K00007", "quarantined")
     with writes_nothing(spread.ledger, KitNotInRecall):
-        spread.ledger.report_recall_kit(
+        spread.ledger.handle(
+            ReportRecallKits(
+                recall_id=recall_id,
+                place_id=spread.site,
+                reports=[KitReportLine(kit_id=Kit.create_id(KIT_GTIN, "K99999"), outcome="quarantined")],
+            ),
             actors.site,
-            recall_id,
-            place_id=spread.site,
-            kit_id=Kit.create_id(KIT_GTIN, "K99999"),
-            outcome="quarantined",
         )
     report(spread, recall_id, "K00002", "quarantined")
     with writes_nothing(spread.ledger, InvalidTransition, "K00002 is quarantined; cannot report"):
@@ -216,12 +242,12 @@ def test_a_returned_kit_counts_once_the_depot_receives_it(spread: Program) -> No
     recall_id = open_recall(spread)
     kit = spread.kit("K00003")
     with writes_nothing(spread.ledger, InvalidTransition, "unreported; cannot receive as a return"):
-        spread.ledger.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=kit)
+        spread.ledger.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.depot)
     report(spread, recall_id, "K00003", "returned")
     assert not recall_of(spread, recall_id).is_accounted(kit)
     with writes_nothing(spread.ledger, NotAuthorised):
-        spread.ledger.receive_recall_return(actors.site, recall_id, depot_id=spread.depot, kit_id=kit)
-    spread.ledger.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=kit)
+        spread.ledger.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.site)
+    spread.ledger.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.depot)
     recall = recall_of(spread, recall_id)
     assert recall.outcomes[kit]["outcome"] == KitOutcome.RECEIVED_AT_DEPOT and recall.is_accounted(kit)
     assert recall.per_place[str(spread.site)] == {"kits": 6, "reported": 1, "accounted": 1}
@@ -231,21 +257,35 @@ def test_justification_needs_qa_signature_and_an_unaccounted_kit(spread: Program
     recall_id = open_recall(spread)
     kit = spread.kit("K00004")
     with writes_nothing(spread.ledger, SignatureRequired):
-        spread.ledger.justify_unaccounted(
-            actors.qa, recall_id, kit_id=kit, justification="lost", signature=None
+        spread.ledger.handle(
+            JustifyUnaccounted(
+                recall_id=recall_id,
+                kit_id=kit,
+                justification="lost",
+                signature=None,
+            ),
+            actors.qa,
         )
     with writes_nothing(spread.ledger, InvalidInput, "states why"):
-        spread.ledger.justify_unaccounted(
-            actors.qa, recall_id, kit_id=kit, justification="  ", signature=sign(actors.qa, Meaning.APPROVED)
+        spread.ledger.handle(
+            JustifyUnaccounted(
+                recall_id=recall_id,
+                kit_id=kit,
+                justification="  ",
+                signature=sign(actors.qa, Meaning.APPROVED),
+            ),
+            actors.qa,
         )
     report(spread, recall_id, "K00004", "quarantined")
     with writes_nothing(spread.ledger, InvalidTransition, "accounted for; cannot justify"):
-        spread.ledger.justify_unaccounted(
+        spread.ledger.handle(
+            JustifyUnaccounted(
+                recall_id=recall_id,
+                kit_id=kit,
+                justification="lost",
+                signature=sign(actors.qa, Meaning.APPROVED),
+            ),
             actors.qa,
-            recall_id,
-            kit_id=kit,
-            justification="lost",
-            signature=sign(actors.qa, Meaning.APPROVED),
         )
 
 
@@ -253,7 +293,7 @@ def test_closure_is_refused_until_every_kit_is_accounted_for_then_signed(spread:
     L = spread.ledger
     recall_id = open_recall(spread)
     with writes_nothing(L, RecallOutstanding, "10 kit\\(s\\) not accounted for"):
-        L.close_recall(actors.qa, recall_id, signature=sign(actors.qa, Meaning.APPROVED))
+        L.handle(CloseRecall(recall_id=recall_id, signature=sign(actors.qa, Meaning.APPROVED)), actors.qa)
     # Site 101: one dispensed, three quarantined; the two kits in transit arrive and are quarantined
     report(spread, recall_id, "K00001", "dispensed", "SUBJ-1")
     for n in ("K00002", "K00003", "K00004"):
@@ -263,37 +303,50 @@ def test_closure_is_refused_until_every_kit_is_accounted_for_then_signed(spread:
     report(spread, recall_id, "K00006", "returned")
     # depot: three quarantined in place, one cannot be found and QA justifies it
     for n in ("K00007", "K00008", "K00009"):
-        L.report_recall_kit(
-            actors.depot, recall_id, place_id=spread.depot, kit_id=spread.kit(n), outcome="quarantined"
+        L.handle(
+            ReportRecallKits(
+                recall_id=recall_id,
+                place_id=spread.depot,
+                reports=[KitReportLine(kit_id=spread.kit(n), outcome="quarantined")],
+            ),
+            actors.depot,
         )
     sig = sign(actors.qa, Meaning.APPROVED)
-    L.justify_unaccounted(
-        actors.qa, recall_id, kit_id=spread.kit("K00010"), justification="not found", signature=sig
+    L.handle(
+        JustifyUnaccounted(
+            recall_id=recall_id,
+            kit_id=spread.kit("K00010"),
+            justification="not found",
+            signature=sig,
+        ),
+        actors.qa,
     )
     with writes_nothing(L, RecallOutstanding, "K00006"):
-        L.close_recall(actors.qa, recall_id, signature=sig)
+        L.handle(CloseRecall(recall_id=recall_id, signature=sig), actors.qa)
     assert recall_of(spread, recall_id).reconciled_at is None
-    L.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=spread.kit("K00006"))
+    L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[spread.kit("K00006")]), actors.depot)
     recall = recall_of(spread, recall_id)
     assert recall.reconciled_at is not None and recall.outstanding() == []
-    L.close_recall(actors.qa, recall_id, signature=sig)
+    L.handle(CloseRecall(recall_id=recall_id, signature=sig), actors.qa)
     recall = recall_of(spread, recall_id)
     assert recall.status == RecallStatus.CLOSED and recall.closed is not None
     assert recall.closed["signature"]["meaning"] == "approved"
     with writes_nothing(L, InvalidTransition, "is closed; cannot acknowledge"):
-        L.acknowledge_recall(actors.depot, recall_id, place_id=spread.depot)
+        L.handle(AcknowledgeRecall(recall_id=recall_id, place_id=spread.depot), actors.depot)
 
 
 def test_kits_destroyed_before_the_recall_are_accounted_from_the_start(spread: Program) -> None:
     L = spread.ledger
     kit = spread.kit("K00010")
-    L.authorise_destruction(
+    L.handle(
+        AuthoriseDestruction(
+            kit_ids=[kit],
+            signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+            reason="damaged carton",
+        ),
         actors.qa,
-        kit_ids=[kit],
-        signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
-        reason="damaged carton",
     )
-    L.destroy(actors.depot, kit_ids=[kit], certificate="DC-1", method="incineration")
+    L.handle(DestroyKits(kit_ids=[kit], certificate="DC-1", method="incineration"), actors.depot)
     recall = recall_of(spread, open_recall(spread))
     assert recall.outcomes[kit]["outcome"] == KitOutcome.DESTROYED_BEFORE
     assert recall.accounted_count == 1
@@ -307,16 +360,16 @@ def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
         calls.append(len(kit_ids))
         return spread.ledger._kit_states(kit_ids)
 
-    written = spread.ledger.open_recall(
+    written = spread.ledger.handle(
+        OpenRecall(
+            recall_number="RC-2",
+            lot_ids=[spread.api],
+            reason="r",
+            classification="class_iii",
+            scope="all_kits",
+            signature=sign(actors.qa, Meaning.APPROVED),
+        ),
         actors.qa,
-        recall_number="RC-2",
-        lot_ids=[spread.api],
-        reason="r",
-        classification="class_iii",
-        scope="all_kits",
-        signature=sign(actors.qa, Meaning.APPROVED),
-        kit_states=reader,
-        source={"reader": "test", "as_of": 7},
     )
     assert calls == [10]
     assert recall_of(spread, written.ids["recall_id"]).source == {"reader": "test", "as_of": 7}
@@ -334,11 +387,11 @@ def test_a_returned_kit_travels_back_to_the_depot_that_shipped_it(spread: Progra
     # out of the site's hands, on its way to the depot: the site can no longer act on it
     assert (kit.status, kit.location_id, kit.destination_id) == (KitStatus.IN_TRANSIT, None, spread.depot)
     with writes_nothing(L, KitNotUsable, "is in_transit; cannot return"):
-        L.return_kit(actors.site, kit.id, site_id=spread.site, condition="unused")
+        L.handle(ReturnKit(kit_id=kit.id, site_id=spread.site, condition="unused"), actors.site)
     # only a depot receives it, and only the depot it was sent to
     with writes_nothing(L, InvalidInput, "expected depot"):
-        L.receive_recall_return(actors.depot, recall_id, depot_id=spread.site, kit_id=kit.id)
-    L.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=kit.id)
+        L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.site, kit_ids=[kit.id]), actors.depot)
+    L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit.id]), actors.depot)
     kit = kit_of(spread, "K00003")
     assert (kit.status, kit.location_id, kit.destination_id) == (KitStatus.RETURNED, spread.depot, None)
     assert recall_of(spread, recall_id).outcomes[kit.id]["outcome"] == KitOutcome.RECEIVED_AT_DEPOT
@@ -347,8 +400,13 @@ def test_a_returned_kit_travels_back_to_the_depot_that_shipped_it(spread: Progra
 def test_a_kit_the_depot_never_shipped_is_quarantined_there_not_returned(spread: Program) -> None:
     recall_id = open_recall(spread)
     with writes_nothing(spread.ledger, InvalidInput, "never shipped"):
-        spread.ledger.report_recall_kit(
-            actors.depot, recall_id, place_id=spread.depot, kit_id=spread.kit("K00007"), outcome="returned"
+        spread.ledger.handle(
+            ReportRecallKits(
+                recall_id=recall_id,
+                place_id=spread.depot,
+                reports=[KitReportLine(kit_id=spread.kit("K00007"), outcome="returned")],
+            ),
+            actors.depot,
         )
 
 
@@ -370,14 +428,14 @@ def test_a_batch_report_is_all_or_nothing_and_names_every_refused_kit(spread: Pr
         KitReport(spread.kit("K00001"), KitOutcome.DISPENSED, "SUBJ-9"),  # the ledger says SUBJ-1
     ]
     with writes_nothing(L, KitsNotUsable) as info:
-        L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good + bad)
+        L.handle(ReportRecallKits(recall_id=recall_id, place_id=spread.site, reports=good + bad), actors.site)
     problems = {p["kit_number"]: p["code"] for p in info.value.details["problems"]}
     assert problems == {"K00007": "recall_wrong_place", "K00001": "invalid_input"}
     # the refused batch left nothing behind, in the store or in the ledger's kept copy
     assert kit_of(spread, "K00002").status == KitStatus.RECEIVED
     with writes_nothing(L, InvalidInput, "each kit is listed once"):
-        L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good + good[:1])
-    written = L.report_recall_kits(actors.site, recall_id, place_id=spread.site, reports=good)
+        L.handle(ReportRecallKits(recall_id=recall_id, place_id=spread.site, reports=good + good[:1]), actors.site)
+    written = L.handle(ReportRecallKits(recall_id=recall_id, place_id=spread.site, reports=good), actors.site)
     assert len(written.events) == 4  # two recall reports, one kit sent back, one quarantined
     assert kit_of(spread, "K00003").status == KitStatus.QUARANTINED
     recall = recall_of(spread, recall_id)
@@ -389,35 +447,46 @@ def test_recalled_kits_destroyed_at_the_depot_are_recorded_in_the_recall(spread:
     L = spread.ledger
     recall_id = open_recall(spread)
     report(spread, recall_id, "K00002", "returned")
-    L.receive_recall_return(actors.depot, recall_id, depot_id=spread.depot, kit_id=spread.kit("K00002"))
+    L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[spread.kit("K00002")]), actors.depot)
     doomed = [spread.kit(n) for n in ("K00002", "K00007")]
 
     def destroy(kit_ids: list[UUID]) -> None:
-        L.destroy_recalled_kits(
+        L.handle(
+            DestroyRecalledKits(
+                recall_id=recall_id,
+                depot_id=spread.depot,
+                kit_ids=kit_ids,
+                certificate="DC-RC-1",
+                method="incineration",
+            ),
             actors.depot,
-            recall_id,
-            depot_id=spread.depot,
-            kit_ids=kit_ids,
-            certificate="DC-RC-1",
-            method="incineration",
         )
 
     # not without QA's signed authorisation
     with writes_nothing(L, KitsNotUsable) as info:
         destroy(doomed)
     assert {p["code"] for p in info.value.details["problems"]} == {"kit_not_usable"}
-    L.authorise_destruction(
+    L.handle(
+        AuthoriseDestruction(
+            kit_ids=[*doomed, spread.kit("K00003")],
+            signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+            reason="recall RC-1",
+        ),
         actors.qa,
-        kit_ids=[*doomed, spread.kit("K00003")],
-        signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
-        reason="recall RC-1",
     )
     # not a kit the depot does not hold (K00003 is at the site), nor one outside the recall's record
     with writes_nothing(L, KitNotUsable, "not at the location it would destroy from"):
         destroy([spread.kit("K00003")])
     with writes_nothing(L, NotAuthorised):
-        L.destroy_recalled_kits(
-            actors.site, recall_id, depot_id=spread.depot, kit_ids=doomed, certificate="C", method="m"
+        L.handle(
+            DestroyRecalledKits(
+                recall_id=recall_id,
+                depot_id=spread.depot,
+                kit_ids=doomed,
+                certificate="C",
+                method="m",
+            ),
+            actors.site,
         )
     destroy(doomed)
     recall = recall_of(spread, recall_id)
@@ -435,8 +504,15 @@ def test_destruction_through_a_recall_names_only_kits_of_its_record(spread: Prog
     recall_id = open_recall(spread)
     stranger = UUID(int=7)
     with writes_nothing(spread.ledger, KitNotInRecall, str(stranger)):
-        spread.ledger.destroy_recalled_kits(
-            actors.depot, recall_id, depot_id=spread.depot, kit_ids=[stranger], certificate="C", method="m"
+        spread.ledger.handle(
+            DestroyRecalledKits(
+                recall_id=recall_id,
+                depot_id=spread.depot,
+                kit_ids=[stranger],
+                certificate="C",
+                method="m",
+            ),
+            actors.depot,
         )
 
 
@@ -449,11 +525,13 @@ def test_a_kit_is_reported_quarantined_only_where_it_is_held(spread: Program) ->
     with writes_nothing(L, KitNotUsable, "is dispensed to SUBJ-1"):
         report(spread, recall_id, "K00001", "quarantined")
     # missing on receipt: it never arrived, so it is left for QA's justification
-    L.confirm_receipt(
+    L.handle(
+        ConfirmReceipt(
+            shipment_id=spread.shipments["S-2"],
+            site_id=spread.site,
+            outcomes={"K00005": "received", "K00006": "missing"},
+        ),
         actors.site,
-        spread.shipments["S-2"],
-        site_id=spread.site,
-        outcomes={"K00005": "received", "K00006": "missing"},
     )
     with writes_nothing(L, KitNotUsable, "is missing, not held at this place"):
         report(spread, recall_id, "K00006", "quarantined")

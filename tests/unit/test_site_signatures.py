@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.application import Ledger
+from ledger.commands import ConfirmReceipt, RegisterSiteKey
 from ledger.domain import Location, Shipment
 from ledger.errors import (
     AlreadyExists,
@@ -68,22 +69,24 @@ def receive(
     ledger: Ledger, program: Program, shipment: UUID, outcomes: dict[str, str], signature: SiteSignature,
     occurred_at: datetime,
 ) -> object:
-    return ledger.confirm_receipt(
+    return ledger.handle(
+        ConfirmReceipt(
+            shipment_id=shipment,
+            site_id=program.site,
+            outcomes=outcomes,
+            logger_min=Decimal("3"),
+            logger_max=Decimal("7"),
+            occurred_at=occurred_at,
+            site_signature=signature,
+        ),
         actors.site,
-        shipment,
-        site_id=program.site,
-        outcomes=outcomes,
-        logger_min=Decimal("3"),
-        logger_max=Decimal("7"),
-        occurred_at=occurred_at,
-        site_signature=signature,
     )
 
 
 @pytest.fixture
 def signer(ledger: Ledger, program: Program) -> SiteSigner:
     site_signer = SiteSigner()
-    ledger.register_site_key(actors.admin, program.site, site_signer.public_b64)
+    ledger.handle(RegisterSiteKey(site_id=program.site, public_key=site_signer.public_b64), actors.admin)
     return site_signer
 
 
@@ -102,18 +105,18 @@ def test_a_registered_key_is_recorded_on_the_site(
 
 def test_only_an_admin_registers_a_site_key(ledger: Ledger, program: Program) -> None:
     with writes_nothing(ledger, NotAuthorised):
-        ledger.register_site_key(actors.site, program.site, SiteSigner().public_b64)
+        ledger.handle(RegisterSiteKey(site_id=program.site, public_key=SiteSigner().public_b64), actors.site)
 
 
 def test_a_malformed_key_or_a_key_registered_twice_is_refused(
     ledger: Ledger, program: Program, signer: SiteSigner
 ) -> None:
     with writes_nothing(ledger, InvalidInput, match="32 bytes"):
-        ledger.register_site_key(actors.admin, program.site, base64.b64encode(b"short").decode())
+        ledger.handle(RegisterSiteKey(site_id=program.site, public_key=base64.b64encode(b"short").decode()), actors.admin)
     with writes_nothing(ledger, InvalidInput, match="not base64"):
-        ledger.register_site_key(actors.admin, program.site, "%%%")
+        ledger.handle(RegisterSiteKey(site_id=program.site, public_key="%%%"), actors.admin)
     with writes_nothing(ledger, AlreadyExists):
-        ledger.register_site_key(actors.admin, program.site, signer.public_b64)
+        ledger.handle(RegisterSiteKey(site_id=program.site, public_key=signer.public_b64), actors.admin)
 
 
 def test_a_signed_receipt_is_verified_and_kept_in_the_event(
@@ -199,7 +202,7 @@ def test_a_signature_by_an_unregistered_or_replaced_key_is_refused(
                 SiteSignature(signer.key_id, claimed.nonce, claimed.signature), when)
     # after the site registers a new key, the old one no longer signs
     successor = SiteSigner()
-    ledger.register_site_key(actors.admin, program.site, successor.public_b64)
+    ledger.handle(RegisterSiteKey(site_id=program.site, public_key=successor.public_b64), actors.admin)
     with writes_nothing(ledger, SiteSignatureRefused, match="replaced by a newer key"):
         receive(ledger, program, shipment, {"K00001": "received"},
                 signer.sign(shipment, program.site, {"K00001": "received"}, when), when)
@@ -211,7 +214,7 @@ def test_a_signature_of_another_site_key_is_refused(
     ledger: Ledger, program: Program, signer: SiteSigner
 ) -> None:
     other_site = SiteSigner()
-    ledger.register_site_key(actors.admin, program.fr_site, other_site.public_b64)
+    ledger.handle(RegisterSiteKey(site_id=program.fr_site, public_key=other_site.public_b64), actors.admin)
     shipment = program.ship(["K00001"])
     when = _when()
     with writes_nothing(ledger, SiteSignatureRefused, match="not registered for this site"):
@@ -240,8 +243,17 @@ def test_a_signed_receipt_must_state_its_time_and_a_proper_nonce(
     when = _when()
     signed = signer.sign(shipment, program.site, {"K00001": "received"}, when)
     with writes_nothing(ledger, InvalidInput, match="occurred_at"):
-        ledger.confirm_receipt(actors.site, shipment, site_id=program.site, outcomes={"K00001": "received"},
-                               logger_min=Decimal("3"), logger_max=Decimal("7"), site_signature=signed)
+        ledger.handle(
+            ConfirmReceipt(
+                shipment_id=shipment,
+                site_id=program.site,
+                outcomes={"K00001": "received"},
+                logger_min=Decimal("3"),
+                logger_max=Decimal("7"),
+                site_signature=signed,
+            ),
+            actors.site,
+        )
     short = signer.sign(shipment, program.site, {"K00001": "received"}, when, nonce="abc")
     with writes_nothing(ledger, InvalidInput, match="nonce"):
         receive(ledger, program, shipment, {"K00001": "received"}, short, when)

@@ -1,0 +1,88 @@
+"""Distribution and QA on kits: shipments from a depot, quarantine decisions, destruction authorisation."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from ledger import gs1
+from ledger.application.core import Ledger, day, each, handles, problem, reason, unique
+from ledger.commands import AuthoriseDestruction, DecideQuarantine, Recorded, Ship
+from ledger.domain import Kit, Location, LocationKind, PackagingRun, Shipment, SiteStatus, Trial
+from ledger.domain.base import require_role, stamp
+from ledger.errors import InvalidInput, KitsNotUsable, LedgerError, SiteNotActive
+from ledger.values import Actor, Meaning, Role
+
+
+@handles(Ship)
+def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
+    """Ship released kits from a depot to an activated site; every kit is checked, all or nothing."""
+    require_role(actor, "ship kits", Role.DEPOT)
+    shipment_number = gs1.gs1_text(cmd.shipment_number, "shipment number", "shipment_number")
+    sscc = gs1.sscc(cmd.sscc)
+    unique(cmd.kit_ids)
+    if cmd.min_celsius >= cmd.max_celsius:
+        raise InvalidInput("min_celsius must be below max_celsius", field="min_celsius")
+    ledger.require_place(cmd.from_id, LocationKind.DEPOT, LocationKind.MANUFACTURING_SITE)
+    site = ledger.peek(Location, cmd.to_id)
+    if not site.is_clinical_site:
+        raise InvalidInput(f"{site.name} is not a clinical site", field="to_id")
+    if site.status != SiteStatus.ACTIVATED:
+        raise SiteNotActive(site.id, site.name, str(site.status))
+    trial = ledger.peek(Trial, site.trial_id) if site.trial_id else None
+    audit = stamp(actor, cmd.occurred_at)
+    site.require_active_at(audit["occurred_at"])
+    today = day(audit)
+    shipment_id = Shipment.create_id(shipment_number)
+    runs: dict[UUID, PackagingRun] = {}
+    kits, problems = [], []
+    for kit_id in cmd.kit_ids:
+        kit_number = str(kit_id)
+        try:
+            kit = ledger.get(Kit, kit_id)
+            kit_number = kit.kit_number
+            if trial is None or kit.trial_id != trial.id:
+                raise InvalidInput(f"kit {kit.kit_number} belongs to another trial", field="kit_ids")
+            kit.require_not_expired_by(trial.last_ship_date(kit.expires_on), today, "do-not-ship")
+            run = ledger.run_checked(kit.packaging_run_id, runs)
+            run.require_released_for(site.country, at=audit["occurred_at"])
+            kit.ship(audit, shipment_id, cmd.from_id, cmd.to_id)
+            kits.append(kit)
+        except LedgerError as e:
+            problems.append(problem(kit_id, kit_number, e))
+    if problems:
+        raise KitsNotUsable("ship", problems)
+    shipment = Shipment(
+        shipment_number=shipment_number,
+        audit=audit,
+        sscc=sscc,
+        from_id=cmd.from_id,
+        to_id=cmd.to_id,
+        kit_ids=[k.id for k in kits],
+        kit_numbers=[k.kit_number for k in kits],
+        min_celsius=cmd.min_celsius,
+        max_celsius=cmd.max_celsius,
+        logger_id=cmd.logger_id,
+        carrier=cmd.carrier,
+    )
+    return ledger.record(shipment, *kits, created=(shipment.id,))
+
+
+@handles(DecideQuarantine)
+def decide_quarantine(ledger: Ledger, actor: Actor, cmd: DecideQuarantine) -> Recorded:
+    """QA's decision on quarantined kits: back to use, or rejected (damaged)."""
+    meaning = Meaning.RELEASED if cmd.release else Meaning.REJECTED
+    sig = ledger.qa_signature(actor, cmd.signature, meaning, "decide on quarantined kits")
+    audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
+    kits = [ledger.get(Kit, k) for k in unique(cmd.kit_ids)]
+    each(kits, "decide quarantine", lambda k: k.decide_quarantine(audit, sig.as_dict(), cmd.release))
+    return ledger.record(*kits)
+
+
+@handles(AuthoriseDestruction)
+def authorise_destruction(ledger: Ledger, actor: Actor, cmd: AuthoriseDestruction) -> Recorded:
+    """Written, signed authorisation (EU Annex 13 §48) before any kit is destroyed."""
+    sig = ledger.qa_signature(actor, cmd.signature, Meaning.AUTHORISED_DESTRUCTION, "authorise destruction")
+    audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
+    kits = [ledger.get(Kit, k) for k in unique(cmd.kit_ids)]
+    each(kits, "authorise destruction", lambda k: k.authorise_destruction(audit, sig.as_dict()))
+    return ledger.record(*kits)

@@ -1,0 +1,85 @@
+"""Every write to the ledger as a small frozen command, one module per bounded context.
+
+Entry points (HTTP, console, EPCIS, CLI, demo, tests) build these; `Ledger.handle(command, actor)`
+runs the one handler of each and returns `Recorded`.
+"""
+
+from ledger.commands.base import Command, Part, Recorded, RecordedEvent
+from ledger.commands.distribution import AuthoriseDestruction, DecideQuarantine, Ship
+from ledger.commands.materials import (
+    CorrectLotQuantity,
+    Formulate,
+    HoldLot,
+    LotQuantity,
+    OutputLot,
+    RecallLot,
+    ReceiveLot,
+    RecordDeviation,
+    RejectLot,
+    ReleaseLot,
+)
+from ledger.commands.packaging import (
+    Arm,
+    CertifyPackaging,
+    DisposePackaging,
+    ExtendExpiry,
+    KitListEntry,
+    Package,
+    SponsorRelease,
+)
+from ledger.commands.recalls import (
+    AcknowledgeRecall,
+    CloseRecall,
+    DestroyRecalledKits,
+    JustifyUnaccounted,
+    KitReportLine,
+    OpenRecall,
+    ReceiveRecallReturns,
+    ReportRecallKits,
+)
+from ledger.commands.reference import ActivateSite, RegisterLocation, RegisterSiteKey, RegisterTrial
+from ledger.commands.site import ConfirmReceipt, DestroyKits, Dispense, ReportExcursion, ReturnKit
+
+__all__ = [
+    "AcknowledgeRecall",
+    "ActivateSite",
+    "Arm",
+    "AuthoriseDestruction",
+    "CertifyPackaging",
+    "CloseRecall",
+    "Command",
+    "ConfirmReceipt",
+    "CorrectLotQuantity",
+    "DecideQuarantine",
+    "DestroyKits",
+    "DestroyRecalledKits",
+    "Dispense",
+    "DisposePackaging",
+    "ExtendExpiry",
+    "Formulate",
+    "HoldLot",
+    "JustifyUnaccounted",
+    "KitListEntry",
+    "KitReportLine",
+    "LotQuantity",
+    "OpenRecall",
+    "OutputLot",
+    "Package",
+    "Part",
+    "RecallLot",
+    "ReceiveLot",
+    "ReceiveRecallReturns",
+    "RecordDeviation",
+    "Recorded",
+    "RecordedEvent",
+    "RegisterLocation",
+    "RegisterSiteKey",
+    "RegisterTrial",
+    "RejectLot",
+    "ReleaseLot",
+    "ReportExcursion",
+    "ReportRecallKits",
+    "ReturnKit",
+    "Ship",
+    "SponsorRelease",
+]

@@ -1,0 +1,121 @@
+"""Material lots and formulation: goods receipt, QA decisions, corrections, manufacturing batches."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field
+
+from ledger.commands.base import Code, Command, Identifier, LongText, Part, Text, When
+from ledger.domain.lot import LotKind
+from ledger.values import Actor, Quantity, Signature
+
+
+class ReceiveLot(Command):
+    """A lot received from a supplier (or made in-house outside Lotline); it starts in quarantine."""
+
+    gtin: Identifier
+    lot_number: Code
+    kind: LotKind
+    material: Text
+    quantity: Quantity
+    location_id: UUID
+    manufactured_on: date
+    expires_on: date
+    retest_on: date | None = None
+    supplier: Text | None = None
+    supplier_lot: Code | None = None
+    occurred_at: When = None
+
+
+class ReleaseLot(Command):
+    """QA releases a lot on test results or the supplier's certificate of analysis (signed `released`)."""
+
+    lot_id: UUID
+    signature: Signature | None
+    results_ref: Text
+    occurred_at: When = None
+
+
+class RejectLot(Command):
+    """QA rejects a lot (signed `rejected`), with the reason."""
+
+    lot_id: UUID
+    signature: Signature | None
+    reason: LongText
+    results_ref: Text | None = None
+    occurred_at: When = None
+
+
+class HoldLot(Command):
+    """QA puts a lot on hold, with the reason."""
+
+    lot_id: UUID
+    reason: LongText
+    occurred_at: When = None
+
+
+class RecallLot(Command):
+    """QA marks a lot recalled (signed `approved`): nothing made from it ships or is dispensed."""
+
+    lot_id: UUID
+    signature: Signature | None
+    reason: LongText
+    occurred_at: When = None
+
+
+class CorrectLotQuantity(Command):
+    """Correct a mis-recorded received quantity with a new event naming the one it corrects."""
+
+    lot_id: UUID
+    corrects_version: Annotated[int, Field(ge=1, le=1_000_000)]
+    quantity: Quantity
+    reason: LongText
+    occurred_at: When = None
+
+
+class LotQuantity(Part):
+    """A quantity taken from one lot."""
+
+    _pair = ("lot_id", "quantity")
+
+    lot_id: UUID
+    quantity: Quantity
+
+
+class OutputLot(Part):
+    """The drug-product lot a formulation produces."""
+
+    gtin: Identifier
+    lot_number: Code
+    material: Text
+    expires_on: date
+    retest_on: date | None = None
+
+
+class Formulate(Command):
+    """One manufacturing batch: consume released lots, produce a drug-product lot in quarantine,
+    checked by a second person (21 CFR 211.188)."""
+
+    batch_number: Code
+    product: Text
+    location_id: UUID
+    inputs: Annotated[tuple[LotQuantity, ...], Field(min_length=1, max_length=100)]
+    output: OutputLot
+    theoretical_yield: Quantity
+    actual_yield: Quantity
+    equipment: Annotated[tuple[Text, ...], Field(max_length=100)] = ()
+    checked_by: Actor
+    occurred_at: When = None
+
+
+class RecordDeviation(Command):
+    """A deviation on a manufacturing batch: number, description, classification."""
+
+    batch_id: UUID
+    number: Code
+    description: LongText
+    classification: Annotated[str, Field(pattern="^(minor|major|critical)$")]
+    occurred_at: When = None
