@@ -143,7 +143,9 @@ def build(ledger: Ledger, sites: int, shipments: int, kits_per_shipment: int) ->
             ),
             MFG,
         ).id
-        ledger.handle(ReleaseLot(lot_id=lot_id, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}"), QA)
+        ledger.handle(
+            ReleaseLot(lot_id=lot_id, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}"), QA
+        )
         return lot_id
 
     kits = shipments * kits_per_shipment
@@ -155,7 +157,9 @@ def build(ledger: Ledger, sites: int, shipments: int, kits_per_shipment: int) ->
             product="bench",
             location_id=plant,
             inputs=[(api_lot, Quantity.of("1", "kg")), (excipient, Quantity.of("10", "kg"))],
-            output=OutputLot(with_check_digit("0400000000303"), "DP-1", "tablets", today + timedelta(days=800)),
+            output=OutputLot(
+                with_check_digit("0400000000303"), "DP-1", "tablets", today + timedelta(days=800)
+            ),
             theoretical_yield=Quantity.of(kits, "unit"),
             actual_yield=Quantity.of(kits, "unit"),
             equipment=["MIX"],

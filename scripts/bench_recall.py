@@ -34,6 +34,7 @@ from ledger.domain import LotKind, LotStatus
 from ledger.domain.recall import AffectedKit, KitOutcome, KitReport, Recall
 from ledger.values import Actor, Meaning, Role, sign
 from projections import recall_campaigns as campaigns
+from projections.genealogy import Genealogy
 from projections.runner import REBUILD_BATCH, ProjectionRunner
 
 QA = Actor("bench-qa", Role.QA, "Bench QA")
@@ -125,6 +126,9 @@ def _open(runner: ProjectionRunner, lots: list[tuple[UUID, str, int]], *, reader
     ledger = runner.ledger
     kit_reader = campaigns.KitStateReader(runner.engine)
     stamp = datetime.now(UTC).strftime("%H%M%S")
+    if reader:
+        as_of = runner.positions()[Genealogy.name]
+        ledger.use_kit_states(lambda: (kit_reader, {"reader": "genealogy read model", "as_of": as_of}))
     began = time.perf_counter()
     written = ledger.handle(
         OpenRecall(
@@ -141,9 +145,9 @@ def _open(runner: ProjectionRunner, lots: list[tuple[UUID, str, int]], *, reader
     how = "bulk kit reader (read model)" if reader else "each kit loaded from the store"
     _line(
         f"open recall of {number} ({how})",
-        f"{seconds:.2f} s for {written.ids['kits']:,} kits (lots' forward traces add up to {kits:,})",
+        f"{seconds:.2f} s for {written.facts['kits']:,} kits (lots' forward traces add up to {kits:,})",
     )
-    recall_id: UUID = written.ids["recall_id"]
+    recall_id: UUID = written.id
     return recall_id
 
 

@@ -65,6 +65,7 @@ from ledger.commands import (
     ReceiveLot,
     ReceiveRecallReturns,
     RecordDeviation,
+    Recorded,
     RegisterLocation,
     RegisterTrial,
     ReleaseLot,
@@ -119,8 +120,10 @@ COUNTRIES = (
     ("AT", "EU", 1, ("Vienna", "Graz")),
 )
 CARRIERS = {"EU": "ColdChain Logistics", "NA": "MedFreight Express"}
-DEPOTS = {"EU": ("DE", "Central packaging and distribution depot, Frankfurt"),
-          "NA": ("US", "North America distribution depot, Indianapolis")}
+DEPOTS = {
+    "EU": ("DE", "Central packaging and distribution depot, Frankfurt"),
+    "NA": ("US", "North America distribution depot, Indianapolis"),
+}
 
 
 # --- the demo users -------------------------------------------------------------------------------
@@ -252,8 +255,7 @@ class _Site:
     active: bool = False
     kits: list[_Kit] = field(default_factory=list)
     # per arm, the subjects expecting a kit at their next visit: a heap of (due day, number, subject)
-    due: dict[str, list[tuple[float, int, _Subject]]] = field(
-        default_factory=lambda: {"A": [], "P": []})
+    due: dict[str, list[tuple[float, int, _Subject]]] = field(default_factory=lambda: {"A": [], "P": []})
 
 
 @dataclass(slots=True, eq=False)
@@ -402,8 +404,14 @@ class _Program:
 
     def run(self, progress: bool) -> None:
         """Take the steps in time order (ties in the order they were scheduled)."""
-        with tqdm(total=self.days, unit="day", desc="demo program", file=sys.stderr,
-                  disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=self.days,
+            unit="day",
+            desc="demo program",
+            file=sys.stderr,
+            disable=not progress,
+            dynamic_ncols=True,
+        ) as bar:
             shown = 0
             while self._queue:
                 day, _, step, args = heapq.heappop(self._queue)
@@ -412,12 +420,13 @@ class _Program:
                 if int(day) > shown:
                     bar.update(int(day) - shown)
                     shown = int(day)
-                    bar.set_postfix(events=self.events, kits=self.kits, shipments=self.shipments,
-                                    refresh=False)
+                    bar.set_postfix(
+                        events=self.events, kits=self.kits, shipments=self.shipments, refresh=False
+                    )
 
-    def wrote(self, result: Written | int) -> None:
+    def wrote(self, result: Recorded | int) -> None:
         """Count what a step wrote (for the progress bar; the summary reads the chain head)."""
-        self.events += len(result.events) if isinstance(result, Written) else result
+        self.events += len(result.events) if isinstance(result, Recorded) else result
 
     # --- planning ------------------------------------------------------------------------------------
 
@@ -435,19 +444,33 @@ class _Program:
         self.countries = [c[0] for c in chosen]
         self.regions = sorted({c[1] for c in chosen}, key=lambda r: r != "EU")
         self.at(0.0, self._register_trial)
-        self.at(0.01, self._register_place, "plant", LocationKind.MANUFACTURING_SITE, "DE",
-                "Lotline Pharma clinical manufacturing plant, Darmstadt", 1)
+        self.at(
+            0.01,
+            self._register_place,
+            "plant",
+            LocationKind.MANUFACTURING_SITE,
+            "DE",
+            "Lotline Pharma clinical manufacturing plant, Darmstadt",
+            1,
+        )
         for n, region in enumerate(self.regions):
             country, name = DEPOTS[region]
             self.at(0.02 + n / 100, self._register_place, region, LocationKind.DEPOT, country, name, 2 + n)
         total = self.sizes.sites + self.sizes.unactivated_sites
         never_activated = set(self.rng.sample(range(total), self.sizes.unactivated_sites))
         for (country, region, _, cities), count in zip(
-                chosen, _split(total, [c[2] for c in chosen], 1), strict=True):
+            chosen, _split(total, [c[2] for c in chosen], 1), strict=True
+        ):
             for k in range(count):
                 city = f"{cities[k % len(cities)]} {k // len(cities) + 1}"
-                site = _Site(len(self.sites), f"{self.countries.index(country) + 1}{k + 1:03d}", country,
-                             region, f"Clinical research unit {city}", self.uniform(0.5, 2.0))
+                site = _Site(
+                    len(self.sites),
+                    f"{self.countries.index(country) + 1}{k + 1:03d}",
+                    country,
+                    region,
+                    f"Clinical research unit {city}",
+                    self.uniform(0.5, 2.0),
+                )
                 registered = self.uniform(0.02, 0.45) * self.days
                 self.at(registered, self._register_site, site)
                 if site.index not in never_activated:
@@ -471,8 +494,18 @@ class _Program:
             batch_day = 0.08 * self.days + r * step + self.uniform(0, step / 2)
             active_need = active * UNITS_PER_KIT + samples + rejects[0]
             placebo_need = (kits - active) * UNITS_PER_KIT + samples + rejects[1]
-            self.runs.append(_Run(r, self.regions[regions[r]], kit_list, batch_day, active_need, placebo_need,
-                                  rejects, samples))
+            self.runs.append(
+                _Run(
+                    r,
+                    self.regions[regions[r]],
+                    kit_list,
+                    batch_day,
+                    active_need,
+                    placebo_need,
+                    rejects,
+                    samples,
+                )
+            )
 
     def _blocks(self, kits: int) -> list[str]:
         """The kit list's treatments: permuted blocks of four, two active (A) and two placebo (P)."""
@@ -492,9 +525,20 @@ class _Program:
         excipients = []
         for material, ref, mg, kg, supplier in EXCIPIENTS:
             prefix = "".join(w[0] for w in material.split()[:2]).upper()
-            lots = [self._lot(LotKind.EXCIPIENT, gtin(ref), f"{prefix}-{n + 1:04d}", material, Decimal(kg),
-                              "kg", supplier, "plant", 4 * 365)
-                    for n in range(math.ceil(tablets * mg * 1.02 / (kg * 1_000_000)))]
+            lots = [
+                self._lot(
+                    LotKind.EXCIPIENT,
+                    gtin(ref),
+                    f"{prefix}-{n + 1:04d}",
+                    material,
+                    Decimal(kg),
+                    "kg",
+                    supplier,
+                    "plant",
+                    4 * 365,
+                )
+                for n in range(math.ceil(tablets * mg * 1.02 / (kg * 1_000_000)))
+            ]
             excipients.append((_Pool(lots, 1_000_000), mg))
         excipients[0][0].lots[0].miskeyed = True
         components = {region: self._component_pools(region) for region in self.regions}
@@ -503,8 +547,11 @@ class _Program:
             run.api = api.take(run.theoretical * API_MG_PER_TABLET)
             run.excipients = [p for pool, mg in excipients for p in pool.take(run.theoretical * mg)]
             run.placebo = placebo[run.index // 3]
-            run.components = [p for pool, spoiled in components[run.region]
-                              for p in pool.take(len(run.kit_list) + self.rng.randint(0, spoiled))]
+            run.components = [
+                p
+                for pool, spoiled in components[run.region]
+                for p in pool.take(len(run.kit_list) + self.rng.randint(0, spoiled))
+            ]
 
     def _api_lots(self) -> list[_Lot]:
         """The first API lot ends half-way through the second batch, which therefore blends two lots."""
@@ -512,9 +559,21 @@ class _Program:
         first = need[0] + need[1] // 2
         rest = (sum(need) - first) * 1.05 / (self.sizes.api_lots - 1)
         grams = [math.ceil(first / 1000)] + [math.ceil(rest / 1000)] * (self.sizes.api_lots - 1)
-        return [self._lot(LotKind.API, API_GTIN, f"API-{n + 1:04d}", "Lotanib free base", Decimal(g), "g",
-                          "Northfield Fine Chemicals", "plant", 5 * 365, 3 * 365)
-                for n, g in enumerate(grams)]
+        return [
+            self._lot(
+                LotKind.API,
+                API_GTIN,
+                f"API-{n + 1:04d}",
+                "Lotanib free base",
+                Decimal(g),
+                "g",
+                "Northfield Fine Chemicals",
+                "plant",
+                5 * 365,
+                3 * 365,
+            )
+            for n, g in enumerate(grams)
+        ]
 
     def _component_pools(self, region: str) -> list[tuple[_Pool, int]]:
         runs = [run for run in self.runs if run.region == region]
@@ -522,9 +581,20 @@ class _Program:
         pools = []
         for material, ref, spoiled, size, supplier in COMPONENTS:
             count = math.ceil((kits + spoiled * len(runs)) / size)
-            lots = [self._lot(LotKind.PACKAGING_COMPONENT, gtin(ref), f"C{ref[-2:]}-{region}-{n + 1:04d}",
-                              material, Decimal(size), "unit", supplier, region, 5 * 365)
-                    for n in range(count)]
+            lots = [
+                self._lot(
+                    LotKind.PACKAGING_COMPONENT,
+                    gtin(ref),
+                    f"C{ref[-2:]}-{region}-{n + 1:04d}",
+                    material,
+                    Decimal(size),
+                    "unit",
+                    supplier,
+                    region,
+                    5 * 365,
+                )
+                for n in range(count)
+            ]
             pools.append((_Pool(lots, 1), spoiled))
         return pools
 
@@ -532,15 +602,35 @@ class _Program:
         """Placebo comes from a contract manufacturer; each lot fills three consecutive runs."""
         lots = []
         for k in range(math.ceil(len(self.runs) / 3)):
-            need = sum(run.placebo_need for run in self.runs[3 * k: 3 * k + 3])
-            lots.append(self._lot(LotKind.DRUG_PRODUCT, PLACEBO_DP_GTIN, f"PBO-{k + 1:04d}",
-                                  "Placebo film-coated tablets (matching lotanib 10 mg)",
-                                  Decimal(math.ceil(need * 1.02 / 1000) * 1000), "unit",
-                                  "Contract Pharma Services AG", "plant", 3 * 365))
+            need = sum(run.placebo_need for run in self.runs[3 * k : 3 * k + 3])
+            lots.append(
+                self._lot(
+                    LotKind.DRUG_PRODUCT,
+                    PLACEBO_DP_GTIN,
+                    f"PBO-{k + 1:04d}",
+                    "Placebo film-coated tablets (matching lotanib 10 mg)",
+                    Decimal(math.ceil(need * 1.02 / 1000) * 1000),
+                    "unit",
+                    "Contract Pharma Services AG",
+                    "plant",
+                    3 * 365,
+                )
+            )
         return lots
 
-    def _lot(self, kind: LotKind, gtin14: str, number: str, material: str, amount: Decimal, unit: str,
-             supplier: str, location: str, shelf_life: int, retest: int | None = None) -> _Lot:
+    def _lot(
+        self,
+        kind: LotKind,
+        gtin14: str,
+        number: str,
+        material: str,
+        amount: Decimal,
+        unit: str,
+        supplier: str,
+        location: str,
+        shelf_life: int,
+        retest: int | None = None,
+    ) -> _Lot:
         lot = _Lot(kind, gtin14, number, material, amount, unit, supplier, location, shelf_life, retest)
         self.lots.append(lot)
         return lot
@@ -619,7 +709,7 @@ class _Program:
                 code=TRIAL_CODE,
                 sponsor="Lotline Therapeutics",
                 title="A phase III, randomised, double-blind, placebo-controlled study of lotanib 10 mg "
-                  "once daily in adults with moderate to severe plaque psoriasis",
+                "once daily in adults with moderate to severe plaque psoriasis",
                 countries=self.countries,
                 do_not_ship_days=45,
                 do_not_dispense_days=14,
@@ -658,7 +748,11 @@ class _Program:
         self.wrote(1)
 
     def _activate_site(self, site: _Site) -> None:
-        self.wrote(self.ledger.handle(ActivateSite(site_id=_known(site.id), occurred_at=self.when()), self.actor["admin"]))
+        self.wrote(
+            self.ledger.handle(
+                ActivateSite(site_id=_known(site.id), occurred_at=self.when()), self.actor["admin"]
+            )
+        )
         site.active = True
 
     # --- materials and manufacturing -------------------------------------------------------------------
@@ -690,29 +784,33 @@ class _Program:
         self.wrote(1)
 
     def _correct_quantity(self, lot: _Lot) -> None:
-        self.wrote(self.ledger.handle(
-            CorrectLotQuantity(
-                lot_id=_known(lot.id),
-                corrects_version=1,
-                quantity=Quantity.of(lot.amount, lot.unit),
-                reason=f"Quantity keyed wrongly at goods receipt; delivery note and CoA state "
-                   f"{lot.amount} {lot.unit}",
-                occurred_at=self.when(),
-            ),
-            self.actor["qa"],
-        ))
+        self.wrote(
+            self.ledger.handle(
+                CorrectLotQuantity(
+                    lot_id=_known(lot.id),
+                    corrects_version=1,
+                    quantity=Quantity.of(lot.amount, lot.unit),
+                    reason=f"Quantity keyed wrongly at goods receipt; delivery note and CoA state "
+                    f"{lot.amount} {lot.unit}",
+                    occurred_at=self.when(),
+                ),
+                self.actor["qa"],
+            )
+        )
 
     def _release(self, lot_id: UUID, results_ref: str) -> None:
         qa, at = self.actor["qa"], self.when()
-        self.wrote(self.ledger.handle(
-            ReleaseLot(
-                lot_id=lot_id,
-                signature=sign(qa, Meaning.RELEASED, at),
-                results_ref=results_ref,
-                occurred_at=at,
-            ),
-            qa,
-        ))
+        self.wrote(
+            self.ledger.handle(
+                ReleaseLot(
+                    lot_id=lot_id,
+                    signature=sign(qa, Meaning.RELEASED, at),
+                    results_ref=results_ref,
+                    occurred_at=at,
+                ),
+                qa,
+            )
+        )
 
     def _release_raw_lot(self, lot: _Lot) -> None:
         self._release(_known(lot.id), f"{'QC' if lot.kind == LotKind.API else 'CoA'}-{lot.number}")
@@ -735,18 +833,34 @@ class _Program:
                 product=PRODUCT,
                 location_id=self.places["plant"],
                 inputs=inputs,
-                output=OutputLot(ACTIVE_DP_GTIN, number, PRODUCT, min(made + timedelta(days=913), api_use_by)),
+                output=OutputLot(
+                    ACTIVE_DP_GTIN, number, PRODUCT, min(made + timedelta(days=913), api_use_by)
+                ),
                 theoretical_yield=Quantity.of(run.theoretical, "unit"),
                 actual_yield=Quantity.of(actual, "unit"),
-                equipment=["GRN-0101 high-shear granulator", "FBD-0102 fluid-bed dryer",
-                       "TAB-0201 rotary tablet press", "COT-0301 pan coater"],
+                equipment=[
+                    "GRN-0101 high-shear granulator",
+                    "FBD-0102 fluid-bed dryer",
+                    "TAB-0201 rotary tablet press",
+                    "COT-0301 pan coater",
+                ],
                 checked_by=checker,
                 occurred_at=self.when(),
             ),
             performer,
         ).created
-        run.dp_lot = _Lot(LotKind.DRUG_PRODUCT, ACTIVE_DP_GTIN, number, PRODUCT, Decimal(actual), "unit",
-                          None, "plant", 913, id=dp_id)
+        run.dp_lot = _Lot(
+            LotKind.DRUG_PRODUCT,
+            ACTIVE_DP_GTIN,
+            number,
+            PRODUCT,
+            Decimal(actual),
+            "unit",
+            None,
+            "plant",
+            913,
+            id=dp_id,
+        )
         self.batches += 1
         self.wrote(2 + len(inputs))
 
@@ -756,23 +870,26 @@ class _Program:
         return (a, b) if n % 2 == 0 else (b, a)
 
     def _deviation(self, run: _Run, n: int) -> None:
-        self.wrote(self.ledger.handle(
-            RecordDeviation(
-                batch_id=_known(run.batch_id),
-                number=f"DEV-{self.when().year}-{n:03d}",
-                description="Granulation end point reached 4 minutes after the range in the master batch "
-                        "record; blend uniformity and dissolution within specification",
-                classification="minor",
-                occurred_at=self.when(),
-            ),
-            self.actor["qa"],
-        ))
+        self.wrote(
+            self.ledger.handle(
+                RecordDeviation(
+                    batch_id=_known(run.batch_id),
+                    number=f"DEV-{self.when().year}-{n:03d}",
+                    description="Granulation end point reached 4 minutes after the range in the master batch "
+                    "record; blend uniformity and dissolution within specification",
+                    classification="minor",
+                    occurred_at=self.when(),
+                ),
+                self.actor["qa"],
+            )
+        )
 
     def _package(self, run: _Run) -> None:
         assert run.dp_lot is not None and run.placebo is not None
-        arms = [Arm("A", _known(run.dp_lot.id), UNITS_PER_KIT, run.active_need, run.samples, run.rejects[0]),
-                Arm("P", _known(run.placebo.id), UNITS_PER_KIT, run.placebo_need, run.samples,
-                    run.rejects[1])]
+        arms = [
+            Arm("A", _known(run.dp_lot.id), UNITS_PER_KIT, run.active_need, run.samples, run.rejects[0]),
+            Arm("P", _known(run.placebo.id), UNITS_PER_KIT, run.placebo_need, run.samples, run.rejects[1]),
+        ]
         performer, checker = self._two_people(run.index + 1)
         run.id = self.ledger.handle(
             Package(
@@ -795,38 +912,44 @@ class _Program:
 
     def _dispose(self, run: _Run) -> None:
         qa, at = self.actor["qa"], self.when()
-        self.wrote(self.ledger.handle(
-            DisposePackaging(
-                run_id=_known(run.id),
-                signature=sign(qa, Meaning.RELEASED, at),
-                released=True,
-                occurred_at=at,
-            ),
-            qa,
-        ))
+        self.wrote(
+            self.ledger.handle(
+                DisposePackaging(
+                    run_id=_known(run.id),
+                    signature=sign(qa, Meaning.RELEASED, at),
+                    released=True,
+                    occurred_at=at,
+                ),
+                qa,
+            )
+        )
 
     def _certify(self, run: _Run) -> None:
         qp, at = self.actor["qp"], self.when()
-        self.wrote(self.ledger.handle(
-            CertifyPackaging(
-                run_id=_known(run.id),
-                signature=sign(qp, Meaning.CERTIFIED, at),
-                occurred_at=at,
-            ),
-            qp,
-        ))
+        self.wrote(
+            self.ledger.handle(
+                CertifyPackaging(
+                    run_id=_known(run.id),
+                    signature=sign(qp, Meaning.CERTIFIED, at),
+                    occurred_at=at,
+                ),
+                qp,
+            )
+        )
 
     def _sponsor_release(self, run: _Run, country: str) -> None:
         qa, at = self.actor["qa"], self.when()
-        self.wrote(self.ledger.handle(
-            SponsorRelease(
-                run_id=_known(run.id),
-                country=country,
-                signature=sign(qa, Meaning.SPONSOR_RELEASED, at),
-                occurred_at=at,
-            ),
-            qa,
-        ))
+        self.wrote(
+            self.ledger.handle(
+                SponsorRelease(
+                    run_id=_known(run.id),
+                    country=country,
+                    signature=sign(qa, Meaning.SPONSOR_RELEASED, at),
+                    occurred_at=at,
+                ),
+                qa,
+            )
+        )
         run.countries.add(country)
 
     # --- distribution ----------------------------------------------------------------------------------
@@ -868,8 +991,9 @@ class _Program:
         transit = self.uniform(1, 4) if region == "EU" else self.uniform(1, 3)
         self.at(self.today + transit, self._confirm_receipt, shipment_id, site, kits, self._incidents.get(n))
 
-    def _confirm_receipt(self, shipment_id: UUID, site: _Site, kits: list[_Kit],
-                         incident: str | None) -> None:
+    def _confirm_receipt(
+        self, shipment_id: UUID, site: _Site, kits: list[_Kit], incident: str | None
+    ) -> None:
         """Kits mostly arrive intact; a logger reading above 25 °C quarantines the intact ones."""
         outcomes = {}
         for kit in kits:
@@ -879,17 +1003,19 @@ class _Program:
             outcomes[kits[0].number], outcomes[kits[1].number] = "damaged", "missing"
         excursion = incident == "excursion"
         high = self.uniform(26.5, 31) if excursion else self.uniform(21, 24.5)
-        self.wrote(self.ledger.handle(
-            ConfirmReceipt(
-                shipment_id=shipment_id,
-                site_id=_known(site.id),
-                outcomes=outcomes,
-                logger_min=_one_decimal(self.uniform(16, 19)),
-                logger_max=_one_decimal(high),
-                occurred_at=self.when(),
-            ),
-            self.actor["site"],
-        ))
+        self.wrote(
+            self.ledger.handle(
+                ConfirmReceipt(
+                    shipment_id=shipment_id,
+                    site_id=_known(site.id),
+                    outcomes=outcomes,
+                    logger_min=_one_decimal(self.uniform(16, 19)),
+                    logger_max=_one_decimal(high),
+                    occurred_at=self.when(),
+                ),
+                self.actor["site"],
+            )
+        )
         intact = []
         for kit in kits:
             outcome = outcomes[kit.number]
@@ -945,17 +1071,19 @@ class _Program:
             kits = [k for k in site.kits if k.status == KitStatus.RECEIVED]
             if len(kits) >= 2:
                 kits = kits[: self.rng.randint(2, 6)]
-                self.wrote(self.ledger.handle(
-                    ReportExcursion(
-                        location_id=_known(site.id),
-                        kit_ids=[k.id for k in kits],
-                        min_celsius=_one_decimal(self.uniform(18, 21)),
-                        max_celsius=_one_decimal(self.uniform(27, 33)),
-                        duration_minutes=self.rng.randint(90, 600),
-                        occurred_at=self.when(),
-                    ),
-                    self.actor["site"],
-                ))
+                self.wrote(
+                    self.ledger.handle(
+                        ReportExcursion(
+                            location_id=_known(site.id),
+                            kit_ids=[k.id for k in kits],
+                            min_celsius=_one_decimal(self.uniform(18, 21)),
+                            max_celsius=_one_decimal(self.uniform(27, 33)),
+                            duration_minutes=self.rng.randint(90, 600),
+                            occurred_at=self.when(),
+                        ),
+                        self.actor["site"],
+                    )
+                )
                 for kit in kits:
                     kit.status = KitStatus.QUARANTINED
                 self.at(self.today + self.uniform(2, 6), self._decide_quarantine, kits, "storage")
@@ -969,18 +1097,23 @@ class _Program:
         self._decisions[kind] += 1
         release = (kind == "transit") if first else self.rng.random() < (0.75 if kind == "transit" else 0.3)
         qa, at = self.actor["qa"], self.when()
-        reason = ("Excursion covered by stability data (report STB-LTX-014); kits fit for use" if release
-                  else "Excursion outside the range supported by stability data; kits not fit for use")
-        self.wrote(self.ledger.handle(
-            DecideQuarantine(
-                kit_ids=[k.id for k in kits],
-                release=release,
-                signature=sign(qa, Meaning.RELEASED if release else Meaning.REJECTED, at),
-                reason=reason,
-                occurred_at=at,
-            ),
-            qa,
-        ))
+        reason = (
+            "Excursion covered by stability data (report STB-LTX-014); kits fit for use"
+            if release
+            else "Excursion outside the range supported by stability data; kits not fit for use"
+        )
+        self.wrote(
+            self.ledger.handle(
+                DecideQuarantine(
+                    kit_ids=[k.id for k in kits],
+                    release=release,
+                    signature=sign(qa, Meaning.RELEASED if release else Meaning.REJECTED, at),
+                    reason=reason,
+                    occurred_at=at,
+                ),
+                qa,
+            )
+        )
         for kit in kits:
             kit.status = KitStatus.RECEIVED if release else KitStatus.DAMAGED
         if release:
@@ -996,15 +1129,17 @@ class _Program:
         assert site is not None
         if subject.kit is not None and self.rng.random() < 0.8:
             self._return(subject.kit, self.rng.choices(["used", "partially_used"], [0.8, 0.2])[0])
-        self.wrote(self.ledger.handle(
-            Dispense(
-                kit_id=kit.id,
-                site_id=_known(site.id),
-                subject=f"SUBJ-{subject.number:04d}",
-                occurred_at=self.when(),
-            ),
-            self.actor["site"],
-        ))
+        self.wrote(
+            self.ledger.handle(
+                Dispense(
+                    kit_id=kit.id,
+                    site_id=_known(site.id),
+                    subject=f"SUBJ-{subject.number:04d}",
+                    occurred_at=self.when(),
+                ),
+                self.actor["site"],
+            )
+        )
         kit.status = KitStatus.DISPENSED
         self.dispensed += 1
         self.treated.add(subject.number)
@@ -1017,15 +1152,17 @@ class _Program:
         if kit.status not in (KitStatus.DISPENSED, KitStatus.RECEIVED):
             return
         assert kit.site is not None
-        self.wrote(self.ledger.handle(
-            ReturnKit(
-                kit_id=kit.id,
-                site_id=_known(kit.site.id),
-                condition=condition,
-                occurred_at=self.when(),
-            ),
-            self.actor["site"],
-        ))
+        self.wrote(
+            self.ledger.handle(
+                ReturnKit(
+                    kit_id=kit.id,
+                    site_id=_known(kit.site.id),
+                    condition=condition,
+                    occurred_at=self.when(),
+                ),
+                self.actor["site"],
+            )
+        )
         kit.status = KitStatus.RETURNED
 
     def _destruction_round(self, round_no: int) -> None:
@@ -1037,32 +1174,37 @@ class _Program:
     def _authorise_destruction(self, site: _Site, round_no: int) -> None:
         kits = [k for k in site.kits if k.status in (KitStatus.RETURNED, KitStatus.DAMAGED)]
         for n, start in enumerate(range(0, len(kits), 200)):
-            chunk = kits[start: start + 200]
+            chunk = kits[start : start + 200]
             qa, at = self.actor["qa"], self.when()
-            self.wrote(self.ledger.handle(
-                AuthoriseDestruction(
-                    kit_ids=[k.id for k in chunk],
-                    signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
-                    reason=f"Returned and damaged kits at site {site.number} reconciled by the monitor",
-                    occurred_at=at,
-                ),
-                qa,
-            ))
+            self.wrote(
+                self.ledger.handle(
+                    AuthoriseDestruction(
+                        kit_ids=[k.id for k in chunk],
+                        signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
+                        reason=f"Returned and damaged kits at site {site.number} reconciled by the monitor",
+                        occurred_at=at,
+                    ),
+                    qa,
+                )
+            )
             for kit in chunk:
                 kit.status = KitStatus.PENDING_DESTRUCTION
             certificate = f"DC-{site.number}-{round_no}{n + 1:02d}"
-            self.at(self.today + self.uniform(3, 8), self._destroy, chunk, certificate)
+            self.at(self.today + self.uniform(3, 8), self._destroy, site, chunk, certificate)
 
-    def _destroy(self, kits: list[_Kit], certificate: str) -> None:
-        self.wrote(self.ledger.handle(
-            DestroyKits(
-                kit_ids=[k.id for k in kits],
-                certificate=certificate,
-                method="incineration by a licensed contractor",
-                occurred_at=self.when(),
-            ),
-            self.actor["site"],
-        ))
+    def _destroy(self, site: _Site, kits: list[_Kit], certificate: str) -> None:
+        self.wrote(
+            self.ledger.handle(
+                DestroyKits(
+                    location_id=site.id,
+                    kit_ids=[k.id for k in kits],
+                    certificate=certificate,
+                    method="incineration by a licensed contractor",
+                    occurred_at=self.when(),
+                ),
+                self.actor["site"],
+            )
+        )
         for kit in kits:
             kit.status = KitStatus.DESTROYED
 
@@ -1075,7 +1217,7 @@ class _Program:
                 lot_ids=[_known(lot.id)],
                 classification="class_ii",
                 reason=f"{lot.number}: unknown impurity above the identification threshold in the "
-                   "supplier's retained sample; stop use and return all kits",
+                "supplier's retained sample; stop use and return all kits",
                 scope="all_kits",
                 signature=sign(qa, Meaning.APPROVED, at),
                 occurred_at=at,
@@ -1083,8 +1225,8 @@ class _Program:
             qa,
         )
         self.wrote(written)
-        self.recall_kits = int(written.ids["kits"])
-        _RecallDrill(self, written.ids["recall_id"]).schedule()
+        self.recall_kits = int(written.facts["kits"])
+        _RecallDrill(self, written.id).schedule()
 
 
 class _RecallDrill:
@@ -1115,14 +1257,16 @@ class _RecallDrill:
         p.at(p.today + 0.85, self._receive_returns, working[: math.ceil(len(working) / 2)])
 
     def _acknowledge(self, place: str, who: str) -> None:
-        self.program.wrote(self.ledger.handle(
-            AcknowledgeRecall(
-                recall_id=self.recall_id,
-                place_id=UUID(place),
-                occurred_at=self.program.when(),
-            ),
-            self.program.actor[who],
-        ))
+        self.program.wrote(
+            self.ledger.handle(
+                AcknowledgeRecall(
+                    recall_id=self.recall_id,
+                    place_id=UUID(place),
+                    occurred_at=self.program.when(),
+                ),
+                self.program.actor[who],
+            )
+        )
 
     def _report(self, place: str, who: str, one_not_found: bool) -> None:
         """The place's report from its own records, in one write."""
@@ -1131,15 +1275,17 @@ class _RecallDrill:
         if one_not_found:
             reports = reports[1:]
         if reports:
-            self.program.wrote(self.ledger.handle(
-                ReportRecallKits(
-                    recall_id=self.recall_id,
-                    place_id=UUID(place),
-                    reports=reports,
-                    occurred_at=self.program.when(),
-                ),
-                self.program.actor[who],
-            ))
+            self.program.wrote(
+                self.ledger.handle(
+                    ReportRecallKits(
+                        recall_id=self.recall_id,
+                        place_id=UUID(place),
+                        reports=reports,
+                        occurred_at=self.program.when(),
+                    ),
+                    self.program.actor[who],
+                )
+            )
 
     def _report_of(self, kit_id: UUID, who: str) -> KitReport | None:
         """What a place reports for a kit in its records' status (missing, in transit or destroyed
@@ -1149,8 +1295,12 @@ class _RecallDrill:
             return KitReport(kit_id, KitOutcome.DISPENSED, kit.subject)
         if who == "site" and kit.status in (KitStatus.RECEIVED, KitStatus.RETURNED, KitStatus.DAMAGED):
             return KitReport(kit_id, KitOutcome.RETURNED)
-        if kit.status in (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED,
-                          KitStatus.PENDING_DESTRUCTION):
+        if kit.status in (
+            KitStatus.AVAILABLE,
+            KitStatus.RECEIVED,
+            KitStatus.QUARANTINED,
+            KitStatus.PENDING_DESTRUCTION,
+        ):
             return KitReport(kit_id, KitOutcome.QUARANTINED)
         return None
 
@@ -1163,15 +1313,17 @@ class _RecallDrill:
                     depot = _known(self.ledger.get(Kit, k.kit_id).destination_id)
                     by_depot.setdefault(depot, []).append(k.kit_id)
         for depot, kit_ids in sorted(by_depot.items()):
-            self.program.wrote(self.ledger.handle(
-                ReceiveRecallReturns(
-                    recall_id=self.recall_id,
-                    depot_id=depot,
-                    kit_ids=kit_ids,
-                    occurred_at=self.program.when(),
-                ),
-                self.program.actor["depot"],
-            ))
+            self.program.wrote(
+                self.ledger.handle(
+                    ReceiveRecallReturns(
+                        recall_id=self.recall_id,
+                        depot_id=depot,
+                        kit_ids=kit_ids,
+                        occurred_at=self.program.when(),
+                    ),
+                    self.program.actor["depot"],
+                )
+            )
 
 
 def _mg(milligrams: int) -> Quantity:
@@ -1203,10 +1355,19 @@ def generate(
     program.run(progress)
     events, _ = ledger.chain.head()
     return DemoSummary(
-        events=events, kits=program.kits, shipments=program.shipments, sites=len(program.sites),
-        lots=len(program.lots) + program.batches, batches=program.batches, packaging_runs=len(program.runs),
-        subjects=len(program.treated), dispensed=program.dispensed, seconds=time.perf_counter() - began,
-        recall_number=program.recall_number, recall_kits=program.recall_kits)
+        events=events,
+        kits=program.kits,
+        shipments=program.shipments,
+        sites=len(program.sites),
+        lots=len(program.lots) + program.batches,
+        batches=program.batches,
+        packaging_runs=len(program.runs),
+        subjects=len(program.treated),
+        dispensed=program.dispensed,
+        seconds=time.perf_counter() - began,
+        recall_number=program.recall_number,
+        recall_kits=program.recall_kits,
+    )
 
 
 def _scale(text: str) -> float:
@@ -1221,7 +1382,8 @@ def _scale(text: str) -> float:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "demo", help="fill an empty store with a realistic demo clinical supply program",
+        "demo",
+        help="fill an empty store with a realistic demo clinical supply program",
         description="Simulate two years of one double-blind trial's supply chain up to yesterday and "
         "write it through the ledger: lots, formulation (one blend of two API lots), placebo, "
         "packaging into blinded kits, QA/QP/sponsor release, shipments, receipts with damaged and "
@@ -1233,12 +1395,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         epilog="Sizes: --scale 1 (default) is 12 activated sites, 8 batches, 1,500 kits, 60 "
         "shipments, about 8,200 events (seconds on SQLite); kits and shipments grow linearly, "
         "batches with the square root and sites with the 2/3 power of the scale, events about "
-        "linearly: --scale 122 writes about 1,000,000 events.")
+        "linearly: --scale 122 writes about 1,000,000 events.",
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--scale", type=_scale, default=1.0, help="program size, a positive number (default 1)")
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
-    p.add_argument("--keys-dir", type=Path, help="override LOTLINE_KEYS_DIR (where the log's signing key "
-                   "is created if the store has none)")
+    p.add_argument(
+        "--keys-dir",
+        type=Path,
+        help="override LOTLINE_KEYS_DIR (where the log's signing key is created if the store has none)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -1254,9 +1420,11 @@ def run(args: argparse.Namespace) -> int:
             summary = generate(ledger, seed=args.seed, scale=args.scale, progress=not args.quiet)
             site = _first_active_site(ledger, summary.sites)
         except StoreNotEmpty as e:
-            print(f"lotline demo: {_redacted(url)} already holds {e.events:,} events; no demo data added "
-                  "(the demo writes only into an empty store); new tokens: lotline users token NAME",
-                  file=sys.stderr)
+            print(
+                f"lotline demo: {_redacted(url)} already holds {e.events:,} events; no demo data added "
+                "(the demo writes only into an empty store); new tokens: lotline users token NAME",
+                file=sys.stderr,
+            )
             for line in _log_key_and_checkpoint(ledger, log_settings):
                 print(line, file=sys.stderr)
             return 0
@@ -1317,14 +1485,20 @@ def _demo_users(url: str, site: UUID) -> Iterator[str]:
 
 
 def _report(s: DemoSummary, url: str) -> Iterator[str]:
-    yield (f"wrote {s.events:,} events in {s.seconds:.1f} s ({s.events_per_second:,.0f} events/s) "
-           f"to {_redacted(url)}")
-    yield (f"  {s.sites} sites, {s.lots} lots, {s.batches} batches, {s.packaging_runs} packaging runs, "
-           f"{s.kits:,} kits, {s.shipments:,} shipments, {s.subjects:,} subjects, "
-           f"{s.dispensed:,} kits dispensed")
+    yield (
+        f"wrote {s.events:,} events in {s.seconds:.1f} s ({s.events_per_second:,.0f} events/s) "
+        f"to {_redacted(url)}"
+    )
+    yield (
+        f"  {s.sites} sites, {s.lots} lots, {s.batches} batches, {s.packaging_runs} packaging runs, "
+        f"{s.kits:,} kits, {s.shipments:,} shipments, {s.subjects:,} subjects, "
+        f"{s.dispensed:,} kits dispensed"
+    )
     if s.recall_number:
-        yield (f"  recall {s.recall_number} in progress, {s.recall_kits:,} kits affected: "
-               f"GET /recalls/{Recall.create_id(s.recall_number)}/status")
+        yield (
+            f"  recall {s.recall_number} in progress, {s.recall_kits:,} kits affected: "
+            f"GET /recalls/{Recall.create_id(s.recall_number)}/status"
+        )
     yield "  demo users: " + ", ".join(f"{a.principal} ({a.role})" for a in DEMO_ACTORS.values())
 
 

@@ -95,8 +95,9 @@ def settings(database_url: str, keys_dir: Path, **kw: Any) -> TransparencySettin
 
 
 @contextmanager
-def supply_log(database_url: str, keys_dir: Path, events: int = 0,
-               **kw: Any) -> Iterator[tuple[SupplyLog, Transparency]]:
+def supply_log(
+    database_url: str, keys_dir: Path, events: int = 0, **kw: Any
+) -> Iterator[tuple[SupplyLog, Transparency]]:
     """A ledger with `events` events (plus the plant's registration) and its transparency service."""
     ledger = Ledger.open(database_url)
     log = Transparency.for_reader(ledger.chain, settings(database_url, keys_dir, **kw))
@@ -155,7 +156,8 @@ class Attacker:
         stream, version = self.chain_row(seq)
         topic, state = self.execute(
             f"SELECT topic, state FROM {self.events} WHERE originator_id = ? AND originator_version = ?",
-            (self.key(stream), version))[0]
+            (self.key(stream), version),
+        )[0]
         return stream, version, topic, bytes(state)
 
     def alter_event(self, seq: int, change: Callable[[dict[str, Any]], None] = lambda s: None) -> None:
@@ -166,12 +168,15 @@ class Attacker:
         change(doc)
         self.execute(
             f"UPDATE {self.events} SET state = ? WHERE originator_id = ? AND originator_version = ?",
-            (json.dumps(doc).encode(), self.key(stream), version))
+            (json.dumps(doc).encode(), self.key(stream), version),
+        )
 
     def delete_event(self, seq: int) -> None:
         stream, version = self.chain_row(seq)
-        self.execute(f"DELETE FROM {self.events} WHERE originator_id = ? AND originator_version = ?",
-                     (self.key(stream), version))
+        self.execute(
+            f"DELETE FROM {self.events} WHERE originator_id = ? AND originator_version = ?",
+            (self.key(stream), version),
+        )
 
     def rehash_chain(self, from_seq: int = 1) -> None:
         """Recompute every chain hash from `from_seq` on, so the altered chain looks intact."""

@@ -199,7 +199,9 @@ def _receive(ledger: Ledger, s: Scenario, number: str, kind: str, quantity: str,
         ),
         MFG,
     ).id
-    ledger.handle(ReleaseLot(lot_id=lot, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}"), QA)
+    ledger.handle(
+        ReleaseLot(lot_id=lot, signature=sign(QA, Meaning.RELEASED), results_ref=f"COA-{number}"), QA
+    )
     s.lots[number] = lot
 
 
@@ -212,8 +214,16 @@ def _materials(ledger: Ledger, s: Scenario) -> None:
     _receive(ledger, s, "PLC-1", "drug_product", "2000 unit", 500, 6)
 
 
-def _formulate(ledger: Ledger, s: Scenario, number: str, inputs: list[tuple[str, str]], output: str,
-               units: int, days: int, n: int) -> None:
+def _formulate(
+    ledger: Ledger,
+    s: Scenario,
+    number: str,
+    inputs: list[tuple[str, str]],
+    output: str,
+    units: int,
+    days: int,
+    n: int,
+) -> None:
     batch, dp = ledger.handle(
         Formulate(
             batch_number=number,
@@ -235,16 +245,33 @@ def _formulate(ledger: Ledger, s: Scenario, number: str, inputs: list[tuple[str,
 
 def _formulations(ledger: Ledger, s: Scenario) -> None:
     # A kit made from two API lots: B-AB consumes API-A and API-B.
-    _formulate(ledger, s, "B-AB", [("API-A", "300 g"), ("API-B", "200 g"), ("EXC-1", "1 kg")],
-               "DP-AB", 1000, 400, 10)
+    _formulate(
+        ledger, s, "B-AB", [("API-A", "300 g"), ("API-B", "200 g"), ("EXC-1", "1 kg")], "DP-AB", 1000, 400, 10
+    )
     # One API lot split across many batches: API-C into B-C1..B-C4.
     for i in range(1, 5):
-        _formulate(ledger, s, f"B-C{i}", [("API-C", "400 g"), ("EXC-1", "500 g")], f"DP-C{i}", 200,
-                   200 if i == 1 else 300, 10 + i)
+        _formulate(
+            ledger,
+            s,
+            f"B-C{i}",
+            [("API-C", "400 g"), ("EXC-1", "500 g")],
+            f"DP-C{i}",
+            200,
+            200 if i == 1 else 300,
+            10 + i,
+        )
 
 
-def _package(ledger: Ledger, s: Scenario, number: str, dp: str, first: int, per_arm: int,
-             components: list[tuple[str, str]], countries: tuple[str, ...]) -> None:
+def _package(
+    ledger: Ledger,
+    s: Scenario,
+    number: str,
+    dp: str,
+    first: int,
+    per_arm: int,
+    components: list[tuple[str, str]],
+    countries: tuple[str, ...],
+) -> None:
     numbers = kit_numbers(first, 2 * per_arm)
     kit_list = [(n, "A" if i % 2 == 0 else "P") for i, n in enumerate(numbers)]
     run = ledger.handle(
@@ -264,7 +291,9 @@ def _package(ledger: Ledger, s: Scenario, number: str, dp: str, first: int, per_
     ledger.handle(DisposePackaging(run_id=run, signature=sign(QA, Meaning.RELEASED), released=True), QA)
     ledger.handle(CertifyPackaging(run_id=run, signature=sign(QP, Meaning.CERTIFIED)), QP)
     for country in countries:
-        ledger.handle(SponsorRelease(run_id=run, country=country, signature=sign(QA, Meaning.SPONSOR_RELEASED)), QA)
+        ledger.handle(
+            SponsorRelease(run_id=run, country=country, signature=sign(QA, Meaning.SPONSOR_RELEASED)), QA
+        )
     s.runs[number] = run
 
 
@@ -317,7 +346,15 @@ def _distribution(ledger: Ledger, s: Scenario) -> None:
         ),
         QA,
     )
-    ledger.handle(DestroyKits(kit_ids=[s.kit("K1002")], certificate="DC-1", method="incineration"), SITE)
+    ledger.handle(
+        DestroyKits(
+            location_id=s.places["Site 101"],
+            kit_ids=[s.kit("K1002")],
+            certificate="DC-1",
+            method="incineration",
+        ),
+        SITE,
+    )
     _ship(ledger, s, "SH-2", s.places["Site 102"], kit_numbers(1009, 4), 2)
     sh3 = _ship(ledger, s, "SH-3", s.places["Site 201"], ["K1013", "K1014"], 3)
     ledger.handle(

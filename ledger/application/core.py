@@ -285,7 +285,7 @@ class Ledger(Application[UUID]):
         """
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             with self._write_lock:
-                recall = self._kept(self._writing, _WRITE_CACHE_SIZE, Recall, recall_id)
+                recall = self._writable_recall(recall_id)
                 version = recall.version
                 try:
                     return step(recall)
@@ -299,6 +299,10 @@ class Ledger(Application[UUID]):
                     raise
             time.sleep(random.uniform(0, _WRITE_BACKOFF * attempt))  # let the other writers pass
         raise AssertionError("unreachable")
+
+    def _writable_recall(self, recall_id: UUID) -> Recall:
+        """The kept copy of a recall for writing, brought up to date (caller holds the write lock)."""
+        return self._kept(self._writing, _WRITE_CACHE_SIZE, Recall, recall_id)
 
     def recall_view(self, recall_id: UUID) -> Recall:
         """A read-only, current view of a recall: kept per process, brought up to date on each call."""

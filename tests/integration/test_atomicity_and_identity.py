@@ -78,7 +78,7 @@ def test_a_stale_write_is_a_conflict_and_records_nothing(
     program.formulate_batch([(program.api, "100 g")])
     stale.consume(stamp(actors.mfg), Quantity.of("1", "g"), uuid4(), "formulation")
     with writes_nothing(program.ledger, ConcurrentWriteConflict):
-        other._save(stale)
+        other.record(stale)
     assert program.ledger.get(Lot, program.api).remaining == Quantity(Decimal("1.4"), "kg")
 
 

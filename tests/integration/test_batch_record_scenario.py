@@ -97,7 +97,9 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
         ),
         actors.admin,
     ).id
-    depot = ledger.handle(RegisterLocation(gln=DEPOT_GLN, kind="depot", name="Depot", country="DE"), actors.admin).id
+    depot = ledger.handle(
+        RegisterLocation(gln=DEPOT_GLN, kind="depot", name="Depot", country="DE"), actors.admin
+    ).id
     site = ledger.handle(
         RegisterLocation(
             gln=SITE_GLN,
@@ -146,7 +148,10 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     events += 2
 
     # 2. QA reviews the certificates of analysis and releases both lots (signed "released").
-    ledger.handle(ReleaseLot(lot_id=api, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-API-1"), actors.qa)
+    ledger.handle(
+        ReleaseLot(lot_id=api, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-API-1"),
+        actors.qa,
+    )
     ledger.handle(
         ReleaseLot(
             lot_id=excipient,
@@ -178,7 +183,9 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
 
     # 4. QC tests the drug-product lot; QA releases DP-1. The placebo lot PLC-1 (1000 tablets) is
     #    bought in and released the same way.
-    ledger.handle(ReleaseLot(lot_id=dp, signature=sign(actors.qa, Meaning.RELEASED), results_ref="QC-DP-1"), actors.qa)
+    ledger.handle(
+        ReleaseLot(lot_id=dp, signature=sign(actors.qa, Meaning.RELEASED), results_ref="QC-DP-1"), actors.qa
+    )
     placebo = ledger.handle(
         ReceiveLot(
             gtin=PLACEBO_GTIN,
@@ -193,7 +200,10 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
         ),
         actors.depot,
     ).id
-    ledger.handle(ReleaseLot(lot_id=placebo, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-PLC"), actors.qa)
+    ledger.handle(
+        ReleaseLot(lot_id=placebo, signature=sign(actors.qa, Meaning.RELEASED), results_ref="COA-PLC"),
+        actors.qa,
+    )
     events += 3
 
     # 5. Packaging run P-1 at the depot: 8 blinded kits of 10 tablets, K00001-K00004 active,
@@ -214,9 +224,14 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     events += 1 + 2 + len(KITS)
 
     # 6. Release for clinical use: QA disposition, QP certification, sponsor release for DE.
-    ledger.handle(DisposePackaging(run_id=run, signature=sign(actors.qa, Meaning.RELEASED), released=True), actors.qa)
+    ledger.handle(
+        DisposePackaging(run_id=run, signature=sign(actors.qa, Meaning.RELEASED), released=True), actors.qa
+    )
     ledger.handle(CertifyPackaging(run_id=run, signature=sign(actors.qp, Meaning.CERTIFIED)), actors.qp)
-    ledger.handle(SponsorRelease(run_id=run, country="DE", signature=sign(actors.qa, Meaning.SPONSOR_RELEASED)), actors.qa)
+    ledger.handle(
+        SponsorRelease(run_id=run, country="DE", signature=sign(actors.qa, Meaning.SPONSOR_RELEASED)),
+        actors.qa,
+    )
     events += 3
 
     # 7. The depot ships K00001-K00003 (active) and K00005-K00007 (placebo) at 2-8 °C in SSCC 1.
@@ -249,7 +264,7 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
         ),
         actors.site,
     )
-    assert receipt.ids == {"excursion": False}
+    assert receipt.facts == {"excursion": False}
     events += 1 + len(shipped)
 
     # 9. K00001 is dispensed to subject SUBJ-001 ...
@@ -269,7 +284,10 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
         actors.qa,
     )
     # 12. ... and the site destroys them under certificate DC-101-1.
-    ledger.handle(DestroyKits(kit_ids=doomed, certificate="DC-101-1", method="incineration"), actors.site)
+    ledger.handle(
+        DestroyKits(location_id=site, kit_ids=doomed, certificate="DC-101-1", method="incineration"),
+        actors.site,
+    )
     events += 4
 
     # --- Replay: a second ledger on the same database rebuilds everything from the stored events. ---

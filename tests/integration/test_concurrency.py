@@ -41,13 +41,13 @@ def race(writers: list[Callable[[], Any]]) -> list[Any]:
 
 def hold_saves_at(barrier: threading.Barrier, ledger: Ledger) -> None:
     """Make `ledger` wait at `barrier` just before it writes: both writers have loaded and checked."""
-    save = ledger._save
+    save = ledger.record
 
     def save_when_both_ready(*aggregates: Any, **kwargs: Any) -> Any:
         barrier.wait()
         return save(*aggregates, **kwargs)
 
-    ledger._save = save_when_both_ready  # type: ignore[method-assign]
+    ledger.record = save_when_both_ready  # type: ignore[method-assign]
 
 
 def a_round(program: Program, writers: list[Program], n: int) -> tuple[UUID, list[Any]]:

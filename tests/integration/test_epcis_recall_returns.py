@@ -56,10 +56,10 @@ def source(ledger: Ledger, database_url: str) -> Iterator[Epcis]:
             recall_id=recall_id,
             place_id=program.site,
             reports=[
-            KitReport(program.kit("K00002"), KitOutcome.RETURNED),
-            KitReport(program.kit("K00003"), KitOutcome.RETURNED),
-            KitReport(program.kit("K00004"), KitOutcome.QUARANTINED),
-        ],
+                KitReport(program.kit("K00002"), KitOutcome.RETURNED),
+                KitReport(program.kit("K00003"), KitOutcome.RETURNED),
+                KitReport(program.kit("K00004"), KitOutcome.QUARANTINED),
+            ],
         ),
         actors.site,
     )

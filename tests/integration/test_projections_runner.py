@@ -183,7 +183,9 @@ def test_a_read_model_with_a_new_schema_is_rebuilt_on_start(ledger: Ledger, runn
 
 
 def test_indexes_left_out_by_an_interrupted_rebuild_come_back_on_start(
-    ledger: Ledger, runner: ProjectionRunner, monkeypatch: pytest.MonkeyPatch,
+    ledger: Ledger,
+    runner: ProjectionRunner,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     build_scenario(ledger)
     monkeypatch.setattr(runner, "catch_up", lambda *a, **k: (_ for _ in ()).throw(PowerCut("killed")))

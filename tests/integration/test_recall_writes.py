@@ -39,7 +39,7 @@ def opened(open_ledger: Callable[[], Ledger]) -> tuple[Program, UUID]:
         ),
         actors.qa,
     )
-    return program, written.ids["recall_id"]
+    return program, written.id
 
 
 def quarantine(ledger: Ledger, program: Program, recall_id: UUID, number: str) -> Any:

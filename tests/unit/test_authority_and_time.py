@@ -18,6 +18,7 @@ from ledger.commands import (
     DestroyKits,
     Dispense,
     Formulate,
+    OutputLot,
     RecallLot,
     ReceiveLot,
     RegisterTrial,
@@ -26,7 +27,7 @@ from ledger.commands import (
 )
 from ledger.errors import InvalidInput, NotAuthorised, SignatureRequired, TimeOrderViolation
 from ledger.values import Meaning, now, sign
-from tests.builders import API_GTIN, Program, actors, q, sscc, today, writes_nothing
+from tests.builders import API_GTIN, DP_GTIN, Program, actors, q, sscc, today, writes_nothing
 
 # --- roles ------------------------------------------------------------------------------------------------
 
@@ -49,45 +50,51 @@ FORBIDDEN: dict[str, Step] = {
         ),
         actors.mfg,
     ),
-    "QA ships kits": lambda p: p.ledger.handle(
-        Ship(
-            shipment_number="S-1",
-            sscc=sscc(1),
-            from_id=p.depot,
-            to_id=p.site,
-            kit_ids=p.kits("K00001"),
-            min_celsius=Decimal(2),
-            max_celsius=Decimal(8),
-        ),
-        actors.qa,
-    ).id,
-    "depot formulates": lambda p: p.ledger.handle(
-        Formulate(
-            batch_number="B-9",
-            product="x",
-            location_id=p.plant,
-            inputs=[(p.api, q("1 g"))],
-            output=None,
-            theoretical_yield=q("1 unit"),
-            actual_yield=q("1 unit"),
-            equipment=[],
-            checked_by=actors.mfg2,
-        ),
-        actors.depot,
-    ).created,
-    "inspector receives a lot": lambda p: p.ledger.handle(
-        ReceiveLot(
-            gtin=API_GTIN,
-            lot_number="API-9",
-            kind="api",
-            material="x",
-            quantity=q("1 kg"),
-            location_id=p.plant,
-            manufactured_on=today(),
-            expires_on=today() + timedelta(days=9),
-        ),
-        actors.inspector,
-    ).id,
+    "QA ships kits": lambda p: (
+        p.ledger.handle(
+            Ship(
+                shipment_number="S-1",
+                sscc=sscc(1),
+                from_id=p.depot,
+                to_id=p.site,
+                kit_ids=p.kits("K00001"),
+                min_celsius=Decimal(2),
+                max_celsius=Decimal(8),
+            ),
+            actors.qa,
+        ).id
+    ),
+    "depot formulates": lambda p: (
+        p.ledger.handle(
+            Formulate(
+                batch_number="B-9",
+                product="x",
+                location_id=p.plant,
+                inputs=[(p.api, q("1 g"))],
+                output=OutputLot(DP_GTIN, "DP-9", "x", today()),
+                theoretical_yield=q("1 unit"),
+                actual_yield=q("1 unit"),
+                equipment=[],
+                checked_by=actors.mfg2,
+            ),
+            actors.depot,
+        ).created
+    ),
+    "inspector receives a lot": lambda p: (
+        p.ledger.handle(
+            ReceiveLot(
+                gtin=API_GTIN,
+                lot_number="API-9",
+                kind="api",
+                material="x",
+                quantity=q("1 kg"),
+                location_id=p.plant,
+                manufactured_on=today(),
+                expires_on=today() + timedelta(days=9),
+            ),
+            actors.inspector,
+        ).id
+    ),
     "QA certifies as QP": lambda p: p.ledger.handle(
         CertifyPackaging(
             run_id=p.run,
@@ -97,6 +104,7 @@ FORBIDDEN: dict[str, Step] = {
     ),
     "manufacturing destroys kits": lambda p: p.ledger.handle(
         DestroyKits(
+            location_id=p.depot,
             kit_ids=p.kits("K00001"),
             certificate="DC-1",
             method="incineration",
@@ -119,18 +127,22 @@ FORBIDDEN: dict[str, Step] = {
         ),
         actors.depot,
     ),
-    "manufacturing registers a trial": lambda p: p.ledger.handle(
-        RegisterTrial(
-            code="LTL-999",
-            title="t",
-            sponsor="s",
-            countries=["DE"],
-            do_not_ship_days=0,
-            do_not_dispense_days=0,
-        ),
-        actors.mfg,
-    ).id,
-    "site user activates a site": lambda p: p.ledger.handle(ActivateSite(site_id=p.pending_site), actors.site),
+    "manufacturing registers a trial": lambda p: (
+        p.ledger.handle(
+            RegisterTrial(
+                code="LTL-999",
+                title="t",
+                sponsor="s",
+                countries=["DE"],
+                do_not_ship_days=0,
+                do_not_dispense_days=0,
+            ),
+            actors.mfg,
+        ).id
+    ),
+    "site user activates a site": lambda p: p.ledger.handle(
+        ActivateSite(site_id=p.pending_site), actors.site
+    ),
     "QP recalls a lot": lambda p: p.ledger.handle(
         RecallLot(
             lot_id=p.api,
@@ -157,7 +169,9 @@ def test_release_signed_with_another_meaning_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference().materials()
     api2 = program.receive(gtin=API_GTIN, lot_number="API-2", kind="api", quantity="1 kg", release=False)
     with writes_nothing(ledger, SignatureRequired, match="meaning 'released'"):
-        ledger.handle(ReleaseLot(lot_id=api2, signature=sign(actors.qa, Meaning.REVIEWED), results_ref="COA"), actors.qa)
+        ledger.handle(
+            ReleaseLot(lot_id=api2, signature=sign(actors.qa, Meaning.REVIEWED), results_ref="COA"), actors.qa
+        )
 
 
 def test_release_without_a_signature_is_refused(ledger: Ledger) -> None:
@@ -171,14 +185,19 @@ def test_release_with_someone_elses_signature_is_refused(ledger: Ledger) -> None
     program = Program(ledger).reference().materials()
     api2 = program.receive(gtin=API_GTIN, lot_number="API-2", kind="api", quantity="1 kg", release=False)
     with writes_nothing(ledger, InvalidInput, match="acting user's own") as info:
-        ledger.handle(ReleaseLot(lot_id=api2, signature=sign(actors.qa2, Meaning.RELEASED), results_ref="COA"), actors.qa)
+        ledger.handle(
+            ReleaseLot(lot_id=api2, signature=sign(actors.qa2, Meaning.RELEASED), results_ref="COA"),
+            actors.qa,
+        )
     assert info.value.details["field"] == "signature"
 
 
 def test_qp_certification_signed_by_someone_else_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference().materials().formulate().placebo().package().release_run(qp=False)
     with writes_nothing(ledger, InvalidInput, match="acting user's own"):
-        ledger.handle(CertifyPackaging(run_id=program.run, signature=sign(actors.qa, Meaning.CERTIFIED)), actors.qp)
+        ledger.handle(
+            CertifyPackaging(run_id=program.run, signature=sign(actors.qa, Meaning.CERTIFIED)), actors.qp
+        )
 
 
 def test_the_signature_is_stored_with_the_record_it_signs(ledger: Ledger) -> None:

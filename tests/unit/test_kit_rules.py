@@ -167,7 +167,7 @@ def test_shipping_with_a_wrong_sscc_check_digit_is_refused(program: Program) -> 
                 max_celsius=Decimal(8),
             ),
             actors.depot,
-        ).id
+        )
 
 
 def test_shipping_after_an_upstream_api_lot_was_recalled_is_refused(program: Program) -> None:
@@ -251,7 +251,7 @@ def test_receipt_records_received_damaged_and_missing_kits(shipped: Program) -> 
         ),
         actors.site,
     )
-    assert written.ids == {"excursion": False}
+    assert written.facts == {"excursion": False}
     assert [status(shipped, n) for n in ("K00001", "K00002", "K00003")] == [
         KitStatus.RECEIVED,
         KitStatus.DAMAGED,
@@ -266,7 +266,9 @@ def test_receipt_records_received_damaged_and_missing_kits(shipped: Program) -> 
 def test_receipt_naming_a_kit_not_in_the_shipment_is_refused(shipped: Program) -> None:
     outcomes = {"K00001": "received", "K00002": "received", "K00003": "received", "K00004": "received"}
     with writes_nothing(shipped.ledger, ReceiptMismatch) as info:
-        shipped.ledger.handle(ConfirmReceipt(shipment_id=s1(shipped), site_id=shipped.site, outcomes=outcomes), actors.site)
+        shipped.ledger.handle(
+            ConfirmReceipt(shipment_id=s1(shipped), site_id=shipped.site, outcomes=outcomes), actors.site
+        )
     assert info.value.details["problems"] == [{"kit_number": "K00004", "reason": "not in this shipment"}]
 
 
@@ -288,7 +290,9 @@ def test_receipt_leaving_a_kit_out_is_refused(shipped: Program) -> None:
 def test_receipt_with_an_unknown_outcome_is_refused(shipped: Program) -> None:
     outcomes = {"K00001": "received", "K00002": "received", "K00003": "stolen"}
     with writes_nothing(shipped.ledger, ReceiptMismatch, match="K00003"):
-        shipped.ledger.handle(ConfirmReceipt(shipment_id=s1(shipped), site_id=shipped.site, outcomes=outcomes), actors.site)
+        shipped.ledger.handle(
+            ConfirmReceipt(shipment_id=s1(shipped), site_id=shipped.site, outcomes=outcomes), actors.site
+        )
 
 
 def test_a_second_receipt_of_the_same_shipment_is_refused(shipped: Program) -> None:
@@ -321,7 +325,7 @@ def test_excursion_at_receipt_quarantines_the_intact_kits(shipped: Program) -> N
         ),
         actors.site,
     )
-    assert written.ids == {"excursion": True}
+    assert written.facts == {"excursion": True}
     assert [status(shipped, n) for n in ("K00001", "K00002", "K00003")] == [
         KitStatus.QUARANTINED,
         KitStatus.QUARANTINED,
@@ -349,7 +353,9 @@ def test_excursion_at_receipt_quarantines_the_intact_kits(shipped: Program) -> N
     )
     assert status(shipped, "K00001") == KitStatus.RECEIVED
     assert status(shipped, "K00002") == KitStatus.DAMAGED
-    shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
+    shipped.ledger.handle(
+        Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
+    )
     assert status(shipped, "K00001") == KitStatus.DISPENSED
 
 
@@ -372,12 +378,16 @@ def test_quarantine_decision_with_the_wrong_signature_meaning_is_refused(shipped
 
 def test_dispensing_a_kit_still_at_the_depot_is_refused(program: Program) -> None:
     with writes_nothing(program.ledger, KitNotUsable, match="is available; cannot dispense"):
-        program.ledger.handle(Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="S-001"), actors.site)
+        program.ledger.handle(
+            Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="S-001"), actors.site
+        )
 
 
 def test_dispensing_before_receipt_is_refused(shipped: Program) -> None:
     with writes_nothing(shipped.ledger, KitNotUsable, match="is in_transit; cannot dispense"):
-        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
+        shipped.ledger.handle(
+            Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
+        )
 
 
 @pytest.mark.parametrize("outcome", ["damaged", "missing"])
@@ -391,13 +401,17 @@ def test_dispensing_a_damaged_or_missing_kit_is_refused(shipped: Program, outcom
         actors.site,
     )
     with writes_nothing(shipped.ledger, KitNotUsable, match=f"is {outcome}; cannot dispense"):
-        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
+        shipped.ledger.handle(
+            Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
+        )
 
 
 def test_dispensing_a_quarantined_kit_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"], logger_max="15")
     with writes_nothing(shipped.ledger, KitNotUsable, match="is quarantined; cannot dispense"):
-        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
+        shipped.ledger.handle(
+            Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
+        )
 
 
 def test_excursion_in_site_storage_quarantines_until_qa_decides(shipped: Program) -> None:
@@ -413,13 +427,17 @@ def test_excursion_in_site_storage_quarantines_until_qa_decides(shipped: Program
         actors.site,
     )
     with writes_nothing(shipped.ledger, KitNotUsable, match="quarantined"):
-        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00002"), site_id=shipped.site, subject="S-001"), actors.site)
+        shipped.ledger.handle(
+            Dispense(kit_id=shipped.kit("K00002"), site_id=shipped.site, subject="S-001"), actors.site
+        )
 
 
 def test_dispensing_at_another_site_than_the_kit_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
     with writes_nothing(shipped.ledger, KitNotUsable, match="not at the location"):
-        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.fr_site, subject="S-001"), actors.site)
+        shipped.ledger.handle(
+            Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.fr_site, subject="S-001"), actors.site
+        )
 
 
 def test_dispensing_after_an_upstream_recall_is_refused(shipped: Program) -> None:
@@ -433,14 +451,20 @@ def test_dispensing_after_an_upstream_recall_is_refused(shipped: Program) -> Non
         actors.qa,
     )
     with writes_nothing(shipped.ledger, LotNotUsable, match="upstream lot is recalled"):
-        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
+        shipped.ledger.handle(
+            Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
+        )
 
 
 def test_a_kit_is_dispensed_once(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
-    shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
+    shipped.ledger.handle(
+        Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
+    )
     with writes_nothing(shipped.ledger, KitNotUsable, match="is dispensed; cannot dispense"):
-        shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-002"), actors.site)
+        shipped.ledger.handle(
+            Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-002"), actors.site
+        )
 
 
 def test_do_not_dispense_window_refuses_kits_too_close_to_expiry(ledger: Ledger) -> None:
@@ -462,7 +486,9 @@ def test_do_not_dispense_window_refuses_kits_too_close_to_expiry(ledger: Ledger)
     # ... today it is closed.
     closed = expiry - timedelta(days=7)
     with writes_nothing(ledger, KitNotUsable, match=f"do-not-dispense window closed on {closed}"):
-        program.ledger.handle(Dispense(kit_id=program.kit("K00002"), site_id=program.site, subject="S-002"), actors.site)
+        program.ledger.handle(
+            Dispense(kit_id=program.kit("K00002"), site_id=program.site, subject="S-002"), actors.site
+        )
 
 
 # --- return and destruction ------------------------------------------------------------------------------
@@ -472,9 +498,14 @@ def test_destruction_without_authorisation_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
     kit = shipped.kit("K00001")
     shipped.ledger.handle(Dispense(kit_id=kit, site_id=shipped.site, subject="S-001"), actors.site)
-    shipped.ledger.handle(ReturnKit(kit_id=kit, site_id=shipped.site, condition="partially_used"), actors.site)
+    shipped.ledger.handle(
+        ReturnKit(kit_id=kit, site_id=shipped.site, condition="partially_used"), actors.site
+    )
     with writes_nothing(shipped.ledger, KitsNotUsable) as info:
-        shipped.ledger.handle(DestroyKits(kit_ids=[kit], certificate="DC-1", method="incineration"), actors.site)
+        shipped.ledger.handle(
+            DestroyKits(location_id=shipped.site, kit_ids=[kit], certificate="DC-1", method="incineration"),
+            actors.site,
+        )
     assert problems(info) == {"K00001": "kit K00001: is returned; cannot destroy"}
 
     shipped.ledger.handle(
@@ -485,13 +516,18 @@ def test_destruction_without_authorisation_is_refused(shipped: Program) -> None:
         ),
         actors.qa,
     )
-    shipped.ledger.handle(DestroyKits(kit_ids=[kit], certificate="DC-1", method="incineration"), actors.site)
+    shipped.ledger.handle(
+        DestroyKits(location_id=shipped.site, kit_ids=[kit], certificate="DC-1", method="incineration"),
+        actors.site,
+    )
     assert status(shipped, "K00001") == KitStatus.DESTROYED
 
 
 def test_destruction_of_a_kit_in_a_subjects_hands_cannot_be_authorised(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
-    shipped.ledger.handle(Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site)
+    shipped.ledger.handle(
+        Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
+    )
     with writes_nothing(shipped.ledger, KitsNotUsable, match="K00001"):
         shipped.ledger.handle(
             AuthoriseDestruction(

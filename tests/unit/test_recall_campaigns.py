@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 
+from ledger.application import recalls as recall_handlers
 from ledger.commands import (
     AcknowledgeRecall,
     AuthoriseDestruction,
@@ -62,7 +63,9 @@ ALL = [f"K{i:05d}" for i in range(1, 11)]
 def spread(program: Program) -> Program:
     """Kits at the site (one dispensed), in transit, and at the depot."""
     program.at_site(ALL[:4])
-    program.ledger.handle(Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="SUBJ-1"), actors.site)
+    program.ledger.handle(
+        Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="SUBJ-1"), actors.site
+    )
     program.ship(ALL[4:6], shipment_number="S-2", serial=2)
     return program
 
@@ -79,7 +82,7 @@ def open_recall(program: Program, scope: str = "all_kits", number: str = "RC-1")
         ),
         actors.qa,
     )
-    recall_id: UUID = written.ids["recall_id"]
+    recall_id: UUID = written.id
     return recall_id
 
 
@@ -119,7 +122,9 @@ def test_opening_records_every_kit_of_the_reached_run_by_place_and_recalls_the_l
 
 def test_opening_saves_the_recall_and_the_lot_recall_atomically(spread: Program) -> None:
     spread.ledger.handle(HoldLot(lot_id=spread.api, reason="investigation"), actors.qa)
-    spread.ledger.handle(RecallLot(lot_id=spread.api, signature=sign(actors.qa, Meaning.APPROVED), reason="x"), actors.qa)
+    spread.ledger.handle(
+        RecallLot(lot_id=spread.api, signature=sign(actors.qa, Meaning.APPROVED), reason="x"), actors.qa
+    )
     # the lot is already recalled: the recall is refused and nothing is written
     with writes_nothing(spread.ledger, InvalidTransition, "is recalled; cannot recall"):
         open_recall(spread)
@@ -137,7 +142,9 @@ def test_cannot_ship_kit_from_a_lot_under_recall(spread: Program) -> None:
 def test_cannot_dispense_kit_from_a_lot_under_recall(spread: Program) -> None:
     open_recall(spread)
     with writes_nothing(spread.ledger, LotNotUsable, "lot API-1 cannot be used: an upstream lot is recalled"):
-        spread.ledger.handle(Dispense(kit_id=spread.kit("K00002"), site_id=spread.site, subject="SUBJ-2"), actors.site)
+        spread.ledger.handle(
+            Dispense(kit_id=spread.kit("K00002"), site_id=spread.site, subject="SUBJ-2"), actors.site
+        )
 
 
 def test_undispensed_scope_leaves_out_dispensed_kits(spread: Program) -> None:
@@ -242,12 +249,18 @@ def test_a_returned_kit_counts_once_the_depot_receives_it(spread: Program) -> No
     recall_id = open_recall(spread)
     kit = spread.kit("K00003")
     with writes_nothing(spread.ledger, InvalidTransition, "unreported; cannot receive as a return"):
-        spread.ledger.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.depot)
+        spread.ledger.handle(
+            ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.depot
+        )
     report(spread, recall_id, "K00003", "returned")
     assert not recall_of(spread, recall_id).is_accounted(kit)
     with writes_nothing(spread.ledger, NotAuthorised):
-        spread.ledger.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.site)
-    spread.ledger.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.depot)
+        spread.ledger.handle(
+            ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.site
+        )
+    spread.ledger.handle(
+        ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit]), actors.depot
+    )
     recall = recall_of(spread, recall_id)
     assert recall.outcomes[kit]["outcome"] == KitOutcome.RECEIVED_AT_DEPOT and recall.is_accounted(kit)
     assert recall.per_place[str(spread.site)] == {"kits": 6, "reported": 1, "accounted": 1}
@@ -324,7 +337,10 @@ def test_closure_is_refused_until_every_kit_is_accounted_for_then_signed(spread:
     with writes_nothing(L, RecallOutstanding, "K00006"):
         L.handle(CloseRecall(recall_id=recall_id, signature=sig), actors.qa)
     assert recall_of(spread, recall_id).reconciled_at is None
-    L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[spread.kit("K00006")]), actors.depot)
+    L.handle(
+        ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[spread.kit("K00006")]),
+        actors.depot,
+    )
     recall = recall_of(spread, recall_id)
     assert recall.reconciled_at is not None and recall.outstanding() == []
     L.handle(CloseRecall(recall_id=recall_id, signature=sig), actors.qa)
@@ -346,7 +362,10 @@ def test_kits_destroyed_before_the_recall_are_accounted_from_the_start(spread: P
         ),
         actors.qa,
     )
-    L.handle(DestroyKits(kit_ids=[kit], certificate="DC-1", method="incineration"), actors.depot)
+    L.handle(
+        DestroyKits(location_id=spread.depot, kit_ids=[kit], certificate="DC-1", method="incineration"),
+        actors.depot,
+    )
     recall = recall_of(spread, open_recall(spread))
     assert recall.outcomes[kit]["outcome"] == KitOutcome.DESTROYED_BEFORE
     assert recall.accounted_count == 1
@@ -358,8 +377,9 @@ def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
 
     def reader(kit_ids: list[UUID]) -> dict[UUID, KitState]:
         calls.append(len(kit_ids))
-        return spread.ledger._kit_states(kit_ids)
+        return recall_handlers._kit_states(spread.ledger, kit_ids)
 
+    spread.ledger.use_kit_states(lambda: (reader, {"reader": "test", "as_of": 7}))
     written = spread.ledger.handle(
         OpenRecall(
             recall_number="RC-2",
@@ -372,7 +392,7 @@ def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
         actors.qa,
     )
     assert calls == [10]
-    assert recall_of(spread, written.ids["recall_id"]).source == {"reader": "test", "as_of": 7}
+    assert recall_of(spread, written.id).source == {"reader": "test", "as_of": 7}
 
 
 def kit_of(program: Program, number: str) -> Kit:
@@ -390,7 +410,9 @@ def test_a_returned_kit_travels_back_to_the_depot_that_shipped_it(spread: Progra
         L.handle(ReturnKit(kit_id=kit.id, site_id=spread.site, condition="unused"), actors.site)
     # only a depot receives it, and only the depot it was sent to
     with writes_nothing(L, InvalidInput, "expected depot"):
-        L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.site, kit_ids=[kit.id]), actors.depot)
+        L.handle(
+            ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.site, kit_ids=[kit.id]), actors.depot
+        )
     L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[kit.id]), actors.depot)
     kit = kit_of(spread, "K00003")
     assert (kit.status, kit.location_id, kit.destination_id) == (KitStatus.RETURNED, spread.depot, None)
@@ -434,7 +456,9 @@ def test_a_batch_report_is_all_or_nothing_and_names_every_refused_kit(spread: Pr
     # the refused batch left nothing behind, in the store or in the ledger's kept copy
     assert kit_of(spread, "K00002").status == KitStatus.RECEIVED
     with writes_nothing(L, InvalidInput, "each kit is listed once"):
-        L.handle(ReportRecallKits(recall_id=recall_id, place_id=spread.site, reports=good + good[:1]), actors.site)
+        L.handle(
+            ReportRecallKits(recall_id=recall_id, place_id=spread.site, reports=good + good[:1]), actors.site
+        )
     written = L.handle(ReportRecallKits(recall_id=recall_id, place_id=spread.site, reports=good), actors.site)
     assert len(written.events) == 4  # two recall reports, one kit sent back, one quarantined
     assert kit_of(spread, "K00003").status == KitStatus.QUARANTINED
@@ -447,7 +471,10 @@ def test_recalled_kits_destroyed_at_the_depot_are_recorded_in_the_recall(spread:
     L = spread.ledger
     recall_id = open_recall(spread)
     report(spread, recall_id, "K00002", "returned")
-    L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[spread.kit("K00002")]), actors.depot)
+    L.handle(
+        ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[spread.kit("K00002")]),
+        actors.depot,
+    )
     doomed = [spread.kit(n) for n in ("K00002", "K00007")]
 
     def destroy(kit_ids: list[UUID]) -> None:

@@ -66,7 +66,11 @@ class SiteSigner:
 
 
 def receive(
-    ledger: Ledger, program: Program, shipment: UUID, outcomes: dict[str, str], signature: SiteSignature,
+    ledger: Ledger,
+    program: Program,
+    shipment: UUID,
+    outcomes: dict[str, str],
+    signature: SiteSignature,
     occurred_at: datetime,
 ) -> object:
     return ledger.handle(
@@ -112,7 +116,10 @@ def test_a_malformed_key_or_a_key_registered_twice_is_refused(
     ledger: Ledger, program: Program, signer: SiteSigner
 ) -> None:
     with writes_nothing(ledger, InvalidInput, match="32 bytes"):
-        ledger.handle(RegisterSiteKey(site_id=program.site, public_key=base64.b64encode(b"short").decode()), actors.admin)
+        ledger.handle(
+            RegisterSiteKey(site_id=program.site, public_key=base64.b64encode(b"short").decode()),
+            actors.admin,
+        )
     with writes_nothing(ledger, InvalidInput, match="not base64"):
         ledger.handle(RegisterSiteKey(site_id=program.site, public_key="%%%"), actors.admin)
     with writes_nothing(ledger, AlreadyExists):
@@ -165,7 +172,11 @@ def test_the_signed_message_is_canonical_json_of_the_confirmation() -> None:
     )
     assert json.loads(message)["outcomes"] == {"K1": "received", "K2": "missing"}
     assert [decimal_text(Decimal(x)) for x in ("3.0", "1E+2", "-0.0", "-0.50", "12")] == [
-        "3", "100", "0", "-0.5", "12"
+        "3",
+        "100",
+        "0",
+        "-0.5",
+        "12",
     ]
 
 
@@ -193,21 +204,45 @@ def test_a_signature_by_an_unregistered_or_replaced_key_is_refused(
     when = _when()
     stranger = SiteSigner()
     with writes_nothing(ledger, SiteSignatureRefused, match="not registered for this site"):
-        receive(ledger, program, shipment, {"K00001": "received"},
-                stranger.sign(shipment, program.site, {"K00001": "received"}, when), when)
+        receive(
+            ledger,
+            program,
+            shipment,
+            {"K00001": "received"},
+            stranger.sign(shipment, program.site, {"K00001": "received"}, when),
+            when,
+        )
     # the stranger's key claiming the registered key's id: the signature does not verify
     claimed = stranger.sign(shipment, program.site, {"K00001": "received"}, when)
     with writes_nothing(ledger, SiteSignatureRefused, match="does not verify"):
-        receive(ledger, program, shipment, {"K00001": "received"},
-                SiteSignature(signer.key_id, claimed.nonce, claimed.signature), when)
+        receive(
+            ledger,
+            program,
+            shipment,
+            {"K00001": "received"},
+            SiteSignature(signer.key_id, claimed.nonce, claimed.signature),
+            when,
+        )
     # after the site registers a new key, the old one no longer signs
     successor = SiteSigner()
     ledger.handle(RegisterSiteKey(site_id=program.site, public_key=successor.public_b64), actors.admin)
     with writes_nothing(ledger, SiteSignatureRefused, match="replaced by a newer key"):
-        receive(ledger, program, shipment, {"K00001": "received"},
-                signer.sign(shipment, program.site, {"K00001": "received"}, when), when)
-    receive(ledger, program, shipment, {"K00001": "received"},
-            successor.sign(shipment, program.site, {"K00001": "received"}, when), when)
+        receive(
+            ledger,
+            program,
+            shipment,
+            {"K00001": "received"},
+            signer.sign(shipment, program.site, {"K00001": "received"}, when),
+            when,
+        )
+    receive(
+        ledger,
+        program,
+        shipment,
+        {"K00001": "received"},
+        successor.sign(shipment, program.site, {"K00001": "received"}, when),
+        when,
+    )
 
 
 def test_a_signature_of_another_site_key_is_refused(
@@ -218,8 +253,14 @@ def test_a_signature_of_another_site_key_is_refused(
     shipment = program.ship(["K00001"])
     when = _when()
     with writes_nothing(ledger, SiteSignatureRefused, match="not registered for this site"):
-        receive(ledger, program, shipment, {"K00001": "received"},
-                other_site.sign(shipment, program.site, {"K00001": "received"}, when), when)
+        receive(
+            ledger,
+            program,
+            shipment,
+            {"K00001": "received"},
+            other_site.sign(shipment, program.site, {"K00001": "received"}, when),
+            when,
+        )
 
 
 def test_a_replayed_confirmation_is_refused(ledger: Ledger, program: Program, signer: SiteSigner) -> None:
