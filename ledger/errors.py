@@ -348,3 +348,15 @@ class RecallOutstanding(LedgerError):
             outstanding=len(kit_numbers),
             kit_numbers=kit_numbers[:100],
         )
+
+
+# --- visibility ----------------------------------------------------------------------------------
+
+
+class NotYourSite(LedgerError):
+    """A site user asked about something that never passed through any of their sites."""
+
+    code = "forbidden"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} never passed through your sites", reason="not_your_site")

@@ -41,11 +41,13 @@ from ledger.merkle import (
     writing,
 )
 from ledger.notes import (
+    COSIGNATURE_V1,
     Checkpoint,
     NoteError,
     VerifierKey,
     parse_checkpoint,
     parse_note,
+    parse_vkey,
     sign_checkpoint,
     verify_cosignature,
     verify_log_signature,
@@ -229,6 +231,16 @@ class Transparency:
         """Extend the tree over every chained event; return its size."""
         return self.tree.sync(self.reader, progress=progress)
 
+    def checkpoint_after_release(self, recorded: Any) -> None:
+        """Sign the head at once after a QA release (`Ledger.on_release`), so the release is covered by a
+        signature; the release is recorded either way, so a missing signing key is only logged."""
+        try:
+            made = self.checkpoint()
+        except LedgerError as e:
+            log.warning("no checkpoint after the QA release: %s", e.message)
+            return
+        log.info("checkpoint %d signed after a QA release", made.size)
+
     def checkpoint(self) -> CheckpointView:
         """Sign the current tree head now (on demand); the newest checkpoint if the head is already signed."""
         size = self.sync()
@@ -367,8 +379,13 @@ class Transparency:
             proof = self.tree.consistency_proof(old, latest.size)
         return WitnessRequest(old, tuple(proof), latest.note)
 
-    def add_cosignature(self, cosigned_note: str, witness: VerifierKey) -> Cosignature:
-        """Verify a witness's cosignature on one of our checkpoints and store it (idempotent)."""
+    def add_cosignature(self, cosigned_note: str, witness: VerifierKey | str) -> Cosignature:
+        """Verify a witness's cosignature on one of our checkpoints and store it (idempotent). The
+        witness key (a `VerifierKey`, or its text `name+keyid+base64`) must be a cosignature/v1 key."""
+        if isinstance(witness, str):
+            witness = parse_vkey(witness)
+        if witness.sig_type != COSIGNATURE_V1:
+            raise InvalidInput("a witness key has type 0x04 (cosignature/v1)", field="witness_key")
         try:
             note = parse_note(cosigned_note)
             head = parse_checkpoint(note.text)
