@@ -158,7 +158,10 @@ def build(ledger: Ledger, sites: int, shipments: int, kits_per_shipment: int) ->
             location_id=plant,
             inputs=[(api_lot, Quantity.of("1", "kg")), (excipient, Quantity.of("10", "kg"))],
             output=OutputLot(
-                with_check_digit("0400000000303"), "DP-1", "tablets", today + timedelta(days=800)
+                gtin=with_check_digit("0400000000303"),
+                lot_number="DP-1",
+                material="tablets",
+                expires_on=today + timedelta(days=800),
             ),
             theoretical_yield=Quantity.of(kits, "unit"),
             actual_yield=Quantity.of(kits, "unit"),
@@ -176,7 +179,7 @@ def build(ledger: Ledger, sites: int, shipments: int, kits_per_shipment: int) ->
             location_id=depot,
             kit_gtin=KIT_GTIN,
             label_version="v1",
-            arms=[Arm("A", dp, 1, kits)],
+            arms=[Arm(treatment="A", dp_lot_id=dp, units_per_kit=1, units_issued=kits)],
             kit_list=[(n, "A") for n in numbers],
             checked_by=MFG2,
         ),
@@ -223,7 +226,11 @@ async def load(
     timings = Timings()
     jobs: list[tuple[str, str, str, dict[str, object] | None, dict[str, str]]] = []
     for site, shipment, numbers in plan.shipments:
-        body = {"outcomes": dict.fromkeys(numbers, "received"), "logger_min": "3", "logger_max": "7"}
+        body: dict[str, object] = {
+            "outcomes": dict.fromkeys(numbers, "received"),
+            "logger_min": "3",
+            "logger_max": "7",
+        }
         jobs.append(
             (
                 "receipt",

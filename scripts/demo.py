@@ -834,7 +834,10 @@ class _Program:
                 location_id=self.places["plant"],
                 inputs=inputs,
                 output=OutputLot(
-                    ACTIVE_DP_GTIN, number, PRODUCT, min(made + timedelta(days=913), api_use_by)
+                    gtin=ACTIVE_DP_GTIN,
+                    lot_number=number,
+                    material=PRODUCT,
+                    expires_on=min(made + timedelta(days=913), api_use_by),
                 ),
                 theoretical_yield=Quantity.of(run.theoretical, "unit"),
                 actual_yield=Quantity.of(actual, "unit"),
@@ -887,8 +890,18 @@ class _Program:
     def _package(self, run: _Run) -> None:
         assert run.dp_lot is not None and run.placebo is not None
         arms = [
-            Arm("A", _known(run.dp_lot.id), UNITS_PER_KIT, run.active_need, run.samples, run.rejects[0]),
-            Arm("P", _known(run.placebo.id), UNITS_PER_KIT, run.placebo_need, run.samples, run.rejects[1]),
+            Arm(
+                treatment=treatment,
+                dp_lot_id=_known(lot.id),
+                units_per_kit=UNITS_PER_KIT,
+                units_issued=need,
+                samples=run.samples,
+                rejects=rejects,
+            )
+            for treatment, lot, need, rejects in (
+                ("A", run.dp_lot, run.active_need, run.rejects[0]),
+                ("P", run.placebo, run.placebo_need, run.rejects[1]),
+            )
         ]
         performer, checker = self._two_people(run.index + 1)
         run.id = self.ledger.handle(
