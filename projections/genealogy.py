@@ -48,6 +48,7 @@ from sqlalchemy import (
     update,
 )
 
+from ledger import genealogy
 from ledger.domain import (
     Kit,
     Location,
@@ -295,15 +296,14 @@ class _Writer(BatchWriter):
         ])
 
     def _upstream(self, lot_id: UUID) -> set[UUID]:
-        """`lot_id` and every lot that went into it, at any depth."""
-        found, frontier = {lot_id}, [lot_id]
-        while frontier:
+        """`lot_id` and every lot that went into it, at any depth (two queries a layer)."""
+
+        def inputs(frontier: list[UUID]) -> list[UUID]:
             batches = [r["produced_by_batch_id"] for r in select_in(self.conn, lot, "lot_id", frontier)
                        if r["produced_by_batch_id"] is not None]
-            inputs = {r["lot_id"] for r in select_in(self.conn, batch_input, "batch_id", batches)}
-            frontier = list(inputs - found)
-            found |= inputs
-        return found
+            return [r["lot_id"] for r in select_in(self.conn, batch_input, "batch_id", batches)]
+
+        return genealogy.reached([lot_id], inputs)
 
     @on(PackagingRun.ExpiryExtended)
     def expiry_extended(self, position: int, e: Any) -> None:
@@ -606,8 +606,9 @@ class Genealogy(Projection):
         """The batches that produced the lot rows `made`, then theirs, breadth first."""
         steps: list[Step] = []
         outputs = {r["lot_id"]: r for r in made}
-        batch_ids = {r["produced_by_batch_id"] for r in made if r["produced_by_batch_id"] is not None}
-        while batch_ids:
+
+        def producers(batch_ids: list[UUID]) -> list[UUID]:
+            nonlocal outputs, depth
             produced = conn.execute(
                 select(batch).where(batch.c.batch_id.in_(batch_ids)).order_by(batch.c.batch_number)
             ).all()
@@ -623,9 +624,11 @@ class Genealogy(Projection):
                     _consumed([i for i in inputs if i["batch_id"] == b.batch_id]), depth,
                 ))
             outputs = {r["lot_id"]: r for r in inputs}
-            batch_ids = {r["produced_by_batch_id"] for r in inputs
-                         if r["produced_by_batch_id"] is not None}
             depth += 1
+            return [r["produced_by_batch_id"] for r in inputs if r["produced_by_batch_id"] is not None]
+
+        first = [r["produced_by_batch_id"] for r in made if r["produced_by_batch_id"] is not None]
+        genealogy.closure(first, producers)
         return steps
 
     def _kit_and_run(self, conn: Connection, kit_id: UUID, *, unblinded: bool) -> tuple[KitView, Any]:
@@ -685,8 +688,8 @@ class Genealogy(Projection):
     def _batches_reached(self, conn: Connection, lot_id: UUID) -> tuple[BatchRef, ...]:
         """Every batch that consumed the lot or, at any depth, something made from it."""
         found: list[BatchRef] = []
-        frontier, seen = [lot_id], {lot_id}
-        while frontier:
+
+        def made_from(frontier: list[UUID]) -> list[UUID]:
             output = lot.alias("output")
             rows = conn.execute(
                 select(batch.c.batch_id, batch.c.batch_number, batch.c.product, batch.c.occurred_at,
@@ -701,8 +704,9 @@ class Genealogy(Projection):
                          Decimal(r["amount"]), r["unit"], datetime.fromisoformat(r["occurred_at"]))
                 for r in rows
             )
-            frontier = [r["lot_id"] for r in rows if r["lot_id"] not in seen]
-            seen.update(frontier)
+            return [r["lot_id"] for r in rows]
+
+        genealogy.closure([lot_id], made_from)
         return tuple(found)
 
     def _kits(self, conn: Connection, found: Reach, *, unblinded: bool) -> tuple[KitView, ...]:
