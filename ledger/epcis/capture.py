@@ -2,16 +2,17 @@
 
 1. The document is validated by Lotline's EPCIS models (`ledger.epcis.models`).
 2. Each event's GS1 hash ID is computed; events captured before (table `epcis_captured`) are skipped.
-3. The events are planned into ledger commands (a shipping ObjectEvent with the packing
-   AggregationEvent of its SSCC is one `ship`; the receiving events of one shipment at one time are
-   one `confirm_receipt`; an error declaration with its corrective event is one quantity correction).
-   Kits' steps under a recall (events with `lotline:recall`) are refused: they belong to a recall
-   campaign.
-4. If validation and planning found no problem, every command runs on a `StagedLedger`: the
-   ledger's own rules, on the state left by the document's earlier events, nothing written. The
-   first event the ledger refuses ends the dry run (later events may fail only because of it).
-   Any problem refuses the whole document, with the index and reason of each event found wrong.
-5. Otherwise all staged events are written in one transaction, then the captured hash IDs.
+3. The events are planned into ledger commands (`ledger.commands`; a shipping ObjectEvent with the
+   packing AggregationEvent of its SSCC is one `Ship`; the receiving events of one shipment at one
+   time are one `ConfirmReceipt`; an error declaration with its corrective event is one
+   `CorrectLotQuantity`). Kits' steps under a recall (events with `lotline:recall`) are refused: they
+   belong to a recall campaign.
+4. If validation and planning found no problem, every command is handled inside one
+   `Ledger.atomically()` block: the ledger's own rules, on the state left by the document's earlier
+   events, nothing written yet. The first event the ledger refuses ends the dry run (later events
+   may fail only because of it). Any problem refuses the whole document, with the index and reason
+   of each event found wrong, and the block saves nothing.
+5. Otherwise the block saves every event in one transaction, then the captured hash IDs are written.
 
 Gap, stated plainly: the hash IDs are written in a second transaction right after the events. A
 crash between the two leaves events recorded but their hashes not; resending that document then
@@ -26,13 +27,44 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
+from itertools import pairwise
 from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, select
 
-from ledger.application import Arm, Ledger, OutputLot
+from ledger.application import Ledger
+from ledger.commands import (
+    ActivateSite,
+    Arm,
+    AuthoriseDestruction,
+    CertifyPackaging,
+    Command,
+    ConfirmReceipt,
+    CorrectLotQuantity,
+    DecideQuarantine,
+    DestroyKits,
+    Dispense,
+    DisposePackaging,
+    ExtendExpiry,
+    Formulate,
+    HoldLot,
+    OutputLot,
+    Package,
+    RecallLot,
+    ReceiveLot,
+    RecordDeviation,
+    Recorded,
+    RegisterLocation,
+    RegisterTrial,
+    RejectLot,
+    ReleaseLot,
+    ReportExcursion,
+    ReturnKit,
+    Ship,
+    SponsorRelease,
+)
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
 from ledger.epcis import ids
 from ledger.epcis import mapping as m
@@ -46,8 +78,7 @@ from ledger.epcis.models import (
     cbv_word,
     validation_problems,
 )
-from ledger.epcis.staging import StagedLedger
-from ledger.errors import InvalidInput, LedgerError, NotAuthorised
+from ledger.errors import InvalidInput, LedgerError, NotAuthorised, NotFound
 from ledger.values import Actor, Meaning, Quantity, Role, sign
 
 metadata = MetaData()
@@ -114,12 +145,35 @@ class CaptureResult:
 
 
 @dataclass(slots=True)
-class Command:
-    """One ledger step planned from one or more events of the document."""
+class Step:
+    """One ledger command planned from one or more events of the document.
+
+    `command` is built by planning from the events alone; where it depends on the ledger's state
+    (which shipment a receipt confirms; whether a QA decision names a lot or a packaged batch), it
+    is a function building it from the state the document's earlier steps left. A step with a
+    `signed` meaning is signed at capture by the identity doing it, the one thing a partner's
+    document cannot carry.
+    """
 
     indices: list[int]
-    run: Callable[[StagedLedger, Actors], Any]
+    action: str
+    roles: tuple[Role, ...]
+    command: Command | Callable[[Ledger], Command]
+    preferred: Any = None
+    signed: Meaning | None = None
     keys: list[str] = field(default_factory=list)
+
+    def run(self, ledger: Ledger, actors: Actors) -> Recorded:
+        """Handle the command as one of the capturing identities allowed to do it."""
+        actor = actors.pick(self.action, self.roles, self.preferred)
+        command = self.command if isinstance(self.command, Command) else self.command(ledger)
+        if self.signed is not None:
+            command = command.model_copy(update={"signature": sign(actor, self.signed)})
+        return ledger.handle(command, actor)
+
+
+class _Refused(Exception):
+    """Leaves the capture's `atomically()` block, so that nothing it staged is saved."""
 
 
 class Actors:
@@ -173,28 +227,29 @@ def capture(
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
     planner = Planner(doc, hashes)
-    commands, errors = planner.plan()
-    fresh, duplicates = _drop_duplicates(commands, keys, done, errors)
-    staged = StagedLedger(ledger)
-    _, setup_errors = planner.master_data(staged, actors)
-    errors += setup_errors
-    starts = []
-    for cmd in fresh if not errors else ():
-        starts.append(staged.staged)
-        try:
-            cmd.run(staged, actors)
-        except LedgerError as e:
-            # The first refusal ends the dry run: later events may only fail because this one did.
-            errors += [EventError(i, e.code, e.message, hashes[i]) for i in cmd.indices]
-            break
-    if errors:
+    planned, errors = planner.plan()
+    fresh, duplicates = _drop_duplicates(planned, keys, done, errors)
+    starts: list[int] = []
+    try:
+        with ledger.atomically() as staged:
+            errors += planner.master_data(ledger, actors)
+            for step in fresh if not errors else ():
+                starts.append(len(staged.events))
+                try:
+                    step.run(ledger, actors)
+                except LedgerError as e:
+                    # The first refusal ends the dry run: later events may only fail because this one did.
+                    errors += [EventError(i, e.code, e.message, hashes[i]) for i in step.indices]
+                    break
+            if errors:
+                raise _Refused
+    except _Refused:
         return _refused(count, sorted(errors, key=lambda x: (x.index is None, x.index or 0)), hashes)
-    first = [staged._staged[s] if s < staged.staged else None for s in starts]
-    staged.commit()
-    seqs = _seqs(ledger, first)
-    _remember(engine, fresh, seqs, actors.actors[0].principal)
-    recorded = sum(len(c.indices) for c in fresh)
-    return CaptureResult(True, count, recorded, duplicates, staged.staged, (), tuple(hashes))
+    bounds = pairwise([*starts, len(staged.events)])
+    first = [staged.events[start] if start < end else None for start, end in bounds]
+    _remember(engine, fresh, _seqs(staged.recorded, first), actors.actors[0].principal)
+    recorded = sum(len(step.indices) for step in fresh)
+    return CaptureResult(True, count, recorded, duplicates, len(staged.events), (), tuple(hashes))
 
 
 def _refused(count: int, errors: list[EventError], hashes: Sequence[str] = ()) -> CaptureResult:
@@ -229,42 +284,40 @@ def _captured(engine: Engine, keys: Sequence[str]) -> set[str]:
 
 
 def _drop_duplicates(
-    commands: list[Command], keys: Sequence[str], done: set[str], errors: list[EventError]
-) -> tuple[list[Command], int]:
-    """Commands whose events were all captured before are skipped; partly captured ones are refused."""
+    planned: list[Step], keys: Sequence[str], done: set[str], errors: list[EventError]
+) -> tuple[list[Step], int]:
+    """Steps whose events were all captured before are skipped; partly captured ones are refused."""
     fresh, duplicates, seen = [], 0, set(done)
-    for cmd in commands:
-        cmd.keys = [keys[i] for i in cmd.indices]
-        known = [k in seen for k in cmd.keys]
+    for step in planned:
+        step.keys = [keys[i] for i in step.indices]
+        known = [k in seen for k in step.keys]
         if all(known):
-            duplicates += len(cmd.indices)
+            duplicates += len(step.indices)
         elif any(known):
             errors += [
                 EventError(
                     i, "epcis_partly_captured", "some events of this step were captured before, others not"
                 )
-                for i in cmd.indices
+                for i in step.indices
             ]
         else:
-            fresh.append(cmd)
-            seen.update(cmd.keys)
+            fresh.append(step)
+            seen.update(step.keys)
     return fresh, duplicates
 
 
-def _seqs(ledger: Ledger, first: Sequence[Any]) -> list[int | None]:
-    pairs = [(e.originator_id, e.originator_version) for e in first if e is not None]
-    by_pair = {(UUID(link.stream), link.version): link.seq for link in ledger.chain.links_for(pairs)}
+def _seqs(recorded: Recorded, first: Sequence[Any]) -> list[int | None]:
+    """The chain position of each step's first event, from what the capture's write recorded."""
+    by_pair = {(r.stream, r.version): r.seq for r in recorded.events}
     return [None if e is None else by_pair.get((e.originator_id, e.originator_version)) for e in first]
 
 
-def _remember(
-    engine: Engine, commands: Sequence[Command], seqs: Sequence[int | None], principal: str
-) -> None:
+def _remember(engine: Engine, steps: Sequence[Step], seqs: Sequence[int | None], principal: str) -> None:
     now = datetime.now(UTC).isoformat()
     rows = [
         {"event_hash": k, "seq": seq, "principal": principal, "captured_at": now}
-        for cmd, seq in zip(commands, seqs, strict=True)
-        for k in dict.fromkeys(cmd.keys)
+        for step, seq in zip(steps, seqs, strict=True)
+        for k in dict.fromkeys(step.keys)
     ]
     if rows:
         with engine.begin() as conn:
@@ -357,12 +410,12 @@ def _optional_shipment_number(event: Any) -> str | None:
         return None
 
 
-def _travelling_in(ledger: StagedLedger, epcs: Sequence[tuple[str, str]]) -> UUID:
+def _travelling_in(ledger: Ledger, epcs: Sequence[tuple[str, str]]) -> UUID:
     """The one shipment every named kit is in transit with."""
     found = set()
     for epc, _ in epcs:
         key = ids.require(epc, "sgtin")
-        found.add(ledger.get(Kit, Kit.create_id(key.gtin, key.serial)).shipment_id)
+        found.add(ledger.peek(Kit, Kit.create_id(key.gtin, key.serial)).shipment_id)
     if len(found) != 1 or None in found:
         raise MappingError(
             "the received kits are not all in transit in one shipment; name the shipment "
@@ -375,6 +428,15 @@ def _actor_of(event: Any) -> Any:
     return event.extension("lotline:actor") or event.extension("lotline:performedBy")
 
 
+def _exists(ledger: Ledger, cls: type, ident: UUID) -> bool:
+    """Whether the aggregate is in the store or staged by the capture's earlier steps."""
+    try:
+        ledger.peek(cls, ident)
+    except NotFound:
+        return False
+    return True
+
+
 class Planner:
     """Turns the events of one validated document into ledger commands."""
 
@@ -384,8 +446,8 @@ class Planner:
         self.hashes = hashes
         self.claimed: set[int] = set()
 
-    def plan(self) -> tuple[list[Command], list[EventError]]:
-        commands, errors = [], []
+    def plan(self) -> tuple[list[Step], list[EventError]]:
+        planned, errors = [], []
         self.by_id = {(e.eventID or self.hashes[i]): i for i, e in enumerate(self.events)}
         self.by_id.update({h: i for i, h in enumerate(self.hashes)})
         self.packing = {
@@ -406,9 +468,9 @@ class Planner:
                 i += 1
                 continue
             try:
-                cmd = self._command(i)
-                commands.append(cmd)
-                self.claimed.update(cmd.indices)
+                step = self._step(i)
+                planned.append(step)
+                self.claimed.update(step.indices)
             except LedgerError as problem:
                 errors.append(EventError(i, problem.code, problem.message, self.hashes[i]))
             i += 1
@@ -433,7 +495,7 @@ class Planner:
                     i, MappingError.code, "corrective event without its error declaration", self.hashes[i]
                 )
             )
-        return commands, errors
+        return planned, errors
 
     def _shipped_later(self, i: int) -> bool:
         """A packing event whose shipper a later shipping event names: planned with that event."""
@@ -449,7 +511,7 @@ class Planner:
 
     # --- dispatch ---------------------------------------------------------------------------------
 
-    def _command(self, i: int) -> Command:
+    def _step(self, i: int) -> Step:
         e = self.events[i]
         if e.extension("lotline:recall") is not None:
             raise MappingError(RECALL_STEP_REFUSED, field="lotline:recall")
@@ -472,7 +534,7 @@ class Planner:
 
     # --- transformations --------------------------------------------------------------------------
 
-    def _transformation(self, i: int, e: TransformationEvent) -> Command:
+    def _transformation(self, i: int, e: TransformationEvent) -> Step:
         if e.outputEPCList:
             return self._packaging(i, e)
         if e.outputQuantityList:
@@ -485,7 +547,7 @@ class Planner:
             return tid[len(prefix) :]
         return str(_need(e, "lotline:batchNumber", "the batch number"))
 
-    def _formulation(self, i: int, e: TransformationEvent) -> Command:
+    def _formulation(self, i: int, e: TransformationEvent) -> Step:
         if len(e.outputQuantityList) != 1:
             raise MappingError(
                 "a formulation produces exactly one drug-product lot", field="outputQuantityList"
@@ -498,38 +560,32 @@ class Planner:
             raise MappingError("needs ilmd cbvmda:itemExpirationDate of the drug-product lot", field="ilmd")
         retest = ilmd.get("lotline:retestOn")
         output = OutputLot(
-            gtin,
-            lot_number,
-            str(ilmd.get("lotline:material") or _need(e, "lotline:product", "the product")),
-            _date(expires, "itemExpirationDate"),
-            _date(retest, "retestOn") if retest else None,
+            gtin=gtin,
+            lot_number=lot_number,
+            material=str(ilmd.get("lotline:material") or _need(e, "lotline:product", "the product")),
+            expires_on=_date(expires, "itemExpirationDate"),
+            retest_on=_date(retest, "retestOn") if retest else None,
         )
         inputs = [(Lot.create_id(*_lot(q)), _quantity(q)) for q in e.inputQuantityList]
         theoretical = _need(e, "lotline:theoreticalYield", "the theoretical yield, e.g. {amount, unit}")
         checker = _need(e, "lotline:checkedBy", "who did the second-person check: {principal, role, name}")
         product = str(_need(e, "lotline:product", "the product name"))
         location = _location(e.bizLocation or e.readPoint)
-        number = self._batch_number(e, m.BATCH_ID)
+        command = Formulate(
+            batch_number=self._batch_number(e, m.BATCH_ID),
+            product=product,
+            location_id=location,
+            inputs=inputs,
+            output=output,
+            theoretical_yield=Quantity.of(theoretical["amount"], theoretical["unit"]),
+            actual_yield=_quantity(out),
+            equipment=list(e.extension("lotline:equipment") or []),
+            checked_by=_person(checker),
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "record a formulation", (Role.MANUFACTURING,), command, _actor_of(e))
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("record a formulation", [Role.MANUFACTURING], _actor_of(e))
-            return ledger.formulate(
-                actor,
-                batch_number=number,
-                product=product,
-                location_id=location,
-                inputs=inputs,
-                output=output,
-                theoretical_yield=Quantity.of(theoretical["amount"], theoretical["unit"]),
-                actual_yield=_quantity(out),
-                equipment=list(e.extension("lotline:equipment") or []),
-                checked_by=_person(checker),
-                occurred_at=e.eventTime,
-            )
-
-        return Command([i], run)
-
-    def _packaging(self, i: int, e: TransformationEvent) -> Command:
+    def _packaging(self, i: int, e: TransformationEvent) -> Step:
         arms = e.extension("lotline:arms")
         allocation = e.extension("lotline:allocation")
         if not arms or not allocation:
@@ -546,12 +602,12 @@ class Planner:
         for a in arms:
             gtin, lot_number = ids.require(a["lot"], "lgtin").gtin, ids.require(a["lot"], "lgtin").serial
             arm_lots[a["treatment"]] = Arm(
-                a["treatment"],
-                Lot.create_id(gtin, lot_number),
-                int(a["unitsPerKit"]),
-                int(a["unitsIssued"]),
-                int(a.get("samples", 0)),
-                int(a.get("rejects", 0)),
+                treatment=a["treatment"],
+                dp_lot_id=Lot.create_id(gtin, lot_number),
+                units_per_kit=int(a["unitsPerKit"]),
+                units_issued=int(a["unitsIssued"]),
+                samples=int(a.get("samples", 0)),
+                rejects=int(a.get("rejects", 0)),
             )
         kit_list = [(str(x["kit"]), str(x["treatment"])) for x in allocation]
         if {n for n, _ in kit_list} != {k.serial for k in kits}:
@@ -570,36 +626,26 @@ class Planner:
         label = (e.ilmd or {}).get("lotline:labelVersion") or _need(
             e, "lotline:labelVersion", "the label version"
         )
-        number = self._batch_number(e, m.PACKAGING_ID)
-        location = _location(e.bizLocation or e.readPoint)
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("package kits", [Role.MANUFACTURING], _actor_of(e))
-            return ledger.package(
-                actor,
-                batch_number=number,
-                trial_id=Trial.create_id(trial_code),
-                location_id=location,
-                kit_gtin=next(iter(gtins)),
-                label_version=str(label),
-                arms=list(arm_lots.values()),
-                kit_list=kit_list,
-                components=components,
-                checked_by=_person(checker),
-                occurred_at=e.eventTime,
-            )
-
-        return Command([i], run)
+        command = Package(
+            batch_number=self._batch_number(e, m.PACKAGING_ID),
+            trial_id=Trial.create_id(trial_code),
+            location_id=_location(e.bizLocation or e.readPoint),
+            kit_gtin=next(iter(gtins)),
+            label_version=str(label),
+            arms=list(arm_lots.values()),
+            kit_list=kit_list,
+            components=components,
+            checked_by=_person(checker),
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "package kits", (Role.MANUFACTURING,), command, _actor_of(e))
 
     # --- lots ---------------------------------------------------------------------------------------
 
-    def _receive_lot(self, i: int, e: ObjectEvent) -> Command:
+    def _receive_lot(self, i: int, e: ObjectEvent) -> Step:
         if e.action != "ADD" or len(e.quantityList) != 1:
             raise MappingError("a lot receipt is an ObjectEvent ADD with one LGTIN in quantityList")
-        return Command([i], self._receipt_run(e, e.quantityList[0]))
-
-    def _receipt_run(self, e: ObjectEvent, q: QuantityElement) -> Callable[[StagedLedger, Actors], Any]:
-        gtin, lot_number = _lot(q)
+        gtin, lot_number = _lot(e.quantityList[0])
         ilmd = e.ilmd or {}
         expires = ilmd.get("cbvmda:itemExpirationDate") or _need(e, "cbvmda:itemExpirationDate", "expiry")
         made = ilmd.get("lotline:manufacturedOn")
@@ -609,30 +655,23 @@ class Planner:
         if not kind or not material:
             raise MappingError("needs ilmd lotline:kind and lotline:material", field="ilmd")
         retest = ilmd.get("lotline:retestOn")
-        location = _location(e.bizLocation or e.readPoint)
-        qty = _quantity(q)
+        command = ReceiveLot(
+            gtin=gtin,
+            lot_number=lot_number,
+            kind=kind,
+            material=material,
+            location_id=_location(e.bizLocation or e.readPoint),
+            quantity=_quantity(e.quantityList[0]),
+            manufactured_on=_date(made, "manufacturedOn"),
+            expires_on=_date(expires, "itemExpirationDate"),
+            retest_on=_date(retest, "retestOn") if retest else None,
+            supplier=ilmd.get("lotline:supplier"),
+            supplier_lot=ilmd.get("lotline:supplierLot"),
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "receive a lot", (Role.MANUFACTURING, Role.DEPOT), command, _actor_of(e))
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("receive a lot", [Role.MANUFACTURING, Role.DEPOT], _actor_of(e))
-            return ledger.receive_lot(
-                actor,
-                gtin=gtin,
-                lot_number=lot_number,
-                kind=kind,
-                material=material,
-                quantity=qty,
-                location_id=location,
-                manufactured_on=_date(made, "manufacturedOn"),
-                expires_on=_date(expires, "itemExpirationDate"),
-                retest_on=_date(retest, "retestOn") if retest else None,
-                supplier=ilmd.get("lotline:supplier"),
-                supplier_lot=ilmd.get("lotline:supplierLot"),
-                occurred_at=e.eventTime,
-            )
-
-        return run
-
-    def _correction(self, i: int, e: ObjectEvent) -> Command:
+    def _correction(self, i: int, e: ObjectEvent) -> Step:
         declaration = e.errorDeclaration
         assert declaration is not None
         fixes = [self.by_id[c] for c in declaration.correctiveEventIDs if c in self.by_id]
@@ -654,21 +693,16 @@ class Planner:
         reason = declaration.extension("lotline:reason") or e.extension("lotline:reason")
         if not reason:
             raise MappingError("needs lotline:reason in the errorDeclaration", field="errorDeclaration")
+        command = CorrectLotQuantity(
+            lot_id=lot_id,
+            corrects_version=version,
+            quantity=qty,
+            reason=str(reason),
+            occurred_at=declaration.declarationTime,
+        )
+        return Step([i, fixes[0]], "correct a lot", (Role.QA,), command)
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("correct a lot", [Role.QA], None)
-            return ledger.correct_lot_quantity(
-                actor,
-                lot_id,
-                corrects_version=version,
-                quantity=qty,
-                reason=str(reason),
-                occurred_at=declaration.declarationTime,
-            )
-
-        return Command([i, fixes[0]], run)
-
-    def _lot_or_run(self, i: int, e: ObjectEvent) -> Command:
+    def _lot_or_run(self, i: int, e: ObjectEvent) -> Step:
         """inspecting + conformant/non_conformant: QA on a lot, a packaged batch, or quarantined kits."""
         if e.epcList:
             return self._quarantine_decision(i, e)
@@ -678,45 +712,34 @@ class Planner:
         passed = e.disposition_word == "conformant"
         reason = e.extension("lotline:reason")
         results = e.extension("lotline:resultsRef")
+        lot_id, run_id = Lot.create_id(gtin, number), PackagingRun.create_id(number)
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("decide on a lot", [Role.QA], _actor_of(e))
-            meaning = Meaning.RELEASED if passed else Meaning.REJECTED
-            run_id = PackagingRun.create_id(number)
-            if not ledger.exists(Lot.create_id(gtin, number)) and ledger.exists(run_id):
-                if ledger.get(PackagingRun, run_id).kit_gtin != gtin:
+        def decision(ledger: Ledger) -> Command:
+            """A packaged batch's disposition if the LGTIN names no lot but a batch, else the lot's."""
+            if not _exists(ledger, Lot, lot_id) and _exists(ledger, PackagingRun, run_id):
+                if ledger.peek(PackagingRun, run_id).kit_gtin != gtin:
                     raise MappingError(f"{e.quantityList[0].epcClass} is neither a lot nor a packaged batch")
-                return ledger.dispose_packaging(
-                    actor,
-                    run_id,
-                    signature=sign(actor, meaning),
-                    released=passed,
-                    reason=reason,
-                    occurred_at=e.eventTime,
+                return DisposePackaging(
+                    run_id=run_id, released=passed, signature=None, reason=reason, occurred_at=e.eventTime
                 )
-            lot_id = Lot.create_id(gtin, number)
             if passed:
                 if not results:
                     raise MappingError("a lot release needs lotline:resultsRef (test results or CoA)")
-                return ledger.release_lot(
-                    actor,
-                    lot_id,
-                    signature=sign(actor, meaning),
-                    results_ref=str(results),
-                    occurred_at=e.eventTime,
+                return ReleaseLot(
+                    lot_id=lot_id, signature=None, results_ref=str(results), occurred_at=e.eventTime
                 )
-            return ledger.reject_lot(
-                actor,
-                lot_id,
-                signature=sign(actor, meaning),
+            return RejectLot(
+                lot_id=lot_id,
+                signature=None,
                 reason=str(_need(e, "lotline:reason", "why")),
                 results_ref=results,
                 occurred_at=e.eventTime,
             )
 
-        return Command([i], run)
+        meaning = Meaning.RELEASED if passed else Meaning.REJECTED
+        return Step([i], "decide on a lot", (Role.QA,), decision, _actor_of(e), meaning)
 
-    def _receiving(self, i: int, e: ObjectEvent) -> Command:
+    def _receiving(self, i: int, e: ObjectEvent) -> Step:
         """A lot received (ADD of an LGTIN), a kit returned at a site, or a shipment's receipt."""
         if e.disposition_word == "returned":
             return self._return(i, e)
@@ -725,47 +748,33 @@ class Planner:
         return self._receipt(i, e)
 
     @staticmethod
-    def lot_status(action: str) -> Callable[[Planner, int, ObjectEvent], Command]:
+    def lot_status(action: str) -> Callable[[Planner, int, ObjectEvent], Step]:
         """The planner of a recall or hold of one lot."""
 
-        def plan(self: Planner, i: int, e: ObjectEvent) -> Command:
+        def plan(self: Planner, i: int, e: ObjectEvent) -> Step:
             if len(e.quantityList) != 1:
                 raise MappingError(f"to {action} a lot, name it (LGTIN) in quantityList")
             lot_id = Lot.create_id(*_lot(e.quantityList[0]))
             reason = str(_need(e, "lotline:reason", "why"))
-
-            def run(ledger: StagedLedger, actors: Actors) -> Any:
-                actor = actors.pick(f"{action} a lot", [Role.QA], _actor_of(e))
-                if action == "recall":
-                    return ledger.recall_lot(
-                        actor,
-                        lot_id,
-                        signature=sign(actor, Meaning.APPROVED),
-                        reason=reason,
-                        occurred_at=e.eventTime,
-                    )
-                return ledger.hold_lot(actor, lot_id, reason=reason, occurred_at=e.eventTime)
-
-            return Command([i], run)
+            if action == "recall":
+                recall = RecallLot(lot_id=lot_id, signature=None, reason=reason, occurred_at=e.eventTime)
+                return Step([i], f"{action} a lot", (Role.QA,), recall, _actor_of(e), Meaning.APPROVED)
+            hold = HoldLot(lot_id=lot_id, reason=reason, occurred_at=e.eventTime)
+            return Step([i], f"{action} a lot", (Role.QA,), hold, _actor_of(e))
 
         return plan
 
-    def _deviation(self, i: int, e: ObjectEvent) -> Command:
+    def _deviation(self, i: int, e: ObjectEvent) -> Step:
         number = str(_need(e, "lotline:batchNumber", "the batch number"))
         d = _need(e, "lotline:deviation", "{number, description, classification}")
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("record a deviation", [Role.MANUFACTURING, Role.QA], _actor_of(e))
-            return ledger.record_deviation(
-                actor,
-                ManufacturingBatch.create_id(number),
-                number=d["number"],
-                description=d["description"],
-                classification=d["classification"],
-                occurred_at=e.eventTime,
-            )
-
-        return Command([i], run)
+        command = RecordDeviation(
+            batch_id=ManufacturingBatch.create_id(number),
+            number=d["number"],
+            description=d["description"],
+            classification=d["classification"],
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "record a deviation", (Role.MANUFACTURING, Role.QA), command, _actor_of(e))
 
     # --- packaged batches ------------------------------------------------------------------------------
 
@@ -774,53 +783,34 @@ class Planner:
             raise MappingError("name the packaged batch (kit GTIN + batch number, LGTIN) in quantityList")
         return PackagingRun.create_id(_lot(e.quantityList[0])[1])
 
-    def _certify(self, i: int, e: ObjectEvent) -> Command:
-        run_id = self._run_of(e)
+    def _certify(self, i: int, e: ObjectEvent) -> Step:
+        command = CertifyPackaging(run_id=self._run_of(e), signature=None, occurred_at=e.eventTime)
+        return Step([i], "certify a batch", (Role.QP,), command, _actor_of(e), Meaning.CERTIFIED)
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("certify a batch", [Role.QP], _actor_of(e))
-            return ledger.certify_packaging(
-                actor, run_id, signature=sign(actor, Meaning.CERTIFIED), occurred_at=e.eventTime
-            )
+    def _sponsor_release(self, i: int, e: ObjectEvent) -> Step:
+        command = SponsorRelease(
+            run_id=self._run_of(e),
+            country=str(_need(e, "lotline:country", "the country released for")),
+            signature=None,
+            occurred_at=e.eventTime,
+        )
+        return Step(
+            [i], "sponsor-release a batch", (Role.QA,), command, _actor_of(e), Meaning.SPONSOR_RELEASED
+        )
 
-        return Command([i], run)
-
-    def _sponsor_release(self, i: int, e: ObjectEvent) -> Command:
-        run_id, country = self._run_of(e), str(_need(e, "lotline:country", "the country released for"))
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("sponsor-release a batch", [Role.QA], _actor_of(e))
-            return ledger.sponsor_release(
-                actor,
-                run_id,
-                country=country,
-                occurred_at=e.eventTime,
-                signature=sign(actor, Meaning.SPONSOR_RELEASED),
-            )
-
-        return Command([i], run)
-
-    def _relabel(self, i: int, e: ObjectEvent) -> Command:
-        run_id = self._run_of(e)
-        new_expiry = _date(_need(e, "lotline:newExpiry", "the new expiry date"), "newExpiry")
-        reason = str(_need(e, "lotline:reason", "why"))
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("extend expiry", [Role.QA], _actor_of(e))
-            return ledger.extend_expiry(
-                actor,
-                run_id,
-                new_expiry=new_expiry,
-                reason=reason,
-                signature=sign(actor, Meaning.RELABELLED),
-                occurred_at=e.eventTime,
-            )
-
-        return Command([i], run)
+    def _relabel(self, i: int, e: ObjectEvent) -> Step:
+        command = ExtendExpiry(
+            run_id=self._run_of(e),
+            new_expiry=_date(_need(e, "lotline:newExpiry", "the new expiry date"), "newExpiry"),
+            signature=None,
+            reason=str(_need(e, "lotline:reason", "why")),
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "extend expiry", (Role.QA,), command, _actor_of(e), Meaning.RELABELLED)
 
     # --- distribution ------------------------------------------------------------------------------------
 
-    def _ship(self, i: int, e: ObjectEvent) -> Command:
+    def _ship(self, i: int, e: ObjectEvent) -> Step:
         ssccs = [k for k in (ids.parse(x) for x in e.epcList) if k is not None and k.kind == "sscc"]
         if len(ssccs) != 1:
             raise MappingError("a shipping event names one shipper (SSCC) in epcList")
@@ -838,27 +828,21 @@ class Planner:
         transit = _need(
             e, "lotline:transitRange", "the allowed transit temperatures {minCelsius, maxCelsius}"
         )
-        number = _shipment_number(e)
+        command = Ship(
+            shipment_number=_shipment_number(e),
+            sscc=sscc.key,
+            from_id=from_id,
+            to_id=to_id,
+            kit_ids=kits,
+            min_celsius=Decimal(str(transit["minCelsius"])),
+            max_celsius=Decimal(str(transit["maxCelsius"])),
+            logger_id=e.extension("lotline:logger"),
+            carrier=e.extension("lotline:carrier"),
+            occurred_at=e.eventTime,
+        )
+        return Step([packed, i], "ship kits", (Role.DEPOT,), command, _actor_of(e))
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("ship kits", [Role.DEPOT], _actor_of(e))
-            return ledger.ship(
-                actor,
-                shipment_number=number,
-                sscc=sscc.key,
-                from_id=from_id,
-                to_id=to_id,
-                kit_ids=kits,
-                min_celsius=Decimal(str(transit["minCelsius"])),
-                max_celsius=Decimal(str(transit["maxCelsius"])),
-                logger_id=e.extension("lotline:logger"),
-                carrier=e.extension("lotline:carrier"),
-                occurred_at=e.eventTime,
-            )
-
-        return Command([packed, i], run)
-
-    def _receipt(self, i: int, e: ObjectEvent) -> Command:
+    def _receipt(self, i: int, e: ObjectEvent) -> Step:
         """The receiving events of one shipment at one time (one per outcome) as one receipt.
 
         Without a shipment number (a site scanning the kits it received), the shipment is the one
@@ -901,11 +885,11 @@ class Planner:
             low = lo if low is None or (lo is not None and lo < low) else low
             high = hi if high is None or (hi is not None and hi > high) else high
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("confirm a receipt", [Role.SITE], _actor_of(e))
+        def receipt(ledger: Ledger) -> Command:
+            """The receipt of the shipment, per kit number (a shipper's SSCC stands for all its kits)."""
             outcomes: dict[str, str] = {}
             shipment_id = Shipment.create_id(number) if number else _travelling_in(ledger, epcs)
-            shipment = ledger.get(Shipment, shipment_id)
+            shipment = ledger.peek(Shipment, shipment_id)
             for epc, outcome in epcs:
                 key = ids.require(epc, "sgtin", "sscc")
                 if key.kind == "sscc":
@@ -914,9 +898,8 @@ class Planner:
                     outcomes.update({n: outcome for n in shipment.kit_numbers})
                 else:
                     outcomes[key.serial] = outcome
-            return ledger.confirm_receipt(
-                actor,
-                shipment_id,
+            return ConfirmReceipt(
+                shipment_id=shipment_id,
                 site_id=site,
                 outcomes=outcomes,
                 logger_min=low,
@@ -924,107 +907,81 @@ class Planner:
                 occurred_at=e.eventTime,
             )
 
-        return Command(group, run)
+        return Step(group, "confirm a receipt", (Role.SITE,), receipt, _actor_of(e))
 
     # --- kits at sites --------------------------------------------------------------------------------------
 
-    def _excursion(self, i: int, e: ObjectEvent) -> Command:
+    def _excursion(self, i: int, e: ObjectEvent) -> Step:
         kits, site = _kits(e.epcList), _location(e.bizLocation or e.readPoint)
         low, high = _temperature(e)
         if low is None or high is None:
             raise MappingError("an excursion needs a Temperature sensor report with minValue and maxValue")
-        minutes = int(_need(e, "lotline:durationMinutes", "how long the excursion lasted"))
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("report an excursion", [Role.SITE, Role.DEPOT], _actor_of(e))
-            return ledger.report_excursion(
-                actor,
-                site,
-                kit_ids=kits,
-                min_celsius=low,
-                max_celsius=high,
-                duration_minutes=minutes,
-                occurred_at=e.eventTime,
-            )
-
-        return Command([i], run)
-
-    def _quarantine_decision(self, i: int, e: ObjectEvent) -> Command:
-        kits, release = _kits(e.epcList), e.disposition_word == "conformant"
-        reason = str(_need(e, "lotline:reason", "why"))
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("decide on quarantined kits", [Role.QA], _actor_of(e))
-            meaning = Meaning.RELEASED if release else Meaning.REJECTED
-            return ledger.decide_quarantine(
-                actor,
-                kit_ids=kits,
-                release=release,
-                signature=sign(actor, meaning),
-                reason=reason,
-                occurred_at=e.eventTime,
-            )
-
-        return Command([i], run)
-
-    def _dispense(self, i: int, e: ObjectEvent) -> Command:
-        (kit,) = _one_kit(e)
-        site, subject = (
-            _location(e.bizLocation or e.readPoint),
-            str(_need(e, "lotline:subject", "the subject")),
+        command = ReportExcursion(
+            location_id=site,
+            kit_ids=kits,
+            min_celsius=low,
+            max_celsius=high,
+            duration_minutes=int(_need(e, "lotline:durationMinutes", "how long the excursion lasted")),
+            occurred_at=e.eventTime,
         )
+        return Step([i], "report an excursion", (Role.SITE, Role.DEPOT), command, _actor_of(e))
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("dispense a kit", [Role.SITE], _actor_of(e))
-            return ledger.dispense(actor, kit, site_id=site, subject=subject, occurred_at=e.eventTime)
+    def _quarantine_decision(self, i: int, e: ObjectEvent) -> Step:
+        release = e.disposition_word == "conformant"
+        command = DecideQuarantine(
+            kit_ids=_kits(e.epcList),
+            release=release,
+            signature=None,
+            reason=str(_need(e, "lotline:reason", "why")),
+            occurred_at=e.eventTime,
+        )
+        meaning = Meaning.RELEASED if release else Meaning.REJECTED
+        return Step([i], "decide on quarantined kits", (Role.QA,), command, _actor_of(e), meaning)
 
-        return Command([i], run)
+    def _dispense(self, i: int, e: ObjectEvent) -> Step:
+        (kit,) = _one_kit(e)
+        command = Dispense(
+            kit_id=kit,
+            site_id=_location(e.bizLocation or e.readPoint),
+            subject=str(_need(e, "lotline:subject", "the subject")),
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "dispense a kit", (Role.SITE,), command, _actor_of(e))
 
-    def _return(self, i: int, e: ObjectEvent) -> Command:
+    def _return(self, i: int, e: ObjectEvent) -> Step:
         (kit,) = _one_kit(e)
         site = _location(e.bizLocation or e.readPoint)
         condition = str(_need(e, "lotline:condition", "used, unused or partially_used"))
+        command = ReturnKit(kit_id=kit, site_id=site, condition=condition, occurred_at=e.eventTime)
+        return Step([i], "return a kit", (Role.SITE,), command, _actor_of(e))
 
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("return a kit", [Role.SITE], _actor_of(e))
-            return ledger.return_kit(actor, kit, site_id=site, condition=condition, occurred_at=e.eventTime)
+    def _authorise_destruction(self, i: int, e: ObjectEvent) -> Step:
+        command = AuthoriseDestruction(
+            kit_ids=_kits(e.epcList),
+            signature=None,
+            reason=str(_need(e, "lotline:reason", "why")),
+            occurred_at=e.eventTime,
+        )
+        return Step(
+            [i], "authorise destruction", (Role.QA,), command, _actor_of(e), Meaning.AUTHORISED_DESTRUCTION
+        )
 
-        return Command([i], run)
-
-    def _authorise_destruction(self, i: int, e: ObjectEvent) -> Command:
-        kits, reason = _kits(e.epcList), str(_need(e, "lotline:reason", "why"))
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("authorise destruction", [Role.QA], _actor_of(e))
-            return ledger.authorise_destruction(
-                actor,
-                kit_ids=kits,
-                reason=reason,
-                occurred_at=e.eventTime,
-                signature=sign(actor, Meaning.AUTHORISED_DESTRUCTION),
-            )
-
-        return Command([i], run)
-
-    def _destroy(self, i: int, e: ObjectEvent) -> Command:
-        kits = _kits(e.epcList)
-        certificate = str(_need(e, "lotline:certificate", "the destruction certificate number"))
-        method = str(e.extension("lotline:method") or "")
-
-        def run(ledger: StagedLedger, actors: Actors) -> Any:
-            actor = actors.pick("destroy kits", [Role.DEPOT, Role.SITE], _actor_of(e))
-            return ledger.destroy(
-                actor, kit_ids=kits, certificate=certificate, method=method, occurred_at=e.eventTime
-            )
-
-        return Command([i], run)
+    def _destroy(self, i: int, e: ObjectEvent) -> Step:
+        """Kits destroyed where they are held: the event's place (bizLocation, or its readPoint)."""
+        command = DestroyKits(
+            location_id=_location(e.bizLocation or e.readPoint),
+            kit_ids=_kits(e.epcList),
+            certificate=str(_need(e, "lotline:certificate", "the destruction certificate number")),
+            method=str(_need(e, "lotline:method", "how the kits were destroyed")),
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "destroy kits", (Role.DEPOT, Role.SITE), command, _actor_of(e))
 
     # --- master data ---------------------------------------------------------------------------------------
 
-    def master_data(self, ledger: StagedLedger, actors: Actors) -> tuple[int, list[EventError]]:
+    def master_data(self, ledger: Ledger, actors: Actors) -> list[EventError]:
         """Register the trials and locations of the header that the ledger does not know yet."""
         errors: list[EventError] = []
-        before = ledger.staged
         header = self.doc.epcisHeader
         vocabularies = header.epcisMasterData.vocabularyList if header and header.epcisMasterData else []
         trials = [v for v in vocabularies if v.type == m.ext("Trial")]
@@ -1033,7 +990,7 @@ class Planner:
             self._master(errors, element.id, partial(_register_trial, ledger, actors, element))
         for element in (el for v in places for el in v.vocabularyElementList):
             self._master(errors, element.id, partial(_register_location, ledger, actors, element))
-        return ledger.staged - before, errors
+        return errors
 
     @staticmethod
     def _master(errors: list[EventError], ident: str, step: Callable[[], Any]) -> None:
@@ -1059,15 +1016,14 @@ def _person(value: Any) -> Actor:
         ) from None
 
 
-def _register_trial(ledger: StagedLedger, actors: Actors, el: Any) -> None:
+def _register_trial(ledger: Ledger, actors: Actors, el: Any) -> None:
     if not el.id.startswith(m.TRIAL_ID):
         raise MappingError(f"a trial is named {m.TRIAL_ID}<code>")
     code = el.id[len(m.TRIAL_ID) :]
-    if ledger.exists(Trial.create_id(code)):
+    if _exists(ledger, Trial, Trial.create_id(code)):
         return
     actor = actors.pick("register a trial", [Role.ADMIN])
-    ledger.register_trial(
-        actor,
+    command = RegisterTrial(
         code=code,
         title=str(el.attribute(m.ext("title"), code)),
         sponsor=str(el.attribute(m.ext("sponsor"), "")),
@@ -1076,12 +1032,13 @@ def _register_trial(ledger: StagedLedger, actors: Actors, el: Any) -> None:
         do_not_dispense_days=int(el.attribute(m.ext("doNotDispenseDays"), 0)),
         occurred_at=_at(el.attribute(m.ext("registeredAt"))),
     )
+    ledger.handle(command, actor)
 
 
-def _register_location(ledger: StagedLedger, actors: Actors, el: Any) -> None:
+def _register_location(ledger: Ledger, actors: Actors, el: Any) -> None:
     key = ids.require(el.id, "sgln")
     location_id = Location.create_id(key.key)
-    if not ledger.exists(location_id):
+    if not _exists(ledger, Location, location_id):
         actor = actors.pick("register a location", [Role.ADMIN])
         trial = el.attribute(m.ext("trial"))
         name = el.attribute("urn:epcglobal:cbv:mda#name")
@@ -1089,8 +1046,7 @@ def _register_location(ledger: StagedLedger, actors: Actors, el: Any) -> None:
         kind = el.attribute(m.ext("locationKind"))
         if not (name and country and kind):
             raise MappingError("a new location needs its name, countryCode and lotline locationKind")
-        ledger.register_location(
-            actor,
+        command = RegisterLocation(
             gln=key.key,
             kind=kind,
             name=name,
@@ -1100,11 +1056,11 @@ def _register_location(ledger: StagedLedger, actors: Actors, el: Any) -> None:
             address=el.attribute("urn:epcglobal:cbv:mda#streetAddressOne") or "",
             occurred_at=_at(el.attribute(m.ext("registeredAt"))),
         )
+        ledger.handle(command, actor)
     activated = el.attribute(m.ext("activatedAt"))
-    if activated and ledger.get(Location, location_id).status != "activated":
-        ledger.activate_site(
-            actors.pick("activate a site", [Role.ADMIN]), location_id, occurred_at=_at(activated)
-        )
+    if activated and ledger.peek(Location, location_id).status != "activated":
+        actor = actors.pick("activate a site", [Role.ADMIN])
+        ledger.handle(ActivateSite(site_id=location_id, occurred_at=_at(activated)), actor)
 
 
 def _at(value: Any) -> datetime | None:
@@ -1121,7 +1077,7 @@ def _at(value: Any) -> datetime | None:
 
 _OUTCOME = {"in_progress": "received", m.QUARANTINED: "received", "damaged": "damaged", m.MISSING: "missing"}
 
-_OBJECT_STEPS: dict[tuple[str | None, str | None], Callable[[Planner, int, ObjectEvent], Command]] = {
+_OBJECT_STEPS: dict[tuple[str | None, str | None], Callable[[Planner, int, ObjectEvent], Step]] = {
     ("receiving", None): Planner._receiving,
     ("commissioning", None): Planner._receive_lot,
     ("inspecting", "conformant"): Planner._lot_or_run,

@@ -723,17 +723,32 @@ def _destruction_authorised(m: Mapper, s: Step) -> list[dict[str, Any]]:
 
 
 def _destroyed(m: Mapper, s: Step) -> list[dict[str, Any]]:
-    e = s.first
+    """Kits destroyed, one event per place that destroyed them (and certificate): the place is the
+    readPoint/bizLocation, which capture hands back to the ledger as the place holding the kits."""
+    groups: dict[tuple[UUID | None, str, str], list[Any]] = {}
+    for e in s.events:
+        groups.setdefault((_destroyed_at(m, e), e.certificate, e.method), []).append(e)
     return [
         _object(
-            e,
+            events[0],
             "DELETE",
             "destroying",
             "destroyed",
-            epcList=_kits(m, s),
-            **{"lotline:certificate": e.certificate, "lotline:method": e.method},
+            epcList=sorted(m.sgtin(e.originator_id) for e in events),
+            **m.place(place),
+            **{"lotline:certificate": certificate, "lotline:method": method},
         )
+        for (place, certificate, method), events in groups.items()
     ]
+
+
+def _destroyed_at(m: Mapper, e: Any) -> UUID | None:
+    """The place that destroyed a kit: named by the event since `Kit.Destroyed` version 2; in an
+    event recorded before, the place that held the kit then (the kit as that event left it says)."""
+    if e.location_id is not None:
+        return UUID(str(e.location_id))
+    kit: Any = m.ledger.repository.get(e.originator_id, version=e.originator_version)
+    return kit.destroyed_at_id
 
 
 _HANDLERS: dict[str, Callable[[Mapper, Step], list[dict[str, Any]]]] = {

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.application import Ledger
-from ledger.commands import Package, Ship
+from ledger.commands import Arm, Package, Ship
 from ledger.domain import Kit, KitStatus
 from ledger.epcis import Epcis
 from ledger.epcis.capture import captured
@@ -106,6 +106,22 @@ def test_a_schema_invalid_event_refuses_the_document(partner_document: dict[str,
     assert "eventTimeZoneOffset" in result.errors[0].reason
 
 
+def test_a_destroying_event_at_a_place_that_does_not_hold_the_kits_is_refused(
+    partner_document: dict[str, Any], target: Any
+) -> None:
+    """The place of a destroying event is where its kits are destroyed: it must hold them."""
+    doc = copy.deepcopy(partner_document)
+    index, destroying = next((i, e) for i, e in enumerate(events(doc)) if e.get("bizStep") == "destroying")
+    site = destroying["bizLocation"]
+    assert destroying["readPoint"] == site  # exported with the site that destroyed them
+    depot = next(e["sourceList"][0]["source"] for e in events(doc) if e.get("bizStep") == "shipping")
+    assert site != {"id": depot}
+    destroying["readPoint"] = destroying["bizLocation"] = {"id": depot}
+    result = _refused_whole(target, doc)
+    assert [(e.index, e.code) for e in result.errors] == [(index, "kits_not_usable")]
+    assert result.errors[0].reason.startswith("cannot destroy ")
+
+
 def test_a_user_without_the_role_for_a_step_is_refused(partner_document: dict[str, Any], target: Any) -> None:
     ledger, epcis = target
     result = epcis.capture(partner_document, [actors.site])
@@ -123,8 +139,6 @@ def _official_receipt_state(ledger: Ledger) -> tuple[Program, list[str]]:
     kit_gtin = with_check_digit("0952000112346")
     numbers = [f"1000000{n}" for n in range(1001, 1011)]
     program.kit_numbers = numbers
-    from ledger.application import Arm
-
     program.run = ledger.handle(
         Package(
             batch_number="P-EX",
@@ -152,7 +166,7 @@ def _official_receipt_state(ledger: Ledger) -> tuple[Program, list[str]]:
             occurred_at=program.clock(),
         ),
         actors.depot,
-    ).id
+    )
     return program, [str(Kit.create_id(kit_gtin, n)) for n in numbers]
 
 

@@ -49,7 +49,7 @@ def source(ledger: Ledger, database_url: str) -> Iterator[Epcis]:
         ),
         actors.qa,
     )
-    recall_id: UUID = written.ids["recall_id"]
+    recall_id: UUID = written.id
     # the site reports two kits returned (sent back to the depot) and one quarantined, in one write
     ledger.handle(
         ReportRecallKits(
