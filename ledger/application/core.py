@@ -121,6 +121,7 @@ class Staged:
     def __init__(self) -> None:
         self.overlay: dict[UUID, LedgerAggregate] = {}
         self.events: list[Any] = []
+        self.releases = 0
         self.recorded = Recorded(events=())
 
 
@@ -182,9 +183,22 @@ class Ledger(Application[UUID]):
         self._after_release.append(listener)
 
     def released(self, recorded: Recorded) -> None:
-        """A QA release was recorded: tell the listeners."""
+        """A QA release was recorded: tell the listeners (inside `atomically()`, once the block's
+        events are saved, with what the block recorded; not at all if it saved nothing)."""
+        staged = self._staged()
+        if staged is not None:
+            staged.releases += 1
+            return
         for listener in self._after_release:
             listener(recorded)
+
+    def exists(self, cls: type[LedgerAggregate], ident: UUID) -> bool:
+        """Whether an aggregate `ident` of type `cls` exists (staged ones included)."""
+        try:
+            self.peek(cls, ident)
+        except NotFound:
+            return False
+        return True
 
     # --- loading and saving ------------------------------------------------------------------------
 
@@ -264,6 +278,9 @@ class Ledger(Application[UUID]):
         except IntegrityError:
             raise ConcurrentWriteConflict() from None
         staged.recorded = Recorded(events=self._written())
+        if staged.releases:
+            for listener in self._after_release:
+                listener(staged.recorded)
 
     def _staged(self) -> Staged | None:
         return getattr(self._local, "staged", None)
