@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.errors import InvalidInput
@@ -21,7 +21,23 @@ class ManufacturingBatch(LedgerAggregate):
     def create_id(batch_number: str, **_: Any) -> UUID:
         return stable_id("batch", batch_number)
 
-    @event("Formulated")
+    class Formulated(LedgerAggregate.Created):
+        """The batch was formulated: its inputs, output lot, yields, equipment, who did and who checked."""
+
+        batch_number: str
+        audit: dict[str, Any]
+        product: str
+        location_id: UUID
+        inputs: list[dict[str, Any]]
+        output_lot_id: UUID
+        theoretical_yield: dict[str, str]
+        actual_yield: dict[str, str]
+        yield_percent: str
+        equipment: list[str]
+        performed_by: dict[str, str]
+        checked_by: dict[str, str]
+
+    @event(Formulated)
     def __init__(
         self,
         batch_number: str,
@@ -61,7 +77,15 @@ class ManufacturingBatch(LedgerAggregate):
         self._require_after_last_step(audit, "deviation")
         self._deviation_recorded(audit, number, description, classification)
 
-    @event("DeviationRecorded")
+    class DeviationRecorded(Aggregate.Event):
+        """A deviation (minor, major or critical) was recorded against the batch."""
+
+        audit: dict[str, Any]
+        number: str
+        description: str
+        classification: str
+
+    @event(DeviationRecorded)
     def _deviation_recorded(
         self, audit: dict[str, Any], number: str, description: str, classification: str
     ) -> None:

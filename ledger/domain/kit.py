@@ -59,7 +59,20 @@ class Kit(LedgerAggregate):
     def create_id(gtin: str, kit_number: str, **_: Any) -> UUID:
         return stable_id("kit", gtin, kit_number)
 
-    @event("Commissioned")
+    class Commissioned(LedgerAggregate.Created):
+        """The kit was commissioned by a packaging run: GTIN + kit number, label, expiry and place."""
+
+        gtin: str
+        kit_number: str
+        audit: dict[str, Any]
+        trial_id: UUID
+        packaging_run_id: UUID
+        batch_number: str
+        label_version: str
+        expires_on: date
+        location_id: UUID
+
+    @event(Commissioned)
     def __init__(
         self,
         gtin: str,
@@ -212,7 +225,15 @@ class Kit(LedgerAggregate):
 
     # --- events --------------------------------------------------------------------------------------
 
-    @event("Shipped")
+    class Shipped(Aggregate.Event):
+        """The kit left `from_id` for `to_id` in a shipment."""
+
+        audit: dict[str, Any]
+        shipment_id: UUID
+        from_id: UUID
+        to_id: UUID
+
+    @event(Shipped)
     def _shipped(self, audit: dict[str, Any], shipment_id: UUID, from_id: UUID, to_id: UUID) -> None:
         self.status = KitStatus.IN_TRANSIT
         self.shipment_id = shipment_id
@@ -220,7 +241,16 @@ class Kit(LedgerAggregate):
         self.location_id = None
         self._touch(audit)
 
-    @event("Received")
+    class Received(Aggregate.Event):
+        """The site received the kit from a shipment: received, damaged or missing (maybe quarantined)."""
+
+        audit: dict[str, Any]
+        shipment_id: UUID
+        site_id: UUID
+        outcome: str
+        quarantine: bool
+
+    @event(Received)
     def _received(
         self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: str, quarantine: bool
     ) -> None:
@@ -236,42 +266,89 @@ class Kit(LedgerAggregate):
         self.destination_id = None
         self._touch(audit)
 
-    @event("Quarantined")
+    class Quarantined(Aggregate.Event):
+        """The kit was quarantined after a temperature excursion."""
+
+        audit: dict[str, Any]
+        excursion: dict[str, Any]
+
+    @event(Quarantined)
     def _quarantined(self, audit: dict[str, Any], excursion: dict[str, Any]) -> None:
         self.status_before_quarantine = self.status
         self.status = KitStatus.QUARANTINED
         self._touch(audit)
 
-    @event("QuarantineReleased")
+    class QuarantineReleased(Aggregate.Event):
+        """QA released the kit from quarantine, signed: back to its status before."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+
+    @event(QuarantineReleased)
     def _released_from_quarantine(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
         self.status = self.status_before_quarantine or KitStatus.AVAILABLE
         self.status_before_quarantine = None
         self._touch(audit)
 
-    @event("QuarantineRejected")
+    class QuarantineRejected(Aggregate.Event):
+        """QA rejected the quarantined kit, signed: it counts as damaged."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+
+    @event(QuarantineRejected)
     def _rejected_from_quarantine(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
         self.status = KitStatus.DAMAGED
         self.status_before_quarantine = None
         self._touch(audit)
 
-    @event("Dispensed")
+    class Dispensed(Aggregate.Event):
+        """The site dispensed the kit to a (pseudonymous) subject."""
+
+        audit: dict[str, Any]
+        site_id: UUID
+        subject: str
+
+    @event(Dispensed)
     def _dispensed(self, audit: dict[str, Any], site_id: UUID, subject: str) -> None:
         self.status = KitStatus.DISPENSED
         self.subject = subject
         self._touch(audit)
 
-    @event("Returned")
+    class Returned(Aggregate.Event):
+        """The kit came back to the site: used, unused or partially used."""
+
+        audit: dict[str, Any]
+        site_id: UUID
+        condition: str
+
+    @event(Returned)
     def _returned(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
         self.status = KitStatus.RETURNED
         self._touch(audit)
 
-    @event("RecallQuarantined")
+    class RecallQuarantined(Aggregate.Event):
+        """The place holding the kit quarantined it under a recall."""
+
+        audit: dict[str, Any]
+        place_id: UUID
+        recall_number: str
+
+    @event(RecallQuarantined)
     def _recall_quarantined(self, audit: dict[str, Any], place_id: UUID, recall_number: str) -> None:
         self.status_before_quarantine = self.status
         self.status = KitStatus.QUARANTINED
         self._touch(audit)
 
-    @event("ReturnShipped")
+    class ReturnShipped(Aggregate.Event):
+        """The site sent the recalled kit back to the depot."""
+
+        audit: dict[str, Any]
+        site_id: UUID
+        depot_id: UUID
+        recall_number: str
+
+    @event(ReturnShipped)
     def _return_shipped(
         self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str
     ) -> None:
@@ -282,7 +359,13 @@ class Kit(LedgerAggregate):
         self.status_before_quarantine = None
         self._touch(audit)
 
-    @event("ReturnReceived")
+    class ReturnReceived(Aggregate.Event):
+        """The depot received the kit a site sent back."""
+
+        audit: dict[str, Any]
+        depot_id: UUID
+
+    @event(ReturnReceived)
     def _return_received(self, audit: dict[str, Any], depot_id: UUID) -> None:
         self.status = KitStatus.RETURNED
         self.location_id = depot_id
@@ -290,7 +373,13 @@ class Kit(LedgerAggregate):
         self.returning_from = None
         self._touch(audit)
 
-    @event("DestructionAuthorised")
+    class DestructionAuthorised(Aggregate.Event):
+        """QA authorised the kit's destruction, signed."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+
+    @event(DestructionAuthorised)
     def _destruction_authorised(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
         self.status = KitStatus.PENDING_DESTRUCTION
         self._touch(audit)
@@ -319,7 +408,14 @@ class Kit(LedgerAggregate):
         self.location_id = None
         self._touch(audit)
 
-    @event("Relabelled")
+    class Relabelled(Aggregate.Event):
+        """The kit was relabelled with a later expiry (its packaging run's expiry extension)."""
+
+        audit: dict[str, Any]
+        batch_number: str
+        new_expiry: date
+
+    @event(Relabelled)
     def _relabelled(self, audit: dict[str, Any], batch_number: str, new_expiry: date) -> None:
         self.expires_on = new_expiry
         self._touch(audit)

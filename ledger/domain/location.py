@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.errors import AlreadyExists, InvalidTransition, SiteNotActive, TimeOrderViolation
@@ -31,7 +31,19 @@ class Location(LedgerAggregate):
     def create_id(gln: str, **_: Any) -> UUID:
         return stable_id("location", gln)
 
-    @event("Registered")
+    class Registered(LedgerAggregate.Created):
+        """The place was registered; a clinical site starts registered, any other place active."""
+
+        gln: str
+        audit: dict[str, Any]
+        kind: str
+        name: str
+        country: str
+        trial_id: UUID | None
+        site_number: str | None
+        address: str
+
+    @event(Registered)
     def __init__(
         self,
         gln: str,
@@ -98,19 +110,36 @@ class Location(LedgerAggregate):
         """The base64 public key `key_id` names if it is this site's current key; None otherwise."""
         return self.site_keys[key_id] if key_id == self.site_key_id else None
 
-    @event("SiteKeyRegistered")
+    class SiteKeyRegistered(Aggregate.Event):
+        """A clinical site's Ed25519 public key (base64) was registered and became its current key."""
+
+        audit: dict[str, Any]
+        public_key: str
+        key_id: str
+
+    @event(SiteKeyRegistered)
     def _site_key_registered(self, audit: dict[str, Any], public_key: str, key_id: str) -> None:
         self.site_keys[key_id] = public_key
         self.site_key_id = key_id
         self._touch(audit)
 
-    @event("Activated")
+    class Activated(Aggregate.Event):
+        """The clinical site was activated: from now on it may receive kits."""
+
+        audit: dict[str, Any]
+
+    @event(Activated)
     def _activated(self, audit: dict[str, Any]) -> None:
         self.activated_at = audit["occurred_at"]
         self.status = SiteStatus.ACTIVATED
         self._touch(audit)
 
-    @event("Deactivated")
+    class Deactivated(Aggregate.Event):
+        """The clinical site was deactivated: it receives no more kits."""
+
+        audit: dict[str, Any]
+
+    @event(Deactivated)
     def _deactivated(self, audit: dict[str, Any]) -> None:
         self.status = SiteStatus.DEACTIVATED
         self._touch(audit)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger import gs1
 from ledger.domain.base import LedgerAggregate, stable_id
@@ -53,7 +53,24 @@ class Lot(LedgerAggregate):
     def create_id(gtin: str, lot_number: str, **_: Any) -> UUID:
         return stable_id("lot", gtin, lot_number)
 
-    @event("Received")
+    class Received(LedgerAggregate.Created):
+        """The lot was received at a place, in quarantine, with its quantity and dates."""
+
+        gtin: str
+        lot_number: str
+        audit: dict[str, Any]
+        kind: str
+        material: str
+        quantity: dict[str, str]
+        location_id: UUID
+        manufactured_on: date
+        expires_on: date
+        retest_on: date | None
+        supplier: str | None
+        supplier_lot: str | None
+        produced_by_batch_id: UUID | None
+
+    @event(Received)
     def __init__(
         self,
         gtin: str,
@@ -205,33 +222,73 @@ class Lot(LedgerAggregate):
 
     # --- events --------------------------------------------------------------------------------
 
-    @event("Released")
+    class Released(Aggregate.Event):
+        """QA released the lot for use, signed, citing the test results."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        results_ref: str
+
+    @event(Released)
     def _released(self, audit: dict[str, Any], signature: dict[str, str], results_ref: str) -> None:
         self.status = LotStatus.RELEASED
         self._touch(audit)
 
-    @event("Rejected")
+    class Rejected(Aggregate.Event):
+        """QA rejected the lot, signed (with the test results, when there are any)."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        results_ref: str | None
+
+    @event(Rejected)
     def _rejected(self, audit: dict[str, Any], signature: dict[str, str], results_ref: str | None) -> None:
         self.status = LotStatus.REJECTED
         self._touch(audit)
 
-    @event("PutOnHold")
+    class PutOnHold(Aggregate.Event):
+        """The lot was put on hold: not usable until QA decides again."""
+
+        audit: dict[str, Any]
+
+    @event(PutOnHold)
     def _put_on_hold(self, audit: dict[str, Any]) -> None:
         self.status = LotStatus.ON_HOLD
         self._touch(audit)
 
-    @event("Recalled")
+    class Recalled(Aggregate.Event):
+        """QA recalled the lot, signed."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+
+    @event(Recalled)
     def _recalled(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
         self.status = LotStatus.RECALLED
         self._touch(audit)
 
-    @event("Consumed")
+    class Consumed(Aggregate.Event):
+        """A quantity (in the lot's own unit) was taken by a formulation or packaging step."""
+
+        audit: dict[str, Any]
+        quantity: dict[str, str]
+        by_step_id: UUID
+        step: str
+
+    @event(Consumed)
     def _consumed(self, audit: dict[str, Any], quantity: dict[str, str], by_step_id: UUID, step: str) -> None:
         self.remaining = Quantity(self.remaining.amount - Decimal(quantity["amount"]), self.remaining.unit)
         self.consumed_by.append(by_step_id)
         self._touch(audit)
 
-    @event("QuantityCorrected")
+    class QuantityCorrected(Aggregate.Event):
+        """The received quantity recorded at version `corrects_version` was corrected (with a reason)."""
+
+        audit: dict[str, Any]
+        corrects_version: int
+        quantity: dict[str, str]
+
+    @event(QuantityCorrected)
     def _quantity_corrected(
         self, audit: dict[str, Any], corrects_version: int, quantity: dict[str, str]
     ) -> None:

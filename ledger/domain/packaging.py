@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.errors import InvalidInput, InvalidTransition, ReleaseIncomplete, TimeOrderViolation
@@ -22,7 +22,26 @@ class PackagingRun(LedgerAggregate):
     def create_id(batch_number: str, **_: Any) -> UUID:
         return stable_id("packaging", batch_number)
 
-    @event("Packaged")
+    class Packaged(LedgerAggregate.Created):
+        """The run filled numbered, blinded kits: inputs, arms, reconciliation and the kit list."""
+
+        batch_number: str
+        audit: dict[str, Any]
+        trial_id: UUID
+        location_id: UUID
+        kit_gtin: str
+        label_version: str
+        expires_on: date
+        inputs: list[dict[str, Any]]
+        arms: list[dict[str, Any]]
+        samples: int
+        rejects: int
+        kit_numbers: list[str]
+        allocation: dict[str, str]
+        performed_by: dict[str, str]
+        checked_by: dict[str, str]
+
+    @event(Packaged)
     def __init__(
         self,
         batch_number: str,
@@ -139,23 +158,51 @@ class PackagingRun(LedgerAggregate):
         self._require_after_last_step(audit, "relabel")
         self._expiry_extended(audit, signature, self.batch_number, new_expiry)
 
-    @event("Disposed")
+    class Disposed(Aggregate.Event):
+        """QA's signed disposition of the packaged batch: `released` or `rejected`."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        disposition: str
+
+    @event(Disposed)
     def _disposed(self, audit: dict[str, Any], signature: dict[str, str], disposition: str) -> None:
         self.qa_status = disposition
         self._touch(audit)
 
-    @event("Certified")
+    class Certified(Aggregate.Event):
+        """The QP certified the packaged batch, signed."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+
+    @event(Certified)
     def _certified(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
         self.qp_certified = True
         self._touch(audit)
 
-    @event("SponsorReleased")
+    class SponsorReleased(Aggregate.Event):
+        """The sponsor released the packaged batch for one country of the trial, signed."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        country: str
+
+    @event(SponsorReleased)
     def _sponsor_released(self, audit: dict[str, Any], signature: dict[str, str], country: str) -> None:
         self.sponsor_countries.append(country)
         self.released_at[country] = audit["occurred_at"]
         self._touch(audit)
 
-    @event("ExpiryExtended")
+    class ExpiryExtended(Aggregate.Event):
+        """The run's kits were relabelled with a later expiry, signed."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        batch_number: str
+        new_expiry: date
+
+    @event(ExpiryExtended)
     def _expiry_extended(
         self, audit: dict[str, Any], signature: dict[str, str], batch_number: str, new_expiry: date
     ) -> None:

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.domain.kit import Kit
@@ -147,7 +147,22 @@ class Recall(LedgerAggregate):
     def create_id(recall_number: str, **_: Any) -> UUID:
         return stable_id("recall", recall_number)
 
-    @event("Opened")
+    class Opened(LedgerAggregate.Created):
+        """QA opened the recall, signed: the suspect lots and the affected set as known at that moment."""
+
+        recall_number: str
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        lots: list[dict[str, str]]
+        classification: str
+        scope: str
+        runs: list[dict[str, str]]
+        places: dict[str, dict[str, str]]
+        kit_groups: list[dict[str, Any]]
+        shipments_in_transit: list[dict[str, Any]]
+        source: dict[str, Any]
+
+    @event(Opened)
     def __init__(
         self,
         recall_number: str,
@@ -339,13 +354,27 @@ class Recall(LedgerAggregate):
 
     # --- events ------------------------------------------------------------------------------------
 
-    @event("Acknowledged")
+    class Acknowledged(Aggregate.Event):
+        """A place (its id as text) confirmed it received the recall notice."""
+
+        audit: dict[str, Any]
+        place_id: str
+
+    @event(Acknowledged)
     def _acknowledged(self, audit: dict[str, Any], place_id: str) -> None:
         self.acknowledged[place_id] = {"at": audit["occurred_at"], "by": audit["name"]}
         self.timeline.append(_moment("acknowledged", audit, place_id=place_id))
         self._touch(audit)
 
-    @event("KitReported")
+    class KitReported(Aggregate.Event):
+        """A place reported what became of one affected kit (with the subject when dispensed)."""
+
+        audit: dict[str, Any]
+        kit_id: UUID
+        outcome: str
+        subject: str | None
+
+    @event(KitReported)
     def _kit_reported(self, audit: dict[str, Any], kit_id: UUID, outcome: str, subject: str | None) -> None:
         record = {"outcome": outcome, "by": audit["name"]}
         if subject:
@@ -354,7 +383,14 @@ class Recall(LedgerAggregate):
         self._check_reconciled(audit)
         self._touch(audit)
 
-    @event("ReturnReceived")
+    class ReturnReceived(Aggregate.Event):
+        """The depot received an affected kit a place reported returned."""
+
+        audit: dict[str, Any]
+        depot_id: UUID
+        kit_id: UUID
+
+    @event(ReturnReceived)
     def _return_received(self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID) -> None:
         record = {
             **self.outcomes[kit_id],
@@ -366,7 +402,16 @@ class Recall(LedgerAggregate):
         self._check_reconciled(audit)
         self._touch(audit)
 
-    @event("KitDestroyed")
+    class KitDestroyed(Aggregate.Event):
+        """The depot destroyed an affected kit it held, under a destruction certificate."""
+
+        audit: dict[str, Any]
+        depot_id: UUID
+        kit_id: UUID
+        certificate: str
+        method: str
+
+    @event(KitDestroyed)
     def _kit_destroyed(
         self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID, certificate: str, method: str
     ) -> None:
@@ -382,7 +427,15 @@ class Recall(LedgerAggregate):
         self._check_reconciled(audit)
         self._touch(audit)
 
-    @event("KitJustified")
+    class KitJustified(Aggregate.Event):
+        """QA's signed justification for an affected kit that cannot be accounted for."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        kit_id: UUID
+        justification: str
+
+    @event(KitJustified)
     def _justified(
         self, audit: dict[str, Any], signature: dict[str, str], kit_id: UUID, justification: str
     ) -> None:
@@ -396,7 +449,13 @@ class Recall(LedgerAggregate):
         self._check_reconciled(audit)
         self._touch(audit)
 
-    @event("Closed")
+    class Closed(Aggregate.Event):
+        """QA closed the recall, signed, once every affected kit was accounted for or justified."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+
+    @event(Closed)
     def _closed(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
         self.status = RecallStatus.CLOSED
         self.closed = {"at": audit["occurred_at"], "signature": signature}

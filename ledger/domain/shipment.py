@@ -25,7 +25,22 @@ class Shipment(LedgerAggregate):
     def create_id(shipment_number: str, **_: Any) -> UUID:
         return stable_id("shipment", shipment_number)
 
-    @event("Shipped")
+    class Shipped(LedgerAggregate.Created):
+        """The shipper left the depot for the site with its kits, shipping conditions and logger."""
+
+        shipment_number: str
+        audit: dict[str, Any]
+        sscc: str
+        from_id: UUID
+        to_id: UUID
+        kit_ids: list[UUID]
+        kit_numbers: list[str]
+        min_celsius: Decimal
+        max_celsius: Decimal
+        logger_id: str | None
+        carrier: str | None
+
+    @event(Shipped)
     def __init__(
         self,
         shipment_number: str,

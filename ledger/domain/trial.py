@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 
@@ -18,7 +18,18 @@ class Trial(LedgerAggregate):
     def create_id(code: str, **_: Any) -> UUID:
         return stable_id("trial", code)
 
-    @event("Registered")
+    class Registered(LedgerAggregate.Created):
+        """The trial was registered with its countries and its do-not-ship/do-not-dispense windows."""
+
+        code: str
+        audit: dict[str, Any]
+        title: str
+        sponsor: str
+        countries: list[str]
+        do_not_ship_days: int
+        do_not_dispense_days: int
+
+    @event(Registered)
     def __init__(
         self,
         code: str,
@@ -48,7 +59,14 @@ class Trial(LedgerAggregate):
         self._require_after_last_step(audit, "expiry window change")
         self._expiry_windows_changed(audit, dns_days, dnd_days)
 
-    @event("ExpiryWindowsChanged")
+    class ExpiryWindowsChanged(Aggregate.Event):
+        """The do-not-ship and do-not-dispense windows (days before expiry) changed."""
+
+        audit: dict[str, Any]
+        dns_days: int
+        dnd_days: int
+
+    @event(ExpiryWindowsChanged)
     def _expiry_windows_changed(self, audit: dict[str, Any], dns_days: int, dnd_days: int) -> None:
         self.do_not_ship_days = dns_days
         self.do_not_dispense_days = dnd_days
