@@ -22,9 +22,9 @@ from uuid import UUID
 from sqlalchemy import Column, Connection, Date, Index, MetaData, String, Table, Uuid, func, select
 
 from ledger.domain import Location, Lot
+from ledger.domain.kit import IN_SUPPLY
 from ledger.errors import InvalidInput
 from projections import genealogy as gen
-from projections import kitstate
 from projections.base import (
     BatchWriter,
     Projection,
@@ -215,7 +215,7 @@ class Inventory(Projection):
         query = (
             select(kit, *(c.label("at_" + c.name) for c in gen.location.c))
             .join(gen.location, gen.location.c.location_id == kit.c.place_id)
-            .where(kit.c.expires_on <= until, kit.c.status.in_([str(s) for s in kitstate.IN_SUPPLY]))
+            .where(kit.c.expires_on <= until, kit.c.status.in_([str(s) for s in IN_SUPPLY]))
             .order_by(kit.c.expires_on, kit.c.kit_number)
         )
         if trial_id is not None:

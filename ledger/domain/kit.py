@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -47,6 +48,10 @@ RETURN_CONDITIONS = ("used", "unused", "partially_used")
 RELABELLABLE = (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.QUARANTINED)
 """Kits still in the supply chain (not travelling, not used up, not destroyed): an expiry extension
 relabels them."""
+
+IN_SUPPLY = (KitStatus.AVAILABLE, KitStatus.IN_TRANSIT, KitStatus.RECEIVED, KitStatus.QUARANTINED)
+"""Kits that could still reach a subject (stock and supply counts). Narrower is `RELABELLABLE`: an expiry
+extension relabels only kits in someone's hands, not those travelling."""
 
 RECALL_QUARANTINABLE = (KitStatus.AVAILABLE, KitStatus.RECEIVED, KitStatus.RETURNED, KitStatus.DAMAGED)
 """Statuses of a kit a place holds that a recall puts in quarantine (others are already held back)."""
@@ -92,15 +97,24 @@ class Kit(LedgerAggregate):
         self.batch_number = batch_number
         self.label_version = label_version
         self.expires_on = expires_on
+        self.status: str = KitStatus.AVAILABLE
+        self.held_status: str | None = None
         self.location_id: UUID | None = location_id
-        self.status = KitStatus.AVAILABLE
+        self.place_id: UUID | None = location_id
         self.shipment_id: UUID | None = None
-        self.destination_id: UUID | None = None
         self.subject: str | None = None
-        self.status_before_quarantine: KitStatus | None = None
         self.returning_from: UUID | None = None
-        self.destroyed_at_id: UUID | None = None
         self._touch(audit)
+
+    @property
+    def destination_id(self) -> UUID | None:
+        """Where the kit travels to, while in transit."""
+        return self.place_id if self.status == KitStatus.IN_TRANSIT else None
+
+    @property
+    def destroyed_at_id(self) -> UUID | None:
+        """Where the kit was destroyed."""
+        return self.place_id if self.status == KitStatus.DESTROYED else None
 
     # --- rules -----------------------------------------------------------------------------------
 
@@ -235,10 +249,7 @@ class Kit(LedgerAggregate):
 
     @event(Shipped)
     def _shipped(self, audit: dict[str, Any], shipment_id: UUID, from_id: UUID, to_id: UUID) -> None:
-        self.status = KitStatus.IN_TRANSIT
-        self.shipment_id = shipment_id
-        self.destination_id = to_id
-        self.location_id = None
+        shipped(self, shipment_id=shipment_id, to_id=to_id)
         self._touch(audit)
 
     class Received(Aggregate.Event):
@@ -254,16 +265,7 @@ class Kit(LedgerAggregate):
     def _received(
         self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: str, quarantine: bool
     ) -> None:
-        if outcome == ReceiptOutcome.MISSING:
-            self.status = KitStatus.MISSING
-            self.location_id = None
-        else:
-            self.location_id = site_id
-            self.status = KitStatus.DAMAGED if outcome == ReceiptOutcome.DAMAGED else KitStatus.RECEIVED
-            if quarantine and self.status == KitStatus.RECEIVED:
-                self.status_before_quarantine = KitStatus.RECEIVED
-                self.status = KitStatus.QUARANTINED
-        self.destination_id = None
+        received(self, site_id=site_id, outcome=outcome, quarantine=quarantine)
         self._touch(audit)
 
     class Quarantined(Aggregate.Event):
@@ -274,8 +276,7 @@ class Kit(LedgerAggregate):
 
     @event(Quarantined)
     def _quarantined(self, audit: dict[str, Any], excursion: dict[str, Any]) -> None:
-        self.status_before_quarantine = self.status
-        self.status = KitStatus.QUARANTINED
+        quarantined(self)
         self._touch(audit)
 
     class QuarantineReleased(Aggregate.Event):
@@ -286,8 +287,7 @@ class Kit(LedgerAggregate):
 
     @event(QuarantineReleased)
     def _released_from_quarantine(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
-        self.status = self.status_before_quarantine or KitStatus.AVAILABLE
-        self.status_before_quarantine = None
+        quarantine_released(self)
         self._touch(audit)
 
     class QuarantineRejected(Aggregate.Event):
@@ -298,8 +298,7 @@ class Kit(LedgerAggregate):
 
     @event(QuarantineRejected)
     def _rejected_from_quarantine(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
-        self.status = KitStatus.DAMAGED
-        self.status_before_quarantine = None
+        quarantine_rejected(self)
         self._touch(audit)
 
     class Dispensed(Aggregate.Event):
@@ -311,8 +310,7 @@ class Kit(LedgerAggregate):
 
     @event(Dispensed)
     def _dispensed(self, audit: dict[str, Any], site_id: UUID, subject: str) -> None:
-        self.status = KitStatus.DISPENSED
-        self.subject = subject
+        dispensed(self, subject=subject)
         self._touch(audit)
 
     class Returned(Aggregate.Event):
@@ -324,7 +322,7 @@ class Kit(LedgerAggregate):
 
     @event(Returned)
     def _returned(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
-        self.status = KitStatus.RETURNED
+        returned(self)
         self._touch(audit)
 
     class RecallQuarantined(Aggregate.Event):
@@ -336,8 +334,7 @@ class Kit(LedgerAggregate):
 
     @event(RecallQuarantined)
     def _recall_quarantined(self, audit: dict[str, Any], place_id: UUID, recall_number: str) -> None:
-        self.status_before_quarantine = self.status
-        self.status = KitStatus.QUARANTINED
+        quarantined(self)
         self._touch(audit)
 
     class ReturnShipped(Aggregate.Event):
@@ -352,11 +349,8 @@ class Kit(LedgerAggregate):
     def _return_shipped(
         self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str
     ) -> None:
-        self.status = KitStatus.IN_TRANSIT
+        return_shipped(self, depot_id=depot_id)
         self.returning_from = site_id
-        self.destination_id = depot_id
-        self.location_id = None
-        self.status_before_quarantine = None
         self._touch(audit)
 
     class ReturnReceived(Aggregate.Event):
@@ -367,9 +361,7 @@ class Kit(LedgerAggregate):
 
     @event(ReturnReceived)
     def _return_received(self, audit: dict[str, Any], depot_id: UUID) -> None:
-        self.status = KitStatus.RETURNED
-        self.location_id = depot_id
-        self.destination_id = None
+        return_received(self, depot_id=depot_id)
         self.returning_from = None
         self._touch(audit)
 
@@ -381,7 +373,7 @@ class Kit(LedgerAggregate):
 
     @event(DestructionAuthorised)
     def _destruction_authorised(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
-        self.status = KitStatus.PENDING_DESTRUCTION
+        destruction_authorised(self)
         self._touch(audit)
 
     class Destroyed(Aggregate.Event):
@@ -403,9 +395,7 @@ class Kit(LedgerAggregate):
     def _destroyed(
         self, audit: dict[str, Any], certificate: str, method: str, location_id: UUID | None
     ) -> None:
-        self.status = KitStatus.DESTROYED
-        self.destroyed_at_id = location_id or self.location_id
-        self.location_id = None
+        destroyed(self, location_id=location_id)
         self._touch(audit)
 
     class Relabelled(Aggregate.Event):
@@ -417,5 +407,108 @@ class Kit(LedgerAggregate):
 
     @event(Relabelled)
     def _relabelled(self, audit: dict[str, Any], batch_number: str, new_expiry: date) -> None:
-        self.expires_on = new_expiry
+        relabelled(self, new_expiry=new_expiry)
         self._touch(audit)
+
+# --- the kit's state machine ---------------------------------------------------------------------------
+# Where a kit is and what state it is in, changed by each of its events: one definition, applied by the
+# aggregate above to itself and by the read models to their kit rows (`ledger.domain.kit.MOVES`).
+# `location_id` is where the kit physically is (None in transit, missing or destroyed); `place_id` the
+# place accountable for it: where it is, the place it travels to (or went missing on the way to), or
+# where it was destroyed; `held_status` the status a quarantine decision restores.
+
+
+class Whereabouts(Protocol):
+    """What the state machine reads and changes: a `Kit`, or a read model's kit row seen as attributes."""
+
+    status: str
+    held_status: str | None
+    location_id: UUID | None
+    place_id: UUID | None
+    shipment_id: UUID | None
+    subject: str | None
+    expires_on: date
+
+
+def commissioned(k: Whereabouts, *, location_id: UUID, **_: Any) -> None:
+    k.status, k.held_status, k.shipment_id, k.subject = KitStatus.AVAILABLE, None, None, None
+    k.location_id = k.place_id = location_id
+
+
+def shipped(k: Whereabouts, *, shipment_id: UUID, to_id: UUID, **_: Any) -> None:
+    k.status, k.location_id, k.place_id, k.shipment_id = KitStatus.IN_TRANSIT, None, to_id, shipment_id
+
+
+def received(k: Whereabouts, *, site_id: UUID, outcome: str, quarantine: bool, **_: Any) -> None:
+    k.place_id = site_id
+    if outcome == ReceiptOutcome.MISSING:
+        k.status, k.location_id = KitStatus.MISSING, None
+        return
+    k.location_id = site_id
+    if outcome == ReceiptOutcome.DAMAGED:
+        k.status = KitStatus.DAMAGED
+    elif quarantine:
+        k.status, k.held_status = KitStatus.QUARANTINED, KitStatus.RECEIVED
+    else:
+        k.status = KitStatus.RECEIVED
+
+
+def quarantined(k: Whereabouts, **_: Any) -> None:
+    k.held_status, k.status = k.status, KitStatus.QUARANTINED
+
+
+def quarantine_released(k: Whereabouts, **_: Any) -> None:
+    k.status, k.held_status = k.held_status or KitStatus.AVAILABLE, None
+
+
+def quarantine_rejected(k: Whereabouts, **_: Any) -> None:
+    k.status, k.held_status = KitStatus.DAMAGED, None
+
+
+def dispensed(k: Whereabouts, *, subject: str, **_: Any) -> None:
+    k.status, k.subject = KitStatus.DISPENSED, subject
+
+
+def returned(k: Whereabouts, **_: Any) -> None:
+    k.status = KitStatus.RETURNED
+
+
+def return_shipped(k: Whereabouts, *, depot_id: UUID, **_: Any) -> None:
+    """Sent back by a site: in transit, the depot it travels to accountable for it."""
+    k.status, k.held_status, k.location_id, k.place_id = KitStatus.IN_TRANSIT, None, None, depot_id
+
+
+def return_received(k: Whereabouts, *, depot_id: UUID, **_: Any) -> None:
+    k.status, k.location_id, k.place_id = KitStatus.RETURNED, depot_id, depot_id
+
+
+def destruction_authorised(k: Whereabouts, **_: Any) -> None:
+    k.status = KitStatus.PENDING_DESTRUCTION
+
+
+def destroyed(k: Whereabouts, *, location_id: UUID | None = None, **_: Any) -> None:
+    """Destroyed where it was held (`location_id`, recorded since version 2 of the event)."""
+    k.status, k.place_id, k.location_id = KitStatus.DESTROYED, location_id or k.location_id, None
+
+
+def relabelled(k: Whereabouts, *, new_expiry: date, **_: Any) -> None:
+    k.expires_on = new_expiry
+
+
+MOVES: dict[type, Callable[..., None]] = {
+    Kit.Commissioned: commissioned,
+    Kit.Shipped: shipped,
+    Kit.Received: received,
+    Kit.Quarantined: quarantined,
+    Kit.QuarantineReleased: quarantine_released,
+    Kit.QuarantineRejected: quarantine_rejected,
+    Kit.Dispensed: dispensed,
+    Kit.Returned: returned,
+    Kit.RecallQuarantined: quarantined,
+    Kit.ReturnShipped: return_shipped,
+    Kit.ReturnReceived: return_received,
+    Kit.DestructionAuthorised: destruction_authorised,
+    Kit.Destroyed: destroyed,
+    Kit.Relabelled: relabelled,
+}
+"""Each kit event's move: call `MOVES[type(event)](whereabouts, **event_attributes)`."""
