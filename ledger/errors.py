@@ -360,3 +360,12 @@ class NotYourSite(LedgerError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} never passed through your sites", reason="not_your_site")
+
+
+class StoreBusy(LedgerError):
+    """The store stayed busy (locked by other writers, or not answering) through every retry."""
+
+    code = "store_busy"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the store is busy; retry the request shortly", detail=detail)

@@ -39,7 +39,9 @@ def each(edges: Callable[[N], Iterable[N]]) -> Expand[N]:
     return lambda frontier: [m for n in frontier for m in edges(n)]
 
 
-def upstream_lots(input_lot_ids: Iterable[UUID], batch_inputs: Callable[[UUID], Iterable[UUID]]) -> list[UUID]:
+def upstream_lots(
+    input_lot_ids: Iterable[UUID], batch_inputs: Callable[[UUID], Iterable[UUID]]
+) -> list[UUID]:
     """Every lot upstream of a run or batch: its input lots and, for each lot a batch produced, that
     batch's inputs, recursively. `batch_inputs(lot_id)` is the input lots of the batch that produced
     the lot (nothing for a received lot)."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
@@ -50,6 +50,30 @@ class Link:
     stream: str
     version: int
     chain_hash: bytes
+
+
+class StaleRead(IntegrityError):
+    """Something a command read and relied on changed before its write: the write is refused whole,
+    in its own transaction, and the command may be run again on the newer state."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """What must still hold when a write commits, checked under the store's write lock: each stream
+    read (not written) is still at the version read, and no event of `quiet` streams came after
+    position `quiet_since`."""
+
+    versions: dict[UUID, int]
+    quiet_since: int | None = None
+    quiet: frozenset[UUID] = frozenset()
+
+    def stale(self, current: dict[UUID, int], touched_since: set[UUID]) -> list[str]:
+        """What no longer holds, given the current versions of the read streams and the streams
+        touched after `quiet_since`."""
+        moved = [f"{s} moved from version {v} to {current.get(s, 0)}" for s, v in self.versions.items()
+                 if current.get(s, 0) != v]
+        changed = sorted(str(s) for s in touched_since & self.quiet)
+        return moved + [f"{s} changed after position {self.quiet_since}" for s in changed[:5]]
 
 
 # (stream, version) pairs looked up per statement: well below SQLite's limit on bound parameters.
@@ -91,6 +115,28 @@ class ChainReader(ABC):
         links: list[Link] = getattr(self._written, "links", [])
         self._written.links = []
         return links
+
+    def expect(self, expectations: Expectations | None) -> None:
+        """Check `expectations` inside this thread's next insert (then forget them)."""
+        self._written.expect = expectations
+
+    def _check_expectations(
+        self,
+        versions_of: Callable[[list[UUID]], dict[UUID, int]],
+        touched_after: Callable[[int], set[UUID]],
+    ) -> None:
+        expected: Expectations | None = getattr(self._written, "expect", None)
+        self._written.expect = None
+        if expected is None:
+            return
+        streams = list(expected.versions)
+        current: dict[UUID, int] = {}
+        for start in range(0, len(streams), _LINKS_CHUNK):
+            current.update(versions_of(streams[start : start + _LINKS_CHUNK]))
+        touched = touched_after(expected.quiet_since) if expected.quiet_since is not None else set()
+        stale = expected.stale(current, touched)
+        if stale:
+            raise StaleRead("; ".join(stale[:5]))
 
     def iter_chain(self, after_seq: int = 0, page: int = 2000) -> Iterator[ChainRow]:
         """Every chain row from `after_seq`, in order, joined with its event, a page at a time."""
@@ -156,6 +202,9 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
     ) -> Sequence[int] | None:
         # The INSERT below takes SQLite's write lock, so the head we read next cannot move.
         ids = super()._insert_events(c, stored_events, **kwargs)
+        self._check_expectations(
+            lambda streams: self._versions(c, streams), lambda seq: self._touched_after(c, seq)
+        )
         c.execute(f"SELECT seq, chain_hash FROM {CHAIN_TABLE} ORDER BY seq DESC LIMIT 1")
         row = c.fetchone()
         last_seq, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
@@ -167,6 +216,21 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
         )
         self._note_written(rows)
         return ids
+
+    @staticmethod
+    def _versions(c: SQLiteCursor, streams: list[UUID]) -> dict[UUID, int]:
+        marks = ", ".join("?" for _ in streams)
+        c.execute(
+            f"SELECT originator_id, MAX(originator_version) FROM {CHAIN_TABLE} "
+            f"WHERE originator_id IN ({marks}) GROUP BY originator_id",
+            [s.hex for s in streams],
+        )
+        return {UUID(r[0]): r[1] for r in c.fetchall()}
+
+    @staticmethod
+    def _touched_after(c: SQLiteCursor, seq: int) -> set[UUID]:
+        c.execute(f"SELECT DISTINCT originator_id FROM {CHAIN_TABLE} WHERE seq > ?", (seq,))
+        return {UUID(r[0]) for r in c.fetchall()}
 
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
         with self.datastore.transaction(commit=False) as c:
@@ -288,6 +352,13 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             "WHERE (originator_id, originator_version) IN "
             "(SELECT * FROM unnest(%s::{idtype}[], %s::bigint[]))"
         ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type))
+        self._select_versions = SQL(
+            "SELECT originator_id, MAX(originator_version) AS v FROM {schema}.{chain} "
+            "WHERE originator_id = ANY(%s::{idtype}[]) GROUP BY originator_id"
+        ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type))
+        self._select_touched = SQL(
+            "SELECT DISTINCT originator_id FROM {schema}.{chain} WHERE seq > %s"
+        ).format(schema=schema, chain=chain)
         self._count_events = SQL("SELECT COUNT(*) AS n FROM {schema}.{events}").format(
             schema=schema, events=events
         )
@@ -298,6 +369,9 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         # The library's recorder has taken the EXCLUSIVE lock on the events table in this
         # transaction, so no other writer can extend the chain until we commit.
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        self._check_expectations(
+            lambda streams: self._versions(curs, streams), lambda seq: self._touched_after(curs, seq)
+        )
         curs.execute(self._select_head)
         row = curs.fetchone()
         last_seq, prev = (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
@@ -305,6 +379,15 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
         self._note_written(rows)
         return ids
+
+    def _versions(self, curs: Cursor[DictRow], streams: list[UUID]) -> dict[UUID, int]:
+        as_text = self.datastore.originator_id_type == "text"
+        curs.execute(self._select_versions, ([str(s) if as_text else s for s in streams],))
+        return {UUID(str(r["originator_id"])): r["v"] for r in curs.fetchall()}
+
+    def _touched_after(self, curs: Cursor[DictRow], seq: int) -> set[UUID]:
+        curs.execute(self._select_touched, (seq,))
+        return {UUID(str(r["originator_id"])) for r in curs.fetchall()}
 
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoding
 
 from ledger import genealogy
 from ledger.commands.base import Command, Recorded, RecordedEvent
@@ -51,9 +51,10 @@ from ledger.errors import (
     PackagingRunNotFound,
     RecallNotFound,
     ShipmentNotFound,
+    StoreBusy,
     TrialNotFound,
 )
-from ledger.recorders import ChainReader
+from ledger.recorders import ChainReader, Expectations, StaleRead
 from ledger.store import store_env
 from ledger.values import Actor, Meaning, Role, Signature, require_signature
 
@@ -121,6 +122,7 @@ class Staged:
     def __init__(self) -> None:
         self.overlay: dict[UUID, LedgerAggregate] = {}
         self.events: list[Any] = []
+        self.reads: dict[UUID, int] = {}
         self.releases = 0
         self.recorded = Recorded(events=())
 
@@ -160,11 +162,35 @@ class Ledger(Application[UUID]):
 
     def handle(self, command: Command, actor: Actor) -> Recorded:
         """Run `command` for `actor`: check, decide and save atomically, or raise a `LedgerError` and
-        record nothing."""
+        record nothing.
+
+        Everything the handler read and relied on (aggregates loaded or peeked but not written) must be
+        unchanged when the write commits: the store checks it under its write lock, in the write's
+        own transaction. A command that lost such a race, or met a busy store, is run again from the
+        start on the newer state (up to 5 times, with a jittered pause), so it is checked again."""
         handler = _HANDLERS.get(type(command))
         if handler is None:
             raise TypeError(f"no handler for {type(command).__name__}")
-        return handler(self, actor, command)
+        staged = self._staged()
+        if staged is not None:
+            self._local.reads = staged.reads
+            return handler(self, actor, command)
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            self._local.reads = {}
+            try:
+                return handler(self, actor, command)
+            except (ConcurrentWriteConflict, StoreBusy):
+                if attempt == _WRITE_ATTEMPTS:
+                    raise
+            finally:
+                self._local.reads = None
+            time.sleep(random.uniform(0, _WRITE_BACKOFF * attempt))
+        raise AssertionError("unreachable")
+
+    def expect_quiet_since(self, position: int, streams: Sequence[UUID]) -> None:
+        """The command's write must also find no event of `streams` after chain `position` (e.g. the
+        kits whose states it read from a read model as of that position)."""
+        self._local.quiet = (position, frozenset(streams))
 
     def use_kit_states(self, provider: KitStateProvider) -> None:
         """Opening a recall reads the affected kits' states in bulk from `provider`'s reader, instead of
@@ -214,6 +240,7 @@ class Ledger(Application[UUID]):
                 raise _NOT_FOUND[cls](ident) from None
         if not isinstance(agg, cls):
             raise _NOT_FOUND[cls](ident)
+        self._note_read(agg)
         return agg
 
     def peek(self, cls: type[A], ident: UUID) -> A:
@@ -229,11 +256,15 @@ class Ledger(Application[UUID]):
             agg = self._kept(self._peeked, _PEEK_CACHE_SIZE, cls, ident)
         if not isinstance(agg, cls):
             raise _NOT_FOUND[cls](ident)
+        self._note_read(agg)
         return agg
 
-    def record(
-        self, *aggregates: LedgerAggregate, created: tuple[UUID, ...] = (), **facts: Any
-    ) -> Recorded:
+    def _note_read(self, agg: LedgerAggregate) -> None:
+        reads: dict[UUID, int] | None = getattr(self._local, "reads", None)
+        if reads is not None:
+            reads.setdefault(agg.id, agg.version)
+
+    def record(self, *aggregates: LedgerAggregate, created: tuple[UUID, ...] = (), **facts: Any) -> Recorded:
         """Save every aggregate of one step atomically; translate store conflicts; answer with the
         chain positions and hashes the recorder wrote. Inside `atomically()`, keep them instead."""
         new = [a for a in aggregates if a.pending_events and a.pending_events[0].originator_version == 1]
@@ -248,14 +279,31 @@ class Ledger(Application[UUID]):
             return Recorded(events=(), created=created, facts=facts)
         chain = self.chain
         chain.take_written()
+        chain.expect(self._expectations({a.id for a in aggregates}))
         try:
             self.save(*aggregates)
+        except StaleRead:
+            raise ConcurrentWriteConflict() from None
         except IntegrityError:
             for a in new:
                 if a.id in self.repository:
                     raise AlreadyExists(type(a).__name__.lower(), _business_key(a)) from None
             raise ConcurrentWriteConflict() from None
+        except OperationalError as e:
+            raise StoreBusy(str(e)) from None
+        finally:
+            chain.expect(None)
         return Recorded(events=self._written(), created=created, facts=facts)
+
+    def _expectations(self, written: set[UUID]) -> Expectations | None:
+        """What the write must still find true: the versions of what was read and not written."""
+        reads: dict[UUID, int] = getattr(self._local, "reads", None) or {}
+        quiet = getattr(self._local, "quiet", None)
+        self._local.quiet = None
+        versions = {k: v for k, v in reads.items() if k not in written}
+        if not versions and quiet is None:
+            return None
+        return Expectations(versions, *(quiet or (None, frozenset())))
 
     @contextmanager
     def atomically(self) -> Iterator[Staged]:
@@ -272,15 +320,25 @@ class Ledger(Application[UUID]):
             self._local.staged = None
         if not staged.events:
             return
-        self.chain.take_written()
+        chain = self.chain
+        chain.take_written()
+        chain.expect(self._expectations_of(staged))
         try:
             self.save(*staged.events)
         except IntegrityError:
             raise ConcurrentWriteConflict() from None
+        except OperationalError as e:
+            raise StoreBusy(str(e)) from None
+        finally:
+            chain.expect(None)
         staged.recorded = Recorded(events=self._written())
         if staged.releases:
             for listener in self._after_release:
                 listener(staged.recorded)
+
+    def _expectations_of(self, staged: Staged) -> Expectations | None:
+        versions = {k: v for k, v in staged.reads.items() if k not in staged.overlay}
+        return Expectations(versions) if versions else None
 
     def _staged(self) -> Staged | None:
         return getattr(self._local, "staged", None)
@@ -388,7 +446,9 @@ class Ledger(Application[UUID]):
 
     # --- shared checks ---------------------------------------------------------------------------------
 
-    def qa_signature(self, actor: Actor, signature: Signature | None, meaning: Meaning, action: str) -> Signature:
+    def qa_signature(
+        self, actor: Actor, signature: Signature | None, meaning: Meaning, action: str
+    ) -> Signature:
         """QA's own signature with `meaning` for `action`."""
         require_role(actor, action, Role.QA)
         sig = require_signature(signature, meaning, action)

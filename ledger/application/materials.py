@@ -12,8 +12,8 @@ from ledger.commands import (
     HoldLot,
     RecallLot,
     ReceiveLot,
-    Recorded,
     RecordDeviation,
+    Recorded,
     RejectLot,
     ReleaseLot,
 )
@@ -124,7 +124,12 @@ def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
         taken = lot.consume(audit, line.quantity, batch_id, "formulation")
         lots.append(lot)
         consumed.append(
-            {"lot_id": lot.id, "lot_number": lot.lot_number, "kind": str(lot.kind), "quantity": taken.as_dict()}
+            {
+                "lot_id": lot.id,
+                "lot_number": lot.lot_number,
+                "kind": str(lot.kind),
+                "quantity": taken.as_dict(),
+            }
         )
     api_lots = [lot for lot in lots if lot.kind == LotKind.API]
     if not api_lots:

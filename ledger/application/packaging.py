@@ -53,7 +53,12 @@ def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
         taken = lot.consume(audit, qty, run_id, "packaging")
         lots.append(lot)
         inputs.append(
-            {"lot_id": lot.id, "lot_number": lot.lot_number, "kind": str(lot.kind), "quantity": taken.as_dict()}
+            {
+                "lot_id": lot.id,
+                "lot_number": lot.lot_number,
+                "kind": str(lot.kind),
+                "quantity": taken.as_dict(),
+            }
         )
 
     for arm in cmd.arms:

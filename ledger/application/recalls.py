@@ -46,6 +46,10 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
     kit_ids = [Kit.create_id(r.kit_gtin, n) for r in runs for n in r.kit_numbers]
     reader, source = ledger.kit_states()
     states = (reader or (lambda ids: _kit_states(ledger, ids)))(kit_ids)
+    if reader is not None and isinstance(source.get("as_of"), int):
+        # A kit that moved after the read model's position (say, shipped meanwhile) makes the recorded
+        # affected set wrong: the write is refused and the opening runs again on newer states.
+        ledger.expect_quiet_since(source["as_of"], kit_ids)
     missing = [k for k in kit_ids if k not in states]
     if missing:
         raise KitNotFound(missing[0])
@@ -58,7 +62,8 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
         classification=str(cmd.classification),
         scope=str(cmd.scope),
         runs=[
-            {"run_id": str(r.id), "batch_number": r.batch_number, "kits": str(len(r.kit_numbers))} for r in runs
+            {"run_id": str(r.id), "batch_number": r.batch_number, "kits": str(len(r.kit_numbers))}
+            for r in runs
         ],
         places=_recall_places(ledger, affected),
         kit_groups=group_kits(affected),
@@ -249,7 +254,12 @@ def _recall_places(ledger: Ledger, kits: Sequence[KitState]) -> dict[str, dict[s
     places = {}
     for place_id in {k.place_id for k in kits if k.place_id is not None}:
         loc = ledger.peek(Location, place_id)
-        places[str(place_id)] = {"name": loc.name, "kind": str(loc.kind), "country": loc.country, "gln": loc.gln}
+        places[str(place_id)] = {
+            "name": loc.name,
+            "kind": str(loc.kind),
+            "country": loc.country,
+            "gln": loc.gln,
+        }
     return dict(sorted(places.items()))
 
 

@@ -158,5 +158,3 @@ def destroy_kits(ledger: Ledger, actor: Actor, cmd: DestroyKits) -> Recorded:
     kits = [ledger.get(Kit, k) for k in unique(cmd.kit_ids)]
     each(kits, "destroy", lambda k: k.destroy(audit, cmd.location_id, certificate, method))
     return ledger.record(*kits)
-
-

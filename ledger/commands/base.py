@@ -39,7 +39,9 @@ def _one_line(value: str) -> str:
 
 def _lines(value: str) -> str:
     if _CONTROL_MULTILINE.search(value):
-        raise ValueError("must not contain control characters (other than tab and newline) or lone surrogates")
+        raise ValueError(
+            "must not contain control characters (other than tab and newline) or lone surrogates"
+        )
     return value
 
 

@@ -89,5 +89,3 @@ class CloseRecall(Command):
     recall_id: UUID
     signature: Signature | None
     occurred_at: When = None
-
-

@@ -379,7 +379,8 @@ def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
         calls.append(len(kit_ids))
         return recall_handlers._kit_states(spread.ledger, kit_ids)
 
-    spread.ledger.use_kit_states(lambda: (reader, {"reader": "test", "as_of": 7}))
+    as_of = spread.ledger.chain.head()[0]  # the reader answers as of the chain's head
+    spread.ledger.use_kit_states(lambda: (reader, {"reader": "test", "as_of": as_of}))
     written = spread.ledger.handle(
         OpenRecall(
             recall_number="RC-2",
@@ -392,7 +393,7 @@ def test_a_kit_state_reader_replaces_loading_each_kit(spread: Program) -> None:
         actors.qa,
     )
     assert calls == [10]
-    assert recall_of(spread, written.id).source == {"reader": "test", "as_of": 7}
+    assert recall_of(spread, written.id).source == {"reader": "test", "as_of": as_of}
 
 
 def kit_of(program: Program, number: str) -> Kit:
