@@ -18,7 +18,7 @@ from api.deps import Capturer, EpcisDep, SignerDep, Tracer
 from api.errors import errors
 from api.routes.queries import Unblinded, blinding
 from api.schemas.common import CheckerIn
-from ledger.epcis import HEADERS, MEDIA_TYPE
+from epcis import HEADERS, MEDIA_TYPE
 from ledger.errors import InvalidInput
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])

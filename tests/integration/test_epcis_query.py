@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from epcis import Epcis
+from epcis.dl import canonical_dl
 from ledger.application import Ledger
-from ledger.epcis import Epcis
-from ledger.epcis.dl import canonical_dl
 from ledger.errors import InvalidInput
 from tests.integration.epcis_helpers import demo, events, exported
 

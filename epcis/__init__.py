@@ -1,6 +1,8 @@
 """GS1 EPCIS 2.0 for Lotline: export (trace, time range), capture of partner documents, the REST query subset.
 
-`Epcis` is what the API calls; each method is one route's work. The format, the mapping of every
+An adapter beside `api/`: it maps ledger events to EPCIS events and EPCIS events to ledger commands;
+the ledger imports nothing of it. `Epcis` is what the API and the `lotline epcis` command call; each
+method is one route's work. The format, the mapping of every
 Lotline event and the extension vocabulary are in docs/epcis.md.
 """
 
@@ -10,11 +12,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from epcis.capture import CaptureResult, EventError, capture, check, create_table
+from epcis.export import export_range, export_trace
+from epcis.ids import DEFAULT_PREFIX_LENGTH
+from epcis.query import EpcisIndex, QueryParams, query_document, query_events
 from ledger.application import Ledger
-from ledger.epcis.capture import CaptureResult, EventError, capture, check, create_table
-from ledger.epcis.export import export_range, export_trace
-from ledger.epcis.ids import DEFAULT_PREFIX_LENGTH
-from ledger.epcis.query import EpcisIndex, QueryParams, query_document, query_events
 from ledger.merkle import engine_for
 from ledger.values import Actor
 

@@ -42,11 +42,11 @@ from sqlalchemy import (
     tuple_,
 )
 
+from epcis.dl import canonical_dl
+from epcis.export import decoded
+from epcis.mapping import Mapper, steps
+from epcis.models import cbv_word
 from ledger.application import Ledger
-from ledger.epcis.dl import canonical_dl
-from ledger.epcis.export import decoded
-from ledger.epcis.mapping import Mapper, steps
-from ledger.epcis.models import cbv_word
 from ledger.errors import InvalidInput
 from ledger.values import utc
 
@@ -321,7 +321,7 @@ def _decode_token(token: str, fingerprint: str) -> tuple[int, int]:
 
 def query_document(page: QueryPage) -> dict[str, Any]:
     """An EPCISQueryDocument around one page of events."""
-    from ledger.epcis.mapping import CONTEXT
+    from epcis.mapping import CONTEXT
 
     return {
         "@context": CONTEXT,
