@@ -20,15 +20,6 @@ from ledger.application import Ledger
 from ledger.merkle import engine_for
 from ledger.values import Actor
 
-MEDIA_TYPE = "application/ld+json"
-HEADERS = {
-    "GS1-EPCIS-Version": "2.0.0",
-    "GS1-CBV-Version": "2.0.0",
-    "GS1-EPCIS-Min": "2.0.0",
-    "GS1-EPCIS-Max": "2.0.0",
-}
-"""The version headers of every EPCIS response (EPCIS 2.0 REST binding)."""
-
 
 class Epcis:
     """EPCIS over one ledger store: streamed exports, all-or-nothing capture, paged queries."""
@@ -68,8 +59,6 @@ class Epcis:
 
 
 __all__ = [
-    "HEADERS",
-    "MEDIA_TYPE",
     "CaptureResult",
     "Epcis",
     "EventError",
