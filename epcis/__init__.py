@@ -15,10 +15,11 @@ from typing import Any
 from epcis.capture import CaptureResult, EventError, capture, check, create_table
 from epcis.export import export_range, export_trace
 from epcis.ids import DEFAULT_PREFIX_LENGTH
-from epcis.query import EpcisIndex, QueryParams, query_document, query_events
+from epcis.query import Indexer, QueryParams, query_document, query_events
 from ledger.application import Ledger
 from ledger.merkle import engine_for
 from ledger.values import Actor
+from projections.epcis_index import EpcisIndex
 
 
 class Epcis:
@@ -29,7 +30,8 @@ class Epcis:
         self.engine = engine_for(database_url)
         self.prefix_length = prefix_length
         create_table(self.engine)
-        self.index = EpcisIndex(ledger, self.engine, prefix_length)
+        self.index = EpcisIndex(self.engine)
+        self.indexer = Indexer(ledger, self.index, prefix_length)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -54,7 +56,9 @@ class Epcis:
 
     def query(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """An EPCISQueryDocument of one page of matching events, and the next page's token."""
-        page = query_events(self.index, QueryParams.parse(params))
+        parsed = QueryParams.parse(params)
+        self.indexer.sync()
+        page = query_events(self.index, parsed)
         return query_document(page), page.next_page_token
 
 

@@ -1,14 +1,10 @@
-"""The EPCIS 2.0 REST query subset over an index of the exported (blinded) EPCIS events.
+"""The EPCIS 2.0 REST query subset, answered from the EPCIS index read model (`projections.epcis_index`).
 
-The index lives next to the ledger's tables: `epcis_event` (one row per EPCIS event: its chain
-position, time, type, bizStep, disposition, bizLocation and JSON) and `epcis_event_epc` (each
-identifier an event names, with its role), plus `epcis_index_position` (the last chain seq indexed).
-`EpcisIndex.sync()` maps the chain from there on, a page of rows per transaction, so a query first
-catches up with the ledger. It keeps the blinded form only: the treatment allocation is never in it.
-
-It is not a `projections` read model because the EPCIS form needs what the projection runner does
-not hand its writers: each event's chain position and hash (for the link back) and the identity of
-the aggregates it names (lots and kits by GTIN), read from the ledger.
+`Indexer.sync()` maps the chain from the index's position on into blinded EPCIS events (the
+treatment allocation is never in the index) and hands them to the read model with the identifiers
+each names, a page of rows per transaction; `Epcis.query` syncs first, so a query sees the ledger's
+latest events. What is EPCIS here: the mapping of steps to events, which fields name what (roles),
+canonical identifiers and CBV words, the query parameters and the page tokens.
 
 Supported: MATCH_epc, MATCH_anyEPC, MATCH_epcClass, MATCH_inputEPCClass, MATCH_outputEPCClass,
 MATCH_parentID, EQ_bizStep, EQ_disposition, EQ_bizLocation, GE_eventTime, LT_eventTime, perPage and
@@ -21,26 +17,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    exists,
-    select,
-    tuple_,
-)
 
 from epcis.dl import canonical_dl
 from epcis.export import decoded
@@ -49,37 +29,7 @@ from epcis.models import cbv_word
 from ledger.application import Ledger
 from ledger.errors import InvalidInput
 from ledger.values import utc
-
-metadata = MetaData()
-event_table = Table(
-    "epcis_event",
-    metadata,
-    Column("seq", BigInteger, primary_key=True),
-    Column("idx", Integer, primary_key=True),
-    Column("event_id", String(200), nullable=False),
-    Column("event_time", String(40), nullable=False),
-    Column("type", String(40), nullable=False),
-    Column("biz_step", String(200)),
-    Column("disposition", String(200)),
-    Column("biz_location", String(200)),
-    Column("body", JSON, nullable=False),
-    Index("epcis_event_time", "event_time"),
-    Index("epcis_event_step", "biz_step"),
-)
-epc_table = Table(
-    "epcis_event_epc",
-    metadata,
-    Column("epc", String(300), primary_key=True),
-    Column("role", String(16), primary_key=True),
-    Column("seq", BigInteger, primary_key=True),
-    Column("idx", Integer, primary_key=True),
-)
-position_table = Table(
-    "epcis_index_position",
-    metadata,
-    Column("name", String(16), primary_key=True),
-    Column("seq", BigInteger, nullable=False),
-)
+from projections.epcis_index import Entry, EpcisIndex, EventQuery, Names
 
 PARAMS = (
     "MATCH_epc",
@@ -93,6 +43,15 @@ PARAMS = (
     "EQ_bizLocation",
 )
 MAX_PER_PAGE = 1000
+MATCHES = (
+    ("MATCH_epc", ("epc",)),
+    ("MATCH_anyEPC", ("epc", "parent")),
+    ("MATCH_epcClass", ("class", "input_class", "output_class")),
+    ("MATCH_inputEPCClass", ("input_class",)),
+    ("MATCH_outputEPCClass", ("output_class",)),
+    ("MATCH_parentID", ("parent",)),
+)
+"""Each MATCH_ parameter and the roles (`_roles`) in which an event names what it matches."""
 
 
 def _canonical(uri: str) -> str:
@@ -116,84 +75,51 @@ def _roles(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield role, _canonical(q["epcClass"])
 
 
-class EpcisIndex:
-    """The EPCIS index of one ledger store (tables created on first use)."""
+class Indexer:
+    """Brings the EPCIS index of one ledger store up to date with its chain."""
 
-    def __init__(self, ledger: Ledger, engine: Engine, prefix_length: int = 7) -> None:
+    def __init__(self, ledger: Ledger, index: EpcisIndex, prefix_length: int = 7) -> None:
         self.ledger = ledger
-        self.engine = engine
+        self.index = index
         self.prefix_length = prefix_length
-        metadata.create_all(engine)
-
-    def position(self) -> int:
-        with self.engine.connect() as conn:
-            seq = conn.execute(select(position_table.c.seq).where(position_table.c.name == "epcis")).scalar()
-        return int(seq or 0)
 
     def sync(self, batch: int = 2000) -> int:
         """Index every chain event after the last indexed one; returns the new position."""
-        start = self.position()
+        index = self.index
+        start = index.position()
         head, _ = self.ledger.chain.head()
         if head <= start:
             return start
         mapper = Mapper(self.ledger, blinded=True, prefix_length=self.prefix_length)
-        rows: list[dict[str, Any]] = []
-        epcs: list[dict[str, Any]] = []
+        entries: list[Entry] = []
         last = start
         found = steps(decoded(self.ledger, self.ledger.chain.iter_chain(after_seq=start)))
         for step in found:
             for idx, event in enumerate(mapper.map(step)):
-                rows.append(_row(step.source.seq, idx, event))
-                epcs.extend(
-                    {"epc": epc, "role": role, "seq": step.source.seq, "idx": idx}
-                    for role, epc in dict.fromkeys(_roles(event))
-                )
+                entries.append(_entry(step.source.seq, idx, event))
             last = step.source.last_seq
-            if len(rows) >= batch:
-                if not self._write(rows, epcs, start, last):
-                    return self.position()
-                start, rows, epcs = last, [], []
-        if not self._write(rows, epcs, start, head):
-            return self.position()
+            if len(entries) >= batch:
+                if not index.add(entries, start, last):
+                    return index.position()
+                start, entries = last, []
+        if not index.add(entries, start, head):
+            return index.position()
         return head
 
-    def _write(self, rows: list[dict[str, Any]], epcs: list[dict[str, Any]], old: int, new: int) -> bool:
-        """Move the position from `old` to `new` with the rows; False if another process moved it first."""
-        with self.engine.begin() as conn:
-            moved = conn.execute(
-                position_table.update()
-                .where(position_table.c.name == "epcis", position_table.c.seq == old)
-                .values(seq=new)
-            ).rowcount
-            if not moved:
-                if old != 0 or conn.execute(select(position_table.c.seq)).first() is not None:
-                    return False  # indexed meanwhile by another process: its rows stand
-                conn.execute(position_table.insert().values(name="epcis", seq=new))
-            if rows:
-                conn.execute(event_table.insert(), rows)
-            if epcs:
-                conn.execute(epc_table.insert(), epcs)
-        return True
 
-
-def _row(seq: int, idx: int, event: Mapping[str, Any]) -> dict[str, Any]:
+def _entry(seq: int, idx: int, event: Mapping[str, Any]) -> Entry:
     place = (event.get("bizLocation") or {}).get("id")
-    return {
-        "seq": seq,
-        "idx": idx,
-        "event_id": event["eventID"],
-        "event_time": _utc(event["eventTime"]),
-        "type": event["type"],
-        "biz_step": cbv_word(event.get("bizStep")),
-        "disposition": cbv_word(event.get("disposition")),
-        "biz_location": _canonical(place) if place else None,
-        "body": dict(event),
-    }
-
-
-def _utc(text: str) -> str:
-    return (
-        datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).isoformat(timespec="microseconds")
+    return Entry(
+        seq=seq,
+        idx=idx,
+        event_id=event["eventID"],
+        event_time=datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00")),
+        type=event["type"],
+        biz_step=cbv_word(event.get("bizStep")),
+        disposition=cbv_word(event.get("disposition")),
+        biz_location=_canonical(place) if place else None,
+        body=dict(event),
+        names=tuple(dict.fromkeys(_roles(event))),
     )
 
 
@@ -254,53 +180,37 @@ class QueryPage:
 
 
 def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
-    """The events matching `params`, a page at a time (the index is brought up to date first)."""
-    index.sync()
+    """The events matching `params`, a page at a time, as far as the index has got (`Indexer.sync`)."""
     after = _decode_token(params.next_page_token, params.fingerprint()) if params.next_page_token else (0, -1)
-    t = event_table
-    where = [tuple_(t.c.seq, t.c.idx) > tuple_(*after)]
-    if params.ge_event_time:
-        where.append(t.c.event_time >= params.ge_event_time.isoformat(timespec="microseconds"))
-    if params.lt_event_time:
-        where.append(t.c.event_time < params.lt_event_time.isoformat(timespec="microseconds"))
-    for name, column, norm in (
-        ("EQ_bizStep", t.c.biz_step, cbv_word),
-        ("EQ_disposition", t.c.disposition, cbv_word),
-        ("EQ_bizLocation", t.c.biz_location, _canonical),
-    ):
-        if name in params.values:
-            where.append(column.in_([norm(v) for v in params.values[name]]))
-    for name, roles in (
-        ("MATCH_epc", ("epc",)),
-        ("MATCH_anyEPC", ("epc", "parent")),
-        ("MATCH_epcClass", ("class", "input_class", "output_class")),
-        ("MATCH_inputEPCClass", ("input_class",)),
-        ("MATCH_outputEPCClass", ("output_class",)),
-        ("MATCH_parentID", ("parent",)),
-    ):
-        if name in params.values:
-            where.append(_names(params.values[name], roles))
-    with index.engine.connect() as conn:
-        rows = conn.execute(
-            select(t.c.seq, t.c.idx, t.c.body)
-            .where(and_(*where))
-            .order_by(t.c.seq, t.c.idx)
-            .limit(params.per_page + 1)
-        ).all()
+    values = params.values
+    query = EventQuery(
+        after=after,
+        from_time=params.ge_event_time,
+        before_time=params.lt_event_time,
+        biz_steps=_given(values, "EQ_bizStep", cbv_word),
+        dispositions=_given(values, "EQ_disposition", cbv_word),
+        biz_locations=_given(values, "EQ_bizLocation", _canonical),
+        names=tuple(
+            Names(tuple(_canonical(v) for v in values[name]), roles)
+            for name, roles in MATCHES
+            if name in values
+        ),
+        limit=params.per_page + 1,
+    )
+    rows = index.events(query)
     more = len(rows) > params.per_page
     rows = rows[: params.per_page]
     token = _encode_token(rows[-1].seq, rows[-1].idx, params.fingerprint()) if more else None
     return QueryPage(tuple(r.body for r in rows), token)
 
 
-def _names(values: Sequence[str], roles: Sequence[str]) -> Any:
-    e = epc_table
-    return exists().where(
-        e.c.seq == event_table.c.seq,
-        e.c.idx == event_table.c.idx,
-        e.c.epc.in_([_canonical(v) for v in values]),
-        e.c.role.in_(list(roles)),
-    )
+def _given(
+    values: Mapping[str, tuple[str, ...]], name: str, norm: Callable[[str], str | None]
+) -> tuple[str, ...] | None:
+    """The values of parameter `name` in canonical form; None when the query does not name it."""
+    if name not in values:
+        return None
+    return tuple(word for word in map(norm, values[name]) if word is not None)
 
 
 def _encode_token(seq: int, idx: int, fingerprint: str) -> str:
