@@ -175,7 +175,7 @@ def capture(
     planner = Planner(doc, hashes)
     commands, errors = planner.plan()
     fresh, duplicates = _drop_duplicates(commands, keys, done, errors)
-    staged = StagedLedger(ledger)
+    staged = StagedLedger(ledger)  # TODO(issue 11): the ledger's unit of work (see epcis/staging.py)
     _, setup_errors = planner.master_data(staged, actors)
     errors += setup_errors
     starts = []

@@ -23,6 +23,23 @@ from ledger.errors import AlreadyExists, ConcurrentWriteConflict
 A = TypeVar("A", bound=LedgerAggregate)
 
 
+# TODO(issue 11, command handlers): replace StagedLedger with a unit of work the ledger offers, and
+# delete this module. Copying `base.__dict__` skips `Ledger.__init__`, so whatever state the ledger
+# gains is shared by reference without anyone deciding it (already so for the recall write cache,
+# `_writing`: harmless only because capture refuses recall steps). The plan, for the ledger to provide:
+#     Ledger.unit_of_work() -> UnitOfWork       # nothing written until commit(); leaving unused discards
+#     UnitOfWork.handle(command) -> Result      # one step: loads through the unit (its staged aggregates
+#                                               # first, then the store), decides, stages its events; a
+#                                               # refused step raises its LedgerError and stages nothing
+#     UnitOfWork.get(cls, ident) / .exists(ident)  # reads that see the steps staged so far
+#     UnitOfWork.pending -> int                 # events staged so far
+#     UnitOfWork.commit() -> tuple[Result, ...]  # every staged event, in order, in one transaction of the
+#                                               # store; each step's Result with its events' chain seq
+#                                               # and hash; ConcurrentWriteConflict/AlreadyExists if
+#                                               # another writer got in first, and then nothing written
+# Capture then runs each planned command through `handle` and takes chain positions from `commit()`
+# (no `_seqs` lookup, no reaching into `_staged`). Until the command objects land, the same unit of
+# work exposing the Ledger's step methods would do.
 class StagedLedger(Ledger):
     """The real ledger's commands over an overlay of staged aggregates; `commit()` writes them at once."""
 
