@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import takewhile
 from typing import Any
 
 from epcis.dl import canonical_dl
@@ -93,7 +94,10 @@ class Indexer:
         mapper = Mapper(self.ledger, blinded=True, prefix_length=self.prefix_length)
         entries: list[Entry] = []
         last = start
-        found = steps(decoded(self.ledger, self.ledger.chain.iter_chain(after_seq=start)))
+        # Up to the head read above only: the position moves to `head`, so an event recorded since
+        # (the chain is read page by page) must wait for the next sync, or it would be indexed twice.
+        rows = takewhile(lambda row: row.seq <= head, self.ledger.chain.iter_chain(after_seq=start))
+        found = steps(decoded(self.ledger, rows))
         for step in found:
             for idx, event in enumerate(mapper.map(step)):
                 entries.append(_entry(step.source.seq, idx, event))
