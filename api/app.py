@@ -26,8 +26,8 @@ from api.recording import RecordingLedger
 from api.routes import admin, distribution, inspector, lots, manufacturing, queries, recalls, release, site
 from api.routes import epcis as epcis_routes
 from api.settings import ApiSettings
+from epcis import Epcis
 from ledger.config import Settings
-from ledger.epcis import Epcis
 from ledger.identity import Identity
 from ledger.transparency import Transparency
 

@@ -16,7 +16,7 @@ from api.idempotency import IdempotencyStore, Once, request_hash
 from api.readside import ReadSide
 from api.recording import RecordingLedger
 from api.settings import ApiSettings
-from ledger.epcis import Epcis
+from epcis import Epcis
 from ledger.identity import Identity, Session, User
 from ledger.transparency import Transparency
 from ledger.values import Role

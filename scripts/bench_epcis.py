@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from epcis import Epcis
+from epcis.eventhash import document_hash_ids
+from epcis.export import export_range
+from epcis.models import EPCISDocument
 from ledger.application import Ledger
-from ledger.epcis import Epcis
-from ledger.epcis.eventhash import document_hash_ids
-from ledger.epcis.export import export_range
-from ledger.epcis.models import EPCISDocument
 from scripts.demo import DEMO_ACTORS, generate
 
 log = logging.getLogger("lotline.bench_epcis")

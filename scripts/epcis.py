@@ -17,9 +17,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from epcis import Epcis
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.epcis import Epcis
 from ledger.errors import LedgerError
 from ledger.values import Actor, Role
 

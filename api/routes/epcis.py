@@ -18,10 +18,18 @@ from api.deps import Capturer, EpcisDep, SignerDep, Tracer
 from api.errors import errors
 from api.routes.queries import Unblinded, blinding
 from api.schemas.common import CheckerIn
-from ledger.epcis import HEADERS, MEDIA_TYPE
 from ledger.errors import InvalidInput
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
+
+MEDIA_TYPE = "application/ld+json"
+HEADERS = {
+    "GS1-EPCIS-Version": "2.0.0",
+    "GS1-CBV-Version": "2.0.0",
+    "GS1-EPCIS-Min": "2.0.0",
+    "GS1-EPCIS-Max": "2.0.0",
+}
+"""The version headers of every EPCIS response (EPCIS 2.0 REST binding)."""
 
 DOCUMENT: dict[str, Any] = {"schema": {"type": "object", "description": "An EPCIS 2.0 document (JSON-LD)."}}
 STREAMED: dict[int | str, dict[str, Any]] = {

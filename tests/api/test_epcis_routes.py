@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from api import permissions
-from ledger.epcis.ids import lgtin, sgtin
+from epcis.ids import lgtin, sgtin
 from ledger.values import Role
 from tests.api.conftest import PASSWORD, USERS, Api, start_api
 from tests.builders import API_GTIN, DP_GTIN, KIT_GTIN, Program

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from epcis import Epcis
 from ledger.application import Ledger
-from ledger.epcis import Epcis
 from scripts.demo import DEMO_ACTORS, generate
 from tests.pgutil import create_database, drop_database
 

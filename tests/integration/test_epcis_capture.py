@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from epcis import Epcis
+from epcis.capture import captured
+from epcis.ids import lgtin
 from ledger.application import Ledger
 from ledger.commands import Arm, Package, Ship
 from ledger.domain import Kit, KitStatus
-from ledger.epcis import Epcis
-from ledger.epcis.capture import captured
-from ledger.epcis.ids import lgtin
 from ledger.gs1 import with_check_digit
 from tests.builders import Program, actors
 from tests.epcis_reference import load
@@ -198,7 +198,7 @@ def test_an_official_gs1_receipt_example_is_captured_as_it_is(database_url: str)
 
 
 def _key(epc: str) -> tuple[str, str]:
-    from ledger.epcis.ids import parse
+    from epcis.ids import parse
 
     key = parse(epc)
     assert key is not None

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from epcis import Epcis
+from epcis.dl import canonical_dl
 from ledger.application import Ledger
-from ledger.epcis import Epcis
-from ledger.epcis.dl import canonical_dl
 from ledger.errors import InvalidInput
+from tests.builders import API_GTIN, EXCIPIENT_GTIN, Program
 from tests.integration.epcis_helpers import demo, events, exported
 
 
@@ -86,3 +87,31 @@ def test_parent_id_biz_location_disposition_and_time_window(epcis: Epcis) -> Non
     late = _all(epcis, {"GE_eventTime": middle})
     assert len(early) + len(late) == len(times)
     assert all(e["eventTime"] < middle for e in early)
+
+
+def test_a_step_recorded_while_the_index_catches_up_is_indexed_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger.open(database_url)
+    program = Program(ledger).reference()
+    program.receive(gtin=API_GTIN, lot_number="API-1", kind="api", quantity="2 kg")
+    epcis = Epcis(ledger, database_url)
+    chain = type(ledger.chain)
+    head = chain.head
+
+    def head_then_a_receipt(self: Any) -> Any:
+        found = head(self)
+        monkeypatch.setattr(chain, "head", head)
+        # Another writer records a step after the index read the head, before it read the chain.
+        program.receive(gtin=EXCIPIENT_GTIN, lot_number="EXC-1", kind="excipient", quantity="10 kg")
+        return found
+
+    monkeypatch.setattr(chain, "head", head_then_a_receipt)
+    try:
+        first = _all(epcis, {"EQ_bizStep": "receiving"})  # the index as of the head it read
+        again = _all(epcis, {"EQ_bizStep": "receiving"})  # the receipt recorded meanwhile, once
+        assert [e["ilmd"]["cbvmda:lotNumber"] for e in first] == ["API-1"]
+        assert [e["ilmd"]["cbvmda:lotNumber"] for e in again] == ["API-1", "EXC-1"]
+    finally:
+        epcis.close()
+        ledger.close()

@@ -16,14 +16,14 @@ from uuid import UUID
 import pytest
 from sqlalchemy import func, select
 
+from epcis import Epcis, ids
+from epcis.capture import RECALL_STEP_REFUSED, MappingError, captured
+from epcis.eventhash import document_hash_ids
+from epcis.models import EPCISDocument
 from ledger.application import Ledger
 from ledger.commands import OpenRecall, ReceiveRecallReturns, ReportRecallKits
 from ledger.domain import Kit, KitStatus, Location
 from ledger.domain.recall import KitOutcome, KitReport
-from ledger.epcis import Epcis, ids
-from ledger.epcis.capture import RECALL_STEP_REFUSED, MappingError, captured
-from ledger.epcis.eventhash import document_hash_ids
-from ledger.epcis.models import EPCISDocument
 from ledger.values import Meaning, sign
 from tests.builders import DEPOT_GLN, KIT_GTIN, SITE_GLN, Program, actors
 from tests.epcis_reference import schema_validator

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from epcis import Epcis
+from epcis.eventhash import document_hash_ids
+from epcis.models import EPCISDocument
 from ledger.application import Ledger
-from ledger.epcis import Epcis
-from ledger.epcis.eventhash import document_hash_ids
-from ledger.epcis.models import EPCISDocument
 from projections import genealogy as gen
 from projections.runner import ProjectionRunner
 from tests.epcis_reference import schema_validator

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from ledger.epcis.dl import canonical_dl
-from ledger.epcis.eventhash import document_hash_ids, event_hash_id, pre_hash
+from epcis.dl import canonical_dl
+from epcis.eventhash import document_hash_ids, event_hash_id, pre_hash
 from tests.epcis_reference import load, reference
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ledger.epcis import check
-from ledger.epcis.ids import lgtin, parse, sgln, sgtin, sscc
-from ledger.epcis.models import EPCISDocument, validation_problems
+from epcis import check
+from epcis.ids import lgtin, parse, sgln, sgtin, sscc
+from epcis.models import EPCISDocument, validation_problems
 from ledger.gs1 import with_check_digit
 from tests.epcis_reference import load, reference
 

@@ -3,7 +3,7 @@
 Lotline writes EPC pure identity URIs (`urn:epc:id:sgtin:...`, `urn:epc:class:lgtin:...`,
 `urn:epc:id:sscc:...`, `urn:epc:id:sgln:...`). EPC URIs need the length of the GS1 company prefix,
 which Lotline does not record; it is a parameter (default 7, the demo program's). Reading accepts
-both EPC URIs and Digital Link URIs, through the canonical form of `ledger.epcis.dl`.
+both EPC URIs and Digital Link URIs, through the canonical form of `epcis.dl`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from epcis.dl import canonical_dl
 from ledger import gs1
-from ledger.epcis.dl import canonical_dl
 from ledger.errors import InvalidIdentifier
 
 DEFAULT_PREFIX_LENGTH = 7

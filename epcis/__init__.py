@@ -1,6 +1,8 @@
 """GS1 EPCIS 2.0 for Lotline: export (trace, time range), capture of partner documents, the REST query subset.
 
-`Epcis` is what the API calls; each method is one route's work. The format, the mapping of every
+An adapter beside `api/`: it maps ledger events to EPCIS events and EPCIS events to ledger commands;
+the ledger imports nothing of it. `Epcis` is what the API and the `lotline epcis` command call; each
+method is one route's work. The format, the mapping of every
 Lotline event and the extension vocabulary are in docs/epcis.md.
 """
 
@@ -10,22 +12,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from epcis.capture import CaptureResult, EventError, capture, check, create_table
+from epcis.export import export_range, export_trace
+from epcis.ids import DEFAULT_PREFIX_LENGTH
+from epcis.query import Indexer, QueryParams, query_document, query_events
 from ledger.application import Ledger
-from ledger.epcis.capture import CaptureResult, EventError, capture, check, create_table
-from ledger.epcis.export import export_range, export_trace
-from ledger.epcis.ids import DEFAULT_PREFIX_LENGTH
-from ledger.epcis.query import EpcisIndex, QueryParams, query_document, query_events
 from ledger.merkle import engine_for
 from ledger.values import Actor
-
-MEDIA_TYPE = "application/ld+json"
-HEADERS = {
-    "GS1-EPCIS-Version": "2.0.0",
-    "GS1-CBV-Version": "2.0.0",
-    "GS1-EPCIS-Min": "2.0.0",
-    "GS1-EPCIS-Max": "2.0.0",
-}
-"""The version headers of every EPCIS response (EPCIS 2.0 REST binding)."""
+from projections.epcis_index import EpcisIndex
 
 
 class Epcis:
@@ -36,7 +30,8 @@ class Epcis:
         self.engine = engine_for(database_url)
         self.prefix_length = prefix_length
         create_table(self.engine)
-        self.index = EpcisIndex(ledger, self.engine, prefix_length)
+        self.index = EpcisIndex(self.engine)
+        self.indexer = Indexer(ledger, self.index, prefix_length)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -61,13 +56,13 @@ class Epcis:
 
     def query(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """An EPCISQueryDocument of one page of matching events, and the next page's token."""
-        page = query_events(self.index, QueryParams.parse(params))
+        parsed = QueryParams.parse(params)
+        self.indexer.sync()
+        page = query_events(self.index, parsed)
         return query_document(page), page.next_page_token
 
 
 __all__ = [
-    "HEADERS",
-    "MEDIA_TYPE",
     "CaptureResult",
     "Epcis",
     "EventError",

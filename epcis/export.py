@@ -16,11 +16,11 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from epcis import ids
+from epcis.mapping import CONTEXT, Mapper, Step, master_data, steps
 from ledger.application import Ledger
 from ledger.domain import Kit, LotKind, ManufacturingBatch, PackagingRun
 from ledger.domain.lot import Lot
-from ledger.epcis import ids
-from ledger.epcis.mapping import CONTEXT, Mapper, Step, master_data, steps
 from ledger.errors import InvalidInput, NotFound
 from ledger.recorders import ChainRow
 from ledger.values import utc

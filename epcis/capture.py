@@ -1,6 +1,6 @@
 """Capture: a partner's EPCISDocument becomes ledger commands, all or nothing, each event once.
 
-1. The document is validated by Lotline's EPCIS models (`ledger.epcis.models`).
+1. The document is validated by Lotline's EPCIS models (`epcis.models`).
 2. Each event's GS1 hash ID is computed; events captured before (table `epcis_captured`) are skipped.
 3. The events are planned into ledger commands (`ledger.commands`; a shipping ObjectEvent with the
    packing AggregationEvent of its SSCC is one `Ship`; the receiving events of one shipment at one
@@ -34,6 +34,18 @@ from uuid import UUID
 from pydantic import ValidationError
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, select
 
+from epcis import ids
+from epcis import mapping as m
+from epcis.eventhash import document_hash_ids
+from epcis.models import (
+    AggregationEvent,
+    EPCISDocument,
+    ObjectEvent,
+    QuantityElement,
+    TransformationEvent,
+    cbv_word,
+    validation_problems,
+)
 from ledger.application import Ledger
 from ledger.commands import (
     ActivateSite,
@@ -66,18 +78,6 @@ from ledger.commands import (
     SponsorRelease,
 )
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
-from ledger.epcis import ids
-from ledger.epcis import mapping as m
-from ledger.epcis.eventhash import document_hash_ids
-from ledger.epcis.models import (
-    AggregationEvent,
-    EPCISDocument,
-    ObjectEvent,
-    QuantityElement,
-    TransformationEvent,
-    cbv_word,
-    validation_problems,
-)
 from ledger.errors import InvalidInput, LedgerError, NotAuthorised, NotFound
 from ledger.values import Actor, Meaning, Quantity, Role, sign
 

@@ -23,11 +23,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from epcis import ids
+from epcis.eventhash import event_hash_id
 from ledger.application import Ledger
 from ledger.chain import event_type
 from ledger.domain import Kit, Location, Lot, PackagingRun, Shipment, Trial
-from ledger.epcis import ids
-from ledger.epcis.eventhash import event_hash_id
 
 LOTLINE = "https://lotline.dev/voc/"
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"

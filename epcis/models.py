@@ -26,8 +26,8 @@ from pydantic import (
 )
 from pydantic.functional_validators import AfterValidator
 
-from ledger.epcis import eventhash as voc
-from ledger.epcis import ids
+from epcis import eventhash as voc
+from epcis import ids
 from ledger.errors import InvalidIdentifier
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")

@@ -4,7 +4,7 @@ The hash is SHA-256 of a canonical pre-hash string: `eventType=<type>`, then the
 fields in GS1's fixed order (`eventTime`, `eventTimeZoneOffset`, `certificationInfo`, `parentID`,
 `epcList`, ..., `sensorElementList`), each as `name=value` with times in UTC at millisecond
 precision, numbers without redundant zeros, CBV words and URNs as their Web URIs and GS1 keys as
-canonical GS1 Digital Link URIs (`ledger.epcis.dl`); repeated values sorted; then every remaining
+canonical GS1 Digital Link URIs (`epcis.dl`); repeated values sorted; then every remaining
 (extension) field, namespaces expanded, sorted. `eventID`, `recordTime`, `errorDeclaration` and
 `type` are not hashed, so an error declaration keeps the ID of the event it declares wrong.
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger.epcis.dl import canonical_dl
+from epcis.dl import canonical_dl
 
 # A node of the event tree: (name, text, children). Source, destination and business transaction
 # entries become bare (type node, value node) pairs, as in the reference.

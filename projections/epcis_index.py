@@ -1,0 +1,216 @@
+"""The EPCIS query index: the chain's events in their blinded EPCIS form, found by what they name.
+
+Tables: `epcis_event` (one row per EPCIS event: the chain position `seq` of the step it comes from and
+its index `idx` within that step, its time, type, bizStep, disposition, bizLocation and JSON),
+`epcis_event_epc` (each identifier an event names, with its role) and `epcis_index_position` (the last
+chain seq indexed). The treatment allocation is never in them: only blinded events are handed in.
+
+The EPCIS adapter (`epcis.query.Indexer`) maps the chain's steps to EPCIS events and hands them in as
+plain `Entry` values, identifiers and CBV words already canonical; this read model stores them and
+answers `EventQuery`s, knowing nothing of EPCIS beyond those fields. Not fed by the projection runner,
+because an EPCIS event needs what the runner does not hand its writers: each step's chain position and
+hash (the link back) and the identity of the aggregates it names (lots and kits by GTIN), read from the
+ledger; one step (e.g. a thousand kits destroyed) must also stay one event across the runner's pages.
+Exactly once all the same: the rows of a batch and the position move together in one transaction, by
+compare-and-set on the position, as in `projections.base`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    exists,
+    select,
+    tuple_,
+)
+
+metadata = MetaData()
+event_table = Table(
+    "epcis_event",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("event_id", String(200), nullable=False),
+    Column("event_time", String(40), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("biz_step", String(200)),
+    Column("disposition", String(200)),
+    Column("biz_location", String(200)),
+    Column("body", JSON, nullable=False),
+    Index("epcis_event_time", "event_time"),
+    Index("epcis_event_step", "biz_step"),
+)
+epc_table = Table(
+    "epcis_event_epc",
+    metadata,
+    Column("epc", String(300), primary_key=True),
+    Column("role", String(16), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+)
+position_table = Table(
+    "epcis_index_position",
+    metadata,
+    Column("name", String(16), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One EPCIS event to index: where its step sits in the chain, what it is, what it names."""
+
+    seq: int
+    idx: int
+    event_id: str
+    event_time: datetime
+    type: str
+    biz_step: str | None
+    disposition: str | None
+    biz_location: str | None
+    body: dict[str, Any]
+    names: tuple[tuple[str, str], ...]
+    """(role, identifier) of everything the event names, each once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """A condition: the event names one of `identifiers` in one of `roles`."""
+
+    identifiers: tuple[str, ...]
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events, from where, how many: values within a field are alternatives (OR), fields combine
+    (AND); None asks nothing of that field."""
+
+    after: tuple[int, int] = (0, -1)
+    """(seq, idx) of the last event already seen: the answer starts after it."""
+    from_time: datetime | None = None
+    """Events at or after this time."""
+    before_time: datetime | None = None
+    """Events before this time."""
+    biz_steps: tuple[str, ...] | None = None
+    dispositions: tuple[str, ...] | None = None
+    biz_locations: tuple[str, ...] | None = None
+    names: tuple[Names, ...] = ()
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One matching event: its position (seq, idx) and its EPCIS JSON."""
+
+    seq: int
+    idx: int
+    body: dict[str, Any]
+
+
+class EpcisIndex:
+    """The EPCIS index of one ledger store (tables created on first use)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def position(self) -> int:
+        """The last chain seq indexed (0 when nothing is)."""
+        with self.engine.connect() as conn:
+            seq = conn.execute(select(position_table.c.seq).where(position_table.c.name == "epcis")).scalar()
+        return int(seq or 0)
+
+    def add(self, entries: Sequence[Entry], old: int, new: int) -> bool:
+        """Index `entries` and move the position from `old` to `new` in one transaction; False (nothing
+        written) if another process moved it first."""
+        rows = [_row(e) for e in entries]
+        epcs = [
+            {"epc": epc, "role": role, "seq": e.seq, "idx": e.idx} for e in entries for role, epc in e.names
+        ]
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                position_table.update()
+                .where(position_table.c.name == "epcis", position_table.c.seq == old)
+                .values(seq=new)
+            ).rowcount
+            if not moved:
+                if old != 0 or conn.execute(select(position_table.c.seq)).first() is not None:
+                    return False  # indexed meanwhile by another process: its rows stand
+                conn.execute(position_table.insert().values(name="epcis", seq=new))
+            if rows:
+                conn.execute(event_table.insert(), rows)
+            if epcs:
+                conn.execute(epc_table.insert(), epcs)
+        return True
+
+    def events(self, query: EventQuery) -> list[Found]:
+        """The events matching `query`, in chain order, at most `query.limit` of them."""
+        t = event_table
+        where = [tuple_(t.c.seq, t.c.idx) > tuple_(*query.after)]
+        if query.from_time:
+            where.append(t.c.event_time >= _stored(query.from_time))
+        if query.before_time:
+            where.append(t.c.event_time < _stored(query.before_time))
+        for column, values in (
+            (t.c.biz_step, query.biz_steps),
+            (t.c.disposition, query.dispositions),
+            (t.c.biz_location, query.biz_locations),
+        ):
+            if values is not None:
+                where.append(column.in_(values))
+        where.extend(_naming(n) for n in query.names)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.seq, t.c.idx, t.c.body)
+                .where(and_(*where))
+                .order_by(t.c.seq, t.c.idx)
+                .limit(query.limit)
+            ).all()
+        return [Found(r.seq, r.idx, r.body) for r in rows]
+
+
+def _row(e: Entry) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "idx": e.idx,
+        "event_id": e.event_id,
+        "event_time": _stored(e.event_time),
+        "type": e.type,
+        "biz_step": e.biz_step,
+        "disposition": e.disposition,
+        "biz_location": e.biz_location,
+        "body": e.body,
+    }
+
+
+def _stored(at: datetime) -> str:
+    """A time as the index stores and compares it: UTC, ISO 8601 to the microsecond (sorts as text)."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _naming(names: Names) -> Any:
+    e = epc_table
+    return exists().where(
+        e.c.seq == event_table.c.seq,
+        e.c.idx == event_table.c.idx,
+        e.c.epc.in_(names.identifiers),
+        e.c.role.in_(names.roles),
+    )
+
+
+__all__ = ["Entry", "EpcisIndex", "EventQuery", "Found", "Names"]
