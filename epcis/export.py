@@ -18,6 +18,7 @@ from eventsourcing.persistence import StoredEvent
 
 from epcis import ids
 from epcis.mapping import CONTEXT, Mapper, Step, master_data, steps
+from ledger import genealogy
 from ledger.application import Ledger
 from ledger.domain import Kit, LotKind, ManufacturingBatch, PackagingRun
 from ledger.domain.lot import Lot
@@ -172,28 +173,27 @@ class Trace:
         return kit
 
     def _upstream(self, lot_id: UUID) -> None:
-        stack = [lot_id]
-        while stack:
-            lot = self._take(Lot, stack.pop())
-            if lot.produced_by_batch_id is not None and lot.produced_by_batch_id not in self.streams:
-                batch = self._take(ManufacturingBatch, lot.produced_by_batch_id)
-                stack.extend(i for i in batch.input_lot_ids if i not in self.streams)
+        def batch_inputs(lot: UUID) -> list[UUID]:
+            batch_id = self._take(Lot, lot).produced_by_batch_id
+            return [] if batch_id is None else self._take(ManufacturingBatch, batch_id).input_lot_ids
+
+        genealogy.upstream_lots([lot_id], batch_inputs)
 
     def _downstream(self, lot_id: UUID) -> None:
-        stack = [lot_id]
-        reached: set[UUID] = {lot_id}
-        while stack:
-            lot = self._take(Lot, stack.pop())
-            for step_id in dict.fromkeys(lot.consumed_by):
-                if step_id in self.streams:
-                    continue
-                agg: Any = self.ledger.repository.get(step_id)
-                self.streams[agg.id] = agg.version
-                if isinstance(agg, ManufacturingBatch):
-                    reached.add(agg.output_lot_id)
-                    stack.append(agg.output_lot_id)
-                elif isinstance(agg, PackagingRun):
-                    self._run_kits(agg, reached)
+        steps: dict[UUID, Any] = {}
+
+        def output_of(step_id: UUID) -> UUID | None:
+            agg: Any = steps.get(step_id) or self.ledger.repository.get(step_id)
+            steps[step_id] = agg
+            self.streams[agg.id] = agg.version
+            return agg.output_lot_id if isinstance(agg, ManufacturingBatch) else None
+
+        lots, runs = genealogy.downstream_steps(
+            [lot_id], lambda lot: self._take(Lot, lot).consumed_by, output_of
+        )
+        reached = set(lots)
+        for run_id in runs:
+            self._run_kits(steps[run_id], reached)
 
     def _run_kits(self, run: PackagingRun, reached: set[UUID]) -> None:
         numbers = run.kit_numbers
