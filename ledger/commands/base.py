@@ -31,13 +31,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
-def _one_line(value: str) -> str:
+def one_line(value: str) -> str:
+    """A value on one line: no control characters, no lone surrogates (a store cannot hold them)."""
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters or lone surrogates")
     return value
 
 
-def _lines(value: str) -> str:
+def lines(value: str) -> str:
+    """Text that may span lines: tab and newline allowed, no other control character or surrogate."""
     if _CONTROL_MULTILINE.search(value):
         raise ValueError(
             "must not contain control characters (other than tab and newline) or lone surrogates"
@@ -45,19 +47,21 @@ def _lines(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_one_line)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line)]
 """A name or reference on one line."""
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_lines)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(lines)]
 """A reason, description or justification; may span lines."""
-Code = Annotated[str, StringConstraints(min_length=1, max_length=40), AfterValidator(_one_line)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=40), AfterValidator(one_line)]
 """A business number (lot, batch, kit, shipment, recall, certificate); GS1 rules are the ledger's."""
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=40), AfterValidator(_one_line)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=40), AfterValidator(one_line)]
 """A GS1 key (GTIN, GLN, SSCC) or country code, checked (check digit, ISO code) by the ledger."""
 Celsius = Annotated[Decimal, Field(ge=-273, le=200, allow_inf_nan=False, max_digits=12)]
 When = Annotated[
     AwareDatetime | None,
     Field(description="When the step happened (ISO 8601 with a timezone); default: now. Not in the future."),
 ]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=40), AfterValidator(one_line)]
+"""A pseudonymous subject number."""
 KitIds = Annotated[tuple[UUID, ...], Field(min_length=1, max_length=20_000)]
 """The kits one step names: at least one, each once (the ledger checks), at most 20,000."""
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from ledger.commands.base import Code, Command, LongText, Part, When
+from ledger.commands.base import Code, Command, LongText, Part, Subject, When, one_line
 from ledger.domain.recall import KitOutcome, RecallClass, RecallScope
 from ledger.values import Signature
 
@@ -41,7 +41,7 @@ class KitReportLine(Part):
 
     kit_id: UUID
     outcome: KitOutcome
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    subject: Subject | None = None
 
 
 class ReportRecallKits(Command):
@@ -69,7 +69,7 @@ class DestroyRecalledKits(Command):
     depot_id: UUID
     kit_ids: Annotated[tuple[UUID, ...], Field(min_length=1, max_length=MAX_KITS)]
     certificate: Code
-    method: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    method: Annotated[str, StringConstraints(min_length=1, max_length=80), AfterValidator(one_line)]
     occurred_at: When = None
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from ledger.commands.base import Code, Command, Identifier, Text, When
+from ledger.commands.base import Code, Command, Identifier, Text, When, lines, one_line
 from ledger.domain.location import LocationKind
 
 Days = Annotated[int, Field(ge=0, le=730)]
@@ -34,7 +34,7 @@ class RegisterLocation(Command):
     country: Identifier
     trial_id: UUID | None = None
     site_number: Code | None = None
-    address: Annotated[str, StringConstraints(max_length=500)] = ""
+    address: Annotated[str, StringConstraints(max_length=500), AfterValidator(lines)] = ""
     occurred_at: When = None
 
 
@@ -49,5 +49,5 @@ class RegisterSiteKey(Command):
     """Register a clinical site's Ed25519 public key (32 bytes, base64); it signs receipts with it."""
 
     site_id: UUID
-    public_key: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    public_key: Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line)]
     occurred_at: When = None

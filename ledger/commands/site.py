@@ -6,12 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
-from ledger.commands.base import Celsius, Code, Command, KitIds, Text, When
+from ledger.commands.base import Celsius, Code, Command, KitIds, Subject, Text, When
 from ledger.site_keys import SiteSignature
-
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 
 
 class ConfirmReceipt(Command):

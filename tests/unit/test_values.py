@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
+from uuid import uuid4
 
 import pytest
 
-from ledger import gs1
+from ledger import commands, gs1
 from ledger.domain.base import stamp
 from ledger.errors import InvalidIdentifier, InvalidInput, SignatureRequired, TimeOrderViolation, UnitMismatch
 from ledger.values import Meaning, Quantity, now, require_signature, sign
@@ -153,3 +155,53 @@ def test_stamp_refuses_a_time_in_the_future() -> None:
 def test_stamp_refuses_a_time_without_timezone() -> None:
     with pytest.raises(InvalidInput, match="timezone"):
         stamp(actors.qa, datetime(2026, 1, 1, 12, 0))
+
+
+# --- text a store cannot hold ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: commands.HoldLot(lot_id=uuid4(), reason="bad\x00reason"), "reason"),
+        (
+            lambda: commands.RegisterTrial(
+                code="T-1",
+                title="Lotlinib\x00",
+                sponsor="Acme",
+                countries=["DE"],
+                do_not_ship_days=1,
+                do_not_dispense_days=1,
+            ),
+            "title",
+        ),
+        (
+            lambda: commands.RegisterLocation(
+                gln="4000000000017", kind="depot", name="D", country="DE", address="Main St\x07"
+            ),
+            "address",
+        ),
+        (lambda: commands.Dispense(kit_id=uuid4(), site_id=uuid4(), subject="S-\ud800"), "subject"),
+        (
+            lambda: commands.ReceiveLot(
+                gtin="04000000000106",
+                lot_number="L\n1",
+                kind="api",
+                material="API",
+                quantity={"amount": "1", "unit": "kg"},
+                location_id=uuid4(),
+                manufactured_on="2026-01-01",
+                expires_on="2027-01-01",
+            ),
+            "lot_number",
+        ),
+    ],
+)
+def test_a_command_refuses_text_a_store_cannot_hold_naming_the_field(build: Any, field: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        build()
+    assert info.value.details["field"] == field
+
+
+def test_a_reason_may_span_lines() -> None:
+    assert commands.HoldLot(lot_id=uuid4(), reason="line one\n\tline two").reason == "line one\n\tline two"
