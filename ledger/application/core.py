@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoding
 
 from ledger import genealogy
+from ledger.application.rules import require_own
 from ledger.commands.base import Command, Recorded, RecordedEvent
 from ledger.domain import (
     Kit,
@@ -42,8 +43,6 @@ from ledger.errors import (
     ConcurrentWriteConflict,
     InvalidInput,
     KitNotFound,
-    KitsNotUsable,
-    LedgerError,
     LocationNotFound,
     LotNotFound,
     LotNotUsable,
@@ -464,57 +463,6 @@ class Ledger(Application[UUID]):
                 field="location_id",
             )
         return loc
-
-
-def require_own(actor: Actor, sig: Signature) -> None:
-    """A signature belongs to the person doing the step (21 CFR 11.70: linked to its record)."""
-    if sig.signer != actor.principal:
-        raise InvalidInput("the signature must be the acting user's own", field="signature")
-
-
-def reason(text: str | None) -> str:
-    """The step's reason, stripped; refused when empty."""
-    if not text or not text.strip():
-        raise InvalidInput("this step needs a reason", field="reason")
-    return text.strip()
-
-
-def country(code: str) -> str:
-    """An ISO 3166 alpha-2 country code."""
-    if not (isinstance(code, str) and len(code) == 2 and code.isalpha() and code.isupper()):
-        raise InvalidInput(f"country must be an ISO 3166 alpha-2 code, got {code!r}", field="country")
-    return code
-
-
-def day(audit: dict[str, Any]) -> date:
-    """The calendar day (UTC) a stamped step happened."""
-    return datetime.fromisoformat(audit["occurred_at"]).date()
-
-
-def unique(ids: Sequence[UUID]) -> list[UUID]:
-    """The kit ids of a step: at least one, each once."""
-    if not ids:
-        raise InvalidInput("name at least one kit", field="kit_ids")
-    if len(set(ids)) != len(ids):
-        raise InvalidInput("each kit is listed once", field="kit_ids")
-    return list(ids)
-
-
-def problem(kit_id: UUID, kit_number: str, e: LedgerError) -> dict[str, str]:
-    """One refused kit of a multi-kit step: which kit, which rule (code) and why."""
-    return {"kit_id": str(kit_id), "kit_number": kit_number, "code": e.code, "reason": e.message}
-
-
-def each(kits: Sequence[Kit], action: str, step: Callable[[Kit], Any]) -> None:
-    """Apply `step` to every kit; refuse the whole step naming every kit that was refused."""
-    problems = []
-    for kit in kits:
-        try:
-            step(kit)
-        except LedgerError as e:
-            problems.append(problem(kit.id, kit.kit_number, e))
-    if problems:
-        raise KitsNotUsable(action, problems)
 
 
 def _business_key(a: LedgerAggregate) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from ledger import gs1
-from ledger.application.core import Ledger, day, each, handles, problem, reason, unique
+from ledger.application.core import Ledger, handles
+from ledger.application.rules import day, each, problem, reason, unique
 from ledger.commands import AuthoriseDestruction, DecideQuarantine, Recorded, Ship
 from ledger.domain import Kit, Location, LocationKind, PackagingRun, Shipment, SiteStatus, Trial
 from ledger.domain.base import require_role, stamp

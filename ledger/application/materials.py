@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ledger import gs1
-from ledger.application.core import Ledger, day, handles, reason
+from ledger.application.core import Ledger, handles
+from ledger.application.rules import day, reason
 from ledger.commands import (
     CorrectLotQuantity,
     Formulate,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ledger import gs1
-from ledger.application.core import Ledger, country, day, handles, reason, require_own
+from ledger.application.core import Ledger, handles
+from ledger.application.rules import country, day, reason, require_own
 from ledger.commands import (
     CertifyPackaging,
     DisposePackaging,

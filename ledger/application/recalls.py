@@ -9,7 +9,8 @@ from typing import Any
 from uuid import UUID
 
 from ledger import gs1
-from ledger.application.core import Ledger, day, handles, problem, reason, unique
+from ledger.application.core import Ledger, handles
+from ledger.application.rules import day, problem, reason, unique
 from ledger.commands import (
     AcknowledgeRecall,
     CloseRecall,

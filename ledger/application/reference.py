@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 
 from ledger import gs1, site_keys
-from ledger.application.core import Ledger, country, handles
+from ledger.application.core import Ledger, handles
+from ledger.application.rules import country
 from ledger.commands import ActivateSite, Recorded, RegisterLocation, RegisterSiteKey, RegisterTrial
 from ledger.domain import Location, LocationKind, Trial
 from ledger.domain.base import require_role, stamp

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 
 from ledger import gs1, site_keys
-from ledger.application.core import Ledger, day, each, handles, unique
+from ledger.application.core import Ledger, handles
+from ledger.application.rules import day, each, unique
 from ledger.commands import ConfirmReceipt, DestroyKits, Dispense, Recorded, ReportExcursion, ReturnKit
 from ledger.domain import Kit, KitStatus, Location, Shipment, Trial
 from ledger.domain.base import require_role, stamp
