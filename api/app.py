@@ -22,11 +22,11 @@ from api.deps import LedgerDep, UserDep
 from api.idempotency import IdempotencyStore
 from api.limits import BodyLimit
 from api.readside import ReadSide
-from api.recording import RecordingLedger
 from api.routes import admin, distribution, inspector, lots, manufacturing, queries, recalls, release, site
 from api.routes import epcis as epcis_routes
 from api.settings import ApiSettings
 from epcis import Epcis
+from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.identity import Identity
 from ledger.transparency import Transparency
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         opened: list[Any] = []
         url = api_settings.database_url
         try:
-            app.state.ledger = _opened(opened, RecordingLedger.open(url))
+            app.state.ledger = _opened(opened, Ledger.open(url))
             app.state.identity = _opened(opened, _starting(lambda: Identity.open(url)))
             app.state.idempotency = _starting(lambda: IdempotencyStore(app.state.identity.engine))
             app.state.transparency = _opened(
@@ -104,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
             )
             app.state.epcis = _opened(opened, _starting(lambda: Epcis(app.state.ledger, url)))
+            app.state.ledger.use_kit_states(app.state.read_side.kit_states)
+            app.state.ledger.on_release(app.state.transparency.checkpoint_after_release)
             app.state.read_side.start()
             if api_settings.checkpoint_in_background:
                 poll = api_settings.checkpoint_poll_seconds
@@ -174,7 +176,7 @@ def _opened(opened: list[Any], thing: Any) -> Any:
     return thing
 
 
-def _readiness(ledger: RecordingLedger, read_side: ReadSide) -> Readiness:
+def _readiness(ledger: Ledger, read_side: ReadSide) -> Readiness:
     try:
         size, _ = ledger.chain.head()
     except PersistenceError:

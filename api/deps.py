@@ -12,11 +12,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import permissions
 from api.auth import Signer, authenticate, require_role, require_site
+from api.commands import Writer
 from api.idempotency import IdempotencyStore, Once, request_hash
 from api.readside import ReadSide
-from api.recording import RecordingLedger
 from api.settings import ApiSettings
 from epcis import Epcis
+from ledger.application import Ledger
 from ledger.identity import Identity, Session, User
 from ledger.transparency import Transparency
 from ledger.values import Role
@@ -24,13 +25,13 @@ from ledger.values import Role
 bearer = HTTPBearer(auto_error=False, description="An API token from `lotline users token NAME`.")
 
 
-def get_ledger(request: Request) -> RecordingLedger:
+def get_ledger(request: Request) -> Ledger:
     """The application's ledger, opened once by the app's lifespan handler."""
-    ledger: RecordingLedger = request.app.state.ledger
+    ledger: Ledger = request.app.state.ledger
     return ledger
 
 
-LedgerDep = Annotated[RecordingLedger, Depends(get_ledger)]
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
 def get_settings(request: Request) -> ApiSettings:
@@ -163,3 +164,13 @@ async def get_once(
 
 
 OnceDep = Annotated[Once, Depends(get_once)]
+
+
+def get_writer(
+    request: Request, user: UserDep, signer: SignerDep, ledger: LedgerDep, once: OnceDep
+) -> Writer:
+    """Runs the route's command for the request's user (api/commands.py)."""
+    return Writer(ledger, user.actor, signer, once, request.scope["route"])
+
+
+Write = Annotated[Writer, Depends(get_writer)]

@@ -28,6 +28,7 @@ from ledger.errors import (
     LotNotUsable,
     NotAuthorised,
     NotFound,
+    NotYourSite,
     RecallOutstanding,
     RecallWrongPlace,
     ReceiptMismatch,
@@ -77,6 +78,7 @@ STATUS: dict[type[LedgerError], int] = {
     InvalidCredentials: 401,
     NotAuthorised: 403,
     Forbidden: 403,
+    NotYourSite: 403,
     SignatureNotVerified: 403,
     SiteSignatureRefused: 403,
     NotFound: 404,
@@ -149,7 +151,7 @@ async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"Retry-After": "1"} if isinstance(exc, RETRYABLE) else {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="lotline"'
-    if status == 403 and isinstance(exc, NotAuthorised | Forbidden):
+    if status == 403 and isinstance(exc, NotAuthorised | Forbidden | NotYourSite):
         log.info("denied %s %s: %s", request.method, request.url.path, exc.message)
     return JSONResponse(exc.as_dict(), status_code=status, headers=headers)
 

@@ -130,6 +130,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def take(self) -> bytes:
         out = bytes(self._buffer)
         self._buffer.clear()

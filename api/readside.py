@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -15,9 +16,14 @@ from api.schemas.common import Freshness
 from ledger.application import Ledger
 from projections.base import ProjectionConflict
 from projections.db import open_engine
+from projections.genealogy import Genealogy
+from projections.recall_campaigns import KitStateReader
 from projections.runner import ProjectionRunner
 
 log = logging.getLogger("lotline.api.readside")
+
+CATCH_UP_PAGES = 100_000
+"""Reading kit states for a recall first brings the genealogy read model up to the ledger's head."""
 
 
 class ReadSide:
@@ -44,6 +50,13 @@ class ReadSide:
         """The freshness of an answer read at position `as_of`."""
         head = self.runner.head()
         return Freshness(as_of=as_of, head=head, lag=max(0, head - as_of))
+
+    def kit_states(self) -> tuple[KitStateReader, dict[str, Any]]:
+        """A bulk reader of kits' current states on the caught-up genealogy, and where its answers
+        come from (the position they are as of); the ledger opens recalls with it (`use_kit_states`)."""
+        self.refresh(max_batches=CATCH_UP_PAGES)
+        as_of = self.runner.positions()[Genealogy.name]
+        return KitStateReader(self.engine), {"reader": "genealogy read model", "as_of": as_of}
 
     def start(self) -> None:
         """Start the background loop (a daemon thread) that keeps the read models up to date."""

@@ -1,81 +1,49 @@
-"""Reference data (admin): trials, locations, site activation."""
+"""Reference data (admin): trials, locations, site activation and site keys."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter
 
-from api.deps import LedgerDep, OnceDep, UserDep
+from api.deps import Write
 from api.errors import errors
-from api.routes import created, record
-from api.schemas.commands import LocationIn, SiteKeyIn, StepIn, TrialIn
+from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded
 from api.schemas.results import Created, SiteKeyRegistered
+from ledger.commands import ActivateSite, RegisterLocation, RegisterSiteKey, RegisterTrial
 
 router = APIRouter(tags=["admin"])
 
+TrialIn = Annotated[Body, body_of(RegisterTrial)]
+LocationIn = Annotated[Body, body_of(RegisterLocation)]
+ActivationIn = Annotated[Body, body_of(ActivateSite, path={"site_id"})]
+SiteKeyIn = Annotated[Body, body_of(RegisterSiteKey, path={"site_id"})]
+
 
 @router.post("/trials", status_code=201, response_model=Created, responses=errors(409))
-def register_trial(body: TrialIn, user: UserDep, ledger: LedgerDep, once: OnceDep) -> Any:
+def register_trial(body: TrialIn, write: Write) -> Any:
     """Register a trial with its countries and expiry windows (admin)."""
-    return record(
-        ledger,
-        once,
-        lambda: ledger.register_trial(
-            user.actor,
-            code=body.code,
-            title=body.title,
-            sponsor=body.sponsor,
-            countries=body.countries,
-            do_not_ship_days=body.do_not_ship_days,
-            do_not_dispense_days=body.do_not_dispense_days,
-            occurred_at=body.occurred_at,
-        ),
-        created,
-        201,
-    )
+    return write(body)
 
 
 @router.post("/locations", status_code=201, response_model=Created, responses=errors(404, 409))
-def register_location(body: LocationIn, user: UserDep, ledger: LedgerDep, once: OnceDep) -> Any:
+def register_location(body: LocationIn, write: Write) -> Any:
     """Register a manufacturing site, depot or clinical site by its GLN (admin)."""
-    return record(
-        ledger,
-        once,
-        lambda: ledger.register_location(
-            user.actor,
-            gln=body.gln,
-            kind=body.kind,
-            name=body.name,
-            country=body.country,
-            trial_id=body.trial_id,
-            site_number=body.site_number,
-            address=body.address,
-            occurred_at=body.occurred_at,
-        ),
-        created,
-        201,
-    )
+    return write(body)
 
 
 @router.post("/sites/{site_id}/activation", response_model=Recorded, responses=errors(404, 409))
-def activate_site(site_id: UUID, body: StepIn, user: UserDep, ledger: LedgerDep, once: OnceDep) -> Any:
+def activate_site(site_id: UUID, body: ActivationIn, write: Write) -> Any:
     """Activate a clinical site so that it may receive kits (admin)."""
-    return record(ledger, once, lambda: ledger.activate_site(user.actor, site_id, body.occurred_at))
+    return write(body, site_id=site_id)
 
 
 @router.post(
     "/sites/{site_id}/keys", status_code=201, response_model=SiteKeyRegistered, responses=errors(404, 409)
 )
-def register_site_key(site_id: UUID, body: SiteKeyIn, user: UserDep, ledger: LedgerDep, once: OnceDep) -> Any:
+def register_site_key(site_id: UUID, body: SiteKeyIn, write: Write) -> Any:
     """Register a clinical site's Ed25519 public key, obtained from the site out of band; it replaces the
     site's previous key for signing receipts (admin)."""
-    return record(
-        ledger,
-        once,
-        lambda: ledger.register_site_key(user.actor, site_id, body.public_key, body.occurred_at),
-        lambda written, events: SiteKeyRegistered(key_id=written.ids["key_id"], events=events),
-        201,
-    )
+    return write(body, site_id=site_id)

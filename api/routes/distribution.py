@@ -2,76 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from api.deps import LedgerDep, OnceDep, SignerDep, UserDep
+from api.deps import Write
 from api.errors import errors
-from api.routes import created, record
-from api.schemas.commands import AuthoriseDestructionIn, QuarantineDecisionIn, ShipIn
-from api.schemas.common import Recorded
+from api.schemas.bodies import Body, body_of
+from api.schemas.common import Recorded, SignatureIn
 from api.schemas.results import Created
+from ledger.commands import AuthoriseDestruction, DecideQuarantine, Ship
 
 router = APIRouter(tags=["distribution"])
 
+ShipIn = Annotated[Body, body_of(Ship)]
+QuarantineDecisionIn = Annotated[Body, body_of(DecideQuarantine, signature=SignatureIn)]
+AuthoriseDestructionIn = Annotated[Body, body_of(AuthoriseDestruction, signature=SignatureIn)]
+
 
 @router.post("/shipments", status_code=201, response_model=Created, responses=errors(404, 409))
-def ship(body: ShipIn, user: UserDep, ledger: LedgerDep, once: OnceDep) -> Any:
+def ship(body: ShipIn, write: Write) -> Any:
     """Ship released kits from a depot to an activated site; every kit is checked, all or nothing (depot)."""
-    return record(
-        ledger,
-        once,
-        lambda: ledger.ship(
-            user.actor,
-            shipment_number=body.shipment_number,
-            sscc=body.sscc,
-            from_id=body.from_id,
-            to_id=body.to_id,
-            kit_ids=body.kit_ids,
-            min_celsius=body.min_celsius,
-            max_celsius=body.max_celsius,
-            logger_id=body.logger_id,
-            carrier=body.carrier,
-            occurred_at=body.occurred_at,
-        ),
-        created,
-        201,
-    )
+    return write(body)
 
 
 @router.post("/kits/quarantine-decisions", response_model=Recorded, responses=errors(404, 409))
-def decide_quarantine(
-    body: QuarantineDecisionIn, user: UserDep, signer: SignerDep, ledger: LedgerDep, once: OnceDep
-) -> Any:
+def decide_quarantine(body: QuarantineDecisionIn, write: Write) -> Any:
     """Release quarantined kits back to use, or reject them; signed `released` or `rejected` (QA)."""
-    return record(
-        ledger,
-        once,
-        lambda: ledger.decide_quarantine(
-            user.actor,
-            kit_ids=body.kit_ids,
-            release=body.release,
-            signature=signer.sign(body.signature),
-            reason=body.reason,
-            occurred_at=body.occurred_at,
-        ),
-    )
+    return write(body)
 
 
 @router.post("/kits/destruction-authorisations", response_model=Recorded, responses=errors(404, 409))
-def authorise_destruction(
-    body: AuthoriseDestructionIn, user: UserDep, signer: SignerDep, ledger: LedgerDep, once: OnceDep
-) -> Any:
+def authorise_destruction(body: AuthoriseDestructionIn, write: Write) -> Any:
     """Authorise the destruction of kits in writing, signed `authorised_destruction` (QA)."""
-    return record(
-        ledger,
-        once,
-        lambda: ledger.authorise_destruction(
-            user.actor,
-            kit_ids=body.kit_ids,
-            signature=signer.sign(body.signature),
-            reason=body.reason,
-            occurred_at=body.occurred_at,
-        ),
-    )
+    return write(body)

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from api import permissions
 from api.auth import require_role
 from api.deps import ReadDep, StockReader, Tracer, UserDep
-from api.errors import Forbidden, errors
+from api.errors import errors
 from api.readside import ReadSide
 from api.schemas.queries import (
     BackwardOut,
@@ -34,6 +34,7 @@ from api.schemas.queries import (
     StockOut,
     TrailOut,
 )
+from ledger.access import require_passed_through
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
 from ledger.domain.recall import Recall
 from ledger.errors import InvalidInput
@@ -237,12 +238,9 @@ def audit_trail(
     return shaped(TrailOut, answer, read, entries=page(answer.entries, limit, offset))
 
 
-def _custody(answer: Any, user: User, read: ReadSide) -> CustodyOut:
+def _custody(answer: Any, user: User, read: ReadSide) -> BaseModel:
     places = {p.id for s in answer.steps for p in (s.from_place, s.to_place) if p is not None}
-    if user.role == Role.SITE and not places & user.sites:
-        raise Forbidden(
-            f"{answer.holder_kind} {answer.holder_id} never passed through your sites", reason="not_your_site"
-        )
+    require_passed_through(user.role, user.sites, places, f"{answer.holder_kind} {answer.holder_id}")
     return shaped(CustodyOut, answer, read)
 
 
@@ -273,7 +271,7 @@ def id_of(
     if kind in ("lot", "kit"):
         make = Lot.create_id if kind == "lot" else Kit.create_id
         return IdOut(kind=kind, id=make(_given(gtin, "gtin"), key))
-    simple = {
+    simple: dict[str, Any] = {
         "trial": Trial,
         "batch": ManufacturingBatch,
         "packaging_run": PackagingRun,

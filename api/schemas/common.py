@@ -1,13 +1,13 @@
-"""Shapes shared by many routes: errors, recorded events, pages, freshness, quantities, signatures."""
+"""Shapes shared by many routes: errors, signatures, what a command recorded, pages, freshness."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, Generic, Literal, TypeVar
-from uuid import UUID
+from typing import Annotated, ClassVar, Generic, Self, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ledger import commands
+from ledger.commands import RecordedEvent
 from ledger.values import Meaning
 
 T = TypeVar("T")
@@ -19,20 +19,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Gtin = Annotated[str, StringConstraints(pattern=r"^[0-9]{14}$")]
-Gln = Annotated[str, StringConstraints(pattern=r"^[0-9]{13}$")]
-Sscc = Annotated[str, StringConstraints(pattern=r"^[0-9]{18}$")]
-Celsius = Annotated[Decimal, Field(ge=-273, le=200, allow_inf_nan=False, max_digits=12)]
-When = Annotated[
-    AwareDatetime | None,
-    Field(description="When the step happened (ISO 8601 with a timezone); default: now. Not in the future."),
-]
-
-
 class ErrorBody(BaseModel):
     """Every error: a stable `code`, a sentence, and details naming the field, the kits or the rule."""
 
@@ -40,13 +26,6 @@ class ErrorBody(BaseModel):
 
     code: str
     message: str
-
-
-class QuantityIn(Strict):
-    """An amount with its unit: mass in mg, g or kg, or a count in `unit`."""
-
-    amount: Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=30)]
-    unit: Literal["mg", "g", "kg", "unit"]
 
 
 class SignatureIn(Strict):
@@ -66,19 +45,32 @@ class CheckerIn(Strict):
     token: Annotated[str | None, StringConstraints(max_length=200)] = None
 
 
-class RecordedEvent(BaseModel):
-    """One event a command recorded: its chain position `seq`, stream, version and chain hash (hex)."""
+class SiteSignatureIn(Strict):
+    """The site's own Ed25519 signature over the confirmation (docs/api.md, "Site-signed receipts");
+    the ledger verifies it as a `SiteSignature`."""
 
-    seq: int
-    stream: UUID
-    version: int
-    chain_hash: str
+    key_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+    nonce: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
+    signature: Annotated[
+        str, StringConstraints(min_length=86, max_length=88), Field(description="base64 of 64 bytes")
+    ]
 
 
 class Recorded(BaseModel):
-    """What a command recorded, in chain order."""
+    """What a command recorded, in chain order: each event's chain position `seq`, stream, version and
+    chain hash (hex)."""
 
-    events: list[RecordedEvent]
+    events: tuple[RecordedEvent, ...]
+
+    created: ClassVar[tuple[str, ...]] = ()
+    """The answer's names of the ids the command created (`ledger.commands.Recorded.created`), in order."""
+
+    @classmethod
+    def of(cls, recorded: commands.Recorded) -> Self:
+        """The answer to a command: its events, the ids it created named by `created`, and the facts
+        it found (`ledger.commands.Recorded.facts`) that this answer has fields for."""
+        ids = dict(zip(cls.created, recorded.created, strict=False))
+        return cls.model_validate({**recorded.facts, **ids, "events": recorded.events})
 
 
 class Freshness(BaseModel):

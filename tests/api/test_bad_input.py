@@ -31,7 +31,6 @@ CASES = [
     ("naive time", {"occurred_at": "2026-01-01T10:00:00"}, "body.occurred_at"),
     ("malformed id", {"location_id": "not-a-uuid"}, "body.location_id"),
     ("unknown field", {"colour": "blue"}, "body.colour"),
-    ("bad gtin", {"gtin": "123"}, "body.gtin"),
     ("unknown kind", {"kind": "plutonium"}, "body.kind"),
 ]
 
@@ -55,6 +54,9 @@ def test_ledger_range_checks_name_the_field_too(api: Api, program: Program) -> N
     assert backwards.status_code == 422 and backwards.json()["field"] == "expires_on"
     check_digit = api.post("mfg1", "/lots", receive_body(program, gtin="04000000009901"))
     assert check_digit.status_code == 422 and check_digit.json()["code"] == "invalid_identifier"
+    too_short = api.post("mfg1", "/lots", receive_body(program, gtin="123"))
+    assert too_short.status_code == 422 and too_short.json()["code"] == "invalid_identifier"
+    assert too_short.json()["field"] == "gtin"
     future = api.post("mfg1", "/lots", receive_body(program, occurred_at="2999-01-01T00:00:00Z"))
     assert future.status_code == 409 and future.json()["code"] == "time_order"
     assert api.head() == head
