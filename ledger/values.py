@@ -93,9 +93,13 @@ class Quantity:
         from_dict = core_schema.no_info_after_validator_function(
             lambda d: cls.of(d["amount"], d["unit"]), fields
         )
-        return core_schema.json_or_python_schema(
-            json_schema=from_dict,
-            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_dict]),
+
+        def kept_or_parsed(value: Any, parse: Any) -> Any:
+            return value if isinstance(value, cls) else parse(value)
+
+        return core_schema.no_info_wrap_validator_function(
+            kept_or_parsed,
+            from_dict,
             serialization=core_schema.plain_serializer_function_ser_schema(lambda q: q.as_dict()),
         )
 

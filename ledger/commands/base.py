@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic._internal._model_construction import ModelMetaclass
 
 from ledger.errors import InvalidInput
 
@@ -66,17 +67,28 @@ KitIds = Annotated[tuple[UUID, ...], Field(min_length=1, max_length=20_000)]
 """The kits one step names: at least one, each once (the ledger checks), at most 20,000."""
 
 
-class Command(BaseModel):
+class _Built(ModelMetaclass):
+    """Building a command from Python raises the ledger's `InvalidInput` naming the bad field; a part
+    may also be given its leading fields in order. Validating a command from data (an HTTP body) stays
+    pydantic's own validation, so a web framework reports it as a request error."""
+
+    def __call__(cls, *args: Any, **data: Any) -> Any:
+        if args:
+            names = list(cls.model_fields)  # type: ignore[attr-defined]
+            if len(args) > len(names):
+                raise InvalidInput(f"{cls.__name__} takes at most {len(names)} values", field=None)
+            data = {**dict(zip(names, args, strict=False)), **data}
+        try:
+            return super().__call__(**data)
+        except ValidationError as e:
+            raise _invalid(e) from None
+
+
+class Command(BaseModel, metaclass=_Built):
     """A write to the ledger. Built from keyword arguments; a malformed field raises `InvalidInput`
     naming it (the HTTP layer validates the same model and answers 422)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as e:
-            raise _invalid(e) from None
 
 
 def _invalid(e: ValidationError) -> InvalidInput:
@@ -94,13 +106,6 @@ class Part(Command):
     A part with `_pair` field names may also be given as that pair, e.g. `(lot_id, quantity)`."""
 
     _pair: ClassVar[tuple[str, str] | None] = None
-
-    def __init__(self, *args: Any, **data: Any) -> None:
-        """Fields by keyword, or leading fields in their declared order (`Arm("A", lot_id, 1, 10)`)."""
-        names = list(type(self).model_fields)
-        if len(args) > len(names):
-            raise InvalidInput(f"{type(self).__name__} takes at most {len(names)} values", field=None)
-        super().__init__(**dict(zip(names, args, strict=False)), **data)
 
     @model_validator(mode="before")
     @classmethod
