@@ -17,16 +17,12 @@ and hands it with the path's values to `Writer` (api/commands.py), which builds 
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
-import operator
-import types
 from collections.abc import Collection, Mapping
-from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+from typing import Any, ClassVar
 
 from fastapi import Depends
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, create_model
-from pydantic_core import CoreSchema
+from pydantic import BaseModel, ConfigDict, create_model
 
 from ledger.commands import Command
 
@@ -73,7 +69,7 @@ def model_of(
         if aliases and name in aliases:
             info.alias = info.validation_alias = aliases[name]
             info.alias_priority = 2
-        fields[name] = (http.pop(name) if name in http else _over_http(info.annotation), info)
+        fields[name] = (http.pop(name) if name in http else info.annotation, info)
     fields.update(http)
     model: type[Body] = create_model(
         model_name or command.__name__,
@@ -84,49 +80,6 @@ def model_of(
     )
     model.command = command
     return model
-
-
-@functools.cache
-def _part(part: type[Command]) -> type[Body]:
-    """The body model of a value inside a command (an arm, an input lot), one per part."""
-    return model_of(part)
-
-
-class _AsJson:
-    """Validate a value as JSON gives it. FastAPI validates the parsed body in Python mode, where a
-    ledger value type (`Quantity`) also accepts its own instances; over HTTP only its JSON form
-    counts, so that an error names the inner field (`quantity.amount`)."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        schema = handler(source)
-        if schema["type"] != "json-or-python":
-            return schema
-        json_form: Any = dict(schema["json_schema"])
-        if "serialization" in schema:
-            json_form["serialization"] = schema["serialization"]
-        return json_form
-
-
-def _over_http(annotation: Any) -> Any:
-    """A command field's type as a body takes it: parts become their body models, ledger value types
-    are read in their JSON form; everything else (constraints, validators) is kept as it is."""
-    if isinstance(annotation, type) and issubclass(annotation, Command):
-        return _part(annotation)
-    if isinstance(annotation, type) and hasattr(annotation, "__get_pydantic_core_schema__"):
-        return Annotated[annotation, _AsJson()]
-    args = get_args(annotation)
-    if not args:
-        return annotation
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        inner = _over_http(args[0])
-        return annotation if inner is args[0] else Annotated[(inner, *annotation.__metadata__)]
-    changed = tuple(a if a is Ellipsis else _over_http(a) for a in args)
-    if changed == args:
-        return annotation
-    if origin in (Union, types.UnionType):
-        return functools.reduce(operator.or_, changed)
-    return origin[changed]
 
 
 class _Parse:
