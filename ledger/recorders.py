@@ -165,6 +165,20 @@ class ChainReader(ABC):
     def _links_page(self, pairs: list[tuple[UUID, int]]) -> list[Link]:
         """The links of one chunk of (stream, version) pairs."""
 
+    def select_streams(self, streams: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """Every stored event of each stream, in version order, read a few hundred streams per query
+        (a command that touches many kits loads them in one or a few reads, not one read each)."""
+        found: dict[UUID, list[StoredEvent]] = {}
+        unique = list(dict.fromkeys(streams))
+        for start in range(0, len(unique), _LINKS_CHUNK):
+            for e in self._select_streams(unique[start : start + _LINKS_CHUNK]):
+                found.setdefault(UUID(str(e.originator_id)), []).append(e)
+        return found
+
+    @abstractmethod
+    def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
+        """The stored events of a chunk of streams, ordered by stream and version."""
+
     @abstractmethod
     def unchained_events(self, limit: int = 10) -> list[tuple[str, int]]:
         """Stored events that no chain row covers: inserted behind the ledger's back."""
@@ -216,6 +230,21 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
         )
         self._note_written(rows)
         return ids
+
+    def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
+        marks = ", ".join("?" for _ in streams)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name} "
+                f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                [s.hex for s in streams],
+            )
+            return [
+                StoredEvent(
+                    originator_id=UUID(r[0]), originator_version=r[1], topic=r[2], state=bytes(r[3])
+                )
+                for r in c.fetchall()
+            ]
 
     @staticmethod
     def _versions(c: SQLiteCursor, streams: list[UUID]) -> dict[UUID, int]:
@@ -356,6 +385,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             "SELECT originator_id, MAX(originator_version) AS v FROM {schema}.{chain} "
             "WHERE originator_id = ANY(%s::{idtype}[]) GROUP BY originator_id"
         ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type))
+        self._select_streams_sql = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%s::{idtype}[]) ORDER BY originator_id, originator_version"
+        ).format(schema=schema, events=events, idtype=Identifier(self.datastore.originator_id_type))
         self._select_touched = SQL(
             "SELECT DISTINCT originator_id FROM {schema}.{chain} WHERE seq > %s"
         ).format(schema=schema, chain=chain)
@@ -379,6 +412,20 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
         self._note_written(rows)
         return ids
+
+    def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
+        as_text = self.datastore.originator_id_type == "text"
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_streams_sql, ([str(s) if as_text else s for s in streams],))
+            return [
+                StoredEvent(
+                    originator_id=UUID(str(r["originator_id"])),
+                    originator_version=r["originator_version"],
+                    topic=r["topic"],
+                    state=bytes(r["state"]),
+                )
+                for r in curs.fetchall()
+            ]
 
     def _versions(self, curs: Cursor[DictRow], streams: list[UUID]) -> dict[UUID, int]:
         as_text = self.datastore.originator_id_type == "text"

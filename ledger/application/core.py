@@ -242,6 +242,32 @@ class Ledger(Application[UUID]):
         self._note_read(agg)
         return agg
 
+    def get_many(self, cls: type[A], idents: Sequence[UUID]) -> list[A]:
+        """The aggregates `idents`, in that order, loaded in one or a few reads; the first one missing
+        raises its type's not-found error."""
+        found = self.load_many(cls, idents)
+        for ident in idents:
+            if ident not in found:
+                raise _NOT_FOUND[cls](ident)
+        return [found[i] for i in idents]
+
+    def load_many(self, cls: type[A], idents: Sequence[UUID]) -> dict[UUID, A]:
+        """Those of the aggregates `idents` of type `cls` that exist, loaded in one or a few reads."""
+        staged = self._staged()
+        overlay = staged.overlay if staged is not None else {}
+        stored = self.chain.select_streams([i for i in idents if i not in overlay])
+        found: dict[UUID, A] = {}
+        for ident in dict.fromkeys(idents):
+            agg: Any = None
+            if ident in overlay:
+                agg = copy.deepcopy(overlay[ident])
+            for e in stored.get(ident, ()):
+                agg = self.mapper.to_domain_event(e).mutate(agg)  # type: ignore[attr-defined]
+            if isinstance(agg, cls):
+                self._note_read(agg)
+                found[ident] = agg
+        return found
+
     def peek(self, cls: type[A], ident: UUID) -> A:
         """A read-only, current view of an aggregate that a step checks but does not change.
 

@@ -10,7 +10,7 @@ from ledger.application.rules import day, each, problem, reason, unique
 from ledger.commands import AuthoriseDestruction, DecideQuarantine, Recorded, Ship
 from ledger.domain import Kit, Location, LocationKind, PackagingRun, Shipment, SiteStatus, Trial
 from ledger.domain.base import require_role, stamp
-from ledger.errors import InvalidInput, KitsNotUsable, LedgerError, SiteNotActive
+from ledger.errors import InvalidInput, KitNotFound, KitsNotUsable, LedgerError, SiteNotActive
 from ledger.values import Actor, Meaning, Role
 
 
@@ -36,10 +36,11 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
     shipment_id = Shipment.create_id(shipment_number)
     runs: dict[UUID, PackagingRun] = {}
     kits, problems = [], []
+    loaded = ledger.load_many(Kit, cmd.kit_ids)
     for kit_id in cmd.kit_ids:
         kit_number = str(kit_id)
         try:
-            kit = ledger.get(Kit, kit_id)
+            kit = loaded.get(kit_id) or _missing(kit_id)
             kit_number = kit.kit_number
             if trial is None or kit.trial_id != trial.id:
                 raise InvalidInput(f"kit {kit.kit_number} belongs to another trial", field="kit_ids")
@@ -74,7 +75,7 @@ def decide_quarantine(ledger: Ledger, actor: Actor, cmd: DecideQuarantine) -> Re
     meaning = Meaning.RELEASED if cmd.release else Meaning.REJECTED
     sig = ledger.qa_signature(actor, cmd.signature, meaning, "decide on quarantined kits")
     audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
-    kits = [ledger.get(Kit, k) for k in unique(cmd.kit_ids)]
+    kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     each(kits, "decide quarantine", lambda k: k.decide_quarantine(audit, sig.as_dict(), cmd.release))
     return ledger.record(*kits)
 
@@ -84,6 +85,10 @@ def authorise_destruction(ledger: Ledger, actor: Actor, cmd: AuthoriseDestructio
     """Written, signed authorisation (EU Annex 13 §48) before any kit is destroyed."""
     sig = ledger.qa_signature(actor, cmd.signature, Meaning.AUTHORISED_DESTRUCTION, "authorise destruction")
     audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
-    kits = [ledger.get(Kit, k) for k in unique(cmd.kit_ids)]
+    kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     each(kits, "authorise destruction", lambda k: k.authorise_destruction(audit, sig.as_dict()))
     return ledger.record(*kits)
+
+
+def _missing(kit_id: UUID) -> Kit:
+    raise KitNotFound(kit_id)

@@ -171,7 +171,7 @@ def extend_expiry(ledger: Ledger, actor: Actor, cmd: ExtendExpiry) -> Recorded:
     audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
     supported = min(ledger.get(Lot, lot_id).expires_on for lot_id in run.input_lot_ids)
     run.extend_expiry(audit, sig.as_dict(), cmd.new_expiry, supported)
-    kits = [ledger.get(Kit, Kit.create_id(run.kit_gtin, n)) for n in run.kit_numbers]
+    kits = ledger.get_many(Kit, [Kit.create_id(run.kit_gtin, n) for n in run.kit_numbers])
     relabelled = [k for k in kits if k.status in RELABELLABLE]
     for kit in relabelled:
         kit.relabel(audit, run.batch_number, cmd.new_expiry)

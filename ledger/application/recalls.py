@@ -158,7 +158,7 @@ def receive_recall_returns(ledger: Ledger, actor: Actor, cmd: ReceiveRecallRetur
 
     def step(recall: Recall) -> Recorded:
         audit = stamp(actor, cmd.occurred_at)
-        kits = [ledger.get(Kit, k) for k in kit_ids if k in recall.kits]
+        kits = ledger.get_many(Kit, [k for k in kit_ids if k in recall.kits])
         problems: list[tuple[UUID, LedgerError]] = [
             (k, KitNotInRecall(recall.recall_number, k)) for k in kit_ids if k not in recall.kits
         ]

@@ -58,11 +58,9 @@ def confirm_receipt(ledger: Ledger, actor: Actor, cmd: ConfirmReceipt) -> Record
         _verify_site_signature(ledger, shipment, cmd, confirmed, audit["occurred_at"])
         signed = cmd.site_signature.as_dict()
     shipment.confirm_receipt(audit, confirmed, cmd.logger_min, cmd.logger_max, excursion, signed)
-    kits = []
-    for number, outcome in parsed.items():
-        kit = ledger.get(Kit, known[number])
+    kits = ledger.get_many(Kit, [known[number] for number in parsed])
+    for kit, outcome in zip(kits, parsed.values(), strict=True):
         kit.receive(audit, shipment.id, shipment.to_id, outcome, excursion)
-        kits.append(kit)
     return ledger.record(shipment, *kits, excursion=excursion)
 
 
@@ -109,7 +107,7 @@ def report_excursion(ledger: Ledger, actor: Actor, cmd: ReportExcursion) -> Reco
         "max_celsius": str(cmd.max_celsius),
         "duration_minutes": cmd.duration_minutes,
     }
-    kits = [ledger.get(Kit, k) for k in unique(cmd.kit_ids)]
+    kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     wrong = [
         {"kit_id": str(k.id), "kit_number": k.kit_number, "reason": "not at this location"}
         for k in kits
@@ -156,6 +154,6 @@ def destroy_kits(ledger: Ledger, actor: Actor, cmd: DestroyKits) -> Recorded:
     if not method:
         raise InvalidInput("destruction names its method", field="method")
     audit = stamp(actor, cmd.occurred_at)
-    kits = [ledger.get(Kit, k) for k in unique(cmd.kit_ids)]
+    kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     each(kits, "destroy", lambda k: k.destroy(audit, cmd.location_id, certificate, method))
     return ledger.record(*kits)
