@@ -363,8 +363,8 @@ def _cosignatures(
             raise Invalid(f"a cosignature by {row['witness']} is for checkpoint {size}, "
                           "which is not exported")
         key = Key(row["witness"], COSIGNATURE_V1, b64decode(row["public_key"], "witness key"))
-        note = parse_note("x\n\n" + row["line"] + "\n")
         try:
+            note = parse_note("x\n\n" + row["line"] + "\n")
             when = verify_cosignature(by_size[size].note_text, note.signatures[0], key)
         except Invalid as e:
             raise Invalid(f"checkpoint {size}: {e}") from None
