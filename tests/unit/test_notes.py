@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import notes
 from lotline_verify import notes as offline
+from lotline_verify.export import trusted_note
 
 # The example of c2sp.org/signed-note: a vkey and a note it verifies.
 EXAMPLE_VKEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
@@ -257,3 +259,27 @@ def test_the_padding_bits_variant_holds_the_same_signature_bytes() -> None:
     assert base64.b64decode(SIG_PAD_BITS, validate=True) == base64.b64decode(SIG)
     note = signed("\u2014 example.com/foo " + SIG, "\u2014 other.example/x " + SIG)
     assert len(notes.parse_note(note).signatures) == len(offline.parse_note(note).signatures) == 2
+
+
+# --- a trusted checkpoint as saved in a file (lotline-verify --trusted) -------------------------------------
+
+
+def test_a_trusted_checkpoint_file_may_end_with_one_extra_newline() -> None:
+    assert trusted_note(EXAMPLE_NOTE + "\n") == EXAMPLE_NOTE                  # print(note), jq -r .note
+    assert trusted_note(EXAMPLE_NOTE) == EXAMPLE_NOTE
+    assert offline.parse_note(trusted_note(EXAMPLE_NOTE + "\n")).text == TEXT
+    with pytest.raises(offline.Invalid, match="line 5 is blank"):               # two: not a saved note
+        offline.parse_note(trusted_note(EXAMPLE_NOTE + "\n\n"))
+
+
+@pytest.mark.parametrize("answer, field", [
+    ({"size": 5, "origin": "example.com/foo", "note": EXAMPLE_NOTE, "cosignatures": []}, "note"),
+    ({"size": 5, "head_hash": "00", "checkpoint": EXAMPLE_NOTE}, "checkpoint"),       # GET /inspector/head
+    ({"checkpoints": [{"note": EXAMPLE_NOTE}]}, None),
+])
+def test_the_apis_json_is_refused_saying_what_to_pass(answer: dict[str, object], field: str | None) -> None:
+    wanted = f"the text of its `{field}` field" if field else "the checkpoint's signed note itself"
+    with pytest.raises(offline.Invalid, match="this is JSON") as refused:
+        trusted_note(json.dumps(answer, indent=2) + "\n")
+    assert wanted in str(refused.value)
+    assert "/inspector/checkpoints/latest/note" in str(refused.value)
