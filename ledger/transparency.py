@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select
 
 from ledger.chain import encode_event
 from ledger.checkpoints import (
@@ -27,10 +27,11 @@ from ledger.checkpoints import (
     CheckpointStore,
     Cosignature,
     StoredCheckpoint,
+    checkpoints_table,
 )
 from ledger.config import Settings
 from ledger.errors import InvalidInput, LedgerError
-from ledger.keys import KeyRing, LogKey, keys_table
+from ledger.keys import KEYS_TABLE, KeyRing, LogKey, keys_table
 from ledger.merkle import (
     Frontier,
     MerkleStore,
@@ -202,10 +203,16 @@ class Transparency:
     @classmethod
     def for_reader(cls, reader: ChainReader, settings: TransparencySettings) -> Transparency:
         """The log over `reader` (e.g. `ledger.chain`), in the store `settings.database_url` names."""
+        engine = engine_for(settings.database_url)
+        try:
+            origin = log_origin(engine, settings)
+        except LedgerError:
+            engine.dispose()
+            raise
         return cls(
             reader,
-            engine_for(settings.database_url),
-            origin=settings.log_name,
+            engine,
+            origin=origin,
             keys_dir=settings.keys_dir,
             every_events=settings.checkpoint_every_events,
             every_seconds=settings.checkpoint_every_seconds,
@@ -217,7 +224,11 @@ class Transparency:
         from ledger.application import Ledger
 
         ledger = Ledger.open(settings.database_url)
-        t = cls.for_reader(ledger.chain, settings)
+        try:
+            t = cls.for_reader(ledger.chain, settings)
+        except LedgerError:
+            ledger.close()
+            raise
         t._closers.append(ledger.close)
         return t
 
@@ -490,6 +501,46 @@ class Transparency:
 
 class _AuditFailure(Exception):
     pass
+
+
+class LogNameMismatch(LedgerError):
+    """LOTLINE_LOG_NAME names another log than the one the store already signs: an origin never changes."""
+
+    code = "log_name_mismatch"
+
+
+def log_origin(engine: Engine, settings: TransparencySettings) -> str:
+    """The origin (and key name) of the store's log: the one its checkpoints or keys already carry, else
+    `settings.log_name`. The origin is signed text, so a store never changes it: an explicitly set
+    LOTLINE_LOG_NAME that differs is refused, and the default applies to new stores only."""
+    recorded = recorded_origin(engine)
+    if recorded is None or recorded == settings.log_name:
+        return settings.log_name
+    if "log_name" in settings.model_fields_set:
+        raise LogNameMismatch(
+            f"this store's log is {recorded!r} (its checkpoints and keys are signed with that origin), "
+            f"but LOTLINE_LOG_NAME is {settings.log_name!r}; an origin cannot change: unset it or set it "
+            f"to {recorded!r}",
+            field="log_name",
+        )
+    return recorded
+
+
+def recorded_origin(engine: Engine) -> str | None:
+    """The origin of the newest checkpoint, else the name of the newest log key; None in a new store."""
+    tables = inspect(engine)
+    with engine.connect() as conn:
+        if tables.has_table(CHECKPOINTS_TABLE):
+            c = checkpoints_table.c
+            origin = conn.execute(select(c.origin).order_by(c.size.desc()).limit(1)).scalar()
+            if origin is not None:
+                return str(origin)
+        if tables.has_table(KEYS_TABLE):
+            k = keys_table.c
+            name = conn.execute(select(k.name).order_by(k.valid_from.desc()).limit(1)).scalar()
+            if name is not None:
+                return str(name)
+    return None
 
 
 def _check_checkpoint(cp: StoredCheckpoint, origin: str, keys: list[LogKey], events: int) -> None:

@@ -48,7 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    log = Transparency.open(settings_from(args))
+    try:
+        log = Transparency.open(settings_from(args))
+    except LedgerError as e:
+        print(f"lotline checkpoint {args.action}: {e.message}", file=sys.stderr)
+        return 1
     try:
         return _ACTIONS[args.action](log, args)
     except LedgerError as e:
