@@ -161,6 +161,25 @@ def checkpoint_note(size: Size, user: Verifier, log: LogDep) -> PlainTextRespons
     return PlainTextResponse(log.get(size).note())
 
 
+@router.get("/log/vkey", response_class=PlainTextResponse, responses={
+    200: {"content": {"text/plain": {}}, "description": "`name+keyid+base64(0x01 || key)`, one a line."},
+    404: errors(404)[404],
+})
+def verifier_key(
+    log: LogDep,
+    every: Annotated[
+        bool, Query(alias="all", description="Every key that signed checkpoints, oldest first.")
+    ] = False,
+) -> PlainTextResponse:
+    """The log's verifier key (vkey) that checks its checkpoints, e.g. for `lotline-verify --log-key` or
+    `lotline witness init --log-key`; no token needed: it is a public key. Compare it with one obtained
+    another way before trusting it."""
+    keys = log.keys.all() if every else [k for k in [log.keys.active()] if k is not None]
+    if not keys:
+        raise NotFound("log key", log.origin)
+    return PlainTextResponse("".join(k.vkey + "\n" for k in keys))
+
+
 @router.get("/proofs/inclusion", response_model=InclusionOut, responses=errors(404))
 def inclusion(
     user: Verifier,

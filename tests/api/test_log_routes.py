@@ -18,7 +18,7 @@ from ledger.application import Ledger
 from ledger.identity import Identity
 from ledger.values import Role
 from lotline_verify.bundle import verify_bundle
-from lotline_verify.notes import parse_vkey
+from lotline_verify.notes import parse_note, parse_vkey, verify_signed
 from lotline_verify.tree import verify_consistency, verify_inclusion
 from scripts.witness import HttpFeed, Refused, Witness
 from tests.api.conftest import FAST_SCRYPT, Api, populate, signature
@@ -88,6 +88,23 @@ def test_checkpoints_are_signed_on_demand_listed_and_shown_as_json_and_text(log_
     assert log_api.get("insp1", "/inspector/checkpoints/latest").json() == newer
     assert log_api.get("insp1", "/inspector/checkpoints/3").status_code == 404
     assert parse_vkey(vkey).name == ORIGIN
+
+
+def test_the_verifier_key_is_served_as_text_without_a_token(log_api: Api) -> None:
+    missing = log_api.client.get("/inspector/log/vkey")
+    assert missing.status_code == 404 and missing.json()["message"] == f"log key {ORIGIN} does not exist"
+    first = generate_key(log_api)
+    answer = log_api.client.get("/inspector/log/vkey")                       # no Authorization header
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert answer.text == first + "\n"
+    note = log_api.post("qa1", "/inspector/checkpoints").json()["note"]
+    assert verify_signed(parse_note(note), [parse_vkey(answer.text)]).name == ORIGIN
+    # after a rotation: the new key; all=true gives every key that signed, oldest first
+    _, new = log_api.client.app.state.transparency.keys.rotate()  # type: ignore[attr-defined]
+    assert log_api.client.get("/inspector/log/vkey").text == new.vkey + "\n"
+    every = log_api.client.get("/inspector/log/vkey", params={"all": "true"}).text
+    assert every.splitlines() == [first, new.vkey]
+    assert verify_signed(parse_note(note), [parse_vkey(k) for k in every.splitlines()]).vkey() == first
 
 
 def test_inclusion_consistency_and_bundle_proofs_verify_independently(log_api: Api) -> None:
