@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,30 @@ class CosignatureRefused(LedgerError):
     """A cosignature that does not verify, or is for a tree head the ledger never signed."""
 
     code = "cosignature_refused"
+
+
+class NotYetCheckpointed(LedgerError):
+    """The event is in the log but no signed checkpoint covers it yet; says when the policy signs the next
+    one (`due_by`, None when the log has no signing key) and how to have one signed now."""
+
+    code = "not_yet_checkpointed"
+
+    def __init__(self, seq: int, signed: int, events: int, due_by: datetime | None, policy: str) -> None:
+        now = datetime.now(UTC)
+        covered = f"the newest covers events 1..{signed}" if signed else "no checkpoint has been signed yet"
+        if due_by is None:
+            when = "none will be signed until the log has a signing key (`lotline keys generate`)"
+        else:
+            when = f"the next one is due by {due_by.isoformat(timespec='seconds')} ({policy}); ask again then"
+        super().__init__(
+            f"event {seq} is in the log but not yet under a signed checkpoint ({covered}): {when}, or sign "
+            "one now (`lotline checkpoint make`; POST /inspector/checkpoints as QA or admin)",
+            seq=seq,
+            checkpoint_size=signed,
+            log_size=events,
+            next_checkpoint_by=None if due_by is None else due_by.isoformat(timespec="seconds"),
+        )
+        self.retry_after = None if due_by is None else max(1, math.ceil((due_by - now).total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +212,7 @@ class Transparency:
         keys_dir: Path,
         every_events: int = 1000,
         every_seconds: float = 300.0,
+        poll_seconds: float = 5.0,
     ) -> None:
         if every_events < 1 or every_seconds <= 0:
             raise InvalidInput("checkpoints need every_events >= 1 and every_seconds > 0", field="settings")
@@ -198,6 +224,7 @@ class Transparency:
         self.checkpoints = CheckpointStore(engine)
         self.every_events = every_events
         self.every_seconds = every_seconds
+        self.poll_seconds = poll_seconds
         self._closers: list[Callable[[], None]] = [engine.dispose]
 
     @classmethod
@@ -216,6 +243,7 @@ class Transparency:
             keys_dir=settings.keys_dir,
             every_events=settings.checkpoint_every_events,
             every_seconds=settings.checkpoint_every_seconds,
+            poll_seconds=settings.checkpoint_poll_seconds,
         )
 
     @classmethod
@@ -289,6 +317,19 @@ class Transparency:
         self.sync()
         return self.checkpoint() if self.due(now) else None
 
+    def next_checkpoint_due(self, now: datetime | None = None) -> datetime | None:
+        """By when the policy signs the events not yet covered, if a watcher polls every `poll_seconds`:
+        at once after N waiting events or when there is no checkpoint yet, else T seconds after the newest
+        one. None without a signing key (nothing will be signed)."""
+        if self.keys.active() is None:
+            return None
+        now = now or datetime.now(UTC)
+        latest = self.checkpoints.latest()
+        due = now
+        if latest is not None and self.reader.head()[0] - latest.size < self.every_events:
+            due = max(now, datetime.fromisoformat(latest.created_at) + timedelta(seconds=self.every_seconds))
+        return due + timedelta(seconds=self.poll_seconds)
+
     def watch(self, stop: threading.Event, poll_seconds: float = 5.0) -> None:
         """Keep signing checkpoints by the policy until `stop` is set."""
         while not stop.is_set():
@@ -326,8 +367,9 @@ class Transparency:
     # --- proofs ---------------------------------------------------------------------------------------
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
-        """Event `seq` in the tree of `size` leaves (default: the newest checkpoint's size)."""
-        size = self._proof_size(size)
+        """Event `seq` in the tree of `size` leaves (default: the newest checkpoint's size; NotYetCheckpointed
+        if that does not cover the event yet)."""
+        size = self._covering_size(seq) if size is None else size
         if not 1 <= seq <= size:
             raise InvalidInput(f"event {seq} is not in a tree of {size} events", field="seq")
         # leaf, root and path in one query of the stored subtrees
@@ -348,9 +390,7 @@ class Transparency:
 
     def proof_bundle(self, seq: int, size: int | None = None) -> dict[str, Any]:
         """One event with what it takes to check it alone: canonical bytes, inclusion path, checkpoint."""
-        view = self.get(size) if size is not None else self.latest()
-        if view is None:
-            raise InvalidInput("no checkpoint has been signed yet", field="size")
+        view = self.get(size if size is not None else self._covering_size(seq))
         proof = self.inclusion_proof(seq, view.size)
         canonical = self._canonical(seq)
         if leaf_hash(canonical) != proof.leaf_hash:
@@ -362,6 +402,18 @@ class Transparency:
             **proof.as_dict(),
             "checkpoint": view.note(),
         }
+
+    def _covering_size(self, seq: int) -> int:
+        """The newest checkpoint's size if it covers event `seq`; why not and when it will otherwise."""
+        latest = self.checkpoints.latest()
+        if latest is not None and 1 <= seq <= latest.size:
+            return latest.size
+        events = self.reader.head()[0]
+        if not 1 <= seq <= events:
+            raise InvalidInput(f"event {seq} is not in the log, which holds {events} events", field="seq")
+        policy = f"every {self.every_events} events, or {self.every_seconds:g} s after the last checkpoint"
+        signed = latest.size if latest is not None else 0
+        raise NotYetCheckpointed(seq, signed, events, self.next_checkpoint_due(), policy)
 
     def _proof_size(self, size: int | None) -> int:
         if size is not None:

@@ -180,15 +180,16 @@ def verifier_key(
     return PlainTextResponse("".join(k.vkey + "\n" for k in keys))
 
 
-@router.get("/proofs/inclusion", response_model=InclusionOut, responses=errors(404))
+@router.get("/proofs/inclusion", response_model=InclusionOut, responses=errors(404, 409))
 def inclusion(
     user: Verifier,
     log: LogDep,
     seq: Annotated[int, Query(ge=1, le=BIG, description="The event's chain position.")],
     size: AtSize = None,
 ) -> Any:
-    """RFC 9162 inclusion proof of event `seq` in the signed checkpoint of `size` (inspector, QA, admin)."""
-    return log.inclusion_proof(seq, _signed_size(log, size)).as_dict()
+    """RFC 9162 inclusion proof of event `seq` in the signed checkpoint of `size` (inspector, QA, admin);
+    409 with Retry-After if no checkpoint covers the event yet."""
+    return log.inclusion_proof(seq, None if size is None else _signed_size(log, size)).as_dict()
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyOut, responses=errors(404))
@@ -207,12 +208,11 @@ def consistency(
     return log.consistency_proof(old, new_size).as_dict()
 
 
-@router.get("/proofs/{seq}", response_model=ProofBundleOut, responses=errors(404))
+@router.get("/proofs/{seq}", response_model=ProofBundleOut, responses=errors(404, 409))
 def proof_bundle(seq: Seq, user: Verifier, log: LogDep, size: AtSize = None) -> Any:
     """Event `seq` in canonical form with its inclusion path and the cosigned checkpoint of `size`, to be
-    checked alone (`lotline-verify --bundle FILE --log-key VKEY`) (inspector, QA, admin)."""
-    if size is None:
-        _latest(log)
+    checked alone (`lotline-verify --bundle FILE --log-key VKEY`) (inspector, QA, admin); 409 with
+    Retry-After if no checkpoint covers the event yet."""
     return log.proof_bundle(seq, size)
 
 
