@@ -96,10 +96,12 @@ class NotYetCheckpointed(LedgerError):
         if due_by is None:
             when = "none will be signed until the log has a signing key (`lotline keys generate`)"
         else:
-            when = f"the next one is due by {due_by.isoformat(timespec='seconds')} ({policy}); ask again then"
+            when = (
+                f"the next one is due by {due_by.isoformat(timespec='seconds')} ({policy}); ask again then, "
+                "or sign one now (`lotline checkpoint make`; POST /inspector/checkpoints as QA or admin)"
+            )
         super().__init__(
-            f"event {seq} is in the log but not yet under a signed checkpoint ({covered}): {when}, or sign "
-            "one now (`lotline checkpoint make`; POST /inspector/checkpoints as QA or admin)",
+            f"event {seq} is in the log but not yet under a signed checkpoint ({covered}): {when}",
             seq=seq,
             checkpoint_size=signed,
             log_size=events,

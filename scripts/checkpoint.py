@@ -108,7 +108,8 @@ def _prove(log: Transparency, args: argparse.Namespace) -> int:
         bundle = log.proof_bundle(args.seq, args.size)
     except NotYetCheckpointed as e:
         if not args.sign_now:
-            print(f"lotline checkpoint prove: {e.message}; or pass --sign-now", file=sys.stderr)
+            hint = "; or pass --sign-now" if e.retry_after is not None else ""
+            print(f"lotline checkpoint prove: {e.message}{hint}", file=sys.stderr)
             return 1
         made = log.checkpoint()
         print(f"checkpoint {made.size} signed", file=sys.stderr)
