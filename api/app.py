@@ -39,8 +39,9 @@ DESCRIPTION = """Lotline's HTTP API: commands for every step of a clinical suppl
 with the new events' chain positions and hashes; traces, recall impact, inventory, custody and audit
 trails from the read models; verification and the audit export for inspectors.
 
-Every route but `/health` needs `Authorization: Bearer <token>` (`lotline users token NAME`). Who may
-do what, signatures, idempotency keys, paging and freshness: see docs/api.md."""
+Every route but `/health` and `/inspector/log/vkey` (the log's public key) needs `Authorization: Bearer
+<token>` (`lotline users token NAME`). Who may do what, signatures, idempotency keys, paging and
+freshness: see docs/api.md."""
 
 
 class Health(BaseModel):

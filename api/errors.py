@@ -43,7 +43,7 @@ from ledger.errors import (
 from ledger.identity import InvalidCredentials
 from ledger.keys import SigningKeyError
 from ledger.notes import NoteError
-from ledger.transparency import CosignatureRefused
+from ledger.transparency import CosignatureRefused, NotYetCheckpointed
 from projections.base import ProjectionConflict, ProjectionTimeout
 
 
@@ -101,6 +101,7 @@ STATUS: dict[type[LedgerError], int] = {
     IdempotencyConflict: 409,
     ProjectionConflict: 409,
     CosignatureRefused: 409,
+    NotYetCheckpointed: 409,
     InvalidInput: 422,
     SignatureRequired: 422,
     NoteError: 422,
@@ -118,7 +119,7 @@ DESCRIPTIONS = {
     "nothing was recorded.",
     404: "An id in the path or body does not exist.",
     409: "A business rule refused the step (the body names the rule, the kits and why); "
-    "nothing was recorded. `concurrent_write` may be retried.",
+    "nothing was recorded. `concurrent_write` may be retried; `not_yet_checkpointed` after Retry-After.",
     413: "The request body is larger than the limit.",
     422: "A field is malformed, missing, of the wrong type or out of range (the body names it).",
     503: "The store or the read models do not answer in time, or the log has no usable signing key.",
@@ -149,6 +150,8 @@ async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
     if status is None:
         raise exc  # not in the table: a bug, and it shows as one
     headers = {"Retry-After": "1"} if isinstance(exc, RETRYABLE) else {}
+    if isinstance(exc, NotYetCheckpointed) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)  # when the next checkpoint is due
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="lotline"'
     if status == 403 and isinstance(exc, NotAuthorised | Forbidden | NotYourSite):

@@ -10,6 +10,10 @@ docs/merkle-and-checkpoints.md:
 A log signature is Ed25519 over the body, key ID = SHA-256(name || 0x0A || 0x01 || public key)[:4].
 A cosignature is Ed25519 over `cosignature/v1\\ntime <t>\\n` || body, its signature field is the 8-byte
 big-endian time || the 64-byte signature, key ID = SHA-256(name || 0x0A || 0x04 || public key)[:4].
+
+Reading is as strict as Go's golang.org/x/mod/sumdb/note.Open and sumdb/tlog.ParseTree, and stricter where
+the same note could be written two ways (base64 must be canonical; no checkpoint extension lines). Each
+refusal names the line of the note and why.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ COSIGNATURE_V1 = 0x04
 
 DASH = "\u2014"  # the em dash that opens a signature line
 MAX_SIGNATURES = 64
+MAX_TREE_SIZE = 2**63 - 1
+"""The largest tree size a checkpoint may state (Go's tlog parses it as an int64; so do the stores)."""
 
 
 class NoteError(LedgerError):
@@ -164,30 +170,47 @@ def parse_note(data: str | bytes) -> Note:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise NoteError("a signed note is UTF-8") from None
-    if any(ord(ch) < 0x20 and ch != "\n" for ch in data):
-        raise NoteError("a signed note holds no control characters other than newline")
-    if not data.endswith("\n"):
-        raise NoteError("a signed note ends with a newline")
+    all_lines = data.split("\n")
+    for number, line in enumerate(all_lines, start=1):
+        for ch in line:
+            if ord(ch) < 0x20:
+                why = " (a CR: the note's lines end in LF only)" if ch == "\r" else ""
+                raise NoteError(f"line {number} holds control character U+{ord(ch):04X}{why}", line=number)
+    if all_lines[-1] != "":
+        raise NoteError(f"line {len(all_lines)}: a signed note ends with a newline", line=len(all_lines))
     split = data.rfind("\n\n")
     if split < 0:
         raise NoteError("a signed note has a blank line before its signatures")
-    text, sig_lines = data[: split + 1], data[split + 2 :].splitlines()
-    if not sig_lines:
-        raise NoteError("a signed note has at least one signature")
+    text, block = data[: split + 1], data[split + 2 :]
+    blank = text.count("\n") + 1  # the number of the blank line
+    if not block:
+        raise NoteError(
+            f"line {blank}: a signed note has at least one signature after its last blank line "
+            "(this one ends with a blank line)",
+            line=blank,
+        )
+    sig_lines = block[:-1].split("\n")
     if len(sig_lines) > MAX_SIGNATURES:
         raise NoteError(f"a signed note has at most {MAX_SIGNATURES} signatures here")
-    return Note(text, tuple(_parse_signature_line(line) for line in sig_lines))
+    return Note(text, tuple(_parse_signature_line(line, blank + i) for i, line in enumerate(sig_lines, 1)))
 
 
-def _parse_signature_line(line: str) -> Signature:
+def _parse_signature_line(line: str, number: int) -> Signature:
     if not line.startswith(DASH + " "):
-        raise NoteError(f"signature line {line[:40]!r} does not start with '{DASH} '")
+        raise NoteError(
+            f"line {number}: signature line {line[:40]!r} does not start with '{DASH} '", line=number
+        )
     fields = line[2:].split(" ")
     if len(fields) != 2:
-        raise NoteError(f"signature line {line[:40]!r} is not '{DASH} name signature'")
-    name, blob = require_key_name(fields[0]), _b64(fields[1], "signature")
+        raise NoteError(
+            f"line {number}: signature line {line[:40]!r} is not '{DASH} name signature'", line=number
+        )
+    name, text = fields
+    if not name or "+" in name or any(ch.isspace() for ch in name):
+        raise NoteError(f"line {number}: key name {name!r} is empty or holds a space or '+'", line=number)
+    blob = _canonical_b64(text, f"signature by {name}", number)
     if len(blob) < 5:
-        raise NoteError(f"signature by {name} is too short")
+        raise NoteError(f"line {number}: signature by {name} is too short", line=number)
     return Signature(name, blob[:4], blob[4:])
 
 
@@ -210,17 +233,28 @@ class Checkpoint:
 def parse_checkpoint(text: str) -> Checkpoint:
     """Read a checkpoint body (no extension lines: Lotline never writes them)."""
     lines = text.split("\n")
-    if len(lines) != 4 or lines[3] != "":
-        raise NoteError("a checkpoint body is exactly three lines: origin, size, root")
+    if lines[-1] != "":
+        raise NoteError(f"line {len(lines)}: a checkpoint body ends with a newline", line=len(lines))
+    if len(lines) < 4:
+        raise NoteError(f"a checkpoint body is three lines, origin, size and root, not {len(lines) - 1}")
+    if len(lines) > 4:
+        raise NoteError("line 4: a checkpoint body is exactly three lines (no extension lines)", line=4)
     origin, size_text, root_text = lines[:3]
     if not origin:
-        raise NoteError("a checkpoint's origin is not empty")
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")) or not size_text.isascii():
-        raise NoteError(f"checkpoint size {size_text!r} is not a decimal without leading zeros")
-    root = _b64(root_text, "root hash")
+        raise NoteError("line 1: the origin is empty; a checkpoint's first line names its log", line=1)
+    # Go's tlog: strconv.ParseInt(s, 10, 64), then n >= 0 and s == strconv.FormatInt(n, 10)
+    if not (size_text.isascii() and size_text.isdigit()) or (size_text[0] == "0" and size_text != "0"):
+        raise NoteError(
+            f"line 2: checkpoint size {size_text[:40]!r} is not a decimal without sign or leading zeros",
+            line=2,
+        )
+    if len(size_text) > 19 or int(size_text) > MAX_TREE_SIZE:
+        raise NoteError(f"line 2: checkpoint size {size_text[:40]} is larger than 2^63 - 1", line=2)
+    size = int(size_text)
+    root = _canonical_b64(root_text, "root hash", 3)
     if len(root) != 32:
-        raise NoteError("a checkpoint's root hash is 32 bytes")
-    return Checkpoint(origin, int(size_text), root)
+        raise NoteError(f"line 3: a checkpoint's root hash is 32 bytes, not {len(root)}", line=3)
+    return Checkpoint(origin, size, root)
 
 
 def sign_checkpoint(checkpoint: Checkpoint, name: str, private_key: Ed25519PrivateKey) -> Note:
@@ -288,3 +322,18 @@ def _b64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise NoteError(f"the {what} is not valid base64") from None
+
+
+def _canonical_b64(text: str, what: str, line: int) -> bytes:
+    """Base64 exactly as `base64.b64encode` writes the bytes it decodes to (RFC 4648 3.5, zero pad bits):
+    Go's StdEncoding takes non-zero pad bits too, which would let one note be written several ways."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise NoteError(f"line {line}: the {what} is not base64 (standard, padded)", line=line) from None
+    if base64.b64encode(raw).decode() != text:
+        raise NoteError(
+            f"line {line}: the {what} is not canonical base64 (it reads {base64.b64encode(raw).decode()})",
+            line=line,
+        )
+    return raw

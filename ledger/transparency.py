@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select
 
 from ledger.chain import encode_event
 from ledger.checkpoints import (
@@ -27,10 +28,11 @@ from ledger.checkpoints import (
     CheckpointStore,
     Cosignature,
     StoredCheckpoint,
+    checkpoints_table,
 )
 from ledger.config import Settings
 from ledger.errors import InvalidInput, LedgerError
-from ledger.keys import KeyRing, LogKey, keys_table
+from ledger.keys import KEYS_TABLE, KeyRing, LogKey, keys_table
 from ledger.merkle import (
     Frontier,
     MerkleStore,
@@ -80,6 +82,32 @@ class CosignatureRefused(LedgerError):
     """A cosignature that does not verify, or is for a tree head the ledger never signed."""
 
     code = "cosignature_refused"
+
+
+class NotYetCheckpointed(LedgerError):
+    """The event is in the log but no signed checkpoint covers it yet; says when the policy signs the next
+    one (`due_by`, None when the log has no signing key) and how to have one signed now."""
+
+    code = "not_yet_checkpointed"
+
+    def __init__(self, seq: int, signed: int, events: int, due_by: datetime | None, policy: str) -> None:
+        now = datetime.now(UTC)
+        covered = f"the newest covers events 1..{signed}" if signed else "no checkpoint has been signed yet"
+        if due_by is None:
+            when = "none will be signed until the log has a signing key (`lotline keys generate`)"
+        else:
+            when = (
+                f"the next one is due by {due_by.isoformat(timespec='seconds')} ({policy}); ask again then, "
+                "or sign one now (`lotline checkpoint make`; POST /inspector/checkpoints as QA or admin)"
+            )
+        super().__init__(
+            f"event {seq} is in the log but not yet under a signed checkpoint ({covered}): {when}",
+            seq=seq,
+            checkpoint_size=signed,
+            log_size=events,
+            next_checkpoint_by=None if due_by is None else due_by.isoformat(timespec="seconds"),
+        )
+        self.retry_after = None if due_by is None else max(1, math.ceil((due_by - now).total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +214,7 @@ class Transparency:
         keys_dir: Path,
         every_events: int = 1000,
         every_seconds: float = 300.0,
+        poll_seconds: float = 5.0,
     ) -> None:
         if every_events < 1 or every_seconds <= 0:
             raise InvalidInput("checkpoints need every_events >= 1 and every_seconds > 0", field="settings")
@@ -197,18 +226,26 @@ class Transparency:
         self.checkpoints = CheckpointStore(engine)
         self.every_events = every_events
         self.every_seconds = every_seconds
+        self.poll_seconds = poll_seconds
         self._closers: list[Callable[[], None]] = [engine.dispose]
 
     @classmethod
     def for_reader(cls, reader: ChainReader, settings: TransparencySettings) -> Transparency:
         """The log over `reader` (e.g. `ledger.chain`), in the store `settings.database_url` names."""
+        engine = engine_for(settings.database_url)
+        try:
+            origin = log_origin(engine, settings)
+        except LedgerError:
+            engine.dispose()
+            raise
         return cls(
             reader,
-            engine_for(settings.database_url),
-            origin=settings.log_name,
+            engine,
+            origin=origin,
             keys_dir=settings.keys_dir,
             every_events=settings.checkpoint_every_events,
             every_seconds=settings.checkpoint_every_seconds,
+            poll_seconds=settings.checkpoint_poll_seconds,
         )
 
     @classmethod
@@ -217,7 +254,11 @@ class Transparency:
         from ledger.application import Ledger
 
         ledger = Ledger.open(settings.database_url)
-        t = cls.for_reader(ledger.chain, settings)
+        try:
+            t = cls.for_reader(ledger.chain, settings)
+        except LedgerError:
+            ledger.close()
+            raise
         t._closers.append(ledger.close)
         return t
 
@@ -278,6 +319,19 @@ class Transparency:
         self.sync()
         return self.checkpoint() if self.due(now) else None
 
+    def next_checkpoint_due(self, now: datetime | None = None) -> datetime | None:
+        """By when the policy signs the events not yet covered, if a watcher polls every `poll_seconds`:
+        at once after N waiting events or when there is no checkpoint yet, else T seconds after the newest
+        one. None without a signing key (nothing will be signed)."""
+        if self.keys.active() is None:
+            return None
+        now = now or datetime.now(UTC)
+        latest = self.checkpoints.latest()
+        due = now
+        if latest is not None and self.reader.head()[0] - latest.size < self.every_events:
+            due = max(now, datetime.fromisoformat(latest.created_at) + timedelta(seconds=self.every_seconds))
+        return due + timedelta(seconds=self.poll_seconds)
+
     def watch(self, stop: threading.Event, poll_seconds: float = 5.0) -> None:
         """Keep signing checkpoints by the policy until `stop` is set."""
         while not stop.is_set():
@@ -315,8 +369,9 @@ class Transparency:
     # --- proofs ---------------------------------------------------------------------------------------
 
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
-        """Event `seq` in the tree of `size` leaves (default: the newest checkpoint's size)."""
-        size = self._proof_size(size)
+        """Event `seq` in the tree of `size` leaves (default: the newest checkpoint's size; NotYetCheckpointed
+        if that does not cover the event yet)."""
+        size = self._covering_size(seq) if size is None else size
         if not 1 <= seq <= size:
             raise InvalidInput(f"event {seq} is not in a tree of {size} events", field="seq")
         # leaf, root and path in one query of the stored subtrees
@@ -337,9 +392,7 @@ class Transparency:
 
     def proof_bundle(self, seq: int, size: int | None = None) -> dict[str, Any]:
         """One event with what it takes to check it alone: canonical bytes, inclusion path, checkpoint."""
-        view = self.get(size) if size is not None else self.latest()
-        if view is None:
-            raise InvalidInput("no checkpoint has been signed yet", field="size")
+        view = self.get(size if size is not None else self._covering_size(seq))
         proof = self.inclusion_proof(seq, view.size)
         canonical = self._canonical(seq)
         if leaf_hash(canonical) != proof.leaf_hash:
@@ -351,6 +404,18 @@ class Transparency:
             **proof.as_dict(),
             "checkpoint": view.note(),
         }
+
+    def _covering_size(self, seq: int) -> int:
+        """The newest checkpoint's size if it covers event `seq`; why not and when it will otherwise."""
+        latest = self.checkpoints.latest()
+        if latest is not None and 1 <= seq <= latest.size:
+            return latest.size
+        events = self.reader.head()[0]
+        if not 1 <= seq <= events:
+            raise InvalidInput(f"event {seq} is not in the log, which holds {events} events", field="seq")
+        policy = f"every {self.every_events} events, or {self.every_seconds:g} s after the last checkpoint"
+        signed = latest.size if latest is not None else 0
+        raise NotYetCheckpointed(seq, signed, events, self.next_checkpoint_due(), policy)
 
     def _proof_size(self, size: int | None) -> int:
         if size is not None:
@@ -391,8 +456,6 @@ class Transparency:
             head = parse_checkpoint(note.text)
         except NoteError as e:
             raise CosignatureRefused(f"not a cosigned checkpoint: {e.message}") from None
-        if head.size >= 2**63:  # beyond the stores' integers: certainly never signed
-            raise CosignatureRefused(f"no checkpoint of size {head.size} was signed", size=head.size)
         stored = self.checkpoints.get(head.size)
         if parse_note(stored.note).text != note.text:
             raise CosignatureRefused(
@@ -490,6 +553,46 @@ class Transparency:
 
 class _AuditFailure(Exception):
     pass
+
+
+class LogNameMismatch(LedgerError):
+    """LOTLINE_LOG_NAME names another log than the one the store already signs: an origin never changes."""
+
+    code = "log_name_mismatch"
+
+
+def log_origin(engine: Engine, settings: TransparencySettings) -> str:
+    """The origin (and key name) of the store's log: the one its checkpoints or keys already carry, else
+    `settings.log_name`. The origin is signed text, so a store never changes it: an explicitly set
+    LOTLINE_LOG_NAME that differs is refused, and the default applies to new stores only."""
+    recorded = recorded_origin(engine)
+    if recorded is None or recorded == settings.log_name:
+        return settings.log_name
+    if "log_name" in settings.model_fields_set:
+        raise LogNameMismatch(
+            f"this store's log is {recorded!r} (its checkpoints and keys are signed with that origin), "
+            f"but LOTLINE_LOG_NAME is {settings.log_name!r}; an origin cannot change: unset it or set it "
+            f"to {recorded!r}",
+            field="log_name",
+        )
+    return recorded
+
+
+def recorded_origin(engine: Engine) -> str | None:
+    """The origin of the newest checkpoint, else the name of the newest log key; None in a new store."""
+    tables = inspect(engine)
+    with engine.connect() as conn:
+        if tables.has_table(CHECKPOINTS_TABLE):
+            c = checkpoints_table.c
+            origin = conn.execute(select(c.origin).order_by(c.size.desc()).limit(1)).scalar()
+            if origin is not None:
+                return str(origin)
+        if tables.has_table(KEYS_TABLE):
+            k = keys_table.c
+            name = conn.execute(select(k.name).order_by(k.valid_from.desc()).limit(1)).scalar()
+            if name is not None:
+                return str(name)
+    return None
 
 
 def _check_checkpoint(cp: StoredCheckpoint, origin: str, keys: list[LogKey], events: int) -> None:

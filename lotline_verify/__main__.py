@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("directory", nargs="?", type=Path, help="the export directory (lotline export --out)")
     p.add_argument("--trusted", type=Path, metavar="CHECKPOINT_FILE",
-                   help="a checkpoint you saved before (e.g. a witness's); the log must extend it unchanged")
+                   help="a checkpoint you saved before (e.g. a witness's): the signed note as text, as "
+                   "GET /inspector/checkpoints/latest/note serves it; the log must extend it unchanged")
     p.add_argument("--log-key", action="append", default=[], metavar="VKEY",
                    help="trust only these log keys (name+keyid+base64), not the ones in the export")
     p.add_argument("--witness-key", action="append", default=[], metavar="VKEY",
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return _bundle(args.bundle, log_keys)
     if args.directory is None:
         build_parser().error("give the export directory")
-    trusted = args.trusted.read_text(encoding="utf-8") if args.trusted else None
+    try:
+        trusted = args.trusted.read_text(encoding="utf-8") if args.trusted else None
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"lotline-verify: cannot read the trusted checkpoint {args.trusted}: {e}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     progress = None if args.quiet else (lambda n: print(f"  {n} events verified", file=sys.stderr))
     verdict = verify_export(args.directory, trusted, log_keys, witness_keys, args.strict, progress)

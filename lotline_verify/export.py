@@ -363,8 +363,8 @@ def _cosignatures(
             raise Invalid(f"a cosignature by {row['witness']} is for checkpoint {size}, "
                           "which is not exported")
         key = Key(row["witness"], COSIGNATURE_V1, b64decode(row["public_key"], "witness key"))
-        note = parse_note("x\n\n" + row["line"] + "\n")
         try:
+            note = parse_note("x\n\n" + row["line"] + "\n")
             when = verify_cosignature(by_size[size].note_text, note.signatures[0], key)
         except Invalid as e:
             raise Invalid(f"checkpoint {size}: {e}") from None
@@ -378,9 +378,30 @@ def _cosignatures(
     return best
 
 
+def trusted_note(text: str) -> str:
+    """The signed note of a trusted-checkpoint file. A saved file may end with one newline after the note's
+    own (`print(note)`, `jq -r .note`); the API's JSON is refused, saying what to pass instead."""
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        field = next((f for f in ("note", "checkpoint") if isinstance(doc, dict) and f in doc), None)
+        if doc is not None:
+            what = f"the text of its `{field}` field" if field else "the checkpoint's signed note itself"
+            raise Invalid(
+                "this is JSON (an API answer?), not a signed checkpoint note: pass " + what + ", e.g. `curl "
+                "-H 'Authorization: Bearer TOKEN' URL/inspector/checkpoints/latest/note > trusted.note` or "
+                f"`jq -j .{field or 'note'} answer.json > trusted.note`"
+            )
+    if text.endswith("\n\n") and not text.endswith("\n\n\n"):
+        return text[:-1]
+    return text
+
+
 def _trusted(text: str, origin: str, keys: list[Key], by_size: dict[int, _Checkpoint]) -> Head:
     try:
-        note = parse_note(text)
+        note = parse_note(trusted_note(text))
         head = parse_head(note.text)
         verify_signed(note, keys)
     except Invalid as e:

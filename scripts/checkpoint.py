@@ -1,7 +1,8 @@
 """`lotline checkpoint ...`: sign, list and show checkpoints, store cosignatures, prove events, audit.
 
 `make` signs the current head now (e.g. right after a QA release); `watch` keeps signing by the policy
-(LOTLINE_CHECKPOINT_EVERY_EVENTS events or LOTLINE_CHECKPOINT_EVERY_SECONDS seconds).
+(LOTLINE_CHECKPOINT_EVERY_EVENTS events or LOTLINE_CHECKPOINT_EVERY_SECONDS seconds); `prove` says when
+the next checkpoint is due if none covers the event yet, or signs one first with --sign-now.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ledger.errors import LedgerError
 from ledger.notes import parse_vkey
-from ledger.transparency import CheckpointView, Transparency
+from ledger.transparency import CheckpointView, NotYetCheckpointed, Transparency
 from scripts.logopts import add_store_options, settings_from
 
 
@@ -41,14 +42,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a = actions.add_parser("prove", help="write the proof bundle of one event (JSON) to stdout")
     a.add_argument("seq", type=int)
     a.add_argument("--size", type=int, help="the checkpoint to prove against (default: the newest)")
-    add_store_options(a, keys=False)
+    a.add_argument("--sign-now", action="store_true",
+                   help="if no checkpoint covers the event yet, sign one of the head first (needs the key)")
+    add_store_options(a)
     a = actions.add_parser("audit", help="re-derive chain, tree and checkpoints from the stored events")
     add_store_options(a, keys=False)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    log = Transparency.open(settings_from(args))
+    try:
+        log = Transparency.open(settings_from(args))
+    except LedgerError as e:
+        print(f"lotline checkpoint {args.action}: {e.message}", file=sys.stderr)
+        return 1
     try:
         return _ACTIONS[args.action](log, args)
     except LedgerError as e:
@@ -97,7 +104,17 @@ def _add_cosignature(log: Transparency, args: argparse.Namespace) -> int:
 
 
 def _prove(log: Transparency, args: argparse.Namespace) -> int:
-    print(json.dumps(log.proof_bundle(args.seq, args.size), indent=2, ensure_ascii=False))
+    try:
+        bundle = log.proof_bundle(args.seq, args.size)
+    except NotYetCheckpointed as e:
+        if not args.sign_now:
+            hint = "; or pass --sign-now" if e.retry_after is not None else ""
+            print(f"lotline checkpoint prove: {e.message}{hint}", file=sys.stderr)
+            return 1
+        made = log.checkpoint()
+        print(f"checkpoint {made.size} signed", file=sys.stderr)
+        bundle = log.proof_bundle(args.seq, made.size)
+    print(json.dumps(bundle, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -1454,7 +1454,11 @@ def run(args: argparse.Namespace) -> int:
 def _log_key_and_checkpoint(ledger: Ledger, settings: TransparencySettings) -> Iterator[str]:
     """Create the log's signing key if the store has none, and sign a checkpoint of the head, so the demo
     starts with a verifiable log (the API's background task signs the later ones)."""
-    log = Transparency.for_reader(ledger.chain, settings)
+    try:
+        log = Transparency.for_reader(ledger.chain, settings)
+    except LedgerError as e:
+        yield f"  no checkpoint signed: {e.message}"
+        return
     try:
         key = log.keys.active()
         if key is None:

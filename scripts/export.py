@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    log = Transparency.open(settings_from(args))
+    try:
+        log = Transparency.open(settings_from(args))
+    except LedgerError as e:
+        print(f"lotline export: {e.message}", file=sys.stderr)
+        return 1
     try:
         if args.checkpoint:
             print(f"checkpoint {log.checkpoint().size} signed", file=sys.stderr)

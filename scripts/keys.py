@@ -12,6 +12,7 @@ import sys
 from ledger.errors import LedgerError
 from ledger.keys import KeyRing, LogKey
 from ledger.merkle import engine_for
+from ledger.transparency import log_origin
 from scripts.logopts import add_store_options, settings_from
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     engine = engine_for(settings.database_url)
     try:
-        ring = KeyRing(engine, settings.keys_dir, settings.log_name)
+        ring = KeyRing(engine, settings.keys_dir, log_origin(engine, settings))
         if args.action == "generate":
             _show(ring.generate(), "generated")
         elif args.action == "rotate":

@@ -162,15 +162,35 @@ def checkpoint_note(size: Size, user: Verifier, log: LogDep) -> PlainTextRespons
     return PlainTextResponse(log.get(size).note())
 
 
-@router.get("/proofs/inclusion", response_model=InclusionOut, responses=errors(404))
+@router.get("/log/vkey", response_class=PlainTextResponse, responses={
+    200: {"content": {"text/plain": {}}, "description": "`name+keyid+base64(0x01 || key)`, one a line."},
+    404: errors(404)[404],
+})
+def verifier_key(
+    log: LogDep,
+    every: Annotated[
+        bool, Query(alias="all", description="Every key that signed checkpoints, oldest first.")
+    ] = False,
+) -> PlainTextResponse:
+    """The log's verifier key (vkey) that checks its checkpoints, e.g. for `lotline-verify --log-key` or
+    `lotline witness init --log-key`; no token needed: it is a public key. Compare it with one obtained
+    another way before trusting it."""
+    keys = log.keys.all() if every else [k for k in [log.keys.active()] if k is not None]
+    if not keys:
+        raise NotFound("log key", log.origin)
+    return PlainTextResponse("".join(k.vkey + "\n" for k in keys))
+
+
+@router.get("/proofs/inclusion", response_model=InclusionOut, responses=errors(404, 409))
 def inclusion(
     user: Verifier,
     log: LogDep,
     seq: Annotated[int, Query(ge=1, le=BIG, description="The event's chain position.")],
     size: AtSize = None,
 ) -> Any:
-    """RFC 9162 inclusion proof of event `seq` in the signed checkpoint of `size` (inspector, QA, admin)."""
-    return log.inclusion_proof(seq, _signed_size(log, size)).as_dict()
+    """RFC 9162 inclusion proof of event `seq` in the signed checkpoint of `size` (inspector, QA, admin);
+    409 with Retry-After if no checkpoint covers the event yet."""
+    return log.inclusion_proof(seq, None if size is None else _signed_size(log, size)).as_dict()
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyOut, responses=errors(404))
@@ -189,12 +209,11 @@ def consistency(
     return log.consistency_proof(old, new_size).as_dict()
 
 
-@router.get("/proofs/{seq}", response_model=ProofBundleOut, responses=errors(404))
+@router.get("/proofs/{seq}", response_model=ProofBundleOut, responses=errors(404, 409))
 def proof_bundle(seq: Seq, user: Verifier, log: LogDep, size: AtSize = None) -> Any:
     """Event `seq` in canonical form with its inclusion path and the cosigned checkpoint of `size`, to be
-    checked alone (`lotline-verify --bundle FILE --log-key VKEY`) (inspector, QA, admin)."""
-    if size is None:
-        _latest(log)
+    checked alone (`lotline-verify --bundle FILE --log-key VKEY`) (inspector, QA, admin); 409 with
+    Retry-After if no checkpoint covers the event yet."""
     return log.proof_bundle(seq, size)
 
 

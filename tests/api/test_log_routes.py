@@ -18,7 +18,7 @@ from ledger.application import Ledger
 from ledger.identity import Identity
 from ledger.values import Role
 from lotline_verify.bundle import verify_bundle
-from lotline_verify.notes import parse_vkey
+from lotline_verify.notes import parse_note, parse_vkey, verify_signed
 from lotline_verify.tree import verify_consistency, verify_inclusion
 from scripts.witness import HttpFeed, Refused, Witness
 from tests.api.conftest import FAST_SCRYPT, Api, populate, signature
@@ -62,7 +62,9 @@ def test_without_a_signing_key_checkpoints_are_a_clear_503_and_reads_a_404(log_a
     assert "lotline keys generate" in answer.json()["message"]
     missing = log_api.get("insp1", "/inspector/checkpoints/latest")
     assert missing.status_code == 404 and missing.json()["message"] == "no checkpoint has been signed yet"
-    assert log_api.get("insp1", "/inspector/proofs/1").status_code == 404
+    unsigned = log_api.get("insp1", "/inspector/proofs/1")
+    assert unsigned.status_code == 409 and "retry-after" not in unsigned.headers
+    assert "until the log has a signing key" in unsigned.json()["message"]
     assert log_api.get("insp1", "/inspector/checkpoints").json() == {"checkpoints": []}
 
 
@@ -88,6 +90,23 @@ def test_checkpoints_are_signed_on_demand_listed_and_shown_as_json_and_text(log_
     assert log_api.get("insp1", "/inspector/checkpoints/latest").json() == newer
     assert log_api.get("insp1", "/inspector/checkpoints/3").status_code == 404
     assert parse_vkey(vkey).name == ORIGIN
+
+
+def test_the_verifier_key_is_served_as_text_without_a_token(log_api: Api) -> None:
+    missing = log_api.client.get("/inspector/log/vkey")
+    assert missing.status_code == 404 and missing.json()["message"] == f"log key {ORIGIN} does not exist"
+    first = generate_key(log_api)
+    answer = log_api.client.get("/inspector/log/vkey")                       # no Authorization header
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert answer.text == first + "\n"
+    note = log_api.post("qa1", "/inspector/checkpoints").json()["note"]
+    assert verify_signed(parse_note(note), [parse_vkey(answer.text)]).name == ORIGIN
+    # after a rotation: the new key; all=true gives every key that signed, oldest first
+    _, new = log_api.client.app.state.transparency.keys.rotate()  # type: ignore[attr-defined]
+    assert log_api.client.get("/inspector/log/vkey").text == new.vkey + "\n"
+    every = log_api.client.get("/inspector/log/vkey", params={"all": "true"}).text
+    assert every.splitlines() == [first, new.vkey]
+    assert verify_signed(parse_note(note), [parse_vkey(k) for k in every.splitlines()]).vkey() == first
 
 
 def test_inclusion_consistency_and_bundle_proofs_verify_independently(log_api: Api) -> None:
@@ -120,6 +139,26 @@ def test_inclusion_consistency_and_bundle_proofs_verify_independently(log_api: A
     bad_old = log_api.get("insp1", "/inspector/proofs/consistency", params={"old": new["size"] + 5})
     assert bad_old.status_code == 422
     assert log_api.get("insp1", "/inspector/proofs/consistency", params={"old": 4}).status_code == 404
+
+
+def test_a_proof_of_an_event_no_checkpoint_covers_yet_is_a_409_saying_when(log_api: Api) -> None:
+    generate_key(log_api)
+    signed = log_api.post("qa1", "/inspector/checkpoints").json()["size"]
+    log_api.program.at_site(["K00005"])  # type: ignore[attr-defined]
+    head = log_api.head()[0]
+    for path, params in (("/inspector/proofs/inclusion", {"seq": head}), (f"/inspector/proofs/{head}", {})):
+        answer = log_api.get("insp1", path, params=params)
+        assert answer.status_code == 409, answer.text
+        body = answer.json()
+        assert body["code"] == "not_yet_checkpointed"
+        assert (body["seq"], body["checkpoint_size"], body["log_size"]) == (head, signed, head)
+        assert body["message"].startswith(f"event {head} is in the log but not yet under a signed checkpoint")
+        assert "POST /inspector/checkpoints" in body["message"] and body["next_checkpoint_by"]
+        assert 290 < int(answer.headers["retry-after"]) <= 305     # 300 s after the last one, plus a poll
+    # QA signs one now; the proofs follow
+    log_api.post("qa1", "/inspector/checkpoints")
+    assert log_api.get("insp1", "/inspector/proofs/inclusion", params={"seq": head}).json()["size"] == head
+    assert log_api.get("insp1", f"/inspector/proofs/{head}").json()["size"] == head
 
 
 def test_who_may_read_sign_and_cosign(log_api: Api) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from ledger.checkpoints import CheckpointNotFound
+from ledger.errors import InvalidInput
 from ledger.keys import SigningKeyError
 from ledger.merkle import verify_consistency, verify_inclusion
 from ledger.notes import Signature, VerifierKey, parse_checkpoint, parse_note
-from ledger.transparency import CosignatureRefused
+from ledger.transparency import CosignatureRefused, NotYetCheckpointed
 from lotline_verify import Invalid, verify_bundle
 from lotline_verify.notes import Key
 from scripts.witness import DatabaseFeed, Refused, Witness
@@ -188,3 +189,44 @@ def test_a_witness_refuses_a_log_it_does_not_know(database_url: str, tmp_path: P
         witness = Witness.init(tmp_path / "w2.json", "inspector.test/w1", ORIGIN, [other.vkey])
         with pytest.raises(Refused, match="log signature"):
             witness.add_checkpoint(log.witness_request(0).body())
+
+
+def test_an_event_not_yet_under_a_checkpoint_says_when_the_next_one_is_due(
+    database_url: str, tmp_path: Path
+) -> None:
+    policy = {"checkpoint_every_events": 5, "checkpoint_every_seconds": 300, "checkpoint_poll_seconds": 5}
+    with supply_log(database_url, tmp_path / "keys", events=10, **policy) as (supply, log):
+        # without a signing key no checkpoint will come: no time to wait for
+        with pytest.raises(NotYetCheckpointed, match="until the log has a signing key") as no_key:
+            log.inclusion_proof(3)
+        assert no_key.value.retry_after is None and no_key.value.details["next_checkpoint_by"] is None
+        log.keys.generate()
+        # the first events get a checkpoint at the watcher's next poll
+        with pytest.raises(NotYetCheckpointed, match="no checkpoint has been signed yet") as first:
+            log.proof_bundle(3)
+        assert first.value.retry_after is not None and first.value.retry_after <= 5
+        signed = log.checkpoint().checkpoint
+        supply.grow(2)
+        # fewer than 5 events wait: due 300 s after the newest checkpoint (plus one poll)
+        with pytest.raises(NotYetCheckpointed, match=r"event 12 is in the log but not yet under a signed "
+                           r"checkpoint \(the newest covers events 1\.\.10\): the next one is due by .*"
+                           r"every 5 events, or 300 s after the last checkpoint.*`lotline checkpoint make`"
+                           ) as waiting:
+            log.inclusion_proof(12)
+        assert waiting.value.details | {"next_checkpoint_by": None} == {
+            "seq": 12, "checkpoint_size": 10, "log_size": 12, "next_checkpoint_by": None}
+        assert waiting.value.retry_after is not None and 290 < waiting.value.retry_after <= 305
+        made = datetime.fromisoformat(signed.created_at)
+        assert log.next_checkpoint_due(made) == made + timedelta(seconds=305)
+        assert log.next_checkpoint_due(made + timedelta(hours=1)) == made + timedelta(hours=1, seconds=5)
+        # covered events are proven against the newest checkpoint; events not in the log are another error
+        assert log.inclusion_proof(10).size == log.proof_bundle(10)["size"] == 10
+        with pytest.raises(InvalidInput, match="event 13 is not in the log, which holds 12 events"):
+            log.inclusion_proof(13)
+        # 5 events waiting: due at the next poll
+        supply.grow(3)
+        with pytest.raises(NotYetCheckpointed) as many:
+            log.inclusion_proof(15)
+        assert many.value.retry_after is not None and many.value.retry_after <= 5
+        log.checkpoint()
+        assert log.inclusion_proof(15).size == 15

@@ -79,6 +79,8 @@ def test_an_independent_c2sp_verifier_accepts_lotlines_cosigned_checkpoint(
     origin, size, root = text.rstrip("\n").split("\n")
     assert (origin, size) == (ORIGIN, "23")
     assert base64.b64decode(root, validate=True) == expected_root
+    # ...written canonically (RFC 4648 3.5: zero padding bits), as strict verifiers require
+    assert base64.b64encode(expected_root).decode() == root
 
     # A signature from a key we do not know is ignored, not an error (signed-note rule).
     _, only_log = c2sp_open(note, dict([c2sp_key(name, 0x01, raw[1:])]))

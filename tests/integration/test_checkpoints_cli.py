@@ -79,3 +79,29 @@ def test_the_offline_verifier_imports_nothing_but_the_standard_library_and_crypt
     assert "cryptography" in loaded and "lotline_verify" in loaded
     never = {"ledger", "scripts", "projections", "api", "sqlalchemy", "eventsourcing", "psycopg", "pydantic"}
     assert not loaded & never, out
+
+
+def test_prove_says_when_the_next_checkpoint_is_due_or_signs_one_with_sign_now(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOTLINE_DATABASE_URL", database_url)
+    monkeypatch.setenv("LOTLINE_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("LOTLINE_LOG_NAME", ORIGIN)
+    with supply_log(database_url, tmp_path / "keys", events=6) as (supply, _):
+        assert lotline(["keys", "generate"]) == 0
+        assert lotline(["checkpoint", "make"]) == 0
+        supply.grow(2)
+        capsys.readouterr()
+        assert lotline(["checkpoint", "prove", "8"]) == 1
+        err = capsys.readouterr().err
+        covered = "(the newest covers events 1..6)"
+        assert f"event 8 is in the log but not yet under a signed checkpoint {covered}" in err
+        assert "the next one is due by" in err and "pass --sign-now" in err
+        assert lotline(["checkpoint", "prove", "8", "--sign-now"]) == 0
+        captured = capsys.readouterr()
+        assert "checkpoint 8 signed" in captured.err
+        bundle = json.loads(captured.out)
+        assert (bundle["seq"], bundle["size"]) == (8, 8)
+        assert lotline(["checkpoint", "prove", "3", "--sign-now"]) == 0       # covered: nothing to sign
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["size"] == 8 and "signed" not in captured.err

@@ -88,6 +88,20 @@ def test_the_command_line_exits_0_then_1(
     assert "FAILED" in out and "at event 5" in out and "chain hash mismatch" in out
 
 
+def test_a_trusted_checkpoint_saved_with_a_final_newline_verifies_and_json_is_explained(
+    export: Path, history: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trusted = history.tmp / "trusted.txt"
+    trusted.write_text(history.trusted() + "\n")            # e.g. print(note) or `jq -r .note`
+    assert lotline_verify([str(export), "--trusted", str(trusted), "--quiet"]) == 0
+    assert "trusted      your checkpoint of size 30" in capsys.readouterr().out
+    answer = {"size": 30, "origin": ORIGIN, "note": history.trusted(), "cosignatures": []}
+    trusted.write_text(json.dumps(answer))                  # GET /inspector/checkpoints/latest, saved
+    assert lotline_verify([str(export), "--trusted", str(trusted), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "your trusted checkpoint: this is JSON" in out and "the text of its `note` field" in out
+
+
 def test_an_altered_event_is_named(export: Path) -> None:
     lines = read(export / "events.jsonl")
     lines[16] = lines[16].replace(b'"name":"', b'"name":"Mallory ', 1)
