@@ -15,7 +15,7 @@ from api.auth import Signer, authenticate, require_role, require_site
 from api.idempotency import IdempotencyStore, Once, request_hash
 from api.readside import ReadSide
 from api.recording import RecordingLedger
-from api.settings import ApiSettings
+from ledger.config import Settings
 from ledger.epcis import Epcis
 from ledger.identity import Identity, Session, User
 from ledger.transparency import Transparency
@@ -33,12 +33,12 @@ def get_ledger(request: Request) -> RecordingLedger:
 LedgerDep = Annotated[RecordingLedger, Depends(get_ledger)]
 
 
-def get_settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
     return settings
 
 
-SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_identity(request: Request) -> Identity:
