@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine, select
 
 from ledger.chain import encode_event
@@ -29,13 +28,13 @@ from ledger.checkpoints import (
     StoredCheckpoint,
 )
 from ledger.config import Settings
+from ledger.db import open_engine
 from ledger.errors import InvalidInput, LedgerError
 from ledger.keys import KeyRing, LogKey, keys_table
 from ledger.merkle import (
     Frontier,
     MerkleStore,
     consistency_ranges,
-    engine_for,
     inclusion_ranges,
     leaf_hash,
     writing,
@@ -54,24 +53,6 @@ from ledger.recorders import ChainReader
 from ledger.verify import verify_chain
 
 log = logging.getLogger(__name__)
-
-
-class TransparencySettings(Settings):
-    """Settings of the verifiable log (prefix LOTLINE_); the origin is `log_name`."""
-
-    model_config = SettingsConfigDict(env_prefix="LOTLINE_", extra="ignore")
-
-    keys_dir: Path = Path("keys")
-    """Directory of the log's private key files (created 0700; key files 0600)."""
-
-    checkpoint_every_events: int = 1000
-    """Sign a checkpoint once this many events are not yet covered by one."""
-
-    checkpoint_every_seconds: float = 300.0
-    """...or once the newest checkpoint is this old and events have arrived since."""
-
-    checkpoint_poll_seconds: float = 5.0
-    """How often `lotline checkpoint watch` looks for new events."""
 
 
 class CosignatureRefused(LedgerError):
@@ -198,11 +179,11 @@ class Transparency:
         self._closers: list[Callable[[], None]] = [engine.dispose]
 
     @classmethod
-    def for_reader(cls, reader: ChainReader, settings: TransparencySettings) -> Transparency:
+    def for_reader(cls, reader: ChainReader, settings: Settings) -> Transparency:
         """The log over `reader` (e.g. `ledger.chain`), in the store `settings.database_url` names."""
         return cls(
             reader,
-            engine_for(settings.database_url),
+            open_engine(settings.database_url),
             origin=settings.log_name,
             keys_dir=settings.keys_dir,
             every_events=settings.checkpoint_every_events,
@@ -210,7 +191,7 @@ class Transparency:
         )
 
     @classmethod
-    def open(cls, settings: TransparencySettings) -> Transparency:
+    def open(cls, settings: Settings) -> Transparency:
         """Open the ledger store itself (for scripts); `close()` closes both."""
         from ledger.application import Ledger
 

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from ledger.application import Ledger
-from ledger.epcis.capture import CaptureResult, EventError, capture, check, create_table
+from ledger.db import open_engine
+from ledger.epcis.capture import CaptureResult, EventError, capture, check
 from ledger.epcis.export import export_range, export_trace
 from ledger.epcis.ids import DEFAULT_PREFIX_LENGTH
 from ledger.epcis.query import EpcisIndex, QueryParams, query_document, query_events
-from ledger.merkle import engine_for
 from ledger.values import Actor
 
 MEDIA_TYPE = "application/ld+json"
@@ -33,9 +33,8 @@ class Epcis:
 
     def __init__(self, ledger: Ledger, database_url: str, prefix_length: int = DEFAULT_PREFIX_LENGTH) -> None:
         self.ledger = ledger
-        self.engine = engine_for(database_url)
+        self.engine = open_engine(database_url)
         self.prefix_length = prefix_length
-        create_table(self.engine)
         self.index = EpcisIndex(ledger, self.engine, prefix_length)
 
     def close(self) -> None:
