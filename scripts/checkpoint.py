@@ -17,7 +17,7 @@ from pathlib import Path
 from ledger.errors import LedgerError
 from ledger.notes import parse_vkey
 from ledger.transparency import CheckpointView, Transparency
-from scripts.logopts import add_store_options, settings_from
+from scripts.logopts import add_store_options, existing_store_settings, settings_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    log = Transparency.open(settings_from(args))
+    log = Transparency.open(existing_store_settings(args))
     try:
         return _ACTIONS[args.action](log, args)
     except LedgerError as e:

@@ -117,13 +117,12 @@ def _roles(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 class EpcisIndex:
-    """The EPCIS index of one ledger store (tables created on first use)."""
+    """The EPCIS index of one ledger store."""
 
     def __init__(self, ledger: Ledger, engine: Engine, prefix_length: int = 7) -> None:
         self.ledger = ledger
         self.engine = engine
         self.prefix_length = prefix_length
-        metadata.create_all(engine)
 
     def position(self) -> int:
         with self.engine.connect() as conn:
