@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from ledger import schema
-from ledger.db import sqlite_path
+from ledger.db import redacted, sqlite_path
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -70,6 +70,6 @@ def test_serve_no_upgrade_refuses_a_store_that_is_not_current(
         capture_output=True, text=True, timeout=60, env={**os.environ, "LOTLINE_KEYS_DIR": str(tmp_path)},
     )
     assert done.returncode == 2, done.stderr
-    assert f"lotline db upgrade --database-url {url}" in done.stderr
+    assert f"lotline db upgrade --database-url {redacted(url)}" in done.stderr
     path = sqlite_path(url)
     assert path is None or not path.exists()

@@ -16,7 +16,7 @@ from api import idempotency
 from api.app import create_app
 from ledger import checkpoints, identity, keys, merkle, schema
 from ledger.config import Settings
-from ledger.db import open_engine, sqlite_path
+from ledger.db import open_engine, redacted, sqlite_path
 from ledger.epcis.capture import metadata as epcis_capture_metadata
 from ledger.epcis.query import metadata as epcis_index_metadata
 from scripts.cli import main as lotline
@@ -43,10 +43,10 @@ def _args(command: list[str], url: str, tmp_path: Path) -> list[str]:
 def test_commands_refuse_a_store_that_does_not_exist_and_make_none(
     command: list[str], empty_database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = empty_database_url
+    url, shown = empty_database_url, redacted(empty_database_url)  # messages hide the password
     assert lotline(_args(command, url, tmp_path)) == 2
     refused = capsys.readouterr().err
-    assert url in refused and f"lotline db upgrade --database-url {url}" in refused
+    assert shown in refused and f"lotline db upgrade --database-url {shown}" in refused
     path = sqlite_path(url)
     if path is not None:
         assert not path.exists() and "does not exist" in refused
@@ -63,7 +63,7 @@ def test_db_upgrade_makes_a_store_and_db_current_says_where_it_is(
     capsys.readouterr()
     assert lotline(["db", "upgrade", "--database-url", url]) == 0
     assert capsys.readouterr().out.strip() == (
-        f"upgraded the store at {url} from revision (none) to {schema.head()}"
+        f"upgraded the store at {redacted(url)} from revision (none) to {schema.head()}"
     )
     assert lotline(["db", "current", "--database-url", url]) == 0
     out = capsys.readouterr().out
@@ -88,9 +88,10 @@ def test_a_store_behind_this_release_is_refused_with_the_command_to_run(
 ) -> None:
     monkeypatch.setattr(schema, "head", lambda: "9999")  # as if this release had a newer revision
     assert lotline(["verify", "--database-url", database_url]) == 2
+    shown = redacted(database_url)
     assert capsys.readouterr().err.strip() == (
-        f"lotline verify: the store at {database_url} is at revision 0001, this Lotline needs 9999: "
-        f"run `lotline db upgrade --database-url {database_url}`"
+        f"lotline verify: the store at {shown} is at revision 0001, this Lotline needs 9999: "
+        f"run `lotline db upgrade --database-url {shown}`"
     )
     with pytest.raises(schema.StoreNotReady, match="needs 9999"), TestClient(
         create_app(Settings(database_url=database_url))
