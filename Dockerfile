@@ -18,5 +18,7 @@ WORKDIR /var/lib/lotline
 
 EXPOSE 8000
 
-# LOTLINE_DEMO=1 seeds demo data before serving; a failed seed stops the container.
+# `lotline serve` makes the store or upgrades its schema first (docker-compose.yml runs
+# `lotline db upgrade` as a step of its own). LOTLINE_DEMO=1 seeds demo data before serving; a
+# failed seed stops the container.
 CMD ["sh", "-c", "if [ \"${LOTLINE_DEMO:-0}\" = 1 ]; then lotline demo || exit 1; fi; exec lotline serve --host 0.0.0.0 --port 8000"]

@@ -1,20 +1,21 @@
 """The FastAPI application: `create_app(settings)` builds it; ledger, users, read models, idempotency
-keys and the verifiable log live on `app.state`, opened and closed by the lifespan handler."""
+keys and the verifiable log live on `app.state`, opened and closed by the lifespan handler.
+
+The app makes no tables: it starts only on a store whose schema is current (`lotline db upgrade`,
+which `lotline serve` runs once before it starts its workers), and refuses to start otherwise."""
 
 from __future__ import annotations
 
 import logging
-import random
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from api import errors
 from api.checkpointer import Checkpointer
@@ -24,16 +25,14 @@ from api.limits import BodyLimit
 from api.readside import ReadSide
 from api.routes import admin, distribution, inspector, lots, manufacturing, queries, recalls, release, site
 from api.routes import epcis as epcis_routes
-from api.settings import ApiSettings
 from epcis import Epcis
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.identity import Identity
+from ledger.schema import require_current
 from ledger.transparency import Transparency
 
 log = logging.getLogger("lotline.api")
-
-T = TypeVar("T")
 
 DESCRIPTION = """Lotline's HTTP API: commands for every step of a clinical supply chain, each answered
 with the new events' chain positions and hashes; traces, recall impact, inventory, custody and audit
@@ -80,36 +79,35 @@ class Readiness(BaseModel):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The Lotline API on the store `settings.database_url` (from the environment by default)."""
-    api_settings = ApiSettings.of(settings)
+    app_settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened: list[Any] = []
-        url = api_settings.database_url
+        url = app_settings.database_url
+        require_current(url)
         try:
             app.state.ledger = _opened(opened, Ledger.open(url))
-            app.state.identity = _opened(opened, _starting(lambda: Identity.open(url)))
-            app.state.idempotency = _starting(lambda: IdempotencyStore(app.state.identity.engine))
+            app.state.identity = _opened(opened, Identity.open(url))
+            app.state.idempotency = IdempotencyStore(app.state.identity.engine)
             app.state.transparency = _opened(
-                opened, _starting(lambda: Transparency.for_reader(app.state.ledger.chain, api_settings))
+                opened, Transparency.for_reader(app.state.ledger.chain, app_settings)
             )
             app.state.read_side = _opened(
                 opened,
-                _starting(
-                    lambda: ReadSide(
-                        app.state.ledger,
-                        url,
-                        catch_up_batches=api_settings.catch_up_batches,
-                        poll_seconds=api_settings.projection_poll_seconds,
-                    )
+                ReadSide(
+                    app.state.ledger,
+                    url,
+                    catch_up_batches=app_settings.catch_up_batches,
+                    poll_seconds=app_settings.projection_poll_seconds,
                 ),
             )
-            app.state.epcis = _opened(opened, _starting(lambda: Epcis(app.state.ledger, url)))
+            app.state.epcis = _opened(opened, Epcis(app.state.ledger, url))
             app.state.ledger.use_kit_states(app.state.read_side.kit_states)
             app.state.ledger.on_release(app.state.transparency.checkpoint_after_release)
             app.state.read_side.start()
-            if api_settings.checkpoint_in_background:
-                poll = api_settings.checkpoint_poll_seconds
+            if app_settings.checkpoint_in_background:
+                poll = app_settings.checkpoint_poll_seconds
                 _opened(opened, Checkpointer(app.state.transparency, poll).start())
             yield
         finally:
@@ -123,8 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = api_settings
-    app.add_middleware(BodyLimit, max_bytes=api_settings.max_body_bytes)
+    app.state.settings = app_settings
+    app.add_middleware(BodyLimit, max_bytes=app_settings.max_body_bytes)
     errors.install(app)
     for module in (admin, lots, manufacturing, release, distribution, site, queries, inspector):
         app.include_router(module.router)
@@ -156,20 +154,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(status_code=503, content=answer.model_dump())
 
     return app
-
-
-def _starting(make: Callable[[], T], attempts: int = 40) -> T:
-    """`make()`, retried while another worker process creates the same tables at the same moment
-    (SQLite: the database is locked; PostgreSQL: the table was created between check and CREATE)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return make()
-        except (OperationalError, IntegrityError, ProgrammingError):
-            if attempt == attempts:
-                raise
-            log.info("tables are being created by another process; retrying (%d)", attempt)
-            time.sleep(random.uniform(0.05, 0.25))
-    raise AssertionError("unreachable")
 
 
 def _opened(opened: list[Any], thing: Any) -> Any:

@@ -15,9 +15,9 @@ from api.auth import Signer, authenticate, require_role, require_site
 from api.commands import Writer
 from api.idempotency import IdempotencyStore, Once, request_hash
 from api.readside import ReadSide
-from api.settings import ApiSettings
 from epcis import Epcis
 from ledger.application import Ledger
+from ledger.config import Settings
 from ledger.identity import Identity, Session, User
 from ledger.transparency import Transparency
 from ledger.values import Role
@@ -34,12 +34,12 @@ def get_ledger(request: Request) -> Ledger:
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
-def get_settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
     return settings
 
 
-SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_identity(request: Request) -> Identity:

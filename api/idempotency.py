@@ -74,7 +74,6 @@ class IdempotencyStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, checkfirst=True)
 
     def claim(self, principal: str, key: str, digest: str) -> Stored | None:
         """Claim `key` for this request; the stored answer if it was already given to it."""

@@ -31,7 +31,11 @@ class ReadSide:
 
     def __init__(self, ledger: Ledger, database_url: str, *, catch_up_batches: int, poll_seconds: float):
         self.engine: Engine = open_engine(database_url)
-        self.runner = ProjectionRunner(ledger, self.engine)
+        try:
+            self.runner = ProjectionRunner(ledger, self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self.catch_up_batches = catch_up_batches
         self.poll_seconds = poll_seconds
         self._lock = threading.Lock()

@@ -12,12 +12,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from epcis.capture import CaptureResult, EventError, capture, check, create_table
+from epcis.capture import CaptureResult, EventError, capture, check
 from epcis.export import export_range, export_trace
 from epcis.ids import DEFAULT_PREFIX_LENGTH
 from epcis.query import Indexer, QueryParams, query_document, query_events
 from ledger.application import Ledger
-from ledger.merkle import engine_for
+from ledger.db import open_engine
 from ledger.values import Actor
 from projections.epcis_index import EpcisIndex
 
@@ -27,9 +27,8 @@ class Epcis:
 
     def __init__(self, ledger: Ledger, database_url: str, prefix_length: int = DEFAULT_PREFIX_LENGTH) -> None:
         self.ledger = ledger
-        self.engine = engine_for(database_url)
+        self.engine = open_engine(database_url)
         self.prefix_length = prefix_length
-        create_table(self.engine)
         self.index = EpcisIndex(self.engine)
         self.indexer = Indexer(ledger, self.index, prefix_length)
 

@@ -197,11 +197,6 @@ class Actors:
         raise NotAuthorised(action, ", ".join(str(a.role) for a in self.actors), [str(r) for r in allowed])
 
 
-def create_table(engine: Engine) -> None:
-    """Create `epcis_captured` where missing."""
-    metadata.create_all(engine)
-
-
 def capture(
     ledger: Ledger, engine: Engine, document: str | bytes | Mapping[str, Any], actor: Actor | Sequence[Actor]
 ) -> CaptureResult:
@@ -223,7 +218,6 @@ def capture(
             ],
         )
     hashes = document_hash_ids(raw)
-    create_table(engine)
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
     planner = Planner(doc, hashes)

@@ -109,7 +109,6 @@ class CheckpointStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[checkpoints_table, cosignatures_table], checkfirst=True)
 
     def latest(self, conn: Any | None = None) -> StoredCheckpoint | None:
         """The checkpoint with the largest size, if any."""

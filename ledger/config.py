@@ -1,6 +1,13 @@
-"""Settings from the environment (prefix LOTLINE_): the one place configuration is read."""
+"""Settings from the environment (prefix LOTLINE_): the one place configuration is read.
+
+Every field below is one environment variable, `LOTLINE_` + the field name in capitals, described by
+its docstring. The README's Configuration table is `markdown_table()` (a test keeps them equal).
+Command-line options override the environment: `Settings(database_url=args.database_url)`.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -9,12 +16,76 @@ DEFAULT_LOG_NAME = "lotline.local/log"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOTLINE_", extra="ignore")
+    """Everything Lotline reads from the environment: the store, the log, the API and its limits."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOTLINE_", extra="ignore", use_attribute_docstrings=True
+    )
+
+    # --- the store and the verifiable log --------------------------------------------------------
 
     database_url: str = "sqlite:///lotline.db"
-    """`sqlite:///relative/path.db`, `sqlite:////absolute/path.db` or `postgresql://user:pw@host:port/db`."""
+    """The store: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` or
+    `postgresql://user:password@host:5432/db`. Made by `lotline db upgrade` (or `demo`, `serve`)."""
 
     log_name: str = DEFAULT_LOG_NAME
     """`LOTLINE_LOG_NAME`: the log's origin and key name, a schema-less URL (c2sp.org/tlog-checkpoint),
     e.g. `supply.sponsor.example/trial-17`. Unset, a store keeps the name its checkpoints and keys carry
     (stores signed before the default changed: `lotline`); only a new store takes the default."""
+    keys_dir: Path = Path("keys")
+    """Directory of the log's private signing-key files (created 0700; key files 0600)."""
+
+    checkpoint_every_events: int = 1000
+    """Sign a checkpoint once this many events are not yet covered by one."""
+
+    checkpoint_every_seconds: float = 300.0
+    """...or once the newest checkpoint is this many seconds old and events have arrived since."""
+
+    checkpoint_poll_seconds: float = 5.0
+    """How often `lotline checkpoint watch` and the API's checkpointer look for new events."""
+
+    # --- the HTTP API (`lotline serve`) ----------------------------------------------------------
+
+    host: str = "127.0.0.1"
+    """The address `lotline serve` binds (its `--host` overrides it)."""
+
+    port: int = 8000
+    """The port `lotline serve` binds (its `--port` overrides it)."""
+
+    max_body_bytes: int = 1024 * 1024
+    """The API refuses larger request bodies with 413 before reading them."""
+
+    projection_poll_seconds: float = 0.5
+    """How often the API's background loop applies new events to the read models."""
+
+    catch_up_batches: int = 5
+    """Before it answers, a query applies up to this many pages (1,000 events each) of new events."""
+
+    checkpoint_in_background: bool = True
+    """Each API process signs checkpoints by the policy above in a background thread."""
+
+    signature_token_max_age_seconds: int = 900
+    """A token offered to re-authenticate a signature must be this fresh (and not the bearer token)."""
+
+    # --- the witness (`lotline witness run --url`) -----------------------------------------------
+
+    witness_token: str | None = None
+    """The API token `lotline witness run --url` sends when `--token` is not given."""
+
+
+def markdown_table() -> str:
+    """The README's table of every setting: variable, default, meaning (from the field docstrings)."""
+    rows = ["| variable | default | what it is |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, bool):
+            shown = f"`{str(default).lower()}`"
+        elif default is None:
+            shown = "(none)"
+        elif isinstance(default, float) and default.is_integer():
+            shown = f"`{int(default)}`"
+        else:
+            shown = f"`{default}`"
+        about = " ".join((field.description or "").split())
+        rows.append(f"| `LOTLINE_{name.upper()}` | {shown} | {about} |")
+    return "\n".join(rows) + "\n"

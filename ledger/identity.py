@@ -4,7 +4,7 @@ Secrets are never stored in clear. An API token is a random secret shown once, w
 and kept as its SHA-256; a lookup hashes the presented token and finds the row. A password (needed
 to sign: 21 CFR 11.200 re-authentication) is kept as a salted scrypt hash whose cost parameters are
 stored with it, so they can be raised later without invalidating older hashes. Tables live in the
-ledger's own database (SQLite or PostgreSQL) and are created on first use.
+ledger's own database (SQLite or PostgreSQL), made by `lotline db upgrade`.
 """
 
 from __future__ import annotations
@@ -31,15 +31,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    create_engine,
     insert,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
+from ledger.db import open_engine
 from ledger.errors import AlreadyExists, InvalidInput, LedgerError, NotFound
-from ledger.store import sqlalchemy_url
 from ledger.values import Actor, Role
 
 TOKEN_PREFIX = "lt_"
@@ -122,7 +121,6 @@ class Identity:
         self.engine = engine
         self.scrypt_n = scrypt_n
         self._owns_engine = False
-        metadata.create_all(engine, checkfirst=True)
 
     @classmethod
     def open(cls, database_url: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> Identity:
@@ -283,14 +281,6 @@ class Identity:
         return f"scrypt${self.scrypt_n}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
 
 
-def open_engine(database_url: str) -> Engine:
-    """A SQLAlchemy engine on the ledger's database, shareable across threads."""
-    url = sqlalchemy_url(database_url)
-    if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-    return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
-
-
 def token_hash(token: str) -> str:
     """The stored form of an API token: its SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -361,4 +351,4 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-__all__: Sequence[str] = ["Identity", "InvalidCredentials", "Session", "User", "open_engine", "token_hash"]
+__all__: Sequence[str] = ["Identity", "InvalidCredentials", "Session", "User", "token_hash"]

@@ -72,7 +72,6 @@ class KeyRing:
         self.engine = engine
         self.keys_dir = Path(keys_dir)
         self.name = require_key_name(name)
-        metadata.create_all(engine, tables=[keys_table], checkfirst=True)
 
     def all(self) -> list[LogKey]:
         """Every key of this log, oldest first."""

@@ -31,8 +31,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    create_engine,
-    event,
     func,
     or_,
     select,
@@ -40,9 +38,9 @@ from sqlalchemy import (
 )
 
 from ledger.chain import GENESIS_HASH, CanonicalEncodingError, encode_event, link_hash
+from ledger.db import open_engine, write_lock
 from ledger.errors import InvalidInput, LedgerError
 from ledger.recorders import ChainReader
-from ledger.store import sqlalchemy_url
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 """MTH({}) = SHA-256 of the empty string."""
@@ -340,31 +338,12 @@ _PG_FETCH = text(
 )
 
 
-def engine_for(database_url: str) -> Engine:
-    """A SQLAlchemy engine on the ledger's database; SQLite writers take the write lock at BEGIN."""
-    url = sqlalchemy_url(database_url)
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _no_implicit_transactions(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        # Writers take SQLite's write lock up front, so two of them never both read the same tail.
-        immediate = conn.get_execution_options().get("lotline_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
 @contextmanager
 def writing(engine: Engine, table: str) -> Iterator[Connection]:
     """A write transaction that holds the append lock of `table` until it commits."""
+    # SQLite: the write lock is taken at BEGIN, so two writers never both read the same tail.
     with engine.connect() as conn:
-        conn.execution_options(lotline_write=True)
+        write_lock(conn)
         with conn.begin():
             lock_for_append(conn, table)
             yield conn
@@ -402,12 +381,11 @@ class MerkleStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[nodes_table], checkfirst=True)
 
     @classmethod
     def open(cls, database_url: str) -> MerkleStore:
-        """The tree in the ledger database `database_url`; its table is created when missing."""
-        return cls(engine_for(database_url))
+        """The tree in the ledger database `database_url`."""
+        return cls(open_engine(database_url))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,9 +1,15 @@
-"""The event store's settings: one database URL becomes the eventsourcing library's environment."""
+"""The event store's settings: one database URL becomes the eventsourcing library's environment.
+
+The library never creates tables here (`CREATE_TABLE` is off): the schema is made and upgraded by
+`lotline db upgrade` (`ledger.schema`), so a ledger opened on a store without it fails instead of
+quietly making an empty one.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from ledger.db import BUSY_TIMEOUT_SECONDS, MAX_OVERFLOW, POOL_SIZE, sqlite_path
 from ledger.errors import InvalidInput
 
 SQLITE_RECORDER = "ledger.recorders:ChainedSQLiteApplicationRecorder"
@@ -15,16 +21,11 @@ def store_env(database_url: str) -> dict[str, str]:
     parts = urlsplit(database_url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "sqlite":
-        path = database_url.split("://", 1)[1]
-        path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db -> rel.db
-        if not path:
-            raise InvalidInput(
-                "sqlite URL needs a file path, e.g. sqlite:///lotline.db", field="database_url"
-            )
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": path,
-            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "false",
+            "SQLITE_DBNAME": str(sqlite_path(database_url)),
+            "SQLITE_LOCK_TIMEOUT": str(BUSY_TIMEOUT_SECONDS),
             "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER,
         }
     if scheme in ("postgresql", "postgres"):
@@ -32,14 +33,15 @@ def store_env(database_url: str) -> dict[str, str]:
             raise InvalidInput("postgresql URL needs a host and a database name", field="database_url")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "CREATE_TABLE": "false",
             "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
             "POSTGRES_HOST": parts.hostname,
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
-            "POSTGRES_LOCK_TIMEOUT": "30",
+            "POSTGRES_POOL_SIZE": str(POOL_SIZE),
+            "POSTGRES_MAX_OVERFLOW": str(MAX_OVERFLOW),
+            "POSTGRES_LOCK_TIMEOUT": str(BUSY_TIMEOUT_SECONDS),
             "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER,
         }
     raise InvalidInput(
@@ -47,9 +49,3 @@ def store_env(database_url: str) -> dict[str, str]:
         field="database_url",
     )
 
-
-def sqlalchemy_url(database_url: str) -> str:
-    """The same database for SQLAlchemy (projections), with the psycopg 3 driver on PostgreSQL."""
-    if database_url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
-    return database_url

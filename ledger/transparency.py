@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine, inspect, select
 
 from ledger.chain import encode_event
@@ -31,13 +30,13 @@ from ledger.checkpoints import (
     checkpoints_table,
 )
 from ledger.config import Settings
+from ledger.db import open_engine
 from ledger.errors import InvalidInput, LedgerError
 from ledger.keys import KEYS_TABLE, KeyRing, LogKey, keys_table
 from ledger.merkle import (
     Frontier,
     MerkleStore,
     consistency_ranges,
-    engine_for,
     inclusion_ranges,
     leaf_hash,
     writing,
@@ -58,24 +57,6 @@ from ledger.recorders import ChainReader
 from ledger.verify import verify_chain
 
 log = logging.getLogger(__name__)
-
-
-class TransparencySettings(Settings):
-    """Settings of the verifiable log (prefix LOTLINE_); the origin is `log_name`."""
-
-    model_config = SettingsConfigDict(env_prefix="LOTLINE_", extra="ignore")
-
-    keys_dir: Path = Path("keys")
-    """Directory of the log's private key files (created 0700; key files 0600)."""
-
-    checkpoint_every_events: int = 1000
-    """Sign a checkpoint once this many events are not yet covered by one."""
-
-    checkpoint_every_seconds: float = 300.0
-    """...or once the newest checkpoint is this old and events have arrived since."""
-
-    checkpoint_poll_seconds: float = 5.0
-    """How often `lotline checkpoint watch` looks for new events."""
 
 
 class CosignatureRefused(LedgerError):
@@ -230,9 +211,9 @@ class Transparency:
         self._closers: list[Callable[[], None]] = [engine.dispose]
 
     @classmethod
-    def for_reader(cls, reader: ChainReader, settings: TransparencySettings) -> Transparency:
+    def for_reader(cls, reader: ChainReader, settings: Settings) -> Transparency:
         """The log over `reader` (e.g. `ledger.chain`), in the store `settings.database_url` names."""
-        engine = engine_for(settings.database_url)
+        engine = open_engine(settings.database_url)
         try:
             origin = log_origin(engine, settings)
         except LedgerError:
@@ -249,7 +230,7 @@ class Transparency:
         )
 
     @classmethod
-    def open(cls, settings: TransparencySettings) -> Transparency:
+    def open(cls, settings: Settings) -> Transparency:
         """Open the ledger store itself (for scripts); `close()` closes both."""
         from ledger.application import Ledger
 
@@ -561,7 +542,7 @@ class LogNameMismatch(LedgerError):
     code = "log_name_mismatch"
 
 
-def log_origin(engine: Engine, settings: TransparencySettings) -> str:
+def log_origin(engine: Engine, settings: Settings) -> str:
     """The origin (and key name) of the store's log: the one its checkpoints or keys already carry, else
     `settings.log_name`. The origin is signed text, so a store never changes it: an explicitly set
     LOTLINE_LOG_NAME that differs is refused, and the default applies to new stores only."""

@@ -96,7 +96,7 @@ def advance(conn: Connection, name: str, old: int, new: int) -> None:
         raise ProjectionConflict(name, old)
 
 
-def reset(conn: Connection, projection: Projection) -> None:
+def reset(conn: Connection, projection: Projection | type[Projection]) -> None:
     """Put a read model back to position 0 with its current schema (its tables are rebuilt)."""
     upsert(conn, tracking, [{"name": projection.name, "position": 0, "schema": projection.schema}])
 
@@ -211,7 +211,7 @@ class Projection:
     metadata: ClassVar[MetaData]
     writer: ClassVar[type[BatchWriter]]
     schema: ClassVar[int] = 1
-    """Raise it when the tables change: the runner then rebuilds this read model on start."""
+    """Raise it when the tables change: `lotline db upgrade` then rebuilds this read model."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -225,19 +225,21 @@ class Projection:
         """Apply one batch of events in the caller's transaction."""
         self.writer(conn).apply(events)
 
-    def create_tables(self, conn: Connection, *, indexes: bool = True) -> None:
+    @classmethod
+    def create_tables(cls, conn: Connection, *, indexes: bool = True) -> None:
         """Create this read model's tables where missing, with their secondary indexes or without."""
-        self.metadata.create_all(conn)
-        for table in self.metadata.sorted_tables:
+        cls.metadata.create_all(conn)
+        for table in cls.metadata.sorted_tables:
             for index in table.indexes:
                 if indexes:
                     index.create(conn, checkfirst=True)
                 else:
                     index.drop(conn, checkfirst=True)
 
-    def drop_tables(self, conn: Connection) -> None:
+    @classmethod
+    def drop_tables(cls, conn: Connection) -> None:
         """Drop this read model's tables (rebuild)."""
-        self.metadata.drop_all(conn)
+        cls.metadata.drop_all(conn)
 
     def as_of(self, conn: Connection) -> int:
         """The position this read model's answers are fresh to: the lowest of its own and its inputs'."""

@@ -1,13 +1,12 @@
 """The read side's database access: one SQLAlchemy engine on the event store's own database.
 
+The engine comes from `ledger.db.open_engine` (not durable: read models are rebuilt from events).
 Two kinds of transaction, on SQLite and PostgreSQL alike:
 - `writing(engine)`: one batch of events and its tracking rows. On SQLite it starts with
   `BEGIN IMMEDIATE`, taking the write lock up front, so a batch never fails half-way on a lock
   upgrade; the ledger's own writer waits for it (busy timeout) like for any other writer.
 - `reading(engine)`: a consistent snapshot for a query and the position it reports. On SQLite a
   deferred `BEGIN` (WAL snapshot from the first read); on PostgreSQL `REPEATABLE READ`, read only.
-The sqlite3 driver's legacy transaction control never begins a transaction for a SELECT, so the
-engine takes over BEGIN (SQLAlchemy's documented recipe for "Serializable isolation").
 """
 
 from __future__ import annotations
@@ -20,52 +19,28 @@ from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Connection, Date, Engine, Table, Uuid, create_engine, event
+from sqlalchemy import JSON, Connection, Date, Engine, Table, Uuid
 
-from ledger.store import sqlalchemy_url
-
-_BEGIN_OPTION = "lotline_sqlite_begin"
+from ledger import db
 
 # SQLite's default limit on bound parameters is 32766; an IN list of this size stays far below it.
 IN_CHUNK = 500
 
 
 def open_engine(database_url: str) -> Engine:
-    """An engine on the ledger's database (`sqlite:///...` or `postgresql://...`)."""
-    url = sqlalchemy_url(database_url)
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        _take_over_sqlite_begin(engine)
-        return engine
-    return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+    """An engine for the read models on the ledger's database (`sqlite:///...` or `postgresql://...`).
 
-
-def _take_over_sqlite_begin(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # the driver stops issuing BEGIN itself
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        # For these connections only (the ledger's keep their own setting): in WAL mode, NORMAL
-        # skips the fsync per commit; a power cut may lose the last batches, rows and tracking
-        # position together, and they are applied again. A fifth of rebuild time was fsync.
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-        # A batch touches index pages all over tables of a million rows: give it 64 MiB of cache.
-        dbapi_connection.execute("PRAGMA cache_size=-65536")
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+    Not durable (see `ledger.db.open_engine`): a fifth of rebuild time on SQLite was the fsync per
+    commit, and a batch lost to a power cut is applied again.
+    """
+    return db.open_engine(database_url, durable=False)
 
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction: commits when the block ends, rolls back if it raises."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn = conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-        with conn.begin():
-            yield conn
+    with engine.connect() as conn, db.write_lock(conn).begin():
+        yield conn
 
 
 @contextmanager

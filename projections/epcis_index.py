@@ -123,11 +123,10 @@ class Found:
 
 
 class EpcisIndex:
-    """The EPCIS index of one ledger store (tables created on first use)."""
+    """The EPCIS index of one ledger store (its tables are made by `lotline db upgrade`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def position(self) -> int:
         """The last chain seq indexed (0 when nothing is)."""

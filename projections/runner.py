@@ -15,19 +15,22 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, inspect
 
 from ledger.application import Ledger
+from ledger.db import store_url
 from projections.audit import AuditTrail
 from projections.base import (
     Positioned,
     Projection,
     ProjectionConflict,
+    ProjectionError,
     ProjectionTimeout,
     advance,
     positions,
     reset,
     schemas,
+    tracking,
     tracking_metadata,
 )
 from projections.custody import Custody
@@ -44,9 +47,57 @@ DEFAULT_BATCH = 1000
 REBUILD_BATCH = 5000
 
 
+READ_MODELS: tuple[type[Projection], ...] = (Genealogy, RecallImpact, Inventory, Custody, AuditTrail)
+"""Every read model of Lotline."""
+
+
 def read_models(engine: Engine) -> list[Projection]:
     """Every read model of Lotline, on one engine."""
-    return [Genealogy(engine), RecallImpact(engine), Inventory(engine), Custody(engine), AuditTrail(engine)]
+    return [cls(engine) for cls in READ_MODELS]
+
+
+class ReadModelsNotReady(ProjectionError):
+    """Read models with missing tables or tables built to another schema (`lotline db upgrade` fixes it)."""
+
+    code = "read_models_not_ready"
+
+    def __init__(self, url: str, built: dict[str, int | None], wanted: dict[str, int]) -> None:
+        what = ", ".join(
+            f"{name} (no tables)" if at is None else f"{name} (schema {at}, needs {wanted[name]})"
+            for name, at in built.items()
+        )
+        super().__init__(
+            f"the read models of the store at {url} are not ready: {what}; run "
+            f"`lotline db upgrade --database-url {url}`",
+            read_models=sorted(built),
+        )
+
+
+def prepare(
+    conn: Connection, projections: Sequence[Projection | type[Projection]] = READ_MODELS
+) -> list[str]:
+    """Create the read models' tables where missing; one whose tables were built to another schema is
+    dropped and starts over from position 0. Run by `lotline db upgrade`, in its transaction; returns
+    the names of the read models that start over."""
+    tracking_metadata.create_all(conn)
+    built = schemas(conn)
+    restarted = []
+    for p in projections:
+        if p.name in built and built[p.name] != p.schema:
+            log.warning("read model %s: schema %d, was %d; rebuilding", p.name, p.schema, built[p.name])
+            p.drop_tables(conn)
+        if built.get(p.name) != p.schema:
+            reset(conn, p)
+            restarted.append(p.name)
+        p.create_tables(conn)
+    return restarted
+
+
+def not_ready(conn: Connection, projections: Sequence[Projection | type[Projection]] = READ_MODELS,
+              ) -> dict[str, int | None]:
+    """The read models whose tables are missing (None) or built to another schema (that schema)."""
+    built = schemas(conn) if inspect(conn).has_table(tracking.name) else {}
+    return {p.name: built.get(p.name) for p in projections if built.get(p.name) != p.schema}
 
 
 class ProjectionRunner:
@@ -59,14 +110,19 @@ class ProjectionRunner:
         self._by_type = {type(p): p for p in self.projections}
         self._stop = threading.Event()
         self._owned: tuple[Ledger, Engine] | None = None
-        self.setup()
+        self.check()
 
     @classmethod
     def open(cls, database_url: str) -> ProjectionRunner:
         """A runner with its own ledger and engine on `database_url`; `close()` releases them."""
         ledger = Ledger.open(database_url)
         engine = open_engine(database_url)
-        runner = cls(ledger, engine)
+        try:
+            runner = cls(ledger, engine)
+        except BaseException:
+            ledger.close()
+            engine.dispose()
+            raise
         runner._owned = (ledger, engine)
         return runner
 
@@ -112,19 +168,18 @@ class ProjectionRunner:
 
     # --- setup and positions ---------------------------------------------------------------------
 
+    def check(self) -> None:
+        """Refuse read models whose tables are missing or built to another schema (ReadModelsNotReady)."""
+        with reading(self.engine) as conn:
+            behind = not_ready(conn, self.projections)
+        if behind:
+            wanted = {p.name: p.schema for p in self.projections}
+            raise ReadModelsNotReady(store_url(self.engine), behind, wanted)
+
     def setup(self) -> None:
-        """Create what is missing; a read model whose tables were built to another schema starts over."""
+        """What `lotline db upgrade` does for this runner's read models (see `prepare`)."""
         with writing(self.engine) as conn:
-            tracking_metadata.create_all(conn)
-            built = schemas(conn)
-            for p in self.projections:
-                if p.name in built and built[p.name] != p.schema:
-                    log.warning("read model %s: schema %d, was %d; rebuilding", p.name, p.schema,
-                                built[p.name])
-                    p.drop_tables(conn)
-                if built.get(p.name) != p.schema:
-                    reset(conn, p)
-                p.create_tables(conn)
+            prepare(conn, self.projections)
 
     def positions(self) -> dict[str, int]:
         """Each read model's position: the last notification id it applied."""
@@ -183,8 +238,8 @@ class ProjectionRunner:
         """Drop the read models' tables (all, or those named), recreate them, re-apply from zero.
 
         The secondary indexes serve queries only, so they are built once at the end rather than
-        kept up to date row by row (an eighth of the rebuild time); `setup()` builds any an
-        interrupted rebuild left missing.
+        kept up to date row by row (an eighth of the rebuild time); `setup()` (`lotline db upgrade`)
+        builds any an interrupted rebuild left missing.
         """
         chosen = [p for p in self.projections if names is None or p.name in names]
         with writing(self.engine) as conn:

@@ -49,6 +49,7 @@ from ledger.domain import Kit
 from ledger.gs1 import with_check_digit
 from ledger.identity import Identity
 from ledger.values import Actor, Meaning, Quantity, Role, sign
+from scripts.db import upgrade_store
 
 ADMIN = Actor("bench-admin", Role.ADMIN, "Bench Admin")
 MFG = Actor("bench-mfg", Role.MANUFACTURING, "Bench Maker")
@@ -324,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--max-seconds", type=float, default=120.0, help="stop sending after this long")
     args = p.parse_args(argv)
+    upgrade_store(args.database_url)
     ledger = Ledger.open(args.database_url)
     try:
         if ledger.chain.head()[0]:

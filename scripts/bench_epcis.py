@@ -27,6 +27,7 @@ from epcis.eventhash import document_hash_ids
 from epcis.export import export_range
 from epcis.models import EPCISDocument
 from ledger.application import Ledger
+from scripts.db import existing_store, upgrade_store
 from scripts.demo import DEMO_ACTORS, generate
 
 log = logging.getLogger("lotline.bench_epcis")
@@ -46,6 +47,8 @@ def peak_rss_mib() -> float:
 def bench_program(scale: float, workdir: Path) -> dict[str, float]:
     """Export, validation and capture rates on a fresh demo program."""
     source_url, target_url = f"sqlite:///{workdir}/source.db", f"sqlite:///{workdir}/target.db"
+    upgrade_store(source_url)
+    upgrade_store(target_url)
     source = Ledger.open(source_url)
     summary = generate(source, scale=scale, progress=False)
     epcis = Epcis(source, source_url)
@@ -80,7 +83,7 @@ def bench_program(scale: float, workdir: Path) -> dict[str, float]:
 
 def bench_big_export(url: str) -> dict[str, float]:
     """Stream a big store's export to nowhere; RSS sampled every 10,000 events."""
-    ledger = Ledger.open(url)
+    ledger = Ledger.open(existing_store(url))
     head, _ = ledger.chain.head()
     samples: list[float] = []
     size = 0

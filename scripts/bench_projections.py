@@ -28,6 +28,7 @@ from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.domain import LotKind
 from projections.runner import REBUILD_BATCH, ProjectionRunner
+from scripts.db import upgrade_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +67,7 @@ def _line(what: str, figure: str) -> None:
 
 
 def _ensure_program(url: str, scale: float, seed: int) -> None:
+    upgrade_store(url)
     ledger = Ledger.open(url)
     try:
         held, _ = ledger.chain.head()

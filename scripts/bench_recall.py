@@ -29,20 +29,20 @@ from uuid import UUID
 
 from ledger.application import Ledger
 from ledger.commands import AcknowledgeRecall, KitReportLine, OpenRecall, ReportRecallKits
-from ledger.config import Settings
 from ledger.domain import LotKind, LotStatus
 from ledger.domain.recall import AffectedKit, KitOutcome, KitReport, Recall
 from ledger.values import Actor, Meaning, Role, sign
 from projections import recall_campaigns as campaigns
 from projections.genealogy import Genealogy
 from projections.runner import REBUILD_BATCH, ProjectionRunner
+from scripts.db import existing_store
 
 QA = Actor("bench-qa", Role.QA, "Bench QA")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    url = args.database_url or Settings().database_url
+    url = existing_store(args.database_url)
     runner = ProjectionRunner.open(url)
     try:
         began = time.perf_counter()

@@ -34,9 +34,11 @@ from typing import Any
 
 from ledger.application import Ledger
 from ledger.chain import canonical_bytes
+from ledger.config import Settings
 from ledger.export import write_export
 from ledger.merkle import verify_inclusion
-from ledger.transparency import Transparency, TransparencySettings
+from ledger.transparency import Transparency
+from scripts.db import existing_store, upgrade_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"cpu": _cpu_model()}
     url = _store(args, work, figures)
-    settings = TransparencySettings(database_url=url, keys_dir=work / "keys", log_name="bench.lotline/log")
+    settings = Settings(database_url=url, keys_dir=work / "keys", log_name="bench.lotline/log")
     log = Transparency.open(settings)
     try:
         _build(log, figures)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def _store(args: argparse.Namespace, work: Path, figures: dict[str, Any]) -> str:
     if args.database_url:
         figures["store"] = "given"
-        return str(args.database_url)
+        return existing_store(str(args.database_url))
     path = work / "bench.db"
     if path.exists():
         path.unlink()
@@ -86,11 +88,11 @@ def _store(args: argparse.Namespace, work: Path, figures: dict[str, Any]) -> str
         figures["store"] = f"copy of {args.copy_from}"
         with sqlite3.connect(args.copy_from) as src, sqlite3.connect(path) as dst:
             src.backup(dst)   # consistent even if the source is still being written
-        return f"sqlite:///{path}"
+        return upgrade_store(f"sqlite:///{path}").url
     from scripts.demo import generate
 
     figures["store"] = f"demo scale {args.scale}"
-    ledger = Ledger.open(f"sqlite:///{path}")
+    ledger = Ledger.open(upgrade_store(f"sqlite:///{path}").url)
     try:
         figures["generate_s"] = _timed(lambda: generate(ledger, scale=args.scale, progress=False))
     finally:

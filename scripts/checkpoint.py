@@ -18,7 +18,7 @@ from pathlib import Path
 from ledger.errors import LedgerError
 from ledger.notes import parse_vkey
 from ledger.transparency import CheckpointView, NotYetCheckpointed, Transparency
-from scripts.logopts import add_store_options, settings_from
+from scripts.logopts import add_store_options, existing_store_settings, settings_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     try:
-        log = Transparency.open(settings_from(args))
+        log = Transparency.open(existing_store_settings(args))
     except LedgerError as e:
         print(f"lotline checkpoint {args.action}: {e.message}", file=sys.stderr)
         return 1

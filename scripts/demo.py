@@ -40,7 +40,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 from tqdm import tqdm
@@ -76,13 +75,15 @@ from ledger.commands import (
     SponsorRelease,
 )
 from ledger.config import Settings
+from ledger.db import redacted
 from ledger.domain import Kit, KitStatus, Location, LocationKind, LotKind, SiteStatus
 from ledger.domain.recall import KitOutcome, KitReport, Recall
 from ledger.errors import AlreadyExists, LedgerError
 from ledger.gs1 import with_check_digit
 from ledger.identity import Identity
-from ledger.transparency import Transparency, TransparencySettings
+from ledger.transparency import Transparency
 from ledger.values import Actor, Meaning, Quantity, Role, sign
+from scripts.db import upgrade_store
 
 DEFAULT_SEED = 20240611
 COMPANY_PREFIX = "4069999"  # a 7-digit GS1 company prefix for the fictitious sponsor
@@ -1402,7 +1403,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "packaging into blinded kits, QA/QP/sponsor release, shipments, receipts with damaged and "
         "missing kits and temperature excursions, dispensing, returns and destruction, and on the "
         "last day a recall of one API lot, left in progress. The same "
-        "--seed and --scale give the same events. The store must be empty: if it already holds "
+        "--seed and --scale give the same events. It makes the store (or brings its schema up to "
+        "this release, as `lotline db upgrade` does) first. The store must be empty: if it already holds "
         "events, nothing is written and the command exits 0 with a message (so start scripts may "
         "call it every time); use a fresh database for another demo.",
         epilog="Sizes: --scale 1 (default) is 12 activated sites, 8 batches, 1,500 kits, 60 "
@@ -1424,9 +1426,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     url = args.database_url or Settings().database_url
-    log_settings = TransparencySettings(
+    log_settings = Settings(
         database_url=url, **({"keys_dir": args.keys_dir} if getattr(args, "keys_dir", None) else {})
     )
+    upgraded = upgrade_store(url)
+    if upgraded.before != upgraded.after:
+        print(f"lotline demo: {upgraded.describe()}", file=sys.stderr)
     ledger = Ledger.open(url)
     try:
         try:
@@ -1434,7 +1439,7 @@ def run(args: argparse.Namespace) -> int:
             site = _first_active_site(ledger, summary.sites)
         except StoreNotEmpty as e:
             print(
-                f"lotline demo: {_redacted(url)} already holds {e.events:,} events; no demo data added "
+                f"lotline demo: {redacted(url)} already holds {e.events:,} events; no demo data added "
                 "(the demo writes only into an empty store); new tokens: lotline users token NAME",
                 file=sys.stderr,
             )
@@ -1451,7 +1456,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_key_and_checkpoint(ledger: Ledger, settings: TransparencySettings) -> Iterator[str]:
+def _log_key_and_checkpoint(ledger: Ledger, settings: Settings) -> Iterator[str]:
     """Create the log's signing key if the store has none, and sign a checkpoint of the head, so the demo
     starts with a verifiable log (the API's background task signs the later ones)."""
     try:
@@ -1504,7 +1509,7 @@ def _demo_users(url: str, site: UUID) -> Iterator[str]:
 def _report(s: DemoSummary, url: str) -> Iterator[str]:
     yield (
         f"wrote {s.events:,} events in {s.seconds:.1f} s ({s.events_per_second:,.0f} events/s) "
-        f"to {_redacted(url)}"
+        f"to {redacted(url)}"
     )
     yield (
         f"  {s.sites} sites, {s.lots} lots, {s.batches} batches, {s.packaging_runs} packaging runs, "
@@ -1517,11 +1522,3 @@ def _report(s: DemoSummary, url: str) -> Iterator[str]:
             f"GET /recalls/{Recall.create_id(s.recall_number)}/status"
         )
     yield "  demo users: " + ", ".join(f"{a.principal} ({a.role})" for a in DEMO_ACTORS.values())
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

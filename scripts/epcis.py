@@ -19,9 +19,9 @@ from pathlib import Path
 
 from epcis import Epcis
 from ledger.application import Ledger
-from ledger.config import Settings
 from ledger.errors import LedgerError
 from ledger.values import Actor, Role
+from scripts.db import existing_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +61,7 @@ def _actor(text: str) -> Actor:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.database_url or Settings().database_url
+    url = existing_store(args.database_url)
     ledger = Ledger.open(url)
     epcis = Epcis(ledger, url, args.prefix_length)
     try:

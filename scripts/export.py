@@ -9,7 +9,7 @@ from pathlib import Path
 from ledger.errors import LedgerError
 from ledger.export import write_export
 from ledger.transparency import Transparency
-from scripts.logopts import add_store_options, settings_from
+from scripts.logopts import add_store_options, existing_store_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     try:
-        log = Transparency.open(settings_from(args))
+        log = Transparency.open(existing_store_settings(args))
     except LedgerError as e:
         print(f"lotline export: {e.message}", file=sys.stderr)
         return 1

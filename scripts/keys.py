@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ledger.db import open_engine
 from ledger.errors import LedgerError
 from ledger.keys import KeyRing, LogKey
-from ledger.merkle import engine_for
 from ledger.transparency import log_origin
-from scripts.logopts import add_store_options, settings_from
+from scripts.logopts import add_store_options, existing_store_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    engine = engine_for(settings.database_url)
+    settings = existing_store_settings(args)
+    engine = open_engine(settings.database_url)
     try:
         ring = KeyRing(engine, settings.keys_dir, log_origin(engine, settings))
         if args.action == "generate":

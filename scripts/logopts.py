@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ledger.transparency import TransparencySettings
+from ledger.config import Settings
+from scripts.db import existing_store
 
 
 def add_store_options(p: argparse.ArgumentParser, keys: bool = True) -> None:
@@ -15,7 +16,14 @@ def add_store_options(p: argparse.ArgumentParser, keys: bool = True) -> None:
         p.add_argument("--keys-dir", type=Path, help="override LOTLINE_KEYS_DIR (private key files)")
 
 
-def settings_from(args: argparse.Namespace) -> TransparencySettings:
+def settings_from(args: argparse.Namespace) -> Settings:
     """The environment's settings with this command line's overrides."""
     overrides = {name: getattr(args, name, None) for name in ("database_url", "log_name", "keys_dir")}
-    return TransparencySettings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def existing_store_settings(args: argparse.Namespace) -> Settings:
+    """`settings_from(args)`, once its store exists at this release's schema (see `existing_store`)."""
+    settings = settings_from(args)
+    existing_store(settings.database_url)
+    return settings

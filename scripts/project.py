@@ -14,8 +14,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from ledger.config import Settings
 from projections.runner import DEFAULT_BATCH, REBUILD_BATCH, ProjectionRunner
+from scripts.db import existing_store
 
 log = logging.getLogger("lotline.project")
 
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    runner = ProjectionRunner.open(args.database_url or Settings().database_url)
+    runner = ProjectionRunner.open(existing_store(args.database_url))
     try:
         began = time.perf_counter()
         if args.rebuild:

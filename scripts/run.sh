@@ -2,11 +2,11 @@
 # Run Lotline locally:   bash scripts/run.sh
 #
 # 1. creates .venv if missing and installs the project into it (again only when pyproject changes);
-# 2. fills the store with demo data if it holds no events yet (`lotline demo` writes only into an
-#    empty store, so this is a no-op on later runs);
+# 2. makes the store (or brings its schema up to date) and fills it with demo data if it holds no
+#    events yet (`lotline demo` writes only into an empty store, so this is a no-op on later runs);
 # 3. serves the API (exec, so Ctrl-C stops it) on http://$LOTLINE_HOST:$LOTLINE_PORT.
 #
-# Environment:
+# Environment (every LOTLINE_ variable is in the README's Configuration table), e.g.:
 #   LOTLINE_DATABASE_URL  the store (default sqlite:///lotline.db, in the repository root)
 #   LOTLINE_HOST          address to bind (default 127.0.0.1)
 #   LOTLINE_PORT          port (default 8000)
@@ -54,4 +54,4 @@ if [[ ! -x $VENV/bin/lotline || ! -f $STAMP || pyproject.toml -nt $STAMP ]]; the
 fi
 
 "$VENV/bin/lotline" demo
-exec "$VENV/bin/lotline" serve --host "${LOTLINE_HOST:-127.0.0.1}" --port "${LOTLINE_PORT:-8000}"
+exec "$VENV/bin/lotline" serve

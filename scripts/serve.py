@@ -1,26 +1,48 @@
-"""`lotline serve`: run the API with uvicorn (the app comes from `api.app:create_app`)."""
+"""`lotline serve`: run the API with uvicorn (the app comes from `api.app:create_app`).
+
+The schema is settled once, in this process, before uvicorn starts any worker: by default `serve`
+upgrades the store as `lotline db upgrade` does (making it if needed); with `--no-upgrade` it
+refuses a store whose schema is not current. The workers only check it, so `--workers N` on an
+empty PostgreSQL never has N processes racing to create tables.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import uvicorn
 
+from ledger.config import Settings
+from scripts.db import existing_store, upgrade_store
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("serve", help="run the HTTP API",
-                       description="Serve the Lotline API with uvicorn on the configured store.")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    p = sub.add_parser("serve", help="run the HTTP API (upgrading the store's schema first)",
+                       description="Serve the Lotline API with uvicorn on the configured store. First "
+                       "makes the store or brings its schema up to this release (`lotline db upgrade`), "
+                       "once, before the workers start; --no-upgrade refuses a store that is not current "
+                       "instead (when migrations are a separate deployment step).")
+    p.add_argument("--host", help="address to bind (default LOTLINE_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind (default LOTLINE_PORT, else 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.add_argument("--no-upgrade", action="store_true",
+                   help="refuse a store whose schema is behind instead of upgrading it")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    url = args.database_url or settings.database_url
+    if args.no_upgrade:
+        existing_store(url)
+    else:
+        print(f"lotline serve: {upgrade_store(url).describe()}", file=sys.stderr)
     if args.database_url:
         # Settings are read from the environment in each worker process; pass the override there.
         os.environ["LOTLINE_DATABASE_URL"] = args.database_url
-    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
+    uvicorn.run("api.app:create_app", factory=True, host=args.host or settings.host,
+                port=settings.port if args.port is None else args.port, workers=args.workers)
     return 0

@@ -14,11 +14,11 @@ from datetime import timedelta
 from uuid import UUID
 
 from ledger.application import Ledger
-from ledger.config import Settings
 from ledger.domain import Location, LocationKind
 from ledger.errors import LedgerError
 from ledger.identity import Identity, User
 from ledger.values import Role
+from scripts.db import existing_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _url(args: argparse.Namespace) -> str:
-    return args.database_url or Settings().database_url
+    return existing_store(args.database_url)
 
 
 def _with_identity(

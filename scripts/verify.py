@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from ledger.application import Ledger
-from ledger.config import Settings
 from ledger.verify import verify_chain
+from scripts.db import existing_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,8 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.database_url or Settings().database_url
-    ledger = Ledger.open(url)
+    ledger = Ledger.open(existing_store(args.database_url))
     try:
         report = verify_chain(
             ledger.chain, progress=lambda n: print(f"  {n} events verified", file=sys.stderr)

@@ -66,9 +66,12 @@ class DatabaseFeed:
     """The ledger database itself (until the HTTP API exists): proofs from its stored tree."""
 
     def __init__(self, database_url: str) -> None:
-        from ledger.transparency import Transparency, TransparencySettings
+        from ledger.config import Settings
+        from ledger.schema import require_current
+        from ledger.transparency import Transparency
 
-        self._log = Transparency.open(TransparencySettings(database_url=database_url))
+        require_current(database_url)
+        self._log = Transparency.open(Settings(database_url=database_url))
 
     def request(self, old_size: int) -> str:
         from ledger.errors import LedgerError
@@ -410,7 +413,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _feed(args: argparse.Namespace) -> Any:
     if args.url:
-        token = args.token or os.environ.get("LOTLINE_WITNESS_TOKEN")
+        from ledger.config import Settings
+
+        token = args.token or Settings().witness_token
         if not token:
             raise Invalid("--url needs --token (or LOTLINE_WITNESS_TOKEN)")
         return HttpFeed(args.url, token)

@@ -22,9 +22,10 @@ import psycopg
 from ledger.application import Ledger
 from ledger.chain import GENESIS_HASH, encode_event, link_hash
 from ledger.commands import HoldLot, ReceiveLot, RegisterLocation, ReleaseLot
+from ledger.config import Settings
 from ledger.export import write_export
 from ledger.gs1 import with_check_digit
-from ledger.transparency import Transparency, TransparencySettings
+from ledger.transparency import Transparency
 from ledger.values import Actor, Meaning, Quantity, Role, sign
 from scripts.witness import DatabaseFeed, Witness
 from tests.pgutil import connect_kwargs
@@ -90,8 +91,8 @@ class SupplyLog:
         return self.ledger.chain.head()[0]
 
 
-def settings(database_url: str, keys_dir: Path, **kw: Any) -> TransparencySettings:
-    return TransparencySettings(database_url=database_url, keys_dir=keys_dir, log_name=ORIGIN, **kw)
+def settings(database_url: str, keys_dir: Path, **kw: Any) -> Settings:
+    return Settings(database_url=database_url, keys_dir=keys_dir, log_name=ORIGIN, **kw)
 
 
 @contextmanager

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import ApiSettings
 from ledger.application import Ledger
+from ledger.config import Settings
 from ledger.identity import Identity
 from ledger.values import Role
 from tests.builders import Program
@@ -73,7 +73,7 @@ def start_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app on `database_url` with an empty user table; closed when the generator ends."""
     ledger = Ledger.open(database_url)
     identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
-    settings = ApiSettings(database_url=database_url, keys_dir=tmp_path / "keys", projection_poll_seconds=0.1)
+    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", projection_poll_seconds=0.1)
     try:
         with TestClient(create_app(settings)) as client:
             yield Api(client, ledger, identity)

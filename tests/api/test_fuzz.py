@@ -6,7 +6,7 @@ exercises are the API's and the ledger's, not the store's)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,9 @@ def caller(path: str) -> str:
 
 
 @pytest.fixture
-def fuzz_api(tmp_path: Path) -> Iterator[Api]:
+def fuzz_api(tmp_path: Path, new_store: Callable[[str, str], str]) -> Iterator[Api]:
     """The app with a released program and its users, on SQLite."""
-    for api in start_api(f"sqlite:///{tmp_path}/fuzz.db", tmp_path):
+    for api in start_api(new_store("sqlite", "fuzz"), tmp_path):
         populate(api)
         yield api
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import ApiSettings
 from ledger.application import Ledger
+from ledger.config import Settings
 from ledger.identity import Identity
 from ledger.values import Role
 from lotline_verify.bundle import verify_bundle
@@ -32,7 +32,7 @@ def start(database_url: str, tmp_path: Path, **settings: Any) -> Iterator[Api]:
     ledger = Ledger.open(database_url)
     identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
     options = {"checkpoint_in_background": False, "projection_poll_seconds": 0.1, **settings}
-    app_settings = ApiSettings(
+    app_settings = Settings(
         database_url=database_url, keys_dir=tmp_path / "keys", log_name=ORIGIN, **options
     )
     try:

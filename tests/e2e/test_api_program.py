@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import ApiSettings
 from ledger.application import Ledger
+from ledger.config import Settings
 from ledger.identity import Identity
 from ledger.verify import verify_chain
 from lotline_verify.__main__ import main as lotline_verify
@@ -50,7 +50,7 @@ def check(result: dict[str, Any], database_url: str) -> None:
 
 def test_a_whole_program_over_http_through_the_asgi_app(database_url: str, tmp_path: Path) -> None:
     identity = Identity.open(database_url, scrypt_n=2**10)
-    settings = ApiSettings(database_url=database_url, keys_dir=tmp_path / "keys")
+    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys")
     try:
         with TestClient(create_app(settings)) as client:
             result = run_program(client, identity, tmp_path / "export")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -140,12 +140,14 @@ def _sequence(url: str, seed: int) -> list[tuple[str, UUID]]:
         ledger.close()
 
 
-def test_same_seed_writes_the_same_events_and_another_seed_does_not(tmp_path: Path) -> None:
+def test_same_seed_writes_the_same_events_and_another_seed_does_not(
+    new_store: Callable[[str, str], str],
+) -> None:
     # Chain hashes cover the record timestamp, which is the wall clock, so runs are compared by
     # the sequence of (event type, aggregate id); aggregate ids come from business keys.
-    first = _sequence(f"sqlite:///{tmp_path}/a.db", seed=1)
-    again = _sequence(f"sqlite:///{tmp_path}/b.db", seed=1)
-    other = _sequence(f"sqlite:///{tmp_path}/c.db", seed=2)
+    first = _sequence(new_store("sqlite", "a"), seed=1)
+    again = _sequence(new_store("sqlite", "b"), seed=1)
+    other = _sequence(new_store("sqlite", "c"), seed=2)
     assert first == again
     assert other != first
 
@@ -182,9 +184,9 @@ def test_health_reports_the_chain_the_demo_wrote(database_url: str) -> None:
 
 
 def test_health_is_503_when_the_store_does_not_answer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    new_store: Callable[[str, str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path}/h.db"))) as client:
+    with TestClient(create_app(Settings(database_url=new_store("sqlite", "h")))) as client:
         assert client.get("/health").json() == {"status": "ok", "chain_size": 0, "head_hash": "00" * 32}
 
         def down() -> None:

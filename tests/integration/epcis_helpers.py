@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from epcis import Epcis
 from ledger.application import Ledger
 from scripts.demo import DEMO_ACTORS, generate
-from tests.pgutil import create_database, drop_database
 
 SCALE = 0.05
 """A demo program of ~500 events: 2 batches, 2 packaging runs, 75 kits, 4 shipments, a correction."""
@@ -37,16 +35,9 @@ def events(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def second_url(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[str]:
-    """Another empty store of the same kind as `database_url`."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path}/target.db"
-        return
-    url = create_database(request.getfixturevalue("postgres_url"))
-    try:
-        yield url
-    finally:
-        drop_database(url)
+def second_url(database_url: str, new_store: Callable[[str, str], str]) -> str:
+    """Another new store of the same kind as `database_url`."""
+    return new_store("sqlite" if database_url.startswith("sqlite") else "postgres", "target")
 
 
 def plain(value: Any) -> Any:

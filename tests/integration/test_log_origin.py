@@ -11,8 +11,8 @@ import pytest
 
 from ledger.application import Ledger
 from ledger.config import DEFAULT_LOG_NAME
+from ledger.db import open_engine
 from ledger.export import write_export
-from ledger.merkle import engine_for
 from ledger.notes import parse_checkpoint, parse_note
 from ledger.transparency import LogNameMismatch, Transparency, TransparencySettings, log_origin
 from lotline_verify import verify_export
@@ -85,7 +85,7 @@ def test_a_store_signed_as_lotline_keeps_its_origin_when_the_setting_is_unset(
         log.close()
     verdict = verify_export(tmp_path / "export")
     assert verdict.ok and verdict.origin == OLD_DEFAULT, verdict.describe()
-    engine = engine_for(database_url)
+    engine = open_engine(database_url)
     try:  # `lotline keys ...` resolves the name the same way
         assert log_origin(engine, TransparencySettings(database_url=database_url)) == OLD_DEFAULT
     finally:

@@ -13,7 +13,9 @@ from ledger.application import Ledger
 from ledger.commands import HoldLot
 from projections.base import ProjectionConflict, ProjectionTimeout
 from projections.db import open_engine
-from projections.runner import ProjectionRunner
+from projections.inventory import Inventory
+from projections.runner import ProjectionRunner, ReadModelsNotReady
+from scripts.db import upgrade_store
 from tests.projection_builders import QA, build_scenario, dump_tables
 
 
@@ -168,13 +170,17 @@ def test_rebuilding_one_read_model_leaves_the_others_alone(ledger: Ledger, runne
     assert set(runner.positions().values()) == {runner.head()}
 
 
-def test_a_read_model_with_a_new_schema_is_rebuilt_on_start(ledger: Ledger, runner: ProjectionRunner):
+def test_a_read_model_with_a_new_schema_is_refused_until_db_upgrade_rebuilds_it(
+    ledger: Ledger, runner: ProjectionRunner, database_url: str, monkeypatch: pytest.MonkeyPatch
+):
     build_scenario(ledger)
     runner.catch_up()
     before = dump_tables(runner)
 
-    runner.inventory.schema += 1  # as if its tables had changed in a new release
-    runner.setup()
+    monkeypatch.setattr(Inventory, "schema", Inventory.schema + 1)  # its tables changed in a new release
+    with pytest.raises(ReadModelsNotReady, match=r"inventory \(schema 1, needs 2\).*lotline db upgrade"):
+        ProjectionRunner(ledger, runner.engine)
+    upgrade_store(database_url)
 
     assert runner.positions()["inventory"] == 0 and runner.positions()["genealogy"] == runner.head()
     assert dump_tables(runner)["inv_lot"] == []
@@ -182,10 +188,8 @@ def test_a_read_model_with_a_new_schema_is_rebuilt_on_start(ledger: Ledger, runn
     assert dump_tables(runner) == before
 
 
-def test_indexes_left_out_by_an_interrupted_rebuild_come_back_on_start(
-    ledger: Ledger,
-    runner: ProjectionRunner,
-    monkeypatch: pytest.MonkeyPatch,
+def test_indexes_left_out_by_an_interrupted_rebuild_come_back_with_db_upgrade(
+    ledger: Ledger, runner: ProjectionRunner, database_url: str, monkeypatch: pytest.MonkeyPatch,
 ):
     build_scenario(ledger)
     monkeypatch.setattr(runner, "catch_up", lambda *a, **k: (_ for _ in ()).throw(PowerCut("killed")))
@@ -193,6 +197,6 @@ def test_indexes_left_out_by_an_interrupted_rebuild_come_back_on_start(
         runner.rebuild()  # dies after dropping the tables, before the indexes are built again
     assert "gen_kit_run" not in {ix["name"] for ix in inspect(runner.engine).get_indexes("gen_kit")}
 
-    runner.setup()
+    upgrade_store(database_url)
 
     assert "gen_kit_run" in {ix["name"] for ix in inspect(runner.engine).get_indexes("gen_kit")}

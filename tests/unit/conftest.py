@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -12,9 +11,9 @@ from tests.builders import Program
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
+def ledger(new_store: Callable[[str, str], str]) -> Iterator[Ledger]:
     """An empty ledger on a SQLite file of its own."""
-    ledger = Ledger.open(f"sqlite:///{tmp_path}/unit.db")
+    ledger = Ledger.open(new_store("sqlite", "unit"))
     yield ledger
     ledger.close()
 

@@ -1,0 +1,100 @@
+"""The one SQLAlchemy engine factory for Lotline's store, and what every caller needs to know about URLs.
+
+Decided once, here, for every table outside the event store (users, keys, checkpoints, the Merkle
+tree, EPCIS, idempotency keys, read models):
+- SQLite: WAL journal, a 30 s busy timeout, no foreign-key enforcement (as SQLite's default; the
+  event store's own connections, made by the eventsourcing library, do not enforce them either).
+  The driver's own transaction handling is switched off and the engine issues `BEGIN` itself: a
+  deferred `BEGIN` by default, `BEGIN IMMEDIATE` on a connection with `write_lock(conn)`, so a
+  writer that reads before it writes holds the write lock from its first statement.
+- PostgreSQL (psycopg 3): a pool of 5 connections plus 10 overflow, each checked before use.
+The event store's own connections are the eventsourcing library's (`ledger.store.store_env`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+from ledger.errors import InvalidInput
+
+BUSY_TIMEOUT_SECONDS = 30
+POOL_SIZE, MAX_OVERFLOW = 5, 10
+
+_WRITE_OPTION = "lotline_write"
+
+
+def open_engine(database_url: str, *, durable: bool = True) -> Engine:
+    """An engine on the store `database_url` (`sqlite:///...` or `postgresql://...`), shareable by threads.
+
+    `durable=False` is for read models only, which are rebuilt from the events: on SQLite their
+    commits skip the fsync (WAL `synchronous=NORMAL`; a power cut may lose the last batches, rows and
+    tracking position together, and they are applied again) and get a 64 MiB page cache.
+    """
+    url = sqlalchemy_url(database_url)
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver stops issuing BEGIN itself
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        if not durable:
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+            dbapi_connection.execute("PRAGMA cache_size=-65536")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def write_lock(conn: Connection) -> Connection:
+    """`conn`, set so that its next transaction takes SQLite's write lock at BEGIN (no-op elsewhere)."""
+    return conn.execution_options(**{_WRITE_OPTION: True})
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """The store's URL for SQLAlchemy: psycopg 3 on PostgreSQL; checked to be one Lotline supports."""
+    scheme = urlsplit(database_url).scheme.split("+", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    if scheme == "sqlite":
+        sqlite_path(database_url)
+        return database_url
+    raise InvalidInput(
+        f"unsupported database URL scheme {urlsplit(database_url).scheme!r}: use sqlite:/// or postgresql://",
+        field="database_url",
+    )
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file a `sqlite:///` URL names (relative to the working directory), or None for other stores."""
+    if urlsplit(database_url).scheme.split("+", 1)[0] != "sqlite":
+        return None
+    path = database_url.split("://", 1)[1]
+    path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db -> rel.db
+    if not path:
+        raise InvalidInput("sqlite URL needs a file path, e.g. sqlite:///lotline.db", field="database_url")
+    return Path(path)
+
+
+def store_url(engine: Engine) -> str:
+    """The store URL an engine is on, as a user writes it (no driver name), its password hidden."""
+    url = engine.url.set(drivername=engine.url.get_backend_name())
+    return url.render_as_string(hide_password=True)
+
+
+def redacted(database_url: str) -> str:
+    """`database_url` with its password (if any) replaced by `***`, for messages and logs."""
+    parts = urlsplit(database_url)
+    if parts.password is None:
+        return database_url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

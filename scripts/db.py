@@ -1,0 +1,87 @@
+"""`lotline db upgrade|current`: make or upgrade the store's schema, or say where it is.
+
+`upgrade_store(url)` is the one way a store gets its tables: `db upgrade`, `demo` and `serve` run it
+(and the tests' store fixtures). It applies the ledger's migrations (`ledger.schema`), then creates
+the read models' tables and restarts any whose tables changed (`projections.runner.prepare`), in
+one transaction under the store's schema lock. Every other command calls `existing_store(url)`
+first, which refuses a store that does not exist or whose schema is not current.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sqlalchemy import Connection
+
+from ledger import schema
+from ledger.config import Settings
+from ledger.db import open_engine, redacted
+from projections.db import reading
+from projections.runner import READ_MODELS, not_ready, prepare
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "db", help="make or upgrade the store's schema (upgrade), or show where it is (current)",
+        description="The store's schema is versioned by Alembic revisions. `upgrade` makes a new store, "
+        "brings one made by an earlier release up to this release (including a release from before "
+        "migrations) and creates or restarts the read models' tables; it is safe to re-run and to run "
+        "from two processes at once. `current` prints the store's revision and read models and exits "
+        "1 unless both are what this Lotline needs.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_text in (
+        ("upgrade", "make the store or bring its schema up to this release"),
+        ("current", "show the store's schema revision and read models; exit 1 unless current"),
+    ):
+        a = actions.add_parser(name, help=help_text, description=help_text)
+        a.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    url = args.database_url or Settings().database_url
+    if args.action == "upgrade":
+        print(upgrade_store(url).describe())
+        return 0
+    return _current(url)
+
+
+def upgrade_store(database_url: str) -> schema.Upgraded:
+    """Make the store at `database_url` or bring it to this release: migrations, then read models."""
+    return schema.upgrade(database_url, then=_read_models)
+
+
+def existing_store(database_url: str | None = None) -> str:
+    """The store URL (the argument, else LOTLINE_DATABASE_URL), once it exists at this release's schema;
+    StoreNotReady (which says what to run) otherwise. Never creates a store."""
+    url = database_url or Settings().database_url
+    schema.require_current(url)
+    return url
+
+
+def _read_models(conn: Connection) -> None:
+    prepare(conn)  # warns about each read model it restarts because its tables changed
+
+
+def _current(url: str) -> int:
+    try:
+        found = schema.state(url)
+    except schema.StoreNotReady as e:
+        print(e.message, file=sys.stderr)
+        return 1
+    print(found.describe())
+    if not found.current:
+        return 1
+    engine = open_engine(url)
+    try:
+        with reading(engine) as conn:
+            behind = not_ready(conn)
+    finally:
+        engine.dispose()
+    if behind:
+        print(f"read models not ready at {redacted(url)}: {', '.join(sorted(behind))}; "
+              f"run `lotline db upgrade --database-url {redacted(url)}`")
+        return 1
+    print("read models: " + ", ".join(f"{p.name} (schema {p.schema})" for p in READ_MODELS))
+    return 0

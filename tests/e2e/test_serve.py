@@ -1,0 +1,75 @@
+"""`lotline serve --workers 3` on an empty store: the schema is made once, before the workers start.
+
+`serve` runs `lotline db upgrade` in its own process first; each worker only checks the schema, so
+three processes never race to create tables (the race the retries in the API once papered over).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ledger import schema
+from ledger.db import redacted, sqlite_path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_with_three_workers_makes_an_empty_store_once(empty_database_url: str, tmp_path: Path) -> None:
+    url, port = empty_database_url, _free_port()
+    env = {**os.environ, "LOTLINE_DATABASE_URL": url, "LOTLINE_KEYS_DIR": str(tmp_path / "keys")}
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "lotline"), "serve", "--port", str(port), "--workers", "3"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline, answered = time.monotonic() + 60, 0
+            # Fresh connections land on the workers in turn: wait until several have answered.
+            while answered < 6:
+                assert server.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the server did not start: " + log_path.read_text()
+                try:
+                    with httpx.Client(timeout=2) as client:
+                        answered += client.get(f"http://127.0.0.1:{port}/health").status_code == 200
+                except httpx.TransportError:
+                    time.sleep(0.2)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    output = log_path.read_text()
+    assert output.count("applied revision 0001") == 1, output
+    assert output.count("Started server process") == 3 and "Traceback" not in output, output
+    assert schema.state(url).current
+
+
+def test_serve_no_upgrade_refuses_a_store_that_is_not_current(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    url = empty_database_url
+    done = subprocess.run(
+        [str(VENV_BIN / "lotline"), "serve", "--no-upgrade", "--database-url", url],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "LOTLINE_KEYS_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"lotline db upgrade --database-url {redacted(url)}" in done.stderr
+    path = sqlite_path(url)
+    assert path is None or not path.exists()
