@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
-from ledger.config import DEFAULT_LOG_NAME
+from ledger.config import DEFAULT_LOG_NAME, Settings
 from ledger.db import open_engine
 from ledger.export import write_export
 from ledger.notes import parse_checkpoint, parse_note
-from ledger.transparency import LogNameMismatch, Transparency, TransparencySettings, log_origin
+from ledger.transparency import LogNameMismatch, Transparency, log_origin
 from lotline_verify import verify_export
 from scripts.cli import main as lotline
 from tests.merkle_builders import SupplyLog
@@ -37,7 +37,7 @@ def supply(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Suppl
 def open_log(supply: SupplyLog, database_url: str, keys_dir: Path, **settings: Any) -> Transparency:
     """The log as a process configured with `settings` (and LOTLINE_LOG_NAME unset) opens it."""
     return Transparency.for_reader(
-        supply.ledger.chain, TransparencySettings(database_url=database_url, keys_dir=keys_dir, **settings)
+        supply.ledger.chain, Settings(database_url=database_url, keys_dir=keys_dir, **settings)
     )
 
 
@@ -87,7 +87,7 @@ def test_a_store_signed_as_lotline_keeps_its_origin_when_the_setting_is_unset(
     assert verdict.ok and verdict.origin == OLD_DEFAULT, verdict.describe()
     engine = open_engine(database_url)
     try:  # `lotline keys ...` resolves the name the same way
-        assert log_origin(engine, TransparencySettings(database_url=database_url)) == OLD_DEFAULT
+        assert log_origin(engine, Settings(database_url=database_url)) == OLD_DEFAULT
     finally:
         engine.dispose()
 
