@@ -51,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = existing_store_settings(args)
     try:
-        log = Transparency.open(existing_store_settings(args))
+        log = Transparency.open(settings)
     except LedgerError as e:
         print(f"lotline checkpoint {args.action}: {e.message}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from ledger import schema
 from ledger.application import Ledger
+from ledger.commands import RegisterLocation
 from ledger.config import Settings
 from ledger.db import open_engine, redacted
 from ledger.gs1 import with_check_digit
@@ -132,8 +133,12 @@ def test_db_upgrade_brings_a_store_of_the_previous_release_up_to_date(
     ledger = Ledger.open(url)
     try:
         admin = Actor("admin", Role.ADMIN, "Ada Admin")
-        ledger.register_location(admin, gln=with_check_digit("406999900099"), kind="depot",
-                                 name="After the upgrade", country="DE")
+        ledger.handle(
+            RegisterLocation(
+                gln=with_check_digit("406999900099"), kind="depot", name="After the upgrade", country="DE"
+            ),
+            admin,
+        )
     finally:
         ledger.close()
     assert lotline(["verify", "--database-url", url]) == 0
