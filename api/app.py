@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from eventsourcing.persistence import PersistenceError
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +22,7 @@ from api.checkpointer import Checkpointer
 from api.deps import LedgerDep, UserDep
 from api.idempotency import IdempotencyStore
 from api.limits import BodyLimit
+from api.query_text import clean_query
 from api.readside import ReadSide
 from api.routes import admin, distribution, inspector, lots, manufacturing, queries, recalls, release, site
 from api.routes import epcis as epcis_routes
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(clean_query)],
     )
     app.state.settings = app_settings
     app.add_middleware(BodyLimit, max_bytes=app_settings.max_body_bytes)

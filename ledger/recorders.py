@@ -396,12 +396,19 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             schema=schema, events=events
         )
 
-    def _fetch_ids_after_insert_events(
+    def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # The library's recorder has taken the EXCLUSIVE lock on the events table in this
-        # transaction, so no other writer can extend the chain until we commit.
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+    ) -> None:
+        # Runs in the library's transaction before the events are inserted. Everything that may
+        # refuse the write belongs here: the library catches an exception raised after its insert
+        # (in `_fetch_ids_after_insert_events`) and re-raises it only once its transaction has
+        # COMMITTED, which would keep the events of a refused write without their chain rows.
+        super()._insert_events(curs, stored_events, **kwargs)
+        if not stored_events:
+            return
+        # The EXCLUSIVE lock on the events table (the library takes it again, harmlessly, for its
+        # insert): no other writer can extend the chain until this transaction ends.
+        self._lock_table(curs)
         self._check_expectations(
             lambda streams: self._versions(curs, streams), lambda seq: self._touched_after(curs, seq)
         )
@@ -411,7 +418,6 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         rows = _links(prev, last_seq, stored_events)
         curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
         self._note_written(rows)
-        return ids
 
     def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
         as_text = self.datastore.originator_id_type == "text"

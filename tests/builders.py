@@ -345,10 +345,14 @@ class Program:
         placebo_kits: int = 4,
         units_per_kit: int = 10,
         batch_number: str = "P-1",
+        kit_prefix: str = "K",
     ) -> Program:
-        """Blinded kits K00001...: active kits first, then placebo; every unit issued is a kit unit."""
-        kit_list = [(f"K{i:05d}", "A") for i in range(1, active_kits + 1)]
-        kit_list += [(f"K{i:05d}", "P") for i in range(active_kits + 1, active_kits + placebo_kits + 1)]
+        """Blinded kits K00001... (or `kit_prefix`00001...): active kits first, then placebo; every
+        unit issued is a kit unit."""
+        kit_list = [(f"{kit_prefix}{i:05d}", "A") for i in range(1, active_kits + 1)]
+        kit_list += [
+            (f"{kit_prefix}{i:05d}", "P") for i in range(active_kits + 1, active_kits + placebo_kits + 1)
+        ]
         arms = [Arm("A", self.dp, units_per_kit, active_kits * units_per_kit)]
         if placebo_kits:
             arms.append(Arm("P", self.placebo_lot, units_per_kit, placebo_kits * units_per_kit))

@@ -20,6 +20,7 @@ from ledger.errors import (
     LotNotFound,
     ShipmentNotFound,
 )
+from ledger.recorders import Expectations, StaleRead
 from ledger.values import Quantity
 from ledger.verify import verify_chain
 from tests.builders import (
@@ -80,6 +81,22 @@ def test_a_stale_write_is_a_conflict_and_records_nothing(
     with writes_nothing(program.ledger, ConcurrentWriteConflict):
         other.record(stale)
     assert program.ledger.get(Lot, program.api).remaining == Quantity(Decimal("1.4"), "kg")
+
+
+def test_a_write_refused_under_the_write_lock_stores_nothing(program: Program) -> None:
+    # The write expects API-1 still at the version it read; API-1 moved on, so the recorder refuses
+    # the write under the store's lock. On PostgreSQL the refusal must roll the events back too
+    # (a refusal raised after the library's insert once committed them without their chain rows).
+    ledger = program.ledger
+    lot = ledger.get(Lot, program.excipient)
+    lot.consume(stamp(actors.mfg), Quantity.of("1", "g"), uuid4(), "formulation")
+    read = ledger.get(Lot, program.api).version
+    program.formulate_batch([(program.api, "100 g")])
+    ledger.chain.expect(Expectations(versions={program.api: read}))
+    with writes_nothing(ledger, StaleRead, match="moved from version"):
+        ledger.save(lot)
+    assert ledger.chain.unchained_events() == []
+    assert verify_chain(ledger.chain).ok
 
 
 def test_registering_the_same_lot_twice_is_refused_on_every_store(program: Program) -> None:
