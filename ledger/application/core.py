@@ -51,6 +51,7 @@ from ledger.errors import (
     RecallNotFound,
     ShipmentNotFound,
     StoreBusy,
+    TimeOrderViolation,
     TrialNotFound,
 )
 from ledger.recorders import ChainReader, Expectations, StaleRead
@@ -166,7 +167,8 @@ class Ledger(Application[UUID]):
         Everything the handler read and relied on (aggregates loaded or peeked but not written) must be
         unchanged when the write commits: the store checks it under its write lock, in the write's
         own transaction. A command that lost such a race, or met a busy store, is run again from the
-        start on the newer state (up to 5 times, with a jittered pause), so it is checked again."""
+        start on the newer state (up to 5 times, with a jittered pause), so it is checked again; so is a
+        step stamped with the server's clock that found a later step, stamped by a concurrent request."""
         handler = _HANDLERS.get(type(command))
         if handler is None:
             raise TypeError(f"no handler for {type(command).__name__}")
@@ -180,6 +182,11 @@ class Ledger(Application[UUID]):
                 return handler(self, actor, command)
             except (ConcurrentWriteConflict, StoreBusy):
                 if attempt == _WRITE_ATTEMPTS:
+                    raise
+            except TimeOrderViolation:
+                # A step stamped with the server's clock can meet a step another request stamped a
+                # moment later but committed first: that is a race, not a claim about time; stamp again.
+                if attempt == _WRITE_ATTEMPTS or getattr(command, "occurred_at", True) is not None:
                     raise
             finally:
                 self._local.reads = None

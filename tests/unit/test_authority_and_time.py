@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
+from ledger.domain import ManufacturingBatch
 from ledger.commands import (
     ActivateSite,
     AuthoriseDestruction,
@@ -286,3 +287,22 @@ def test_dispensing_dated_before_the_receipt_is_refused(yesterday_program: Progr
             ),
             actors.site,
         )
+
+
+def test_a_server_stamped_step_that_meets_a_later_concurrent_step_is_stamped_again(
+    program: Program, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests without a time: the first stamps the clock, the second stamps a moment later but
+    commits first. The first is a race, not a claim about time: it is run again with a fresh stamp."""
+    start = now()
+    # the request that stamped a moment later and won the race
+    program.formulate_batch(
+        [(program.api, "1 g")],
+        batch_number="B-WON",
+        lot_number="DP-WON",
+        occurred_at=start + timedelta(seconds=1),
+    )
+    clock = iter([start, start + timedelta(seconds=2)])
+    monkeypatch.setattr("ledger.domain.base.now", lambda: next(clock, start + timedelta(seconds=3)))
+    batch, _ = program.formulate_batch([(program.api, "1 g")], batch_number="B-RACE", lot_number="DP-RACE")
+    assert program.ledger.get(ManufacturingBatch, batch).batch_number == "B-RACE"
