@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
-from ledger.domain import ManufacturingBatch
 from ledger.commands import (
     ActivateSite,
     AuthoriseDestruction,
@@ -26,6 +25,7 @@ from ledger.commands import (
     ReleaseLot,
     Ship,
 )
+from ledger.domain import ManufacturingBatch
 from ledger.errors import InvalidInput, NotAuthorised, SignatureRequired, TimeOrderViolation
 from ledger.values import Meaning, now, sign
 from tests.builders import API_GTIN, DP_GTIN, Program, actors, q, sscc, today, writes_nothing
