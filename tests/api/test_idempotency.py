@@ -13,15 +13,19 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import OperationalError
-from sqlalchemy import Engine, event
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, event, insert
 
-from api.idempotency import IdempotencyStore
+from api.idempotency import IdempotencyStore, Once, keys, request_hash
+from api.schemas.common import Recorded as ApiRecorded
 from ledger.application import Ledger
+from ledger.commands import Recorded
 from ledger.recorders import ChainReader, StaleRead
 from tests.api.conftest import Api
 from tests.builders import Program
@@ -293,3 +297,45 @@ class WriteCounter:
             for name, fn in listeners:
                 event.remove(Engine, name, fn)
             del self.recorder.insert_events
+
+
+def test_a_claim_left_unanswered_by_the_previous_release_waits_a_minute_then_is_forgotten(
+    api: Api, program: Program
+) -> None:
+    # The release before answers rode with their command claimed a key in a transaction of its own;
+    # a claim a crash left behind has no answer. While young it may still be running; once stale,
+    # nothing will answer it and the request runs.
+    shipment = program.ship(["K00001"])
+    path = f"/sites/{program.site}/shipments/{shipment}/receipt"
+    body = receipt("K00001")
+    store: IdempotencyStore = api.client.app.state.idempotency  # type: ignore[attr-defined]
+    digest = request_hash("POST", path, json.dumps(body).encode())
+
+    def claim(key: str, age: timedelta) -> None:
+        with store.engine.begin() as conn:
+            conn.execute(insert(keys).values(principal="site1", key=key, request_hash=digest,
+                                             created_at=(datetime.now(UTC) - age).isoformat()))
+
+    claim("young", timedelta(seconds=5))
+    running = api.post("site1", path, body, headers={"Idempotency-Key": "young"})
+    assert running.status_code == 409 and running.json()["retryable"] is True
+    claim("stale", timedelta(minutes=5))
+    ran = api.post("site1", path, body, headers={"Idempotency-Key": "stale"})
+    assert ran.status_code == 200 and "idempotent-replayed" not in ran.headers
+    assert api.post("site1", path, body, headers={"Idempotency-Key": "stale"}).json() == ran.json()
+
+
+def test_an_answer_that_recorded_no_event_is_stored_on_its_own(api: Api) -> None:
+    store: IdempotencyStore = api.client.app.state.idempotency  # type: ignore[attr-defined]
+    runs: list[object] = []
+
+    def step(alongside: object) -> Recorded:
+        runs.append(alongside)
+        return Recorded(events=())
+
+    answer = ApiRecorded.of
+    once = Once(store, "qa1", "quiet", "digest")
+    first = once(step, answer)
+    again = once(step, answer)
+    assert len(runs) == 1 and isinstance(again, JSONResponse)
+    assert json.loads(again.body) == first.model_dump(mode="json")  # type: ignore[union-attr]
