@@ -43,8 +43,11 @@ class Writer:
 
     def run(self, command: Callable[[], Command]) -> BaseModel | JSONResponse:
         """Build the command and handle it, once per Idempotency-Key (a replay re-authenticates no one
-        and records nothing); the answer is the route's response model, with the route's status."""
+        and records nothing); the answer is the route's response model, with the route's status,
+        stored in the command's own write transaction."""
         answer: Any = self.route.response_model
         assert isinstance(answer, type) and issubclass(answer, Recorded), "a command route answers Recorded"
         status = self.route.status_code or 200
-        return self.once(lambda: answer.of(self.ledger.handle(command(), self.actor)), status)
+        return self.once(
+            lambda alongside: self.ledger.handle(command(), self.actor, alongside), answer.of, status
+        )

@@ -37,6 +37,7 @@ from ledger.errors import (
     SignatureRequired,
     SiteNotActive,
     SiteSignatureRefused,
+    StoreBusy,
     TimeOrderViolation,
     WrongSite,
 )
@@ -107,10 +108,11 @@ STATUS: dict[type[LedgerError], int] = {
     NoteError: 422,
     ProjectionTimeout: 503,
     SigningKeyError: 503,
+    StoreBusy: 503,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
-RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict)
+RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict, StoreBusy)
 """Errors after which the same request may simply be sent again (answered with Retry-After: 1)."""
 
 DESCRIPTIONS = {

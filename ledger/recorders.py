@@ -9,6 +9,7 @@ Triggers refuse UPDATE and DELETE on the event and chain tables as a second line
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,6 +51,39 @@ class Link:
     stream: str
     version: int
     chain_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A row the caller of a write hands to its transaction (e.g. the answer to an idempotency key),
+    inserted after the chain rows; `table` and the keys of `values` are names from code, not input."""
+
+    table: str
+    values: dict[str, Any]
+
+
+RowsFor = Callable[[Sequence["Link"]], Sequence[Row]]
+"""Makes the rows to insert alongside a write from the links it writes (known only inside it)."""
+
+
+class RowExists(IntegrityError):
+    """A row handed to a write has the key of a stored row: the write is refused whole, nothing of it
+    is kept, and it must not simply be run again (the stored row answers it)."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(f"a row with this key is already in {table}")
+        self.table = table
+
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _names(row: Row) -> list[str]:
+    names = [row.table, *row.values]
+    bad = [n for n in names if not _NAME.match(n)]
+    if bad:
+        raise ValueError(f"not a table or column name: {bad[0]!r}")
+    return list(row.values)
 
 
 class StaleRead(IntegrityError):
@@ -119,6 +153,16 @@ class ChainReader(ABC):
     def expect(self, expectations: Expectations | None) -> None:
         """Check `expectations` inside this thread's next insert (then forget them)."""
         self._written.expect = expectations
+
+    def alongside(self, rows: RowsFor | None) -> None:
+        """Insert the rows `rows` makes from the written links in this thread's next insert, in its
+        transaction (then forget them); one already stored refuses the write with `RowExists`."""
+        self._written.alongside = rows
+
+    def _rows_alongside(self, links: Sequence[tuple[int, str, int, bytes]]) -> Sequence[Row]:
+        make: RowsFor | None = getattr(self._written, "alongside", None)
+        self._written.alongside = None
+        return make([Link(*link) for link in links]) if make is not None else ()
 
     def _check_expectations(
         self,
@@ -229,6 +273,16 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
             [(seq, UUID(oid).hex, v, h) for seq, oid, v, h in rows],
         )
         self._note_written(rows)
+        for extra in self._rows_alongside(rows):
+            columns = _names(extra)
+            c.execute(
+                f"INSERT INTO {extra.table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING",
+                list(extra.values.values()),
+            )
+            c.execute("SELECT changes()")
+            if c.fetchone()[0] != 1:
+                raise RowExists(extra.table)
         return ids
 
     def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
@@ -418,6 +472,20 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         rows = _links(prev, last_seq, stored_events)
         curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
         self._note_written(rows)
+        for extra in self._rows_alongside(rows):
+            columns = _names(extra)
+            curs.execute(
+                SQL("INSERT INTO {schema}.{table} ({columns}) VALUES ({values}) "
+                    "ON CONFLICT DO NOTHING RETURNING 1").format(
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(extra.table),
+                    columns=SQL(", ").join(Identifier(c) for c in columns),
+                    values=SQL(", ").join(SQL("%s") for _ in columns),
+                ),
+                list(extra.values.values()),
+            )
+            if curs.fetchone() is None:
+                raise RowExists(extra.table)
 
     def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
         as_text = self.datastore.originator_id_type == "text"

@@ -54,7 +54,7 @@ from ledger.errors import (
     TimeOrderViolation,
     TrialNotFound,
 )
-from ledger.recorders import ChainReader, Expectations, StaleRead
+from ledger.recorders import ChainReader, Expectations, Link, Row, RowExists, StaleRead
 from ledger.store import store_env
 from ledger.values import Actor, Meaning, Role, Signature, require_signature
 
@@ -62,6 +62,10 @@ A = TypeVar("A", bound=LedgerAggregate)
 C = TypeVar("C", bound=Command)
 
 Handler = Callable[["Ledger", Actor, Any], Recorded]
+
+Alongside = Callable[[Recorded], Sequence[Row]]
+"""Rows to write in a command's own transaction, made from what it records (e.g. the command's HTTP
+answer for its idempotency key); called inside that transaction, once per attempt."""
 
 _HANDLERS: dict[type[Command], Handler] = {}
 
@@ -160,9 +164,13 @@ class Ledger(Application[UUID]):
 
     # --- the one entry for writes --------------------------------------------------------------------
 
-    def handle(self, command: Command, actor: Actor) -> Recorded:
+    def handle(self, command: Command, actor: Actor, alongside: Alongside | None = None) -> Recorded:
         """Run `command` for `actor`: check, decide and save atomically, or raise a `LedgerError` and
         record nothing.
+
+        `alongside` makes rows that are inserted in the command's own write transaction, from the
+        `Recorded` it answers with; a row whose key is already stored refuses the write (`RowExists`,
+        not retried). A command that records no event writes no transaction, and so no rows.
 
         Everything the handler read and relied on (aggregates loaded or peeked but not written) must be
         unchanged when the write commits: the store checks it under its write lock, in the write's
@@ -174,10 +182,13 @@ class Ledger(Application[UUID]):
             raise TypeError(f"no handler for {type(command).__name__}")
         staged = self._staged()
         if staged is not None:
+            if alongside is not None:
+                raise RuntimeError("inside atomically(), the block's one write carries no rows")
             self._local.reads = staged.reads
             return handler(self, actor, command)
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             self._local.reads = {}
+            self._local.alongside = alongside
             try:
                 return handler(self, actor, command)
             except (ConcurrentWriteConflict, StoreBusy):
@@ -190,6 +201,7 @@ class Ledger(Application[UUID]):
                     raise
             finally:
                 self._local.reads = None
+                self._local.alongside = None
             time.sleep(random.uniform(0, _WRITE_BACKOFF * attempt))
         raise AssertionError("unreachable")
 
@@ -312,8 +324,17 @@ class Ledger(Application[UUID]):
         chain = self.chain
         chain.take_written()
         chain.expect(self._expectations({a.id for a in aggregates}))
+        alongside: Alongside | None = getattr(self._local, "alongside", None)
+        if alongside is not None and any(a.pending_events for a in aggregates):
+
+            def rows(links: Sequence[Link]) -> Sequence[Row]:
+                return alongside(Recorded(events=_recorded(links), created=created, facts=facts))
+
+            chain.alongside(rows)
         try:
             self.save(*aggregates)
+        except RowExists:
+            raise
         except StaleRead:
             raise ConcurrentWriteConflict() from None
         except IntegrityError:
@@ -325,6 +346,8 @@ class Ledger(Application[UUID]):
             raise StoreBusy(str(e)) from None
         finally:
             chain.expect(None)
+            chain.alongside(None)
+        self._local.alongside = None  # carried by this write; a failed one leaves them for a retry
         return Recorded(events=self._written(), created=created, facts=facts)
 
     def _expectations(self, written: set[UUID]) -> Expectations | None:
@@ -376,10 +399,7 @@ class Ledger(Application[UUID]):
         return getattr(self._local, "staged", None)
 
     def _written(self) -> tuple[RecordedEvent, ...]:
-        return tuple(
-            RecordedEvent(seq=k.seq, stream=UUID(k.stream), version=k.version, chain_hash=k.chain_hash.hex())
-            for k in self.chain.take_written()
-        )
+        return _recorded(self.chain.take_written())
 
     def on_recall(self, recall_id: UUID, step: Callable[[Recall], Recorded]) -> Recorded:
         """Run one step that changes a recall, on a copy of it kept for writing in this process.
@@ -496,6 +516,13 @@ class Ledger(Application[UUID]):
                 field="location_id",
             )
         return loc
+
+
+def _recorded(links: Sequence[Link]) -> tuple[RecordedEvent, ...]:
+    return tuple(
+        RecordedEvent(seq=k.seq, stream=UUID(k.stream), version=k.version, chain_hash=k.chain_hash.hex())
+        for k in links
+    )
 
 
 def _business_key(a: LedgerAggregate) -> str:
