@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.chain import GENESIS_HASH, CanonicalEncodingError, encode_event, link_hash
+from ledger.notes import VerifierKey
 from ledger.recorders import ChainReader
+from ledger.writer import CommitSignature
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +40,19 @@ class Report:
         )
 
 
-def verify_chain(reader: ChainReader, progress: Callable[[int], None] | None = None) -> Report:
-    """Walk the chain from genesis, recompute every hash, and name the first event that fails."""
+def verify_chain(
+    reader: ChainReader,
+    progress: Callable[[int], None] | None = None,
+    writer_key: VerifierKey | None = None,
+) -> Report:
+    """Walk the chain from genesis, recompute every hash, and name the first event that fails; with
+    the writer's public key (default: the key the reader's ledger signs with), also the first event the
+    writer key does not sign (see `first_unsigned`)."""
+    if writer_key is None and reader.writer is not None:
+        writer_key = reader.writer.verifier
     prev, count = GENESIS_HASH, 0
+    signed = {s.seq: s for s in reader.signatures()} if writer_key is not None else {}
+    matching: list[CommitSignature] = []
 
     def failed(seq: int | None, stream: str, version: int | None, reason: str) -> Report:
         return Report(False, count, prev.hex(), Failure(seq, stream, version, reason))
@@ -74,6 +86,9 @@ def verify_chain(reader: ChainReader, progress: Callable[[int], None] | None = N
                 "hash mismatch: the event's content, time, actor or position was changed",
             )
         prev, count = digest, count + 1
+        sig = signed.get(row.seq)
+        if sig is not None and sig.chain_hash == digest:
+            matching.append(sig)
         if progress is not None and count % 10_000 == 0:
             progress(count)
     stray = reader.unchained_events(limit=1)
@@ -85,4 +100,40 @@ def verify_chain(reader: ChainReader, progress: Callable[[int], None] | None = N
             version,
             "the event table holds an event the chain does not cover: inserted behind the ledger",
         )
+    if writer_key is not None:
+        unsigned = first_unsigned(count, matching, writer_key)
+        if unsigned is not None:
+            seq, reason = unsigned
+            row = next(reader.iter_chain(after_seq=seq - 1, page=1))
+            failure = Failure(seq, row.originator_id, row.originator_version, reason)
+            return Report(False, seq - 1, row.chain_hash.hex(), failure)
     return Report(True, count, prev.hex())
+
+
+def first_unsigned(
+    count: int, matching: list[CommitSignature], writer_key: VerifierKey
+) -> tuple[int, str] | None:
+    """The first of `count` events no valid writer signature covers, and why; None when the head is
+    signed. `matching` are the stored signatures whose hash agrees with the chain, in position order.
+    The writer signs a commit only over a validly signed head (ledger/writer.py), so one valid signature
+    at position n vouches for events 1..n: only the newest signatures need checking."""
+    if count == 0:
+        return None
+    bad: CommitSignature | None = None
+    covered = 0
+    for sig in reversed(matching):
+        if sig.valid_for(writer_key):
+            covered = sig.seq
+            break
+        bad = bad or sig
+    if covered == count:
+        return None
+    if bad is not None and bad.seq > covered:
+        return covered + 1, (
+            f"the writer signature at seq {bad.seq} does not verify with writer key "
+            f"{writer_key.key_id.hex()}: events {covered + 1}..{count} are not validly signed"
+        )
+    return covered + 1, (
+        f"appended without the writer key: no valid writer signature covers events {covered + 1}..{count}"
+        + ("" if covered else " (the store holds no valid writer signature)")
+    )

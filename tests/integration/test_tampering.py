@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
+from ledger.chain import encode_event, link_hash
 from ledger.domain import Lot
 from ledger.verify import Report, verify_chain
+from ledger.writer import UnsignedHead, WriterKey
 from scripts import cli
-from tests.builders import Program
+from tests.builders import API_GTIN, Program
 from tests.integration.rawdb import CHAIN, REFUSED, RawStore
 
 
@@ -124,6 +126,17 @@ def append_a_forged_event_with_a_link(p: Program, raw: RawStore) -> Expected:
     return Expected(size + 1, str(p.api), 4, "hash mismatch")
 
 
+def append_a_correctly_chained_event(p: Program, raw: RawStore) -> Expected:
+    # A writer with database access but not the writer key: the link is right, the signature missing.
+    topic, state = raw.event(p.api, 3)
+    size, head = p.ledger.chain.head()
+    link = f"INSERT INTO {CHAIN} (seq, originator_id, originator_version, chain_hash) VALUES (?, ?, ?, ?)"
+    raw.insert_event(p.api, 4, topic, state)
+    chain_hash = link_hash(head, encode_event(size + 1, p.api, 4, topic, state))
+    raw.execute(link, (size + 1, raw.key(p.api), 4, chain_hash))
+    return Expected(size + 1, str(p.api), 4, "appended without the writer key")
+
+
 def swap_two_events(p: Program, raw: RawStore) -> Expected:
     # The release of the excipient and of the API swap their content (state and topic).
     first, second = (p.api, 2), (p.excipient, 2)
@@ -153,6 +166,7 @@ TAMPERS: dict[str, Tamper] = {
     "deleted event and link": delete_an_event_and_its_link,
     "inserted event": insert_a_forged_event,
     "appended event and link": append_a_forged_event_with_a_link,
+    "appended event, correct link, no signature": append_a_correctly_chained_event,
     "swapped events": swap_two_events,
     "swapped chain positions": swap_two_chain_positions,
 }
@@ -247,3 +261,34 @@ def test_triggers_refuse_update_and_delete(program: Program, raw: RawStore, even
     assert program.ledger.chain.head() == before
     report = verify_chain(program.ledger.chain)
     assert report.ok and report.count == before[0]
+
+
+# --- the writer key ---------------------------------------------------------------------------------------
+
+
+def test_every_write_is_signed_and_the_head_carries_the_newest_signature(program: Program) -> None:
+    size, head = program.ledger.chain.head()
+    signatures = program.ledger.chain.signatures()
+    assert signatures[-1].seq == size and signatures[-1].chain_hash == head
+    writer = program.ledger.chain.writer
+    assert writer is not None
+    assert all(s.valid_for(writer.verifier) for s in signatures)
+
+
+def test_the_ledger_refuses_to_sign_over_an_event_appended_without_the_writer_key(
+    program: Program, raw: RawStore, open_ledger: Callable[[], Ledger]
+) -> None:
+    expected = append_a_correctly_chained_event(program, raw)
+    with pytest.raises(UnsignedHead, match=f"chain events {expected.seq}..{expected.seq} are not signed"):
+        program.receive(gtin=API_GTIN, lot_number="API-9", kind="api", quantity="1 kg", release=False)
+    # The refused write left nothing behind: the forged event is still the head, still named.
+    assert_fails_at(verify_chain(open_ledger().chain), expected)
+
+
+def test_a_signature_by_another_key_does_not_count(
+    program: Program, open_ledger: Callable[[], Ledger], tmp_path: Any
+) -> None:
+    other = WriterKey.load_or_create(tmp_path / "other-keys")
+    report = verify_chain(open_ledger().chain, writer_key=other.verifier)
+    assert not report.ok and report.failure is not None
+    assert report.failure.seq == 1 and "does not verify with writer key" in report.failure.reason
