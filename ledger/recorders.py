@@ -21,7 +21,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.chain import GENESIS_HASH, encode_event, link_hash
 from ledger.writer import ADOPTED, SIGNATURES_TABLE, CommitSignature, WriterKey
@@ -445,10 +445,13 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         self._select_touched = SQL(
             "SELECT DISTINCT originator_id FROM {schema}.{chain} WHERE seq > %s"
         ).format(schema=schema, chain=chain)
-        signatures = {"schema": schema, "table": Identifier(SIGNATURES_TABLE)}
-        in_schema = "{schema}.{table}"
-        self._select_signatures = SQL(_SELECT_SIGNATURES.replace(SIGNATURES_TABLE, in_schema)).format(**signatures)
-        self._insert_signature = SQL(_INSERT_SIGNATURE.replace(SIGNATURES_TABLE, in_schema)).format(**signatures)
+        def on_signatures(statement: str) -> Composed:
+            return SQL(statement.replace(SIGNATURES_TABLE, "{schema}.{table}")).format(
+                schema=schema, table=Identifier(SIGNATURES_TABLE)
+            )
+
+        self._select_signatures = on_signatures(_SELECT_SIGNATURES)
+        self._insert_signature = on_signatures(_INSERT_SIGNATURE)
         self._count_events = SQL("SELECT COUNT(*) AS n FROM {schema}.{events}").format(
             schema=schema, events=events
         )
