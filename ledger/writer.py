@@ -19,14 +19,28 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import BigInteger, Column, Engine, LargeBinary, MetaData, String, Table, select, text
 
 from ledger.errors import LedgerError
 from ledger.notes import ED25519, VerifierKey, parse_signer, parse_vkey, public_bytes, signer_text
 
 SIGNATURES_TABLE = "ledger_writer_signatures"
+EVENTS_TABLE, CHAIN_TABLE = "lotline_events", "ledger_chain"
 WRITER_KEY_NAME = "lotline-writer"
 WRITER_KEY_FILE = "writer.key"
 WRITER_VKEY_FILE = "writer.vkey"
+metadata = MetaData()
+signatures_table = Table(
+    SIGNATURES_TABLE,
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("chain_hash", LargeBinary(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key_id", String(8), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+)
+"""Made by migration 0002; the recorders write it in their own SQL, inside the append transaction."""
+
 STATEMENT_HEADER = "lotline commit signature v1"
 """First line of every signed statement: separates these signatures from checkpoint signatures."""
 
@@ -129,3 +143,23 @@ def read_writer_vkey(keys_dir: Path) -> VerifierKey | None:
     """The writer's public key from `keys_dir/writer.vkey`, or None when there is none."""
     path = Path(keys_dir) / WRITER_VKEY_FILE
     return parse_vkey(path.read_text().strip()) if path.exists() else None
+
+
+def adopt_head(engine: Engine, keys_dir: Path) -> CommitSignature | None:
+    """Sign the head of a store that holds events but no writer signature (made before writer
+    signatures), once, as `adopted`: what lies below was not signed when written, and the statement
+    says so. None when there is nothing to adopt. Run by `lotline db upgrade`."""
+    from ledger.merkle import writing  # ledger.merkle reads the chain through ledger.recorders
+
+    with writing(engine, EVENTS_TABLE) as conn:
+        if conn.execute(select(signatures_table.c.seq).limit(1)).first() is not None:
+            return None
+        newest = f"SELECT seq, chain_hash FROM {CHAIN_TABLE} ORDER BY seq DESC LIMIT 1"
+        head = conn.execute(text(newest)).first()
+        if head is None:
+            return None
+        sig = WriterKey.load_or_create(keys_dir).sign(head[0], bytes(head[1]), ADOPTED)
+        conn.execute(signatures_table.insert().values(
+            seq=sig.seq, chain_hash=sig.chain_hash, kind=sig.kind, key_id=sig.key_id, signature=sig.signature
+        ))
+        return sig
