@@ -116,7 +116,7 @@ class Transparency:
         """Open the ledger store itself (for scripts); `close()` closes both."""
         from ledger.application import Ledger
 
-        ledger = Ledger.open(settings.database_url)
+        ledger = Ledger.open(settings.database_url, keys_dir=settings.keys_dir)
         try:
             t = cls.for_reader(ledger.chain, settings)
         except LedgerError:

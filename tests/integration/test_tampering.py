@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger.application import Ledger
 from ledger.chain import encode_event, link_hash
+from ledger.config import Settings
 from ledger.domain import Lot
+from ledger.export import write_export
+from ledger.transparency import Transparency
 from ledger.verify import Report, verify_chain
 from ledger.writer import UnsignedHead, WriterKey
+from lotline_verify import parse_vkey, verify_export
+from lotline_verify.__main__ import main as lotline_verify
 from scripts import cli
 from tests.builders import API_GTIN, Program
 from tests.integration.rawdb import CHAIN, REFUSED, RawStore
@@ -292,3 +298,40 @@ def test_a_signature_by_another_key_does_not_count(
     report = verify_chain(open_ledger().chain, writer_key=other.verifier)
     assert not report.ok and report.failure is not None
     assert report.failure.seq == 1 and "does not verify with writer key" in report.failure.reason
+
+
+# --- the writer key, offline: lotline-verify on an audit export -------------------------------------------
+
+
+def export_of(ledger: Ledger, database_url: str, out: Path) -> Path:
+    log = Transparency.for_reader(ledger.chain, Settings(database_url=database_url))
+    write_export(log, out)
+    return out
+
+
+def test_an_export_of_an_untouched_store_verifies_with_the_pinned_writer_key(
+    program: Program, database_url: str, tmp_path: Path
+) -> None:
+    export = export_of(program.ledger, database_url, tmp_path / "export")
+    writer = program.ledger.chain.writer
+    assert writer is not None
+    assert lotline_verify([str(export), "--quiet", "--writer-key", writer.verifier.encode()]) == 0
+    other = WriterKey.load_or_create(tmp_path / "other-keys").verifier.encode()
+    verdict = verify_export(export, writer_key=parse_vkey(other))
+    assert not verdict.ok and "is not the one you pinned" in verdict.reason
+
+
+def test_an_export_names_the_event_appended_without_the_writer_key(
+    program: Program, raw: RawStore, open_ledger: Callable[[], Ledger], database_url: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    expected = append_a_correctly_chained_event(program, raw)
+    export = export_of(open_ledger(), database_url, tmp_path / "export")
+    writer = program.ledger.chain.writer
+    assert writer is not None
+    verdict = verify_export(export, writer_key=parse_vkey(writer.verifier.encode()))
+    assert not verdict.ok
+    assert (verdict.seq, verdict.events) == (expected.seq, expected.seq - 1)
+    assert "appended without the writer key" in verdict.reason
+    assert lotline_verify([str(export), "--quiet", "--writer-key", writer.verifier.encode()]) == 1
+    assert f"at event {expected.seq}" in capsys.readouterr().out
