@@ -44,15 +44,18 @@ def verify_chain(
     reader: ChainReader,
     progress: Callable[[int], None] | None = None,
     writer_key: VerifierKey | None = None,
+    on_event: Callable[[int, bytes], None] | None = None,
 ) -> Report:
     """Walk the chain from genesis, recompute every hash, and name the first event that fails; with
     the writer's public key (default: the key the reader's ledger signs with), also the first event the
-    writer key does not sign (see `first_unsigned`)."""
+    writer key does not sign (see `first_unsigned`). `on_event(seq, canonical)` sees each event that
+    verified, so a caller checks more (the Merkle tree) without encoding the events again."""
     if writer_key is None and reader.writer is not None:
         writer_key = reader.writer.verifier
     prev, count = GENESIS_HASH, 0
     signed = {s.seq: s for s in reader.signatures()} if writer_key is not None else {}
     matching: list[CommitSignature] = []
+    rewritten: list[int] = []
 
     def failed(seq: int | None, stream: str, version: int | None, reason: str) -> Report:
         return Report(False, count, prev.hex(), Failure(seq, stream, version, reason))
@@ -86,9 +89,13 @@ def verify_chain(
                 "hash mismatch: the event's content, time, actor or position was changed",
             )
         prev, count = digest, count + 1
+        if on_event is not None:
+            on_event(row.seq, canonical)
         sig = signed.get(row.seq)
         if sig is not None and sig.chain_hash == digest:
             matching.append(sig)
+        elif sig is not None and writer_key is not None and sig.valid_for(writer_key):
+            rewritten.append(row.seq)
         if progress is not None and count % 10_000 == 0:
             progress(count)
     stray = reader.unchained_events(limit=1)
@@ -100,8 +107,23 @@ def verify_chain(
             version,
             "the event table holds an event the chain does not cover: inserted behind the ledger",
         )
+    beyond = [seq for seq in signed if seq > count]
+    if beyond:
+        return failed(
+            None,
+            "",
+            None,
+            f"the writer signed the chain up to event {max(beyond)} but the store holds only {count} "
+            "events: the tail of the log was cut off",
+        )
     if writer_key is not None:
         unsigned = first_unsigned(count, matching, writer_key)
+        if unsigned is not None and rewritten and rewritten[0] >= unsigned[0]:
+            unsigned = unsigned[0], (
+                f"the writer signed other chain hashes for events {rewritten[0]}..{rewritten[-1]} than the "
+                f"store holds: events {unsigned[0]}..{rewritten[-1]} were rewritten and re-chained after "
+                "they were signed"
+            )
         if unsigned is not None:
             seq, reason = unsigned
             row = next(reader.iter_chain(after_seq=seq - 1, page=1))

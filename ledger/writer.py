@@ -55,11 +55,11 @@ class UnsignedHead(LedgerError):
 
     code = "unsigned_head"
 
-    def __init__(self, head_seq: int, signed_seq: int, reason: str) -> None:
-        self.head_seq, self.signed_seq = head_seq, signed_seq
+    def __init__(self, head_seq: int, reason: str) -> None:
+        self.head_seq = head_seq
         super().__init__(
-            f"refusing to write: chain events {signed_seq + 1}..{head_seq} are not signed by the "
-            f"writer key ({reason}); they were appended behind the ledger's back: run `lotline verify`"
+            f"refusing to write: the chain's head (event {head_seq}) is not validly signed by the writer "
+            f"key: {reason}; the store was written behind the ledger's back: run `lotline verify`"
         )
 
 
@@ -131,11 +131,14 @@ class WriterKey:
         if head_seq == 0 or self._vouched == (head_seq, head_hash):
             return
         if last is None:
-            raise UnsignedHead(head_seq, 0, "no writer signature is stored")
+            raise UnsignedHead(head_seq, "no writer signature is stored")
+        if last.seq < head_seq:
+            raise UnsignedHead(head_seq, f"events {last.seq + 1}..{head_seq} were appended without the key")
         if last.seq != head_seq or last.chain_hash != head_hash:
-            raise UnsignedHead(head_seq, min(last.seq, head_seq), f"the newest signature is at {last.seq}")
+            raise UnsignedHead(head_seq, f"the newest signature, at {last.seq}, is for another chain: "
+                               "events were removed or rewritten")
         if not last.valid_for(self.verifier):
-            raise UnsignedHead(head_seq, 0, f"the signature at {last.seq} does not verify with this key")
+            raise UnsignedHead(head_seq, f"the signature at {last.seq} does not verify with this key")
         self._vouched = (head_seq, head_hash)
 
 

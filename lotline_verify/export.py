@@ -134,6 +134,7 @@ def _verify(
     writer = _writer_key(m, writer_pin, v)
     signed = read_signatures(d / "writer_signatures.jsonl") if writer is not None else {}
     matching: list[WriterSignature] = []
+    rewritten: list[WriterSignature] = []
     v.origin, v.first_seq, v.last_seq = m["origin"], m["first_seq"], m["last_seq"]
     first, last = v.first_seq, v.last_seq
     windows = _keys(d / "keys.jsonl")
@@ -159,11 +160,18 @@ def _verify(
     _check_root(frontier, targets, first - 1, 1)
     prev = bytes.fromhex(m["prev_chain_hash"])
     head = _stream(d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress,
-                   signed, matching)
+                   signed, matching, rewritten)
     v.head = head.hex()
     if writer is not None:
         later = [s for s in signed.values() if s.seq > last]
         unsigned = first_unsigned(first, last, matching, later, writer)
+        forged = [s for s in rewritten if s.valid_for(writer)]
+        if unsigned is not None and forged and forged[0].seq >= unsigned[0]:
+            unsigned = unsigned[0], (
+                f"the writer signed other chain hashes for events {forged[0].seq}..{forged[-1].seq} than "
+                f"this export holds: events {unsigned[0]}..{forged[-1].seq} were rewritten and re-chained "
+                "after they were signed"
+            ), False
         if unsigned is not None and unsigned[2]:
             v.warnings.append(unsigned[1])
         elif unsigned is not None:
@@ -213,7 +221,7 @@ def _after_stream(
 def _stream(
     path: Path, v: Verdict, first: int, last: int, prev: bytes, frontier: Frontier,
     targets: dict[int, tuple[bytes, str]], strict: bool, progress: Callable[[int], None] | None,
-    signed: dict[int, WriterSignature], matching: list[WriterSignature],
+    signed: dict[int, WriterSignature], matching: list[WriterSignature], rewritten: list[WriterSignature],
 ) -> bytes:
     """Walk events.jsonl: header, canonical bytes, chain link, Merkle leaf, roots at checkpoint sizes."""
     sha256 = hashlib.sha256
@@ -245,8 +253,8 @@ def _stream(
             frontier.size = seq
             if seq in targets:
                 _check_root(frontier, targets, seq, first)
-            if seq in signed and signed[seq].chain_hash == prev:
-                matching.append(signed[seq])
+            if seq in signed:
+                (matching if signed[seq].chain_hash == prev else rewritten).append(signed[seq])
             v.events += 1
             seq += 1
             if progress is not None and not seq % 100_000:
