@@ -24,7 +24,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.chain import GENESIS_HASH, encode_event, link_hash
-from ledger.writer import ADOPTED, SIGNATURES_TABLE, CommitSignature, WriterKey
+from ledger.writer import SIGNATURES_TABLE, CommitSignature, WriterKey
 
 CHAIN_TABLE = "ledger_chain"
 EVENTS_TABLE = "lotline_events"
@@ -127,15 +127,11 @@ class ChainReader(ABC):
         newest: Callable[[], CommitSignature | None],
         store: Callable[[CommitSignature], object],
     ) -> None:
-        """Inside the append transaction: refuse unless the head extended is validly signed, then sign
-        the new head. A store from before writer signatures has its head signed once ("adopted")."""
+        """Inside the append transaction: refuse unless the head extended is validly signed (a store
+        from before writer signatures had its head signed by `lotline db upgrade`), then sign the new head."""
         if self.writer is None or not rows:
             return
-        last = newest()
-        if last is None and head[0] > 0:
-            store(self.writer.sign(*head, kind=ADOPTED))
-        else:
-            self.writer.require_signed(*head, last)
+        self.writer.require_signed(*head, newest())
         seq, _, _, chain_hash = rows[-1]
         store(self.writer.sign(seq, chain_hash))
 

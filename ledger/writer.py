@@ -45,8 +45,9 @@ STATEMENT_HEADER = "lotline commit signature v1"
 """First line of every signed statement: separates these signatures from checkpoint signatures."""
 
 COMMIT, ADOPTED = "commit", "adopted"
-"""Kinds of statement: a commit signed as it was written; a head signed once, when a store made before
-writer signatures was first written to by this release (what lay below it was not signed as written)."""
+"""Kinds of statement: a commit signed as it was written; the head of a store made before writer
+signatures, signed once by the `lotline db upgrade` that made the signatures table (what lay below it was
+not signed as written)."""
 
 
 class UnsignedHead(LedgerError):
@@ -131,7 +132,8 @@ class WriterKey:
         if head_seq == 0 or self._vouched == (head_seq, head_hash):
             return
         if last is None:
-            raise UnsignedHead(head_seq, "no writer signature is stored")
+            raise UnsignedHead(head_seq, "no writer signature is stored (a store from before writer "
+                               "signatures is signed by `lotline db upgrade`)")
         if last.seq < head_seq:
             raise UnsignedHead(head_seq, f"events {last.seq + 1}..{head_seq} were appended without the key")
         if last.seq != head_seq or last.chain_hash != head_hash:

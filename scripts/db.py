@@ -53,11 +53,14 @@ def upgrade_store(database_url: str, keys_dir: Path | None = None) -> schema.Upg
     """Make the store at `database_url` or bring it to this release: migrations, then read models; a
     store made before writer signatures has its head signed once, as adopted (ledger/writer.py)."""
     upgraded = schema.upgrade(database_url, then=_read_models)
-    engine = open_engine(database_url)
-    try:
-        adopt_head(engine, keys_dir or Settings().keys_dir)
-    finally:
-        engine.dispose()
+    if upgraded.before in (None, "0001"):
+        # Only the upgrade that made the signatures table adopts: a later upgrade never signs a head
+        # whose signatures someone deleted.
+        engine = open_engine(database_url)
+        try:
+            adopt_head(engine, keys_dir or Settings().keys_dir)
+        finally:
+            engine.dispose()
     return upgraded
 
 

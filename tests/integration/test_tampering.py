@@ -26,6 +26,7 @@ from ledger.writer import UnsignedHead, WriterKey
 from lotline_verify import parse_vkey, verify_export
 from lotline_verify.__main__ import main as lotline_verify
 from scripts import cli
+from scripts.db import upgrade_store
 from tests.builders import API_GTIN, Program
 from tests.integration.rawdb import CHAIN, REFUSED, RawStore
 
@@ -338,3 +339,20 @@ def test_an_export_names_the_event_appended_without_the_writer_key(
     assert "appended without the writer key" in verdict.reason
     assert lotline_verify([str(export), "--quiet", "--writer-key", writer.verifier.encode()]) == 1
     assert f"at event {expected.seq}" in capsys.readouterr().out
+
+
+def test_deleting_every_writer_signature_is_not_adopted_by_a_later_upgrade(
+    program: Program, raw: RawStore, database_url: str, open_ledger: Callable[[], Ledger]
+) -> None:
+    raw.disable_triggers()
+    raw.execute("DELETE FROM ledger_writer_signatures")
+    assert upgrade_store(database_url).before == upgrade_store(database_url).after  # nothing to do
+    assert raw.execute("SELECT COUNT(*) FROM ledger_writer_signatures")[0][0] == 0
+    report = verify_chain(open_ledger().chain)
+    assert not report.ok and report.failure is not None and report.failure.seq == 1
+    assert "holds no valid writer signature" in report.failure.reason
+    # A ledger process that signed the head itself may go on from it (its own signature vouched for it);
+    # a fresh one, e.g. after a restart, finds nothing that vouches for the head and refuses.
+    program.ledger = open_ledger()
+    with pytest.raises(UnsignedHead, match="no writer signature is stored"):
+        program.receive(gtin=API_GTIN, lot_number="API-9", kind="api", quantity="1 kg", release=False)
