@@ -79,6 +79,16 @@ def break_the_json(p: Program, raw: RawStore) -> Expected:
     return Expected(raw.seq_of(p.api, 1), str(p.api), 1, "stored event is corrupt")
 
 
+def put_a_float_in_the_state(p: Program, raw: RawStore) -> Expected:
+    edit_state(raw, p.api, 1, b'"lot_number":"API-1"', b'"lot_number":"API-1","extra":2.5')
+    return Expected(raw.seq_of(p.api, 1), str(p.api), 1, "floats are not allowed in events")
+
+
+def put_nan_in_the_state(p: Program, raw: RawStore) -> Expected:
+    edit_state(raw, p.api, 1, b'"lot_number":"API-1"', b'"lot_number":"API-1","extra":NaN')
+    return Expected(raw.seq_of(p.api, 1), str(p.api), 1, "floats are not allowed in events")
+
+
 def change_the_record_time(p: Program, raw: RawStore) -> Expected:
     _topic, state = raw.event(p.api, 2)
     stamp = json.loads(state)["timestamp"]["_data_"].encode()
@@ -166,6 +176,8 @@ def swap_two_chain_positions(p: Program, raw: RawStore) -> Expected:
 TAMPERS: dict[str, Tamper] = {
     "one payload byte": change_one_payload_byte,
     "broken JSON": break_the_json,
+    "a float": put_a_float_in_the_state,
+    "NaN": put_nan_in_the_state,
     "record time": change_the_record_time,
     "event time": change_the_event_time,
     "actor": change_the_actor,
