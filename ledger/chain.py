@@ -26,15 +26,10 @@ class Link:
     chain_hash: bytes
 
 
-def _checked(value: Any) -> Any:
-    """The stored value as it is, typed values kept with their type tag; floats refused."""
-    if isinstance(value, dict):
-        return {k: _checked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_checked(v) for v in value]
-    if isinstance(value, float):
-        raise CanonicalEncodingError("floats are not allowed in events")
-    return value
+def _no_float(text: str) -> Any:
+    """The JSON parser's hook for every float and NaN/Infinity: refused while parsing, so the parsed
+    value needs no second walk (that walk cost ~40% of verifying the chain)."""
+    raise CanonicalEncodingError(f"floats are not allowed in events ({text})")
 
 
 def _typed_text(value: Any, type_name: str, what: str) -> str:
@@ -48,12 +43,12 @@ def _typed_text(value: Any, type_name: str, what: str) -> str:
 def event_document(seq: int, stream: UUID | str, version: int, topic: str, state: bytes) -> dict[str, Any]:
     """The canonical document of one stored event, before it is turned into bytes."""
     try:
-        raw = json.loads(state.decode("utf-8"))
+        raw = json.loads(state.decode("utf-8"), parse_float=_no_float, parse_constant=_no_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CanonicalEncodingError(f"stored state is not JSON: {e}") from None
     if not isinstance(raw, dict):
         raise CanonicalEncodingError("stored state is not a JSON object")
-    payload = _checked(raw)
+    payload = raw
     audit = payload.pop("audit", None) or {}
     if not isinstance(audit, dict):
         raise CanonicalEncodingError("audit is not an object")

@@ -20,7 +20,7 @@ from ledger.errors import InvalidInput, LedgerError
 from ledger.transparency import Transparency
 
 FORMAT = "lotline-audit-export/1"
-FILES = ("events.jsonl", "checkpoints.jsonl", "cosignatures.jsonl", "keys.jsonl")
+FILES = ("events.jsonl", "checkpoints.jsonl", "cosignatures.jsonl", "keys.jsonl", "writer_signatures.jsonl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,8 @@ def write_export(
         cosignatures = _write_cosignatures(log, f, checkpoints)
     with _open(out / "keys.jsonl") as f:
         keys = _write_keys(log, f)
+    with _open(out / "writer_signatures.jsonl") as f:
+        _write_writer_signatures(log, f, first, last)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "origin": log.origin,
@@ -85,6 +87,7 @@ def write_export(
         if cover is None
         else {"size": cover.size, "proof": [_b64(h) for h in log.tree.consistency_proof(last, cover.size)]},
         "created_at": datetime.now(UTC).isoformat(),
+        "writer_key": None if log.reader.writer is None else log.reader.writer.verifier.encode(),
         "files": list(FILES),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -173,6 +176,18 @@ def _write_keys(log: Transparency, f: IO[bytes]) -> int:
             )
         )
     return len(keys)
+
+
+def _write_writer_signatures(log: Transparency, f: IO[bytes], first: int, last: int) -> None:
+    """The writer signatures of positions `first`..`last`, and the first one after `last` (which vouches
+    for a tail that ends inside a commit, though its hash cannot be checked from this export)."""
+    after = False
+    for s in log.reader.signatures():
+        if s.seq < first or after:
+            continue
+        after = s.seq > last
+        f.write(_json_line({"seq": s.seq, "chain_hash": s.chain_hash.hex(), "kind": s.kind,
+                            "key_id": s.key_id, "signature": _b64(s.signature)}))
 
 
 def _chain_hash(log: Transparency, seq: int) -> bytes:

@@ -130,6 +130,8 @@ class LogReport:
     cosignatures: int
     problem: str | None = None
     notes: tuple[str, ...] = field(default=())
+    chain: Any = None
+    """The chain's own report (ledger.verify.Report) when the chain was walked to its end or failed."""
 
     def describe(self) -> str:
         if not self.ok:

@@ -22,9 +22,10 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.chain import GENESIS_HASH, encode_event, link_hash
+from ledger.writer import SIGNATURES_TABLE, CommitSignature, WriterKey
 
 CHAIN_TABLE = "ledger_chain"
 EVENTS_TABLE = "lotline_events"
@@ -134,12 +135,47 @@ def _links(prev: bytes, last_seq: int, events: Sequence[StoredEvent]) -> list[tu
     return rows
 
 
+_SELECT_SIGNATURES = f"SELECT seq, chain_hash, kind, key_id, signature FROM {SIGNATURES_TABLE}"
+_INSERT_SIGNATURE = (
+    f"INSERT INTO {SIGNATURES_TABLE} (seq, chain_hash, kind, key_id, signature) VALUES (%s, %s, %s, %s, %s)"
+)
+
+
+def _sig_values(sig: CommitSignature) -> tuple[int, bytes, str, str, bytes]:
+    return (sig.seq, sig.chain_hash, sig.kind, sig.key_id, sig.signature)
+
+
 class ChainReader(ABC):
     """Queries the chain shares between stores: pages of links, the head, unchained events; and the
     links the last insert of this thread wrote (`take_written`), so a command learns its own chain
     positions and hashes without reading them back."""
 
     _written = threading.local()
+    writer: WriterKey | None = None
+    """The key that signs each commit (ledger/writer.py); None: commits are not signed."""
+
+    def _sign_commit(
+        self,
+        head: tuple[int, bytes],
+        rows: Sequence[tuple[int, str, int, bytes]],
+        newest: Callable[[], CommitSignature | None],
+        store: Callable[[CommitSignature], object],
+    ) -> None:
+        """Inside the append transaction: refuse unless the head extended is validly signed (a store
+        from before writer signatures had its head signed by `lotline db upgrade`), then sign the new head."""
+        if self.writer is None or not rows:
+            return
+        self.writer.require_signed(*head, newest())
+        seq, _, _, chain_hash = rows[-1]
+        store(self.writer.sign(seq, chain_hash))
+
+    def signatures(self) -> list[CommitSignature]:
+        """Every stored writer signature, in position order."""
+        return [CommitSignature(r[0], bytes(r[1]), r[2], r[3], bytes(r[4])) for r in self._signature_rows()]
+
+    @abstractmethod
+    def _signature_rows(self) -> list[tuple[Any, ...]]:
+        """(seq, chain_hash, kind, key_id, signature) of every writer signature, by seq."""
 
     def _note_written(self, rows: Sequence[tuple[int, str, int, bytes]]) -> None:
         self._written.links = [Link(seq, oid, v, h) for seq, oid, v, h in rows]
@@ -272,6 +308,8 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
             "VALUES (?, ?, ?, ?)",
             [(seq, UUID(oid).hex, v, h) for seq, oid, v, h in rows],
         )
+        self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(c),
+                          lambda sig: c.execute(_INSERT_SIGNATURE.replace("%s", "?"), _sig_values(sig)))
         self._note_written(rows)
         for extra in self._rows_alongside(rows):
             columns = _names(extra)
@@ -284,6 +322,17 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
             if c.fetchone()[0] != 1:
                 raise RowExists(extra.table)
         return ids
+
+    @staticmethod
+    def _newest_signature(c: SQLiteCursor) -> CommitSignature | None:
+        c.execute(f"{_SELECT_SIGNATURES} ORDER BY seq DESC LIMIT 1")
+        r = c.fetchone()
+        return CommitSignature(r[0], bytes(r[1]), r[2], r[3], bytes(r[4])) if r else None
+
+    def _signature_rows(self) -> list[tuple[Any, ...]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"{_SELECT_SIGNATURES} ORDER BY seq")
+            return [tuple(r) for r in c.fetchall()]
 
     def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
         marks = ", ".join("?" for _ in streams)
@@ -446,6 +495,13 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         self._select_touched = SQL(
             "SELECT DISTINCT originator_id FROM {schema}.{chain} WHERE seq > %s"
         ).format(schema=schema, chain=chain)
+        def on_signatures(statement: str) -> Composed:
+            return SQL(statement.replace(SIGNATURES_TABLE, "{schema}.{table}")).format(
+                schema=schema, table=Identifier(SIGNATURES_TABLE)
+            )
+
+        self._select_signatures = on_signatures(_SELECT_SIGNATURES)
+        self._insert_signature = on_signatures(_INSERT_SIGNATURE)
         self._count_events = SQL("SELECT COUNT(*) AS n FROM {schema}.{events}").format(
             schema=schema, events=events
         )
@@ -471,6 +527,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         last_seq, prev = (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
         rows = _links(prev, last_seq, stored_events)
         curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
+        self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(curs),
+                          lambda sig: curs.execute(self._insert_signature, _sig_values(sig)))
         self._note_written(rows)
         for extra in self._rows_alongside(rows):
             columns = _names(extra)
@@ -486,6 +544,17 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             )
             if curs.fetchone() is None:
                 raise RowExists(extra.table)
+
+    def _newest_signature(self, curs: Cursor[DictRow]) -> CommitSignature | None:
+        curs.execute(self._select_signatures + SQL(" ORDER BY seq DESC LIMIT 1"))
+        r = curs.fetchone()
+        return CommitSignature(r["seq"], bytes(r["chain_hash"]), r["kind"], r["key_id"],
+                               bytes(r["signature"])) if r else None
+
+    def _signature_rows(self) -> list[tuple[Any, ...]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_signatures + SQL(" ORDER BY seq"))
+            return [tuple(r.values()) for r in curs.fetchall()]
 
     def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
         as_text = self.datastore.originator_id_type == "text"

@@ -116,7 +116,7 @@ class Transparency:
         """Open the ledger store itself (for scripts); `close()` closes both."""
         from ledger.application import Ledger
 
-        ledger = Ledger.open(settings.database_url)
+        ledger = Ledger.open(settings.database_url, keys_dir=settings.keys_dir)
         try:
             t = cls.for_reader(ledger.chain, settings)
         except LedgerError:
@@ -352,53 +352,30 @@ class Transparency:
 
     # --- auditing the live store ----------------------------------------------------------------------
 
-    def verify(self, progress: Callable[[int], None] | None = None) -> LogReport:
-        """Re-derive chain, leaves and roots from the events; check every checkpoint and cosignature."""
-        chain = verify_chain(self.reader, progress)
-        if not chain.ok:
-            return LogReport(False, chain.count, 0, 0, chain.describe())
+    def verify(
+        self, progress: Callable[[int], None] | None = None, writer_key: VerifierKey | None = None
+    ) -> LogReport:
+        """Everything an inspector checks, in one pass over the events: the chain, the writer's signature
+        over it, the Merkle leaves and the root at each checkpoint size; then every checkpoint's signature
+        and size (a tail cut off) and every cosignature. `writer_key`: as `verify_chain`."""
         keys = self.keys.all()
         checkpoints = list(self.checkpoints.iter_all())
+        tree = _TreeAudit(self.tree.leaves(), {cp.size: cp.root for cp in checkpoints})
         try:
-            roots = {cp.size: cp.root for cp in checkpoints}
+            chain = verify_chain(self.reader, progress, writer_key=writer_key, on_event=tree.push)
+            if not chain.ok:
+                return LogReport(False, chain.count, 0, 0, chain.describe(), chain=chain)
+            tree.finish(chain.count)
             for cp in checkpoints:
                 _check_checkpoint(cp, self.origin, keys, chain.count)
-            self._check_tree(roots, chain.count)
             cosigs = self._check_cosignatures(checkpoints)
         except _AuditFailure as f:
-            return LogReport(False, chain.count, len(checkpoints), 0, str(f))
+            return LogReport(False, tree.count, len(checkpoints), 0, str(f))
         notes = []
         covered = checkpoints[-1].size if checkpoints else 0
         if covered < chain.count:
             notes.append(f"events {covered + 1}..{chain.count} are not yet covered by a signed checkpoint")
-        return LogReport(True, chain.count, len(checkpoints), cosigs, None, tuple(notes))
-
-    def _check_tree(self, roots: dict[int, bytes], count: int) -> None:
-        frontier = Frontier()
-        stored = self.tree.leaves()
-        for seq, canonical in self._canonical_events():
-            leaf = leaf_hash(canonical)
-            kept = next(stored, None)
-            if kept is not None and kept != (seq - 1, leaf):
-                raise _AuditFailure(f"event {seq}: the stored Merkle leaf does not match the event")
-            frontier.push(leaf)
-            if seq in roots and frontier.root() != roots[seq]:
-                raise _AuditFailure(
-                    f"the Merkle root of the first {seq} events differs from the signed "
-                    f"checkpoint {seq}: an event up to {seq} was changed after signing"
-                )
-        if next(stored, None) is not None:
-            raise _AuditFailure(f"the stored tree has more leaves than the {count} chained events")
-        if 0 in roots and roots[0] != Frontier().root():
-            raise _AuditFailure("the checkpoint of size 0 does not hold the empty tree's root")
-
-    def _canonical_events(self) -> Iterator[tuple[int, bytes]]:
-        for row in self.reader.iter_chain():
-            assert row.state is not None and row.topic is not None  # verify_chain has checked
-            yield (
-                row.seq,
-                encode_event(row.seq, row.originator_id, row.originator_version, row.topic, row.state),
-            )
+        return LogReport(True, chain.count, len(checkpoints), cosigs, None, tuple(notes), chain=chain)
 
     def _check_cosignatures(self, checkpoints: list[StoredCheckpoint]) -> int:
         bodies = {cp.size: parse_note(cp.note).text for cp in checkpoints}
@@ -416,6 +393,33 @@ class Transparency:
 
 class _AuditFailure(Exception):
     pass
+
+
+class _TreeAudit:
+    """Fed each verified event's canonical bytes: compares its Merkle leaf with the stored one and the
+    root at every checkpoint size with the signed root (a fork, or history rewritten and re-chained)."""
+
+    def __init__(self, stored: Iterator[tuple[int, bytes]], roots: dict[int, bytes]) -> None:
+        self.stored, self.roots, self.frontier, self.count = stored, roots, Frontier(), 0
+        if 0 in roots and roots[0] != Frontier().root():
+            raise _AuditFailure("the checkpoint of size 0 does not hold the empty tree's root")
+
+    def push(self, seq: int, canonical: bytes) -> None:
+        leaf = leaf_hash(canonical)
+        kept = next(self.stored, None)
+        if kept is not None and kept != (seq - 1, leaf):
+            raise _AuditFailure(f"event {seq}: the stored Merkle leaf does not match the event")
+        self.frontier.push(leaf)
+        if seq in self.roots and self.frontier.root() != self.roots[seq]:
+            raise _AuditFailure(
+                f"the Merkle root of the first {seq} events differs from the signed checkpoint {seq}: "
+                f"an event up to {seq} was changed after signing (a fork of the signed history)"
+            )
+        self.count = seq
+
+    def finish(self, count: int) -> None:
+        if next(self.stored, None) is not None:
+            raise _AuditFailure(f"the stored tree has more leaves than the {count} chained events")
 
 
 class LogNameMismatch(LedgerError):

@@ -18,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lotline-verify",
         description="Verify a Lotline audit export without the database or the server: every event's "
-        "chain hash and Merkle leaf, each checkpoint's root and signature, every witness cosignature, "
-        "and consistency with a checkpoint you saved earlier. Exit 0 when everything holds, 1 otherwise.",
+        "chain hash and Merkle leaf, the writer key's signature over the chain, each checkpoint's root "
+        "and signature, every witness cosignature, and consistency with a checkpoint "
+        "you saved earlier. Exit 0 when everything holds, 1 otherwise.",
     )
     p.add_argument("directory", nargs="?", type=Path, help="the export directory (lotline export --out)")
     p.add_argument("--trusted", type=Path, metavar="CHECKPOINT_FILE",
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "GET /inspector/checkpoints/latest/note serves it; the log must extend it unchanged")
     p.add_argument("--log-key", action="append", default=[], metavar="VKEY",
                    help="trust only these log keys (name+keyid+base64), not the ones in the export")
+    p.add_argument("--writer-key", metavar="VKEY",
+                   help="the writer's public key (writer.vkey) you trust; the export's must be this one")
     p.add_argument("--witness-key", action="append", default=[], metavar="VKEY",
                    help="a witness you trust; cosignatures by others are reported as such")
     p.add_argument("--strict", action="store_true",
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log_keys = [parse_vkey(k) for k in args.log_key] or None
         witness_keys = [parse_vkey(k) for k in args.witness_key] or None
+        writer_key = parse_vkey(args.writer_key) if args.writer_key else None
     except Invalid as e:
         print(f"lotline-verify: {e}", file=sys.stderr)
         return 2
@@ -56,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     progress = None if args.quiet else (lambda n: print(f"  {n} events verified", file=sys.stderr))
-    verdict = verify_export(args.directory, trusted, log_keys, witness_keys, args.strict, progress)
+    verdict = verify_export(
+        args.directory, trusted, log_keys, witness_keys, args.strict, progress, writer_key
+    )
     print(verdict.describe())
     if not args.quiet:
         print(f"  ({time.perf_counter() - started:.2f} s, peak memory {_peak_mb():.0f} MB)", file=sys.stderr)

@@ -24,10 +24,12 @@ from lotline_verify.notes import (
     b64decode,
     parse_head,
     parse_note,
+    parse_vkey,
     verify_cosignature,
     verify_signed,
 )
 from lotline_verify.tree import Frontier, verify_consistency
+from lotline_verify.writer import WriterSignature, first_unsigned, read_signatures
 
 FORMAT = "lotline-audit-export/1"
 EVENT_MARK = b',"event":'
@@ -55,6 +57,7 @@ class Verdict:
     latest: Head | None = None
     cosigned: dict[str, int] = field(default_factory=dict)
     trusted: Head | None = None
+    writer: str = ""
     warnings: list[str] = field(default_factory=list)
     reason: str = ""
     seq: int | None = None
@@ -79,6 +82,8 @@ class Verdict:
         if self.latest is not None:
             lines.append(f"  checkpoints  {self.checkpoints} verified; newest: size {self.latest.size}, root "
                          f"{_b64(self.latest.root)}")
+        if self.writer:
+            lines.append(f"  writer       every event signed by {self.writer}")
         for witness, size in sorted(self.cosigned.items()):
             lines.append(f"  cosigned     by {witness} up to size {size}")
         if self.trusted is not None:
@@ -102,12 +107,14 @@ def verify_export(
     witness_keys: list[Key] | None = None,
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
+    writer_key: Key | None = None,
 ) -> Verdict:
-    """Check every event, the chain, each checkpoint's root and signature, every cosignature and,
-    given `trusted` (a checkpoint note saved earlier), that this log extends it unchanged."""
+    """Check every event, the chain, the writer's signature over it, each checkpoint's root and signature,
+    every cosignature and, given `trusted` (a checkpoint note saved earlier), that this log extends it
+    unchanged. `writer_key` pins the writer's public key (else the export's is used, with a warning)."""
     verdict = Verdict()
     try:
-        _verify(Path(directory), verdict, trusted, log_keys, witness_keys, strict, progress)
+        _verify(Path(directory), verdict, trusted, log_keys, witness_keys, strict, progress, writer_key)
         verdict.ok = True
     except EventInvalid as e:
         verdict.reason, verdict.seq, verdict.stream, verdict.version = str(e), e.seq, e.stream, e.version
@@ -121,8 +128,13 @@ def verify_export(
 def _verify(
     d: Path, v: Verdict, trusted_text: str | None, pins: list[Key] | None,
     witness_pins: list[Key] | None, strict: bool, progress: Callable[[int], None] | None,
+    writer_pin: Key | None = None,
 ) -> None:
     m = _manifest(d / "manifest.json")
+    writer = _writer_key(m, writer_pin, v)
+    signed = read_signatures(d / "writer_signatures.jsonl") if writer is not None else {}
+    matching: list[WriterSignature] = []
+    rewritten: list[WriterSignature] = []
     v.origin, v.first_seq, v.last_seq = m["origin"], m["first_seq"], m["last_seq"]
     first, last = v.first_seq, v.last_seq
     windows = _keys(d / "keys.jsonl")
@@ -147,8 +159,24 @@ def _verify(
         raise Invalid(f"the manifest's frontier: {e}") from None
     _check_root(frontier, targets, first - 1, 1)
     prev = bytes.fromhex(m["prev_chain_hash"])
-    head = _stream(d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress)
+    head = _stream(d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress,
+                   signed, matching, rewritten)
     v.head = head.hex()
+    if writer is not None:
+        later = [s for s in signed.values() if s.seq > last]
+        unsigned = first_unsigned(first, last, matching, later, writer)
+        forged = [s for s in rewritten if s.valid_for(writer)]
+        if unsigned is not None and forged and forged[0].seq >= unsigned[0]:
+            unsigned = unsigned[0], (
+                f"the writer signed other chain hashes for events {forged[0].seq}..{forged[-1].seq} than "
+                f"this export holds: events {unsigned[0]}..{forged[-1].seq} were rewritten and re-chained "
+                "after they were signed"
+            ), False
+        if unsigned is not None and unsigned[2]:
+            v.warnings.append(unsigned[1])
+        elif unsigned is not None:
+            v.events = unsigned[0] - first
+            raise EventInvalid(unsigned[0], unsigned[1])
     _after_stream(v, m, checkpoints, by_size, frontier.root(), trusted)
 
 
@@ -193,6 +221,7 @@ def _after_stream(
 def _stream(
     path: Path, v: Verdict, first: int, last: int, prev: bytes, frontier: Frontier,
     targets: dict[int, tuple[bytes, str]], strict: bool, progress: Callable[[int], None] | None,
+    signed: dict[int, WriterSignature], matching: list[WriterSignature], rewritten: list[WriterSignature],
 ) -> bytes:
     """Walk events.jsonl: header, canonical bytes, chain link, Merkle leaf, roots at checkpoint sizes."""
     sha256 = hashlib.sha256
@@ -224,6 +253,8 @@ def _stream(
             frontier.size = seq
             if seq in targets:
                 _check_root(frontier, targets, seq, first)
+            if seq in signed:
+                (matching if signed[seq].chain_hash == prev else rewritten).append(signed[seq])
             v.events += 1
             seq += 1
             if progress is not None and not seq % 100_000:
@@ -413,6 +444,22 @@ def _trusted(text: str, origin: str, keys: list[Key], by_size: dict[int, _Checkp
         raise Invalid(f"the log signed two different roots for size {head.size}: your trusted checkpoint and "
                       "the exported one. The history was rewritten (a fork)")
     return head
+
+
+def _writer_key(m: dict[str, Any], pin: Key | None, v: Verdict) -> Key | None:
+    """The writer key to check signatures with: the pinned one (the export's must agree), else the
+    export's; None for an export from before writer signatures (a warning, or refused when pinned)."""
+    stated = m.get("writer_key")
+    if stated is None:
+        if pin is not None:
+            raise Invalid("you pinned a writer key but the export holds no writer signatures")
+        v.warnings.append("the export holds no writer signatures (made before writer signatures?)")
+        return None
+    exported = parse_vkey(stated)
+    if pin is not None and exported != pin:
+        raise Invalid(f"the export's writer key {exported.vkey()} is not the one you pinned ({pin.vkey()})")
+    v.writer = exported.vkey() + (" (pinned)" if pin else " (the export's; pin it with --writer-key)")
+    return exported
 
 
 def _within(when: str, start: str, end: str | None) -> bool:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sqlalchemy import Connection
 
 from ledger import schema
 from ledger.config import Settings
 from ledger.db import open_engine, redacted
+from ledger.writer import adopt_head
 from projections.db import reading
 from projections.runner import READ_MODELS, not_ready, prepare
 
@@ -47,9 +49,19 @@ def run(args: argparse.Namespace) -> int:
     return _current(url)
 
 
-def upgrade_store(database_url: str) -> schema.Upgraded:
-    """Make the store at `database_url` or bring it to this release: migrations, then read models."""
-    return schema.upgrade(database_url, then=_read_models)
+def upgrade_store(database_url: str, keys_dir: Path | None = None) -> schema.Upgraded:
+    """Make the store at `database_url` or bring it to this release: migrations, then read models; a
+    store made before writer signatures has its head signed once, as adopted (ledger/writer.py)."""
+    upgraded = schema.upgrade(database_url, then=_read_models)
+    if upgraded.before in (None, "0001"):
+        # Only the upgrade that made the signatures table adopts: a later upgrade never signs a head
+        # whose signatures someone deleted.
+        engine = open_engine(database_url)
+        try:
+            adopt_head(engine, keys_dir or Settings().keys_dir)
+        finally:
+            engine.dispose()
+    return upgraded
 
 
 def existing_store(database_url: str | None = None) -> str:

@@ -1429,10 +1429,10 @@ def run(args: argparse.Namespace) -> int:
     log_settings = Settings(
         database_url=url, **({"keys_dir": args.keys_dir} if getattr(args, "keys_dir", None) else {})
     )
-    upgraded = upgrade_store(url)
+    upgraded = upgrade_store(url, keys_dir=log_settings.keys_dir)
     if upgraded.before != upgraded.after:
         print(f"lotline demo: {upgraded.describe()}", file=sys.stderr)
-    ledger = Ledger.open(url)
+    ledger = Ledger.open(url, keys_dir=log_settings.keys_dir)  # the writer key beside the log's key
     try:
         try:
             summary = generate(ledger, seed=args.seed, scale=args.scale, progress=not args.quiet)

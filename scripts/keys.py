@@ -13,6 +13,7 @@ from ledger.db import open_engine
 from ledger.errors import LedgerError
 from ledger.keys import KeyRing, LogKey
 from ledger.transparency import log_origin
+from ledger.writer import WRITER_VKEY_FILE, read_writer_vkey
 from scripts.logopts import add_store_options, existing_store_settings
 
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help_text in (
         ("generate", "create the first signing key (refuses if one is active)"),
-        ("list", "show every key with its key ID, validity and verifier key (vkey)"),
+        ("list", "show every key with its key ID, validity and verifier key (vkey), and the writer key"),
         ("rotate", "retire the active key and start signing with a new one"),
     ):
         a = actions.add_parser(name, help=help_text, description=help_text)
@@ -49,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
                 print("no keys yet: run `lotline keys generate`")
             for key in keys:
                 _show(key, "active" if key.valid_until is None else "retired")
+            writer = read_writer_vkey(settings.keys_dir)
+            if writer is not None:  # give it to inspectors: `lotline-verify --writer-key VKEY`
+                print(f"writer    {writer.key_id.hex()}  signs every commit ({WRITER_VKEY_FILE})\n"
+                      f"          {writer.encode()}")
     except LedgerError as e:
         print(f"lotline keys: {e.message}", file=sys.stderr)
         return 1

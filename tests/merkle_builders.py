@@ -100,7 +100,7 @@ def supply_log(
     database_url: str, keys_dir: Path, events: int = 0, **kw: Any
 ) -> Iterator[tuple[SupplyLog, Transparency]]:
     """A ledger with `events` events (plus the plant's registration) and its transparency service."""
-    ledger = Ledger.open(database_url)
+    ledger = Ledger.open(database_url, keys_dir=keys_dir)
     log = Transparency.for_reader(ledger.chain, settings(database_url, keys_dir, **kw))
     try:
         supply = SupplyLog(ledger)

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Operationa
 from ledger import genealogy
 from ledger.application.rules import require_own
 from ledger.commands.base import Command, Recorded, RecordedEvent
+from ledger.config import Settings
 from ledger.domain import (
     Kit,
     Location,
@@ -57,6 +59,7 @@ from ledger.errors import (
 from ledger.recorders import ChainReader, Expectations, Link, Row, RowExists, StaleRead
 from ledger.store import store_env
 from ledger.values import Actor, Meaning, Role, Signature, require_signature
+from ledger.writer import WriterKey
 
 A = TypeVar("A", bound=LedgerAggregate)
 C = TypeVar("C", bound=Command)
@@ -148,9 +151,12 @@ class Ledger(Application[UUID]):
         self._after_release: list[Callable[[Recorded], None]] = []
 
     @classmethod
-    def open(cls, database_url: str) -> Ledger:
-        """The ledger on `sqlite:///file` or `postgresql://...`."""
-        return cls(env=store_env(database_url))
+    def open(cls, database_url: str, keys_dir: Path | None = None) -> Ledger:
+        """The ledger on `sqlite:///file` or `postgresql://...`, signing each write with the writer key
+        in `keys_dir` (default: the keys directory of the settings), made there on first use."""
+        ledger = cls(env=store_env(database_url))
+        ledger.chain.writer = WriterKey.load_or_create(keys_dir or Settings().keys_dir)
+        return ledger
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

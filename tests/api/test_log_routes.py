@@ -17,6 +17,7 @@ from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.identity import Identity
 from ledger.values import Role
+from ledger.writer import UnsignedHead
 from lotline_verify.bundle import verify_bundle
 from lotline_verify.notes import parse_note, parse_vkey, verify_signed
 from lotline_verify.tree import verify_consistency, verify_inclusion
@@ -264,9 +265,13 @@ def test_the_http_witness_cosigns_then_refuses_a_forked_history(
         attacker.forget_tree()
     finally:
         attacker.close()
-    program.at_site(["K00004"], shipment_number="S-2", serial=2)
+    with pytest.raises(UnsignedHead, match="rewritten"):  # the writer will not sign over a rewritten chain
+        program.at_site(["K00004"], shipment_number="S-2", serial=2)
     assert log_api.post("qa1", "/inspector/checkpoints").status_code == 200
-    assert log_api.get("insp1", "/inspector/verification").json()["ok"] is True
+    # The log key re-signed it, but the writer's signatures name the rewrite ...
+    verification = log_api.get("insp1", "/inspector/verification").json()
+    assert verification["ok"] is False and "were rewritten" in str(verification)
+    # ... and the witness, which never saw this history, refuses it.
     with pytest.raises(Refused, match="NOT consistent"):
         run_witness()
     assert witness.size_and_root()[0] == seen  # the witness keeps what it saw

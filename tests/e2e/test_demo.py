@@ -160,13 +160,13 @@ def test_cli_demo_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert wrote.startswith("wrote ") and " events in " in wrote
     count = int(wrote.split()[1].replace(",", ""))
 
-    assert main(["verify", "--database-url", url]) == 0
+    assert main(["verify", "--database-url", url, *keys]) == 0
     assert capsys.readouterr().out.startswith(f"OK: {count} events, head ")
 
     # A second demo on the same store writes nothing and says why.
     assert main(["demo", "--scale", "0.05", "--quiet", "--database-url", url, *keys]) == 0
     assert "no demo data added" in capsys.readouterr().err
-    assert main(["verify", "--database-url", url]) == 0
+    assert main(["verify", "--database-url", url, *keys]) == 0
     assert capsys.readouterr().out.startswith(f"OK: {count} events, head ")
 
 

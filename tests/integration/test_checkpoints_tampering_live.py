@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.checkpoints import StoredCheckpoint
 from ledger.merkle import TreeError
 from ledger.notes import Checkpoint, sign_checkpoint
+from ledger.writer import UnsignedHead
 from lotline_verify import verify_export
+from scripts import cli
 from scripts.witness import ExportFeed, Refused
 from tests.merkle_builders import ORIGIN, History, witnessed_history
 
@@ -89,11 +91,13 @@ def test_reordered_events_are_found(history: History) -> None:
 def test_a_truncated_tail_is_caught_by_the_audit_and_the_witness(history: History) -> None:
     history.attacker.truncate(keep=25)
     report = history.log.verify()
-    assert not report.ok and "checkpoint 30" in report.describe() and "cut off" in report.describe()
-    # Hide it: drop the checkpoints too and sign the shorter log with the ledger's own key.
+    assert not report.ok and "signed the chain up to event 30" in report.describe()
+    assert "cut off" in report.describe()
+    # Hide it: drop the writer signatures above the cut and the checkpoints too, and sign the shorter log
+    # with the ledger's own log key (the writer key is not needed to sign a checkpoint).
+    history.attacker.execute("DELETE FROM ledger_writer_signatures WHERE seq > 25")
     history.attacker.forget_tree()
     history.log.checkpoint()
-    assert history.log.verify().ok                       # on its own, the store now looks fine...
     with pytest.raises(Refused, match="fewer than the 30"):
         history.witness_run()                            # ...but the witness saw 30 events
     verdict = verify_export(history.export(), trusted=history.trusted())
@@ -107,18 +111,21 @@ def test_a_forked_history_resigned_with_the_ledgers_key_is_refused_by_witness_an
     history.attacker.alter_event(8)
     history.attacker.rehash_chain(8)
     history.attacker.forget_tree()
-    history.supply.grow(4)
+    with pytest.raises(UnsignedHead, match="rewritten"):
+        history.supply.grow(4)                           # the writer will not sign over a rewritten chain
     history.log.checkpoint()
-    assert history.log.verify().ok                       # internally consistent: only outsiders can tell
+    report = history.log.verify()                        # and its signature names the rewrite
+    assert not report.ok and "events 8..30 were rewritten" in report.describe()
     with pytest.raises(Refused, match="NOT consistent"):
         history.witness_run()
     assert history.witness.size_and_root()[0] == 30      # the witness kept what it saw
     export = history.export()
     verdict = verify_export(export, trusted=history.trusted())
-    assert not verdict.ok and "events 1..30 are not the ones that were signed" in verdict.reason
-    with pytest.raises(Refused, match="NOT consistent"):
-        history.witness.add_checkpoint(ExportFeed(export).request(30))
-    assert verify_export(export).ok                       # without a saved checkpoint, nothing to compare
+    assert not verdict.ok and "two different roots for size 30" in verdict.reason
+    with pytest.raises(Refused, match=r"NOT consistent|were rewritten"):
+        history.witness.add_checkpoint(ExportFeed(export).request(30))  # (the export's own check also fails)
+    verdict = verify_export(export)                       # without a saved checkpoint: the writer signature
+    assert not verdict.ok and "events 8..30 were rewritten" in verdict.reason
 
 
 def test_a_checkpoint_signed_by_an_unknown_key_fails_the_audit(history: History) -> None:
@@ -155,3 +162,49 @@ def test_a_log_that_re_signs_the_same_size_with_another_root_is_caught_as_a_fork
         history.witness_run()
     verdict = verify_export(history.export(), trusted=history.trusted())
     assert not verdict.ok and "signed two different roots for size 30" in verdict.reason
+
+
+# --- one command for the inspector: `lotline verify` checks what `checkpoint audit` checks ------------------
+
+
+def lotline_verify_cli(history: History) -> int:
+    return cli.main(["verify", "--database-url", history.url, "--log-name", ORIGIN,
+                     "--keys-dir", str(history.tmp / "keys")])
+
+
+def test_lotline_verify_passes_an_untouched_log_with_its_checkpoints_and_cosignatures(
+    history: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lotline_verify_cli(history) == 0
+    assert "  2 checkpoints and 2 cosignatures verified" in capsys.readouterr().out.splitlines()
+
+
+def test_lotline_verify_catches_a_truncated_tail_even_with_the_writer_signatures_cut_too(
+    history: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history.attacker.truncate(keep=25)
+    history.attacker.execute("DELETE FROM ledger_writer_signatures WHERE seq > 25")
+    assert lotline_verify_cli(history) == 1
+    out = capsys.readouterr().out
+    assert "checkpoint 30 was signed but the store holds only 25 events" in out or "cut off" in out
+
+
+def test_lotline_verify_catches_a_fork_against_the_stored_checkpoints(
+    history: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Rewrite event 13, re-chain from it and rebuild the stored tree, keeping the signed checkpoints.
+    history.attacker.alter_event(13)
+    history.attacker.rehash_chain(13)
+    history.attacker.forget_tree(keep_checkpoints_up_to=30)
+    assert lotline_verify_cli(history) == 1
+    assert "differs from the signed checkpoint 20" in capsys.readouterr().out
+
+
+def test_lotline_verify_catches_a_bad_cosignature(
+    history: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (line,) = history.attacker.execute("SELECT line FROM ledger_cosignatures WHERE size = 30")[0]
+    forged = line[:-6] + ("A" if line[-6] != "A" else "B") + line[-5:]   # one signature byte changed
+    history.attacker.execute("UPDATE ledger_cosignatures SET line = ? WHERE size = 30", (forged,))
+    assert lotline_verify_cli(history) == 1
+    assert "cosignature by" in capsys.readouterr().out

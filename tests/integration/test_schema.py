@@ -15,7 +15,7 @@ from sqlalchemy import MetaData
 from api import idempotency
 from api.app import create_app
 from epcis.capture import metadata as epcis_capture_metadata
-from ledger import checkpoints, identity, keys, merkle, schema
+from ledger import checkpoints, identity, keys, merkle, schema, writer
 from ledger.config import Settings
 from ledger.db import open_engine, redacted, sqlite_path
 from projections.epcis_index import metadata as epcis_index_metadata
@@ -90,7 +90,7 @@ def test_a_store_behind_this_release_is_refused_with_the_command_to_run(
     assert lotline(["verify", "--database-url", database_url]) == 2
     shown = redacted(database_url)
     assert capsys.readouterr().err.strip() == (
-        f"lotline verify: the store at {shown} is at revision 0001, this Lotline needs 9999: "
+        f"lotline verify: the store at {shown} is at revision 0002, this Lotline needs 9999: "
         f"run `lotline db upgrade --database-url {shown}`"
     )
     with pytest.raises(schema.StoreNotReady, match="needs 9999"), TestClient(
@@ -128,7 +128,7 @@ def test_the_tables_in_the_code_are_the_tables_the_migrations_make(database_url:
     # A change to a table in the code without a migration (or the reverse) shows up here.
     in_code = MetaData()
     for metadata in (identity.metadata, keys.metadata, checkpoints.metadata, merkle.metadata,
-                     epcis_capture_metadata, epcis_index_metadata, idempotency.metadata):
+                     epcis_capture_metadata, epcis_index_metadata, idempotency.metadata, writer.metadata):
         for table in metadata.tables.values():
             table.to_metadata(in_code)
     def ours(name: str | None, type_: str, parent: object) -> bool:

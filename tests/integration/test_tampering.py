@@ -10,15 +10,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger.application import Ledger
+from ledger.chain import encode_event, link_hash
+from ledger.config import Settings
 from ledger.domain import Lot
+from ledger.export import write_export
+from ledger.transparency import Transparency
 from ledger.verify import Report, verify_chain
+from ledger.writer import UnsignedHead, WriterKey
+from lotline_verify import parse_vkey, verify_export
+from lotline_verify.__main__ import main as lotline_verify
 from scripts import cli
-from tests.builders import Program
+from scripts.db import upgrade_store
+from tests.builders import API_GTIN, Program
 from tests.integration.rawdb import CHAIN, REFUSED, RawStore
 
 
@@ -68,6 +77,16 @@ def change_one_payload_byte(p: Program, raw: RawStore) -> Expected:
 def break_the_json(p: Program, raw: RawStore) -> Expected:
     edit_state(raw, p.api, 1, b'"lot_number":"API-1"', b'"lot_number":"API-1')
     return Expected(raw.seq_of(p.api, 1), str(p.api), 1, "stored event is corrupt")
+
+
+def put_a_float_in_the_state(p: Program, raw: RawStore) -> Expected:
+    edit_state(raw, p.api, 1, b'"lot_number":"API-1"', b'"lot_number":"API-1","extra":2.5')
+    return Expected(raw.seq_of(p.api, 1), str(p.api), 1, "floats are not allowed in events")
+
+
+def put_nan_in_the_state(p: Program, raw: RawStore) -> Expected:
+    edit_state(raw, p.api, 1, b'"lot_number":"API-1"', b'"lot_number":"API-1","extra":NaN')
+    return Expected(raw.seq_of(p.api, 1), str(p.api), 1, "floats are not allowed in events")
 
 
 def change_the_record_time(p: Program, raw: RawStore) -> Expected:
@@ -124,6 +143,17 @@ def append_a_forged_event_with_a_link(p: Program, raw: RawStore) -> Expected:
     return Expected(size + 1, str(p.api), 4, "hash mismatch")
 
 
+def append_a_correctly_chained_event(p: Program, raw: RawStore) -> Expected:
+    # A writer with database access but not the writer key: the link is right, the signature missing.
+    topic, state = raw.event(p.api, 3)
+    size, head = p.ledger.chain.head()
+    link = f"INSERT INTO {CHAIN} (seq, originator_id, originator_version, chain_hash) VALUES (?, ?, ?, ?)"
+    raw.insert_event(p.api, 4, topic, state)
+    chain_hash = link_hash(head, encode_event(size + 1, p.api, 4, topic, state))
+    raw.execute(link, (size + 1, raw.key(p.api), 4, chain_hash))
+    return Expected(size + 1, str(p.api), 4, "appended without the writer key")
+
+
 def swap_two_events(p: Program, raw: RawStore) -> Expected:
     # The release of the excipient and of the API swap their content (state and topic).
     first, second = (p.api, 2), (p.excipient, 2)
@@ -146,6 +176,8 @@ def swap_two_chain_positions(p: Program, raw: RawStore) -> Expected:
 TAMPERS: dict[str, Tamper] = {
     "one payload byte": change_one_payload_byte,
     "broken JSON": break_the_json,
+    "a float": put_a_float_in_the_state,
+    "NaN": put_nan_in_the_state,
     "record time": change_the_record_time,
     "event time": change_the_event_time,
     "actor": change_the_actor,
@@ -153,6 +185,7 @@ TAMPERS: dict[str, Tamper] = {
     "deleted event and link": delete_an_event_and_its_link,
     "inserted event": insert_a_forged_event,
     "appended event and link": append_a_forged_event_with_a_link,
+    "appended event, correct link, no signature": append_a_correctly_chained_event,
     "swapped events": swap_two_events,
     "swapped chain positions": swap_two_chain_positions,
 }
@@ -179,7 +212,9 @@ def test_an_untouched_store_verifies(
     assert report.ok and report.failure is None
     assert (report.count, report.head_hash) == (size, head.hex())
     assert verify_cli() == 0
-    assert capsys.readouterr().out.strip() == f"OK: {size} events, head {head.hex()}"
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"OK: {size} events, head {head.hex()}"
+    assert out[1] == "  0 checkpoints and 0 cosignatures verified"
 
 
 @pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
@@ -247,3 +282,89 @@ def test_triggers_refuse_update_and_delete(program: Program, raw: RawStore, even
     assert program.ledger.chain.head() == before
     report = verify_chain(program.ledger.chain)
     assert report.ok and report.count == before[0]
+
+
+# --- the writer key ---------------------------------------------------------------------------------------
+
+
+def test_every_write_is_signed_and_the_head_carries_the_newest_signature(program: Program) -> None:
+    size, head = program.ledger.chain.head()
+    signatures = program.ledger.chain.signatures()
+    assert signatures[-1].seq == size and signatures[-1].chain_hash == head
+    writer = program.ledger.chain.writer
+    assert writer is not None
+    assert all(s.valid_for(writer.verifier) for s in signatures)
+
+
+def test_the_ledger_refuses_to_sign_over_an_event_appended_without_the_writer_key(
+    program: Program, raw: RawStore, open_ledger: Callable[[], Ledger]
+) -> None:
+    expected = append_a_correctly_chained_event(program, raw)
+    appended = f"events {expected.seq}..{expected.seq} were appended without the key"
+    with pytest.raises(UnsignedHead, match=appended):
+        program.receive(gtin=API_GTIN, lot_number="API-9", kind="api", quantity="1 kg", release=False)
+    # The refused write left nothing behind: the forged event is still the head, still named.
+    assert_fails_at(verify_chain(open_ledger().chain), expected)
+
+
+def test_a_signature_by_another_key_does_not_count(
+    program: Program, open_ledger: Callable[[], Ledger], tmp_path: Any
+) -> None:
+    other = WriterKey.load_or_create(tmp_path / "other-keys")
+    report = verify_chain(open_ledger().chain, writer_key=other.verifier)
+    assert not report.ok and report.failure is not None
+    assert report.failure.seq == 1 and "does not verify with writer key" in report.failure.reason
+
+
+# --- the writer key, offline: lotline-verify on an audit export -------------------------------------------
+
+
+def export_of(ledger: Ledger, database_url: str, out: Path) -> Path:
+    log = Transparency.for_reader(ledger.chain, Settings(database_url=database_url))
+    write_export(log, out)
+    return out
+
+
+def test_an_export_of_an_untouched_store_verifies_with_the_pinned_writer_key(
+    program: Program, database_url: str, tmp_path: Path
+) -> None:
+    export = export_of(program.ledger, database_url, tmp_path / "export")
+    writer = program.ledger.chain.writer
+    assert writer is not None
+    assert lotline_verify([str(export), "--quiet", "--writer-key", writer.verifier.encode()]) == 0
+    other = WriterKey.load_or_create(tmp_path / "other-keys").verifier.encode()
+    verdict = verify_export(export, writer_key=parse_vkey(other))
+    assert not verdict.ok and "is not the one you pinned" in verdict.reason
+
+
+def test_an_export_names_the_event_appended_without_the_writer_key(
+    program: Program, raw: RawStore, open_ledger: Callable[[], Ledger], database_url: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    expected = append_a_correctly_chained_event(program, raw)
+    export = export_of(open_ledger(), database_url, tmp_path / "export")
+    writer = program.ledger.chain.writer
+    assert writer is not None
+    verdict = verify_export(export, writer_key=parse_vkey(writer.verifier.encode()))
+    assert not verdict.ok
+    assert (verdict.seq, verdict.events) == (expected.seq, expected.seq - 1)
+    assert "appended without the writer key" in verdict.reason
+    assert lotline_verify([str(export), "--quiet", "--writer-key", writer.verifier.encode()]) == 1
+    assert f"at event {expected.seq}" in capsys.readouterr().out
+
+
+def test_deleting_every_writer_signature_is_not_adopted_by_a_later_upgrade(
+    program: Program, raw: RawStore, database_url: str, open_ledger: Callable[[], Ledger]
+) -> None:
+    raw.disable_triggers()
+    raw.execute("DELETE FROM ledger_writer_signatures")
+    assert upgrade_store(database_url).before == upgrade_store(database_url).after  # nothing to do
+    assert raw.execute("SELECT COUNT(*) FROM ledger_writer_signatures")[0][0] == 0
+    report = verify_chain(open_ledger().chain)
+    assert not report.ok and report.failure is not None and report.failure.seq == 1
+    assert "holds no valid writer signature" in report.failure.reason
+    # A ledger process that signed the head itself may go on from it (its own signature vouched for it);
+    # a fresh one, e.g. after a restart, finds nothing that vouches for the head and refuses.
+    program.ledger = open_ledger()
+    with pytest.raises(UnsignedHead, match="no writer signature is stored"):
+        program.receive(gtin=API_GTIN, lot_number="API-9", kind="api", quantity="1 kg", release=False)
