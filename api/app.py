@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = app_settings.database_url
         require_current(url)
         try:
-            app.state.ledger = _opened(opened, Ledger.open(url))
+            app.state.ledger = _opened(opened, Ledger.open(url, keys_dir=app_settings.keys_dir))
             app.state.identity = _opened(opened, Identity.open(url))
             app.state.idempotency = IdempotencyStore(app.state.identity.engine)
             app.state.transparency = _opened(

@@ -45,6 +45,7 @@ from ledger.identity import InvalidCredentials
 from ledger.keys import SigningKeyError
 from ledger.notes import NoteError
 from ledger.transparency import CosignatureRefused, NotYetCheckpointed
+from ledger.writer import UnsignedHead
 from projections.base import ProjectionConflict, ProjectionTimeout
 
 
@@ -109,6 +110,7 @@ STATUS: dict[type[LedgerError], int] = {
     ProjectionTimeout: 503,
     SigningKeyError: 503,
     StoreBusy: 503,
+    UnsignedHead: 503,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
@@ -124,7 +126,8 @@ DESCRIPTIONS = {
     "nothing was recorded. `concurrent_write` may be retried; `not_yet_checkpointed` after Retry-After.",
     413: "The request body is larger than the limit.",
     422: "A field is malformed, missing, of the wrong type or out of range (the body names it).",
-    503: "The store or the read models do not answer in time, or the log has no usable signing key.",
+    503: "The store or the read models do not answer in time, the log has no usable signing key, or "
+    "the chain's head is not signed by the writer key (`unsigned_head`: run `lotline verify`).",
 }
 
 log = logging.getLogger("lotline.api")

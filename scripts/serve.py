@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_upgrade:
         existing_store(url)
     else:
-        print(f"lotline serve: {upgrade_store(url).describe()}", file=sys.stderr)
+        print(f"lotline serve: {upgrade_store(url, keys_dir=settings.keys_dir).describe()}", file=sys.stderr)
     if args.database_url:
         # Settings are read from the environment in each worker process; pass the override there.
         os.environ["LOTLINE_DATABASE_URL"] = args.database_url

@@ -71,9 +71,9 @@ def signature(meaning: str, password: str = PASSWORD) -> dict[str, str]:
 
 def start_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app on `database_url` with an empty user table; closed when the generator ends."""
-    ledger = Ledger.open(database_url)
-    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
     settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", projection_poll_seconds=0.1)
+    ledger = Ledger.open(database_url, keys_dir=settings.keys_dir)  # the app's writer key: one writer
+    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
     try:
         with TestClient(create_app(settings)) as client:
             yield Api(client, ledger, identity)

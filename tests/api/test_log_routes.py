@@ -22,6 +22,7 @@ from lotline_verify.bundle import verify_bundle
 from lotline_verify.notes import parse_note, parse_vkey, verify_signed
 from lotline_verify.tree import verify_consistency, verify_inclusion
 from scripts.witness import HttpFeed, Refused, Witness
+from tests.api.bodies import commands
 from tests.api.conftest import FAST_SCRYPT, Api, populate, signature
 from tests.builders import Program
 from tests.merkle_builders import Attacker
@@ -30,12 +31,12 @@ ORIGIN = "lotline.test/api"
 
 
 def start(database_url: str, tmp_path: Path, **settings: Any) -> Iterator[Api]:
-    ledger = Ledger.open(database_url)
-    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
     options = {"checkpoint_in_background": False, "projection_poll_seconds": 0.1, **settings}
     app_settings = Settings(
         database_url=database_url, keys_dir=tmp_path / "keys", log_name=ORIGIN, **options
     )
+    ledger = Ledger.open(database_url, keys_dir=app_settings.keys_dir)  # the app's writer key
+    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
     try:
         with TestClient(create_app(app_settings)) as client:
             yield Api(client, ledger, identity)
@@ -267,6 +268,8 @@ def test_the_http_witness_cosigns_then_refuses_a_forked_history(
         attacker.close()
     with pytest.raises(UnsignedHead, match="rewritten"):  # the writer will not sign over a rewritten chain
         program.at_site(["K00004"], shipment_number="S-2", serial=2)
+    refused = log_api.post("admin1", "/locations", commands(program)["register_location"][1])
+    assert refused.status_code == 503 and refused.json()["code"] == "unsigned_head", refused.text
     assert log_api.post("qa1", "/inspector/checkpoints").status_code == 200
     # The log key re-signed it, but the writer's signatures name the rewrite ...
     verification = log_api.get("insp1", "/inspector/verification").json()

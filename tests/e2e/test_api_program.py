@@ -29,7 +29,7 @@ from tests.e2e.http_program import KITS_PER_ARM, run_program
 VENV_BIN = Path(sys.executable).parent
 
 
-def check(result: dict[str, Any], database_url: str) -> None:
+def check(result: dict[str, Any], database_url: str, keys_dir: Path) -> None:
     """What a batch record would say at the end: counts, recall reach, a verified chain and export."""
     impact, kits = result["impact"], result["kits"]
     # unblinded, the API lot reached only the active arm: half the kits
@@ -38,7 +38,7 @@ def check(result: dict[str, Any], database_url: str) -> None:
     at_site = [k for k in kits["items"] if k["place"] and k["place"]["id"] == result["site"]]
     assert len(at_site) == 10 and all(k["treatment"] == "A" for k in kits["items"])
     assert result["refused"]["code"] == "lot_not_usable"
-    ledger = Ledger.open(database_url)
+    ledger = Ledger.open(database_url, keys_dir=keys_dir)  # the server's writer key
     try:
         report = verify_chain(ledger.chain)
     finally:
@@ -56,7 +56,7 @@ def test_a_whole_program_over_http_through_the_asgi_app(database_url: str, tmp_p
             result = run_program(client, identity, tmp_path / "export")
     finally:
         identity.close()
-    check(result, database_url)
+    check(result, database_url, tmp_path / "keys")
 
 
 def free_port() -> int:
@@ -111,7 +111,7 @@ def test_a_whole_program_against_uvicorn_with_two_workers_on_loopback(
             result = run_program(client, identity, tmp_path / "export")
     finally:
         identity.close()
-    check(result, database_url)
+    check(result, database_url, tmp_path / "keys")
     # the installed offline verifier, as an inspector would run it
     verified = subprocess.run(
         [str(VENV_BIN / "lotline-verify"), str(tmp_path / "export")],

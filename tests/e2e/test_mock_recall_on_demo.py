@@ -110,7 +110,7 @@ class Campaign:
 @pytest.fixture
 def demo_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The demo program written into the store, then the app on it (no users yet)."""
-    ledger = Ledger.open(database_url)
+    ledger = Ledger.open(database_url, keys_dir=tmp_path / "keys")  # the app's writer key, as in start_api
     try:
         generate(ledger, seed=SEED, scale=SCALE, progress=False, recall=False)
     finally:
