@@ -106,17 +106,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.read_side = _opened(
                 opened,
-                ReadSide(
-                    app.state.ledger,
-                    url,
-                    catch_up_batches=app_settings.catch_up_batches,
-                    poll_seconds=app_settings.projection_poll_seconds,
-                ),
+                ReadSide(app.state.ledger, url, wait_seconds=app_settings.read_wait_seconds),
             )
             app.state.epcis = _opened(opened, Epcis(app.state.ledger, url))
             app.state.ledger.use_kit_states(app.state.read_side.kit_states)
             app.state.ledger.on_release(app.state.transparency.checkpoint_after_release)
-            app.state.read_side.start()
+            if app_settings.projection_thread:
+                app.state.read_side.start_worker(app_settings.projection_poll_seconds)
             if app_settings.checkpoint_in_background:
                 poll = app_settings.checkpoint_poll_seconds
                 _opened(opened, Checkpointer(app.state.transparency, poll).start())

@@ -110,7 +110,7 @@ STATUS: dict[type[LedgerError], int] = {
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
-RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict)
+RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict, ProjectionTimeout)
 """Errors after which the same request may simply be sent again (answered with Retry-After: 1)."""
 
 DESCRIPTIONS = {

@@ -317,14 +317,17 @@ class ProjectionRunner:
         """Make `run_forever` return after its current batch."""
         self._stop.set()
 
-    def wait_for(self, position: int, timeout: float = 5.0, poll: float = 0.02) -> int:
-        """Block until every read model has applied `position`; the position reached, or timeout."""
+    def wait_for(self, position: int, timeout: float = 5.0, poll: float = 0.02,
+                 names: Sequence[str] | None = None) -> int:
+        """Block until every read model (or those named) has applied `position`; the position reached,
+        or `ProjectionTimeout` at the timeout or at once when one of them stopped before `position`."""
         deadline = time.monotonic() + timeout
         while True:
-            reached = self.position()
+            at = self.positions()
+            reached = min(at[n] for n in (names or at))
             if reached >= position:
                 return reached
-            stuck = [f for f in self.failures() if f.position <= position]
+            stuck = [f for f in self.failures() if f.position <= position and f.name in (names or at)]
             if stuck or time.monotonic() >= deadline:
                 raise ProjectionTimeout(position, reached, timeout, stuck)
             time.sleep(poll)
