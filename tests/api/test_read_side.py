@@ -14,6 +14,7 @@ from ledger.application import Ledger
 from ledger.commands import HoldLot
 from ledger.config import Settings
 from ledger.identity import Identity
+from projections.base import ProjectionTimeout
 from projections.custody import Custody
 from projections.db import open_engine
 from projections.runner import ProjectionRunner
@@ -91,3 +92,18 @@ def test_a_failing_read_model_is_named_by_ready_and_the_others_answer(
     waited = api.client.get(f"/recalls?after={poison}", headers=api.auth("recall1"))
     assert waited.status_code == 503 and "read model custody failed" in waited.json()["message"]
     assert api.client.get("/recalls", headers=api.auth("recall1")).json()["freshness"]["as_of"] == poison
+
+
+def test_opening_a_recall_waits_for_the_genealogy_instead_of_applying_events(
+    no_worker: Api, database_url: str
+) -> None:
+    api = no_worker
+    populate(api)
+    read_side = api.client.app.state.read_side  # type: ignore[attr-defined]
+    # Behind the head with no worker: the kit-state reader is refused (503 with Retry-After, as above).
+    with pytest.raises(ProjectionTimeout, match=r"reached position 0, not \d+"):
+        read_side.kit_states()
+    assert read_side.runner.positions()["genealogy"] == 0  # the request applied nothing
+    catch_up(api, database_url).engine.dispose()
+    _, source = read_side.kit_states()
+    assert source == {"reader": "genealogy read model", "as_of": api.position()}
