@@ -59,14 +59,24 @@ class Unavailable(BaseModel):
     detail: str
 
 
+class FailedReadModel(BaseModel):
+    """A read model that stopped on an event (the others go on): the event's position and the error."""
+
+    read_model: str
+    position: int
+    error: str
+
+
 class ReadModels(BaseModel):
-    """The read models: reachable, the position each applied, and how far behind the ledger they are."""
+    """The read models: reachable, the position each applied, how far behind the ledger they are, and
+    those that stopped on an event."""
 
     reachable: bool
     position: int | None = None
     head: int | None = None
     lag: int | None = None
     positions: dict[str, int] = {}
+    failed: list[FailedReadModel] = []
 
 
 class Readiness(BaseModel):
@@ -96,17 +106,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.read_side = _opened(
                 opened,
-                ReadSide(
-                    app.state.ledger,
-                    url,
-                    catch_up_batches=app_settings.catch_up_batches,
-                    poll_seconds=app_settings.projection_poll_seconds,
-                ),
+                ReadSide(app.state.ledger, url, wait_seconds=app_settings.read_wait_seconds),
             )
             app.state.epcis = _opened(opened, Epcis(app.state.ledger, url))
             app.state.ledger.use_kit_states(app.state.read_side.kit_states)
             app.state.ledger.on_release(app.state.transparency.checkpoint_after_release)
-            app.state.read_side.start()
+            if app_settings.projection_thread:
+                app.state.read_side.start_worker(app_settings.projection_poll_seconds)
             if app_settings.checkpoint_in_background:
                 poll = app_settings.checkpoint_poll_seconds
                 _opened(opened, Checkpointer(app.state.transparency, poll).start())
@@ -149,7 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["service"],
     )
     def ready(user: UserDep, ledger: LedgerDep) -> Readiness | JSONResponse:
-        """Whether the store and the read models answer, and how many events the read models lag behind."""
+        """Whether the store and the read models answer, how many events the read models lag behind, and
+        which read model stopped on which event (then 503)."""
         answer = _readiness(ledger, app.state.read_side)
         if answer.ready:
             return answer
@@ -171,6 +178,7 @@ def _readiness(ledger: Ledger, read_side: ReadSide) -> Readiness:
         return Readiness(ready=False, store_reachable=False, read_models=ReadModels(reachable=False))
     try:
         positions = read_side.runner.positions()
+        failed = [FailedReadModel(**f.as_dict()) for f in read_side.runner.failures()]
     except SQLAlchemyError:
         log.exception("readiness: the read models do not answer")
         return Readiness(
@@ -179,6 +187,7 @@ def _readiness(ledger: Ledger, read_side: ReadSide) -> Readiness:
     position = min(positions.values())
     head = read_side.runner.head()
     models = ReadModels(
-        reachable=True, position=position, head=head, lag=max(0, head - position), positions=positions
+        reachable=True, position=position, head=head, lag=max(0, head - position), positions=positions,
+        failed=failed,
     )
-    return Readiness(ready=True, store_reachable=True, chain_size=size, read_models=models)
+    return Readiness(ready=not failed, store_reachable=True, chain_size=size, read_models=models)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import permissions
@@ -74,10 +74,22 @@ def get_signer(identity: IdentityDep, session: SessionDep, settings: SettingsDep
 SignerDep = Annotated[Signer, Depends(get_signer)]
 
 
-def get_read_side(request: Request) -> ReadSide:
-    """The read models, brought up to date (a bounded number of pages) before the query runs."""
+def get_read_side(
+    request: Request,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="Answer only once the read models have applied this position (a command's "
+            "`position`, its last event's `seq`): waits up to `LOTLINE_READ_WAIT_SECONDS`, then 503 "
+            "with Retry-After naming the position reached.",
+        ),
+    ] = None,
+) -> ReadSide:
+    """The read models; with `after`, once they have applied that position (the request applies nothing)."""
     read_side: ReadSide = request.app.state.read_side
-    read_side.refresh()
+    if after is not None:
+        read_side.wait_for(after)
     return read_side
 
 

@@ -114,7 +114,7 @@ STATUS: dict[type[LedgerError], int] = {
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
-RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict, StoreBusy)
+RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict, ProjectionTimeout, StoreBusy)
 """Errors after which the same request may simply be sent again (answered with Retry-After: 1)."""
 
 DESCRIPTIONS = {

@@ -1,7 +1,11 @@
-"""The read models inside the API process: kept up to date by a background loop, and brought up to
-date again (a bounded number of pages) before each query, so an answer reflects the writes made
-before it was asked. Several API processes may run this at once: the runner applies each event
-exactly once, and a process that loses a race simply reads what the winner applied.
+"""The read models as the API reads them: a request only reads. Events are applied by projection
+workers (`lotline project --follow`, which `lotline serve` starts on its own), never in a request.
+
+A request that must see a write waits, bounded, for the read models to reach that write's position
+(`?after=N`, see `api.deps.get_read_side`); opening a recall waits for the genealogy to reach the
+ledger's head before it reads kit states from it. Either answers 503 with Retry-After when the
+workers do not get there in time. `Settings.projection_thread` runs a worker thread inside the app
+instead (tests, and embedding the app in one process).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from sqlalchemy import Engine
 
 from api.schemas.common import Freshness
 from ledger.application import Ledger
-from projections.base import ProjectionConflict
+from ledger.errors import InvalidInput
 from projections.db import open_engine
 from projections.genealogy import Genealogy
 from projections.recall_campaigns import KitStateReader
@@ -22,61 +26,63 @@ from projections.runner import ProjectionRunner
 
 log = logging.getLogger("lotline.api.readside")
 
-CATCH_UP_PAGES = 100_000
-"""Reading kit states for a recall first brings the genealogy read model up to the ledger's head."""
+POLL_SECONDS = 0.02
+"""How often a waiting request looks at the read models' positions (one small indexed SELECT)."""
 
 
 class ReadSide:
-    """One runner per process, one lock so that this process never races itself."""
+    """The read models of one API process: queries, positions and bounded waits; no applying."""
 
-    def __init__(self, ledger: Ledger, database_url: str, *, catch_up_batches: int, poll_seconds: float):
+    def __init__(self, ledger: Ledger, database_url: str, *, wait_seconds: float):
         self.engine: Engine = open_engine(database_url)
         try:
             self.runner = ProjectionRunner(ledger, self.engine)
         except BaseException:
             self.engine.dispose()
             raise
-        self.catch_up_batches = catch_up_batches
-        self.poll_seconds = poll_seconds
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self.wait_seconds = wait_seconds
+        self._worker: ProjectionRunner | None = None
         self._thread: threading.Thread | None = None
-
-    def refresh(self, max_batches: int | None = None) -> None:
-        """Apply new events, at most `max_batches` pages (default: the configured bound)."""
-        with self._lock:
-            try:
-                self.runner.catch_up(max_batches=max_batches or self.catch_up_batches)
-            except ProjectionConflict as e:
-                log.debug("another process applied the batch first: %s", e.message)
 
     def freshness(self, as_of: int) -> Freshness:
         """The freshness of an answer read at position `as_of`."""
         head = self.runner.head()
         return Freshness(as_of=as_of, head=head, lag=max(0, head - as_of))
 
+    def wait_for(self, position: int) -> int:
+        """Wait (at most `wait_seconds`) until every read model has applied `position`; the position
+        reached, or `ProjectionTimeout` (503 with Retry-After) naming the position reached and any read
+        model that stopped before `position`. A position past the ledger's head was never written: no
+        wait can reach it, so it is refused at once (`InvalidInput`, 422)."""
+        head = self.runner.head()
+        if position > head:
+            raise InvalidInput(
+                f"position {position} is past the ledger's head {head}: pass a position a write answered",
+                field="query.after",
+            )
+        return self.runner.wait_for(position, timeout=self.wait_seconds, poll=POLL_SECONDS)
+
     def kit_states(self) -> tuple[KitStateReader, dict[str, Any]]:
-        """A bulk reader of kits' current states on the caught-up genealogy, and where its answers
-        come from (the position they are as of); the ledger opens recalls with it (`use_kit_states`)."""
-        self.refresh(max_batches=CATCH_UP_PAGES)
+        """A bulk reader of kits' current states on the genealogy, once a worker has brought it to the
+        ledger's head, and where its answers come from (the position they are as of); the ledger opens
+        recalls with it (`use_kit_states`)."""
+        head = self.runner.head()
+        self.runner.wait_for(head, timeout=self.wait_seconds, poll=POLL_SECONDS, names=(Genealogy.name,))
         as_of = self.runner.positions()[Genealogy.name]
         return KitStateReader(self.engine), {"reader": "genealogy read model", "as_of": as_of}
 
-    def start(self) -> None:
-        """Start the background loop (a daemon thread) that keeps the read models up to date."""
-        self._thread = threading.Thread(target=self._loop, name="lotline-projections", daemon=True)
+    def start_worker(self, poll_seconds: float) -> None:
+        """Apply events in a thread of this process (`Settings.projection_thread`)."""
+        self._worker = ProjectionRunner(self.runner.ledger, self.engine)
+        self._thread = threading.Thread(
+            target=self._worker.run_forever, kwargs={"poll_interval": poll_seconds},
+            name="lotline-projections", daemon=True,
+        )
         self._thread.start()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.refresh(max_batches=10)
-            except Exception:  # keep the loop alive; queries catch up themselves and report lag
-                log.exception("applying events to the read models failed; retrying")
-            self._stop.wait(self.poll_seconds)
-
     def close(self) -> None:
-        self._stop.set()
+        if self._worker is not None:
+            self._worker.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.engine.dispose()

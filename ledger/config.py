@@ -56,10 +56,20 @@ class Settings(BaseSettings):
     """The API refuses larger request bodies with 413 before reading them."""
 
     projection_poll_seconds: float = 0.5
-    """How often the API's background loop applies new events to the read models."""
+    """How often a projection worker (`lotline project --follow`, the one `lotline serve` starts)
+    looks for new events to apply to the read models."""
 
-    catch_up_batches: int = 5
-    """Before it answers, a query applies up to this many pages (1,000 events each) of new events."""
+    read_wait_seconds: float = 5.0
+    """A read with `?after=N`, and opening a recall, wait at most this long for the read models to
+    reach the position; then 503 with Retry-After."""
+
+    projection_worker: bool = True
+    """`lotline serve` starts a projection worker process (`lotline project --follow`) next to the API,
+    and stops it on exit; `false` (or `serve --no-projection-worker`) where one runs elsewhere."""
+
+    projection_thread: bool = False
+    """The API process applies events in a thread of its own (tests, one-process embedding); `lotline
+    serve` starts a worker process instead."""
 
     checkpoint_in_background: bool = True
     """Each API process signs checkpoints by the policy above in a background thread."""

@@ -7,8 +7,14 @@ tree, EPCIS, idempotency keys, read models):
   The driver's own transaction handling is switched off and the engine issues `BEGIN` itself: a
   deferred `BEGIN` by default, `BEGIN IMMEDIATE` on a connection with `write_lock(conn)`, so a
   writer that reads before it writes holds the write lock from its first statement.
-- PostgreSQL (psycopg 3): a pool of 5 connections plus 10 overflow, each checked before use.
-The event store's own connections are the eventsourcing library's (`ledger.store.store_env`).
+- Pools, both stores: 5 connections kept plus up to `MAX_OVERFLOW` more, waiting `POOL_TIMEOUT` s at
+  most. The API runs sync routes in anyio's thread pool (40 threads), each holding at most one
+  connection of an engine at a time, plus a few background threads (checkpointer, worker thread):
+  sized so no request waits for a connection of its own process, and a pool timeout never becomes a
+  500. On PostgreSQL that allows ~50 connections per engine and process at the peak: give the server
+  `max_connections` >= API workers x 100 + 20 (the event store, read models and users each have one).
+The event store's own connections are the eventsourcing library's (`ledger.store.store_env`), sized
+the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from ledger.errors import InvalidInput
 
 BUSY_TIMEOUT_SECONDS = 30
-POOL_SIZE, MAX_OVERFLOW = 5, 10
+REQUEST_THREADS = 40
+"""anyio's default thread limiter: how many sync routes one API process runs at once."""
+POOL_SIZE, MAX_OVERFLOW = 5, REQUEST_THREADS + 5
+POOL_TIMEOUT = BUSY_TIMEOUT_SECONDS
 
 _WRITE_OPTION = "lotline_write"
 
@@ -36,8 +45,10 @@ def open_engine(database_url: str, *, durable: bool = True) -> Engine:
     """
     url = sqlalchemy_url(database_url)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+        return create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT,
+                             pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+                           pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -9,8 +9,27 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from ledger.db import BUSY_TIMEOUT_SECONDS, MAX_OVERFLOW, POOL_SIZE, sqlite_path
+from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.sqlite import SQLiteFactory as LibrarySQLiteFactory
+
+from ledger.db import BUSY_TIMEOUT_SECONDS, MAX_OVERFLOW, POOL_SIZE, POOL_TIMEOUT, sqlite_path
 from ledger.errors import InvalidInput
+
+
+class SQLiteFactory(LibrarySQLiteFactory):
+    """The library's SQLite factory with its pool sized like every other engine (`ledger.db`): the
+    library reads no pool settings for SQLite and keeps 5 + 10 connections with a 5 s timeout, which
+    40 request threads exhausted (500s)."""
+
+    def __init__(self, env: object) -> None:
+        super().__init__(env)  # type: ignore[arg-type]
+        made = self.datastore
+        self.datastore = SQLiteDatastore(
+            db_name=made.pool.db_name, lock_timeout=made.pool.lock_timeout, pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT,
+            single_row_tracking=made.single_row_tracking, originator_id_type=made.originator_id_type,
+        )
+        made.close()
 
 SQLITE_RECORDER = "ledger.recorders:ChainedSQLiteApplicationRecorder"
 POSTGRES_RECORDER = "ledger.recorders:ChainedPostgresApplicationRecorder"
@@ -22,7 +41,7 @@ def store_env(database_url: str) -> dict[str, str]:
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "sqlite":
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "ledger.store:SQLiteFactory",
             "CREATE_TABLE": "false",
             "SQLITE_DBNAME": str(sqlite_path(database_url)),
             "SQLITE_LOCK_TIMEOUT": str(BUSY_TIMEOUT_SECONDS),

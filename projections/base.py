@@ -8,11 +8,16 @@ transaction with rows written through SQLAlchemy. We keep the same guarantee wit
 (`UPDATE ... WHERE name = :name AND position = :old`) in the very transaction that writes the batch's
 rows. A crash anywhere rolls both back together; a second runner racing on the same batch finds the
 position moved and rolls its batch back (`ProjectionConflict`), so no event is applied twice.
+
+A read model that fails on an event stops alone: the same row records the event's position and the
+error (`failed_position`, `failed_error`), for every process to see (`/ready`, `lotline project`),
+until a runner applies that event after all (the record is cleared with the advance).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
@@ -24,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
     select,
     update,
@@ -46,6 +52,8 @@ tracking = Table(
     Column("name", String(64), primary_key=True),
     Column("position", BigInteger, nullable=False),
     Column("schema", BigInteger, nullable=False),
+    Column("failed_position", BigInteger, nullable=True),
+    Column("failed_error", Text, nullable=True),
 )
 
 
@@ -68,15 +76,33 @@ class ProjectionConflict(ProjectionError):
 
 
 class ProjectionTimeout(ProjectionError):
-    """The read side did not reach a position in time."""
+    """The read side did not reach a position in time (or a read model it needs has failed)."""
 
     code = "projection_timeout"
 
-    def __init__(self, wanted: int, reached: int, timeout: float) -> None:
+    def __init__(self, wanted: int, reached: int, timeout: float, failed: Sequence[Failure] = ()) -> None:
+        why = "".join(f"; {f.describe()}" for f in failed)
         super().__init__(
-            f"projections reached position {reached}, not {wanted}, within {timeout} s",
+            f"the read models reached position {reached}, not {wanted}, within {timeout} s{why}",
             wanted=wanted, reached=reached, timeout=timeout,
+            failed=[f.as_dict() for f in failed],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A read model stopped on an event: its name, the event's position, the error."""
+
+    name: str
+    position: int
+    error: str
+
+    def describe(self) -> str:
+        """One line for a person: which read model stopped, where, why."""
+        return f"read model {self.name} failed on the event at position {self.position}: {self.error}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"read_model": self.name, "position": self.position, "error": self.error}
 
 
 def positions(conn: Connection, names: Iterable[str]) -> dict[str, int]:
@@ -88,17 +114,48 @@ def positions(conn: Connection, names: Iterable[str]) -> dict[str, int]:
 
 
 def advance(conn: Connection, name: str, old: int, new: int) -> None:
-    """Move `name` from `old` to `new` in the caller's transaction, or raise `ProjectionConflict`."""
+    """Move `name` from `old` to `new` in the caller's transaction, or raise `ProjectionConflict`.
+
+    A failure recorded for an event up to `new` is cleared with it: that event is applied now."""
     result = conn.execute(
-        update(tracking).where(tracking.c.name == name, tracking.c.position == old).values(position=new)
+        update(tracking).where(tracking.c.name == name, tracking.c.position == old).values(
+            position=new,
+            failed_position=None,
+            failed_error=None,
+        )
     )
     if result.rowcount != 1:
         raise ProjectionConflict(name, old)
 
 
+ERROR_TEXT_MAX = 2000
+"""How much of an error's text a failure record keeps."""
+
+
+def record_failure(conn: Connection, name: str, position: int, error: str) -> None:
+    """Record in the caller's transaction that read model `name` stopped on the event at `position`."""
+    conn.execute(
+        update(tracking).where(tracking.c.name == name).values(
+            failed_position=position, failed_error=error[:ERROR_TEXT_MAX]
+        )
+    )
+
+
+def failures(conn: Connection) -> list[Failure]:
+    """The read models that stopped on an event, by name."""
+    rows = conn.execute(
+        select(tracking.c.name, tracking.c.failed_position, tracking.c.failed_error)
+        .where(tracking.c.failed_position.is_not(None))
+        .order_by(tracking.c.name)
+    )
+    return [Failure(name, int(at), error or "") for name, at, error in rows]
+
+
 def reset(conn: Connection, projection: Projection | type[Projection]) -> None:
-    """Put a read model back to position 0 with its current schema (its tables are rebuilt)."""
-    upsert(conn, tracking, [{"name": projection.name, "position": 0, "schema": projection.schema}])
+    """Put a read model back to position 0 with its current schema (its tables are rebuilt); a failure
+    recorded for it is cleared (the rebuild applies that event again)."""
+    upsert(conn, tracking, [{"name": projection.name, "position": 0, "schema": projection.schema,
+                             "failed_position": None, "failed_error": None}])
 
 
 def schemas(conn: Connection) -> dict[str, int]:
@@ -267,6 +324,7 @@ def location_row(e: Any) -> dict[str, Any]:
 
 __all__ = [
     "BatchWriter",
+    "Failure",
     "Positioned",
     "Projection",
     "ProjectionConflict",
@@ -274,11 +332,13 @@ __all__ = [
     "ProjectionTimeout",
     "StagedRows",
     "advance",
+    "failures",
     "location_row",
     "location_table",
     "on",
     "positions",
     "reading",
+    "record_failure",
     "reset",
     "tracking",
     "tracking_metadata",

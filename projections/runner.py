@@ -1,8 +1,11 @@
 """Runs the read models: pulls the notification log in pages and applies each page in one transaction.
 
 The same pull loop serves SQLite (which offers no subscription) and PostgreSQL. Each page of
-events is decoded once and handed to every read model that has not applied it yet; their rows and
-their tracking positions commit together (see `projections.base`). Pages are read with
+events is decoded once and handed to every read model that has not applied it yet, each read model
+in its own transaction: its rows and its tracking position commit together (see `projections.base`).
+A read model that fails on a page is applied again event by event to find the event it fails on; it
+stops there, the failure is recorded in its tracking row, and the others go on. A new runner (a
+worker restart, `lotline project`) tries it again. Pages are read with
 `select_notifications(start, limit, inclusive_of_start=False)` straight from the recorder: the
 notification log's `select()` refuses pages larger than its section size.
 """
@@ -21,13 +24,16 @@ from ledger.application import Ledger
 from ledger.db import store_url
 from projections.audit import AuditTrail
 from projections.base import (
+    Failure,
     Positioned,
     Projection,
     ProjectionConflict,
     ProjectionError,
     ProjectionTimeout,
     advance,
+    failures,
     positions,
+    record_failure,
     reset,
     schemas,
     tracking,
@@ -109,6 +115,8 @@ class ProjectionRunner:
         self.projections = list(projections) if projections is not None else read_models(engine)
         self._by_type = {type(p): p for p in self.projections}
         self._stop = threading.Event()
+        self.failed: dict[str, Failure] = {}
+        """The read models this runner stopped applying, each on the event it failed on."""
         self._owned: tuple[Ledger, Engine] | None = None
         self.check()
 
@@ -186,6 +194,11 @@ class ProjectionRunner:
         with reading(self.engine) as conn:
             return positions(conn, [p.name for p in self.projections])
 
+    def failures(self) -> list[Failure]:
+        """The read models that stopped on an event (recorded by any runner, in any process)."""
+        with reading(self.engine) as conn:
+            return failures(conn)
+
     def position(self) -> int:
         """The position every read model has reached."""
         return min(self.positions().values())
@@ -198,11 +211,15 @@ class ProjectionRunner:
 
     def catch_up(self, batch_size: int = DEFAULT_BATCH, *, max_batches: int | None = None,
                  progress: Callable[[int], None] | None = None) -> int:
-        """Apply every new event, a page per transaction; returns how many events were read."""
+        """Apply every new event, a page per transaction and read model; returns how many events were
+        read. A read model that fails stops alone (see `failed`)."""
         known = self.positions()
         read = batches = 0
         while max_batches is None or batches < max_batches:
-            start = min(known.values())
+            going = [at for name, at in known.items() if name not in self.failed]
+            if not going:
+                break
+            start = min(going)
             page = self.ledger.recorder.select_notifications(start, batch_size, inclusive_of_start=False)
             if not page:
                 break
@@ -217,21 +234,50 @@ class ProjectionRunner:
         return read
 
     def _apply(self, events: Sequence[Positioned], known: dict[str, int]) -> None:
-        """One transaction: each read model claims the batch (compare-and-set), then applies it.
+        """Each read model claims the page (compare-and-set) and applies it, in a transaction of its own.
 
         Claiming first makes a racing runner fail before it writes anything; on PostgreSQL the
-        claimed tracking row stays locked until this transaction ends.
+        claimed tracking row stays locked until this transaction ends. A runner that lost the race
+        for one read model takes up that read model's new position on the next page.
         """
-        first, last = events[0][0], events[-1][0]
-        with writing(self.engine) as conn:
-            for p in self.projections:
-                at = known[p.name]
-                if at >= last:
-                    continue
-                advance(conn, p.name, at, last)
-                p.apply(conn, events if at < first else [e for e in events if e[0] > at])
+        last = events[-1][0]
         for p in self.projections:
-            known[p.name] = max(known[p.name], last)
+            at = known[p.name]
+            if at >= last or p.name in self.failed:
+                continue
+            todo = [e for e in events if e[0] > at]
+            try:
+                self._apply_one(p, at, todo)
+            except ProjectionConflict as e:
+                log.info("%s", e.message)
+                known[p.name] = self.positions()[p.name]
+                continue
+            except Exception:
+                known[p.name] = self._isolate(p, at, todo)
+                continue
+            known[p.name] = last
+
+    def _apply_one(self, p: Projection, at: int, events: Sequence[Positioned]) -> None:
+        with writing(self.engine) as conn:
+            advance(conn, p.name, at, events[-1][0])
+            p.apply(conn, events)
+
+    def _isolate(self, p: Projection, at: int, events: Sequence[Positioned]) -> int:
+        """Apply `events` one at a time to find the one `p` fails on; record it; the position reached."""
+        for event in events:
+            try:
+                self._apply_one(p, at, [event])
+            except ProjectionConflict:
+                return self.positions()[p.name]
+            except Exception as e:
+                failure = Failure(p.name, event[0], f"{type(e).__name__}: {e}")
+                log.exception("%s; the other read models go on", failure.describe())
+                with writing(self.engine) as conn:
+                    record_failure(conn, p.name, failure.position, failure.error)
+                self.failed[p.name] = failure
+                return at
+            at = event[0]
+        return at
 
     def rebuild(self, names: Sequence[str] | None = None, batch_size: int = REBUILD_BATCH,
                 progress: Callable[[int], None] | None = None) -> int:
@@ -271,13 +317,17 @@ class ProjectionRunner:
         """Make `run_forever` return after its current batch."""
         self._stop.set()
 
-    def wait_for(self, position: int, timeout: float = 5.0, poll: float = 0.02) -> int:
-        """Block until every read model has applied `position`; the position reached, or timeout."""
+    def wait_for(self, position: int, timeout: float = 5.0, poll: float = 0.02,
+                 names: Sequence[str] | None = None) -> int:
+        """Block until every read model (or those named) has applied `position`; the position reached,
+        or `ProjectionTimeout` at the timeout or at once when one of them stopped before `position`."""
         deadline = time.monotonic() + timeout
         while True:
-            reached = self.position()
+            at = self.positions()
+            reached = min(at[n] for n in (names or at))
             if reached >= position:
                 return reached
-            if time.monotonic() >= deadline:
-                raise ProjectionTimeout(position, reached, timeout)
+            stuck = [f for f in self.failures() if f.position <= position and f.name in (names or at)]
+            if stuck or time.monotonic() >= deadline:
+                raise ProjectionTimeout(position, reached, timeout, stuck)
             time.sleep(poll)

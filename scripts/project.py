@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "project", help="update the read models (genealogy, recall, inventory, custody, audit)",
         description="Apply every event not yet applied to the read models, a batch per transaction, "
         "and print each read model's position. Exactly once: re-running, or running two at a time, "
-        "never applies an event twice.")
+        "never applies an event twice. A read model that fails on an event stops alone; the others "
+        "go on, the failure is named and the exit status is 1 (a re-run tries that read model again).")
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
     p.add_argument("--rebuild", action="store_true",
                    help="drop the read models' tables and re-apply the whole log first")
@@ -49,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"applied {read:,} events in {time.perf_counter() - began:.1f} s", file=sys.stderr)
         for name, position in runner.positions().items():
             print(f"{name}: {position}")
+        failed = runner.failures()
+        for failure in failed:
+            print(f"lotline project: {failure.describe()}", file=sys.stderr)
+        if failed and not args.follow:
+            return 1
         if args.follow:
             # A supervisor stops a projection process with SIGTERM: finish the batch, then exit.
             signal.signal(signal.SIGTERM, lambda *_: runner.stop())

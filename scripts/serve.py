@@ -1,5 +1,10 @@
 """`lotline serve`: run the API with uvicorn (the app comes from `api.app:create_app`).
 
+`serve` also starts one projection worker (`lotline project --follow`) as a child process, whatever
+`--workers` says, so exactly one process applies events to the read models; it is stopped (SIGTERM,
+finishing its batch) when uvicorn exits. `--no-projection-worker` (or
+`LOTLINE_PROJECTION_WORKER=false`) is for deployments that run the worker as a service of its own.
+
 The schema is settled once, in this process, before uvicorn starts any worker: by default `serve`
 upgrades the store as `lotline db upgrade` does (making it if needed); with `--no-upgrade` it
 refuses a store whose schema is not current. The workers only check it, so `--workers N` on an
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 
 import uvicorn
@@ -30,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
     p.add_argument("--no-upgrade", action="store_true",
                    help="refuse a store whose schema is behind instead of upgrading it")
+    p.add_argument("--no-projection-worker", action="store_true",
+                   help="do not start a projection worker (one runs elsewhere, e.g. `lotline project "
+                   "--follow` as a service of its own)")
     p.set_defaults(func=run)
 
 
@@ -43,6 +52,21 @@ def run(args: argparse.Namespace) -> int:
     if args.database_url:
         # Settings are read from the environment in each worker process; pass the override there.
         os.environ["LOTLINE_DATABASE_URL"] = args.database_url
-    uvicorn.run("api.app:create_app", factory=True, host=args.host or settings.host,
-                port=settings.port if args.port is None else args.port, workers=args.workers)
+    worker = None
+    if settings.projection_worker and not args.no_projection_worker:
+        worker = subprocess.Popen(  # the environment (database URL included) is passed on
+            [sys.executable, "-m", "scripts.cli", "project", "--follow", "--database-url", url,
+             "--poll-interval", str(settings.projection_poll_seconds)]
+        )
+        print(f"lotline serve: projection worker started (pid {worker.pid})", file=sys.stderr)
+    try:
+        uvicorn.run("api.app:create_app", factory=True, host=args.host or settings.host,
+                    port=settings.port if args.port is None else args.port, workers=args.workers)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
     return 0

@@ -188,11 +188,18 @@ def query_events(
     next_page_token: Annotated[
         str | None, Query(alias="nextPageToken", max_length=500, description="From the `Link` header.")
     ] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="A ledger position the answer must include (the index reaches the head "
+              "before every query, so any written position is included)."),
+    ] = None,
 ) -> JSONResponse:
     """The EPCIS 2.0 query subset (blinded events, every role but site): MATCH_*, EQ_*, GE_/LT_eventTime,
     paged by `perPage` and `nextPageToken`."""
     query = request.query_params
-    params = {k: query.getlist(k) if k.startswith(("MATCH_", "EQ_")) else query[k] for k in query}
+    params = {
+        k: query.getlist(k) if k.startswith(("MATCH_", "EQ_")) else query[k] for k in query if k != "after"
+    }
     document, token = epcis.query(params)
     headers = dict(HEADERS)
     if token is not None:

@@ -54,7 +54,15 @@ class Api:
         return self.client.post(path, json=body if body is not None else {}, headers=headers, **kwargs)
 
     def get(self, principal: str, path: str, **kwargs: Any) -> Any:
+        """GET as `principal`; a read waits (`after=`) for every write made so far, through HTTP or
+        the ledger, as a client passes its last write's position (the app's worker thread applies it)."""
+        if "after=" not in path and "after" not in (kwargs.get("params") or {}):
+            path = f"{path}{'&' if '?' in path else '?'}after={self.position()}"
         return self.client.get(path, headers=self.auth(principal), **kwargs)
+
+    def position(self) -> int:
+        """The ledger's last position: what the last write's answer carried."""
+        return int(self.ledger.recorder.max_notification_id() or 0)
 
     def head(self) -> tuple[int, bytes]:
         return self.ledger.chain.head()
@@ -65,13 +73,17 @@ class Api:
         return self.tokens[principal]
 
 
+WORKER_THREAD: dict[str, Any] = {"projection_thread": True, "projection_poll_seconds": 0.02}
+"""Settings for an app that applies events itself, in a thread, as a projection worker would."""
+
+
 def signature(meaning: str, password: str = PASSWORD) -> dict[str, str]:
     return {"meaning": meaning, "password": password}
 
 
 def start_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app on `database_url` with an empty user table; closed when the generator ends."""
-    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", projection_poll_seconds=0.1)
+    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", **WORKER_THREAD)
     ledger = Ledger.open(database_url, keys_dir=settings.keys_dir)  # the app's writer key: one writer
     identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
     try:

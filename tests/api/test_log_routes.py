@@ -23,7 +23,7 @@ from lotline_verify.notes import parse_note, parse_vkey, verify_signed
 from lotline_verify.tree import verify_consistency, verify_inclusion
 from scripts.witness import HttpFeed, Refused, Witness
 from tests.api.bodies import commands
-from tests.api.conftest import FAST_SCRYPT, Api, populate, signature
+from tests.api.conftest import FAST_SCRYPT, WORKER_THREAD, Api, populate, signature
 from tests.builders import Program
 from tests.merkle_builders import Attacker
 
@@ -31,7 +31,7 @@ ORIGIN = "lotline.test/api"
 
 
 def start(database_url: str, tmp_path: Path, **settings: Any) -> Iterator[Api]:
-    options = {"checkpoint_in_background": False, "projection_poll_seconds": 0.1, **settings}
+    options = {"checkpoint_in_background": False, **WORKER_THREAD, **settings}
     app_settings = Settings(
         database_url=database_url, keys_dir=tmp_path / "keys", log_name=ORIGIN, **options
     )

@@ -24,6 +24,7 @@ from ledger.config import Settings
 from ledger.identity import Identity
 from ledger.verify import verify_chain
 from lotline_verify.__main__ import main as lotline_verify
+from tests.api.conftest import WORKER_THREAD
 from tests.e2e.http_program import KITS_PER_ARM, run_program
 
 VENV_BIN = Path(sys.executable).parent
@@ -50,7 +51,7 @@ def check(result: dict[str, Any], database_url: str, keys_dir: Path) -> None:
 
 def test_a_whole_program_over_http_through_the_asgi_app(database_url: str, tmp_path: Path) -> None:
     identity = Identity.open(database_url, scrypt_n=2**10)
-    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys")
+    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", **WORKER_THREAD)
     try:
         with TestClient(create_app(settings)) as client:
             result = run_program(client, identity, tmp_path / "export")

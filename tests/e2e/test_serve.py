@@ -59,6 +59,10 @@ def test_serve_with_three_workers_makes_an_empty_store_once(empty_database_url: 
     assert output.count("applied revision 0001") == 1, output
     assert output.count("Started server process") == 3 and "Traceback" not in output, output
     assert schema.state(url).current
+    # One projection worker for the three API workers, stopped with the server.
+    assert output.count("projection worker started") == 1, output
+    pid = int(output.split("projection worker started (pid ", 1)[1].split(")", 1)[0])
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 
 def test_serve_no_upgrade_refuses_a_store_that_is_not_current(

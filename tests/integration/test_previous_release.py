@@ -124,7 +124,8 @@ def test_db_upgrade_brings_a_store_of_the_previous_release_up_to_date(
         engine.dispose()
     assert lotline(["users", "--database-url", url, "list"]) == 0
     assert "recall_investigator [recall_investigator]" in capsys.readouterr().out
-    settings = Settings(database_url=url, keys_dir=tmp_path / "keys", checkpoint_in_background=False)
+    settings = Settings(database_url=url, keys_dir=tmp_path / "keys", checkpoint_in_background=False,
+                        projection_thread=True)
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").json()["chain_size"] == size
         ready = client.get("/ready", headers={"Authorization": f"Bearer {token}"})

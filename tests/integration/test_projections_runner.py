@@ -11,16 +11,22 @@ from sqlalchemy import inspect
 
 from ledger.application import Ledger
 from ledger.commands import HoldLot
+from projections import runner as runner_module
 from projections.base import ProjectionConflict, ProjectionTimeout
 from projections.db import open_engine
 from projections.inventory import Inventory
 from projections.runner import ProjectionRunner, ReadModelsNotReady
+from scripts.cli import main as lotline
 from scripts.db import upgrade_store
 from tests.projection_builders import QA, build_scenario, dump_tables
 
 
-class PowerCut(RuntimeError):
-    """Stands for the process dying in the middle of a batch."""
+class PowerCut(BaseException):
+    """Stands for the process dying in the middle of a batch (no handler catches it)."""
+
+
+class Poisoned(ValueError):
+    """A read model's bug on one event."""
 
 
 @pytest.fixture
@@ -97,9 +103,13 @@ def test_a_crash_mid_catch_up_resumes_without_loss_or_double_counting(
     with pytest.raises(PowerCut):
         runner.catch_up(batch_size=10)
 
-    # Three batches committed, for every read model alike; the fourth left no trace.
+    # Three batches committed for every read model; the fourth only for those applied before the
+    # inventory (each read model commits a page on its own), and the inventory's left no trace.
     third = ledger.recorder.select_notifications(None, 30)[-1].id
-    assert set(runner.positions().values()) == {third}
+    fourth = ledger.recorder.select_notifications(None, 40)[-1].id
+    assert runner.positions() == {
+        "genealogy": fourth, "recall": fourth, "inventory": third, "custody": third, "audit": third,
+    }
     monkeypatch.undo()
     runner.catch_up(batch_size=10)
     resumed = dump_tables(runner)
@@ -124,10 +134,25 @@ def test_a_second_runner_cannot_apply_a_batch_twice(
         other = ProjectionRunner(ledger, other_engine)
         other.catch_up()
         before = dump_tables(runner)
-        # This runner still believes the read models are where they were: its batch is refused.
+        # This runner still believes the read models are where they were: each read model's batch
+        # is refused by its compare-and-set and rolled back, and the runner takes the new position.
         runner.positions = lambda: dict(stale)  # type: ignore[method-assign]
-        with pytest.raises(ProjectionConflict):
+        refused = []
+        claim = runner_module.advance
+
+        def claiming(conn, name, old, new):  # type: ignore[no-untyped-def]
+            try:
+                claim(conn, name, old, new)
+            except ProjectionConflict:
+                refused.append(name)
+                raise
+
+        runner_module.advance = claiming  # type: ignore[assignment]
+        try:
             runner.catch_up()
+        finally:
+            runner_module.advance = claim  # type: ignore[assignment]
+        assert sorted(refused) == sorted(stale) and runner.failed == {}
         assert dump_tables(other) == before
     finally:
         other_engine.dispose()
@@ -200,3 +225,43 @@ def test_indexes_left_out_by_an_interrupted_rebuild_come_back_with_db_upgrade(
     upgrade_store(database_url)
 
     assert "gen_kit_run" in {ix["name"] for ix in inspect(runner.engine).get_indexes("gen_kit")}
+
+
+def test_a_read_model_that_fails_on_an_event_stops_alone_and_says_where(
+    ledger: Ledger, runner: ProjectionRunner, database_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    build_scenario(ledger)
+    poison = ledger.recorder.select_notifications(None, 25)[-1].id
+    apply = type(runner.custody).apply
+
+    def fails_on_the_poison(self, conn, events):  # type: ignore[no-untyped-def]
+        if any(position == poison for position, _ in events):
+            raise Poisoned("custody cannot read this event")
+        apply(self, conn, events)
+
+    monkeypatch.setattr(type(runner.custody), "apply", fails_on_the_poison)
+    runner.catch_up(batch_size=10)
+
+    # The others reached the head; custody stopped just before the poison, which is recorded.
+    head = runner.head()
+    positions = runner.positions()
+    assert positions.pop("custody") == poison - 1
+    assert set(positions.values()) == {head}
+    (failure,) = runner.failures()
+    assert (failure.name, failure.position) == ("custody", poison)
+    assert "Poisoned: custody cannot read this event" in failure.error
+    with pytest.raises(ProjectionTimeout, match="read model custody failed on the event at position"):
+        runner.wait_for(head, timeout=5)
+
+    # `lotline project` names it and exits non-zero; so does a rebuild.
+    assert lotline(["project", "--database-url", database_url]) == 1
+    err = capsys.readouterr().err
+    assert f"read model custody failed on the event at position {poison}" in err
+    assert lotline(["project", "--rebuild", "--database-url", database_url]) == 1
+    assert f"read model custody failed on the event at position {poison}" in capsys.readouterr().err
+
+    # Fixed and restarted, a runner applies it after all and the record is gone.
+    monkeypatch.undo()
+    assert lotline(["project", "--database-url", database_url]) == 0
+    assert runner.failures() == [] and set(runner.positions().values()) == {head}

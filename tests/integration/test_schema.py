@@ -86,11 +86,12 @@ def test_three_upgrades_at_once_migrate_a_new_store_once(empty_database_url: str
 def test_a_store_behind_this_release_is_refused_with_the_command_to_run(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    current = schema.head()
     monkeypatch.setattr(schema, "head", lambda: "9999")  # as if this release had a newer revision
     assert lotline(["verify", "--database-url", database_url]) == 2
     shown = redacted(database_url)
     assert capsys.readouterr().err.strip() == (
-        f"lotline verify: the store at {shown} is at revision 0002, this Lotline needs 9999: "
+        f"lotline verify: the store at {shown} is at revision {current}, this Lotline needs 9999: "
         f"run `lotline db upgrade --database-url {shown}`"
     )
     with pytest.raises(schema.StoreNotReady, match="needs 9999"), TestClient(

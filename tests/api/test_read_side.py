@@ -1,0 +1,114 @@
+"""The read side apart from the write path: a request never applies events; `?after=` waits, bounded;
+a read model that fails on an event is named by /ready while the others answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from ledger.application import Ledger
+from ledger.commands import HoldLot
+from ledger.config import Settings
+from ledger.identity import Identity
+from projections.base import ProjectionTimeout
+from projections.custody import Custody
+from projections.db import open_engine
+from projections.runner import ProjectionRunner
+from tests.api.conftest import FAST_SCRYPT, Api, populate
+from tests.builders import Program
+from tests.projection_builders import QA
+
+
+@pytest.fixture
+def no_worker(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The app with no projection worker anywhere, and a short bounded wait."""
+    ledger = Ledger.open(database_url)
+    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
+    settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", read_wait_seconds=0.5,
+                        checkpoint_in_background=False)
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield Api(client, ledger, identity)
+    finally:
+        identity.close()
+        ledger.close()
+
+
+def catch_up(api: Api, database_url: str) -> ProjectionRunner:
+    engine = open_engine(database_url)
+    runner = ProjectionRunner(api.ledger, engine)
+    runner.catch_up()
+    return runner
+
+
+def test_a_read_applies_no_event_and_says_how_stale_it_is(no_worker: Api, database_url: str) -> None:
+    api = no_worker
+    program: Program = populate(api)
+    catch_up(api, database_url).engine.dispose()
+    api.ledger.handle(HoldLot(lot_id=program.api, reason="OOS result under investigation"), QA)
+    head = api.position()
+
+    # Nobody applies events: the answer is the old one, and its freshness says it lags one event.
+    answer = api.client.get("/recalls", headers=api.auth("recall1"))
+    assert answer.status_code == 200
+    assert answer.json()["freshness"] == {"as_of": head - 1, "head": head, "lag": 1}
+
+    # Asking for the write's position waits, bounded, then says how far the read models got.
+    late = api.client.get(f"/recalls?after={head}", headers=api.auth("recall1"))
+    assert late.status_code == 503 and late.headers["Retry-After"] == "1"
+    assert late.json()["code"] == "projection_timeout"
+    assert f"reached position {head - 1}, not {head}" in late.json()["message"]
+
+    # A worker applies it: the same read answers at once.
+    catch_up(api, database_url).engine.dispose()
+    fresh = api.client.get(f"/recalls?after={head}", headers=api.auth("recall1"))
+    assert fresh.status_code == 200 and fresh.json()["freshness"]["lag"] == 0
+
+    # A position no write answered with cannot be waited for: refused at once, not after the wait.
+    beyond = api.client.get(f"/recalls?after={head + 1}", headers=api.auth("recall1"))
+    assert beyond.status_code == 422 and beyond.json()["field"] == "query.after", beyond.text
+    assert f"past the ledger's head {head}" in beyond.json()["message"]
+
+
+def test_a_failing_read_model_is_named_by_ready_and_the_others_answer(
+    no_worker: Api, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = no_worker
+    populate(api)
+    poison = api.position()
+
+    def fails(self, conn, events):  # type: ignore[no-untyped-def]
+        if any(position == poison for position, _ in events):
+            raise RuntimeError("custody cannot read this event")
+
+    monkeypatch.setattr(Custody, "apply", fails)
+    catch_up(api, database_url).engine.dispose()
+
+    ready = api.client.get("/ready", headers=api.auth("recall1"))
+    assert ready.status_code == 503
+    assert ready.json()["read_models"]["failed"] == [
+        {"read_model": "custody", "position": poison, "error": "RuntimeError: custody cannot read this event"}
+    ]
+    # Waiting for that position is refused at once, naming custody; the others reached it and answer.
+    waited = api.client.get(f"/recalls?after={poison}", headers=api.auth("recall1"))
+    assert waited.status_code == 503 and "read model custody failed" in waited.json()["message"]
+    assert api.client.get("/recalls", headers=api.auth("recall1")).json()["freshness"]["as_of"] == poison
+
+
+def test_opening_a_recall_waits_for_the_genealogy_instead_of_applying_events(
+    no_worker: Api, database_url: str
+) -> None:
+    api = no_worker
+    populate(api)
+    read_side = api.client.app.state.read_side  # type: ignore[attr-defined]
+    # Behind the head with no worker: the kit-state reader is refused (503 with Retry-After, as above).
+    with pytest.raises(ProjectionTimeout, match=r"reached position 0, not \d+"):
+        read_side.kit_states()
+    assert read_side.runner.positions()["genealogy"] == 0  # the request applied nothing
+    catch_up(api, database_url).engine.dispose()
+    _, source = read_side.kit_states()
+    assert source == {"reader": "genealogy read model", "as_of": api.position()}
