@@ -490,6 +490,33 @@ class ForwardTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardCounts:
+    """What a forward trace answers without listing kits: the reach, the kits per place and how many
+    kits and subjects in all, counted in SQL rather than loaded."""
+
+    lot: LotRef
+    batches: tuple[BatchRef, ...]
+    dp_lots: tuple[LotRef, ...]
+    runs: tuple[RunRef, ...]
+    shipments: tuple[ShipmentRef, ...]
+    places: tuple[PlaceKits, ...]
+    total_kits: int
+    subjects: int
+    blinded: bool
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class KitsPage:
+    """One page of reached kits, by kit number, with how many there are in all."""
+
+    items: tuple[KitView, ...]
+    total: int
+    blinded: bool
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reach:
     """The runs and drug-product lots downstream of some lots, and which kits that affects.
 
@@ -679,6 +706,44 @@ class Genealogy(Projection):
         return ForwardTrace(start, batches, found.dp_lots, found.runs, kits, shipments, places,
                             subjects, not unblinded, as_of)
 
+    def forward_counts(self, lot_id: UUID, *, unblinded: bool = False) -> ForwardCounts:
+        """A forward trace without its kit list: kits and subjects are counted, never loaded."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            start = self._lot(conn, lot_id)
+            batches = self._batches_reached(conn, lot_id)
+            found = reach_of(conn, [lot_id], unblinded=unblinded)
+            if not found.runs:
+                return ForwardCounts(start, batches, found.dp_lots, found.runs, (), (), 0, 0,
+                                     not unblinded, as_of)
+            shipments = shipments_carrying(conn, found.kits)
+            places = place_counts(conn, found)
+            subjects = conn.execute(
+                select(func.count()).select_from(kit).where(found.kits, kit.c.subject.is_not(None))
+            ).scalar_one()
+        return ForwardCounts(start, batches, found.dp_lots, found.runs, shipments, places,
+                             sum(p.total for p in places), int(subjects), not unblinded, as_of)
+
+    def forward_kits(
+        self, lot_ids: Sequence[UUID], *, unblinded: bool = False, limit: int, offset: int
+    ) -> KitsPage:
+        """The kits any of `lot_ids` reached, by kit number, one page: counted and sliced in SQL."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            for lot_id in lot_ids:
+                self._lot(conn, lot_id)
+            found = reach_of(conn, list(dict.fromkeys(lot_ids)), unblinded=unblinded)
+            if not found.runs:
+                return KitsPage((), 0, not unblinded, as_of)
+            total = conn.execute(select(func.count()).select_from(kit).where(found.kits)).scalar_one()
+            query = select(kit).where(found.kits).order_by(kit.c.kit_number, kit.c.kit_id)
+            if unblinded:
+                query = query.add_columns(allocation.c.treatment, allocation.c.dp_lot_id).join(
+                    allocation, allocation.c.kit_id == kit.c.kit_id)
+            rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+            places = places_by_id(conn, {r["place_id"] for r in rows})
+        return KitsPage(tuple(_kit_view(r, places) for r in rows), int(total), not unblinded, as_of)
+
     def _lot(self, conn: Connection, lot_id: UUID) -> LotRef:
         row = conn.execute(select(lot).where(lot.c.lot_id == lot_id)).mappings().first()
         if row is None:
@@ -778,10 +843,12 @@ __all__ = [
     "BackwardTrace",
     "BatchRef",
     "Consumed",
+    "ForwardCounts",
     "ForwardSummary",
     "ForwardTrace",
     "Genealogy",
     "KitView",
+    "KitsPage",
     "Reach",
     "RunRef",
     "ShipmentRef",
