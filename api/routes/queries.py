@@ -34,12 +34,11 @@ from api.schemas.queries import (
     StockOut,
     TrailOut,
 )
-from ledger.access import require_passed_through
+from ledger.access import require_passed_through, sees_place
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
 from ledger.domain.recall import Recall
 from ledger.errors import InvalidInput
 from ledger.identity import User
-from ledger.values import Role
 
 router = APIRouter(tags=["queries"])
 log = logging.getLogger("lotline.api.queries")
@@ -260,7 +259,7 @@ def _custody(answer: Any, user: User, read: ReadSide) -> BaseModel:
 
 
 def _sees(user: User, place_id: UUID) -> bool:
-    return user.role != Role.SITE or place_id in user.sites
+    return sees_place(user.role, user.sites, place_id)
 
 
 # --- ids ----------------------------------------------------------------------------------------------------
