@@ -202,6 +202,16 @@ shipment_kit = Table(
     Index("gen_shipment_kit_kit", "kit_id"),
 )
 
+# Kits of each run per shipment, written once when the shipment leaves (a shipment ships once and
+# its kits never change): the blinded forward trace names the shipments of a lot from a few rows per
+# reached run instead of joining every reached kit to its shipments (43 ms for 10,237 kits).
+run_shipment = Table(
+    "gen_run_shipment", metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("shipment_id", Uuid, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
 _LOT_STATUS = {
     Lot.Released: "released",
     Lot.Rejected: "rejected",
@@ -229,7 +239,23 @@ class _Writer(BatchWriter):
         self.kits.flush()
         self.shipments.flush()
         insert_rows(self.conn, shipment_kit, self.shipment_kits)
+        self._count_shipped_runs()
         _add(self.conn, run_place, ("run_id", "place_id", "status", "status_class"), self.run_counts)
+
+    def _count_shipped_runs(self) -> None:
+        """Count the kits of each run in the shipments this batch shipped (kits are flushed first)."""
+        shipped = list(dict.fromkeys(r["shipment_id"] for r in self.shipment_kits))
+        self.shipment_kits = []
+        for part in chunks(shipped):
+            counted = self.conn.execute(
+                select(kit.c.run_id, shipment_kit.c.shipment_id, func.count())
+                .join(kit, kit.c.kit_id == shipment_kit.c.kit_id)
+                .where(shipment_kit.c.shipment_id.in_(part))
+                .group_by(kit.c.run_id, shipment_kit.c.shipment_id)
+            ).all()
+            insert_rows(self.conn, run_shipment, [
+                {"run_id": r, "shipment_id": sh, "n": n} for r, sh, n in counted
+            ])
 
     def _count(self, row: dict[str, Any], delta: int) -> None:
         """Move the kit `row` in or out of its (run, place, status) counts."""
@@ -594,6 +620,7 @@ class Genealogy(Projection):
     """Backward and forward traces over lots, batches, packaging runs, kits and shipments."""
 
     name = "genealogy"
+    schema = 2  # 2: gen_run_shipment
     metadata = metadata
     writer = _Writer
 
@@ -716,7 +743,7 @@ class Genealogy(Projection):
             if not found.runs:
                 return ForwardCounts(start, batches, found.dp_lots, found.runs, (), (), 0, 0,
                                      not unblinded, as_of)
-            shipments = shipments_carrying(conn, found.kits)
+            shipments = shipments_reached(conn, found)
             places = place_counts(conn, found)
             subjects = conn.execute(
                 select(func.count()).select_from(kit).where(found.kits, kit.c.subject.is_not(None))
@@ -785,15 +812,33 @@ class Genealogy(Projection):
         return tuple(_kit_view({**r, **secrets[r["kit_id"]]}, places) for r in rows)
 
 
+def shipments_reached(conn: Connection, found: Reach) -> tuple[ShipmentRef, ...]:
+    """The shipments that carried reached kits: summed from the run counts when whole runs are
+    reached (blinded), else counted kit by kit."""
+    if found.run_ids is None:
+        return shipments_carrying(conn, found.kits)
+    t = run_shipment
+    return _shipments(conn, (
+        select(t.c.shipment_id, func.sum(t.c.n).label("n"))
+        .where(t.c.run_id.in_(found.run_ids))
+        .group_by(t.c.shipment_id)
+        .subquery()
+    ))
+
+
 def shipments_carrying(conn: Connection, kits: ColumnElement[bool]) -> tuple[ShipmentRef, ...]:
     """Every shipment that carried a kit matching `kits`, with how many of them."""
-    counted = (
+    return _shipments(conn, (
         select(shipment_kit.c.shipment_id, func.count().label("n"))
         .join(kit, kit.c.kit_id == shipment_kit.c.kit_id)
         .where(kits)
         .group_by(shipment_kit.c.shipment_id)
         .subquery()
-    )
+    ))
+
+
+def _shipments(conn: Connection, counted: Any) -> tuple[ShipmentRef, ...]:
+    """The shipments of a (shipment_id, n) subquery, by shipment number."""
     rows = conn.execute(
         select(shipment, counted.c.n)
         .join(counted, counted.c.shipment_id == shipment.c.shipment_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import func, select
 
+from projections.genealogy import kit, run_shipment, shipment_kit
 from tests.projection_builders import World, scenario_world
 
 
@@ -55,3 +57,14 @@ def test_kits_of_several_lots_are_the_union_of_each_lots_kits_by_kit_number(
     page = genealogy.forward_kits(lots, unblinded=unblinded, limit=1000, offset=0)
     assert page.total == len(expected) > 0
     assert page.items == tuple(expected)
+
+
+def test_kits_per_run_and_shipment_equal_a_count_of_every_shipped_kit(world: World) -> None:
+    with world.runner.engine.connect() as conn:
+        kept = set(conn.execute(select(run_shipment)).tuples())
+        counted = set(conn.execute(
+            select(kit.c.run_id, shipment_kit.c.shipment_id, func.count())
+            .join(kit, kit.c.kit_id == shipment_kit.c.kit_id)
+            .group_by(kit.c.run_id, shipment_kit.c.shipment_id)
+        ).tuples())
+    assert kept == counted and kept
