@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from uuid import UUID
 
 from ledger.errors import NotYourSite
@@ -14,3 +14,8 @@ def require_passed_through(role: Role, own_sites: Iterable[UUID], places: Iterab
     other roles see every custody record."""
     if role == Role.SITE and not set(places) & set(own_sites):
         raise NotYourSite(what)
+
+
+def sees_place(role: Role, own_sites: Collection[UUID], place_id: UUID) -> bool:
+    """A site user sees stock and kits only at their own sites; other roles see every place."""
+    return role != Role.SITE or place_id in own_sites

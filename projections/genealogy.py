@@ -202,6 +202,16 @@ shipment_kit = Table(
     Index("gen_shipment_kit_kit", "kit_id"),
 )
 
+# Kits of each run per shipment, written once when the shipment leaves (a shipment ships once and
+# its kits never change): the blinded forward trace names the shipments of a lot from a few rows per
+# reached run instead of joining every reached kit to its shipments (43 ms for 10,237 kits).
+run_shipment = Table(
+    "gen_run_shipment", metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("shipment_id", Uuid, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
 _LOT_STATUS = {
     Lot.Released: "released",
     Lot.Rejected: "rejected",
@@ -229,7 +239,23 @@ class _Writer(BatchWriter):
         self.kits.flush()
         self.shipments.flush()
         insert_rows(self.conn, shipment_kit, self.shipment_kits)
+        self._count_shipped_runs()
         _add(self.conn, run_place, ("run_id", "place_id", "status", "status_class"), self.run_counts)
+
+    def _count_shipped_runs(self) -> None:
+        """Count the kits of each run in the shipments this batch shipped (kits are flushed first)."""
+        shipped = list(dict.fromkeys(r["shipment_id"] for r in self.shipment_kits))
+        self.shipment_kits = []
+        for part in chunks(shipped):
+            counted = self.conn.execute(
+                select(kit.c.run_id, shipment_kit.c.shipment_id, func.count())
+                .join(kit, kit.c.kit_id == shipment_kit.c.kit_id)
+                .where(shipment_kit.c.shipment_id.in_(part))
+                .group_by(kit.c.run_id, shipment_kit.c.shipment_id)
+            ).all()
+            insert_rows(self.conn, run_shipment, [
+                {"run_id": r, "shipment_id": sh, "n": n} for r, sh, n in counted
+            ])
 
     def _count(self, row: dict[str, Any], delta: int) -> None:
         """Move the kit `row` in or out of its (run, place, status) counts."""
@@ -490,6 +516,33 @@ class ForwardTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardCounts:
+    """What a forward trace answers without listing kits: the reach, the kits per place and how many
+    kits and subjects in all, counted in SQL rather than loaded."""
+
+    lot: LotRef
+    batches: tuple[BatchRef, ...]
+    dp_lots: tuple[LotRef, ...]
+    runs: tuple[RunRef, ...]
+    shipments: tuple[ShipmentRef, ...]
+    places: tuple[PlaceKits, ...]
+    total_kits: int
+    subjects: int
+    blinded: bool
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
+class KitsPage:
+    """One page of reached kits, by kit number, with how many there are in all."""
+
+    items: tuple[KitView, ...]
+    total: int
+    blinded: bool
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reach:
     """The runs and drug-product lots downstream of some lots, and which kits that affects.
 
@@ -567,6 +620,7 @@ class Genealogy(Projection):
     """Backward and forward traces over lots, batches, packaging runs, kits and shipments."""
 
     name = "genealogy"
+    schema = 2  # 2: gen_run_shipment
     metadata = metadata
     writer = _Writer
 
@@ -679,6 +733,44 @@ class Genealogy(Projection):
         return ForwardTrace(start, batches, found.dp_lots, found.runs, kits, shipments, places,
                             subjects, not unblinded, as_of)
 
+    def forward_counts(self, lot_id: UUID, *, unblinded: bool = False) -> ForwardCounts:
+        """A forward trace without its kit list: kits and subjects are counted, never loaded."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            start = self._lot(conn, lot_id)
+            batches = self._batches_reached(conn, lot_id)
+            found = reach_of(conn, [lot_id], unblinded=unblinded)
+            if not found.runs:
+                return ForwardCounts(start, batches, found.dp_lots, found.runs, (), (), 0, 0,
+                                     not unblinded, as_of)
+            shipments = shipments_reached(conn, found)
+            places = place_counts(conn, found)
+            subjects = conn.execute(
+                select(func.count()).select_from(kit).where(found.kits, kit.c.subject.is_not(None))
+            ).scalar_one()
+        return ForwardCounts(start, batches, found.dp_lots, found.runs, shipments, places,
+                             sum(p.total for p in places), int(subjects), not unblinded, as_of)
+
+    def forward_kits(
+        self, lot_ids: Sequence[UUID], *, unblinded: bool = False, limit: int, offset: int
+    ) -> KitsPage:
+        """The kits any of `lot_ids` reached, by kit number, one page: counted and sliced in SQL."""
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            for lot_id in lot_ids:
+                self._lot(conn, lot_id)
+            found = reach_of(conn, list(dict.fromkeys(lot_ids)), unblinded=unblinded)
+            if not found.runs:
+                return KitsPage((), 0, not unblinded, as_of)
+            total = conn.execute(select(func.count()).select_from(kit).where(found.kits)).scalar_one()
+            query = select(kit).where(found.kits).order_by(kit.c.kit_number, kit.c.kit_id)
+            if unblinded:
+                query = query.add_columns(allocation.c.treatment, allocation.c.dp_lot_id).join(
+                    allocation, allocation.c.kit_id == kit.c.kit_id)
+            rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+            places = places_by_id(conn, {r["place_id"] for r in rows})
+        return KitsPage(tuple(_kit_view(r, places) for r in rows), int(total), not unblinded, as_of)
+
     def _lot(self, conn: Connection, lot_id: UUID) -> LotRef:
         row = conn.execute(select(lot).where(lot.c.lot_id == lot_id)).mappings().first()
         if row is None:
@@ -720,15 +812,33 @@ class Genealogy(Projection):
         return tuple(_kit_view({**r, **secrets[r["kit_id"]]}, places) for r in rows)
 
 
+def shipments_reached(conn: Connection, found: Reach) -> tuple[ShipmentRef, ...]:
+    """The shipments that carried reached kits: summed from the run counts when whole runs are
+    reached (blinded), else counted kit by kit."""
+    if found.run_ids is None:
+        return shipments_carrying(conn, found.kits)
+    t = run_shipment
+    return _shipments(conn, (
+        select(t.c.shipment_id, func.sum(t.c.n).label("n"))
+        .where(t.c.run_id.in_(found.run_ids))
+        .group_by(t.c.shipment_id)
+        .subquery()
+    ))
+
+
 def shipments_carrying(conn: Connection, kits: ColumnElement[bool]) -> tuple[ShipmentRef, ...]:
     """Every shipment that carried a kit matching `kits`, with how many of them."""
-    counted = (
+    return _shipments(conn, (
         select(shipment_kit.c.shipment_id, func.count().label("n"))
         .join(kit, kit.c.kit_id == shipment_kit.c.kit_id)
         .where(kits)
         .group_by(shipment_kit.c.shipment_id)
         .subquery()
-    )
+    ))
+
+
+def _shipments(conn: Connection, counted: Any) -> tuple[ShipmentRef, ...]:
+    """The shipments of a (shipment_id, n) subquery, by shipment number."""
     rows = conn.execute(
         select(shipment, counted.c.n)
         .join(counted, counted.c.shipment_id == shipment.c.shipment_id)
@@ -778,10 +888,12 @@ __all__ = [
     "BackwardTrace",
     "BatchRef",
     "Consumed",
+    "ForwardCounts",
     "ForwardSummary",
     "ForwardTrace",
     "Genealogy",
     "KitView",
+    "KitsPage",
     "Reach",
     "RunRef",
     "ShipmentRef",

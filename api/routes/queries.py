@@ -34,12 +34,11 @@ from api.schemas.queries import (
     StockOut,
     TrailOut,
 )
-from ledger.access import require_passed_through
+from ledger.access import require_passed_through, sees_place
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
 from ledger.domain.recall import Recall
 from ledger.errors import InvalidInput
 from ledger.identity import User
-from ledger.values import Role
 
 router = APIRouter(tags=["queries"])
 log = logging.getLogger("lotline.api.queries")
@@ -52,6 +51,20 @@ Unblinded = Annotated[
     bool,
     Query(
         description="Show each kit's treatment and drug-product lot (QA, QP, recall investigator, inspector)."
+    ),
+]
+ForwardUnblinded = Annotated[
+    bool,
+    Query(
+        description=(
+            "Count only the kits that physically contain this lot, and show each kit's treatment and "
+            "drug-product lot (QA, QP, recall investigator, inspector). Without it (blinded), every kit "
+            "of each packaging run the lot went into is counted, placebo and active alike, so that the "
+            "count cannot reveal which kits are active: the unblinded count is therefore smaller (on a "
+            "placebo-controlled run with one active kit per placebo kit, half). Use the unblinded count "
+            "to know how many kits actually hold the lot; use the blinded one with sites, so that "
+            "nobody learns the treatment."
+        )
     ),
 ]
 LotIds = Annotated[list[UUID], Query(min_length=1, max_length=100, description="The suspect lots.")]
@@ -100,12 +113,14 @@ def trace_lot_backward(lot_id: UUID, user: Tracer, read: ReadDep) -> Any:
 
 
 @router.get("/trace/lots/{lot_id}/forward", response_model=ForwardOut, responses=errors(404))
-def trace_lot_forward(lot_id: UUID, user: Tracer, read: ReadDep, unblinded: Unblinded = False) -> Any:
+def trace_lot_forward(
+    lot_id: UUID, user: Tracer, read: ReadDep, unblinded: ForwardUnblinded = False
+) -> Any:
     """Everything a lot reached: batches, drug-product lots, runs, kits per place, shipments."""
-    answer = read.runner.genealogy.forward_from_lot(
+    answer = read.runner.genealogy.forward_counts(
         lot_id, unblinded=blinding(user, unblinded, f"lot {lot_id}")
     )
-    return shaped(ForwardOut, answer, read, total_kits=len(answer.kits), subjects=len(answer.subjects))
+    return shaped(ForwardOut, answer, read)
 
 
 @router.get("/trace/lots/{lot_id}/forward/kits", response_model=KitPage, responses=errors(404))
@@ -113,22 +128,15 @@ def trace_lot_forward_kits(
     lot_id: UUID,
     user: Tracer,
     read: ReadDep,
-    unblinded: Unblinded = False,
+    unblinded: ForwardUnblinded = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:
     """The kits a lot reached, by kit number, a page at a time, with place, status and subject."""
-    answer = read.runner.genealogy.forward_from_lot(
-        lot_id, unblinded=blinding(user, unblinded, f"lot {lot_id}")
+    answer = read.runner.genealogy.forward_kits(
+        [lot_id], unblinded=blinding(user, unblinded, f"lot {lot_id}"), limit=limit, offset=offset
     )
-    return KitPage.model_validate(
-        {
-            **page(answer.kits, limit, offset),
-            "blinded": answer.blinded,
-            "freshness": read.freshness(answer.as_of),
-        },
-        from_attributes=True,
-    )
+    return _kit_page(answer, read, limit, offset)
 
 
 # --- recalls ----------------------------------------------------------------------------------------
@@ -157,16 +165,22 @@ def recall_impact_kits(
     offset: Offset = 0,
 ) -> Any:
     """Every kit recalling these lots reaches, by kit number, a page at a time."""
-    shown = blinding(user, unblinded, "recall kits")
-    reached: dict[UUID, Any] = {}
-    as_of = None
-    for lot in dict.fromkeys(lot_id):
-        answer = read.runner.genealogy.forward_from_lot(lot, unblinded=shown)
-        as_of = answer.as_of if as_of is None else min(as_of, answer.as_of)
-        reached.update((k.id, k) for k in answer.kits)
-    kits = sorted(reached.values(), key=lambda k: k.kit_number)
+    answer = read.runner.genealogy.forward_kits(
+        lot_id, unblinded=blinding(user, unblinded, "recall kits"), limit=limit, offset=offset
+    )
+    return _kit_page(answer, read, limit, offset)
+
+
+def _kit_page(answer: Any, read: ReadSide, limit: int, offset: int) -> KitPage:
     return KitPage.model_validate(
-        {**page(kits, limit, offset), "blinded": not shown, "freshness": read.freshness(as_of or 0)},
+        {
+            "total": answer.total,
+            "limit": limit,
+            "offset": offset,
+            "items": list(answer.items),
+            "blinded": answer.blinded,
+            "freshness": read.freshness(answer.as_of),
+        },
         from_attributes=True,
     )
 
@@ -245,7 +259,7 @@ def _custody(answer: Any, user: User, read: ReadSide) -> BaseModel:
 
 
 def _sees(user: User, place_id: UUID) -> bool:
-    return user.role != Role.SITE or place_id in user.sites
+    return sees_place(user.role, user.sites, place_id)
 
 
 # --- ids ----------------------------------------------------------------------------------------------------
