@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import errors
+from api import errors, openapi
 from api.checkpointer import Checkpointer
 from api.deps import LedgerDep, UserDep
 from api.idempotency import IdempotencyStore
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = app_settings
     app.add_middleware(BodyLimit, max_bytes=app_settings.max_body_bytes)
     errors.install(app)
+    openapi.install(app)
     for module in (admin, lots, manufacturing, release, distribution, site, queries, inspector):
         app.include_router(module.router)
     app.include_router(epcis_routes.router)

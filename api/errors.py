@@ -2,7 +2,9 @@
 
 An error class not in the table (looked up along its MRO) is a bug and surfaces as a 500. Request
 validation errors (malformed JSON, wrong types, unknown fields) get the same body shape, naming the
-field; so do the HTTP errors Starlette raises itself (404 for an unknown path, 405, 413).
+field; so do the HTTP errors Starlette raises itself (404 for an unknown path, 405, 413). A body FastAPI
+cannot parse at all (JSON that is not UTF-8: its 400) is malformed input like any other: 422.
+The OpenAPI document declares these answers for every route they can reach (api/openapi.py).
 """
 
 from __future__ import annotations
@@ -179,6 +181,11 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI's "There was an error parsing the body"
+        message = f"body: {exc.detail} (not UTF-8 JSON)"
+        problem = {"field": "body", "message": str(exc.detail), "type": "body_unparsable"}
+        body = {"code": "invalid_input", "message": message, "field": "body", "problems": [problem]}
+        return JSONResponse(body, status_code=422)
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )

@@ -1,4 +1,7 @@
-"""A limit on request bodies: larger ones are refused with 413 before the app reads them."""
+"""A limit on request bodies: larger ones are refused with 413 before the app reads them.
+
+Only the methods whose bodies a route reads are limited (`BODY_METHODS`); a GET's body is never read,
+so it is not refused either, and the OpenAPI declares 413 exactly where it can occur (api/openapi.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import json
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""The methods whose request bodies are limited."""
 
 
 class BodyLimit:
@@ -16,7 +22,7 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -80,6 +80,10 @@ tokens = Table(
 )
 
 
+MAX_TOKEN_TTL = timedelta(days=3660)
+"""The longest lifetime a token may be given (about ten years); longer is a token that never expires."""
+
+
 class InvalidCredentials(LedgerError):
     """A missing, unknown, revoked or expired token, a disabled user, or a wrong password."""
 
@@ -203,7 +207,14 @@ class Identity:
     # --- tokens --------------------------------------------------------------------------------
 
     def issue_token(self, principal: str, *, label: str = "", ttl: timedelta | None = None) -> str:
-        """A new API token for the user; the secret is returned once and only its hash is kept."""
+        """A new API token for the user, valid for `ttl` (positive, at most `MAX_TOKEN_TTL`); without
+        `ttl` it does not expire until revoked (an operator's choice: `lotline users token` without
+        `--expires-in`). The secret is returned once and only its hash is kept."""
+        if ttl is not None and not timedelta(0) < ttl <= MAX_TOKEN_TTL:
+            raise InvalidInput(
+                f"a token's lifetime is positive and at most {MAX_TOKEN_TTL.days} days, not {ttl}",
+                field="ttl",
+            )
         self.user(principal)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         created = datetime.now(UTC)

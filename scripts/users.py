@@ -16,7 +16,7 @@ from uuid import UUID
 from ledger.application import Ledger
 from ledger.domain import Location, LocationKind
 from ledger.errors import LedgerError
-from ledger.identity import Identity, User
+from ledger.identity import MAX_TOKEN_TTL, Identity, User
 from ledger.values import Role
 from scripts.db import existing_store
 
@@ -53,7 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     token = cmds.add_parser("token", help="issue a new API token for a user and print it once")
     token.add_argument("principal")
     token.add_argument("--label", default="", help="what the token is for")
-    token.add_argument("--expires-in", type=int, metavar="MINUTES", help="the token expires after MINUTES")
+    token.add_argument(
+        "--expires-in",
+        type=_minutes,
+        metavar="MINUTES",
+        help="the token expires after MINUTES (a positive number); without it, it does not expire "
+        "until revoked (`lotline users revoke`)",
+    )
     token.set_defaults(func=_with_identity(_issue_token))
 
     password = cmds.add_parser("password", help="set a user's password")
@@ -114,8 +120,22 @@ def _list_users(args: argparse.Namespace, identity: Identity) -> int:
     return 0
 
 
+def _minutes(text: str) -> int:
+    """--expires-in: a whole number of minutes, positive and at most MAX_TOKEN_TTL (argparse exits 2)."""
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes") from None
+    if not 0 < minutes <= MAX_TOKEN_TTL / timedelta(minutes=1):
+        raise argparse.ArgumentTypeError(
+            f"{minutes} minutes: a token's lifetime is positive and at most {MAX_TOKEN_TTL.days} days "
+            "(leave --expires-in out for a token that does not expire)"
+        )
+    return minutes
+
+
 def _issue_token(args: argparse.Namespace, identity: Identity) -> int:
-    ttl = timedelta(minutes=args.expires_in) if args.expires_in else None
+    ttl = None if args.expires_in is None else timedelta(minutes=args.expires_in)
     print(identity.issue_token(args.principal, label=args.label, ttl=ttl))
     return 0
 

@@ -8,7 +8,7 @@ records may carry that user's electronic signature (docs/api.md, docs/epcis.md).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel
 from api.deps import Capturer, EpcisDep, SignerDep, Tracer
 from api.errors import errors
 from api.routes.queries import Unblinded, blinding
-from api.schemas.common import CheckerIn
+from api.schemas.common import CheckerIn, ErrorBody
 from ledger.errors import InvalidInput
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
@@ -59,6 +59,14 @@ class CaptureOut(BaseModel):
     ledgerEvents: int
     errors: list[EventRefusal]
     eventIDs: list[str]
+
+
+class CaptureRefused(CaptureOut):
+    """A document refused whole, nothing recorded: the error's `code` and sentence, and the outcome
+    with `errors` naming each refused event's index and reason."""
+
+    code: Literal["epcis_refused"]
+    message: str
 
 
 def _streamed(document: Any) -> StreamingResponse:
@@ -126,9 +134,9 @@ Token = Annotated[
         200: {"model": CaptureOut, "description": "Every event was captured before; nothing recorded."},
         **errors(403, 413),
         422: {
-            "model": CaptureOut,
+            "model": CaptureRefused | ErrorBody,
             "description": "Refused whole, nothing recorded: `errors` names each event's index and reason "
-            "(or a malformed header: the usual error body).",
+            "(or a malformed header or body: the usual error body).",
         },
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": DOCUMENT}}},

@@ -3,6 +3,7 @@ read the role may not make, and never an event written by a refused request."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from ledger.commands import SponsorRelease
@@ -54,7 +55,8 @@ def test_unknown_revoked_expired_and_disabled_tokens_are_refused(api: Api, progr
         api.client.post(body[0], json=body[1], headers={"Authorization": "Bearer lt_nonsense"}).status_code
         == 401
     )
-    expired = api.identity.issue_token("qa1", ttl=timedelta(seconds=-1))
+    expired = api.identity.issue_token("qa1", ttl=timedelta(milliseconds=1))
+    time.sleep(0.01)
     answer = api.client.post(body[0], json=body[1], headers={"Authorization": f"Bearer {expired}"})
     assert answer.status_code == 401 and "expired" in answer.json()["message"]
     api.identity.set_disabled("qa2")

@@ -83,6 +83,8 @@ def test_malformed_json_and_oversized_bodies(api: Api, program: Program) -> None
     assert broken.status_code == 422 and broken.json()["problems"][0]["type"] == "json_invalid"
     not_object = api.client.post("/lots", content=b"[1, 2]", headers=headers)
     assert not_object.status_code == 422
+    not_utf8 = api.client.post("/lots", content=b'{"gtin": "\xff"}', headers=headers)
+    assert not_utf8.status_code == 422 and not_utf8.json()["field"] == "body", not_utf8.text
     huge = b'{"gtin": "' + b"0" * (2 * 1024 * 1024) + b'"}'
     too_big = api.client.post("/lots", content=huge, headers=headers)
     assert too_big.status_code == 413 and too_big.json()["code"] == "payload_too_large"

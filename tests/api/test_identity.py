@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import sys
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -130,3 +132,37 @@ def test_links_for_finds_each_events_seq_and_hash_in_chain_order(database_url: s
         assert ledger.chain.links_for([]) == []
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "999999999", "soon"])
+def test_lotline_users_token_refuses_a_lifetime_that_is_not_a_positive_number_of_minutes(
+    minutes: str, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identity = Identity.open(database_url)
+    try:
+        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=None)
+        with pytest.raises(SystemExit) as exit_:
+            argv = ["users", "--database-url", database_url, "token", "qa1", "--expires-in", minutes]
+            run_cli(monkeypatch, capsys, *argv)
+        assert exit_.value.code == 2
+        assert "--expires-in" in capsys.readouterr().err
+        with identity.engine.connect() as conn:
+            assert conn.execute(select(tokens)).first() is None  # nothing was issued
+    finally:
+        identity.close()
+
+
+@pytest.mark.parametrize("ttl", [timedelta(0), timedelta(seconds=-1), timedelta(days=100_000)])
+def test_a_token_lifetime_is_positive_and_bounded(ttl: timedelta, database_url: str) -> None:
+    identity = Identity.open(database_url)
+    try:
+        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=None)
+        with pytest.raises(InvalidInput, match="lifetime") as refused:
+            identity.issue_token("qa1", ttl=ttl)
+        assert refused.value.as_dict()["field"] == "ttl"
+        short = identity.issue_token("qa1", ttl=timedelta(milliseconds=1))
+        time.sleep(0.01)
+        with pytest.raises(InvalidCredentials, match="expired"):
+            identity.authenticate(short)
+    finally:
+        identity.close()
