@@ -151,6 +151,8 @@ class ChainReader(ABC):
     positions and hashes without reading them back."""
 
     _written = threading.local()
+    events_table_name: str
+    """The event store's table (the library's recorders set it)."""
     writer: WriterKey | None = None
     """The key that signs each commit (ledger/writer.py); None: commits are not signed."""
 
@@ -526,7 +528,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         row = curs.fetchone()
         last_seq, prev = (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
         rows = _links(prev, last_seq, stored_events)
-        curs.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
+        # executemany on a cursor of its own, as the library does: in pipeline mode, a later fetch on
+        # the same cursor can meet the result of a large executemany's last INSERT instead of its own.
+        with curs.connection.cursor() as many:
+            many.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
         self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(curs),
                           lambda sig: curs.execute(self._insert_signature, _sig_values(sig)))
         self._note_written(rows)
