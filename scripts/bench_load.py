@@ -309,6 +309,8 @@ async def send(client: httpx.AsyncClient, phase: Phase, request: Request, schedu
         status = answer.status_code
     except httpx.TimeoutException:
         status = 599  # no answer within TIMEOUT: counted with the 5xx
+    except httpx.TransportError:
+        status = 598  # the connection failed or was dropped: no answer, counted with the 5xx
     phase.add(route, time.perf_counter() - scheduled, status)
 
 
