@@ -37,6 +37,7 @@ from sqlalchemy import (
     Date,
     Index,
     MetaData,
+    Select,
     String,
     Table,
     Uuid,
@@ -70,7 +71,7 @@ from projections.base import (
     location_table,
     on,
 )
-from projections.db import add_counts, chunks, insert_rows, reading, select_in
+from projections.db import Ids, add_counts, as_text, chunks, insert_rows, reading, select_in
 from projections.views import LocationRef, LotRef, PlaceKits, group_by_place
 
 metadata = MetaData()
@@ -183,6 +184,14 @@ run_place = Table(
     Column("n", BigInteger, nullable=False),
 )
 
+# Kits of each run given to a subject, kept by +1/-1 like `gen_run_place`: the blinded forward trace
+# counts a lot's subjects from one row per reached run instead of reading ~19,000 kit rows (8 ms).
+run_subjects = Table(
+    "gen_run_subjects", metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
 shipment = Table(
     "gen_shipment", metadata,
     Column("shipment_id", Uuid, primary_key=True),
@@ -227,6 +236,7 @@ class _Writer(BatchWriter):
         self.shipments = StagedRows(conn, shipment)
         self.shipment_kits: list[dict[str, Any]] = []
         self.run_counts: dict[tuple[Any, ...], int] = {}
+        self.subject_counts: dict[tuple[Any, ...], int] = {}
         self._kinds: dict[UUID, str] | None = None
 
     def prepare(self, events: Sequence[Positioned]) -> None:
@@ -241,6 +251,7 @@ class _Writer(BatchWriter):
         insert_rows(self.conn, shipment_kit, self.shipment_kits)
         self._count_shipped_runs()
         _add(self.conn, run_place, ("run_id", "place_id", "status", "status_class"), self.run_counts)
+        _add(self.conn, run_subjects, ("run_id",), self.subject_counts)
 
     def _count_shipped_runs(self) -> None:
         """Count the kits of each run in the shipments this batch shipped (kits are flushed first)."""
@@ -261,6 +272,9 @@ class _Writer(BatchWriter):
         """Move the kit `row` in or out of its (run, place, status) counts."""
         key = (row["run_id"], row["place_id"], row["status"], row["status_class"])
         self.run_counts[key] = self.run_counts.get(key, 0) + delta
+        if row["subject"] is not None:
+            run_key = (row["run_id"],)
+            self.subject_counts[run_key] = self.subject_counts.get(run_key, 0) + delta
 
     def _kind(self, location_id: UUID) -> str | None:
         if self._kinds is None:
@@ -602,25 +616,26 @@ def place_counts(conn: Connection, found: Reach) -> tuple[PlaceKits, ...]:
     if found.run_ids is not None:
         t = run_place
         counted = (
-            select(t.c.place_id, t.c.status, t.c.status_class, func.sum(t.c.n))
+            select(as_text(t.c.place_id), t.c.status, t.c.status_class, func.sum(t.c.n))
             .where(t.c.run_id.in_(found.run_ids))
             .group_by(t.c.place_id, t.c.status, t.c.status_class)
         )
     else:
         counted = (
-            select(kit.c.place_id, kit.c.status, kit.c.status_class, func.count())
+            select(as_text(kit.c.place_id), kit.c.status, kit.c.status_class, func.count())
             .where(found.kits)
             .group_by(kit.c.place_id, kit.c.status, kit.c.status_class)
         )
-    rows = conn.execute(counted).all()
-    return group_by_place(rows, places_by_id(conn, {r[0] for r in rows}))
+    ids = Ids()
+    rows = [(ids[p], status, status_class, n) for p, status, status_class, n in conn.execute(counted)]
+    return group_by_place(rows, places_by_id(conn, ids.values()))
 
 
 class Genealogy(Projection):
     """Backward and forward traces over lots, batches, packaging runs, kits and shipments."""
 
     name = "genealogy"
-    schema = 2  # 2: gen_run_shipment
+    schema = 3  # 2: gen_run_shipment; 3: gen_run_subjects
     metadata = metadata
     writer = _Writer
 
@@ -643,7 +658,10 @@ class Genealogy(Projection):
                 "packaging", view.run_id, made["run_number"], made["run_location_id"],
                 datetime.fromisoformat(made["run_occurred_at"]), None, _consumed(inputs), 1,
             )
-            steps = [packaging, *self._formulations(conn, inputs, 2)]
+            upstream = select(reach.c.lot_id).where(
+                reach.c.run_id == view.run_id, reach.c.via_lot_id.in_([i["lot_id"] for i in inputs])
+            )
+            steps = [packaging, *self._formulations(conn, inputs, 2, upstream=upstream)]
         return BackwardTrace(view, None, tuple(steps), _inputs_of(steps), not unblinded, as_of)
 
     def backward_from_lot(self, lot_id: UUID) -> BackwardTrace:
@@ -656,21 +674,19 @@ class Genealogy(Projection):
             steps = self._formulations(conn, [start], 1)
         return BackwardTrace(None, LotRef.of(start), tuple(steps), _inputs_of(steps), True, as_of)
 
-    def _formulations(self, conn: Connection, made: Sequence[Any], depth: int) -> list[Step]:
-        """The batches that produced the lot rows `made`, then theirs, breadth first."""
+    def _formulations(
+        self, conn: Connection, made: Sequence[Any], depth: int, *, upstream: Select[Any] | None = None
+    ) -> list[Step]:
+        """The batches that produced the lot rows `made`, then theirs, breadth first. `upstream`, a
+        query of every lot upstream of `made` (from the closure table), reads them all in two
+        queries instead of two a layer."""
         steps: list[Step] = []
         outputs = {r["lot_id"]: r for r in made}
+        read = _BatchReader(conn, upstream)
 
         def producers(batch_ids: list[UUID]) -> list[UUID]:
             nonlocal outputs, depth
-            produced = conn.execute(
-                select(batch).where(batch.c.batch_id.in_(batch_ids)).order_by(batch.c.batch_number)
-            ).all()
-            inputs = conn.execute(
-                select(batch_input.c.batch_id, batch_input.c.amount, batch_input.c.unit, lot)
-                .join(lot, lot.c.lot_id == batch_input.c.lot_id)
-                .where(batch_input.c.batch_id.in_(batch_ids))
-            ).mappings().all()
+            produced, inputs = read(batch_ids)
             for b in produced:
                 steps.append(Step(
                     "formulation", b.batch_id, b.batch_number, b.location_id,
@@ -745,9 +761,7 @@ class Genealogy(Projection):
                                      not unblinded, as_of)
             shipments = shipments_reached(conn, found)
             places = place_counts(conn, found)
-            subjects = conn.execute(
-                select(func.count()).select_from(kit).where(found.kits, kit.c.subject.is_not(None))
-            ).scalar_one()
+            subjects = subjects_reached(conn, found)
         return ForwardCounts(start, batches, found.dp_lots, found.runs, shipments, places,
                              sum(p.total for p in places), int(subjects), not unblinded, as_of)
 
@@ -826,6 +840,17 @@ def shipments_reached(conn: Connection, found: Reach) -> tuple[ShipmentRef, ...]
     ))
 
 
+def subjects_reached(conn: Connection, found: Reach) -> int:
+    """How many reached kits were given to a subject: summed from the run counts when whole runs are
+    reached (blinded), else counted kit by kit."""
+    if found.run_ids is None:
+        counted = select(func.count()).select_from(kit).where(found.kits, kit.c.subject.is_not(None))
+    else:
+        t = run_subjects
+        counted = select(func.coalesce(func.sum(t.c.n), 0)).where(t.c.run_id.in_(found.run_ids))
+    return int(conn.execute(counted).scalar_one())
+
+
 def shipments_carrying(conn: Connection, kits: ColumnElement[bool]) -> tuple[ShipmentRef, ...]:
     """Every shipment that carried a kit matching `kits`, with how many of them."""
     return _shipments(conn, (
@@ -839,20 +864,54 @@ def shipments_carrying(conn: Connection, kits: ColumnElement[bool]) -> tuple[Shi
 
 def _shipments(conn: Connection, counted: Any) -> tuple[ShipmentRef, ...]:
     """The shipments of a (shipment_id, n) subquery, by shipment number."""
+    s = shipment.c
     rows = conn.execute(
-        select(shipment, counted.c.n)
-        .join(counted, counted.c.shipment_id == shipment.c.shipment_id)
-        .order_by(shipment.c.shipment_number)
+        select(as_text(s.shipment_id), s.shipment_number, s.sscc, as_text(s.from_id), as_text(s.to_id),
+               s.status, s.shipped_at, s.received_at, counted.c.n)
+        .join(counted, counted.c.shipment_id == s.shipment_id)
+        .order_by(s.shipment_number)
     ).all()
-    places = places_by_id(conn, (r.to_id for r in rows))
+    ids = Ids()
+    places = places_by_id(conn, {ids[r.to_id] for r in rows})
     return tuple(
         ShipmentRef(
-            r.shipment_id, r.shipment_number, r.sscc, r.from_id, places[r.to_id], r.status,
+            ids[r.shipment_id], r.shipment_number, r.sscc, ids[r.from_id], places[ids[r.to_id]], r.status,
             datetime.fromisoformat(r.shipped_at),
             datetime.fromisoformat(r.received_at) if r.received_at else None, int(r.n),
         )
         for r in rows
     )
+
+
+class _BatchReader:
+    """The batches of some ids, by batch number, and their inputs with the input lots' rows: read a
+    layer at a time, or all at once from `upstream`, a query of every lot they may produce."""
+
+    def __init__(self, conn: Connection, upstream: Select[Any] | None = None) -> None:
+        self.conn = conn
+        self.batches: Sequence[Any] | None = None
+        self.inputs: Sequence[Any] = ()
+        if upstream is not None:
+            within = batch.c.output_lot_id.in_(upstream.scalar_subquery())
+            self.batches = conn.execute(select(batch).where(within).order_by(batch.c.batch_number)).all()
+            self.inputs = self._inputs(batch_input.c.batch_id.in_(select(batch.c.batch_id).where(within)))
+
+    def __call__(self, batch_ids: list[UUID]) -> tuple[Sequence[Any], Sequence[Any]]:
+        if self.batches is None:
+            produced = self.conn.execute(
+                select(batch).where(batch.c.batch_id.in_(batch_ids)).order_by(batch.c.batch_number)
+            ).all()
+            return produced, self._inputs(batch_input.c.batch_id.in_(batch_ids))
+        wanted = set(batch_ids)
+        return ([b for b in self.batches if b.batch_id in wanted],
+                [i for i in self.inputs if i["batch_id"] in wanted])
+
+    def _inputs(self, where: ColumnElement[bool]) -> Sequence[Any]:
+        return self.conn.execute(
+            select(batch_input.c.batch_id, batch_input.c.amount, batch_input.c.unit, lot)
+            .join(lot, lot.c.lot_id == batch_input.c.lot_id)
+            .where(where)
+        ).mappings().all()
 
 
 def _kit_view(row: Any, places: dict[UUID, LocationRef]) -> KitView:
