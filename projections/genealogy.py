@@ -22,7 +22,7 @@ kit of every reached run, since a blinded reader may not learn which arm a lot w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,6 +35,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Date,
+    Engine,
     Index,
     MetaData,
     Select,
@@ -604,13 +605,33 @@ def reach_of(conn: Connection, lot_ids: Sequence[UUID], *, unblinded: bool) -> R
     return Reach(tuple(runs), _sorted_lots(dp_lots.values()), kits, None)
 
 
+Places = Callable[[Connection, Iterable[UUID | None]], dict[UUID, LocationRef]]
+"""How a query names places: `places_by_id`, or a `KnownPlaces`."""
+
+
 def places_by_id(conn: Connection, ids: Iterable[UUID | None]) -> dict[UUID, LocationRef]:
     """The named locations, by id."""
     wanted = {i for i in ids if i is not None}
     return {r["location_id"]: LocationRef.of(r) for r in select_in(conn, location, "location_id", wanted)}
 
 
-def place_counts(conn: Connection, found: Reach) -> tuple[PlaceKits, ...]:
+class KnownPlaces:
+    """The named locations by id, each read once per process: a location's row never changes once
+    registered (a rebuild writes it again from the same event), and a forward trace names ~300, two
+    reads of the table per request before."""
+
+    def __init__(self) -> None:
+        self._known: dict[UUID, LocationRef] = {}
+
+    def __call__(self, conn: Connection, ids: Iterable[UUID | None]) -> dict[UUID, LocationRef]:
+        wanted = {i for i in ids if i is not None}
+        missing = wanted - self._known.keys()
+        if missing:
+            self._known.update(places_by_id(conn, missing))
+        return {i: self._known[i] for i in wanted if i in self._known}
+
+
+def place_counts(conn: Connection, found: Reach, places: Places = places_by_id) -> tuple[PlaceKits, ...]:
     """The reached kits per place, by status and recall class: summed from the run counts when
     whole runs are reached (blinded), else counted kit by kit."""
     if found.run_ids is not None:
@@ -628,7 +649,7 @@ def place_counts(conn: Connection, found: Reach) -> tuple[PlaceKits, ...]:
         )
     ids = Ids()
     rows = [(ids[p], status, status_class, n) for p, status, status_class, n in conn.execute(counted)]
-    return group_by_place(rows, places_by_id(conn, ids.values()))
+    return group_by_place(rows, places(conn, ids.values()))
 
 
 class Genealogy(Projection):
@@ -638,6 +659,10 @@ class Genealogy(Projection):
     schema = 3  # 2: gen_run_shipment; 3: gen_run_subjects
     metadata = metadata
     writer = _Writer
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.places = KnownPlaces()
 
     # --- backward ------------------------------------------------------------------------------
 
@@ -759,8 +784,8 @@ class Genealogy(Projection):
             if not found.runs:
                 return ForwardCounts(start, batches, found.dp_lots, found.runs, (), (), 0, 0,
                                      not unblinded, as_of)
-            shipments = shipments_reached(conn, found)
-            places = place_counts(conn, found)
+            shipments = shipments_reached(conn, found, self.places)
+            places = place_counts(conn, found, self.places)
             subjects = subjects_reached(conn, found)
         return ForwardCounts(start, batches, found.dp_lots, found.runs, shipments, places,
                              sum(p.total for p in places), int(subjects), not unblinded, as_of)
@@ -826,18 +851,20 @@ class Genealogy(Projection):
         return tuple(_kit_view({**r, **secrets[r["kit_id"]]}, places) for r in rows)
 
 
-def shipments_reached(conn: Connection, found: Reach) -> tuple[ShipmentRef, ...]:
+def shipments_reached(
+    conn: Connection, found: Reach, places: Places = places_by_id
+) -> tuple[ShipmentRef, ...]:
     """The shipments that carried reached kits: summed from the run counts when whole runs are
     reached (blinded), else counted kit by kit."""
     if found.run_ids is None:
-        return shipments_carrying(conn, found.kits)
+        return shipments_carrying(conn, found.kits, places)
     t = run_shipment
     return _shipments(conn, (
         select(t.c.shipment_id, func.sum(t.c.n).label("n"))
         .where(t.c.run_id.in_(found.run_ids))
         .group_by(t.c.shipment_id)
         .subquery()
-    ))
+    ), places)
 
 
 def subjects_reached(conn: Connection, found: Reach) -> int:
@@ -851,7 +878,9 @@ def subjects_reached(conn: Connection, found: Reach) -> int:
     return int(conn.execute(counted).scalar_one())
 
 
-def shipments_carrying(conn: Connection, kits: ColumnElement[bool]) -> tuple[ShipmentRef, ...]:
+def shipments_carrying(
+    conn: Connection, kits: ColumnElement[bool], places: Places = places_by_id
+) -> tuple[ShipmentRef, ...]:
     """Every shipment that carried a kit matching `kits`, with how many of them."""
     return _shipments(conn, (
         select(shipment_kit.c.shipment_id, func.count().label("n"))
@@ -859,10 +888,10 @@ def shipments_carrying(conn: Connection, kits: ColumnElement[bool]) -> tuple[Shi
         .where(kits)
         .group_by(shipment_kit.c.shipment_id)
         .subquery()
-    ))
+    ), places)
 
 
-def _shipments(conn: Connection, counted: Any) -> tuple[ShipmentRef, ...]:
+def _shipments(conn: Connection, counted: Any, places_of: Places) -> tuple[ShipmentRef, ...]:
     """The shipments of a (shipment_id, n) subquery, by shipment number."""
     s = shipment.c
     rows = conn.execute(
@@ -872,7 +901,7 @@ def _shipments(conn: Connection, counted: Any) -> tuple[ShipmentRef, ...]:
         .order_by(s.shipment_number)
     ).all()
     ids = Ids()
-    places = places_by_id(conn, {ids[r.to_id] for r in rows})
+    places = places_of(conn, {ids[r.to_id] for r in rows})
     return tuple(
         ShipmentRef(
             ids[r.shipment_id], r.shipment_number, r.sscc, ids[r.from_id], places[ids[r.to_id]], r.status,
