@@ -38,7 +38,6 @@ from sqlalchemy import (
     Engine,
     Index,
     MetaData,
-    Select,
     String,
     Table,
     Uuid,
@@ -683,10 +682,7 @@ class Genealogy(Projection):
                 "packaging", view.run_id, made["run_number"], made["run_location_id"],
                 datetime.fromisoformat(made["run_occurred_at"]), None, _consumed(inputs), 1,
             )
-            upstream = select(reach.c.lot_id).where(
-                reach.c.run_id == view.run_id, reach.c.via_lot_id.in_([i["lot_id"] for i in inputs])
-            )
-            steps = [packaging, *self._formulations(conn, inputs, 2, upstream=upstream)]
+            steps = [packaging, *self._formulations(conn, inputs, 2)]
         return BackwardTrace(view, None, tuple(steps), _inputs_of(steps), not unblinded, as_of)
 
     def backward_from_lot(self, lot_id: UUID) -> BackwardTrace:
@@ -699,19 +695,21 @@ class Genealogy(Projection):
             steps = self._formulations(conn, [start], 1)
         return BackwardTrace(None, LotRef.of(start), tuple(steps), _inputs_of(steps), True, as_of)
 
-    def _formulations(
-        self, conn: Connection, made: Sequence[Any], depth: int, *, upstream: Select[Any] | None = None
-    ) -> list[Step]:
-        """The batches that produced the lot rows `made`, then theirs, breadth first. `upstream`, a
-        query of every lot upstream of `made` (from the closure table), reads them all in two
-        queries instead of two a layer."""
+    def _formulations(self, conn: Connection, made: Sequence[Any], depth: int) -> list[Step]:
+        """The batches that produced the lot rows `made`, then theirs, breadth first."""
         steps: list[Step] = []
         outputs = {r["lot_id"]: r for r in made}
-        read = _BatchReader(conn, upstream)
 
         def producers(batch_ids: list[UUID]) -> list[UUID]:
             nonlocal outputs, depth
-            produced, inputs = read(batch_ids)
+            produced = conn.execute(
+                select(batch).where(batch.c.batch_id.in_(batch_ids)).order_by(batch.c.batch_number)
+            ).all()
+            inputs = conn.execute(
+                select(batch_input.c.batch_id, batch_input.c.amount, batch_input.c.unit, lot)
+                .join(lot, lot.c.lot_id == batch_input.c.lot_id)
+                .where(batch_input.c.batch_id.in_(batch_ids))
+            ).mappings().all()
             for b in produced:
                 steps.append(Step(
                     "formulation", b.batch_id, b.batch_number, b.location_id,
@@ -910,37 +908,6 @@ def _shipments(conn: Connection, counted: Any, places_of: Places) -> tuple[Shipm
         )
         for r in rows
     )
-
-
-class _BatchReader:
-    """The batches of some ids, by batch number, and their inputs with the input lots' rows: read a
-    layer at a time, or all at once from `upstream`, a query of every lot they may produce."""
-
-    def __init__(self, conn: Connection, upstream: Select[Any] | None = None) -> None:
-        self.conn = conn
-        self.batches: Sequence[Any] | None = None
-        self.inputs: Sequence[Any] = ()
-        if upstream is not None:
-            within = batch.c.output_lot_id.in_(upstream.scalar_subquery())
-            self.batches = conn.execute(select(batch).where(within).order_by(batch.c.batch_number)).all()
-            self.inputs = self._inputs(batch_input.c.batch_id.in_(select(batch.c.batch_id).where(within)))
-
-    def __call__(self, batch_ids: list[UUID]) -> tuple[Sequence[Any], Sequence[Any]]:
-        if self.batches is None:
-            produced = self.conn.execute(
-                select(batch).where(batch.c.batch_id.in_(batch_ids)).order_by(batch.c.batch_number)
-            ).all()
-            return produced, self._inputs(batch_input.c.batch_id.in_(batch_ids))
-        wanted = set(batch_ids)
-        return ([b for b in self.batches if b.batch_id in wanted],
-                [i for i in self.inputs if i["batch_id"] in wanted])
-
-    def _inputs(self, where: ColumnElement[bool]) -> Sequence[Any]:
-        return self.conn.execute(
-            select(batch_input.c.batch_id, batch_input.c.amount, batch_input.c.unit, lot)
-            .join(lot, lot.c.lot_id == batch_input.c.lot_id)
-            .where(where)
-        ).mappings().all()
 
 
 def _kit_view(row: Any, places: dict[UUID, LocationRef]) -> KitView:
