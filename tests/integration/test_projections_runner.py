@@ -81,6 +81,7 @@ def test_rebuild_equals_incremental_on_the_demo_program(ledger: Ledger, runner: 
     assert dump_tables(runner) == incremental
     assert len(incremental["gen_kit"]) >= 400
     assert incremental["gen_run_shipment"] and incremental["gen_run_place"]
+    assert incremental["gen_run_subjects"]
     assert len(incremental["audit_entry"]) == ledger.chain.count_events()
 
 
