@@ -219,12 +219,13 @@ class ProjectionRunner:
     # --- applying ----------------------------------------------------------------------------------
 
     def catch_up(self, batch_size: int = DEFAULT_BATCH, *, max_batches: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> int:
+                 progress: Callable[[int], None] | None = None, stoppable: bool = False) -> int:
         """Apply every new event, a page per transaction and read model; returns how many events were
-        read. A read model that fails stops alone (see `failed`)."""
+        read. A read model that fails stops alone (see `failed`). With `stoppable`, `stop()` ends it after
+        the page it is on (`run_forever`: a worker told to stop mid-rebuild does not finish the log)."""
         known = self.positions()
         read = batches = 0
-        while max_batches is None or batches < max_batches:
+        while (max_batches is None or batches < max_batches) and not (stoppable and self._stop.is_set()):
             going = [at for name, at in known.items() if name not in self.failed]
             if not going:
                 break
@@ -313,7 +314,7 @@ class ProjectionRunner:
         self._stop.clear()
         while not self._stop.is_set():
             try:
-                read = self.catch_up(batch_size)
+                read = self.catch_up(batch_size, stoppable=True)
             except ProjectionConflict as e:
                 log.warning("%s; catching up from the new position", e.message)
                 continue

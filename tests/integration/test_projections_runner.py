@@ -18,6 +18,7 @@ from projections.inventory import Inventory
 from projections.runner import ProjectionRunner, ReadModelsNotReady
 from scripts.cli import main as lotline
 from scripts.db import upgrade_store
+from tests.builders import Program
 from tests.projection_builders import QA, build_scenario, dump_tables
 
 
@@ -267,3 +268,18 @@ def test_a_read_model_that_fails_on_an_event_stops_alone_and_says_where(
     monkeypatch.undo()
     assert lotline(["project", "--database-url", database_url]) == 0
     assert runner.failures() == [] and set(runner.positions().values()) == {head}
+
+
+def test_stop_ends_a_long_catch_up_after_its_page(ledger: Ledger, runner: ProjectionRunner) -> None:
+    """A worker told to stop (SIGTERM) mid-rebuild finishes the page it is on, not the whole log."""
+    Program.released(ledger)
+    pages: list[int] = []
+
+    def stop_after_the_first_page(position: int) -> None:
+        pages.append(position)
+        runner.stop()
+
+    read = runner.catch_up(batch_size=10, progress=stop_after_the_first_page, stoppable=True)
+    assert (read, pages) == (10, [10])
+    assert runner.position() == 10 < runner.head()
+    assert runner.catch_up() == runner.head() - 10  # an explicit catch-up afterwards goes on
