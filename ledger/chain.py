@@ -5,6 +5,7 @@ The format is specified in docs/canonical-encoding.md; this module and that text
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -120,6 +121,7 @@ def link_hash(prev: bytes, canonical: bytes) -> bytes:
     return hashlib.sha256(prev + canonical).digest()
 
 
+@functools.lru_cache(maxsize=1024)
 def event_type(topic: str) -> str:
     """`ledger.domain.lot:Lot.Released` -> `Lot.Released`: the topic without its module path."""
     return topic.split(":", 1)[-1]

@@ -486,8 +486,7 @@ class MerkleStore:
                     rows = cursor.fetchall()
                 finally:
                     cursor.close()
-            for idx, h in rows:
-                yield int(idx), bytes(h)
+            yield from rows   # (int, bytes) from both drivers
             if len(rows) < page:
                 return
             start = int(rows[-1][0]) + 1
