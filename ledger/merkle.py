@@ -524,13 +524,18 @@ class MerkleStore:
         The tree never grows over a broken chain: a missing, altered or unchained event stops the sync
         with a TreeError naming it, so nothing tampered with is ever signed.
         """
+        # The chain is read before the write transaction, never inside it: on SQLite that transaction
+        # holds the database's write lock, and the chain reader waits for a connection of the event
+        # store's pool, whose writer may be waiting for that lock (a deadlock until a timeout).
         while True:
+            size = self.size()
+            prev = self._chain_hash_at(reader, size)
+            links = _read_links(reader, size, prev, batch)
+            if not links:
+                return size
             with writing(self.engine, NODES_TABLE) as conn:
-                size = self._size(conn)
-                prev = self._chain_hash_at(reader, size)
-                links = _read_links(reader, size, prev, batch)
-                if not links:
-                    return size
+                if self._size(conn) != size:
+                    continue  # another process grew the tree meanwhile: go on from its size
                 self._append(conn, self._frontier(conn, size), (leaf_hash(c) for c in links))
             if progress is not None:
                 progress(size + len(links))

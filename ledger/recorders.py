@@ -168,6 +168,8 @@ class ChainReader(ABC):
     positions and hashes without reading them back."""
 
     _written = threading.local()
+    events_table_name: str
+    """The event store's table (the library's recorders set it)."""
     writer: WriterKey | None = None
     """The key that signs each commit (ledger/writer.py); None: commits are not signed."""
 
@@ -597,11 +599,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         row = curs.fetchone()
         last_seq, prev = (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
         rows = _links(prev, last_seq, stored_events)
-        # A cursor of its own for executemany(), as the library does: in its pipeline, a fetch on a cursor
-        # that ran executemany() can be handed the INSERT's result instead of its next query's (seen under
-        # load with a 3,000-event commit: `_newest_signature` got "INSERT 0 1").
-        with curs.connection.cursor() as links:
-            links.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
+        # executemany on a cursor of its own, as the library does: in pipeline mode, a later fetch on
+        # the same cursor can meet the result of a large executemany's last INSERT instead of its own.
+        with curs.connection.cursor() as many:
+            many.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
         self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(curs),
                           lambda sig: curs.execute(self._insert_signature, _sig_values(sig)))
         self._note_written(rows)

@@ -118,6 +118,11 @@ class ProjectionRunner:
         self.failed: dict[str, Failure] = {}
         """The read models this runner stopped applying, each on the event it failed on."""
         self._owned: tuple[Ledger, Engine] | None = None
+        table = ledger.chain.events_table_name
+        self._head_sql = (
+            f"SELECT MAX(notification_id) FROM {table}" if engine.dialect.name == "postgresql"
+            else f"SELECT MAX(rowid) FROM {table}"  # the event store's notification id on SQLite
+        )
         self.check()
 
     @classmethod
@@ -204,8 +209,12 @@ class ProjectionRunner:
         return min(self.positions().values())
 
     def head(self) -> int:
-        """The last notification id in the ledger: wait for it to see your own write."""
-        return int(self.ledger.recorder.max_notification_id() or 0)
+        """The last notification id in the ledger: wait for it to see your own write.
+
+        Read through the read side's own engine, not the event store's pool: there, a read queues
+        behind the writers (one at a time), so every query would wait for the write path."""
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql(self._head_sql).scalar() or 0)
 
     # --- applying ----------------------------------------------------------------------------------
 

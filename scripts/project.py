@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--follow", action="store_true", help="keep applying new events until interrupted")
     p.add_argument("--poll-interval", type=float, default=1.0,
                    help="seconds between polls with --follow (default 1)")
+    p.add_argument("--with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"events per transaction (default {DEFAULT_BATCH}, {REBUILD_BATCH} to rebuild)")
     p.set_defaults(func=run)
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         if args.follow:
             # A supervisor stops a projection process with SIGTERM: finish the batch, then exit.
             signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+            if args.with_parent:
+                _stop_when_orphaned(runner, args.with_parent)
             log.info("following the ledger every %.1f s; Ctrl-C to stop", args.poll_interval)
             try:
                 runner.run_forever(args.poll_interval, args.batch_size or DEFAULT_BATCH)
@@ -66,6 +71,21 @@ def run(args: argparse.Namespace) -> int:
     finally:
         runner.close()
     return 0
+
+
+def _stop_when_orphaned(runner: ProjectionRunner, parent: int) -> None:
+    """Stop following once process `parent` (the `lotline serve` that started this worker) is gone,
+    however it ended: uvicorn re-raises the SIGTERM it caught, so serve's own clean-up never runs."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        log.info("lotline serve (pid %d) is gone; stopping", parent)
+        while True:  # again and again: a stop before `run_forever` began would be forgotten by it
+            runner.stop()
+            time.sleep(1)
+
+    threading.Thread(target=watch, name="lotline-parent-watch", daemon=True).start()
 
 
 def _progress(runner: ProjectionRunner) -> Callable[[int], None]:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.projection_worker and not args.no_projection_worker:
         worker = subprocess.Popen(  # the environment (database URL included) is passed on
             [sys.executable, "-m", "scripts.cli", "project", "--follow", "--database-url", url,
-             "--poll-interval", str(settings.projection_poll_seconds)]
+             "--poll-interval", str(settings.projection_poll_seconds), "--with-parent", str(os.getpid())]
         )
         print(f"lotline serve: projection worker started (pid {worker.pid})", file=sys.stderr)
     try:

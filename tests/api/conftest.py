@@ -56,7 +56,11 @@ class Api:
     def get(self, principal: str, path: str, **kwargs: Any) -> Any:
         """GET as `principal`; a read waits (`after=`) for every write made so far, through HTTP or
         the ledger, as a client passes its last write's position (the app's worker thread applies it)."""
-        if "after=" not in path and "after" not in (kwargs.get("params") or {}):
+        params = kwargs.get("params")
+        if params is not None:  # a query in the path would be dropped for `params`: add it there
+            if "after" not in params and "after=" not in path:
+                kwargs["params"] = {**params, "after": self.position()}
+        elif "after=" not in path:
             path = f"{path}{'&' if '?' in path else '?'}after={self.position()}"
         return self.client.get(path, headers=self.auth(principal), **kwargs)
 

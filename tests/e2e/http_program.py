@@ -41,6 +41,8 @@ class Driver:
     identity: Identity
     tokens: dict[str, str] = field(default_factory=dict)
     events: int = 0
+    position: int = 0
+    """The position of the last write: every read waits for it (`?after=`), as docs/api.md asks."""
 
     def user(self, principal: str, role: Role, name: str, sites: tuple[Any, ...] = ()) -> None:
         self.identity.add_user(principal, name=name, role=role, sites=sites, password=PASSWORD)
@@ -68,6 +70,8 @@ class Driver:
             found = answer.json()
             if method == "POST" and status < 300 and "idempotent-replayed" not in answer.headers:
                 self.events += len(found["events"])
+            if method == "POST" and status < 300 and found.get("events"):
+                self.position = max(self.position, found["events"][-1]["seq"])
             return found
         return answer.content
 
@@ -75,6 +79,8 @@ class Driver:
         return self.call("POST", who, path, body, status, **kw)
 
     def get(self, who: str, path: str, status: int = 200, **params: Any) -> Any:
+        if self.position and not path.startswith(("/epcis/", "/inspector/")):
+            params.setdefault("after", self.position)
         return self.call("GET", who, path, None, status, **params)
 
 

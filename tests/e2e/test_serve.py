@@ -77,3 +77,41 @@ def test_serve_no_upgrade_refuses_a_store_that_is_not_current(
     assert f"lotline db upgrade --database-url {redacted(url)}" in done.stderr
     path = sqlite_path(url)
     assert path is None or not path.exists()
+
+
+def test_the_projection_worker_ends_with_a_single_worker_serve(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """With one API worker, uvicorn re-raises the SIGTERM it caught, so serve's clean-up never runs: the
+    projection worker notices its parent is gone and stops by itself."""
+    port = _free_port()
+    keys = str(tmp_path / "keys")
+    env = {**os.environ, "LOTLINE_DATABASE_URL": empty_database_url, "LOTLINE_KEYS_DIR": keys}
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "lotline"), "serve", "--port", str(port), "--workers", "1"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "projection worker started" not in log_path.read_text() or not _answers(port):
+                assert server.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the server did not start: " + log_path.read_text()
+                time.sleep(0.2)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    output = log_path.read_text()
+    pid = int(output.split("projection worker started (pid ", 1)[1].split(")", 1)[0])
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text():
+        assert time.monotonic() < deadline, f"the projection worker {pid} outlived serve: {output}"
+        time.sleep(0.2)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
