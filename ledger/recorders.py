@@ -63,6 +63,23 @@ class Row:
     values: dict[str, Any]
 
 
+RawChainRow = tuple[int, str, int, bytes, "str | None", "bytes | None"]
+"""A chain row as the audit reads it: (seq, stream as stored, version, chain_hash, topic, state)."""
+
+
+class ChainWalk:
+    """Every chain row from genesis with its event, as plain tuples read in large pages (the audit's
+    read: a million rows as objects cost seconds); `every_event_paired` is set at its end when the walk
+    itself showed that each stored event belongs to a chain row, so no query for strays is needed."""
+
+    def __init__(self) -> None:
+        self.rows: Iterator[RawChainRow] = iter(())
+        self.every_event_paired = False
+
+    def __iter__(self) -> Iterator[RawChainRow]:
+        return self.rows
+
+
 RowsFor = Callable[[Sequence["Link"]], Sequence[Row]]
 """Makes the rows to insert alongside a write from the links it writes (known only inside it)."""
 
@@ -229,6 +246,20 @@ class ChainReader(ABC):
                 return
             after_seq = rows[-1].seq
 
+    def walk(self, page: int = 20_000) -> ChainWalk:
+        """Every chain row from genesis joined with its event, for the audit (see `ChainWalk`)."""
+        walk = ChainWalk()
+        walk.rows = self._walk_rows(walk, page)
+        return walk
+
+    def _walk_rows(self, walk: ChainWalk, page: int) -> Iterator[RawChainRow]:
+        for r in self.iter_chain(page=page):
+            yield (r.seq, r.originator_id, r.originator_version, r.chain_hash, r.topic, r.state)
+
+    def strays(self, walk: ChainWalk, limit: int = 1) -> list[tuple[str, int]]:
+        """After `walk`: stored events no chain row covers (none when the walk paired every event)."""
+        return [] if walk.every_event_paired else self.unchained_events(limit)
+
     @abstractmethod
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
         """Up to `limit` chain rows after `after_seq`, joined with their events."""
@@ -386,6 +417,46 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
                 )
                 for r in c.fetchall()
             ]
+
+    def _walk_rows(self, walk: ChainWalk, page: int) -> Iterator[RawChainRow]:
+        # The event at chain position n is event row n: both are inserted in one transaction, in the same
+        # order, and never deleted. A join on the row number reads both tables in order, instead of an
+        # index probe on (stream, version) per row. `same` says whether that row is the chain row's event
+        # (the key is unique); at the first one that is not, the rest is read with the join on the key,
+        # as `iter_chain` reads it, and strays are then looked for with a query of their own.
+        after, paired = 0, 0
+        while True:
+            rows, stored = self._walk_page(after, page)
+            if not all(r[6] for r in rows):
+                n = next(i for i, r in enumerate(rows) if not r[6])
+                yield from [r[:6] for r in rows[:n]]
+                for j in self.iter_chain(after_seq=rows[n][0] - 1, page=page):
+                    yield (j.seq, j.originator_id, j.originator_version, j.chain_hash, j.topic, j.state)
+                return
+            yield from [r[:6] for r in rows]
+            paired += len(rows)
+            if len(rows) < page:
+                # Every event row was one chain row's (distinct rows), and there are no others.
+                walk.every_event_paired = stored == paired
+                return
+            after = rows[-1][0]
+
+    def _walk_page(self, after_seq: int, limit: int) -> tuple[list[tuple[Any, ...]], int | None]:
+        """Up to `limit` chain rows after `after_seq` with event row `seq` and whether it is theirs; on
+        the last page (fewer rows), also the number of stored events, read in the same transaction."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT c.seq, e.originator_id, e.originator_version, c.chain_hash, e.topic, e.state, "
+                "e.originator_id = c.originator_id AND e.originator_version = c.originator_version "
+                f"FROM {CHAIN_TABLE} c LEFT JOIN {self.events_table_name} e ON e.rowid = c.seq "
+                "WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+                (after_seq, limit),
+            )
+            rows = c.fetchall()
+            if len(rows) == limit:
+                return rows, None
+            c.execute(f"SELECT COUNT(*) FROM {self.events_table_name}")
+            return rows, int(c.fetchone()[0])
 
     def _links_page(self, pairs: list[tuple[UUID, int]]) -> list[Link]:
         # An OR of key equalities uses the unique index; `IN (VALUES ...)` scans the whole table.

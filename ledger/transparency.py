@@ -409,7 +409,7 @@ class _TreeAudit:
         kept = next(self.stored, None)
         if kept is not None and kept != (seq - 1, leaf):
             raise _AuditFailure(f"event {seq}: the stored Merkle leaf does not match the event")
-        self.frontier.push(leaf)
+        self.frontier.add(leaf)
         if seq in self.roots and self.frontier.root() != self.roots[seq]:
             raise _AuditFailure(
                 f"the Merkle root of the first {seq} events differs from the signed checkpoint {seq}: "

@@ -7,8 +7,10 @@ Merkle tree; events are read a line at a time.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +35,12 @@ from lotline_verify.writer import WriterSignature, first_unsigned, read_signatur
 
 FORMAT = "lotline-audit-export/1"
 EVENT_MARK = b',"event":'
+_TAIL = re.compile(
+    rb',"seq":(0|[1-9][0-9]*),"stream":"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",'
+    rb'"type":"[A-Za-z0-9_.]*","version":(0|[1-9][0-9]*)\}'
+)
+"""The last members of a canonical event (keys sorted: seq, stream, type, version come last, and hold
+no object, so no other `,"seq":` can follow the top-level one)."""
 
 
 class EventInvalid(Invalid):
@@ -159,8 +167,15 @@ def _verify(
         raise Invalid(f"the manifest's frontier: {e}") from None
     _check_root(frontier, targets, first - 1, 1)
     prev = bytes.fromhex(m["prev_chain_hash"])
-    head = _stream(d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress,
-                   signed, matching, rewritten)
+    # The walk makes a few objects per event and keeps none: the cycle collector would only cost time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        head = _stream(d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress,
+                       signed, matching, rewritten)
+    finally:
+        if collecting:
+            gc.enable()
     v.head = head.hex()
     if writer is not None:
         later = [s for s in signed.values() if s.seq > last]
@@ -236,12 +251,19 @@ def _stream(
             if cut < 0 or not line.endswith(b"}\n"):
                 raise EventInvalid(seq, "the line is not an event line of the export format")
             event = line[cut + 9 : -2]
-            doc = _document(seq, event, strict)
+            # The event's own position and identity, from the members that end every canonical event;
+            # an event that does not end so (or is elsewhere than its seq says) is parsed, to say why.
+            tail = None if strict else _TAIL.fullmatch(event, max(event.rfind(b',"seq":'), 0))
+            if tail is None or tail[1] != b"%d" % seq:
+                doc = _document(seq, event, strict)
+                stream, version = doc["stream"].encode(), b"%d" % doc["version"]
+            else:
+                stream, version = tail[2], tail[3]
             prev = sha256(prev + event).digest()
-            stated = b'{"seq":%d,"stream":"%s","version":%d,"chain_hash":"%s"' % (
-                seq, doc["stream"].encode(), doc["version"], prev.hex().encode())
+            stated = b'{"seq":%d,"stream":"%s","version":%s,"chain_hash":"%s"' % (
+                seq, stream, version, prev.hex().encode())
             if line[:cut] != stated:
-                _explain_header(seq, line[:cut], doc, prev)
+                _explain_header(seq, line[:cut], _document(seq, event, strict), prev)
             # Append the leaf to the frontier (Frontier.push, inlined: this loop is the hot path).
             level, h = 0, sha256(b"\x00" + event).digest()
             while levels and levels[-1] == level:

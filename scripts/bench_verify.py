@@ -4,6 +4,9 @@
     python -m scripts.bench_verify --scale 0.2             # smaller
     python -m scripts.bench_verify --copy-from /tmp/demo1m.db   # an existing SQLite store (copied first)
     python -m scripts.bench_verify --database-url postgresql://...   # an existing store, used in place
+    python -m scripts.bench_verify --audit-only --database-url sqlite:////path/store.db --workdir DIR
+                                # only the two audits, timed: `lotline verify` on the store and
+                                # `lotline-verify` on an export of it (LOTLINE_KEYS_DIR: the store's keys)
 
 Reports, for N events: the tree catch-up build, the export, the offline verification of the whole
 export in a child process pinned to one core (wall time and peak RSS from getrusage), and, over the
@@ -21,6 +24,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -50,7 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, help="where the store copy, keys and export go (default: temp)")
     p.add_argument("--proofs", type=int, default=2000, help="inclusion proofs to time (default 2000)")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
+    p.add_argument("--audit-only", action="store_true",
+                   help="with --database-url: time `lotline verify` and `lotline-verify` (of an export in "
+                        "--workdir, made once) as child processes, with the load average; nothing else")
     args = p.parse_args(argv)
+    if args.audit_only:
+        if not args.database_url or not args.workdir:
+            p.error("--audit-only needs --database-url and --workdir")
+        return _audit_only(args.database_url, args.workdir, args.json)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lotline-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -75,6 +86,52 @@ def main(argv: list[str] | None = None) -> int:
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if figures["verify_ok"] else 1
+
+
+def _audit_only(url: str, work: Path, out: Path | None) -> int:
+    """The figures issue 12 asks for: both audits' wall and CPU time on one store, and the machine's load."""
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {"cpu": _cpu_model(), "cores": os.cpu_count(), "store": url}
+    if url.startswith("sqlite:///"):
+        figures["store_mb"] = round(Path(url.removeprefix("sqlite:///")).stat().st_size / 1e6)
+    export = work / "export"
+    if not (export / "manifest.json").exists():
+        shutil.rmtree(export, ignore_errors=True)
+        figures["export_s"] = _child(["-m", "scripts.cli", "export", "--out", str(export),
+                                      "--database-url", url])[0]
+    figures["export_mb"] = round(sum(f.stat().st_size for f in export.iterdir()) / 1e6)
+    runs = {
+        "lotline verify": ["-m", "scripts.cli", "verify", "--database-url", url],
+        "lotline-verify": ["-m", "lotline_verify", str(export)],
+    }
+    ok = True
+    for label, command in runs.items():
+        load_before = os.getloadavg()[0]
+        wall, cpu, code, verdict = _child(command)
+        figures[label] = {"wall_s": wall, "cpu_s": cpu, "ok": code == 0, "verdict": verdict,
+                          "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+        ok = ok and code == 0
+    print(f"store: {url}, {figures.get('store_mb', '?')} MB; export {figures['export_mb']} MB "
+          f"({figures['cpu']}, {figures['cores']} cores)")
+    for label in runs:
+        f = figures[label]
+        print(f"  {label:<16} {f['wall_s']:>7.2f} s wall  {f['cpu_s']:>7.2f} s CPU   load "
+              f"{f['load_1min'][0]} -> {f['load_1min'][1]}   {f['verdict']}")
+    if out:
+        out.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+def _child(args: list[str]) -> tuple[float, float, int, str]:
+    """Run `python ARGS`: wall seconds, CPU seconds (user + system) of the child, exit code, first line."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    first = (child.stdout.strip().splitlines() or [child.stderr.strip()[-200:]])[0]
+    return round(wall, 2), round(cpu, 2), child.returncode, first
 
 
 def _store(args: argparse.Namespace, work: Path, figures: dict[str, Any]) -> str:

@@ -120,6 +120,34 @@ def test_an_altered_event_with_rehashed_chain_fails_the_signed_root(export: Path
     assert "signed checkpoint 20: events 1..20 are not the ones that were signed" in verdict.reason
 
 
+def test_an_event_whose_own_stream_or_version_disagrees_with_its_line_is_named(export: Path) -> None:
+    # Without --strict the verifier reads seq, stream and version from the event's last members, not
+    # by parsing it: an edit there, its chain re-hashed, is still named at its line.
+    lines = read(export / "events.jsonl")
+    header, event = split(lines[16])
+    version = json.loads(event)["version"]
+    forged = event.replace(b',"version":%d}' % version, b',"version":%d}' % (version + 1))
+    assert forged != event
+    lines[16] = header + b',"event":' + forged + b"}\n"
+    write(export / "events.jsonl", rehash(lines, 16))   # the line keeps its version, the hash is redone
+    for strict in (False, True):
+        verdict = verify_export(export, strict=strict)
+        assert not verdict.ok and verdict.seq == 17
+        assert "disagree with its event" in verdict.reason
+
+
+def test_an_event_that_is_not_json_but_ends_like_one_is_refused(export: Path) -> None:
+    lines = read(export / "events.jsonl")
+    header, event = split(lines[16])
+    lines[16] = header + b',"event":{' + event + b"}\n"   # an unclosed brace: not JSON, same last members
+    write(export / "events.jsonl", rehash(lines, 16))
+    # Without --strict the event is not parsed: its hashes no longer match what was signed.
+    verdict = verify_export(export)
+    assert not verdict.ok and "signed checkpoint 20: events 1..20 are not the ones" in verdict.reason
+    verdict = verify_export(export, strict=True)
+    assert not verdict.ok and verdict.seq == 17 and "not valid canonical JSON" in verdict.reason
+
+
 def test_a_dropped_event_is_named(export: Path) -> None:
     lines = read(export / "events.jsonl")
     del lines[9]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
-from ledger.recorders import ChainReader, ChainRow
+from ledger.recorders import ChainReader, ChainRow, ChainWalk
 from ledger.verify import verify_chain
 from tests.builders import Program
 from tests.integration.rawdb import RawStore
@@ -26,11 +26,13 @@ def big(ledger: Ledger) -> Program:
 
 @pytest.fixture
 def pages(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
-    """Make every chain walk use PAGE-row pages; records (after_seq, limit, rows returned) per page."""
+    """Make every chain walk use PAGE-row pages; records (after_seq, limit, rows returned) per page,
+    whichever read the store's audit walk uses (SQLite's by row number, or the join on the key)."""
     seen: list[tuple[int, int, int]] = []
     recorder = type(ledger.chain)
     read_page = recorder._chain_page
     iter_chain = ChainReader.iter_chain
+    walk = ChainReader.walk
 
     def recording_page(self: Any, after_seq: int, limit: int) -> list[ChainRow]:
         rows = read_page(self, after_seq, limit)
@@ -40,8 +42,21 @@ def pages(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, in
     def small_pages(self: Any, after_seq: int = 0, page: int = 2000) -> Iterator[ChainRow]:
         return iter_chain(self, after_seq, page=PAGE)
 
+    def small_walk(self: Any, page: int = 20_000) -> ChainWalk:
+        return walk(self, page=PAGE)
+
     monkeypatch.setattr(recorder, "_chain_page", recording_page)
     monkeypatch.setattr(ChainReader, "iter_chain", small_pages)
+    monkeypatch.setattr(ChainReader, "walk", small_walk)
+    if hasattr(recorder, "_walk_page"):
+        read_walk_page = recorder._walk_page
+
+        def recording_walk_page(self: Any, after_seq: int, limit: int) -> tuple[list[Any], int | None]:
+            rows, stored = read_walk_page(self, after_seq, limit)
+            seen.append((after_seq, limit, len(rows)))
+            return rows, stored
+
+        monkeypatch.setattr(recorder, "_walk_page", recording_walk_page)
     return seen
 
 
