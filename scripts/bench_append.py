@@ -10,7 +10,8 @@ only connected to, to create and drop them; the role needs CREATEDB). Never poin
 care about: it writes nothing there, but it is a benchmark.
 
 The ledger side, through `Ledger.handle` (command objects built before the clock starts):
-- setup (not timed): a trial, a depot, an activated clinical site, two released drug-product lots.
+- setup (not timed): a trial, a depot, an activated clinical site, two released drug-product lots (a
+  new pair every 10 runs, on both sides, so a lot's history stays short at any store size).
 - package: `Package` of K kits in two arms: 1 PackagingRun + 2 Lot events + K Kit events = K + 3
   events in one commit; it loads the trial and both lots, peeks the depot.
 - (not timed) QA disposition, QP certification, sponsor release of the run.
@@ -36,13 +37,18 @@ stored event turned back into a domain event by the library's mapper and applied
 has no multi-stream read, so `--bare-reads each` uses `repository.get` per kit instead (K reads: slower
 than the ledger, which then measures the ledger's bulk read, not its append).
 The baseline checks nothing, keeps no chain and signs nothing; it does not read the trial, places or
-upstream lots the ledger's rules read.
+upstream lots the ledger's rules read. Its events are as long as the ledger's but hold one string,
+where the ledger's hold typed values (UUIDs, dates, decimals, nested dicts), which the library's JSON
+transcoder decodes and encodes at a higher cost per byte: that is part of what is measured.
+The ledger's store is made by `lotline db upgrade`'s code (chain and signature tables, append-only
+triggers) and opened with `Ledger.open`, i.e. its chained recorders and pool settings.
 
-Each round runs the pairs interleaved, ledger then baseline, then baseline first on the next round, so
-machine load hits both alike. Per shape it prints events/s on each side (events over the summed time of
-that shape's commands), their ratio (ledger / baseline; the issue's target is >= 0.8), and the p50/p95
-milliseconds per command. With `--sizes`, both stores are then grown (untimed, same shapes in batches of
-`--grow-batch` kits) to each ledger store size in events, and the rounds are measured again there.
+Each round runs the pairs interleaved (ledger package, bare package, ledger ship, bare ship, ledger
+receipt, bare receipt; the next round bare first), so machine load hits both alike. Per shape it
+prints events/s on each side (events over the summed time of that shape's commands), their ratio
+(ledger / baseline; the issue's target is >= 0.8), and the p50/p95 milliseconds per command. With
+`--sizes`, both stores are then grown (untimed, same shapes in batches of `--grow-batch` kits) to each
+ledger store size in events, and the rounds are measured again there.
 """
 
 from __future__ import annotations
@@ -108,6 +114,8 @@ SITE = Actor("bench-site", Role.SITE, "Bench Site")
 KIT_GTIN = with_check_digit("0490000000040")
 DP_GTIN = with_check_digit("0490000000030")
 PLACEBO_GTIN = with_check_digit("0490000000050")
+LOT_RUNS = 10
+"""Packaging runs per pair of lots (a lot's stream grows by one event per run that consumes it)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,7 +416,14 @@ class Bench:
                                               name="Bench site", country="DE", trial_id=self.trial,
                                               site_number="001"), ADMIN).id
         L.handle(ActivateSite(site_id=self.site), ADMIN)
-        self.lots = [self._lot(DP_GTIN, "DP-BENCH"), self._lot(PLACEBO_GTIN, "PLC-BENCH")]
+        self.packaged = 0
+        self._new_lots()
+
+    def _new_lots(self) -> None:
+        """Two new released drug-product lots on the ledger, two new lot items on the baseline: each
+        pair fills `LOT_RUNS` packaging runs, so loading a lot costs the same at every store size."""
+        n = self.packaged // LOT_RUNS
+        self.lots = [self._lot(DP_GTIN, f"DP-BENCH-{n}"), self._lot(PLACEBO_GTIN, f"PLC-BENCH-{n}")]
         self.base_lots = [Item("lot", "") for _ in self.lots]
         self.base.save(*self.base_lots)
 
@@ -428,6 +443,9 @@ class Bench:
     # One command of each shape on each side ------------------------------------------------------------
 
     def _package_command(self, kits: int) -> tuple[Package, list[UUID]]:
+        if self.packaged and self.packaged % LOT_RUNS == 0:
+            self._new_lots()
+        self.packaged += 1
         self.serial += 1
         numbers = [f"B{self.serial:06d}-{i:05d}" for i in range(kits)]
         half = max(1, kits // 2)
