@@ -568,12 +568,16 @@ def _summary(results: list[tuple[int, Figures]]) -> None:
     if len(results) < 2:
         return
     first = results[0][1]
-    print("\nappend rate as the store grows: ledger ev/s (change from the first size), ratio to bare",
-          flush=True)
+    print("\nappend rate as the store grows, per shape: ledger ev/s (change from the first size), the same"
+          "\nchange on bare eventsourcing (machine load moves both), ratio ledger/bare", flush=True)
+
+    def change(f: Figures, shape: str, side: str) -> str:
+        return f"{f.rate(shape, side) / first.rate(shape, side) - 1:+.0%}"
+
     for stored, f in results:
-        cells = [f"{s} {f.rate(s, 'ledger'):,.0f} ({f.rate(s, 'ledger') / first.rate(s, 'ledger') - 1:+.0%}) "
+        cells = [f"{s} {f.rate(s, 'ledger'):,.0f} ({change(f, s, 'ledger')}, bare {change(f, s, 'bare')}) "
                  f"{f.rate(s, 'ledger') / f.rate(s, 'bare'):.2f}" for s in SHAPES]
-        print(f"{stored:>12,}  " + "   ".join(cells), flush=True)
+        print(f"{stored:>10,}  " + "  ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
