@@ -85,11 +85,15 @@ def stream_text(stream: UUID | str) -> str:
     return str(stream if isinstance(stream, UUID) else UUID(str(stream)))
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""Made once: `json.dumps` with these options builds an encoder per call, a third of the cost of
+encoding an event (and one encoding per event on every append and every verification). Encoding
+keeps no state between calls (the json module shares its default encoder the same way)."""
+
+
 def canonical_bytes(document: dict[str, Any]) -> bytes:
     """UTF-8 JSON, keys sorted, no insignificant whitespace, non-ASCII kept as is."""
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(document).encode("utf-8")
 
 
 def _refuse_float(text: str) -> Any:
