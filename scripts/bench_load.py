@@ -227,10 +227,16 @@ def users(identity: Identity, plan: Plan, tag: int) -> dict[str, str]:
 class Route:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
 
     def add(self, seconds: float, status: int) -> None:
         self.latencies.append(seconds)
         self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def note(self, error: str) -> None:
+        """Why a request got no answer (598): the client's exception, e.g. the server closed the
+        connection (RemoteProtocolError) or it could not be opened (ConnectError)."""
+        self.errors[error] = self.errors.get(error, 0) + 1
 
     def figures(self, seconds: float) -> dict[str, Any]:
         values = sorted(self.latencies)
@@ -246,6 +252,7 @@ class Route:
             "p99_ms": pct(0.99),
             "5xx": sum(n for s, n in self.statuses.items() if s >= 500),
             "statuses": {str(s): n for s, n in sorted(self.statuses.items())},
+            "no_answer": dict(self.errors),
         }
 
 
@@ -312,8 +319,9 @@ async def send(client: httpx.AsyncClient, phase: Phase, request: Request, schedu
         status = answer.status_code
     except httpx.TimeoutException:
         status = 599  # no answer within TIMEOUT: counted with the 5xx
-    except httpx.TransportError:
+    except httpx.TransportError as e:
         status = 598  # the connection failed or was dropped: no answer, counted with the 5xx
+        phase.routes.setdefault(route, Route()).note(type(e).__name__)
     phase.add(route, time.perf_counter() - scheduled, status)
 
 
@@ -440,7 +448,8 @@ def report(phase: Phase) -> None:
         f = v.figures(phase.seconds)
         print(
             f"    {route:<15} {f['requests']:>6} req {f['per_second']:>7.1f}/s  p50 {f['p50_ms']:>8.1f} ms  "
-            f"p95 {f['p95_ms']:>8.1f} ms  p99 {f['p99_ms']:>8.1f} ms  5xx {f['5xx']}  {f['statuses']}",
+            f"p95 {f['p95_ms']:>8.1f} ms  p99 {f['p99_ms']:>8.1f} ms  5xx {f['5xx']}  {f['statuses']}"
+            + (f"  no answer: {f['no_answer']}" if f["no_answer"] else ""),
             flush=True,
         )
 
