@@ -19,11 +19,13 @@ the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from ledger.errors import InvalidInput
 
@@ -109,3 +111,20 @@ def redacted(database_url: str) -> str:
         return database_url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+@contextmanager
+def writing(engine: Engine, table: str) -> Iterator[Connection]:
+    """A write transaction that holds the append lock of `table` until it commits."""
+    # SQLite: the write lock is taken at BEGIN, so two writers never both read the same tail.
+    with engine.connect() as conn:
+        write_lock(conn)
+        with conn.begin():
+            lock_for_append(conn, table)
+            yield conn
+
+
+def lock_for_append(conn: Any, table: str) -> None:
+    """Serialise writers of `table` (PostgreSQL; on SQLite, BEGIN IMMEDIATE already holds the lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))

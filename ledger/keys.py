@@ -18,8 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Column, Engine, LargeBinary, MetaData, String, Table, Text, select, update
 
+from ledger.db import writing
 from ledger.errors import LedgerError
-from ledger.merkle import writing
 from ledger.notes import ED25519, VerifierKey, parse_signer, public_bytes, require_key_name, signer_text
 
 KEYS_TABLE = "ledger_log_keys"

@@ -16,13 +16,11 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     Engine,
     LargeBinary,
     MetaData,
@@ -38,7 +36,7 @@ from sqlalchemy import (
 )
 
 from ledger.chain import GENESIS_HASH, CanonicalEncodingError, encode_event, link_hash
-from ledger.db import open_engine, write_lock
+from ledger.db import open_engine, writing
 from ledger.errors import InvalidInput, LedgerError
 from ledger.recorders import ChainReader
 
@@ -347,17 +345,6 @@ _PG_FETCH = text(
 )
 
 
-@contextmanager
-def writing(engine: Engine, table: str) -> Iterator[Connection]:
-    """A write transaction that holds the append lock of `table` until it commits."""
-    # SQLite: the write lock is taken at BEGIN, so two writers never both read the same tail.
-    with engine.connect() as conn:
-        write_lock(conn)
-        with conn.begin():
-            lock_for_append(conn, table)
-            yield conn
-
-
 def bulk_insert(
     conn: Any, table: str, columns: Sequence[str], pg_types: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
@@ -377,12 +364,6 @@ def bulk_insert(
     else:
         marks = ", ".join("?" for _ in columns)
         conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
-
-
-def lock_for_append(conn: Any, table: str) -> None:
-    """Serialise writers of `table` (PostgreSQL; on SQLite, BEGIN IMMEDIATE already holds the lock)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
 
 
 class MerkleStore:

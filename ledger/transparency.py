@@ -27,7 +27,7 @@ from ledger.checkpoints import (
     checkpoints_table,
 )
 from ledger.config import Settings
-from ledger.db import open_engine
+from ledger.db import open_engine, writing
 from ledger.errors import InvalidInput, LedgerError
 from ledger.keys import KEYS_TABLE, KeyRing, LogKey, keys_table
 from ledger.log_answers import (
@@ -45,7 +45,6 @@ from ledger.merkle import (
     consistency_ranges,
     inclusion_ranges,
     leaf_hash,
-    writing,
 )
 from ledger.notes import (
     COSIGNATURE_V1,

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import BigInteger, Column, Engine, LargeBinary, MetaData, String, Table, select, text
 
+from ledger.db import writing
 from ledger.errors import LedgerError
 from ledger.notes import ED25519, VerifierKey, parse_signer, parse_vkey, public_bytes, signer_text
 
@@ -154,8 +155,6 @@ def adopt_head(engine: Engine, keys_dir: Path) -> CommitSignature | None:
     """Sign the head of a store that holds events but no writer signature (made before writer
     signatures), once, as `adopted`: what lies below was not signed when written, and the statement
     says so. None when there is nothing to adopt. Run by `lotline db upgrade`."""
-    from ledger.merkle import writing  # ledger.merkle reads the chain through ledger.recorders
-
     with writing(engine, EVENTS_TABLE) as conn:
         if conn.execute(select(signatures_table.c.seq).limit(1)).first() is not None:
             return None
