@@ -97,19 +97,13 @@ from ledger.commands import (
 from ledger.db import BUSY_TIMEOUT_SECONDS, sqlite_path
 from ledger.domain import Kit
 from ledger.gs1 import with_check_digit
-from ledger.values import Actor, Meaning, Quantity, Role, now, sign
+from ledger.values import Meaning, Quantity, now, sign
+from scripts.bench_actors import ADMIN, DEPOT, MFG, MFG2, QA, QP, SITE
 from scripts.db import upgrade_store
 
 SHAPES = ("package", "ship", "receipt")
 PG_PREFIX = "bench_append_"
 
-ADMIN = Actor("bench-admin", Role.ADMIN, "Bench Admin")
-MFG = Actor("bench-mfg", Role.MANUFACTURING, "Bench Maker")
-MFG2 = Actor("bench-mfg2", Role.MANUFACTURING, "Bench Checker")
-QA = Actor("bench-qa", Role.QA, "Bench QA")
-QP = Actor("bench-qp", Role.QP, "Bench QP")
-DEPOT = Actor("bench-depot", Role.DEPOT, "Bench Depot")
-SITE = Actor("bench-site", Role.SITE, "Bench Site")
 
 KIT_GTIN = with_check_digit("0490000000040")
 DP_GTIN = with_check_digit("0490000000030")

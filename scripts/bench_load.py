@@ -70,17 +70,12 @@ from ledger.commands import (
 from ledger.domain import Kit
 from ledger.gs1 import with_check_digit
 from ledger.identity import Identity
-from ledger.values import Actor, Meaning, Quantity, Role, sign
+from ledger.values import Meaning, Quantity, Role, sign
 from projections import genealogy
 from projections.db import open_engine
+from scripts.bench_actors import ADMIN, DEPOT, MFG, MFG2, QA, QP
 from scripts.db import upgrade_store
 
-ADMIN = Actor("bench-admin", Role.ADMIN, "Bench Admin")
-MFG = Actor("bench-mfg", Role.MANUFACTURING, "Bench Maker")
-MFG2 = Actor("bench-mfg2", Role.MANUFACTURING, "Bench Checker")
-QA = Actor("bench-qa", Role.QA, "Bench QA")
-QP = Actor("bench-qp", Role.QP, "Bench QP")
-DEPOT = Actor("bench-depot", Role.DEPOT, "Bench Depot")
 KIT_GTIN = with_check_digit("0400000000404")
 KITS_PER_RUN = 2_000
 """Kits per packaging run: one run is one commit, and on PostgreSQL a commit of ~10,000 events hangs

@@ -31,13 +31,12 @@ from ledger.application import Ledger
 from ledger.commands import AcknowledgeRecall, KitReportLine, OpenRecall, ReportRecallKits
 from ledger.domain import LotKind, LotStatus
 from ledger.domain.recall import AffectedKit, KitOutcome, KitReport, Recall
-from ledger.values import Actor, Meaning, Role, sign
+from ledger.values import Meaning, sign
 from projections import recall_campaigns as campaigns
 from projections.genealogy import Genealogy
 from projections.runner import REBUILD_BATCH, ProjectionRunner
+from scripts.bench_actors import DEPOT, QA, SITE
 from scripts.db import existing_store
-
-QA = Actor("bench-qa", Role.QA, "Bench QA")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,9 +215,8 @@ def _measure_depot_batch(ledger: Ledger, recall_ids: list[UUID]) -> None:
         _line("the depot quarantines its stock", "no depot holds kits of these recalls")
         return
     stock = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in kits[:5000]]
-    actor = Actor("bench-depot", Role.DEPOT, "Bench Depot")
     began = time.perf_counter()
-    ledger.handle(ReportRecallKits(recall_id=recall_id, place_id=UUID(depot), reports=stock), actor)
+    ledger.handle(ReportRecallKits(recall_id=recall_id, place_id=UUID(depot), reports=stock), DEPOT)
     _line(f"the depot quarantines {len(stock):,} kits (one write)", f"{time.perf_counter() - began:.2f} s")
 
 
@@ -228,9 +226,8 @@ def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
     in one batch, and a batch of the depot's stock."""
     recall = ledger.recall_view(recall_id)
     sites = [p for p, info in recall.places.items() if info["kind"] == "clinical_site"]
-    site = Actor("bench-site", Role.SITE, "Bench Site")
     began = time.perf_counter()
-    ledger.handle(AcknowledgeRecall(recall_id=recall_id, place_id=UUID(sites[0])), site)
+    ledger.handle(AcknowledgeRecall(recall_id=recall_id, place_id=UUID(sites[0])), SITE)
     _line(
         "first write: a site acknowledges (loads the recall)",
         f"{(time.perf_counter() - began) * 1000:.0f} ms",
@@ -245,7 +242,7 @@ def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
                 place_id=UUID(place),
                 reports=[KitReportLine(kit_id=kit.kit_id, outcome="quarantined")],
             ),
-            site,
+            SITE,
         )
         samples.append((time.perf_counter() - began) * 1000)
     if len(samples) >= 2:
@@ -258,7 +255,7 @@ def _measure_site_step(ledger: Ledger, recall_id: UUID, reports: int) -> None:
     busiest = max(sites, key=lambda p: len(held(recall, p)))
     lines = [KitReport(k.kit_id, KitOutcome.QUARANTINED) for k in held(recall, busiest)]
     began = time.perf_counter()
-    ledger.handle(ReportRecallKits(recall_id=recall_id, place_id=UUID(busiest), reports=lines), site)
+    ledger.handle(ReportRecallKits(recall_id=recall_id, place_id=UUID(busiest), reports=lines), SITE)
     _line(
         f"a site reports its whole list ({len(lines)} kits, one write)",
         f"{(time.perf_counter() - began) * 1000:.0f} ms",
