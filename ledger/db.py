@@ -19,6 +19,8 @@ the same way.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,7 +57,7 @@ def open_engine(database_url: str, *, durable: bool = True) -> Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # the driver stops issuing BEGIN itself
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(dbapi_connection)
         if not durable:
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
             dbapi_connection.execute("PRAGMA cache_size=-65536")
@@ -66,6 +68,22 @@ def open_engine(database_url: str, *, durable: bool = True) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _write_ahead_log(dbapi_connection: Any) -> None:
+    """Put a SQLite store in WAL mode (it stays so: later connections only read the mode). Switching
+    needs the database to itself, and SQLite answers "database is locked" at once, without waiting out
+    the busy timeout, when another connection opening a new store holds it: wait here instead."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def write_lock(conn: Connection) -> Connection:
