@@ -221,9 +221,9 @@ def _dispositions(
 
 
 def _certificate_row(recall: Recall, certificate: str, kits: list[tuple[str, dict[str, Any]]]) -> str:
-    """One destruction certificate: where (the depot of its first kit), how, and which kits."""
+    """One destruction certificate: where (the place of its first kit), how, and which kits."""
     first = kits[0][1]
-    where = recall.places.get(first["depot_id"], {}).get("name", first["depot_id"])
+    where = recall.place_name(first["place_id"])
     return (
         f"<tr><td>{_e(certificate)}</td><td>{_e(where)}</td><td>{_e(first['method'])}</td>"
         f"<td class='n'>{len(kits)}</td><td>{_e(_numbers(sorted(n for n, _ in kits)))}</td></tr>"
@@ -257,7 +257,7 @@ def _timeline(recall: Recall, destroyed: dict[str, list[tuple[str, dict[str, Any
             {
                 "what": f"{len(done)} kit(s) destroyed, certificate {certificate}, the last at",
                 "at": last["at"],
-                "place_id": last["depot_id"],
+                "place_id": last["place_id"],
                 "by": last["destroyed_by"],
                 "role": "",
             }

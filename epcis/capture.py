@@ -575,6 +575,8 @@ class Planner:
             actual_yield=_quantity(out),
             equipment=list(e.extension("lotline:equipment") or []),
             checked_by=_person(checker),
+            yield_limits=e.extension("lotline:yieldLimits"),
+            deviation=e.extension("lotline:yieldDeviation"),
             occurred_at=e.eventTime,
         )
         return Step([i], "record a formulation", (Role.MANUFACTURING,), command, _actor_of(e))

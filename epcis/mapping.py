@@ -384,6 +384,10 @@ def _formulated(m: Mapper, s: Step) -> list[dict[str, Any]]:
         "lotline:performedBy": e.performed_by,
         "lotline:checkedBy": e.checked_by,
     }
+    if e.yield_limits is not None:
+        event["lotline:yieldLimits"] = e.yield_limits
+    if e.deviation is not None:
+        event["lotline:yieldDeviation"] = e.deviation
     return [event]
 
 

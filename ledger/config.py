@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LOG_NAME = "lotline.local/log"
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
 
     checkpoint_poll_seconds: float = 5.0
     """How often `lotline checkpoint watch` and the API's checkpointer look for new events."""
+
+    max_shelf_life_days: int = Field(3653, ge=1, le=36525)
+    """The longest a lot may be good for: a lot whose expiry is more than this many days after its
+    manufacture is refused at receipt (and a formulation's output likewise)."""
 
     # --- the HTTP API (`lotline serve`) ----------------------------------------------------------
 

@@ -203,8 +203,9 @@ class KitsNotUsable(LedgerError):
     def __init__(self, action: str, problems: list[dict[str, str]]) -> None:
         names = ", ".join(p["kit_number"] for p in problems[:10])
         more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
+        why = f" ({problems[0]['reason']})" if len(problems) == 1 and problems[0].get("reason") else ""
         super().__init__(
-            f"cannot {action} {len(problems)} kit(s): {names}{more}",
+            f"cannot {action} {len(problems)} kit(s): {names}{more}{why}",
             action=action,
             problems=problems,
         )
@@ -334,19 +335,39 @@ class RecallWrongPlace(LedgerError):
         )
 
 
+class KitUnderRecall(LedgerError):
+    """A step outside a recall on a kit that an open recall holds: the recall records it instead."""
+
+    code = "kit_under_recall"
+
+    def __init__(self, kit_number: str, recall_number: str, recall_id: Any, step: str, route: str) -> None:
+        super().__init__(
+            f"kit {kit_number} is in open recall {recall_number}: {step} through the recall, which "
+            f"records it ({route})",
+            kit_number=kit_number,
+            recall_number=recall_number,
+            recall_id=str(recall_id),
+        )
+
+
 class RecallOutstanding(LedgerError):
     """A recall closed while some affected kits are neither accounted for nor justified."""
 
     code = "recall_outstanding"
 
-    def __init__(self, recall_number: str, kit_numbers: list[str]) -> None:
+    def __init__(
+        self, recall_number: str, kit_numbers: list[str], places: dict[str, int] | None = None
+    ) -> None:
         more = f" and {len(kit_numbers) - 10} more" if len(kit_numbers) > 10 else ""
         shown = ", ".join(kit_numbers[:10]) + more
+        where = "; ".join(f"{n} at {place}" for place, n in (places or {}).items())
         super().__init__(
-            f"recall {recall_number} cannot close: {len(kit_numbers)} kit(s) not accounted for: {shown}",
+            f"recall {recall_number} cannot close: {len(kit_numbers)} kit(s) not accounted for: {shown}"
+            + (f" ({where})" if where else ""),
             recall_number=recall_number,
             outstanding=len(kit_numbers),
             kit_numbers=kit_numbers[:100],
+            places=places or {},
         )
 
 

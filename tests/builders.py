@@ -122,9 +122,10 @@ class Program:
     ) -> None:
         self.ledger = ledger
         self.clock = Clock(start)
+        self.today = start.date() if start else today()  # lots are made before it, expire after it
         self.do_not_ship_days = do_not_ship_days
         self.do_not_dispense_days = do_not_dispense_days
-        self.dp_expires_on = dp_expires_on or today() + timedelta(days=365)
+        self.dp_expires_on = dp_expires_on or self.today + timedelta(days=365)
         self.kit_numbers: list[str] = []
         self.allocation: dict[str, str] = {}
         self.shipments: dict[str, UUID] = {}
@@ -226,8 +227,8 @@ class Program:
                 material=material,
                 quantity=q(quantity),
                 location_id=self.plant,
-                manufactured_on=manufactured_on or today() - timedelta(days=400),
-                expires_on=expires_on or today() + timedelta(days=730),
+                manufactured_on=manufactured_on or self.today - timedelta(days=400),
+                expires_on=expires_on or self.today + timedelta(days=730),
                 supplier=supplier,
                 occurred_at=self.clock(),
             ),
@@ -265,7 +266,7 @@ class Program:
             quantity="10 kg",
             material="lactose",
             supplier="ExCo",
-            expires_on=today() + timedelta(days=1000),
+            expires_on=self.today + timedelta(days=1000),
         )
         return self
 
@@ -332,7 +333,7 @@ class Program:
             quantity="1000 unit",
             material="placebo tablets",
             supplier="PlaceboCo",
-            expires_on=today() + timedelta(days=500),
+            expires_on=self.today + timedelta(days=500),
         )
         return self
 

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -38,7 +38,8 @@ from ledger.domain import (
     Trial,
 )
 from ledger.domain.base import LedgerAggregate, require_role
-from ledger.domain.recall import KitState, Recall
+from ledger.domain.lot import MAX_SHELF_LIFE
+from ledger.domain.recall import KitState, Recall, RecallStatus
 from ledger.errors import (
     AlreadyExists,
     BatchNotFound,
@@ -150,13 +151,16 @@ class Ledger(Application[UUID]):
         self._kit_states: KitStateProvider | None = None
         self._local = threading.local()
         self._after_release: list[Callable[[Recorded], None]] = []
+        self.max_shelf_life = MAX_SHELF_LIFE
 
     @classmethod
     def open(cls, database_url: str, keys_dir: Path | None = None) -> Ledger:
         """The ledger on `sqlite:///file` or `postgresql://...`, signing each write with the writer key
         in `keys_dir` (default: the keys directory of the settings), made there on first use."""
+        settings = Settings()
         ledger = cls(env=store_env(database_url))
-        ledger.chain.writer = WriterKey.load_or_create(keys_dir or Settings().keys_dir)
+        ledger.chain.writer = WriterKey.load_or_create(keys_dir or settings.keys_dir)
+        ledger.max_shelf_life = timedelta(days=settings.max_shelf_life_days)
         return ledger
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -494,6 +498,20 @@ class Ledger(Application[UUID]):
             lot = self.peek(Lot, lot_id)
             if lot.status in (LotStatus.RECALLED, LotStatus.REJECTED):
                 raise LotNotUsable(lot.id, lot.lot_number, f"an upstream lot is {lot.status}")
+
+    def open_recall_of(self, kit: Kit) -> Recall | None:
+        """The open recall campaign whose affected set holds `kit`, if any: found through the recall
+        that last moved the kit, or the campaigns that recalled a lot upstream of it."""
+        numbers = {kit.recall_number} if kit.recall_number else set()
+        for lot_id in self.upstream_lot_ids(kit.packaging_run_id):
+            lot = self.peek(Lot, lot_id)
+            if lot.status == LotStatus.RECALLED and lot.recall_number:
+                numbers.add(lot.recall_number)
+        for number in sorted(numbers):
+            recall = self.peek(Recall, Recall.create_id(number))
+            if recall.status == RecallStatus.OPEN and kit.id in recall.kits:
+                return recall
+        return None
 
     def run_checked(self, run_id: UUID, cache: dict[UUID, PackagingRun]) -> PackagingRun:
         """The kit's packaging run, after checking nothing upstream was recalled or rejected."""

@@ -33,8 +33,9 @@ def receive_lot(ledger: Ledger, actor: Actor, cmd: ReceiveLot) -> Recorded:
             "a drug-product lot is produced by a formulation, or received from a supplier", field="supplier"
         )
     ledger.require_place(cmd.location_id, LocationKind.MANUFACTURING_SITE, LocationKind.DEPOT)
+    audit = stamp(actor, cmd.occurred_at)
     lot = Lot.receive(
-        stamp(actor, cmd.occurred_at),
+        audit,
         gtin=cmd.gtin,
         lot_number=cmd.lot_number,
         kind=cmd.kind,
@@ -46,6 +47,8 @@ def receive_lot(ledger: Ledger, actor: Actor, cmd: ReceiveLot) -> Recorded:
         retest_on=cmd.retest_on,
         supplier=cmd.supplier,
         supplier_lot=cmd.supplier_lot,
+        received_on=day(audit),
+        max_shelf_life=ledger.max_shelf_life,
     )
     return ledger.record(lot, created=(lot.id,))
 
@@ -149,8 +152,11 @@ def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
         expires_on=cmd.output.expires_on,
         retest_on=cmd.output.retest_on,
         produced_by_batch_id=batch_id,
+        received_on=today,
+        max_shelf_life=ledger.max_shelf_life,
     )
     yield_pct = (actual.base / theoretical.base * 100).quantize(Decimal("0.01"))
+    limits = _yield_limits(cmd, yield_pct)
     batch = ManufacturingBatch(
         batch_number=batch_number,
         audit=audit,
@@ -164,8 +170,30 @@ def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
         equipment=list(cmd.equipment),
         performed_by=actor.as_dict(),
         checked_by=checked_by.as_dict(),
+        yield_limits=limits,
+        deviation=cmd.deviation.model_dump() if cmd.deviation else None,
     )
     return ledger.record(batch, dp_lot, *lots, created=(batch.id, dp_lot.id))
+
+
+def _yield_limits(cmd: Formulate, yield_pct: Decimal) -> dict[str, str] | None:
+    """The stated limits as recorded; refuses a yield above the theoretical one, or outside the
+    limits, that comes without the deviation explaining it (21 CFR 211.192)."""
+    limits = cmd.yield_limits
+    if limits is not None and limits.low_percent > limits.high_percent:
+        raise InvalidInput("yield limits run from low to high", field="yield_limits")
+    if yield_pct > 100:
+        problem = f"the actual yield is {yield_pct}% of the theoretical yield"
+    elif limits is not None and not (limits.low_percent <= yield_pct <= limits.high_percent):
+        stated = f"{limits.low_percent}-{limits.high_percent}%"
+        problem = f"the yield {yield_pct}% is outside the stated limits {stated}"
+    else:
+        problem = ""
+    if problem and cmd.deviation is None:
+        raise InvalidInput(f"{problem}: record it with the deviation that explains it", field="deviation")
+    if limits is None:
+        return None
+    return {"low_percent": str(limits.low_percent), "high_percent": str(limits.high_percent)}
 
 
 @handles(RecordDeviation)

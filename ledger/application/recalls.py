@@ -42,7 +42,7 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
     audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
     lots = [ledger.get(Lot, lot_id) for lot_id in cmd.lot_ids]
     for lot in lots:
-        lot.recall(audit, sig.as_dict())
+        lot.recall(audit, sig.as_dict(), recall_number)
     runs = ledger.runs_downstream(cmd.lot_ids)
     kit_ids = [Kit.create_id(r.kit_gtin, n) for r in runs for n in r.kit_numbers]
     reader, source = ledger.kit_states()
@@ -178,10 +178,11 @@ def receive_recall_returns(ledger: Ledger, actor: Actor, cmd: ReceiveRecallRetur
 
 @handles(DestroyRecalledKits)
 def destroy_recalled_kits(ledger: Ledger, actor: Actor, cmd: DestroyRecalledKits) -> Recorded:
-    """The depot destroys kits of the recall it holds, after QA authorised it (signed): the kits
-    are destroyed and the recall records each one as destroyed, with the certificate, at once."""
-    require_role(actor, "destroy recalled kits", Role.DEPOT)
-    ledger.require_place(cmd.depot_id, LocationKind.DEPOT)
+    """The place holding kits of the recall destroys them, after QA authorised it (signed): the kits
+    are destroyed and the recall records each one as destroyed, with the certificate, at once. A
+    depot destroys what came back to it or what it quarantined; a site what it quarantined there."""
+    require_role(actor, "destroy recalled kits", Role.DEPOT, Role.SITE)
+    ledger.require_place(cmd.place_id, LocationKind.DEPOT, LocationKind.CLINICAL_SITE)
     certificate, method = cmd.certificate.strip(), cmd.method.strip()
     if not certificate:
         raise InvalidInput("destruction needs the destruction certificate number", field="certificate")
@@ -197,7 +198,7 @@ def destroy_recalled_kits(ledger: Ledger, actor: Actor, cmd: DestroyRecalledKits
             try:
                 recall.require_kit(kit_id)
                 kit = ledger.get(Kit, kit_id)
-                kit.destroy(audit, cmd.depot_id, certificate, method)
+                kit.destroy(audit, cmd.place_id, certificate, method)
                 recall.check_destroyed(audit, kit_id)
             except LedgerError as e:
                 problems.append((kit_id, e))
@@ -205,7 +206,7 @@ def destroy_recalled_kits(ledger: Ledger, actor: Actor, cmd: DestroyRecalledKits
             kits.append(kit)
         _refuse_all(recall, "destroy", problems, len(kit_ids))
         for kit_id in kit_ids:
-            recall.record_destroyed(audit, cmd.depot_id, kit_id, certificate, method)
+            recall.record_destroyed(audit, cmd.place_id, kit_id, certificate, method)
         return ledger.record(recall, *kits)
 
     return ledger.on_recall(cmd.recall_id, step)

@@ -19,7 +19,9 @@ def register_trial(ledger: Ledger, actor: Actor, cmd: RegisterTrial) -> Recorded
     require_role(actor, "register a trial", Role.ADMIN)
     code = gs1.gs1_text(cmd.code, "trial code", "code")
     for c in cmd.countries:
-        country(c)
+        country(c, "countries")
+    if len(set(cmd.countries)) != len(cmd.countries):
+        raise InvalidInput("a trial names each of its countries once", field="countries")
     if not (0 <= cmd.do_not_dispense_days <= cmd.do_not_ship_days <= 730):
         raise InvalidInput(
             "expiry windows need 0 <= do_not_dispense_days <= do_not_ship_days <= 730",

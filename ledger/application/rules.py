@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from ledger.countries import ISO_3166_ALPHA2
 from ledger.domain import Kit
 from ledger.errors import InvalidInput, KitsNotUsable, LedgerError
 from ledger.values import Actor, Signature
@@ -25,10 +26,10 @@ def reason(text: str | None) -> str:
     return text.strip()
 
 
-def country(code: str) -> str:
-    """An ISO 3166 alpha-2 country code."""
-    if not (isinstance(code, str) and len(code) == 2 and code.isalpha() and code.isupper()):
-        raise InvalidInput(f"country must be an ISO 3166 alpha-2 code, got {code!r}", field="country")
+def country(code: str, field: str = "country") -> str:
+    """An officially assigned ISO 3166-1 alpha-2 country code (upper case)."""
+    if code not in ISO_3166_ALPHA2:
+        raise InvalidInput(f"{code!r} is not an ISO 3166-1 alpha-2 country code", field=field)
     return code
 
 

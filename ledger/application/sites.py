@@ -12,7 +12,14 @@ from ledger.commands import ConfirmReceipt, DestroyKits, Dispense, Recorded, Rep
 from ledger.domain import Kit, KitStatus, Location, Shipment, Trial
 from ledger.domain.base import require_role, stamp
 from ledger.domain.kit import ReceiptOutcome
-from ledger.errors import InvalidInput, KitsNotUsable, ReceiptMismatch, SiteSignatureRefused, WrongSite
+from ledger.errors import (
+    InvalidInput,
+    KitsNotUsable,
+    KitUnderRecall,
+    ReceiptMismatch,
+    SiteSignatureRefused,
+    WrongSite,
+)
 from ledger.site_keys import SiteSignature
 from ledger.values import Actor, Role
 
@@ -50,6 +57,11 @@ def confirm_receipt(ledger: Ledger, actor: Actor, cmd: ConfirmReceipt) -> Record
             problems.append({"kit_number": number, "reason": "not accounted for in the receipt"})
     if problems:
         raise ReceiptMismatch(shipment.shipment_number, problems)
+    if cmd.logger_min is not None and cmd.logger_max is not None and cmd.logger_min > cmd.logger_max:
+        raise InvalidInput(
+            f"the logger's maximum {cmd.logger_max} °C is below its minimum {cmd.logger_min} °C",
+            field="logger_max",
+        )
     excursion = shipment.is_excursion(cmd.logger_min, cmd.logger_max)
     confirmed = {n: str(o) for n, o in parsed.items()}
     signed = None
@@ -100,6 +112,10 @@ def _verify_site_signature(
 def report_excursion(ledger: Ledger, actor: Actor, cmd: ReportExcursion) -> Recorded:
     """A temperature excursion in storage: the kits held at the place go to quarantine until QA decides."""
     require_role(actor, "report an excursion", Role.SITE, Role.DEPOT)
+    if cmd.min_celsius > cmd.max_celsius:
+        raise InvalidInput(
+            f"the maximum {cmd.max_celsius} °C is below the minimum {cmd.min_celsius} °C", field="max_celsius"
+        )
     audit = stamp(actor, cmd.occurred_at)
     excursion = {
         "location_id": str(cmd.location_id),
@@ -155,5 +171,19 @@ def destroy_kits(ledger: Ledger, actor: Actor, cmd: DestroyKits) -> Recorded:
         raise InvalidInput("destruction names its method", field="method")
     audit = stamp(actor, cmd.occurred_at)
     kits = ledger.get_many(Kit, unique(cmd.kit_ids))
+    each(kits, "destroy", lambda k: _not_under_recall(ledger, k))
     each(kits, "destroy", lambda k: k.destroy(audit, cmd.location_id, certificate, method))
     return ledger.record(*kits)
+
+
+def _not_under_recall(ledger: Ledger, kit: Kit) -> None:
+    """A kit an open recall holds is destroyed through the recall, which reconciles it."""
+    recall = ledger.open_recall_of(kit)
+    if recall is not None:
+        raise KitUnderRecall(
+            kit.kit_number,
+            recall.recall_number,
+            recall.id,
+            "destroy it",
+            f"POST /recalls/{recall.id}/destructions",
+        )

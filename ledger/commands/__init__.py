@@ -8,6 +8,7 @@ from ledger.commands.base import Command, Part, Recorded, RecordedEvent
 from ledger.commands.distribution import AuthoriseDestruction, DecideQuarantine, Ship
 from ledger.commands.materials import (
     CorrectLotQuantity,
+    DeviationLine,
     Formulate,
     HoldLot,
     LotQuantity,
@@ -17,6 +18,7 @@ from ledger.commands.materials import (
     RecordDeviation,
     RejectLot,
     ReleaseLot,
+    YieldLimits,
 )
 from ledger.commands.packaging import (
     Arm,
@@ -53,6 +55,7 @@ __all__ = [
     "DecideQuarantine",
     "DestroyKits",
     "DestroyRecalledKits",
+    "DeviationLine",
     "Dispense",
     "DisposePackaging",
     "ExtendExpiry",
@@ -82,4 +85,5 @@ __all__ = [
     "ReturnKit",
     "Ship",
     "SponsorRelease",
+    "YieldLimits",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
@@ -95,9 +96,30 @@ class OutputLot(Part):
     retest_on: date | None = None
 
 
+Percent = Annotated[Decimal, Field(gt=0, le=1000, allow_inf_nan=False, max_digits=7, decimal_places=2)]
+
+
+class YieldLimits(Part):
+    """The product's stated yield range, in percent of the theoretical yield (say 95.00 to 100.00)."""
+
+    _pair = ("low_percent", "high_percent")
+
+    low_percent: Percent
+    high_percent: Percent
+
+
+class DeviationLine(Part):
+    """A deviation recorded with the step it explains: number, description, classification."""
+
+    number: Code
+    description: LongText
+    classification: Annotated[str, Field(pattern="^(minor|major|critical)$")]
+
+
 class Formulate(Command):
     """One manufacturing batch: consume released lots, produce a drug-product lot in quarantine,
-    checked by a second person (21 CFR 211.188)."""
+    checked by a second person (21 CFR 211.188). An actual yield above the theoretical one, or outside
+    the product's `yield_limits`, is recorded only with the `deviation` that explains it."""
 
     batch_number: Code
     product: Text
@@ -108,6 +130,8 @@ class Formulate(Command):
     actual_yield: Quantity
     equipment: Annotated[tuple[Text, ...], Field(max_length=100)] = ()
     checked_by: Actor
+    yield_limits: YieldLimits | None = None
+    deviation: DeviationLine | None = None
     occurred_at: When = None
 
 

@@ -63,10 +63,11 @@ class ReceiveRecallReturns(Command):
 
 
 class DestroyRecalledKits(Command):
-    """The depot destroys kits of the recall it holds, after QA's signed authorisation."""
+    """The place holding kits of the recall (the depot they came back to, or the site or depot where
+    they are quarantined) destroys them, after QA's signed authorisation, with the certificate."""
 
     recall_id: UUID
-    depot_id: UUID
+    place_id: UUID
     kit_ids: Annotated[tuple[UUID, ...], Field(min_length=1, max_length=MAX_KITS)]
     certificate: Code
     method: Annotated[str, StringConstraints(min_length=1, max_length=80), AfterValidator(one_line)]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import NotAuthorised, TimeOrderViolation
+from ledger.errors import InvalidInput, NotAuthorised, TimeOrderViolation
 from ledger.values import Actor, Role, iso, now, utc
 
 LOTLINE_NS = uuid5(NAMESPACE_URL, "https://lotline.dev/ids")
 
 # Clocks at sites drift; an event may claim a time at most this far past the server's clock.
 CLOCK_SKEW = timedelta(minutes=5)
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""No step of an electronic GMP record this ledger keeps happened before this (a typo'd year, 1792
+for 2025, would otherwise enter the permanent chain)."""
 
 
 def stable_id(kind: str, *key: str) -> UUID:
@@ -27,6 +31,11 @@ def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None 
     when = utc(occurred_at, "occurred_at") if occurred_at else now()
     if when > now() + CLOCK_SKEW:
         raise TimeOrderViolation(f"occurred_at {iso(when)} is in the future", occurred_at=iso(when))
+    if when < EARLIEST:
+        raise InvalidInput(
+            f"occurred_at {iso(when)} is before {EARLIEST.date()}: not a plausible time for this record",
+            field="occurred_at",
+        )
     audit: dict[str, Any] = {**actor.as_dict(), "occurred_at": iso(when)}
     if reason:
         audit["reason"] = reason

@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
-from ledger.errors import InvalidInput
+from ledger.errors import AlreadyExists, InvalidInput
 
 DEVIATION_CLASSES = ("minor", "major", "critical")
 
@@ -22,7 +22,11 @@ class ManufacturingBatch(LedgerAggregate):
         return stable_id("batch", batch_number)
 
     class Formulated(LedgerAggregate.Created):
-        """The batch was formulated: its inputs, output lot, yields, equipment, who did and who checked."""
+        """The batch was formulated: its inputs, output lot, yields, equipment, who did and who checked.
+        Version 2 added the product's stated `yield_limits` (percent, low and high) and the `deviation`
+        recorded with the batch to explain a yield outside them (each None when not given)."""
+
+        class_version = 2
 
         batch_number: str
         audit: dict[str, Any]
@@ -36,6 +40,14 @@ class ManufacturingBatch(LedgerAggregate):
         equipment: list[str]
         performed_by: dict[str, str]
         checked_by: dict[str, str]
+        yield_limits: dict[str, str] | None
+        deviation: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Batches recorded before yield checks stated no limits and no deviation with them."""
+            state["yield_limits"] = None
+            state["deviation"] = None
 
     @event(Formulated)
     def __init__(
@@ -52,6 +64,8 @@ class ManufacturingBatch(LedgerAggregate):
         equipment: list[str],
         performed_by: dict[str, str],
         checked_by: dict[str, str],
+        yield_limits: dict[str, str] | None,
+        deviation: dict[str, str] | None,
     ) -> None:
         self.batch_number = batch_number
         self.product = product
@@ -62,7 +76,8 @@ class ManufacturingBatch(LedgerAggregate):
         self.actual_yield = actual_yield
         self.yield_percent = Decimal(yield_percent)
         self.equipment = equipment
-        self.deviations: list[dict[str, Any]] = []
+        self.yield_limits = yield_limits
+        self.deviations: list[dict[str, Any]] = [deviation] if deviation else []
         self._touch(audit)
 
     @property
@@ -74,6 +89,8 @@ class ManufacturingBatch(LedgerAggregate):
     ) -> None:
         if classification not in DEVIATION_CLASSES:
             raise InvalidInput("classification is minor, major or critical", field="classification")
+        if any(d["number"] == number for d in self.deviations):
+            raise AlreadyExists("deviation", f"{number} on batch {self.batch_number}")
         self._require_after_last_step(audit, "deviation")
         self._deviation_recorded(audit, number, description, classification)
 

@@ -100,6 +100,7 @@ class Kit(LedgerAggregate):
         self.shipment_id: UUID | None = None
         self.subject: str | None = None
         self.returning_from: UUID | None = None
+        self.recall_number: str | None = None  # the recall campaign that last moved the kit
         self._touch(audit)
 
     @property
@@ -331,6 +332,7 @@ class Kit(LedgerAggregate):
     @event(RecallQuarantined)
     def _recall_quarantined(self, audit: dict[str, Any], place_id: UUID, recall_number: str) -> None:
         quarantined(self)
+        self.recall_number = recall_number
         self._touch(audit)
 
     class ReturnShipped(Aggregate.Event):
@@ -347,6 +349,7 @@ class Kit(LedgerAggregate):
     ) -> None:
         return_shipped(self, depot_id=depot_id)
         self.returning_from = site_id
+        self.recall_number = recall_number
         self._touch(audit)
 
     class ReturnReceived(Aggregate.Event):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -35,6 +35,13 @@ class LotStatus(StrEnum):
     REJECTED = "rejected"
     ON_HOLD = "on_hold"
     RECALLED = "recalled"
+
+
+MAX_SHELF_LIFE = timedelta(days=3653)
+"""Default ceiling on expiry - manufacture (ten years); a setting (`LOTLINE_MAX_SHELF_LIFE_DAYS`)."""
+
+EARLIEST_MANUFACTURE = date(2000, 1, 1)
+"""No lot this ledger receives was made before this."""
 
 
 # QA decisions allowed from each status (21 CFR 211.84/211.87, EU GMP ch. 5).
@@ -101,6 +108,7 @@ class Lot(LedgerAggregate):
         self.supplier_lot = supplier_lot
         self.produced_by_batch_id = produced_by_batch_id
         self.status = LotStatus.QUARANTINE
+        self.recall_number: str | None = None
         self.consumed_by: list[UUID] = []
         self._touch(audit)
 
@@ -121,12 +129,36 @@ class Lot(LedgerAggregate):
         supplier: str | None = None,
         supplier_lot: str | None = None,
         produced_by_batch_id: UUID | None = None,
+        received_on: date,
+        max_shelf_life: timedelta = MAX_SHELF_LIFE,
     ) -> Lot:
-        """A new lot in quarantine, after checking its identifiers, quantity and dates."""
+        """A new lot in quarantine, after checking its identifiers, quantity and dates: made on or
+        before the day it is received (and not before 2000), not expired that day, and expiring no
+        later than `max_shelf_life` after its manufacture."""
         if quantity.amount <= 0:
             raise InvalidInput("a lot's quantity must be positive", field="quantity")
+        if manufactured_on > received_on:
+            raise InvalidInput(
+                f"manufactured on {manufactured_on}, after the day it is received ({received_on})",
+                field="manufactured_on",
+            )
+        if manufactured_on < EARLIEST_MANUFACTURE:
+            raise InvalidInput(
+                f"manufactured on {manufactured_on}, before {EARLIEST_MANUFACTURE}: not plausible",
+                field="manufactured_on",
+            )
         if expires_on <= manufactured_on:
             raise InvalidInput("expiry must be after manufacture", field="expires_on")
+        if expires_on - manufactured_on > max_shelf_life:
+            raise InvalidInput(
+                f"expires on {expires_on}, more than {max_shelf_life.days} days after its manufacture "
+                f"on {manufactured_on} (the configured shelf-life ceiling)",
+                field="expires_on",
+            )
+        if expires_on < received_on:
+            raise InvalidInput(
+                f"expired on {expires_on}, before the day it is received ({received_on})", field="expires_on"
+            )
         if retest_on is not None and not (manufactured_on < retest_on <= expires_on):
             raise InvalidInput("retest date must fall between manufacture and expiry", field="retest_on")
         return cls(
@@ -180,7 +212,11 @@ class Lot(LedgerAggregate):
     # --- commands ------------------------------------------------------------------------------
 
     def release(self, audit: dict[str, Any], signature: dict[str, str], results_ref: str) -> None:
+        """QA releases the lot; never one already past its expiry or retest date."""
         self._require_transition("release")
+        on = datetime.fromisoformat(audit["occurred_at"]).date()
+        if on > self.use_by():
+            raise LotNotUsable(self.id, self.lot_number, f"expired or due for retest on {self.use_by()}")
         self._require_after_last_step(audit, "release")
         self._released(audit, signature, results_ref)
 
@@ -194,10 +230,13 @@ class Lot(LedgerAggregate):
         self._require_after_last_step(audit, "hold")
         self._put_on_hold(audit)
 
-    def recall(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+    def recall(
+        self, audit: dict[str, Any], signature: dict[str, str], recall_number: str | None = None
+    ) -> None:
+        """QA recalls the lot: alone, or as a suspect lot of recall campaign `recall_number`."""
         self._require_transition("recall")
         self._require_after_last_step(audit, "recall")
-        self._recalled(audit, signature)
+        self._recalled(audit, signature, recall_number)
 
     def consume(self, audit: dict[str, Any], qty: Quantity, by_step_id: UUID, step: str) -> Quantity:
         """Take `qty` for a formulation or packaging step; the caller checked usability on the day."""
@@ -257,14 +296,24 @@ class Lot(LedgerAggregate):
         self._touch(audit)
 
     class Recalled(Aggregate.Event):
-        """QA recalled the lot, signed."""
+        """QA recalled the lot, signed. Version 2 added `recall_number`: the recall campaign that named
+        the lot suspect (None for a lot recalled on its own)."""
+
+        class_version = 2
 
         audit: dict[str, Any]
         signature: dict[str, str]
+        recall_number: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Lots recalled before the campaign was named in them: the campaign is not known here."""
+            state["recall_number"] = None
 
     @event(Recalled)
-    def _recalled(self, audit: dict[str, Any], signature: dict[str, str]) -> None:
+    def _recalled(self, audit: dict[str, Any], signature: dict[str, str], recall_number: str | None) -> None:
         self.status = LotStatus.RECALLED
+        self.recall_number = recall_number
         self._touch(audit)
 
     class Consumed(Aggregate.Event):

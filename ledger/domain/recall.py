@@ -4,12 +4,14 @@ Opening a recall records the affected set as the genealogy showed it at that mom
 place, GTIN and status, so that later answers can say what was known when), the shipments then in
 transit, and the places to notify. Sites acknowledge and report each kit (quarantined, returned,
 already dispensed to a subject); the depot records returns received; QA justifies each kit that
-cannot be found and closes the recall with a signature once every kit is accounted for.
+cannot be found and closes the recall with a signature once every kit is accounted for (`ACCOUNTED`:
+back at a depot, destroyed, dispensed, or justified; quarantined at a site is not the end).
 
 Kits move with the campaign: a kit a site reports `returned` is sent back to the depot that shipped
 it (its custody moves, `Kit.ReturnShipped`), the depot's receipt puts it in the depot's hands
 (`Kit.ReturnReceived`), and its destruction there, once QA has authorised it, is recorded in the
-recall as the kit's final outcome.
+recall as the kit's final outcome; a site may also destroy the kits it quarantined, on site, through
+the recall. A kit of an open recall is destroyed through the recall only.
 
 Blinded by construction: a packaging run reached by a suspect lot is affected as a whole (every
 arm), so a site's list never tells which of its kits hold the suspect material.
@@ -69,7 +71,6 @@ SITE_OUTCOMES = (KitOutcome.QUARANTINED, KitOutcome.RETURNED, KitOutcome.DISPENS
 
 ACCOUNTED = frozenset(
     {
-        KitOutcome.QUARANTINED,
         KitOutcome.DISPENSED,
         KitOutcome.RECEIVED_AT_DEPOT,
         KitOutcome.DESTROYED,
@@ -77,8 +78,11 @@ ACCOUNTED = frozenset(
         KitOutcome.JUSTIFIED,
     }
 )
-"""Outcomes that account for a kit. A kit reported `returned` is on its way back: accounted once the
-depot records it received."""
+"""Outcomes that account for a kit wherever it was (EU GMP chapter 8: what was delivered against what
+was recovered): back at the depot, destroyed with a certificate, dispensed to a named subject, or
+covered by QA's signed justification. A kit reported `returned` is on its way back: accounted once the
+depot records it received. A kit `quarantined` is accounted where a depot holds it (the sponsor's own
+stock); quarantined at a site it is held, not recovered: it still has to come back or be destroyed."""
 
 UNLOCATED = ""
 """The place key of kits whose place is unknown when the recall opens (none recorded)."""
@@ -224,7 +228,18 @@ class Recall(LedgerAggregate):
 
     def is_accounted(self, kit_id: UUID) -> bool:
         o = self.outcomes.get(kit_id)
-        return o is not None and o["outcome"] in ACCOUNTED
+        return o is not None and self._accounts(kit_id, o["outcome"])
+
+    def _accounts(self, kit_id: UUID, outcome: str) -> bool:
+        """Whether `outcome` accounts for the kit (see `ACCOUNTED`; quarantined: only at a depot)."""
+        if outcome in ACCOUNTED:
+            return True
+        place = self.places.get(self.kits[kit_id].place, {})
+        return outcome == KitOutcome.QUARANTINED and place.get("kind") == "depot"
+
+    def place_name(self, place: str) -> str:
+        """A place of the recall by name (its id when it is not one of the recall's places)."""
+        return self.places.get(place, {}).get("name", place or "unlocated")
 
     def kits_at(self, place: str) -> list[AffectedKit]:
         """The affected kits recorded at `place` when the recall opened, by kit number."""
@@ -268,8 +283,9 @@ class Recall(LedgerAggregate):
         self._acknowledged(audit, place)
 
     def check_report(self, audit: dict[str, Any], place_id: UUID, report: KitReport) -> None:
-        """Refuse a report on a kit unless the place held it when the recall opened, the kit has
-        no outcome yet and the outcome is one a place may report."""
+        """Refuse a report on a kit unless the place held it when the recall opened, the outcome is
+        one a place may report, and the kit has no outcome yet (or was quarantined there and is now
+        sent back: held first, returned once the depot can take it)."""
         self.require_open("report a kit")
         kit = self.require_kit(report.kit_id)
         place = self._require_place(place_id, "report a kit")
@@ -281,10 +297,9 @@ class Recall(LedgerAggregate):
             raise InvalidInput(f"a site reports {', '.join(SITE_OUTCOMES)}", field="outcome")
         if (report.outcome == KitOutcome.DISPENSED) != bool(report.subject):
             raise InvalidInput("a dispensed kit is reported with its subject, and only then", field="subject")
-        if report.kit_id in self.outcomes:
-            raise InvalidTransition(
-                "recall kit", kit.kit_number, self.outcomes[report.kit_id]["outcome"], "report"
-            )
+        before = self.outcomes.get(report.kit_id, {}).get("outcome")
+        if before is not None and (before, report.outcome) != (KitOutcome.QUARANTINED, KitOutcome.RETURNED):
+            raise InvalidTransition("recall kit", kit.kit_number, before, f"report {report.outcome}")
         self._require_after_last_step(audit, "kit report")
 
     def report_kit(self, audit: dict[str, Any], place_id: UUID, report: KitReport) -> None:
@@ -317,11 +332,12 @@ class Recall(LedgerAggregate):
         self._require_after_last_step(audit, "destruction")
 
     def record_destroyed(
-        self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID, certificate: str, method: str
+        self, audit: dict[str, Any], place_id: UUID, kit_id: UUID, certificate: str, method: str
     ) -> None:
-        """The depot destroyed a kit of the recall that it holds (quarantined there or returned to it)."""
+        """The place holding a kit of the recall destroyed it: the depot it was returned to, or where it
+        is quarantined (a depot, or a site destroying on site under QA's authorisation)."""
         self.check_destroyed(audit, kit_id)
-        self._kit_destroyed(audit, depot_id, kit_id, certificate, method)
+        self._kit_destroyed(audit, place_id, kit_id, certificate, method)
 
     def kit_number(self, kit_id: UUID) -> str:
         """The kit's number when it is in the recall, else its id (for messages)."""
@@ -348,7 +364,11 @@ class Recall(LedgerAggregate):
         self.require_open("close")
         missing = self.outstanding()
         if missing:
-            raise RecallOutstanding(self.recall_number, [k.kit_number for k in missing])
+            places: dict[str, int] = {}
+            for k in missing:
+                name = self.place_name(k.place)
+                places[name] = places.get(name, 0) + 1
+            raise RecallOutstanding(self.recall_number, [k.kit_number for k in missing], places)
         self._require_after_last_step(audit, "closure")
         self._closed(audit, signature)
 
@@ -403,22 +423,30 @@ class Recall(LedgerAggregate):
         self._touch(audit)
 
     class KitDestroyed(Aggregate.Event):
-        """The depot destroyed an affected kit it held, under a destruction certificate."""
+        """The place holding an affected kit destroyed it, under a destruction certificate. Version 2
+        named the place `place_id` (a depot, or a site): version 1 called it `depot_id`."""
+
+        class_version = 2
 
         audit: dict[str, Any]
-        depot_id: UUID
+        place_id: UUID
         kit_id: UUID
         certificate: str
         method: str
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Only depots destroyed recalled kits then: the place is the depot."""
+            state["place_id"] = state.pop("depot_id")
+
     @event(KitDestroyed)
     def _kit_destroyed(
-        self, audit: dict[str, Any], depot_id: UUID, kit_id: UUID, certificate: str, method: str
+        self, audit: dict[str, Any], place_id: UUID, kit_id: UUID, certificate: str, method: str
     ) -> None:
         record = {
             **self.outcomes.get(kit_id, {}),
             "outcome": str(KitOutcome.DESTROYED),
-            "depot_id": str(depot_id),
+            "place_id": str(place_id),
             "certificate": certificate,
             "method": method,
             "destroyed_by": audit["name"],
@@ -474,9 +502,9 @@ class Recall(LedgerAggregate):
             self.by_outcome[before["outcome"]] -= 1
             if not self.by_outcome[before["outcome"]]:
                 del self.by_outcome[before["outcome"]]
-            if before["outcome"] in ACCOUNTED:
+            if self._accounts(kit_id, before["outcome"]):
                 counts["accounted"] -= 1
-        if record["outcome"] in ACCOUNTED:
+        if self._accounts(kit_id, record["outcome"]):
             counts["accounted"] += 1
         self.by_outcome[record["outcome"]] = self.by_outcome.get(record["outcome"], 0) + 1
         self.outcomes[kit_id] = {**record, "at": audit["occurred_at"]}

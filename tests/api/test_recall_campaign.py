@@ -183,7 +183,8 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     sent = ok(api.post("site1", f"/recalls/{rid}/sites/{p.site}/reports", {"kits": lines}))
     assert len(sent["events"]) == 5 + 3 + 2  # five recall reports, three kits sent back, two quarantined
     s = status(api, rid)
-    assert figures(s, "Site 101") == (8, 6, 3, 5)
+    # only the dispensed kit counts: three are on their way back, two held at the site
+    assert figures(s, "Site 101") == (8, 6, 1, 7)
     assert s["outcomes"] == {"dispensed": 1, "quarantined": 2, "returned": 3}
     # a returned kit is on its way back to the depot: out of the site's hands, not yet the depot's
     assert custody_actions(api, p.kit("K00002"))[-1] == "sent_back"
@@ -195,8 +196,8 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     for n in ("K00011", "K00012"):
         ok(report(api, "site1", rid, p.site, p.kit(n), "quarantined"))
     s = status(api, rid)
-    assert figures(s, "Site 101") == (8, 8, 5, 3)
-    assert (s["reported"], s["reconciled"], s["outstanding"]) == (8, 5, 15)
+    assert figures(s, "Site 101") == (8, 8, 1, 7)
+    assert (s["reported"], s["reconciled"], s["outstanding"]) == (8, 1, 19)
 
     # 6. the depot receives Site 101's three returns: in its hands, returned, accounted for
     site101_returns = [str(p.kit(n)) for n in ("K00002", "K00003", "K00004")]
@@ -210,8 +211,8 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     assert refused.status_code == 403
     ok(api.post("depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_ids": site101_returns}))
     s = status(api, rid)
-    assert figures(s, "Site 101") == (8, 8, 8, 0)
-    assert place(s, "Site 101")["reconciled_percent"] == 100.0
+    assert figures(s, "Site 101") == (8, 8, 4, 4)  # its four quarantined kits are still there
+    assert place(s, "Site 101")["reconciled_percent"] == 50.0
     assert custody_actions(api, p.kit("K00002"))[-2:] == ["sent_back", "received_back"]
     again = api.post(
         "depot1", f"/recalls/{rid}/returns", {"depot_id": str(p.depot), "kit_ids": site101_returns}
@@ -248,7 +249,7 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     at_depot = next(p for p in stock["places"] if p["place"]["name"] == "Depot")["by_status"]
     assert at_depot.get("quarantined") == 8 and "available" not in at_depot
     doomed = depot_kits + site101_returns + site201_returns
-    destruction = {"depot_id": str(p.depot), "certificate": "DC-RC-1", "method": "incineration"}
+    destruction = {"place_id": str(p.depot), "certificate": "DC-RC-1", "method": "incineration"}
     refused = api.post("depot1", f"/recalls/{rid}/destructions", {**destruction, "kit_ids": doomed})
     assert refused.status_code == 409 and len(refused.json()["problems"]) == 14
     ok(
@@ -267,22 +268,57 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     )
     assert refused.status_code == 409 and refused.json()["code"] == "kit_not_usable"
     s = status(api, rid)
-    assert (s["reconciled"], s["outcomes"]["received_at_depot"]) == (19, 6)
+    assert (s["reconciled"], s["outcomes"]["received_at_depot"]) == (15, 6)  # 4 + 3 + the depot's 8
     ok(api.post("depot1", f"/recalls/{rid}/destructions", {**destruction, "kit_ids": doomed}))
     s = status(api, rid)
     assert figures(s, "Depot") == (8, 8, 8, 0)
-    assert (s["reconciled"], s["outstanding"], s["reconciled_percent"]) == (19, 1, 95.0)
+    assert (s["reconciled"], s["outstanding"], s["reconciled_percent"]) == (15, 5, 75.0)
     assert s["outcomes"] == {"destroyed": 14, "dispensed": 1, "quarantined": 4}
     assert custody_actions(api, p.kit("K00002"))[-1] == "destroyed"
+
+    # kits quarantined at a site are held there, not recovered: closure is refused naming them and where
+    refused = api.post("qa1", f"/recalls/{rid}/closure", {"signature": signature("approved")})
+    assert refused.status_code == 409 and refused.json()["code"] == "recall_outstanding"
+    assert refused.json()["kit_numbers"] == ["K00005", "K00006", "K00010", "K00011", "K00012"]
+    assert refused.json()["places"] == {"Site 101": 4, "Site 201": 1}
+    assert "(4 at Site 101; 1 at Site 201)" in refused.json()["message"]
+
+    # 9. Site 101 destroys its four quarantined kits on site, through the recall, once QA authorised
+    #    it; not through the plain destruction route, and not at a place it is not bound to
+    on_site = [str(p.kit(n)) for n in ("K00005", "K00006", "K00011", "K00012")]
+    outstanding = ok(api.get("recall1", f"/recalls/{rid}/outstanding"))
+    assert sorted(k["kit_number"] for k in outstanding["items"]) == [
+        "K00005", "K00006", "K00010", "K00011", "K00012"
+    ]
+    ok(
+        api.post(
+            "qa1",
+            "/kits/destruction-authorisations",
+            {"kit_ids": on_site, "signature": signature("authorised_destruction"), "reason": "recall"},
+        )
+    )
+    plain = {"kit_ids": on_site[:1], "certificate": "DC-S101-1", "method": "incineration"}
+    refused = api.post("site1", f"/locations/{p.site}/destructions", plain)
+    assert refused.status_code == 409, refused.text
+    assert f"POST /recalls/{rid}/destructions" in refused.json()["message"]
+    assert refused.json()["problems"][0]["code"] == "kit_under_recall"
+    at_site = {"place_id": str(p.site), "certificate": "DC-S101-1", "method": "incineration"}
+    elsewhere = api.post("site2", f"/recalls/{rid}/destructions", {**at_site, "kit_ids": on_site})
+    assert elsewhere.status_code == 403, elsewhere.text
+    ok(api.post("site1", f"/recalls/{rid}/destructions", {**at_site, "kit_ids": on_site}))
+    s = status(api, rid)
+    assert figures(s, "Site 101") == (8, 8, 8, 0)
+    assert (s["reconciled"], s["outstanding"], s["reconciled_percent"]) == (19, 1, 95.0)
+    assert s["outcomes"] == {"destroyed": 18, "dispensed": 1}
     outstanding = ok(api.get("recall1", f"/recalls/{rid}/outstanding"))
     assert [k["kit_number"] for k in outstanding["items"]] == ["K00010"] and outstanding["total"] == 1
 
-    # 9. closure is refused while K00010 is unaccounted for
+    # 10. closure is refused while K00010 is unaccounted for
     refused = api.post("qa1", f"/recalls/{rid}/closure", {"signature": signature("approved")})
     assert refused.status_code == 409 and refused.json()["code"] == "recall_outstanding"
     assert refused.json()["kit_numbers"] == ["K00010"]
 
-    # 10. QA justifies the missing kit, signed: every kit accounted for
+    # 11. QA justifies the missing kit, signed: every kit accounted for
     assert (
         api.post(
             "site2",
@@ -306,14 +342,14 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     assert s["reconciled_at"] is not None and s["seconds_to_reconciliation"] >= 0
     assert s["status"] == "open"
 
-    # 11. QA closes the recall, signed
+    # 12. QA closes the recall, signed
     ok(api.post("qa1", f"/recalls/{rid}/closure", {"signature": signature("approved")}))
     s = status(api, rid)
     assert s["status"] == "closed" and s["closed_at"] is not None
     recall = api.ledger.get(Recall, UUID(rid))
     assert recall.closed is not None and recall.closed["signature"]["signer"] == "qa1"
 
-    # 12. the report, for an inspector, made against a signed checkpoint of the log
+    # 13. the report, for an inspector, made against a signed checkpoint of the log
     page = api.get("insp1", f"/recalls/{rid}/report")
     assert "No signed checkpoint of the log exists yet" in page.text
     log = api.client.app.state.transparency  # type: ignore[attr-defined]
@@ -337,6 +373,7 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
         "Checkpoint",
         "destroyed during the recall",
         "<td>DC-RC-1</td><td>Depot</td><td>incineration</td><td class='n'>14</td>",
+        "<td>DC-S101-1</td><td>Site 101</td><td>incineration</td><td class='n'>4</td>",
         "14 kit(s) destroyed, certificate DC-RC-1, the last at",
     ):
         assert expected in html, expected

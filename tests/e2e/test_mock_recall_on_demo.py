@@ -44,10 +44,9 @@ RECALL = "RC-DEMO-0001"
 STAFF = ("qa1", "depot1", "recall1", "insp1")
 CLINICAL_SITE, DEPOT = "clinical_site", "depot"
 
-ACCOUNTED = frozenset(
-    {"quarantined", "dispensed", "received_at_depot", "destroyed", "destroyed_before_recall", "justified"}
-)
-"""Outcomes that account for a kit; a kit reported `returned` is on its way back until the depot has it."""
+ACCOUNTED = frozenset({"dispensed", "received_at_depot", "destroyed", "destroyed_before_recall", "justified"})
+"""Outcomes that account for a kit wherever it is; a kit reported `returned` is on its way back until the
+depot has it, and one `quarantined` counts only where a depot holds it (at a site it is held, not back)."""
 
 SITE_REPORT = {
     "dispensed": "dispensed",
@@ -61,6 +60,9 @@ SITE_REPORT = {
 
 LEFT_TO_QA = frozenset({"missing", "in_transit"})
 """Statuses of kits no place can report: QA justifies them."""
+
+QUARANTINABLE = frozenset({"available", "received", "returned", "damaged"})
+"""Statuses a recall's quarantine changes (a kit already quarantined or awaiting destruction stays)."""
 
 RETURNABLE = frozenset(s for s, outcome in SITE_REPORT.items() if outcome == "returned")
 
@@ -95,10 +97,15 @@ class Campaign:
 
     def figures(self, place_id: str | None = None) -> tuple[int, int, int, int]:
         """(kits, reported, reconciled, outstanding), overall or at one place."""
-        kits = self.all_kits() if place_id is None else self.places[place_id].kit_ids
-        reported = sum(1 for k in kits if k in self.outcome)
-        reconciled = sum(1 for k in kits if self.outcome.get(k) in ACCOUNTED)
+        places = list(self.places.values()) if place_id is None else [self.places[place_id]]
+        kits = [(k, p.kind) for p in places for k in p.kit_ids]
+        reported = sum(1 for k, _ in kits if k in self.outcome)
+        reconciled = sum(1 for k, kind in kits if self.accounts(self.outcome.get(k), kind))
         return len(kits), reported, reconciled, len(kits) - reconciled
+
+    @staticmethod
+    def accounts(outcome: str | None, kind: str) -> bool:
+        return outcome in ACCOUNTED or (outcome == "quarantined" and kind == DEPOT)
 
     def outcomes(self) -> dict[str, int]:
         return dict(sorted(Counter(self.outcome.values()).items()))
@@ -267,12 +274,15 @@ def kit_not_found(api: Api, c: Campaign) -> str:
     )
 
 
-def report_lines(api: Api, site: Place, unreported: str) -> list[dict[str, str]]:
-    """The site's report from its own records: each kit's status says what it reports."""
+def report_lines(api: Api, site: Place, unreported: str, keep: bool) -> list[dict[str, str]]:
+    """The site's report from its own records: each kit's status says what it reports (a site that
+    `keep`s its kits quarantines what it would send back, to destroy it on site)."""
     lines = []
     for kit_id in site.kit_ids:
         kit = api.ledger.get(Kit, UUID(kit_id))
         outcome = SITE_REPORT.get(str(kit.status))
+        if keep and outcome == "returned":
+            outcome = "quarantined"
         if outcome is None or kit_id == unreported:
             continue
         line = {"kit_id": kit_id, "outcome": outcome}
@@ -283,7 +293,9 @@ def report_lines(api: Api, site: Place, unreported: str) -> list[dict[str, str]]
     return lines
 
 
-def report_site(api: Api, rid: str, c: Campaign, site: Place, user: str, unreported: str) -> list[str]:
+def report_site(
+    api: Api, rid: str, c: Campaign, site: Place, user: str, unreported: str, keep: bool = False
+) -> list[str]:
     """The site reads its task list (its own kits only) and reports them in one batch; returns the kits
     it sent back."""
     tasks = ok(api.get(user, f"/recalls/{rid}/sites/{site.id}/tasks"))
@@ -292,11 +304,17 @@ def report_site(api: Api, rid: str, c: Campaign, site: Place, user: str, unrepor
         k: status_of(api, k) for k in site.kit_ids
     }
     assert {k["kit_id"]: k["outcome"] for k in tasks["kits"]} == {k: c.outcome.get(k) for k in site.kit_ids}
-    lines = report_lines(api, site, unreported)
+    lines = report_lines(api, site, unreported, keep)
     sent_back = [line["kit_id"] for line in lines if line["outcome"] == "returned"]
+    held = [
+        line["kit_id"]
+        for line in lines
+        if line["outcome"] == "quarantined" and status_of(api, line["kit_id"]) in QUARANTINABLE
+    ]
     if lines:
         written = ok(api.post(user, f"/recalls/{rid}/sites/{site.id}/reports", {"kits": lines}))
-        assert len(written["events"]) == len(lines) + len(sent_back)  # a recall report per kit, a return each
+        # a recall report per kit, a return for each sent back, a quarantine for each newly held
+        assert len(written["events"]) == len(lines) + len(sent_back) + len(held)
     for line in lines:
         c.mark([line["kit_id"]], line["outcome"])
     return sent_back
@@ -351,7 +369,7 @@ def destroy_at_depots(api: Api, rid: str, c: Campaign, doomed: list[str]) -> Non
     for n, (depot_id, kits) in enumerate(sorted(by_depot(api, doomed, "location_id").items()), 1):
         for chunk in chunks(kits):
             body = {
-                "depot_id": depot_id,
+                "place_id": depot_id,
                 "kit_ids": chunk,
                 "certificate": f"DC-RC-{n}",
                 "method": "incineration",
@@ -359,6 +377,24 @@ def destroy_at_depots(api: Api, rid: str, c: Campaign, doomed: list[str]) -> Non
             ok(api.post("depot1", f"/recalls/{rid}/destructions", body))
     c.mark(doomed, "destroyed")
     assert {status_of(api, k) for k in doomed} == {"destroyed"}
+
+
+def destroy_at_sites(api: Api, rid: str, c: Campaign, users: dict[str, str]) -> list[str]:
+    """Each site destroys the kits it quarantined, on site and through the recall, once QA authorised
+    it (signed); a kit whose destruction QA had authorised before the recall needs no second one."""
+    destroyed = []
+    for n, site in enumerate(c.of_kind(CLINICAL_SITE), 1):
+        held = [k for k in site.kit_ids if c.outcome.get(k) == "quarantined"]
+        unauthorised = [k for k in held if status_of(api, k) != "pending_destruction"]
+        for chunk in chunks(unauthorised):
+            body = {"kit_ids": chunk, "signature": signature("authorised_destruction"), "reason": RECALL}
+            ok(api.post("qa1", "/kits/destruction-authorisations", body))
+        for chunk in chunks(held):
+            body = {"place_id": site.id, "kit_ids": chunk, "certificate": f"DC-S{n}", "method": "burnt"}
+            ok(api.post(users[site.id], f"/recalls/{rid}/destructions", body))
+        c.mark(held, "destroyed")
+        destroyed += held
+    return destroyed
 
 
 def justify(api: Api, rid: str, c: Campaign, kit_id: str) -> None:
@@ -411,7 +447,8 @@ def test_mock_recall_of_the_demo_program_over_the_api(demo_api: Api) -> None:
     unreported = kit_not_found(api, c)
     sent_back: list[str] = []
     for site in sites:
-        sent_back += report_site(api, rid, c, site, users[site.id], unreported)
+        keep = site is sites[0]  # the first site keeps its kits and destroys them on site (step 6b)
+        sent_back += report_site(api, rid, c, site, users[site.id], unreported, keep)
         check_status(api, rid, c)
     assert sent_back, "sites sent kits back"
     returning = ok(api.get("recall1", f"/custody/kits/{sent_back[0]}"))["steps"][-1]
@@ -431,6 +468,12 @@ def test_mock_recall_of_the_demo_program_over_the_api(demo_api: Api) -> None:
     assert s["outcomes"]["destroyed"] == len(sent_back) + len(quarantined)
     assert "received_at_depot" not in s["outcomes"]
     assert custody_actions(api, sent_back[0])[-3:] == ["sent_back", "received_back", "destroyed"]
+
+    # 6b. what the sites quarantined is held there, not back: each site destroys it on site
+    on_sites = destroy_at_sites(api, rid, c, users)
+    s = check_status(api, rid, c)
+    assert on_sites and "quarantined" not in s["outcomes"]
+    assert s["outcomes"]["destroyed"] == len(sent_back) + len(quarantined) + len(on_sites)
 
     # 7. what is left: the kit not found and the kits lost in transit; closure waits for QA's justifications
     left = c.by_number([unreported, *lost])

@@ -35,7 +35,7 @@ from ledger.errors import (
     UnitMismatch,
 )
 from ledger.gs1 import with_check_digit
-from ledger.values import Meaning, Quantity, sign
+from ledger.values import Meaning, Quantity, now, sign
 from tests.builders import (
     API_GTIN,
     DP_GTIN,
@@ -192,12 +192,11 @@ def test_consuming_a_lot_on_hold_is_refused(prepared: Program) -> None:
         prepared.formulate_batch([(prepared.api, "10 g")])
 
 
-def test_consuming_an_expired_lot_is_refused(prepared: Program) -> None:
-    expired = _second_api(
-        prepared, manufactured_on=today() - timedelta(days=800), expires_on=today() - timedelta(days=1)
-    )
-    with writes_nothing(prepared.ledger, LotNotUsable, match="expired or due for retest"):
-        prepared.formulate_batch([(expired, "10 g")])
+def test_consuming_an_expired_lot_is_refused(ledger: Ledger) -> None:
+    program = Program(ledger, start=now() - timedelta(days=20)).reference().materials()
+    expiring = _second_api(program, expires_on=program.today + timedelta(days=10))
+    with writes_nothing(ledger, LotNotUsable, match="expired or due for retest"):
+        program.formulate_batch([(expiring, "10 g")], occurred_at=now())
 
 
 def test_a_released_lot_cannot_be_released_again(prepared: Program) -> None:

@@ -225,8 +225,11 @@ def test_a_site_reports_only_its_own_kits_of_the_recall(spread: Program) -> None
             actors.site,
         )
     report(spread, recall_id, "K00002", "quarantined")
-    with writes_nothing(spread.ledger, InvalidTransition, "K00002 is quarantined; cannot report"):
-        report(spread, recall_id, "K00002", "returned")
+    with writes_nothing(spread.ledger, InvalidTransition, "K00002 is quarantined; cannot report quarantined"):
+        report(spread, recall_id, "K00002", "quarantined")
+    report(spread, recall_id, "K00002", "returned")  # held first, then sent back
+    with writes_nothing(spread.ledger, InvalidTransition, "K00002 is returned; cannot report quarantined"):
+        report(spread, recall_id, "K00002", "quarantined")
     with writes_nothing(spread.ledger, InvalidInput, "a site reports"):
         report(spread, recall_id, "K00003", "justified")
 
@@ -289,12 +292,12 @@ def test_justification_needs_qa_signature_and_an_unaccounted_kit(spread: Program
             ),
             actors.qa,
         )
-    report(spread, recall_id, "K00004", "quarantined")
+    report(spread, recall_id, "K00001", "dispensed", "SUBJ-1")
     with writes_nothing(spread.ledger, InvalidTransition, "accounted for; cannot justify"):
         spread.ledger.handle(
             JustifyUnaccounted(
                 recall_id=recall_id,
-                kit_id=kit,
+                kit_id=spread.kit("K00001"),
                 justification="lost",
                 signature=sign(actors.qa, Meaning.APPROVED),
             ),
@@ -334,12 +337,33 @@ def test_closure_is_refused_until_every_kit_is_accounted_for_then_signed(spread:
         ),
         actors.qa,
     )
-    with writes_nothing(L, RecallOutstanding, "K00006"):
+    # quarantined at the site is held, not recovered: the depot's quarantined kits are in its hands
+    with writes_nothing(L, RecallOutstanding, "5 kit\\(s\\) not accounted for: K00002, K00003, K00004, "
+                        "K00005, K00006 \\(5 at Site 101\\)") as info:
         L.handle(CloseRecall(recall_id=recall_id, signature=sig), actors.qa)
+    assert info.value.details["places"] == {"Site 101": 5}
     assert recall_of(spread, recall_id).reconciled_at is None
+    # two quarantined kits go back to the depot; two are destroyed at the site under QA's authorisation
+    for n in ("K00002", "K00003"):
+        report(spread, recall_id, n, "returned")
+    back = [spread.kit(n) for n in ("K00002", "K00003", "K00006")]
+    L.handle(ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=back), actors.depot)
+    on_site = [spread.kit(n) for n in ("K00004", "K00005")]
     L.handle(
-        ReceiveRecallReturns(recall_id=recall_id, depot_id=spread.depot, kit_ids=[spread.kit("K00006")]),
-        actors.depot,
+        AuthoriseDestruction(
+            kit_ids=on_site, signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION), reason="recall RC-1"
+        ),
+        actors.qa,
+    )
+    L.handle(
+        DestroyRecalledKits(
+            recall_id=recall_id,
+            place_id=spread.site,
+            kit_ids=on_site,
+            certificate="DC-S-1",
+            method="incineration",
+        ),
+        actors.site,
     )
     recall = recall_of(spread, recall_id)
     assert recall.reconciled_at is not None and recall.outstanding() == []
@@ -464,7 +488,8 @@ def test_a_batch_report_is_all_or_nothing_and_names_every_refused_kit(spread: Pr
     assert len(written.events) == 4  # two recall reports, one kit sent back, one quarantined
     assert kit_of(spread, "K00003").status == KitStatus.QUARANTINED
     recall = recall_of(spread, recall_id)
-    assert recall.per_place[str(spread.site)] == {"kits": 6, "reported": 2, "accounted": 1}
+    # neither counts yet: one is on its way back, the other held at the site
+    assert recall.per_place[str(spread.site)] == {"kits": 6, "reported": 2, "accounted": 0}
     assert recall.by_outcome == {"returned": 1, "quarantined": 1}
 
 
@@ -482,7 +507,7 @@ def test_recalled_kits_destroyed_at_the_depot_are_recorded_in_the_recall(spread:
         L.handle(
             DestroyRecalledKits(
                 recall_id=recall_id,
-                depot_id=spread.depot,
+                place_id=spread.depot,
                 kit_ids=kit_ids,
                 certificate="DC-RC-1",
                 method="incineration",
@@ -509,12 +534,12 @@ def test_recalled_kits_destroyed_at_the_depot_are_recorded_in_the_recall(spread:
         L.handle(
             DestroyRecalledKits(
                 recall_id=recall_id,
-                depot_id=spread.depot,
+                place_id=spread.depot,
                 kit_ids=doomed,
                 certificate="C",
                 method="m",
             ),
-            actors.site,
+            actors.mfg,
         )
     destroy(doomed)
     recall = recall_of(spread, recall_id)
@@ -535,7 +560,7 @@ def test_destruction_through_a_recall_names_only_kits_of_its_record(spread: Prog
         spread.ledger.handle(
             DestroyRecalledKits(
                 recall_id=recall_id,
-                depot_id=spread.depot,
+                place_id=spread.depot,
                 kit_ids=[stranger],
                 certificate="C",
                 method="m",
@@ -564,7 +589,63 @@ def test_a_kit_is_reported_quarantined_only_where_it_is_held(spread: Program) ->
     with writes_nothing(L, KitNotUsable, "is missing, not held at this place"):
         report(spread, recall_id, "K00006", "quarantined")
     report(spread, recall_id, "K00005", "quarantined")
-    assert recall_of(spread, recall_id).is_accounted(spread.kit("K00005"))
+    assert not recall_of(spread, recall_id).is_accounted(spread.kit("K00005"))  # held there, not back
     # the kit itself is quarantined where it is: stock answers stop counting it usable
     kit = kit_of(spread, "K00005")
     assert (kit.status, kit.location_id) == (KitStatus.QUARANTINED, spread.site)
+
+
+def test_a_kit_of_an_open_recall_is_destroyed_only_through_the_recall(spread: Program) -> None:
+    L = spread.ledger
+    recall_id = open_recall(spread)
+    report(spread, recall_id, "K00002", "quarantined")
+    held, unreported = spread.kit("K00002"), spread.kit("K00003")
+    L.handle(
+        AuthoriseDestruction(
+            kit_ids=[held, unreported],
+            signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION),
+            reason="recall RC-1",
+        ),
+        actors.qa,
+    )
+    for kit_id in (held, unreported):
+        plain = DestroyKits(location_id=spread.site, kit_ids=[kit_id], certificate="DC-9", method="burnt")
+        route = f"POST /recalls/{recall_id}/destructions"
+        with writes_nothing(L, KitsNotUsable, f"is in open recall RC-1.*{route}"):
+            L.handle(plain, actors.site)
+    L.handle(
+        DestroyRecalledKits(
+            recall_id=recall_id,
+            place_id=spread.site,
+            kit_ids=[held, unreported],
+            certificate="DC-9",
+            method="incineration",
+        ),
+        actors.site,
+    )
+    recall = recall_of(spread, recall_id)
+    for kit_id in (held, unreported):
+        assert recall.outcomes[kit_id]["outcome"] == KitOutcome.DESTROYED
+        assert recall.outcomes[kit_id]["place_id"] == str(spread.site)
+        assert L.get(Kit, kit_id).destroyed_at_id == spread.site
+    assert recall.per_place[str(spread.site)]["accounted"] == 2
+
+
+def test_a_kit_of_a_lot_recalled_without_a_campaign_is_destroyed_as_usual(spread: Program) -> None:
+    L = spread.ledger
+    L.handle(
+        RecallLot(lot_id=spread.api, signature=sign(actors.qa, Meaning.APPROVED), reason="impurity"),
+        actors.qa,
+    )
+    kit = spread.kit("K00007")
+    L.handle(
+        AuthoriseDestruction(
+            kit_ids=[kit], signature=sign(actors.qa, Meaning.AUTHORISED_DESTRUCTION), reason="lot recalled"
+        ),
+        actors.qa,
+    )
+    L.handle(
+        DestroyKits(location_id=spread.depot, kit_ids=[kit], certificate="DC-8", method="incineration"),
+        actors.depot,
+    )
+    assert L.get(Kit, kit).status == KitStatus.DESTROYED
