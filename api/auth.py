@@ -38,7 +38,7 @@ def require_role(user: User, what: str, roles: Iterable[Role]) -> None:
 
 def require_site(user: User, location_id: UUID) -> None:
     """A site user acts and reads only at the sites they are bound to."""
-    if user.role == Role.SITE and location_id not in user.sites:
+    if user.role == Role.SITE and location_id not in user.places:
         raise Forbidden(
             f"{user.principal} is not bound to site {location_id}",
             site_id=str(location_id),

@@ -30,6 +30,7 @@ from ledger.errors import (
     LedgerError,
     LotNotUsable,
     NotAuthorised,
+    NotBoundHere,
     NotFound,
     NotYourSite,
     RecallOutstanding,
@@ -83,6 +84,7 @@ STATUS: dict[type[LedgerError], int] = {
     InvalidCredentials: 401,
     NotAuthorised: 403,
     Forbidden: 403,
+    NotBoundHere: 403,
     NotYourSite: 403,
     SignatureNotVerified: 403,
     SiteSignatureRefused: 403,
@@ -163,7 +165,7 @@ async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)  # when the next checkpoint is due
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="lotline"'
-    if status == 403 and isinstance(exc, NotAuthorised | Forbidden | NotYourSite):
+    if status == 403 and isinstance(exc, NotAuthorised | Forbidden | NotYourSite | NotBoundHere):
         log.info("denied %s %s: %s", request.method, request.url.path, exc.message)
     return JSONResponse(exc.as_dict(), status_code=status, headers=headers)
 

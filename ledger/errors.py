@@ -374,6 +374,20 @@ class RecallOutstanding(LedgerError):
 # --- visibility ----------------------------------------------------------------------------------
 
 
+class NotBoundHere(LedgerError):
+    """A person of a place-bound role acted at a place they are not bound to. Says nothing of what is
+    at that place."""
+
+    code = "not_bound_here"
+
+    def __init__(self, principal: str, action: str, place_id: Any) -> None:
+        super().__init__(
+            f"{principal} is not bound to this place and may not {action} there",
+            principal=principal,
+            place_id=str(place_id),
+        )
+
+
 class NotYourSite(LedgerError):
     """A site user asked about something that never passed through any of their sites."""
 

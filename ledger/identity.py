@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.db import open_engine
 from ledger.errors import AlreadyExists, InvalidInput, LedgerError, NotFound
-from ledger.values import Actor, Role
+from ledger.values import PLACE_BOUND, Actor, Role
 
 TOKEN_PREFIX = "lt_"
 MIN_PASSWORD_LENGTH = 10
@@ -60,7 +60,7 @@ users = Table(
     Column("created_at", String(40), nullable=False),
 )
 
-user_sites = Table(
+user_sites = Table(  # every place-bound user's places (named when only site users had any)
     "lotline_user_sites",
     metadata,
     Column("principal", String(64), ForeignKey("lotline_users.principal"), primary_key=True),
@@ -95,19 +95,22 @@ class InvalidCredentials(LedgerError):
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A person who uses Lotline: principal (login), printed name, role, and sites for site staff."""
+    """A person who uses Lotline: principal (login), printed name, role, and the places they work at
+    (clinical sites, depots, manufacturing sites) for the place-bound roles (`PLACE_BOUND`)."""
 
     principal: str
     name: str
     role: Role
-    sites: frozenset[UUID]
+    places: frozenset[UUID]
     disabled: bool
     has_password: bool
 
     @property
     def actor(self) -> Actor:
-        """The user as the ledger records them in every event's audit stamp."""
-        return Actor(self.principal, self.role, self.name)
+        """The user as the ledger records them in every event's audit stamp; a place-bound user with
+        their places, where alone the ledger lets them act."""
+        places = self.places if self.role in PLACE_BOUND else None
+        return Actor(self.principal, self.role, self.name, places)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,19 +148,20 @@ class Identity:
         *,
         name: str,
         role: Role | str,
-        sites: Iterable[UUID] = (),
+        places: Iterable[UUID] = (),
         password: str | None = None,
     ) -> User:
-        """A new user; site users are bound to at least one site, nobody else to any."""
+        """A new user: one of a place-bound role (site, depot, manufacturing) is bound to at least one
+        place; one of a global role (QA, QP, recall investigator, inspector, admin) to none."""
         role = _role(role)
-        site_ids = frozenset(UUID(str(s)) for s in sites)
+        site_ids = frozenset(UUID(str(s)) for s in places)
         _require_principal(principal)
         if not name.strip():
             raise InvalidInput("a user needs a printed name (it appears in signatures)", field="name")
-        if role == Role.SITE and not site_ids:
-            raise InvalidInput("a site user is bound to at least one site", field="sites")
-        if role != Role.SITE and site_ids:
-            raise InvalidInput("only site users are bound to sites", field="sites")
+        if role in PLACE_BOUND and not site_ids:
+            raise InvalidInput(f"a {role} user is bound to at least one place", field="places")
+        if role not in PLACE_BOUND and site_ids:
+            raise InvalidInput(f"a {role} user acts everywhere: bound to no place", field="places")
         row = {
             "principal": principal,
             "name": name.strip(),
@@ -189,6 +193,32 @@ class Identity:
         """Every user, by principal."""
         with self.engine.connect() as conn:
             return _users(conn, None)
+
+    def bind(self, principal: str, places: Iterable[UUID]) -> User:
+        """Bind a place-bound user to more places (a place they are bound to already is kept)."""
+        user = self.user(principal)
+        if user.role not in PLACE_BOUND:
+            raise InvalidInput(f"a {user.role} user acts everywhere: bound to no place", field="places")
+        new = frozenset(UUID(str(p)) for p in places) - user.places
+        if new:
+            with self.engine.begin() as conn:
+                conn.execute(insert(user_sites), [{"principal": principal, "site_id": p} for p in new])
+        return self.user(principal)
+
+    def unbind(self, principal: str, places: Iterable[UUID]) -> User:
+        """Unbind a user from places; never from the last one (a place-bound user acts somewhere)."""
+        user = self.user(principal)
+        gone = frozenset(UUID(str(p)) for p in places)
+        if gone - user.places:
+            unknown = ", ".join(sorted(map(str, gone - user.places)))
+            raise InvalidInput(f"{principal} is not bound to {unknown}", field="places")
+        if not user.places - gone:
+            raise InvalidInput(f"{principal} would be bound to no place: bind another first", field="places")
+        with self.engine.begin() as conn:
+            conn.execute(
+                user_sites.delete().where(user_sites.c.principal == principal, user_sites.c.site_id.in_(gone))
+            )
+        return self.user(principal)
 
     def set_password(self, principal: str, password: str) -> None:
         """Replace the user's password (the old hash is overwritten, never kept)."""

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from ledger.errors import InvalidInput, SignatureRequired, UnitMismatch
 
@@ -121,13 +122,22 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+PLACE_BOUND = frozenset({Role.MANUFACTURING, Role.DEPOT, Role.SITE})
+"""Roles whose people work at places (manufacturing sites, depots, clinical sites) and act only there;
+the others (QA, QP, recall investigator, inspector, admin) are global by nature."""
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who does a step: the authenticated principal, their role and printed name."""
+    """Who does a step: the authenticated principal, their role and printed name; and, for a person
+    of a place-bound role (`PLACE_BOUND`), the places they are bound to: the ledger refuses their acts
+    anywhere else. `places` is None for global roles, and for trusted in-process callers (the demo);
+    it is never recorded (the audit stamp is `as_dict`)."""
 
     principal: str
     role: Role
     name: str
+    places: frozenset[UUID] | None = None
 
     def as_dict(self) -> dict[str, str]:
         return {"principal": self.principal, "role": str(self.role), "name": self.name}

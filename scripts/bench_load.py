@@ -208,7 +208,7 @@ def users(identity: Identity, plan: Plan, tag: int) -> dict[str, str]:
     """One site user per site and a recall investigator; their tokens."""
     tokens = {}
     for n, site in enumerate(plan.sites):
-        identity.add_user(f"bench{tag}-site{n}", name=f"Site User {n}", role=Role.SITE, sites=[site])
+        identity.add_user(f"bench{tag}-site{n}", name=f"Site User {n}", role=Role.SITE, places=[site])
         tokens[str(site)] = identity.issue_token(f"bench{tag}-site{n}")
     identity.add_user(f"bench{tag}-investigator", name="Rita Recall", role=Role.RECALL_INVESTIGATOR)
     tokens["investigator"] = identity.issue_token(f"bench{tag}-investigator")

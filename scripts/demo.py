@@ -190,6 +190,8 @@ class DemoSummary:
     seconds: float
     recall_number: str = ""
     recall_kits: int = 0
+    plant: UUID | None = None
+    depots: tuple[UUID, ...] = ()
 
     @property
     def events_per_second(self) -> float:
@@ -1381,6 +1383,8 @@ def generate(
         seconds=time.perf_counter() - began,
         recall_number=program.recall_number,
         recall_kits=program.recall_kits,
+        plant=program.places["plant"],
+        depots=tuple(program.places[region] for region in program.regions),
     )
 
 
@@ -1451,7 +1455,7 @@ def run(args: argparse.Namespace) -> int:
         ledger.close()
     for line in [*_report(summary, url), *checkpoint_lines]:
         print(line)
-    for line in _demo_users(url, site):
+    for line in _demo_users(url, site, summary):
         print(line)
     return 0
 
@@ -1486,16 +1490,26 @@ def _first_active_site(ledger: Ledger, sites: int) -> UUID:
     raise RuntimeError("the demo activated no site")
 
 
-def _demo_users(url: str, site: UUID) -> Iterator[str]:
-    """One API user per demo actor, with a random password and a first token, printed once."""
+def _demo_users(url: str, site: UUID, summary: DemoSummary) -> Iterator[str]:
+    """One API user per demo actor, with a random password and a first token, printed once; the
+    place-bound ones bound to where they work: the site user to the first site, the depot user to the
+    depots, manufacturing to the plant and the depots (where kits are packaged)."""
+    assert summary.plant is not None
+    places = {
+        Role.SITE: [site],
+        Role.DEPOT: list(summary.depots),
+        Role.MANUFACTURING: [summary.plant, *summary.depots],
+    }
     identity = Identity.open(url)
     try:
         yield "  API users (tokens and passwords are shown only now; `lotline users token NAME` issues more):"
         for principal, actor in DEMO_ACTORS.items():
             password = secrets.token_urlsafe(12)
-            sites = [site] if actor.role == Role.SITE else []
+            bound = places.get(actor.role, [])
             try:
-                identity.add_user(principal, name=actor.name, role=actor.role, sites=sites, password=password)
+                identity.add_user(
+                    principal, name=actor.name, role=actor.role, places=bound, password=password
+                )
             except AlreadyExists:
                 yield f"    {principal:<20} already exists"
                 continue

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from ledger.application import Ledger
 from ledger.domain import Location, LocationKind
-from ledger.errors import LedgerError
+from ledger.errors import InvalidInput, LedgerError
 from ledger.identity import MAX_TOKEN_TTL, Identity, User
 from ledger.values import Role
 from scripts.db import existing_store
@@ -25,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "users",
         help="manage API users and tokens",
-        description="Users of the API, their roles, sites and tokens. Tokens and passwords "
-        "are stored hashed; a new token is printed once.",
+        description="Users of the API, their roles, the places they work at and their tokens. "
+        "Site, depot and manufacturing users are bound to their places and act only there; QA, QP, "
+        "recall investigators, inspectors and admins act everywhere. Tokens and passwords are stored "
+        "hashed; a new token is printed once.",
     )
     p.add_argument("--database-url", help="override LOTLINE_DATABASE_URL")
     cmds = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
@@ -36,11 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add.add_argument("--name", required=True, help="printed name (appears in signatures)")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument(
+        "--place",
         "--site",
+        dest="places",
         action="append",
         default=[],
-        metavar="SITE",
-        help="a site the (site) user is bound to: its id or its 13-digit GLN; repeat for more",
+        metavar="PLACE",
+        help="a place the user works at (site users: clinical sites; depot and manufacturing users: "
+        "depots and manufacturing sites): its id or its 13-digit GLN; repeat for more",
     )
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--no-password", action="store_true", help="token-only user (cannot sign or check)")
@@ -81,6 +86,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     revoke.add_argument("principal")
     revoke.set_defaults(func=_with_identity(_revoke_tokens))
 
+    for name, what, action in (
+        ("bind", "bind a site, depot or manufacturing user to more places", _bind),
+        ("unbind", "unbind a user from places (never from the last one)", _unbind),
+    ):
+        cmd = cmds.add_parser(name, help=what)
+        cmd.add_argument("principal")
+        cmd.add_argument(
+            "--place", dest="places", action="append", required=True, metavar="PLACE",
+            help="the place's id or 13-digit GLN; repeat for more",
+        )
+        cmd.set_defaults(func=_with_identity(action))
+
 
 def _url(args: argparse.Namespace) -> str:
     return existing_store(args.database_url)
@@ -105,9 +122,9 @@ def _with_identity(
 
 
 def _add_user(args: argparse.Namespace, identity: Identity) -> int:
-    sites = _sites(_url(args), args.site)
+    places = _places(_url(args), args.places, Role(args.role))
     password = None if args.no_password else _read_password(args.password_stdin)
-    user = identity.add_user(args.principal, name=args.name, role=args.role, sites=sites, password=password)
+    user = identity.add_user(args.principal, name=args.name, role=args.role, places=places, password=password)
     print(f"added {_describe(user)}")
     if args.token:
         print(f"token: {identity.issue_token(user.principal, label='first token')}")
@@ -163,19 +180,48 @@ def _revoke_tokens(args: argparse.Namespace, identity: Identity) -> int:
     return 0
 
 
-def _sites(database_url: str, given: list[str]) -> list[UUID]:
-    """Site ids from ids or GLNs, each checked to be a registered clinical site."""
+def _bind(args: argparse.Namespace, identity: Identity) -> int:
+    user = identity.user(args.principal)
+    print(f"bound {_describe(identity.bind(user.principal, _places(_url(args), args.places, user.role)))}")
+    return 0
+
+
+def _unbind(args: argparse.Namespace, identity: Identity) -> int:
+    places = [_place_id(text) for text in args.places]
+    print(f"unbound {_describe(identity.unbind(args.principal, places))}")
+    return 0
+
+
+WORKS_AT = {
+    Role.SITE: (LocationKind.CLINICAL_SITE,),
+    Role.DEPOT: (LocationKind.DEPOT, LocationKind.MANUFACTURING_SITE),
+    Role.MANUFACTURING: (LocationKind.MANUFACTURING_SITE, LocationKind.DEPOT),
+}
+"""The kinds of place each place-bound role works at (depots package and ship, plants do too)."""
+
+
+def _place_id(text: str) -> UUID:
+    try:
+        return Location.create_id(text) if text.isdigit() else UUID(text)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is neither a place id nor a 13-digit GLN", field="places") from None
+
+
+def _places(database_url: str, given: list[str], role: Role) -> list[UUID]:
+    """Place ids from ids or GLNs, each a registered place of a kind the role works at."""
     if not given:
         return []
+    kinds = WORKS_AT.get(role, ())
     ledger = Ledger.open(database_url)
     try:
         found = []
         for text in given:
-            site_id = Location.create_id(text) if text.isdigit() else UUID(text)
-            site = ledger.get(Location, site_id)
-            if site.kind != LocationKind.CLINICAL_SITE:
-                raise SystemExit(f"lotline users: {site.name} is a {site.kind}, not a clinical site")
-            found.append(site.id)
+            place = ledger.get(Location, _place_id(text))
+            if place.kind not in kinds:
+                where = " or ".join(str(k) for k in kinds) if kinds else "no place"
+                why = f"{place.name} is a {place.kind}; a {role} user works at {where}"
+                raise InvalidInput(why, field="places")
+            found.append(place.id)
         return found
     finally:
         ledger.close()
@@ -191,7 +237,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _describe(user: User) -> str:
-    sites = f" sites={','.join(sorted(str(s) for s in user.sites))}" if user.sites else ""
+    sites = f" places={','.join(sorted(str(s) for s in user.places))}" if user.places else ""
     state = " DISABLED" if user.disabled else ""
     signs = "" if user.has_password else " (no password: cannot sign)"
     return f"{user.principal} [{user.role}] {user.name}{sites}{signs}{state}"

@@ -254,12 +254,12 @@ def audit_trail(
 
 def _custody(answer: Any, user: User, read: ReadSide) -> BaseModel:
     places = {p.id for s in answer.steps for p in (s.from_place, s.to_place) if p is not None}
-    require_passed_through(user.role, user.sites, places, f"{answer.holder_kind} {answer.holder_id}")
+    require_passed_through(user.role, user.places, places, f"{answer.holder_kind} {answer.holder_id}")
     return shaped(CustodyOut, answer, read)
 
 
 def _sees(user: User, place_id: UUID) -> bool:
-    return sees_place(user.role, user.sites, place_id)
+    return sees_place(user.role, user.places, place_id)
 
 
 # --- ids ----------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from ledger.values import Actor, Meaning, Role
 @handles(Ship)
 def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
     """Ship released kits from a depot to an activated site; every kit is checked, all or nothing."""
-    require_role(actor, "ship kits", Role.DEPOT)
+    require_role(actor, "ship kits", Role.DEPOT, at=cmd.from_id)
     shipment_number = gs1.gs1_text(cmd.shipment_number, "shipment number", "shipment_number")
     sscc = gs1.sscc(cmd.sscc)
     unique(cmd.kit_ids)

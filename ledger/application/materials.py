@@ -27,7 +27,7 @@ from ledger.values import Actor, Meaning, Role
 @handles(ReceiveLot)
 def receive_lot(ledger: Ledger, actor: Actor, cmd: ReceiveLot) -> Recorded:
     """A lot received from a supplier (or made in-house outside Lotline); it starts in quarantine."""
-    require_role(actor, "receive a lot", Role.MANUFACTURING, Role.DEPOT)
+    require_role(actor, "receive a lot", Role.MANUFACTURING, Role.DEPOT, at=cmd.location_id)
     if cmd.kind == LotKind.DRUG_PRODUCT and cmd.supplier is None:
         raise InvalidInput(
             "a drug-product lot is produced by a formulation, or received from a supplier", field="supplier"
@@ -104,11 +104,11 @@ def correct_lot_quantity(ledger: Ledger, actor: Actor, cmd: CorrectLotQuantity) 
 @handles(Formulate)
 def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
     """One manufacturing batch: consume released lots, produce a drug-product lot in quarantine."""
-    require_role(actor, "record a formulation", Role.MANUFACTURING)
+    require_role(actor, "record a formulation", Role.MANUFACTURING, at=cmd.location_id)
     checked_by = cmd.checked_by
     if checked_by.principal == actor.principal:
         raise InvalidInput("the second-person check must be done by someone else", field="checked_by")
-    require_role(checked_by, "check a formulation", Role.MANUFACTURING, Role.QA)
+    require_role(checked_by, "check a formulation", Role.MANUFACTURING, Role.QA, at=cmd.location_id)
     batch_number = gs1.gs1_text(cmd.batch_number, "batch number", "batch_number")
     ledger.require_place(cmd.location_id, LocationKind.MANUFACTURING_SITE)
     if len({i.lot_id for i in cmd.inputs}) != len(cmd.inputs):
@@ -200,6 +200,7 @@ def _yield_limits(cmd: Formulate, yield_pct: Decimal) -> dict[str, str] | None:
 def record_deviation(ledger: Ledger, actor: Actor, cmd: RecordDeviation) -> Recorded:
     require_role(actor, "record a deviation", Role.MANUFACTURING, Role.QA)
     batch = ledger.get(ManufacturingBatch, cmd.batch_id)
+    require_role(actor, "record a deviation", Role.MANUFACTURING, Role.QA, at=batch.location_id)
     audit = stamp(actor, cmd.occurred_at, cmd.description)
     batch.record_deviation(audit, cmd.number, cmd.description, cmd.classification)
     return ledger.record(batch)

@@ -26,10 +26,10 @@ from ledger.values import Actor, Meaning, Quantity, Role, require_signature
 @handles(Package)
 def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
     """Package drug-product units into blinded kits per the kit list (kit number, treatment)."""
-    require_role(actor, "package kits", Role.MANUFACTURING)
+    require_role(actor, "package kits", Role.MANUFACTURING, at=cmd.location_id)
     if cmd.checked_by.principal == actor.principal:
         raise InvalidInput("the second-person check must be done by someone else", field="checked_by")
-    require_role(cmd.checked_by, "check packaging", Role.MANUFACTURING, Role.QA)
+    require_role(cmd.checked_by, "check packaging", Role.MANUFACTURING, Role.QA, at=cmd.location_id)
     batch_number = gs1.gs1_text(cmd.batch_number, "batch number", "batch_number")
     kit_gtin = gs1.gtin(cmd.kit_gtin, "kit_gtin")
     trial = ledger.get(Trial, cmd.trial_id)

@@ -77,7 +77,7 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
 @handles(AcknowledgeRecall)
 def acknowledge_recall(ledger: Ledger, actor: Actor, cmd: AcknowledgeRecall) -> Recorded:
     """A site (or the depot) acknowledges the recall notice."""
-    require_role(actor, "acknowledge a recall", Role.SITE, Role.DEPOT)
+    require_role(actor, "acknowledge a recall", Role.SITE, Role.DEPOT, at=cmd.place_id)
 
     def step(recall: Recall) -> Recorded:
         recall.acknowledge(stamp(actor, cmd.occurred_at), cmd.place_id)
@@ -96,7 +96,7 @@ def report_recall_kits(ledger: Ledger, actor: Actor, cmd: ReportRecallKits) -> R
     write, to the depot that shipped it: it is in transit until the depot records it received.
     With several kits, every refused kit is named.
     """
-    require_role(actor, "report a recalled kit", Role.SITE, Role.DEPOT)
+    require_role(actor, "report a recalled kit", Role.SITE, Role.DEPOT, at=cmd.place_id)
     unique([r.kit_id for r in cmd.reports])
     reports = [KitReport(r.kit_id, r.outcome, r.subject) for r in cmd.reports]
 
@@ -152,7 +152,7 @@ def _reported_kit(
 @handles(ReceiveRecallReturns)
 def receive_recall_returns(ledger: Ledger, actor: Actor, cmd: ReceiveRecallReturns) -> Recorded:
     """The depot received kits that sites sent back: they are in its hands and accounted for."""
-    require_role(actor, "receive a recall return", Role.DEPOT)
+    require_role(actor, "receive a recall return", Role.DEPOT, at=cmd.depot_id)
     ledger.require_place(cmd.depot_id, LocationKind.DEPOT)
     kit_ids = unique(cmd.kit_ids)
 
@@ -181,7 +181,7 @@ def destroy_recalled_kits(ledger: Ledger, actor: Actor, cmd: DestroyRecalledKits
     """The place holding kits of the recall destroys them, after QA authorised it (signed): the kits
     are destroyed and the recall records each one as destroyed, with the certificate, at once. A
     depot destroys what came back to it or what it quarantined; a site what it quarantined there."""
-    require_role(actor, "destroy recalled kits", Role.DEPOT, Role.SITE)
+    require_role(actor, "destroy recalled kits", Role.DEPOT, Role.SITE, at=cmd.place_id)
     ledger.require_place(cmd.place_id, LocationKind.DEPOT, LocationKind.CLINICAL_SITE)
     certificate, method = cmd.certificate.strip(), cmd.method.strip()
     if not certificate:

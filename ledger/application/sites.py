@@ -32,7 +32,7 @@ def confirm_receipt(ledger: Ledger, actor: Actor, cmd: ConfirmReceipt) -> Record
     (`ledger.site_keys.receipt_message`) is verified against the site's registered key before
     anything is recorded, and kept in the event.
     """
-    require_role(actor, "confirm a receipt", Role.SITE)
+    require_role(actor, "confirm a receipt", Role.SITE, at=cmd.site_id)
     shipment = ledger.get(Shipment, cmd.shipment_id)
     if shipment.to_id != cmd.site_id:
         raise WrongSite(shipment.shipment_number, cmd.site_id)
@@ -111,7 +111,7 @@ def _verify_site_signature(
 @handles(ReportExcursion)
 def report_excursion(ledger: Ledger, actor: Actor, cmd: ReportExcursion) -> Recorded:
     """A temperature excursion in storage: the kits held at the place go to quarantine until QA decides."""
-    require_role(actor, "report an excursion", Role.SITE, Role.DEPOT)
+    require_role(actor, "report an excursion", Role.SITE, Role.DEPOT, at=cmd.location_id)
     if cmd.min_celsius > cmd.max_celsius:
         raise InvalidInput(
             f"the maximum {cmd.max_celsius} °C is below the minimum {cmd.min_celsius} °C", field="max_celsius"
@@ -138,10 +138,11 @@ def report_excursion(ledger: Ledger, actor: Actor, cmd: ReportExcursion) -> Reco
 @handles(Dispense)
 def dispense(ledger: Ledger, actor: Actor, cmd: Dispense) -> Recorded:
     """Dispense a received kit to a pseudonymous subject, inside the do-not-dispense window."""
-    require_role(actor, "dispense a kit", Role.SITE)
+    require_role(actor, "dispense a kit", Role.SITE, at=cmd.site_id)
     subject = gs1.gs1_text(cmd.subject, "subject number", "subject", max_len=40)
     kit = ledger.get(Kit, cmd.kit_id)
     audit = stamp(actor, cmd.occurred_at)
+    kit.require_at(cmd.site_id, "dispense")  # first: nothing of a kit held elsewhere is told
     trial = ledger.peek(Trial, kit.trial_id)
     kit.require_status("dispense", KitStatus.RECEIVED)
     kit.require_not_expired_by(trial.last_dispense_date(kit.expires_on), day(audit), "do-not-dispense")
@@ -153,7 +154,7 @@ def dispense(ledger: Ledger, actor: Actor, cmd: Dispense) -> Recorded:
 @handles(ReturnKit)
 def return_kit(ledger: Ledger, actor: Actor, cmd: ReturnKit) -> Recorded:
     """A subject returned a kit to the site: used, unused or partially used."""
-    require_role(actor, "return a kit", Role.SITE)
+    require_role(actor, "return a kit", Role.SITE, at=cmd.site_id)
     kit = ledger.get(Kit, cmd.kit_id)
     kit.return_(stamp(actor, cmd.occurred_at), cmd.site_id, cmd.condition)
     return ledger.record(kit)
@@ -163,7 +164,7 @@ def return_kit(ledger: Ledger, actor: Actor, cmd: ReturnKit) -> Recorded:
 def destroy_kits(ledger: Ledger, actor: Actor, cmd: DestroyKits) -> Recorded:
     """Destroy kits held at the place, whose destruction QA authorised, with the certificate; a kit
     held elsewhere is refused."""
-    require_role(actor, "destroy kits", Role.DEPOT, Role.SITE)
+    require_role(actor, "destroy kits", Role.DEPOT, Role.SITE, at=cmd.location_id)
     certificate, method = cmd.certificate.strip(), cmd.method.strip()
     if not certificate:
         raise InvalidInput("destruction needs the destruction certificate number", field="certificate")
@@ -171,6 +172,7 @@ def destroy_kits(ledger: Ledger, actor: Actor, cmd: DestroyKits) -> Recorded:
         raise InvalidInput("destruction names its method", field="method")
     audit = stamp(actor, cmd.occurred_at)
     kits = ledger.get_many(Kit, unique(cmd.kit_ids))
+    each(kits, "destroy", lambda k: k.require_at(cmd.location_id, "destroy"))  # nothing of kits elsewhere
     each(kits, "destroy", lambda k: _not_under_recall(ledger, k))
     each(kits, "destroy", lambda k: k.destroy(audit, cmd.location_id, certificate, method))
     return ledger.record(*kits)

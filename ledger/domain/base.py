@@ -8,8 +8,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import InvalidInput, NotAuthorised, TimeOrderViolation
-from ledger.values import Actor, Role, iso, now, utc
+from ledger.errors import InvalidInput, NotAuthorised, NotBoundHere, TimeOrderViolation
+from ledger.values import PLACE_BOUND, Actor, Role, iso, now, utc
 
 LOTLINE_NS = uuid5(NAMESPACE_URL, "https://lotline.dev/ids")
 
@@ -42,10 +42,14 @@ def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None 
     return audit
 
 
-def require_role(actor: Actor, action: str, *allowed: Role) -> None:
-    """Authority check: only the named roles (and never a read-only one) may take this step."""
+def require_role(actor: Actor, action: str, *allowed: Role, at: UUID | None = None) -> None:
+    """Authority check (21 CFR 11.10(g)): only the named roles (and never a read-only one) may take this
+    step; a step `at` a place only by someone bound to it, when the actor is a person of a place-bound
+    role. Checked before anything is read, so a refusal says nothing of what is at that place."""
     if actor.role not in allowed:
         raise NotAuthorised(action, str(actor.role), [str(r) for r in allowed])
+    if at is not None and actor.places is not None and actor.role in PLACE_BOUND and at not in actor.places:
+        raise NotBoundHere(actor.principal, action, at)
 
 
 class LedgerAggregate(Aggregate):

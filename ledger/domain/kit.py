@@ -123,13 +123,18 @@ class Kit(LedgerAggregate):
             raise self._refuse(f"is {self.status}; cannot {action}")
 
     def require_at(self, location_id: UUID, action: str) -> None:
+        """The kit is held at `location_id`. Checked before anything else of the kit: the refusal says
+        nothing of a kit held elsewhere (its status, its place, a recall), only that it is not here."""
         if self.location_id != location_id:
-            raise self._refuse(f"is not at the location it would {action} from")
+            raise KitNotUsable(
+                self.kit_number, f"is not held at this place; cannot {action}", kit_id=str(self.id)
+            )
 
     def require_held_at(self, location_id: UUID, action: str) -> None:
         """The kit is physically at `location_id` and not in a subject's hands."""
-        if self.location_id != location_id:
-            raise self._refuse(f"is {self.status}, not held at this place; cannot {action}")
+        self.require_at(location_id, action)
+        if self.status == KitStatus.DISPENSED:
+            raise self._refuse(f"is dispensed to {self.subject}; cannot {action}")
         if self.status == KitStatus.DISPENSED:
             raise self._refuse(f"is dispensed to {self.subject}; cannot {action}")
 
@@ -143,8 +148,8 @@ class Kit(LedgerAggregate):
     # --- commands ----------------------------------------------------------------------------------
 
     def ship(self, audit: dict[str, Any], shipment_id: UUID, from_id: UUID, to_id: UUID) -> None:
-        self.require_status("ship", KitStatus.AVAILABLE)
         self.require_at(from_id, "ship")
+        self.require_status("ship", KitStatus.AVAILABLE)
         self._require_after_last_step(audit, "shipping")
         self._shipped(audit, shipment_id, from_id, to_id)
 
@@ -176,16 +181,16 @@ class Kit(LedgerAggregate):
             self._rejected_from_quarantine(audit, signature)
 
     def dispense(self, audit: dict[str, Any], site_id: UUID, subject: str) -> None:
-        self.require_status("dispense", KitStatus.RECEIVED)
         self.require_at(site_id, "dispense")
+        self.require_status("dispense", KitStatus.RECEIVED)
         self._require_after_last_step(audit, "dispensing")
         self._dispensed(audit, site_id, subject)
 
     def return_(self, audit: dict[str, Any], site_id: UUID, condition: str) -> None:
         if condition not in RETURN_CONDITIONS:
             raise InvalidInput("condition is used, unused or partially_used", field="condition")
-        self.require_status("return", KitStatus.DISPENSED, KitStatus.RECEIVED)
         self.require_at(site_id, "return")
+        self.require_status("return", KitStatus.DISPENSED, KitStatus.RECEIVED)
         self._require_after_last_step(audit, "return")
         self._returned(audit, site_id, condition)
 
@@ -201,10 +206,10 @@ class Kit(LedgerAggregate):
 
     def send_back(self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str) -> None:
         """The site sends a recalled kit it holds back to the depot that shipped it."""
+        self.require_at(site_id, "send back")
         self.require_status(
             "send back", KitStatus.RECEIVED, KitStatus.QUARANTINED, KitStatus.RETURNED, KitStatus.DAMAGED
         )
-        self.require_at(site_id, "send back")
         self._require_after_last_step(audit, "sending back")
         self._return_shipped(audit, site_id, depot_id, recall_number)
 
@@ -224,8 +229,8 @@ class Kit(LedgerAggregate):
 
     def destroy(self, audit: dict[str, Any], location_id: UUID, certificate: str, method: str) -> None:
         """Destroy the kit where it is held, once QA authorised it (the place must hold the kit)."""
-        self.require_status("destroy", KitStatus.PENDING_DESTRUCTION)
         self.require_at(location_id, "destroy")
+        self.require_status("destroy", KitStatus.PENDING_DESTRUCTION)
         self._require_after_last_step(audit, "destruction")
         self._destroyed(audit, certificate, method, location_id)
 

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from ledger.application import Ledger
 from ledger.config import Settings
+from ledger.domain import Location
 from ledger.identity import Identity
 from ledger.values import Role
-from tests.builders import Program
+from tests.builders import DEPOT_GLN, FR_SITE_GLN, PLANT_GLN, SITE_GLN, Program
 
 PASSWORD = "correct horse battery staple"
 FAST_SCRYPT = 2**10  # tests only: the cost is stored with each hash, so the app verifies it as made
@@ -35,6 +36,16 @@ USERS: dict[str, tuple[Role, str]] = {
     "recall1": (Role.RECALL_INVESTIGATOR, "Rita Recall"),
     "insp1": (Role.INSPECTOR, "Ines Inspector"),
 }
+
+PLANT, DEPOT, SITE, FR_SITE = (Location.create_id(g) for g in (PLANT_GLN, DEPOT_GLN, SITE_GLN, FR_SITE_GLN))
+PLACES: dict[str, tuple[Any, ...]] = {
+    "mfg1": (PLANT, DEPOT),  # formulation at the plant, packaging at the depot
+    "mfg2": (PLANT, DEPOT),
+    "depot1": (DEPOT,),
+    "site1": (SITE,),
+    "site2": (FR_SITE,),
+}
+"""Where each place-bound user of `USERS` works: the builders' places (ids follow from their GLNs)."""
 
 
 @dataclass
@@ -71,8 +82,8 @@ class Api:
     def head(self) -> tuple[int, bytes]:
         return self.ledger.chain.head()
 
-    def add_user(self, principal: str, role: Role, name: str, sites: tuple[Any, ...] = ()) -> str:
-        self.identity.add_user(principal, name=name, role=role, sites=sites, password=PASSWORD)
+    def add_user(self, principal: str, role: Role, name: str, places: tuple[Any, ...] = ()) -> str:
+        self.identity.add_user(principal, name=name, role=role, places=places, password=PASSWORD)
         self.tokens[principal] = self.identity.issue_token(principal)
         return self.tokens[principal]
 
@@ -105,12 +116,11 @@ def empty_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
 
 
 def populate(api: Api) -> Program:
-    """LTL-101 released for DE (kits K00001-K00010 at the depot), and every user of `USERS`:
-    site1 bound to the DE site, site2 to the FR site."""
+    """LTL-101 released for DE (kits K00001-K00010 at the depot), and every user of `USERS`, bound to
+    their `PLACES`: site1 to the DE site, site2 to the FR site, depot1 to the depot."""
     program = Program.released(api.ledger)
-    sites = {"site1": (program.site,), "site2": (program.fr_site,)}
     for principal, (role, name) in USERS.items():
-        api.add_user(principal, role, name, sites.get(principal, ()))
+        api.add_user(principal, role, name, PLACES.get(principal, ()))
     return program
 
 

@@ -64,10 +64,12 @@ def test_ledger_range_checks_name_the_field_too(api: Api, program: Program) -> N
 
 def test_unknown_ids_answer_404_naming_the_kind(api: Api, program: Program) -> None:
     unknown = "00000000-0000-4000-8000-000000000000"
+    site = {"gln": "4000000000990", "kind": "clinical_site", "name": "S", "country": "DE", "site_number": "9"}
+    answer = api.post("admin1", "/locations", {**site, "trial_id": unknown})
+    assert answer.status_code == 404 and answer.json()["kind"] == "trial" and answer.json()["id"] == unknown
+    # a place-bound user is refused at a place not theirs before anything of it is looked up
     answer = api.post("mfg1", "/lots", receive_body(program, location_id=unknown))
-    assert (
-        answer.status_code == 404 and answer.json()["kind"] == "location" and answer.json()["id"] == unknown
-    )
+    assert answer.status_code == 403 and answer.json()["code"] == "not_bound_here", answer.text
     answer = api.post("qa1", f"/lots/{unknown}/hold", {"reason": "x"})
     assert answer.status_code == 404 and answer.json()["kind"] == "lot"
     assert api.get("qa1", f"/trace/lots/{unknown}/forward").status_code == 404

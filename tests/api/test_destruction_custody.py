@@ -25,7 +25,7 @@ def test_a_site_cannot_destroy_a_kit_held_at_the_depot(api: Api, program: Progra
     assert answer.json()["code"] == "kits_not_usable"
     (refused,) = answer.json()["problems"]
     assert refused["kit_number"] == "K00001"
-    assert "not at the location" in refused["reason"]
+    assert "is not held at this place" in refused["reason"]
     assert api.head() == head
     assert api.ledger.get(Kit, program.kit("K00001")).status == KitStatus.PENDING_DESTRUCTION
 

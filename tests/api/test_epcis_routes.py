@@ -17,7 +17,7 @@ import pytest
 from api import permissions
 from epcis.ids import lgtin, sgtin
 from ledger.values import Role
-from tests.api.conftest import PASSWORD, USERS, Api, start_api
+from tests.api.conftest import PASSWORD, PLACES, USERS, Api, start_api
 from tests.builders import API_GTIN, DP_GTIN, KIT_GTIN, Program
 from tests.epcis_reference import schema_validator
 from tests.integration.epcis_helpers import second_url  # noqa: F401
@@ -67,7 +67,7 @@ def target(database_url: str, second_url: str, tmp_path: Path) -> Iterator[Api]:
     for other in start_api(second_url, tmp_path / "target"):
         for principal, (role, name) in USERS.items():
             if role != Role.SITE:
-                other.add_user(principal, role, name)
+                other.add_user(principal, role, name, PLACES.get(principal, ()))
         yield other
 
 

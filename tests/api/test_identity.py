@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from ledger.errors import AlreadyExists, InvalidInput
 from ledger.identity import Identity, InvalidCredentials, token_hash, tokens, users
 from ledger.values import Role
 from scripts.cli import main
-from tests.builders import Program
+from tests.builders import DEPOT_GLN, Program
 
 
 def test_tokens_and_passwords_are_stored_hashed_and_checked(database_url: str) -> None:
@@ -36,8 +37,11 @@ def test_tokens_and_passwords_are_stored_hashed_and_checked(database_url: str) -
             identity.verify_password("qa1", "a long enough passworD")
         with pytest.raises(AlreadyExists):
             identity.add_user("qa1", name="Again", role=Role.QA)
-        with pytest.raises(InvalidInput, match="bound to at least one site"):
-            identity.add_user("site9", name="No Site", role=Role.SITE)
+        for role in (Role.SITE, Role.DEPOT, Role.MANUFACTURING):
+            with pytest.raises(InvalidInput, match=f"a {role} user is bound to at least one place"):
+                identity.add_user("nowhere9", name="Nowhere", role=role)
+        with pytest.raises(InvalidInput, match="a qa user acts everywhere"):
+            identity.add_user("qa8", name="Bound QA", role=Role.QA, places=[UUID(int=1)])
         with pytest.raises(InvalidInput, match="at least 10"):
             identity.add_user("qa9", name="Short", role=Role.QA, password="short")
     finally:
@@ -78,31 +82,37 @@ def test_lotline_users_adds_binds_lists_issues_and_disables(
         "--token",
         stdin="a long enough password\n",
     )
-    assert code == 0 and f"sites={program.site}" in out
+    assert code == 0 and f"places={program.site}" in out
     token = out.strip().splitlines()[-1].removeprefix("token: ")
-    code, out, err = run_cli(
-        monkeypatch,
-        capsys,
-        *db,
-        "add",
-        "depot1",
-        "--name",
-        "Dee",
-        "--role",
-        "depot",
-        "--site",
-        str(program.site),
-        "--no-password",
-    )
-    assert code == 1 and "only site users" in err
+    depot = ["add", "depot1", "--name", "Dee", "--role", "depot", "--no-password"]
+    code, out, err = run_cli(monkeypatch, capsys, *db, *depot, "--place", str(program.site))
+    assert code == 1 and "Site 101 is a clinical_site; a depot user works at depot or" in err
+    code, out, err = run_cli(monkeypatch, capsys, *db, *depot)
+    assert code == 1 and "a depot user is bound to at least one place" in err
+    code, out, err = run_cli(monkeypatch, capsys, *db, *depot, "--place", DEPOT_GLN)  # by GLN
+    assert code == 0 and f"places={program.depot}" in out
+    code, out, err = run_cli(monkeypatch, capsys, *db, "bind", "depot1", "--place", str(program.plant))
+    assert code == 0 and str(program.plant) in out and str(program.depot) in out
+    code, out, err = run_cli(monkeypatch, capsys, *db, "unbind", "depot1", "--place", str(program.depot))
+    assert code == 0 and f"places={program.plant} " in out + " "
+    code, out, err = run_cli(monkeypatch, capsys, *db, "unbind", "depot1", "--place", str(program.plant))
+    assert code == 1 and "bound to no place" in err
+    qa = ["add", "qa1", "--name", "Q", "--role", "qa", "--no-password", "--place", str(program.depot)]
+    code, out, err = run_cli(monkeypatch, capsys, *db, *qa)
+    assert code == 1 and "Depot is a depot; a qa user works at no place" in err
     code, out, _ = run_cli(monkeypatch, capsys, *db, "list")
-    assert out.strip() == f"site1 [site] Sam Site sites={program.site}"
+    assert out.strip().splitlines() == [
+        f"depot1 [depot] Dee places={program.plant} (no password: cannot sign)",
+        f"site1 [site] Sam Site places={program.site}",
+    ]
     code, out, _ = run_cli(monkeypatch, capsys, *db, "token", "site1", "--expires-in", "5")
     second = out.strip()
     assert code == 0 and second.startswith("lt_") and second != token
     identity = Identity.open(database_url)
     try:
-        assert identity.authenticate(token).user.sites == {program.site}
+        assert identity.authenticate(token).user.places == {program.site}
+        assert identity.user("depot1").actor.places == {program.plant}
+        assert identity.user("site1").actor.places == {program.site}
         run_cli(monkeypatch, capsys, *db, "disable", "site1")
         with pytest.raises(InvalidCredentials, match="disabled"):
             identity.authenticate(second)

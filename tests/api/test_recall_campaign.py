@@ -22,7 +22,7 @@ import pytest
 from ledger.commands import ConfirmReceipt, Dispense
 from ledger.domain import Shipment
 from ledger.domain.recall import Recall
-from tests.api.conftest import USERS, Api, signature
+from tests.api.conftest import PLACES, USERS, Api, signature
 from tests.builders import Program, actors, sscc
 
 KITS = [f"K{i:05d}" for i in range(1, 21)]
@@ -34,9 +34,8 @@ def spread(empty_api: Api) -> Program:
     program.reference().materials().formulate().placebo()
     program.package(active_kits=12, placebo_kits=8)
     program.release_run(countries=("DE", "FR"))
-    sites = {"site1": (program.site,), "site2": (program.fr_site,)}
     for principal, (role, name) in USERS.items():
-        empty_api.add_user(principal, role, name, sites.get(principal, ()))
+        empty_api.add_user(principal, role, name, PLACES.get(principal, ()))
     L = program.ledger
     program.at_site(KITS[:6])
     L.handle(Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="SUBJ-1"), actors.site)

@@ -44,8 +44,8 @@ class Driver:
     position: int = 0
     """The position of the last write: every read waits for it (`?after=`), as docs/api.md asks."""
 
-    def user(self, principal: str, role: Role, name: str, sites: tuple[Any, ...] = ()) -> None:
-        self.identity.add_user(principal, name=name, role=role, sites=sites, password=PASSWORD)
+    def user(self, principal: str, role: Role, name: str, places: tuple[Any, ...] = ()) -> None:
+        self.identity.add_user(principal, name=name, role=role, places=places, password=PASSWORD)
         self.tokens[principal] = self.identity.issue_token(principal, label="e2e")
 
     def call(
@@ -132,11 +132,11 @@ def run_program(client: httpx.Client, identity: Identity, export_dir: Path) -> d
     )["id"]
     d.post("admin1", f"/sites/{site}/activation", {})
     for principal, role, name, sites in (
-        ("mfg1", Role.MANUFACTURING, "Max Maker", ()),
-        ("mfg2", Role.MANUFACTURING, "Mia Checker", ()),
+        ("mfg1", Role.MANUFACTURING, "Max Maker", (plant, depot)),
+        ("mfg2", Role.MANUFACTURING, "Mia Checker", (plant, depot)),
         ("qa1", Role.QA, "Quinn QA", ()),
         ("qp1", Role.QP, "Pat QP", ()),
-        ("depot1", Role.DEPOT, "Dee Depot", ()),
+        ("depot1", Role.DEPOT, "Dee Depot", (depot,)),
         ("site1", Role.SITE, "Sam Site", (site,)),
         ("recall1", Role.RECALL_INVESTIGATOR, "Rita Recall", ()),
         ("insp1", Role.INSPECTOR, "Ines Inspector", ()),

@@ -29,9 +29,9 @@ import pytest
 
 from api.schemas.recalls import MAX_KITS
 from ledger.application import Ledger
-from ledger.domain import Kit
+from ledger.domain import Kit, Location
 from ledger.values import Role
-from scripts.demo import generate
+from scripts.demo import generate, gln
 from tests.api.conftest import USERS, Api, signature, start_api
 
 SEED = 1
@@ -209,9 +209,11 @@ def check_status(api: Api, rid: str, c: Campaign) -> dict[str, Any]:
 
 
 def add_staff(api: Api) -> None:
-    """QA, depot, recall investigator and inspector."""
+    """QA, depot (bound to the demo's depots), recall investigator and inspector."""
+    depots = tuple(Location.create_id(gln(2 + n)) for n in range(2))  # the demo's regional depots
     for principal in STAFF:
-        api.add_user(principal, *USERS[principal])
+        role, name = USERS[principal]
+        api.add_user(principal, role, name, depots if role == Role.DEPOT else ())
 
 
 def add_site_users(api: Api, c: Campaign) -> dict[str, str]:

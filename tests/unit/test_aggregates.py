@@ -144,7 +144,7 @@ def test_a_kit_is_received_only_at_the_site_it_was_shipped_to() -> None:
 
 def test_a_kit_ships_only_from_where_it_is() -> None:
     kit, _depot = new_kit()
-    with pytest.raises(KitNotUsable, match="not at the location"):
+    with pytest.raises(KitNotUsable, match="is not held at this place"):
         kit.ship(stamp(actors.depot), uuid4(), uuid4(), uuid4())
 
 

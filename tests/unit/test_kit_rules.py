@@ -144,7 +144,7 @@ def test_shipping_a_kit_twice_is_refused(program: Program) -> None:
     program.ship(["K00001"])
     with writes_nothing(program.ledger, KitsNotUsable) as info:
         program.ship(["K00001"], shipment_number="S-2", serial=2)
-    assert problems(info) == {"K00001": "kit K00001: is in_transit; cannot ship"}
+    assert problems(info) == {"K00001": "kit K00001: is not held at this place; cannot ship"}
 
 
 def test_shipping_to_a_site_that_is_not_activated_is_refused(program: Program) -> None:
@@ -377,14 +377,14 @@ def test_quarantine_decision_with_the_wrong_signature_meaning_is_refused(shipped
 
 
 def test_dispensing_a_kit_still_at_the_depot_is_refused(program: Program) -> None:
-    with writes_nothing(program.ledger, KitNotUsable, match="is available; cannot dispense"):
+    with writes_nothing(program.ledger, KitNotUsable, match="is not held at this place; cannot dispense"):
         program.ledger.handle(
             Dispense(kit_id=program.kit("K00001"), site_id=program.site, subject="S-001"), actors.site
         )
 
 
 def test_dispensing_before_receipt_is_refused(shipped: Program) -> None:
-    with writes_nothing(shipped.ledger, KitNotUsable, match="is in_transit; cannot dispense"):
+    with writes_nothing(shipped.ledger, KitNotUsable, match="is not held at this place; cannot dispense"):
         shipped.ledger.handle(
             Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
         )
@@ -400,7 +400,9 @@ def test_dispensing_a_damaged_or_missing_kit_is_refused(shipped: Program, outcom
         ),
         actors.site,
     )
-    with writes_nothing(shipped.ledger, KitNotUsable, match=f"is {outcome}; cannot dispense"):
+    # a damaged kit is at the site and says so; a missing one never arrived: it is not held there
+    said = "is damaged" if outcome == "damaged" else "is not held at this place"
+    with writes_nothing(shipped.ledger, KitNotUsable, match=f"{said}; cannot dispense"):
         shipped.ledger.handle(
             Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.site, subject="S-001"), actors.site
         )
@@ -434,7 +436,7 @@ def test_excursion_in_site_storage_quarantines_until_qa_decides(shipped: Program
 
 def test_dispensing_at_another_site_than_the_kit_is_refused(shipped: Program) -> None:
     shipped.receive_all(s1(shipped), ["K00001", "K00002", "K00003"])
-    with writes_nothing(shipped.ledger, KitNotUsable, match="not at the location"):
+    with writes_nothing(shipped.ledger, KitNotUsable, match="is not held at this place"):
         shipped.ledger.handle(
             Dispense(kit_id=shipped.kit("K00001"), site_id=shipped.fr_site, subject="S-001"), actors.site
         )

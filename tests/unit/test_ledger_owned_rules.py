@@ -41,7 +41,7 @@ def test_a_site_cannot_destroy_a_kit_held_at_the_depot(program: Program) -> None
         )
     (refused,) = info.value.details["problems"]
     assert refused["kit_number"] == "K00001"
-    assert "not at the location it would destroy from" in refused["reason"]
+    assert "is not held at this place; cannot destroy" in refused["reason"]
     assert program.ledger.get(Kit, program.kit("K00001")).status == KitStatus.PENDING_DESTRUCTION
 
 

@@ -431,7 +431,7 @@ def test_a_returned_kit_travels_back_to_the_depot_that_shipped_it(spread: Progra
     kit = kit_of(spread, "K00003")
     # out of the site's hands, on its way to the depot: the site can no longer act on it
     assert (kit.status, kit.location_id, kit.destination_id) == (KitStatus.IN_TRANSIT, None, spread.depot)
-    with writes_nothing(L, KitNotUsable, "is in_transit; cannot return"):
+    with writes_nothing(L, KitNotUsable, "is not held at this place; cannot return"):
         L.handle(ReturnKit(kit_id=kit.id, site_id=spread.site, condition="unused"), actors.site)
     # only a depot receives it, and only the depot it was sent to
     with writes_nothing(L, InvalidInput, "expected depot"):
@@ -459,7 +459,7 @@ def test_a_kit_the_depot_never_shipped_is_quarantined_there_not_returned(spread:
 
 def test_a_kit_in_transit_to_the_site_cannot_be_sent_back_before_it_arrives(spread: Program) -> None:
     recall_id = open_recall(spread)
-    with writes_nothing(spread.ledger, KitNotUsable, "is in_transit; cannot send back"):
+    with writes_nothing(spread.ledger, KitNotUsable, "is not held at this place; cannot send back"):
         report(spread, recall_id, "K00005", "returned")
 
 
@@ -528,7 +528,7 @@ def test_recalled_kits_destroyed_at_the_depot_are_recorded_in_the_recall(spread:
         actors.qa,
     )
     # not a kit the depot does not hold (K00003 is at the site), nor one outside the recall's record
-    with writes_nothing(L, KitNotUsable, "not at the location it would destroy from"):
+    with writes_nothing(L, KitNotUsable, "is not held at this place; cannot destroy"):
         destroy([spread.kit("K00003")])
     with writes_nothing(L, NotAuthorised):
         L.handle(
@@ -573,7 +573,7 @@ def test_a_kit_is_reported_quarantined_only_where_it_is_held(spread: Program) ->
     L = spread.ledger
     recall_id = open_recall(spread)
     # in transit to the site, or dispensed to a subject: not in the site's hands to quarantine
-    with writes_nothing(L, KitNotUsable, "is in_transit, not held at this place"):
+    with writes_nothing(L, KitNotUsable, "is not held at this place; cannot quarantine"):
         report(spread, recall_id, "K00005", "quarantined")
     with writes_nothing(L, KitNotUsable, "is dispensed to SUBJ-1"):
         report(spread, recall_id, "K00001", "quarantined")
@@ -586,7 +586,7 @@ def test_a_kit_is_reported_quarantined_only_where_it_is_held(spread: Program) ->
         ),
         actors.site,
     )
-    with writes_nothing(L, KitNotUsable, "is missing, not held at this place"):
+    with writes_nothing(L, KitNotUsable, "is not held at this place; cannot quarantine"):
         report(spread, recall_id, "K00006", "quarantined")
     report(spread, recall_id, "K00005", "quarantined")
     assert not recall_of(spread, recall_id).is_accounted(spread.kit("K00005"))  # held there, not back
