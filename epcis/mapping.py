@@ -668,8 +668,9 @@ def _recall_quarantined(m: Mapper, s: Step) -> list[dict[str, Any]]:
 
 
 def _return_shipped(m: Mapper, s: Step) -> list[dict[str, Any]]:
-    """Kits a site sends back to their depot under a recall: one shipping event per site and depot."""
-    groups: dict[tuple[UUID, UUID, str], list[Any]] = {}
+    """Kits a site sends back to a depot, under a recall or as a routine return: one shipping event per
+    site, depot and recall (`lotline:recall` only under a recall)."""
+    groups: dict[tuple[UUID, UUID, str | None], list[Any]] = {}
     for e in s.events:
         groups.setdefault((e.site_id, e.depot_id, e.recall_number), []).append(e)
     found = []
@@ -685,15 +686,16 @@ def _return_shipped(m: Mapper, s: Step) -> list[dict[str, Any]]:
                 readPoint={"id": site},
                 sourceList=[{"type": "location", "source": site}],
                 destinationList=[{"type": "location", "destination": m.sgln(depot_id)}],
-                **{"lotline:recall": recall_number},
+                **({"lotline:recall": recall_number} if recall_number else {}),
             )
         )
     return found
 
 
 def _return_received(m: Mapper, s: Step) -> list[dict[str, Any]]:
-    """Kits sent back under a recall, received at the depot."""
+    """Kits sent back (under a recall, or as a routine return), received at the depot."""
     e = s.first
+    recall = _recall_sent_back_under(m, e)
     return [
         _object(
             e,
@@ -702,7 +704,7 @@ def _return_received(m: Mapper, s: Step) -> list[dict[str, Any]]:
             "returned",
             epcList=_kits(m, s),
             **m.place(e.depot_id),
-            **{"lotline:recall": _recall_sent_back_under(m, e)},
+            **({"lotline:recall": recall} if recall else {}),
         )
     ]
 

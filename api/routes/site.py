@@ -15,7 +15,15 @@ from api.schemas.common import Recorded, SiteSignatureIn
 from api.schemas.queries import ShipmentOut
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
-from ledger.commands import ConfirmReceipt, DestroyKits, Dispense, ReportExcursion, ReturnKit
+from ledger.commands import (
+    ConfirmReceipt,
+    DestroyKits,
+    Dispense,
+    ReceiveReturnedKits,
+    ReportExcursion,
+    ReturnKit,
+    ReturnToDepot,
+)
 from ledger.commands.base import Code
 from ledger.domain.whereabouts import ReceiptOutcome
 
@@ -36,6 +44,8 @@ ExcursionIn = Annotated[Body, body_of(ReportExcursion, path=AT_LOCATION)]
 DispenseIn = Annotated[Body, body_of(Dispense, path=AT_SITE)]
 ReturnIn = Annotated[Body, body_of(ReturnKit, path=AT_SITE)]
 DestroyIn = Annotated[Body, body_of(DestroyKits, path=AT_LOCATION)]
+SendBackIn = Annotated[Body, body_of(ReturnToDepot, path={"site_id"})]
+ReturnsReceivedIn = Annotated[Body, body_of(ReceiveReturnedKits, path={"depot_id"})]
 
 
 @router.get("/sites/{site_id}/shipments/{shipment_id}", response_model=ShipmentOut, responses=errors(404))
@@ -73,6 +83,22 @@ def dispense(site_id: OwnSite, kit_id: UUID, body: DispenseIn, write: Write) -> 
 def return_kit(site_id: OwnSite, kit_id: UUID, body: ReturnIn, write: Write) -> Any:
     """Record a kit returned to the site: used, unused or partially used (site)."""
     return write(body, site_id=site_id, kit_id=kit_id)
+
+
+@router.post("/sites/{site_id}/returns", response_model=Recorded, responses=errors(403, 404, 409))
+def send_back(site_id: OwnSite, body: SendBackIn, write: Write) -> Any:
+    """Send kits the site holds back to a depot outside any recall (stock no longer needed, kits
+    subjects brought back, damaged kits), with the reason: they are in transit, out of the site's
+    hands, until the depot receives them. A kit of an open recall is refused: it goes back through the
+    recall (site)."""
+    return write(body, site_id=site_id)
+
+
+@router.post("/locations/{location_id}/returns", response_model=Recorded, responses=errors(403, 404, 409))
+def receive_returns(location_id: OwnLocation, body: ReturnsReceivedIn, write: Write) -> Any:
+    """The depot received kits a site sent back outside a recall: held there, `returned`, for QA's
+    decision; a kit not sent back to this depot is refused, naming it (depot)."""
+    return write(body, depot_id=location_id)
 
 
 @router.post("/locations/{location_id}/destructions", response_model=Recorded, responses=errors(404, 409))

@@ -7,10 +7,11 @@ from uuid import UUID
 from ledger import gs1
 from ledger.application.core import Ledger, handles
 from ledger.application.rules import day, each, problem, reason, unique
-from ledger.commands import AuthoriseDestruction, DecideQuarantine, Recorded, Ship
+from ledger.commands import AuthoriseDestruction, DecideQuarantine, ReceiveReturnedKits, Recorded, Ship
 from ledger.domain import Kit, Location, LocationKind, PackagingRun, Shipment, SiteStatus, Trial
 from ledger.domain.base import require_role, stamp
-from ledger.errors import InvalidInput, KitNotFound, KitsNotUsable, LedgerError, SiteNotActive
+from ledger.domain.recall import Recall, RecallStatus
+from ledger.errors import InvalidInput, KitNotFound, KitsNotUsable, KitUnderRecall, LedgerError, SiteNotActive
 from ledger.values import Actor, Meaning, Role
 
 
@@ -88,6 +89,29 @@ def authorise_destruction(ledger: Ledger, actor: Actor, cmd: AuthoriseDestructio
     kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     each(kits, "authorise destruction", lambda k: k.authorise_destruction(audit, sig.as_dict()))
     return ledger.record(*kits)
+
+
+@handles(ReceiveReturnedKits)
+def receive_returned_kits(ledger: Ledger, actor: Actor, cmd: ReceiveReturnedKits) -> Recorded:
+    """The depot receives kits a site sent back outside a recall: held there, `returned`, until QA
+    decides. A kit sent back under a recall is received through the recall, which records it."""
+    require_role(actor, "receive returned kits", Role.DEPOT, at=cmd.depot_id)
+    ledger.require_place(cmd.depot_id, LocationKind.DEPOT)
+    audit = stamp(actor, cmd.occurred_at)
+    kits = ledger.get_many(Kit, unique(cmd.kit_ids))
+    each(kits, "receive back", lambda k: _sent_back_outside_a_recall(ledger, k))
+    each(kits, "receive back", lambda k: k.receive_back(audit, cmd.depot_id))
+    return ledger.record(*kits)
+
+
+def _sent_back_outside_a_recall(ledger: Ledger, kit: Kit) -> None:
+    if kit.returning_from is not None and kit.recall_number is not None:
+        recall = ledger.peek(Recall, Recall.create_id(kit.recall_number))
+        if recall.status == RecallStatus.OPEN:
+            raise KitUnderRecall(
+                kit.kit_number, recall.recall_number, recall.id, "receive it",
+                f"POST /recalls/{recall.id}/returns",
+            )
 
 
 def _missing(kit_id: UUID) -> Kit:

@@ -7,9 +7,17 @@ import base64
 
 from ledger import gs1, site_keys
 from ledger.application.core import Ledger, handles
-from ledger.application.rules import day, each, unique
-from ledger.commands import ConfirmReceipt, DestroyKits, Dispense, Recorded, ReportExcursion, ReturnKit
-from ledger.domain import Kit, KitStatus, Location, Shipment, Trial
+from ledger.application.rules import day, each, reason, unique
+from ledger.commands import (
+    ConfirmReceipt,
+    DestroyKits,
+    Dispense,
+    Recorded,
+    ReportExcursion,
+    ReturnKit,
+    ReturnToDepot,
+)
+from ledger.domain import Kit, KitStatus, Location, LocationKind, Shipment, Trial
 from ledger.domain.base import require_role, stamp
 from ledger.domain.kit import ReceiptOutcome
 from ledger.errors import (
@@ -160,6 +168,21 @@ def return_kit(ledger: Ledger, actor: Actor, cmd: ReturnKit) -> Recorded:
     return ledger.record(kit)
 
 
+@handles(ReturnToDepot)
+def return_to_depot(ledger: Ledger, actor: Actor, cmd: ReturnToDepot) -> Recorded:
+    """The site sends kits it holds back to a depot, outside any recall, with the reason; a kit of an
+    open recall goes back through the recall (reported `returned`), which records it."""
+    require_role(actor, "send kits back", Role.SITE, at=cmd.site_id)
+    ledger.require_place(cmd.depot_id, LocationKind.DEPOT)
+    audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
+    kits = ledger.get_many(Kit, unique(cmd.kit_ids))
+    each(kits, "send back", lambda k: k.require_at(cmd.site_id, "send back"))  # nothing of kits elsewhere
+    through = f"sites/{cmd.site_id}/reports"
+    each(kits, "send back", lambda k: _not_under_recall(ledger, k, "send it back", through))
+    each(kits, "send back", lambda k: k.send_back(audit, cmd.site_id, cmd.depot_id, None))
+    return ledger.record(*kits)
+
+
 @handles(DestroyKits)
 def destroy_kits(ledger: Ledger, actor: Actor, cmd: DestroyKits) -> Recorded:
     """Destroy kits held at the place, whose destruction QA authorised, with the certificate; a kit
@@ -173,19 +196,16 @@ def destroy_kits(ledger: Ledger, actor: Actor, cmd: DestroyKits) -> Recorded:
     audit = stamp(actor, cmd.occurred_at)
     kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     each(kits, "destroy", lambda k: k.require_at(cmd.location_id, "destroy"))  # nothing of kits elsewhere
-    each(kits, "destroy", lambda k: _not_under_recall(ledger, k))
+    each(kits, "destroy", lambda k: _not_under_recall(ledger, k, "destroy it", "destructions"))
     each(kits, "destroy", lambda k: k.destroy(audit, cmd.location_id, certificate, method))
     return ledger.record(*kits)
 
 
-def _not_under_recall(ledger: Ledger, kit: Kit) -> None:
-    """A kit an open recall holds is destroyed through the recall, which reconciles it."""
+def _not_under_recall(ledger: Ledger, kit: Kit, step: str, route: str) -> None:
+    """A kit an open recall holds takes its steps through the recall, which reconciles it: `step`
+    through `POST /recalls/{id}/<route>`."""
     recall = ledger.open_recall_of(kit)
     if recall is not None:
         raise KitUnderRecall(
-            kit.kit_number,
-            recall.recall_number,
-            recall.id,
-            "destroy it",
-            f"POST /recalls/{recall.id}/destructions",
+            kit.kit_number, recall.recall_number, recall.id, step, f"POST /recalls/{recall.id}/{route}"
         )

@@ -5,7 +5,7 @@ runs the one handler of each and returns `Recorded`.
 """
 
 from ledger.commands.base import Command, Part, Recorded, RecordedEvent
-from ledger.commands.distribution import AuthoriseDestruction, DecideQuarantine, Ship
+from ledger.commands.distribution import AuthoriseDestruction, DecideQuarantine, ReceiveReturnedKits, Ship
 from ledger.commands.materials import (
     CorrectLotQuantity,
     DeviationLine,
@@ -40,7 +40,14 @@ from ledger.commands.recalls import (
     ReportRecallKits,
 )
 from ledger.commands.reference import ActivateSite, RegisterLocation, RegisterSiteKey, RegisterTrial
-from ledger.commands.site import ConfirmReceipt, DestroyKits, Dispense, ReportExcursion, ReturnKit
+from ledger.commands.site import (
+    ConfirmReceipt,
+    DestroyKits,
+    Dispense,
+    ReportExcursion,
+    ReturnKit,
+    ReturnToDepot,
+)
 
 __all__ = [
     "AcknowledgeRecall",
@@ -72,6 +79,7 @@ __all__ = [
     "RecallLot",
     "ReceiveLot",
     "ReceiveRecallReturns",
+    "ReceiveReturnedKits",
     "RecordDeviation",
     "Recorded",
     "RecordedEvent",
@@ -83,6 +91,7 @@ __all__ = [
     "ReportExcursion",
     "ReportRecallKits",
     "ReturnKit",
+    "ReturnToDepot",
     "Ship",
     "SponsorRelease",
     "YieldLimits",

@@ -40,3 +40,12 @@ class AuthoriseDestruction(Command):
     signature: Signature | None
     reason: LongText
     occurred_at: When = None
+
+
+class ReceiveReturnedKits(Command):
+    """The depot receives kits a site sent back outside a recall: held there, returned, for QA's
+    decision (destruction, in the end)."""
+
+    depot_id: UUID
+    kit_ids: KitIds
+    occurred_at: When = None

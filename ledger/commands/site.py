@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from ledger.commands.base import Celsius, Code, Command, KitIds, Subject, Text, When
+from ledger.commands.base import Celsius, Code, Command, KitIds, LongText, Subject, Text, When
 from ledger.site_keys import SiteSignature
 
 
@@ -61,4 +61,15 @@ class DestroyKits(Command):
     kit_ids: KitIds
     certificate: Code
     method: Text
+    occurred_at: When = None
+
+
+class ReturnToDepot(Command):
+    """The site sends kits it holds back to a depot outside any recall (stock it no longer needs,
+    kits subjects brought back, damaged kits), with the reason: in transit until the depot has them."""
+
+    site_id: UUID
+    depot_id: UUID
+    kit_ids: KitIds
+    reason: LongText
     occurred_at: When = None

@@ -204,8 +204,11 @@ class Kit(LedgerAggregate):
         self._recall_quarantined(audit, place_id, recall_number)
         return True
 
-    def send_back(self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str) -> None:
-        """The site sends a recalled kit it holds back to the depot that shipped it."""
+    def send_back(
+        self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str | None
+    ) -> None:
+        """The site sends a kit it holds back to a depot: under a recall (to the depot that shipped
+        it), or as a routine return (`recall_number` None)."""
         self.require_at(site_id, "send back")
         self.require_status(
             "send back", KitStatus.RECEIVED, KitStatus.QUARANTINED, KitStatus.RETURNED, KitStatus.DAMAGED
@@ -341,16 +344,23 @@ class Kit(LedgerAggregate):
         self._touch(audit)
 
     class ReturnShipped(Aggregate.Event):
-        """The site sent the recalled kit back to the depot."""
+        """The site sent the kit back to a depot: under recall `recall_number`, or (since version 2,
+        where the number may be None) as a routine return of stock the site no longer needs."""
+
+        class_version = 2
 
         audit: dict[str, Any]
         site_id: UUID
         depot_id: UUID
-        recall_number: str
+        recall_number: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Only recalls sent kits back then: every version 1 event names its recall."""
 
     @event(ReturnShipped)
     def _return_shipped(
-        self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str
+        self, audit: dict[str, Any], site_id: UUID, depot_id: UUID, recall_number: str | None
     ) -> None:
         return_shipped(self, depot_id=depot_id)
         self.returning_from = site_id

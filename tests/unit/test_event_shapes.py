@@ -162,8 +162,8 @@ SHAPES: dict[str, tuple[int, str]] = {
     "ledger.domain.kit:Kit.Relabelled": (1, "audit: dict[str, Any]; batch_number: str; new_expiry: date"),
     "ledger.domain.kit:Kit.ReturnReceived": (1, "audit: dict[str, Any]; depot_id: UUID"),
     "ledger.domain.kit:Kit.ReturnShipped": (
-        1,
-        "audit: dict[str, Any]; site_id: UUID; depot_id: UUID; recall_number: str",
+        2,
+        "audit: dict[str, Any]; site_id: UUID; depot_id: UUID; recall_number: str | None",
     ),
     "ledger.domain.kit:Kit.Returned": (1, "audit: dict[str, Any]; site_id: UUID; condition: str"),
     "ledger.domain.kit:Kit.Shipped": (
@@ -209,6 +209,9 @@ SHAPES: dict[str, tuple[int, str]] = {
 """topic -> (class_version, "attribute: annotated type; ..."), in declaration order."""
 
 EARLIER: dict[tuple[str, int], str] = {
+    ("ledger.domain.kit:Kit.ReturnShipped", 1): (
+        "audit: dict[str, Any]; site_id: UUID; depot_id: UUID; recall_number: str"
+    ),
     ("ledger.domain.lot:Lot.Recalled", 1): "audit: dict[str, Any]; signature: dict[str, str]",
     ("ledger.domain.recall:Recall.KitDestroyed", 1): (
         "audit: dict[str, Any]; depot_id: UUID; kit_id: UUID; certificate: str; method: str"
