@@ -74,7 +74,8 @@ def _summary(recall: Recall, view: campaigns.RecallStatusView) -> str:
         ),
         ("Classification", _CLASSES.get(view.classification, _e(view.classification))),
         ("Scope", _e(view.scope.replace("_", " "))),
-        ("Suspect lots", lots),
+        ("Suspect lots", lots or "none"),
+        ("Suspect packaging runs", ", ".join(_e(r["batch_number"]) for r in recall.suspect_runs) or "none"),
         ("Reason", _e(recall.reason)),
         ("Opened", f"{_e(recall.opened_at)} by {_e(recall.opened_by.get('printed_name', ''))}"),
         ("Affected kits", f"{view.kits} (recorded at opening from {_e(_source(recall.source))})"),
@@ -106,6 +107,8 @@ def _tree(ledger: Ledger, recall: Recall) -> str:
     """Nested lists: lot > batch > drug-product lot > packaging run > places with kit counts."""
     run_places = _kits_by_run_and_place(ledger, recall)
     items = "".join(_lot_item(ledger, recall, UUID(lt["lot_id"]), run_places, set()) for lt in recall.lots)
+    for r in recall.suspect_runs:
+        items += _run_item(ledger.get(PackagingRun, UUID(r["run_id"])), recall, run_places)
     return f"<ul class='tree'>{items}</ul>"
 
 

@@ -776,6 +776,9 @@ _HANDLERS: dict[str, Callable[[Mapper, Step], list[dict[str, Any]]]] = {
     "PackagingRun.SponsorReleased": _run_step(
         SPONSOR_RELEASING, lambda e: SPONSOR_RELEASED, lambda e: {"lotline:country": e.country}
     ),
+    "PackagingRun.Recalled": _run_step(
+        "holding", lambda e: "recalled", lambda e: {"lotline:recall": e.recall_number}
+    ),
     "PackagingRun.ExpiryExtended": _run_step(
         RELABELLING, lambda e: None, lambda e: {"lotline:newExpiry": e.new_expiry.isoformat()}
     ),

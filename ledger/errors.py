@@ -335,6 +335,20 @@ class RecallWrongPlace(LedgerError):
         )
 
 
+class RunRecalled(LedgerError):
+    """A step on a kit of a packaging run that a recall named suspect."""
+
+    code = "run_recalled"
+
+    def __init__(self, run_id: Any, batch_number: str, recall_number: str) -> None:
+        super().__init__(
+            f"packaging batch {batch_number} is recalled under {recall_number}",
+            run_id=str(run_id),
+            batch_number=batch_number,
+            recall_number=recall_number,
+        )
+
+
 class KitUnderRecall(LedgerError):
     """A step outside a recall on a kit that an open recall holds: the recall records it instead."""
 

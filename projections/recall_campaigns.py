@@ -52,6 +52,7 @@ class RecallStatusView:
     scope: str
     reason: str
     lots: tuple[dict[str, str], ...]
+    suspect_runs: tuple[dict[str, str], ...]
     opened_at: str
     places_notified: int
     places_acknowledged: int
@@ -103,6 +104,7 @@ def status(recall: Recall) -> RecallStatusView:
         str(recall.scope),
         recall.reason,
         tuple(recall.lots),
+        tuple(recall.suspect_runs),
         recall.opened_at,
         notified,
         acked,

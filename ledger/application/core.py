@@ -493,7 +493,8 @@ class Ledger(Application[UUID]):
         return self._upstream[run_id]
 
     def require_upstream_clean(self, run_id: UUID, run: PackagingRun | None = None) -> None:
-        """A recall or rejection of any lot upstream of the run stops its kits."""
+        """A recall of the run itself, or a recall or rejection of any lot upstream of it, stops its kits."""
+        (run or self.peek(PackagingRun, run_id)).require_not_recalled()
         for lot_id in self.upstream_lot_ids(run_id, run):
             lot = self.peek(Lot, lot_id)
             if lot.status in (LotStatus.RECALLED, LotStatus.REJECTED):

@@ -21,7 +21,7 @@ from ledger.commands import (
     Recorded,
     ReportRecallKits,
 )
-from ledger.domain import Kit, KitStatus, Location, LocationKind, Lot, Shipment
+from ledger.domain import Kit, KitStatus, Location, LocationKind, Lot, PackagingRun, Shipment
 from ledger.domain.base import require_role, stamp
 from ledger.domain.recall import KitOutcome, KitReport, KitState, Recall, group_kits, in_scope
 from ledger.errors import InvalidInput, KitNotFound, KitNotInRecall, KitsNotUsable, LedgerError
@@ -37,13 +37,23 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
     """
     sig = ledger.qa_signature(actor, cmd.signature, Meaning.APPROVED, "open a recall")
     recall_number = gs1.gs1_text(cmd.recall_number, "recall number", "recall_number")
+    if not cmd.lot_ids and not cmd.run_ids:
+        raise InvalidInput("a recall names its suspect lots or packaging runs, at least one", field="lot_ids")
     if len(set(cmd.lot_ids)) != len(cmd.lot_ids):
-        raise InvalidInput("a recall names each suspect lot once, at least one", field="lot_ids")
+        raise InvalidInput("a recall names each suspect lot once", field="lot_ids")
+    if len(set(cmd.run_ids)) != len(cmd.run_ids):
+        raise InvalidInput("a recall names each suspect packaging run once", field="run_ids")
     audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
     lots = [ledger.get(Lot, lot_id) for lot_id in cmd.lot_ids]
     for lot in lots:
         lot.recall(audit, sig.as_dict(), recall_number)
-    runs = ledger.runs_downstream(cmd.lot_ids)
+    suspect_runs = [ledger.get(PackagingRun, run_id) for run_id in cmd.run_ids]
+    for run in suspect_runs:
+        run.recall(audit, sig.as_dict(), recall_number)
+    downstream = ledger.runs_downstream(cmd.lot_ids) if cmd.lot_ids else []
+    reached = {r.id for r in downstream}
+    named = [r for r in suspect_runs if r.id not in reached]
+    runs = sorted([*downstream, *named], key=lambda r: r.batch_number)
     kit_ids = [Kit.create_id(r.kit_gtin, n) for r in runs for n in r.kit_numbers]
     reader, source = ledger.kit_states()
     states = (reader or (lambda ids: _kit_states(ledger, ids)))(kit_ids)
@@ -60,6 +70,7 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
         audit=audit,
         signature=sig.as_dict(),
         lots=[{"lot_id": str(lt.id), "lot_number": lt.lot_number, "gtin": lt.gtin} for lt in lots],
+        suspect_runs=[{"run_id": str(r.id), "batch_number": r.batch_number} for r in suspect_runs],
         classification=str(cmd.classification),
         scope=str(cmd.scope),
         runs=[
@@ -71,7 +82,7 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
         shipments_in_transit=_in_transit(affected),
         source=source,
     )
-    return ledger.record(recall, *lots, created=(recall.id,), kits=len(affected))
+    return ledger.record(recall, *lots, *suspect_runs, created=(recall.id,), kits=len(affected))
 
 
 @handles(AcknowledgeRecall)

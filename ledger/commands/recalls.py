@@ -16,10 +16,12 @@ MAX_KITS = 10_000
 
 
 class OpenRecall(Command):
-    """Open a recall (QA, signed `approved`): recall the lots, record every kit downstream as it is now."""
+    """Open a recall (QA, signed `approved`): recall the suspect lots (API, excipient or drug-product)
+    and packaging runs (a labelling error), record every kit downstream of them as it is now."""
 
     recall_number: Code
-    lot_ids: Annotated[tuple[UUID, ...], Field(min_length=1, max_length=100)]
+    lot_ids: Annotated[tuple[UUID, ...], Field(max_length=100)] = ()
+    run_ids: Annotated[tuple[UUID, ...], Field(max_length=100)] = ()
     reason: LongText
     classification: RecallClass
     scope: RecallScope

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.base import LedgerAggregate, stable_id
-from ledger.errors import InvalidInput, InvalidTransition, ReleaseIncomplete, TimeOrderViolation
+from ledger.errors import InvalidInput, InvalidTransition, ReleaseIncomplete, RunRecalled, TimeOrderViolation
 
 
 class PackagingRun(LedgerAggregate):
@@ -74,6 +74,7 @@ class PackagingRun(LedgerAggregate):
         self.qp_certified = False
         self.sponsor_countries: list[str] = []
         self.released_at: dict[str, str] = {}
+        self.recalled_by: str | None = None
         self._touch(audit)
 
     @property
@@ -125,6 +126,20 @@ class PackagingRun(LedgerAggregate):
             )
         self._require_after_last_step(audit, "sponsor release")
         self._sponsor_released(audit, signature, country)
+
+    def recall(self, audit: dict[str, Any], signature: dict[str, str], recall_number: str) -> None:
+        """QA recalls the run itself (a labelling or packaging error), under recall `recall_number`:
+        none of its kits ships or is dispensed from now on; the drug-product lots stay usable."""
+        if self.recalled_by is not None:
+            raise InvalidTransition(
+                "packaging batch", self.batch_number, f"recalled under {self.recalled_by}", "recall"
+            )
+        self._require_after_last_step(audit, "recall")
+        self._recalled(audit, signature, recall_number)
+
+    def require_not_recalled(self) -> None:
+        if self.recalled_by is not None:
+            raise RunRecalled(self.id, self.batch_number, self.recalled_by)
 
     def require_released_for(self, country: str, at: str | None = None) -> None:
         """QA, QP and sponsor release for `country` all done (before `at`, when given)."""
@@ -192,6 +207,18 @@ class PackagingRun(LedgerAggregate):
     def _sponsor_released(self, audit: dict[str, Any], signature: dict[str, str], country: str) -> None:
         self.sponsor_countries.append(country)
         self.released_at[country] = audit["occurred_at"]
+        self._touch(audit)
+
+    class Recalled(Aggregate.Event):
+        """QA recalled the packaged batch itself, signed, under a recall campaign."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        recall_number: str
+
+    @event(Recalled)
+    def _recalled(self, audit: dict[str, Any], signature: dict[str, str], recall_number: str) -> None:
+        self.recalled_by = recall_number
         self._touch(audit)
 
     class ExpiryExtended(Aggregate.Event):

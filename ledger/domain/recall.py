@@ -152,12 +152,16 @@ class Recall(LedgerAggregate):
         return stable_id("recall", recall_number)
 
     class Opened(LedgerAggregate.Created):
-        """QA opened the recall, signed: the suspect lots and the affected set as known at that moment."""
+        """QA opened the recall, signed: the suspect lots and the affected set as known at that moment.
+        Version 2 added `suspect_runs`: packaging runs recalled themselves (a labelling error)."""
+
+        class_version = 2
 
         recall_number: str
         audit: dict[str, Any]
         signature: dict[str, str]
         lots: list[dict[str, str]]
+        suspect_runs: list[dict[str, str]]
         classification: str
         scope: str
         runs: list[dict[str, str]]
@@ -166,6 +170,11 @@ class Recall(LedgerAggregate):
         shipments_in_transit: list[dict[str, Any]]
         source: dict[str, Any]
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Recalls opened before runs could be recalled named suspect lots only."""
+            state["suspect_runs"] = []
+
     @event(Opened)
     def __init__(
         self,
@@ -173,6 +182,7 @@ class Recall(LedgerAggregate):
         audit: dict[str, Any],
         signature: dict[str, str],
         lots: list[dict[str, str]],
+        suspect_runs: list[dict[str, str]],
         classification: str,
         scope: str,
         runs: list[dict[str, str]],
@@ -186,6 +196,7 @@ class Recall(LedgerAggregate):
         self.opened_at = audit["occurred_at"]
         self.opened_by = {**signature}
         self.lots = lots
+        self.suspect_runs = suspect_runs
         self.classification = RecallClass(classification)
         self.scope = RecallScope(scope)
         self.runs = runs

@@ -411,3 +411,42 @@ def test_a_site_report_retried_with_its_idempotency_key_is_recorded_once(
     # without the key a repeat is refused by the rules (already reported), still nothing recorded twice
     assert api.post("site1", path, body).status_code == 409
     assert api.head()[0] == events
+
+
+def test_a_packaging_run_recalled_for_a_labelling_error(api: Api, program: Program) -> None:
+    p = program
+    p.at_site(["K00001", "K00002"])
+    opened = api.post(
+        "qa1",
+        "/recalls",
+        {
+            "recall_number": "RC-LBL-1",
+            "run_ids": [str(p.run)],
+            "reason": "wrong expiry printed on the kit labels",
+            "classification": "class_iii",
+            "scope": "all_kits",
+            "signature": signature("approved"),
+        },
+    )
+    rid = ok(opened, 201)["id"]
+    s = status(api, rid)
+    assert s["lots"] == [] and s["suspect_runs"] == [{"run_id": str(p.run), "batch_number": "P-1"}]
+    assert s["kits"] == 10 and figures(s, "Site 101")[0] == 2
+    refused = api.post(
+        "site1", f"/sites/{p.site}/kits/{p.kit('K00001')}/dispensing", {"subject": "SUBJ-1"}
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "run_recalled", refused.text
+    neither = api.post(
+        "qa1",
+        "/recalls",
+        {
+            "recall_number": "RC-LBL-2",
+            "reason": "x",
+            "classification": "class_iii",
+            "scope": "all_kits",
+            "signature": signature("approved"),
+        },
+    )
+    assert neither.status_code == 422 and neither.json()["field"] == "lot_ids", neither.text
+    page = api.get("insp1", f"/recalls/{rid}/report")
+    assert "<th>Suspect packaging runs</th><td>P-1</td>" in page.text

@@ -125,6 +125,10 @@ SHAPES: dict[str, tuple[int, str]] = {
         1,
         "audit: dict[str, Any]; signature: dict[str, str]; batch_number: str; new_expiry: date",
     ),
+    "ledger.domain.packaging:PackagingRun.Recalled": (
+        1,
+        "audit: dict[str, Any]; signature: dict[str, str]; recall_number: str",
+    ),
     "ledger.domain.packaging:PackagingRun.Packaged": (
         1,
         "batch_number: str; audit: dict[str, Any]; trial_id: UUID; location_id: UUID; kit_gtin: str; "
@@ -198,10 +202,10 @@ SHAPES: dict[str, tuple[int, str]] = {
         "audit: dict[str, Any]; kit_id: UUID; outcome: str; subject: str | None",
     ),
     "ledger.domain.recall:Recall.Opened": (
-        1,
+        2,
         "recall_number: str; audit: dict[str, Any]; signature: dict[str, str]; "
-        "lots: list[dict[str, str]]; classification: str; scope: str; runs: list[dict[str, str]]; "
-        "places: dict[str, dict[str, str]]; kit_groups: list[dict[str, Any]]; "
+        "lots: list[dict[str, str]]; suspect_runs: list[dict[str, str]]; classification: str; scope: str; "
+        "runs: list[dict[str, str]]; places: dict[str, dict[str, str]]; kit_groups: list[dict[str, Any]]; "
         "shipments_in_transit: list[dict[str, Any]]; source: dict[str, Any]",
     ),
     "ledger.domain.recall:Recall.ReturnReceived": (1, "audit: dict[str, Any]; depot_id: UUID; kit_id: UUID"),
@@ -209,6 +213,12 @@ SHAPES: dict[str, tuple[int, str]] = {
 """topic -> (class_version, "attribute: annotated type; ..."), in declaration order."""
 
 EARLIER: dict[tuple[str, int], str] = {
+    ("ledger.domain.recall:Recall.Opened", 1): (
+        "recall_number: str; audit: dict[str, Any]; signature: dict[str, str]; "
+        "lots: list[dict[str, str]]; classification: str; scope: str; runs: list[dict[str, str]]; "
+        "places: dict[str, dict[str, str]]; kit_groups: list[dict[str, Any]]; "
+        "shipments_in_transit: list[dict[str, Any]]; source: dict[str, Any]"
+    ),
     ("ledger.domain.kit:Kit.ReturnShipped", 1): (
         "audit: dict[str, Any]; site_id: UUID; depot_id: UUID; recall_number: str"
     ),

@@ -31,7 +31,7 @@ from ledger.commands import (
     ReportRecallKits,
     ReturnKit,
 )
-from ledger.domain import Kit, KitStatus, Lot, LotStatus
+from ledger.domain import Kit, KitStatus, Lot, LotStatus, PackagingRun
 from ledger.domain.recall import (
     KitOutcome,
     KitReport,
@@ -51,6 +51,7 @@ from ledger.errors import (
     NotAuthorised,
     RecallOutstanding,
     RecallWrongPlace,
+    RunRecalled,
     SignatureRequired,
 )
 from ledger.values import Meaning, sign
@@ -649,3 +650,48 @@ def test_a_kit_of_a_lot_recalled_without_a_campaign_is_destroyed_as_usual(spread
         actors.depot,
     )
     assert L.get(Kit, kit).status == KitStatus.DESTROYED
+
+
+# --- a packaging run recalled on its own (a labelling error) -------------------------------------------
+
+
+def open_run_recall(program: Program, *run_ids: UUID, number: str = "RC-L1") -> UUID:
+    written = program.ledger.handle(
+        OpenRecall(
+            recall_number=number,
+            run_ids=list(run_ids),
+            reason="wrong expiry printed on the kit labels",
+            classification="class_iii",
+            scope="all_kits",
+            signature=sign(actors.qa, Meaning.APPROVED),
+        ),
+        actors.qa,
+    )
+    recall_id: UUID = written.id
+    return recall_id
+
+
+def test_a_packaging_run_is_recalled_alone_and_its_lot_stays_usable(spread: Program) -> None:
+    L = spread.ledger
+    first = spread.run
+    spread.package(active_kits=2, placebo_kits=0, batch_number="P-2", kit_prefix="L")
+    spread.release_run()
+    recall = recall_of(spread, open_run_recall(spread, first))
+    assert recall.lots == [] and recall.suspect_runs == [{"run_id": str(first), "batch_number": "P-1"}]
+    assert {k.kit_number for k in recall.kits.values()} == set(ALL)  # every kit of P-1, none of P-2
+    assert L.get(PackagingRun, first).recalled_by == "RC-L1"
+    assert L.get(Lot, spread.dp).status == LotStatus.RELEASED
+    # P-1's kits are stopped wherever they are; P-2, from the same drug-product lot, ships
+    with writes_nothing(L, KitsNotUsable) as info:
+        spread.ship(["K00008"], shipment_number="S-9", serial=9)
+    assert info.value.details["problems"][0]["code"] == "run_recalled"
+    with writes_nothing(L, RunRecalled, "packaging batch P-1 is recalled under RC-L1"):
+        L.handle(Dispense(kit_id=spread.kit("K00002"), site_id=spread.site, subject="SUBJ-2"), actors.site)
+    spread.ship(["L00001"], shipment_number="S-10", serial=10)
+    with writes_nothing(L, InvalidTransition, "recalled under RC-L1; cannot recall"):
+        open_run_recall(spread, first, number="RC-L2")
+
+
+def test_a_recall_names_lots_or_runs(spread: Program) -> None:
+    with writes_nothing(spread.ledger, InvalidInput, "names its suspect lots or packaging runs"):
+        open_run_recall(spread)
