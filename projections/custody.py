@@ -75,7 +75,7 @@ _STEPS = {
     ("Kit", "ReturnShipped"): _Step("sent_back", "site_id", "depot_id",
                                     detail=lambda c: {"recall_number": c["recall_number"]}),
     ("Kit", "ReturnReceived"): _Step("received_back", to_key="depot_id"),
-    ("Kit", "Destroyed"): _Step("destroyed",
+    ("Kit", "Destroyed"): _Step("destroyed", from_key="location_id",
                                 detail=lambda c: {"certificate": c["certificate"], "method": c["method"]}),
     ("Shipment", "Shipped"): _Step("shipped", "from_id", "to_id", lambda c: {
         "sscc": c["sscc"], "kits": len(c["kit_ids"]), "carrier": c["carrier"], "logger_id": c["logger_id"]}),

@@ -37,3 +37,7 @@ def test_the_depot_destroys_the_kit_it_holds(api: Api, program: Program) -> None
     assert answer.status_code == 200, answer.text
     kit = api.ledger.get(Kit, program.kit("K00001"))
     assert (kit.status, kit.destroyed_at_id) == (KitStatus.DESTROYED, program.depot)
+    steps = api.get("recall1", f"/custody/kits/{program.kit('K00001')}").json()["steps"]
+    destroyed = steps[-1]
+    assert destroyed["action"] == "destroyed" and destroyed["from_place"]["name"] == "Depot"
+    assert destroyed["detail"] == {"certificate": "DC-1", "method": "incineration"}

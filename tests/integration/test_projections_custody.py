@@ -31,7 +31,7 @@ def test_every_hand_over_of_a_kit_in_order_with_who_and_when(world: World):
         ("received", None, "Site 101", "site1"),
         ("dispensed", "Site 101", None, "site1"),
         ("returned", None, "Site 101", "site1"),
-        ("destroyed", None, None, "site1"),
+        ("destroyed", "Site 101", None, "site1"),
     ]
     shipped, received, dispensed, returned, destroyed = chain.steps[1:]
     assert shipped.shipment_id == received.shipment_id == world.s.shipments["SH-1"]
