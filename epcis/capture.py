@@ -576,6 +576,7 @@ class Planner:
             equipment=list(e.extension("lotline:equipment") or []),
             checked_by=_person(checker),
             yield_limits=e.extension("lotline:yieldLimits"),
+            placebo=bool(e.extension("lotline:placebo", False)),
             deviation=e.extension("lotline:yieldDeviation"),
             occurred_at=e.eventTime,
         )

@@ -384,6 +384,8 @@ def _formulated(m: Mapper, s: Step) -> list[dict[str, Any]]:
         "lotline:performedBy": e.performed_by,
         "lotline:checkedBy": e.checked_by,
     }
+    if all(str(i["kind"]) != "api" for i in e.inputs):
+        event["lotline:placebo"] = True
     if e.yield_limits is not None:
         event["lotline:yieldLimits"] = e.yield_limits
     if e.deviation is not None:

@@ -136,9 +136,17 @@ def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
             }
         )
     api_lots = [lot for lot in lots if lot.kind == LotKind.API]
-    if not api_lots:
-        raise InvalidInput("a formulation consumes at least one API lot", field="inputs")
-    if cmd.output.expires_on > min(lot.use_by() for lot in api_lots):
+    if cmd.placebo:
+        if api_lots:
+            raise InvalidInput("a placebo batch consumes no API lot", field="inputs")
+        if cmd.output.expires_on > min(lot.use_by() for lot in lots):
+            raise InvalidInput("the placebo cannot expire after its excipients", field="output.expires_on")
+    elif not api_lots:
+        raise InvalidInput(
+            "a formulation consumes at least one API lot (an in-house placebo batch says `placebo`)",
+            field="inputs",
+        )
+    elif cmd.output.expires_on > min(lot.use_by() for lot in api_lots):
         raise InvalidInput("the drug product cannot expire after its API", field="output.expires_on")
     dp_lot = Lot.receive(
         audit,

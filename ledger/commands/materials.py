@@ -132,6 +132,9 @@ class Formulate(Command):
     checked_by: Actor
     yield_limits: YieldLimits | None = None
     deviation: DeviationLine | None = None
+    placebo: bool = False
+    """An in-house placebo batch: excipients only, no API lot (said, so that a real batch that forgot
+    its API is refused rather than taken for a placebo)."""
     occurred_at: When = None
 
 

@@ -76,3 +76,15 @@ def test_a_deviation_number_twice_on_one_batch_is_a_conflict(api: Api, program: 
     second = api.post("qa1", path, payload)
     assert second.status_code == 409 and "DEV-2025-001" in second.json()["message"], second.text
     assert api.head() == head
+
+
+def test_an_in_house_placebo_batch_over_http(api: Api, program: Program) -> None:
+    path, payload = body(program, "formulate", inputs=[
+        {"lot_id": str(program.excipient), "quantity": {"amount": "100", "unit": "g"}}
+    ])
+    refused = api.post("mfg1", path, payload)
+    assert refused.status_code == 422 and refused.json()["field"] == "inputs", refused.text
+    made = api.post("mfg1", path, {**payload, "placebo": True})
+    assert made.status_code == 201, made.text
+    trail = api.get("qa1", f"/audit/{made.json()['batch_id']}", params={"after": api.position()}).json()
+    assert [i["kind"] for i in trail["entries"]["items"][0]["changes"]["inputs"]] == ["excipient"]

@@ -436,3 +436,34 @@ def test_batch_record_writes_converted_weights_in_plain_digits(prepared: Program
     batch = prepared.ledger.get(ManufacturingBatch, batch_id)
     assert batch.inputs[1]["quantity"] == {"amount": "2000", "unit": "g"}
     assert lot(prepared.ledger, exc_g).remaining == Quantity(Decimal(3000), "g")
+
+
+def test_an_in_house_placebo_batch_is_made_from_excipients_only(prepared: Program) -> None:
+    L = prepared.ledger
+
+    def placebo(inputs: list[tuple[UUID, str]], **extra: Any) -> Any:
+        return L.handle(
+            Formulate(
+                batch_number="PB-1",
+                product="Placebo to Lotlinib 10 mg",
+                location_id=prepared.plant,
+                inputs=[(lot, q(amount)) for lot, amount in inputs],
+                output=OutputLot(DP_GTIN, "PLC-IH-1", "placebo tablets", prepared.today + timedelta(300)),
+                theoretical_yield=Quantity.of(1000, "unit"),
+                actual_yield=Quantity.of(990, "unit"),
+                checked_by=actors.mfg2,
+                **extra,
+            ),
+            actors.mfg,
+        )
+
+    with writes_nothing(L, InvalidInput, "says `placebo`"):
+        placebo([(prepared.excipient, "1 kg")])
+    with writes_nothing(L, InvalidInput, "a placebo batch consumes no API lot"):
+        placebo([(prepared.api, "1 g"), (prepared.excipient, "1 kg")], placebo=True)
+    batch_id, lot_id = placebo([(prepared.excipient, "1 kg")], placebo=True).created
+    batch = L.get(ManufacturingBatch, batch_id)
+    assert [i["kind"] for i in batch.inputs] == ["excipient"]
+    made = L.get(Lot, lot_id)
+    assert (made.kind, made.status) == ("drug_product", LotStatus.QUARANTINE)
+    assert made.produced_by_batch_id == batch_id
