@@ -66,6 +66,7 @@ from ledger.commands import (
     Package,
     RecallLot,
     ReceiveLot,
+    ReceiveReturnedKits,
     RecordDeviation,
     Recorded,
     RegisterLocation,
@@ -74,6 +75,7 @@ from ledger.commands import (
     ReleaseLot,
     ReportExcursion,
     ReturnKit,
+    ReturnToDepot,
     Ship,
     SponsorRelease,
 )
@@ -737,8 +739,11 @@ class Planner:
         return Step([i], "decide on a lot", (Role.QA,), decision, _actor_of(e), meaning)
 
     def _receiving(self, i: int, e: ObjectEvent) -> Step:
-        """A lot received (ADD of an LGTIN), a kit returned at a site, or a shipment's receipt."""
+        """A lot received (ADD of an LGTIN), a kit returned at a site (by its subject: with its
+        `lotline:condition`), kits a site sent back received at a depot, or a shipment's receipt."""
         if e.disposition_word == "returned":
+            if e.extension("lotline:condition") is None:
+                return self._returned_to_depot(i, e)
             return self._return(i, e)
         if e.action == "ADD" and e.quantityList:
             return self._receive_lot(i, e)
@@ -809,6 +814,8 @@ class Planner:
 
     def _ship(self, i: int, e: ObjectEvent) -> Step:
         ssccs = [k for k in (ids.parse(x) for x in e.epcList) if k is not None and k.kind == "sscc"]
+        if not ssccs and e.epcList and e.disposition_word == "in_transit":
+            return self._send_back(i, e)
         if len(ssccs) != 1:
             raise MappingError("a shipping event names one shipper (SSCC) in epcList")
         sscc = ssccs[0]
@@ -838,6 +845,27 @@ class Planner:
             occurred_at=e.eventTime,
         )
         return Step([packed, i], "ship kits", (Role.DEPOT,), command, _actor_of(e))
+
+    def _send_back(self, i: int, e: ObjectEvent) -> Step:
+        """Kits (SGTINs, no shipper) a site sends back to a depot outside a recall, with the reason."""
+        source = next((s.source for s in e.sourceList or [] if cbv_word(s.type) == "location"), None)
+        dest = next((d.destination for d in e.destinationList or [] if cbv_word(d.type) == "location"), None)
+        if source is None or dest is None:
+            raise MappingError("needs a source and a destination of type location (SGLN)", field="sourceList")
+        command = ReturnToDepot(
+            site_id=Location.create_id(ids.require(source, "sgln").key),
+            depot_id=Location.create_id(ids.require(dest, "sgln").key),
+            kit_ids=_kits(e.epcList),
+            reason=str(_need(e, "lotline:reason", "why the kits go back")),
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "send kits back", (Role.SITE,), command, _actor_of(e))
+
+    def _returned_to_depot(self, i: int, e: ObjectEvent) -> Step:
+        """Kits a site sent back outside a recall, received at the depot (the event's place)."""
+        depot = _location(e.bizLocation or e.readPoint)
+        command = ReceiveReturnedKits(depot_id=depot, kit_ids=_kits(e.epcList), occurred_at=e.eventTime)
+        return Step([i], "receive returned kits", (Role.DEPOT,), command, _actor_of(e))
 
     def _receipt(self, i: int, e: ObjectEvent) -> Step:
         """The receiving events of one shipment at one time (one per outcome) as one receipt.

@@ -689,6 +689,7 @@ def _return_shipped(m: Mapper, s: Step) -> list[dict[str, Any]]:
                 sourceList=[{"type": "location", "source": site}],
                 destinationList=[{"type": "location", "destination": m.sgln(depot_id)}],
                 **({"lotline:recall": recall_number} if recall_number else {}),
+                **_reason(events[0]),
             )
         )
     return found

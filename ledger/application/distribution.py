@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from ledger import gs1
@@ -17,7 +18,9 @@ from ledger.values import Actor, Meaning, Role
 
 @handles(Ship)
 def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
-    """Ship released kits from a depot to an activated site; every kit is checked, all or nothing."""
+    """Ship released kits from a depot to an activated site, or kits between depots (a transfer of
+    stock: no country release needed, the receiving depot takes them into stock); every kit is
+    checked, all or nothing."""
     require_role(actor, "ship kits", Role.DEPOT, at=cmd.from_id)
     shipment_number = gs1.gs1_text(cmd.shipment_number, "shipment number", "shipment_number")
     sscc = gs1.sscc(cmd.sscc)
@@ -25,9 +28,13 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
     if cmd.min_celsius >= cmd.max_celsius:
         raise InvalidInput("min_celsius must be below max_celsius", field="min_celsius")
     ledger.require_place(cmd.from_id, LocationKind.DEPOT, LocationKind.MANUFACTURING_SITE)
+    if cmd.to_id == cmd.from_id:
+        raise InvalidInput("a shipment goes to another place", field="to_id")
     site = ledger.peek(Location, cmd.to_id)
+    if site.kind == LocationKind.DEPOT:
+        return _transfer(ledger, actor, cmd, shipment_number, sscc)
     if not site.is_clinical_site:
-        raise InvalidInput(f"{site.name} is not a clinical site", field="to_id")
+        raise InvalidInput(f"{site.name} is neither a clinical site nor a depot", field="to_id")
     if site.status != SiteStatus.ACTIVATED:
         raise SiteNotActive(site.id, site.name, str(site.status))
     trial = ledger.peek(Trial, site.trial_id) if site.trial_id else None
@@ -54,6 +61,12 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
             problems.append(problem(kit_id, kit_number, e))
     if problems:
         raise KitsNotUsable("ship", problems)
+    return _record_shipment(ledger, cmd, audit, shipment_number, sscc, kits)
+
+
+def _record_shipment(
+    ledger: Ledger, cmd: Ship, audit: dict[str, Any], shipment_number: str, sscc: str, kits: list[Kit]
+) -> Recorded:
     shipment = Shipment(
         shipment_number=shipment_number,
         audit=audit,
@@ -68,6 +81,31 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
         carrier=cmd.carrier,
     )
     return ledger.record(shipment, *kits, created=(shipment.id,))
+
+
+def _transfer(ledger: Ledger, actor: Actor, cmd: Ship, shipment_number: str, sscc: str) -> Recorded:
+    """Kits from one depot to another: any kit available at the sender, unexpired, made from nothing
+    recalled or rejected; released or not (a depot holds stock awaiting release too)."""
+    audit = stamp(actor, cmd.occurred_at)
+    today = day(audit)
+    shipment_id = Shipment.create_id(shipment_number)
+    runs: dict[UUID, PackagingRun] = {}
+    kits, problems = [], []
+    loaded = ledger.load_many(Kit, cmd.kit_ids)
+    for kit_id in cmd.kit_ids:
+        kit_number = str(kit_id)
+        try:
+            kit = loaded.get(kit_id) or _missing(kit_id)
+            kit_number = kit.kit_number
+            kit.require_not_expired_by(kit.expires_on, today, "expiry")
+            ledger.run_checked(kit.packaging_run_id, runs)
+            kit.ship(audit, shipment_id, cmd.from_id, cmd.to_id)
+            kits.append(kit)
+        except LedgerError as e:
+            problems.append(problem(kit_id, kit_number, e))
+    if problems:
+        raise KitsNotUsable("ship", problems)
+    return _record_shipment(ledger, cmd, audit, shipment_number, sscc, kits)
 
 
 @handles(DecideQuarantine)

@@ -34,16 +34,21 @@ from ledger.values import Actor, Role
 
 @handles(ConfirmReceipt)
 def confirm_receipt(ledger: Ledger, actor: Actor, cmd: ConfirmReceipt) -> Recorded:
-    """The site's receipt, per kit number: received, damaged or missing; an excursion quarantines.
+    """The receipt of a shipment where it went, per kit number: received, damaged or missing; an
+    excursion quarantines. A site receives kits for its subjects; a depot (a transfer from another
+    depot) takes them into stock, available to ship again.
 
     With `site_signature`, the site's own Ed25519 signature over the confirmation
     (`ledger.site_keys.receipt_message`) is verified against the site's registered key before
     anything is recorded, and kept in the event.
     """
-    require_role(actor, "confirm a receipt", Role.SITE, at=cmd.site_id)
+    require_role(actor, "confirm a receipt", Role.SITE, Role.DEPOT, at=cmd.site_id)
     shipment = ledger.get(Shipment, cmd.shipment_id)
     if shipment.to_id != cmd.site_id:
         raise WrongSite(shipment.shipment_number, cmd.site_id)
+    into_stock = ledger.peek(Location, shipment.to_id).kind == LocationKind.DEPOT
+    require_role(actor, "confirm a receipt at a " + ("depot" if into_stock else "site"),
+                 Role.DEPOT if into_stock else Role.SITE)
     if cmd.site_signature is not None and cmd.occurred_at is None:
         raise InvalidInput("a site-signed receipt states the occurred_at it signed", field="occurred_at")
     audit = stamp(actor, cmd.occurred_at)
@@ -80,7 +85,7 @@ def confirm_receipt(ledger: Ledger, actor: Actor, cmd: ConfirmReceipt) -> Record
     shipment.confirm_receipt(audit, confirmed, cmd.logger_min, cmd.logger_max, excursion, signed)
     kits = ledger.get_many(Kit, [known[number] for number in parsed])
     for kit, outcome in zip(kits, parsed.values(), strict=True):
-        kit.receive(audit, shipment.id, shipment.to_id, outcome, excursion)
+        kit.receive(audit, shipment.id, shipment.to_id, outcome, excursion, into_stock)
     return ledger.record(shipment, *kits, excursion=excursion)
 
 

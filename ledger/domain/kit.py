@@ -160,12 +160,14 @@ class Kit(LedgerAggregate):
         site_id: UUID,
         outcome: ReceiptOutcome,
         quarantine: bool,
+        into_stock: bool = False,
     ) -> None:
+        """The place the kit was shipped to receives it; a depot (`into_stock`) takes it into stock."""
         self.require_status("receive", KitStatus.IN_TRANSIT)
         if self.shipment_id != shipment_id or self.destination_id != site_id:
-            raise self._refuse("was not shipped to this site in this shipment")
+            raise self._refuse("was not shipped to this place in this shipment")
         self._require_after_last_step(audit, "receipt")
-        self._received(audit, shipment_id, site_id, str(outcome), quarantine)
+        self._received(audit, shipment_id, site_id, str(outcome), quarantine, into_stock)
 
     def quarantine(self, audit: dict[str, Any], excursion: dict[str, Any]) -> None:
         self.require_status("quarantine", KitStatus.AVAILABLE, KitStatus.RECEIVED)
@@ -258,19 +260,35 @@ class Kit(LedgerAggregate):
         self._touch(audit)
 
     class Received(Aggregate.Event):
-        """The site received the kit from a shipment: received, damaged or missing (maybe quarantined)."""
+        """The place the shipment went to received the kit: received, damaged or missing (maybe
+        quarantined). `site_id` names that place. Version 2 added `into_stock`: received by a depot
+        (a transfer between depots), the kit is stock again (`available`), not a site's."""
+
+        class_version = 2
 
         audit: dict[str, Any]
         shipment_id: UUID
         site_id: UUID
         outcome: str
         quarantine: bool
+        into_stock: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Only sites received kits then."""
+            state["into_stock"] = False
 
     @event(Received)
     def _received(
-        self, audit: dict[str, Any], shipment_id: UUID, site_id: UUID, outcome: str, quarantine: bool
+        self,
+        audit: dict[str, Any],
+        shipment_id: UUID,
+        site_id: UUID,
+        outcome: str,
+        quarantine: bool,
+        into_stock: bool,
     ) -> None:
-        received(self, site_id=site_id, outcome=outcome, quarantine=quarantine)
+        received(self, site_id=site_id, outcome=outcome, quarantine=quarantine, into_stock=into_stock)
         self._touch(audit)
 
     class Quarantined(Aggregate.Event):

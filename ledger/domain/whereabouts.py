@@ -55,18 +55,22 @@ def shipped(k: Whereabouts, *, shipment_id: UUID, to_id: UUID, **_: Any) -> None
     k.status, k.location_id, k.place_id, k.shipment_id = KitStatus.IN_TRANSIT, None, to_id, shipment_id
 
 
-def received(k: Whereabouts, *, site_id: UUID, outcome: str, quarantine: bool, **_: Any) -> None:
+def received(
+    k: Whereabouts, *, site_id: UUID, outcome: str, quarantine: bool, into_stock: bool = False, **_: Any
+) -> None:
+    """Received where it was shipped: at a site `received`; at a depot (`into_stock`) `available`."""
     k.place_id = site_id
     if outcome == ReceiptOutcome.MISSING:
         k.status, k.location_id = KitStatus.MISSING, None
         return
     k.location_id = site_id
+    held = KitStatus.AVAILABLE if into_stock else KitStatus.RECEIVED
     if outcome == ReceiptOutcome.DAMAGED:
         k.status = KitStatus.DAMAGED
     elif quarantine:
-        k.status, k.held_status = KitStatus.QUARANTINED, KitStatus.RECEIVED
+        k.status, k.held_status = KitStatus.QUARANTINED, held
     else:
-        k.status = KitStatus.RECEIVED
+        k.status = held
 
 
 def quarantined(k: Whereabouts, **_: Any) -> None:

@@ -79,7 +79,10 @@ def test_each_command_refuses_every_role_the_ledger_does_not_allow_and_writes_no
                 continue
             answer = api.post(principal, path, body)
             assert answer.status_code == 403, (name, role, answer.text)
-            assert answer.json()["code"] in ("not_authorised", "forbidden"), (name, role, answer.json())
+            # a place-bound role that may take the step elsewhere is refused for the place (a depot
+            # confirms receipts at depots, not at the site the route names)
+            refusals = ("not_authorised", "forbidden", "not_bound_here")
+            assert answer.json()["code"] in refusals, (name, role, answer.json())
             refused += 1
     assert refused > 100
     assert api.head() == head, "a refused request extended the chain"

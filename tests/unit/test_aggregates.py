@@ -134,9 +134,9 @@ def test_a_kit_is_received_only_at_the_site_it_was_shipped_to() -> None:
     kit, depot = new_kit()
     shipment, site, other_site = uuid4(), uuid4(), uuid4()
     kit.ship(stamp(actors.depot), shipment, depot, site)
-    with pytest.raises(KitNotUsable, match="not shipped to this site"):
+    with pytest.raises(KitNotUsable, match="not shipped to this place"):
         kit.receive(stamp(actors.site), shipment, other_site, ReceiptOutcome.RECEIVED, False)
-    with pytest.raises(KitNotUsable, match="not shipped to this site"):
+    with pytest.raises(KitNotUsable, match="not shipped to this place"):
         kit.receive(stamp(actors.site), uuid4(), site, ReceiptOutcome.RECEIVED, False)
     kit.receive(stamp(actors.site), shipment, site, ReceiptOutcome.RECEIVED, False)
     assert (kit.status, kit.location_id) == (KitStatus.RECEIVED, site)

@@ -160,8 +160,9 @@ SHAPES: dict[str, tuple[int, str]] = {
         "audit: dict[str, Any]; place_id: UUID; recall_number: str",
     ),
     "ledger.domain.kit:Kit.Received": (
-        1,
-        "audit: dict[str, Any]; shipment_id: UUID; site_id: UUID; outcome: str; quarantine: bool",
+        2,
+        "audit: dict[str, Any]; shipment_id: UUID; site_id: UUID; outcome: str; quarantine: bool; "
+        "into_stock: bool",
     ),
     "ledger.domain.kit:Kit.Relabelled": (1, "audit: dict[str, Any]; batch_number: str; new_expiry: date"),
     "ledger.domain.kit:Kit.ReturnReceived": (1, "audit: dict[str, Any]; depot_id: UUID"),
@@ -213,6 +214,9 @@ SHAPES: dict[str, tuple[int, str]] = {
 """topic -> (class_version, "attribute: annotated type; ..."), in declaration order."""
 
 EARLIER: dict[tuple[str, int], str] = {
+    ("ledger.domain.kit:Kit.Received", 1): (
+        "audit: dict[str, Any]; shipment_id: UUID; site_id: UUID; outcome: str; quarantine: bool"
+    ),
     ("ledger.domain.recall:Recall.Opened", 1): (
         "recall_number: str; audit: dict[str, Any]; signature: dict[str, str]; "
         "lots: list[dict[str, str]]; classification: str; scope: str; runs: list[dict[str, str]]; "
