@@ -63,6 +63,7 @@ from ledger.commands import (
     Package,
     ReceiveLot,
     ReceiveRecallReturns,
+    ReceiveReturnedKits,
     RecordDeviation,
     Recorded,
     RegisterLocation,
@@ -71,8 +72,10 @@ from ledger.commands import (
     ReportExcursion,
     ReportRecallKits,
     ReturnKit,
+    ReturnToDepot,
     Ship,
     SponsorRelease,
+    YieldLimits,
 )
 from ledger.config import Settings
 from ledger.db import redacted
@@ -121,6 +124,9 @@ COUNTRIES = (
     ("AT", "EU", 1, ("Vienna", "Graz")),
 )
 CARRIERS = {"EU": "ColdChain Logistics", "NA": "MedFreight Express"}
+YIELD_LIMITS = YieldLimits(low_percent=Decimal(95), high_percent=Decimal(100))
+"""The product's stated yield range: a batch outside it is recorded only with its deviation."""
+
 DEPOTS = {
     "EU": ("DE", "Central packaging and distribution depot, Frankfurt"),
     "NA": ("US", "North America distribution depot, Indianapolis"),
@@ -844,6 +850,7 @@ class _Program:
                 ),
                 theoretical_yield=Quantity.of(run.theoretical, "unit"),
                 actual_yield=Quantity.of(actual, "unit"),
+                yield_limits=YIELD_LIMITS,
                 equipment=[
                     "GRN-0101 high-shear granulator",
                     "FBD-0102 fluid-bed dryer",
@@ -1189,6 +1196,9 @@ class _Program:
 
     def _authorise_destruction(self, site: _Site, round_no: int) -> None:
         kits = [k for k in site.kits if k.status in (KitStatus.RETURNED, KitStatus.DAMAGED)]
+        if round_no == 2 and kits and site.index % 4 == 0:  # some sites send theirs back instead
+            self._send_back(site, kits)
+            return
         for n, start in enumerate(range(0, len(kits), 200)):
             chunk = kits[start : start + 200]
             qa, at = self.actor["qa"], self.when()
@@ -1207,6 +1217,66 @@ class _Program:
                 kit.status = KitStatus.PENDING_DESTRUCTION
             certificate = f"DC-{site.number}-{round_no}{n + 1:02d}"
             self.at(self.today + self.uniform(3, 8), self._destroy, site, chunk, certificate)
+
+    def _send_back(self, site: _Site, kits: list[_Kit]) -> None:
+        """The site sends its returned and damaged kits back to its region's depot (a routine return,
+        outside any recall); the depot receives them a few days later and destroys them there."""
+        depot = self.places[site.region]
+        self.wrote(
+            self.ledger.handle(
+                ReturnToDepot(
+                    site_id=_known(site.id),
+                    depot_id=depot,
+                    kit_ids=[k.id for k in kits],
+                    reason=f"Returned and damaged kits of site {site.number}, reconciled by the monitor, "
+                    "sent to the depot for destruction",
+                    occurred_at=self.when(),
+                ),
+                self.actor["site"],
+            )
+        )
+        for kit in kits:
+            kit.status = KitStatus.IN_TRANSIT
+        self.at(self.today + self.uniform(2, 6), self._receive_back, depot, kits, site.number)
+
+    def _receive_back(self, depot: UUID, kits: list[_Kit], site_number: str) -> None:
+        self.wrote(
+            self.ledger.handle(
+                ReceiveReturnedKits(depot_id=depot, kit_ids=[k.id for k in kits], occurred_at=self.when()),
+                self.actor["depot"],
+            )
+        )
+        qa, at = self.actor["qa"], self.when()
+        self.wrote(
+            self.ledger.handle(
+                AuthoriseDestruction(
+                    kit_ids=[k.id for k in kits],
+                    signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
+                    reason=f"Kits returned by site {site_number}, received and counted at the depot",
+                    occurred_at=at,
+                ),
+                qa,
+            )
+        )
+        for kit in kits:
+            kit.status = KitStatus.PENDING_DESTRUCTION
+        self.at(self.today + self.uniform(3, 8), self._destroy_at_depot, depot, kits, f"DC-D-{site_number}")
+
+    def _destroy_at_depot(self, depot: UUID, kits: list[_Kit], certificate: str) -> None:
+        self.wrote(
+            self.ledger.handle(
+                DestroyKits(
+                    location_id=depot,
+                    kit_ids=[k.id for k in kits],
+                    certificate=certificate,
+                    method="incineration by a licensed contractor",
+                    occurred_at=self.when(),
+                ),
+                self.actor["depot"],
+            )
+        )
+        for kit in kits:
+            kit.status = KitStatus.DESTROYED
 
     def _destroy(self, site: _Site, kits: list[_Kit], certificate: str) -> None:
         self.wrote(
