@@ -23,7 +23,7 @@ from sqlalchemy import Column, Connection, Date, Index, MetaData, String, Table,
 
 from ledger.domain import Location, Lot
 from ledger.domain.kit import IN_SUPPLY
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, LocationNotFound
 from projections import genealogy as gen
 from projections.base import (
     BatchWriter,
@@ -35,7 +35,15 @@ from projections.base import (
     on,
 )
 from projections.db import reading
-from projections.views import LocationRef, LotRef, PlaceKits, group_by_place
+from projections.views import (
+    ACCOUNTABILITY_OUTCOMES,
+    Accountability,
+    AccountedKit,
+    LocationRef,
+    LotRef,
+    PlaceKits,
+    group_by_place,
+)
 
 metadata = MetaData()
 
@@ -204,6 +212,37 @@ class Inventory(Projection):
             places = group_by_place(rows, gen.places_by_id(conn, {r[0] for r in rows}))
         return KitStock(places, sum(p.total for p in places), as_of)
 
+    def accountability(self, site_id: UUID) -> Accountability:
+        """Every kit shipped to the site and what became of it, by kit number; the counts add up."""
+        kit, shipment, shipped = gen.kit, gen.shipment, gen.shipment_kit
+        query = (
+            select(kit.c.kit_id, kit.c.kit_number, kit.c.status, kit.c.place_id, kit.c.subject,
+                   shipment.c.shipment_number, shipment.c.shipped_at, shipment.c.received_at)
+            .join(shipped, shipped.c.kit_id == kit.c.kit_id)
+            .join(shipment, shipment.c.shipment_id == shipped.c.shipment_id)
+            .where(shipment.c.to_id == site_id)
+            .order_by(kit.c.kit_number)
+        )
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            rows = conn.execute(query).mappings().all()
+            places = gen.places_by_id(conn, {site_id} | {r["place_id"] for r in rows})
+        if site_id not in places:
+            raise LocationNotFound(site_id)
+        kits = tuple(
+            AccountedKit(
+                r["kit_id"], r["kit_number"], r["shipment_number"], r["shipped_at"], r["received_at"],
+                r["status"], accounted_outcome(r["status"], r["place_id"], site_id), r["subject"],
+                places.get(r["place_id"]),
+            )
+            for r in rows
+        )
+        counts = dict.fromkeys(ACCOUNTABILITY_OUTCOMES, 0)
+        for k in kits:
+            counts[k.outcome] += 1
+        received = len(kits) - counts["in_transit"] - counts["missing"]
+        return Accountability(places[site_id], len(kits), received, counts, kits, as_of)
+
     def expiring_kits(self, within_days: int, *, today: date | None = None,
                       trial_id: UUID | None = None) -> Expiring:
         """Kits still in the supply chain (available, in transit, received, quarantined) expiring soon."""
@@ -228,6 +267,25 @@ class Inventory(Projection):
                         (r["expires_on"] - today).days, r["status"], _place(r))
             for r in rows
         ), as_of)
+
+
+_ON_SITE = {
+    "missing": "missing",
+    "in_transit": "in_transit",
+    "dispensed": "dispensed",
+    "destroyed": "destroyed",
+    "damaged": "damaged",
+    "returned": "returned_by_subject",
+}
+"""A kit still accountable to the site: its status says what became of it (else it is on hand)."""
+
+
+def accounted_outcome(status: str, place_id: UUID, site_id: UUID) -> str:
+    """What became of a kit delivered to `site_id`, from its status and the place accountable for it
+    now: one that left the site was sent back; one still the site's, by its status."""
+    if place_id != site_id:
+        return "sent_back"
+    return _ON_SITE.get(status, "on_hand")
 
 
 def _place(row: Any) -> LocationRef:

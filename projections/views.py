@@ -72,3 +72,46 @@ def group_by_place(rows: Iterable[Any], places: Mapping[UUID, LocationRef]) -> t
         for p, (s, c) in counts.items()
     ]
     return tuple(sorted(found, key=lambda pk: (pk.place.kind, pk.place.name)))
+
+
+ACCOUNTABILITY_OUTCOMES = (
+    "in_transit",
+    "missing",
+    "on_hand",
+    "damaged",
+    "returned_by_subject",
+    "dispensed",
+    "destroyed",
+    "sent_back",
+)
+"""What became of each kit delivered to a site, one outcome per kit: still on its way, never arrived,
+held there (received, quarantined or awaiting destruction), damaged, brought back by its subject,
+dispensed, destroyed there, or sent back to a depot (under a recall or a routine return)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountedKit:
+    """One kit shipped to the site: its shipment, its status now and what that means for the site."""
+
+    kit_id: UUID
+    kit_number: str
+    shipment_number: str
+    shipped_at: str
+    received_at: str | None
+    status: str
+    outcome: str
+    subject: str | None
+    now_at: LocationRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accountability:
+    """A site's drug accountability (GCP, 21 CFR 312.57-62, EU Annex 13): every kit delivered and
+    what became of it; `counts` per outcome add up to `delivered`."""
+
+    site: LocationRef
+    delivered: int
+    received: int
+    counts: dict[str, int]
+    kits: tuple[AccountedKit, ...]
+    as_of: int

@@ -7,12 +7,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
 
-from api.deps import LedgerDep, OwnLocation, OwnSite, Write
+from api.accountability_report import render_accountability
+from api.deps import LedgerDep, OwnLocation, OwnSite, ReadDep, StockReader, Write
 from api.errors import errors
+from api.routes.queries import Limit, Offset, page, shaped
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SiteSignatureIn
-from api.schemas.queries import ShipmentOut
+from api.schemas.queries import AccountabilityOut, ShipmentOut
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
 from ledger.commands import (
@@ -46,6 +49,28 @@ ReturnIn = Annotated[Body, body_of(ReturnKit, path=AT_SITE)]
 DestroyIn = Annotated[Body, body_of(DestroyKits, path=AT_LOCATION)]
 SendBackIn = Annotated[Body, body_of(ReturnToDepot, path={"site_id"})]
 ReturnsReceivedIn = Annotated[Body, body_of(ReceiveReturnedKits, path={"depot_id"})]
+
+
+@router.get("/sites/{site_id}/accountability", response_model=AccountabilityOut, responses=errors(403, 404))
+def accountability(
+    site_id: OwnSite, user: StockReader, read: ReadDep, limit: Limit = 1000, offset: Offset = 0
+) -> Any:
+    """The site's drug accountability: every kit shipped to it, by kit number, and what became of it
+    (on its way, missing, on hand, damaged, brought back by its subject, dispensed, destroyed there,
+    sent back to a depot); the counts per outcome add up to what was delivered (a site user: their
+    own sites). Kit numbers and statuses only: nothing unblinds."""
+    answer = read.runner.inventory.accountability(site_id)
+    return shaped(AccountabilityOut, answer, read, kits=page(answer.kits, limit, offset))
+
+
+@router.get(
+    "/sites/{site_id}/accountability/report",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}, **errors(403, 404)},
+)
+def accountability_report(site_id: OwnSite, user: StockReader, read: ReadDep) -> Any:
+    """The same accountability as a page to print: the reconciliation, then every kit."""
+    return HTMLResponse(render_accountability(read.runner.inventory.accountability(site_id)))
 
 
 @router.get("/sites/{site_id}/shipments/{shipment_id}", response_model=ShipmentOut, responses=errors(404))

@@ -19,6 +19,7 @@ from projections.custody import CustodyChain
 from projections.genealogy import BackwardTrace, ForwardTrace, KitView
 from projections.inventory import Expiring, ExpiringKit, KitStock, Stock
 from projections.recall import Impact, RecallNotices
+from projections.views import Accountability, AccountedKit
 
 
 class Out(BaseModel):
@@ -57,6 +58,7 @@ StockOut = answer_of(Stock)
 KitStockOut = answer_of(KitStock)
 ExpiringOut = answer_of(Expiring, kits=Page[ExpiringKit])
 CustodyOut = answer_of(CustodyChain)
+AccountabilityOut = answer_of(Accountability, kits=Page[AccountedKit])
 TrailOut = answer_of(Trail, entries=Page[AuditEntry])
 
 
