@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.epcis = _opened(opened, Epcis(app.state.ledger, url))
             app.state.ledger.use_kit_states(app.state.read_side.kit_states)
+            app.state.ledger.use_site_kits(app.state.read_side.site_kits)
             app.state.ledger.on_release(app.state.transparency.checkpoint_after_release)
             if app_settings.projection_thread:
                 app.state.read_side.start_worker(app_settings.projection_poll_seconds)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import Engine
 
@@ -70,6 +71,15 @@ class ReadSide:
         self.runner.wait_for(head, timeout=self.wait_seconds, poll=POLL_SECONDS, names=(Genealogy.name,))
         as_of = self.runner.positions()[Genealogy.name]
         return KitStateReader(self.engine), {"reader": "genealogy read model", "as_of": as_of}
+
+    def site_kits(self, site_id: UUID) -> tuple[list[tuple[UUID, str, str]], dict[str, Any]]:
+        """Every kit delivered to the site and what became of it, from the genealogy once a worker has
+        brought it to the ledger's head; the ledger closes sites out with it (`use_site_kits`)."""
+        head = self.runner.head()
+        self.runner.wait_for(head, timeout=self.wait_seconds, poll=POLL_SECONDS, names=(Genealogy.name,))
+        answer = self.runner.inventory.accountability(site_id)
+        kits = [(k.kit_id, k.kit_number, k.outcome) for k in answer.kits]
+        return kits, {"reader": "genealogy read model", "as_of": answer.as_of}
 
     def start_worker(self, poll_seconds: float) -> None:
         """Apply events in a thread of this process (`Settings.projection_thread`)."""

@@ -78,6 +78,7 @@ MASTER_DATA = {
     "Location.Registered",
     "Location.Activated",
     "Location.Deactivated",
+    "Location.ClosedOut",
 }
 
 

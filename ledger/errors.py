@@ -364,6 +364,32 @@ class KitUnderRecall(LedgerError):
         )
 
 
+class SiteNotReconciled(LedgerError):
+    """A site closed out while kits delivered to it are still on their way, on hand or unresolved."""
+
+    code = "site_not_reconciled"
+
+    def __init__(self, site: str, open_kits: dict[str, list[str]]) -> None:
+        count = sum(len(v) for v in open_kits.values())
+        said = "; ".join(f"{outcome.replace('_', ' ')}: {', '.join(n[:10])}" + (" ..." if len(n) > 10 else "")
+                         for outcome, n in open_kits.items())
+        super().__init__(
+            f"site {site} cannot close out: {count} kit(s) not yet accounted for ({said})",
+            site=site,
+            outstanding=count,
+            kits={k: v[:100] for k, v in open_kits.items()},
+        )
+
+
+class ReadSideRequired(LedgerError):
+    """A step that reads what the read models know (a site's kits) run where there is no read side."""
+
+    code = "read_side_required"
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"to {action} the ledger reads the read models: run it through the API")
+
+
 class RecallOutstanding(LedgerError):
     """A recall closed while some affected kits are neither accounted for nor justified."""
 

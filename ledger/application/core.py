@@ -51,6 +51,7 @@ from ledger.errors import (
     LotNotUsable,
     NotFound,
     PackagingRunNotFound,
+    ReadSideRequired,
     RecallNotFound,
     ShipmentNotFound,
     StoreBusy,
@@ -78,6 +79,12 @@ KitStateReader = Callable[[Sequence[UUID]], dict[UUID, KitState]]
 
 KitStateProvider = Callable[[], tuple[KitStateReader, dict[str, Any]]]
 """Gives a kit-state reader, caught up, and where its answers come from (recorded in the recall)."""
+
+SiteKits = tuple[list[tuple[UUID, str, str]], dict[str, Any]]
+SiteKitsProvider = Callable[[UUID], SiteKits]
+"""Every kit delivered to a site as (kit id, kit number, what became of it: an outcome of
+`projections.views.ACCOUNTABILITY_OUTCOMES`), from a read model caught up to the head, and where the
+answer comes from (`as_of`: the chain position it is as of)."""
 
 
 def handles(command: type[C]) -> Callable[[Callable[[Ledger, Actor, C], Recorded]], Handler]:
@@ -149,6 +156,7 @@ class Ledger(Application[UUID]):
         self._writing: OrderedDict[UUID, LedgerAggregate] = OrderedDict()
         self._write_lock = threading.Lock()
         self._kit_states: KitStateProvider | None = None
+        self._site_kits: SiteKitsProvider | None = None
         self._local = threading.local()
         self._after_release: list[Callable[[Recorded], None]] = []
         self.max_shelf_life = MAX_SHELF_LIFE
@@ -225,6 +233,16 @@ class Ledger(Application[UUID]):
         """Opening a recall reads the affected kits' states in bulk from `provider`'s reader, instead of
         loading each kit from the store."""
         self._kit_states = provider
+
+    def use_site_kits(self, provider: SiteKitsProvider) -> None:
+        """A site's close-out reads the kits delivered to it from `provider` (the read side)."""
+        self._site_kits = provider
+
+    def site_kits(self, site_id: UUID) -> SiteKits:
+        """The kits delivered to the site and what became of each; only where a read side was given."""
+        if self._site_kits is None:
+            raise ReadSideRequired("close a site out")
+        return self._site_kits(site_id)
 
     def kit_states(self) -> tuple[KitStateReader | None, dict[str, Any]]:
         """The bulk kit-state reader, if one was given, and where its answers come from."""

@@ -39,7 +39,14 @@ from ledger.commands.recalls import (
     ReceiveRecallReturns,
     ReportRecallKits,
 )
-from ledger.commands.reference import ActivateSite, RegisterLocation, RegisterSiteKey, RegisterTrial
+from ledger.commands.reference import (
+    ActivateSite,
+    CloseOutSite,
+    DeactivateSite,
+    RegisterLocation,
+    RegisterSiteKey,
+    RegisterTrial,
+)
 from ledger.commands.site import (
     ConfirmReceipt,
     DestroyKits,
@@ -55,10 +62,12 @@ __all__ = [
     "Arm",
     "AuthoriseDestruction",
     "CertifyPackaging",
+    "CloseOutSite",
     "CloseRecall",
     "Command",
     "ConfirmReceipt",
     "CorrectLotQuantity",
+    "DeactivateSite",
     "DecideQuarantine",
     "DestroyKits",
     "DestroyRecalledKits",

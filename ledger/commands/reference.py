@@ -7,8 +7,9 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from ledger.commands.base import Code, Command, Identifier, Text, When, lines, one_line
+from ledger.commands.base import Code, Command, Identifier, LongText, Text, When, lines, one_line
 from ledger.domain.location import LocationKind
+from ledger.values import Signature
 
 Days = Annotated[int, Field(ge=0, le=730)]
 
@@ -42,6 +43,23 @@ class ActivateSite(Command):
     """Activate a clinical site: from now on it may receive kits."""
 
     site_id: UUID
+    occurred_at: When = None
+
+
+class DeactivateSite(Command):
+    """Stop a clinical site receiving kits, with the reason: the first step of its close-out."""
+
+    site_id: UUID
+    reason: LongText
+    occurred_at: When = None
+
+
+class CloseOutSite(Command):
+    """QA closes a deactivated site out (signed `approved`) once every kit delivered to it is
+    accounted for: dispensed, destroyed, sent back, or missing on receipt."""
+
+    site_id: UUID
+    signature: Signature | None
     occurred_at: When = None
 
 

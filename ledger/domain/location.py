@@ -22,6 +22,7 @@ class SiteStatus(StrEnum):
     REGISTERED = "registered"
     ACTIVATED = "activated"
     DEACTIVATED = "deactivated"
+    CLOSED_OUT = "closed_out"
 
 
 class Location(LedgerAggregate):
@@ -86,6 +87,18 @@ class Location(LedgerAggregate):
         self._require_after_last_step(audit, "deactivation")
         self._deactivated(audit)
 
+    def close_out(self, audit: dict[str, Any], signature: dict[str, str], delivered: int) -> None:
+        """QA closes the deactivated site out, signed, once every kit delivered to it is accounted for
+        (the caller checked them: `delivered` is how many there were)."""
+        self.require_closable()
+        self._require_after_last_step(audit, "close-out")
+        self._closed_out(audit, signature, delivered)
+
+    def require_closable(self) -> None:
+        """Only a deactivated clinical site closes out (it receives no kits any more)."""
+        if self.status != SiteStatus.DEACTIVATED or not self.is_clinical_site:
+            raise InvalidTransition("location", self.name, str(self.status), "close out")
+
     def require_active_at(self, occurred_at: str) -> None:
         """Kits may arrive only at a site activated before the step happened."""
         if self.status != SiteStatus.ACTIVATED:
@@ -142,4 +155,16 @@ class Location(LedgerAggregate):
     @event(Deactivated)
     def _deactivated(self, audit: dict[str, Any]) -> None:
         self.status = SiteStatus.DEACTIVATED
+        self._touch(audit)
+
+    class ClosedOut(Aggregate.Event):
+        """QA closed the site out, signed: every one of the `delivered` kits was accounted for."""
+
+        audit: dict[str, Any]
+        signature: dict[str, str]
+        delivered: int
+
+    @event(ClosedOut)
+    def _closed_out(self, audit: dict[str, Any], signature: dict[str, str], delivered: int) -> None:
+        self.status = SiteStatus.CLOSED_OUT
         self._touch(audit)

@@ -63,6 +63,10 @@ SHAPES: dict[str, tuple[int, str]] = {
     ),
     # Location
     "ledger.domain.location:Location.Activated": (1, "audit: dict[str, Any]"),
+    "ledger.domain.location:Location.ClosedOut": (
+        1,
+        "audit: dict[str, Any]; signature: dict[str, str]; delivered: int",
+    ),
     "ledger.domain.location:Location.Deactivated": (1, "audit: dict[str, Any]"),
     "ledger.domain.location:Location.Registered": (
         1,

@@ -236,3 +236,4 @@ def test_the_deviation_recorded_with_a_batch_counts_for_its_number(prepared: Pro
     )
     with writes_nothing(prepared.ledger, AlreadyExists):
         prepared.ledger.handle(again, actors.qa)
+
