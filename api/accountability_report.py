@@ -3,6 +3,7 @@ was delivered, what became of each kit, and the counts that add up to what was d
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -32,6 +33,11 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
+def _when(iso: str | None) -> str:
+    """An ISO 8601 time as a person reads it: `2025-08-13 10:29 UTC` (all times are UTC)."""
+    return "" if not iso else datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def render_accountability(report: Accountability) -> str:
     """The page for one site's accountability, as of the read models' position."""
     site = report.site
@@ -39,7 +45,7 @@ def render_accountability(report: Accountability) -> str:
         f"<tr><td>{_e(OUTCOME_WORDS[o])}</td><td class='n'>{n}</td></tr>" for o, n in report.counts.items()
     )
     rows = "".join(
-        f"<tr><td>{_e(k.kit_number)}</td><td>{_e(k.shipment_number)}</td><td>{_e(k.received_at or '')}</td>"
+        f"<tr><td>{_e(k.kit_number)}</td><td>{_e(k.shipment_number)}</td><td>{_e(_when(k.received_at))}</td>"
         f"<td>{_e(k.status)}</td><td>{_e(OUTCOME_WORDS[k.outcome])}</td><td>{_e(k.subject or '')}</td>"
         f"<td>{_e(k.now_at.name if k.now_at else '')}</td></tr>"
         for k in report.kits
@@ -47,7 +53,7 @@ def render_accountability(report: Accountability) -> str:
     body = (
         f"<h1>Drug accountability: {_e(site.name)}</h1>"
         f"<p class='meta'>Site {_e(site.site_number or '')}, GLN {_e(site.gln)}, {_e(site.country)}; "
-        f"from the ledger at position {report.as_of}; made {_e(now().isoformat(timespec='seconds'))}</p>"
+        f"from the ledger at position {report.as_of}; made {_e(_when(now().isoformat()))}</p>"
         "<h2>Reconciliation</h2>"
         f"<table><tr><th>Delivered</th><td class='n'>{report.delivered}</td></tr>"
         f"<tr><th>Received</th><td class='n'>{report.received}</td></tr></table>"
@@ -55,7 +61,7 @@ def render_accountability(report: Accountability) -> str:
         f"<table><tr><th>Outcome</th><th>Kits</th></tr>{counts}"
         f"<tr><th>Total</th><td class='n'>{sum(report.counts.values())}</td></tr></table>"
         "<h2>Every kit</h2>"
-        "<table><tr><th>Kit</th><th>Shipment</th><th>Received (UTC)</th><th>Status</th><th>Outcome</th>"
+        "<table><tr><th>Kit</th><th>Shipment</th><th>Received</th><th>Status</th><th>Outcome</th>"
         f"<th>Subject</th><th>Accountable place now</th></tr>{rows}</table>"
     )
     return (

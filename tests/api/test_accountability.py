@@ -72,6 +72,8 @@ def test_every_kit_delivered_is_accounted_for(api: Api, program: Program) -> Non
     assert "<tr><th>Delivered</th><td class='n'>9</td></tr>" in page.text
     assert "<tr><th>Total</th><td class='n'>9</td></tr>" in page.text
     assert "<td>K00004</td><td>S-1</td>" in page.text and "sent back to a depot" in page.text
+    received = kits["K00005"]["received_at"]  # shown as a person reads it
+    assert f"<td>{received[:10]} {received[11:16]} UTC</td>" in page.text
 
 
 def test_a_site_nothing_was_shipped_to_has_nothing_to_account_for(api: Api, program: Program) -> None:
