@@ -1201,22 +1201,28 @@ class _Program:
             return
         for n, start in enumerate(range(0, len(kits), 200)):
             chunk = kits[start : start + 200]
-            qa, at = self.actor["qa"], self.when()
-            self.wrote(
-                self.ledger.handle(
-                    AuthoriseDestruction(
-                        kit_ids=[k.id for k in chunk],
-                        signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
-                        reason=f"Returned and damaged kits at site {site.number} reconciled by the monitor",
-                        occurred_at=at,
-                    ),
-                    qa,
-                )
-            )
-            for kit in chunk:
-                kit.status = KitStatus.PENDING_DESTRUCTION
+            reason = f"Returned and damaged kits at site {site.number} reconciled by the monitor"
+            self._authorise(chunk, reason)
             certificate = f"DC-{site.number}-{round_no}{n + 1:02d}"
-            self.at(self.today + self.uniform(3, 8), self._destroy, site, chunk, certificate)
+            when = self.today + self.uniform(3, 8)
+            self.at(when, self._destroy, _known(site.id), "site", chunk, certificate)
+
+    def _authorise(self, kits: list[_Kit], reason: str) -> None:
+        """QA's signed authorisation to destroy `kits`."""
+        qa, at = self.actor["qa"], self.when()
+        self.wrote(
+            self.ledger.handle(
+                AuthoriseDestruction(
+                    kit_ids=[k.id for k in kits],
+                    signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
+                    reason=reason,
+                    occurred_at=at,
+                ),
+                qa,
+            )
+        )
+        for kit in kits:
+            kit.status = KitStatus.PENDING_DESTRUCTION
 
     def _send_back(self, site: _Site, kits: list[_Kit]) -> None:
         """The site sends its returned and damaged kits back to its region's depot (a routine return,
@@ -1246,49 +1252,21 @@ class _Program:
                 self.actor["depot"],
             )
         )
-        qa, at = self.actor["qa"], self.when()
-        self.wrote(
-            self.ledger.handle(
-                AuthoriseDestruction(
-                    kit_ids=[k.id for k in kits],
-                    signature=sign(qa, Meaning.AUTHORISED_DESTRUCTION, at),
-                    reason=f"Kits returned by site {site_number}, received and counted at the depot",
-                    occurred_at=at,
-                ),
-                qa,
-            )
-        )
-        for kit in kits:
-            kit.status = KitStatus.PENDING_DESTRUCTION
-        self.at(self.today + self.uniform(3, 8), self._destroy_at_depot, depot, kits, f"DC-D-{site_number}")
+        self._authorise(kits, f"Kits returned by site {site_number}, received and counted at the depot")
+        self.at(self.today + self.uniform(3, 8), self._destroy, depot, "depot", kits, f"DC-D-{site_number}")
 
-    def _destroy_at_depot(self, depot: UUID, kits: list[_Kit], certificate: str) -> None:
+    def _destroy(self, place: UUID, who: str, kits: list[_Kit], certificate: str) -> None:
+        """`who` (the site or the depot) destroys the kits it holds at `place`, as QA authorised."""
         self.wrote(
             self.ledger.handle(
                 DestroyKits(
-                    location_id=depot,
+                    location_id=place,
                     kit_ids=[k.id for k in kits],
                     certificate=certificate,
                     method="incineration by a licensed contractor",
                     occurred_at=self.when(),
                 ),
-                self.actor["depot"],
-            )
-        )
-        for kit in kits:
-            kit.status = KitStatus.DESTROYED
-
-    def _destroy(self, site: _Site, kits: list[_Kit], certificate: str) -> None:
-        self.wrote(
-            self.ledger.handle(
-                DestroyKits(
-                    location_id=site.id,
-                    kit_ids=[k.id for k in kits],
-                    certificate=certificate,
-                    method="incineration by a licensed contractor",
-                    occurred_at=self.when(),
-                ),
-                self.actor["site"],
+                self.actor[who],
             )
         )
         for kit in kits:

@@ -25,6 +25,7 @@ from ledger.commands import (
     ConfirmReceipt,
     DisposePackaging,
     Formulate,
+    OpenRecall,
     OutputLot,
     Package,
     ReceiveLot,
@@ -410,6 +411,22 @@ class Program:
                     actors.qa,
                 )
         return self
+
+    def open_recall(self, number: str = "RC-1", *, lots: tuple[UUID, ...] = ()) -> UUID:
+        """QA opens recall `number` of `lots` (default: the API lot), class II, every kit (signed)."""
+        written = self.ledger.handle(
+            OpenRecall(
+                recall_number=number,
+                lot_ids=list(lots or (self.api,)),
+                reason="impurity",
+                classification="class_ii",
+                scope="all_kits",
+                signature=sign(actors.qa, Meaning.APPROVED),
+            ),
+            actors.qa,
+        )
+        recall_id: UUID = written.id
+        return recall_id
 
     def kit(self, number: str) -> UUID:
         return Kit.create_id(KIT_GTIN, number)

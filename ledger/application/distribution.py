@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -31,8 +32,18 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
     if cmd.to_id == cmd.from_id:
         raise InvalidInput("a shipment goes to another place", field="to_id")
     site = ledger.peek(Location, cmd.to_id)
+    runs: dict[UUID, PackagingRun] = {}
     if site.kind == LocationKind.DEPOT:
-        return _transfer(ledger, actor, cmd, shipment_number, sscc)
+        # A transfer: any kit available at the sender, unexpired, made from nothing recalled or
+        # rejected; released or not (a depot holds stock awaiting release too).
+        audit = stamp(actor, cmd.occurred_at)
+        today = day(audit)
+
+        def usable(kit: Kit) -> None:
+            kit.require_not_expired_by(kit.expires_on, today, "expiry")
+            ledger.run_checked(kit.packaging_run_id, runs)
+
+        return _ship_kits(ledger, cmd, audit, shipment_number, sscc, usable)
     if not site.is_clinical_site:
         raise InvalidInput(f"{site.name} is neither a clinical site nor a depot", field="to_id")
     if site.status != SiteStatus.ACTIVATED:
@@ -41,8 +52,28 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
     audit = stamp(actor, cmd.occurred_at)
     site.require_active_at(audit["occurred_at"])
     today = day(audit)
+
+    def releasable(kit: Kit) -> None:
+        if trial is None or kit.trial_id != trial.id:
+            raise InvalidInput(f"kit {kit.kit_number} belongs to another trial", field="kit_ids")
+        kit.require_not_expired_by(trial.last_ship_date(kit.expires_on), today, "do-not-ship")
+        run = ledger.run_checked(kit.packaging_run_id, runs)
+        run.require_released_for(site.country, at=audit["occurred_at"])
+
+    return _ship_kits(ledger, cmd, audit, shipment_number, sscc, releasable)
+
+
+def _ship_kits(
+    ledger: Ledger,
+    cmd: Ship,
+    audit: dict[str, Any],
+    shipment_number: str,
+    sscc: str,
+    check: Callable[[Kit], None],
+) -> Recorded:
+    """Ship every kit that passes the destination's `check`; refuse the whole step naming every kit
+    that does not; record the shipment with its kits."""
     shipment_id = Shipment.create_id(shipment_number)
-    runs: dict[UUID, PackagingRun] = {}
     kits, problems = [], []
     loaded = ledger.load_many(Kit, cmd.kit_ids)
     for kit_id in cmd.kit_ids:
@@ -50,23 +81,13 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
         try:
             kit = loaded.get(kit_id) or _missing(kit_id)
             kit_number = kit.kit_number
-            if trial is None or kit.trial_id != trial.id:
-                raise InvalidInput(f"kit {kit.kit_number} belongs to another trial", field="kit_ids")
-            kit.require_not_expired_by(trial.last_ship_date(kit.expires_on), today, "do-not-ship")
-            run = ledger.run_checked(kit.packaging_run_id, runs)
-            run.require_released_for(site.country, at=audit["occurred_at"])
+            check(kit)
             kit.ship(audit, shipment_id, cmd.from_id, cmd.to_id)
             kits.append(kit)
         except LedgerError as e:
             problems.append(problem(kit_id, kit_number, e))
     if problems:
         raise KitsNotUsable("ship", problems)
-    return _record_shipment(ledger, cmd, audit, shipment_number, sscc, kits)
-
-
-def _record_shipment(
-    ledger: Ledger, cmd: Ship, audit: dict[str, Any], shipment_number: str, sscc: str, kits: list[Kit]
-) -> Recorded:
     shipment = Shipment(
         shipment_number=shipment_number,
         audit=audit,
@@ -81,31 +102,6 @@ def _record_shipment(
         carrier=cmd.carrier,
     )
     return ledger.record(shipment, *kits, created=(shipment.id,))
-
-
-def _transfer(ledger: Ledger, actor: Actor, cmd: Ship, shipment_number: str, sscc: str) -> Recorded:
-    """Kits from one depot to another: any kit available at the sender, unexpired, made from nothing
-    recalled or rejected; released or not (a depot holds stock awaiting release too)."""
-    audit = stamp(actor, cmd.occurred_at)
-    today = day(audit)
-    shipment_id = Shipment.create_id(shipment_number)
-    runs: dict[UUID, PackagingRun] = {}
-    kits, problems = [], []
-    loaded = ledger.load_many(Kit, cmd.kit_ids)
-    for kit_id in cmd.kit_ids:
-        kit_number = str(kit_id)
-        try:
-            kit = loaded.get(kit_id) or _missing(kit_id)
-            kit_number = kit.kit_number
-            kit.require_not_expired_by(kit.expires_on, today, "expiry")
-            ledger.run_checked(kit.packaging_run_id, runs)
-            kit.ship(audit, shipment_id, cmd.from_id, cmd.to_id)
-            kits.append(kit)
-        except LedgerError as e:
-            problems.append(problem(kit_id, kit_number, e))
-    if problems:
-        raise KitsNotUsable("ship", problems)
-    return _record_shipment(ledger, cmd, audit, shipment_number, sscc, kits)
 
 
 @handles(DecideQuarantine)

@@ -13,7 +13,6 @@ from ledger.commands import (
     AcknowledgeRecall,
     Arm,
     Dispense,
-    OpenRecall,
     Package,
     ReceiveLot,
     ReportExcursion,
@@ -23,7 +22,7 @@ from ledger.commands import (
 from ledger.domain import Kit
 from ledger.errors import KitNotUsable, NotBoundHere
 from ledger.gs1 import with_check_digit
-from ledger.values import Actor, Meaning, sign
+from ledger.values import Actor
 from tests.builders import KIT_GTIN, Program, actors, q, today, writes_nothing
 
 
@@ -43,17 +42,7 @@ def spread(ledger: Ledger) -> Program:
 
 def test_a_depot_user_cannot_act_for_a_clinical_site(spread: Program) -> None:
     L, depot = spread.ledger, bound(actors.depot, spread.depot)
-    recall = L.handle(
-        OpenRecall(
-            recall_number="RC-1",
-            lot_ids=[spread.api],
-            reason="impurity",
-            classification="class_ii",
-            scope="all_kits",
-            signature=sign(actors.qa, Meaning.APPROVED),
-        ),
-        actors.qa,
-    ).id
+    recall = spread.open_recall("RC-1")
     with writes_nothing(L, NotBoundHere, "depot1 is not bound to this place and may not acknowledge"):
         L.handle(AcknowledgeRecall(recall_id=recall, place_id=spread.site), depot)
     with writes_nothing(L, NotBoundHere):

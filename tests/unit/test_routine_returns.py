@@ -9,7 +9,6 @@ import pytest
 from ledger.application import Ledger
 from ledger.commands import (
     Dispense,
-    OpenRecall,
     ReceiveRecallReturns,
     ReceiveReturnedKits,
     ReportRecallKits,
@@ -17,7 +16,6 @@ from ledger.commands import (
 )
 from ledger.domain import Kit, KitStatus
 from ledger.errors import InvalidInput, InvalidTransition, KitNotUsable, KitsNotUsable
-from ledger.values import Meaning, sign
 from tests.builders import Program, actors, writes_nothing
 
 
@@ -94,17 +92,7 @@ def test_the_depot_receives_only_what_was_sent_back_to_it(at_site: Program) -> N
 
 def test_a_kit_of_an_open_recall_goes_back_through_the_recall(at_site: Program) -> None:
     L = at_site.ledger
-    recall = L.handle(
-        OpenRecall(
-            recall_number="RC-1",
-            lot_ids=[at_site.api],
-            reason="impurity",
-            classification="class_ii",
-            scope="all_kits",
-            signature=sign(actors.qa, Meaning.APPROVED),
-        ),
-        actors.qa,
-    ).id
+    recall = at_site.open_recall("RC-1")
     with writes_nothing(L, KitsNotUsable, f"POST /recalls/{recall}/sites/{at_site.site}/reports"):
         send_back(at_site, "K00002")
     L.handle(
@@ -126,17 +114,7 @@ def test_a_kit_of_an_open_recall_goes_back_through_the_recall(at_site: Program) 
 
 def test_a_routine_return_is_not_taken_for_a_recall_return(ledger: Ledger, at_site: Program) -> None:
     send_back(at_site, "K00004")
-    recall = ledger.handle(
-        OpenRecall(
-            recall_number="RC-2",
-            lot_ids=[at_site.api],
-            reason="impurity",
-            classification="class_ii",
-            scope="all_kits",
-            signature=sign(actors.qa, Meaning.APPROVED),
-        ),
-        actors.qa,
-    ).id
+    recall = at_site.open_recall("RC-2")
     # the recall found K00004 in transit to the depot; the depot receives it as the routine return it is
     receive(at_site, "K00004")
     assert kit(at_site, "K00004").status == KitStatus.RETURNED
