@@ -66,6 +66,7 @@ from ledger.commands import (
     Package,
     RecallLot,
     ReceiveLot,
+    ReceiveLotTransfer,
     ReceiveReturnedKits,
     RecordDeviation,
     Recorded,
@@ -78,6 +79,7 @@ from ledger.commands import (
     ReturnToDepot,
     Ship,
     SponsorRelease,
+    TransferLot,
 )
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
 from ledger.errors import InvalidInput, LedgerError, NotAuthorised, NotFound
@@ -334,6 +336,16 @@ def _location(place: Any, what: str = "bizLocation") -> UUID:
     if place is None:
         raise MappingError(f"needs a {what} (the SGLN of a Lotline location)", field=what)
     return Location.create_id(ids.require(place.id, "sgln").key)
+
+
+def _source_and_destination(e: ObjectEvent) -> tuple[UUID, UUID]:
+    """The places a shipping event goes from and to (its source and destination of type location)."""
+    source = next((s.source for s in e.sourceList or [] if cbv_word(s.type) == "location"), None)
+    dest = next((d.destination for d in e.destinationList or [] if cbv_word(d.type) == "location"), None)
+    if source is None or dest is None:
+        raise MappingError("needs a source and a destination of type location (SGLN)", field="sourceList")
+    place = Location.create_id
+    return place(ids.require(source, "sgln").key), place(ids.require(dest, "sgln").key)
 
 
 def _lot(q: QuantityElement) -> tuple[str, str]:
@@ -670,6 +682,37 @@ class Planner:
         )
         return Step([i], "receive a lot", (Role.MANUFACTURING, Role.DEPOT), command, _actor_of(e))
 
+    def _transfer(self, i: int, e: ObjectEvent) -> Step:
+        """A lot (one LGTIN in quantityList) sent from one place to another under a transfer number."""
+        if len(e.quantityList) != 1:
+            raise MappingError("a lot transfer names one lot (LGTIN) in quantityList")
+        from_id, to_id = _source_and_destination(e)
+        command = TransferLot(
+            lot_id=Lot.create_id(*_lot(e.quantityList[0])),
+            transfer_number=str(_need(e, "lotline:transferNumber", "the transfer's shipping document")),
+            from_id=from_id,
+            to_id=to_id,
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "send a lot", (Role.MANUFACTURING, Role.DEPOT), command, _actor_of(e))
+
+    def _transfer_received(self, i: int, e: ObjectEvent) -> Step:
+        """A transferred lot received at the event's place: in progress, or damaged with the reason."""
+        if len(e.quantityList) != 1:
+            raise MappingError("a lot transfer's receipt names one lot (LGTIN) in quantityList")
+        intact = e.disposition_word != "damaged"
+        if e.disposition_word not in ("in_progress", "damaged", None):
+            raise MappingError(f"a lot transfer is received in_progress or damaged, not {e.disposition}")
+        reason = e.extension("lotline:reason")
+        command = ReceiveLotTransfer(
+            lot_id=Lot.create_id(*_lot(e.quantityList[0])),
+            location_id=_location(e.bizLocation or e.readPoint),
+            intact=intact,
+            remarks=str(reason) if reason else None,
+            occurred_at=e.eventTime,
+        )
+        return Step([i], "receive a lot", (Role.MANUFACTURING, Role.DEPOT), command, _actor_of(e))
+
     def _correction(self, i: int, e: ObjectEvent) -> Step:
         declaration = e.errorDeclaration
         assert declaration is not None
@@ -747,6 +790,8 @@ class Planner:
             return self._return(i, e)
         if e.action == "ADD" and e.quantityList:
             return self._receive_lot(i, e)
+        if e.quantityList and not e.epcList:
+            return self._transfer_received(i, e)
         return self._receipt(i, e)
 
     @staticmethod
@@ -813,6 +858,8 @@ class Planner:
     # --- distribution ------------------------------------------------------------------------------------
 
     def _ship(self, i: int, e: ObjectEvent) -> Step:
+        if e.quantityList and not e.epcList:
+            return self._transfer(i, e)
         ssccs = [k for k in (ids.parse(x) for x in e.epcList) if k is not None and k.kind == "sscc"]
         if not ssccs and e.epcList and e.disposition_word == "in_transit":
             return self._send_back(i, e)
@@ -823,12 +870,7 @@ class Planner:
         if packed is None:
             raise MappingError(f"no packing AggregationEvent for {sscc.uri} in this document")
         kits = _kits(self.events[packed].childEPCs)  # type: ignore[union-attr]
-        source = next((s.source for s in e.sourceList or [] if cbv_word(s.type) == "location"), None)
-        dest = next((d.destination for d in e.destinationList or [] if cbv_word(d.type) == "location"), None)
-        if source is None or dest is None:
-            raise MappingError("needs a source and a destination of type location (SGLN)", field="sourceList")
-        from_id = Location.create_id(ids.require(source, "sgln").key)
-        to_id = Location.create_id(ids.require(dest, "sgln").key)
+        from_id, to_id = _source_and_destination(e)
         transit = _need(
             e, "lotline:transitRange", "the allowed transit temperatures {minCelsius, maxCelsius}"
         )
@@ -848,13 +890,10 @@ class Planner:
 
     def _send_back(self, i: int, e: ObjectEvent) -> Step:
         """Kits (SGTINs, no shipper) a site sends back to a depot outside a recall, with the reason."""
-        source = next((s.source for s in e.sourceList or [] if cbv_word(s.type) == "location"), None)
-        dest = next((d.destination for d in e.destinationList or [] if cbv_word(d.type) == "location"), None)
-        if source is None or dest is None:
-            raise MappingError("needs a source and a destination of type location (SGLN)", field="sourceList")
+        site_id, depot_id = _source_and_destination(e)
         command = ReturnToDepot(
-            site_id=Location.create_id(ids.require(source, "sgln").key),
-            depot_id=Location.create_id(ids.require(dest, "sgln").key),
+            site_id=site_id,
+            depot_id=depot_id,
             kit_ids=_kits(e.epcList),
             reason=str(_need(e, "lotline:reason", "why the kits go back")),
             occurred_at=e.eventTime,
@@ -893,7 +932,8 @@ class Planner:
         if not any(o.epcList for o in events):  # type: ignore[union-attr]
             raise MappingError(
                 "a receipt names the kits (SGTIN) or the shipper (SSCC) received; Lotline "
-                "receives lots (LGTIN quantities) with action ADD"
+                "receives a lot (an LGTIN in quantityList) from a supplier with action ADD, "
+                "or one transferred to it with action OBSERVE"
             )
         site = _location(e.bizLocation or e.readPoint)
         low = high = None

@@ -289,7 +289,7 @@ def lot_receipt(m: Mapper, lot: Any, e: Any, quantity_dict: dict[str, str] | Non
         "receiving",
         QUARANTINED,
         quantityList=[quantity(ids.lgtin(lot.gtin, lot.lot_number, m.prefix), q)],
-        **m.place(lot.location_id),
+        **m.place(e.location_id),  # where it was received (the lot may have moved since)
         ilmd=ilmd,
     )
 
@@ -320,6 +320,40 @@ def _lot_decision(step_word: str, disposition: str) -> Callable[[Mapper, Step], 
         ]
 
     return handle
+
+
+def _transfer_shipped(m: Mapper, s: Step) -> list[dict[str, Any]]:
+    """What remained of a lot leaving one place for another, under its transfer number."""
+    e = s.first
+    return [
+        _object(
+            e,
+            "OBSERVE",
+            "shipping",
+            "in_transit",
+            quantityList=[quantity(m.lgtin(e.originator_id), e.quantity)],
+            readPoint={"id": m.sgln(e.from_id)},
+            sourceList=[{"type": "location", "source": m.sgln(e.from_id)}],
+            destinationList=[{"type": "location", "destination": m.sgln(e.to_id)}],
+            **{"lotline:transferNumber": e.transfer_number},
+        )
+    ]
+
+
+def _transfer_received(m: Mapper, s: Step) -> list[dict[str, Any]]:
+    """A transferred lot received where it was sent: in progress, or damaged (with the remarks)."""
+    e = s.first
+    return [
+        _object(
+            e,
+            "OBSERVE",
+            "receiving",
+            "in_progress" if e.intact else "damaged",
+            quantityList=[{"epcClass": m.lgtin(e.originator_id)}],
+            **m.place(e.location_id),
+            **_reason(e),
+        )
+    ]
 
 
 def _quantity_corrected(m: Mapper, s: Step) -> list[dict[str, Any]]:
@@ -768,6 +802,8 @@ _HANDLERS: dict[str, Callable[[Mapper, Step], list[dict[str, Any]]]] = {
     "Lot.PutOnHold": _lot_decision("holding", ON_HOLD),
     "Lot.Recalled": _lot_decision("holding", "recalled"),
     "Lot.QuantityCorrected": _quantity_corrected,
+    "Lot.TransferShipped": _transfer_shipped,
+    "Lot.TransferReceived": _transfer_received,
     "ManufacturingBatch.Formulated": _formulated,
     "ManufacturingBatch.DeviationRecorded": _deviation,
     "PackagingRun.Packaged": _packaged,

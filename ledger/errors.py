@@ -154,6 +154,21 @@ class LotNotUsable(LedgerError):
         )
 
 
+class LotNotHere(LotNotUsable):
+    """A lot used, sent or received at a place it is not held at (or not sent to)."""
+
+    code = "lot_not_here"
+
+    def __init__(self, lot_id: Any, lot_number: str, reason: str) -> None:
+        LedgerError.__init__(
+            self,
+            f"lot {lot_number} is not at this place: {reason}",
+            lot_id=str(lot_id),
+            lot_number=lot_number,
+            reason=reason,
+        )
+
+
 class InvalidTransition(LedgerError):
     """A status change the life cycle does not allow (e.g. releasing a rejected lot)."""
 

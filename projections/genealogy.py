@@ -301,6 +301,15 @@ class _Writer(BatchWriter):
             update(lot).where(lot.c.lot_id == e.originator_id).values(status=_LOT_STATUS[type(e)])
         )
 
+    @on(Lot.TransferReceived)
+    def lot_transfer_received(self, position: int, e: Any) -> None:
+        """The lot's place is where it was last received; arrived damaged, it is on hold."""
+        this = lot.c.lot_id == e.originator_id
+        self.conn.execute(update(lot).where(this).values(location_id=e.location_id))
+        if not e.intact:
+            held = lot.c.status.in_(("released", "quarantine"))
+            self.conn.execute(update(lot).where(this, held).values(status="on_hold"))
+
     @on(ManufacturingBatch.Formulated)
     def formulated(self, position: int, e: Any) -> None:
         self.conn.execute(batch.insert().values(

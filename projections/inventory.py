@@ -1,9 +1,10 @@
 """Inventory: what remains of each lot where it is, kits per place and status, kits expiring soon.
 
-Lots stay where they were received or produced (the ledger records no lot transfers), so stock per
-lot and location is the lot's remaining quantity at its location: received, less what formulation
-and packaging consumed, restated by any quantity correction. Amounts are exact decimals kept as
-text.
+A lot is where it was received or produced until a transfer moves the whole of what remains to
+another place: in transit it stays listed at the place it left, with the place it travels to, and
+its receipt moves it there. Stock per lot is its remaining quantity at its place: received, less
+what formulation and packaging consumed, restated by any quantity correction. Amounts are exact
+decimals kept as text.
 
 Kits are counted from the genealogy's tables (its per-run place counts and its kit rows), so these
 answers are as fresh as the lower of the two positions. A second copy of 200,000 kit rows, updated
@@ -63,6 +64,7 @@ lot = Table(
     Column("unit", String(8), nullable=False),
     Column("expires_on", Date, nullable=False),
     Column("retest_on", Date),
+    Column("in_transit_to", Uuid),
     Index("inv_lot_location", "location_id"),
 )
 
@@ -100,6 +102,7 @@ class _Writer(BatchWriter):
             "material": e.material, "status": "quarantine", "location_id": e.location_id,
             "received": e.quantity["amount"], "remaining": e.quantity["amount"],
             "unit": e.quantity["unit"], "expires_on": e.expires_on, "retest_on": e.retest_on,
+            "in_transit_to": None,
         })
 
     @on(*_LOT_STATUS)
@@ -110,6 +113,17 @@ class _Writer(BatchWriter):
     def lot_consumed(self, position: int, e: Any) -> None:
         row = self._lot(e.originator_id)
         row["remaining"] = str(Decimal(row["remaining"]) - Decimal(e.quantity["amount"]))
+
+    @on(Lot.TransferShipped)
+    def lot_transfer_shipped(self, position: int, e: Any) -> None:
+        self._lot(e.originator_id)["in_transit_to"] = e.to_id
+
+    @on(Lot.TransferReceived)
+    def lot_transfer_received(self, position: int, e: Any) -> None:
+        row = self._lot(e.originator_id)
+        row.update(location_id=e.location_id, in_transit_to=None)
+        if not e.intact and row["status"] in ("released", "quarantine"):
+            row["status"] = "on_hold"
 
     @on(Lot.QuantityCorrected)
     def lot_quantity_corrected(self, position: int, e: Any) -> None:
@@ -124,7 +138,8 @@ class _Writer(BatchWriter):
 
 @dataclass(frozen=True, slots=True)
 class LotStock:
-    """One lot at its location: received, remaining (same unit), and dates that limit its use."""
+    """One lot at its location: received, remaining (same unit), and dates that limit its use; in
+    transit, the place it travels to."""
 
     lot: LotRef
     location: LocationRef
@@ -132,6 +147,7 @@ class LotStock:
     remaining: Decimal
     unit: str
     retest_on: date | None
+    in_transit_to: LocationRef | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +189,18 @@ class Inventory(Projection):
     """Stock of lots and kits, and what is about to expire."""
 
     name = "inventory"
+    schema = 2  # 2: inv_lot.in_transit_to
     metadata = metadata
     writer = _Writer
 
     def stock(self, *, location_id: UUID | None = None, kind: str | None = None,
               lot_id: UUID | None = None, include_empty: bool = False) -> Stock:
         """Remaining quantity of each lot at its location; optionally one location, kind or lot."""
-        query = select(lot, *(c.label("at_" + c.name) for c in location.c)).join(
-            location, location.c.location_id == lot.c.location_id)
+        to = location.alias("inv_to")
+        query = select(
+            lot, *(c.label("at_" + c.name) for c in location.c), *(c.label("to_" + c.name) for c in to.c)
+        ).join(location, location.c.location_id == lot.c.location_id).outerjoin(
+            to, to.c.location_id == lot.c.in_transit_to)
         if location_id is not None:
             query = query.where(lot.c.location_id == location_id)
         if kind is not None:
@@ -288,10 +308,11 @@ def accounted_outcome(status: str, place_id: UUID, site_id: UUID) -> str:
     return _ON_SITE.get(status, "on_hand")
 
 
-def _place(row: Any) -> LocationRef:
-    return LocationRef.of({k[3:]: v for k, v in row.items() if k.startswith("at_")})
+def _place(row: Any, prefix: str = "at_") -> LocationRef:
+    return LocationRef.of({k[3:]: v for k, v in row.items() if k.startswith(prefix)})
 
 
 def _stock(r: Any) -> LotStock:
+    to = _place(r, "to_") if r["in_transit_to"] is not None else None
     return LotStock(LotRef.of(r), _place(r), Decimal(r["received"]), Decimal(r["remaining"]), r["unit"],
-                    r["retest_on"])
+                    r["retest_on"], to)

@@ -61,11 +61,13 @@ from ledger.commands import (
     OutputLot,
     Package,
     ReceiveLot,
+    ReceiveLotTransfer,
     RegisterLocation,
     RegisterTrial,
     ReleaseLot,
     Ship,
     SponsorRelease,
+    TransferLot,
 )
 from ledger.domain import Kit
 from ledger.gs1 import with_check_digit
@@ -156,6 +158,8 @@ def build(ledger: Ledger, tag: int, sites: int, shipments: int, kits_per_shipmen
         MFG,
     ).created
     ledger.handle(ReleaseLot(lot_id=dp, signature=sign(QA, Meaning.RELEASED), results_ref="QC-1"), QA)
+    ledger.handle(TransferLot(lot_id=dp, transfer_number=f"TR-{tag}", from_id=plant, to_id=depot), MFG)
+    ledger.handle(ReceiveLotTransfer(lot_id=dp, location_id=depot), DEPOT)  # packaged at the depot
     numbers = [f"B{tag}-{i:06d}" for i in range(1, kits + 1)]
     for r, start in enumerate(range(0, kits, KITS_PER_RUN)):
         chunk = numbers[start : start + KITS_PER_RUN]

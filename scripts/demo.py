@@ -3,15 +3,16 @@
 The program is a discrete-event simulation of one double-blind, placebo-controlled trial over the
 two years before today. Raw-material lots are received and released; formulation batches turn API
 and excipients into active drug product (API lots are split across batches, and at least one batch
-blends two API lots); placebo is bought in from a contract manufacturer; packaging runs fill both
-into blinded kits; QA, the QP and the sponsor release them country by country; regional depots ship
-kits to activated sites; sites receive them (a few damaged or missing, a few shipments with a
-temperature excursion that QA then decides on), dispense them to pseudonymous subjects at monthly
-visits and take returns; returned and damaged kits are destroyed under a signed authorisation.
-On the last day the API lot of the latest batch is found suspect: QA opens a recall of it and the
-depots and most sites start working through it (acknowledging, quarantining, dispensed kits reported
-with their subjects, kits sent back and some received at the depot), so the store ends with a recall
-in progress, as a recall investigator would find it.
+blends two API lots) at the plant, and each drug-product lot is transferred to the regional depot
+that packages it; placebo is bought in from a contract manufacturer, delivered to those depots;
+packaging runs fill both into blinded kits; QA, the QP and the sponsor release them country by
+country; regional depots ship kits to activated sites; sites receive them (a few damaged or missing,
+a few shipments with a temperature excursion that QA then decides on), dispense them to pseudonymous
+subjects at monthly visits and take returns; returned and damaged kits are destroyed under a signed
+authorisation. On the last day the API lot of the latest batch is found suspect: QA opens a recall
+of it and the depots and most sites start working through it (acknowledging, quarantining, dispensed
+kits reported with their subjects, kits sent back and some received at the depot), so the store ends
+with a recall in progress, as a recall investigator would find it.
 
 Every step goes through the `Ledger`'s public commands with an explicit `occurred_at`, and steps run
 in time order, so each aggregate's history is causally ordered and nothing is dated in the future.
@@ -62,6 +63,7 @@ from ledger.commands import (
     OutputLot,
     Package,
     ReceiveLot,
+    ReceiveLotTransfer,
     ReceiveRecallReturns,
     ReceiveReturnedKits,
     RecordDeviation,
@@ -75,6 +77,7 @@ from ledger.commands import (
     ReturnToDepot,
     Ship,
     SponsorRelease,
+    TransferLot,
     YieldLimits,
 )
 from ledger.config import Settings
@@ -555,7 +558,7 @@ class _Program:
         for run in self.runs:
             run.api = api.take(run.theoretical * API_MG_PER_TABLET)
             run.excipients = [p for pool, mg in excipients for p in pool.take(run.theoretical * mg)]
-            run.placebo = placebo[run.index // 3]
+            run.placebo = placebo[run.index]
             run.components = [
                 p
                 for pool, spoiled in components[run.region]
@@ -607,25 +610,27 @@ class _Program:
             pools.append((_Pool(lots, 1), spoiled))
         return pools
 
-    def _placebo_lots(self) -> list[_Lot]:
-        """Placebo comes from a contract manufacturer; each lot fills three consecutive runs."""
-        lots = []
-        for k in range(math.ceil(len(self.runs) / 3)):
-            need = sum(run.placebo_need for run in self.runs[3 * k : 3 * k + 3])
-            lots.append(
-                self._lot(
+    def _placebo_lots(self) -> dict[int, _Lot]:
+        """Placebo comes from a contract manufacturer, delivered to the depot that packages: each lot
+        fills three consecutive runs of one region (by run index)."""
+        by_run: dict[int, _Lot] = {}
+        for region in self.regions:
+            runs = [run for run in self.runs if run.region == region]
+            for k in range(0, len(runs), 3):
+                group = runs[k : k + 3]
+                lot = self._lot(
                     LotKind.DRUG_PRODUCT,
                     PLACEBO_DP_GTIN,
-                    f"PBO-{k + 1:04d}",
+                    f"PBO-{len(set(by_run.values())) + 1:04d}",
                     "Placebo film-coated tablets (matching lotanib 10 mg)",
-                    Decimal(math.ceil(need * 1.02 / 1000) * 1000),
+                    Decimal(math.ceil(sum(run.placebo_need for run in group) * 1.02 / 1000) * 1000),
                     "unit",
                     "Contract Pharma Services AG",
-                    "plant",
+                    region,
                     3 * 365,
                 )
-            )
-        return lots
+                by_run.update({run.index: lot for run in group})
+        return by_run
 
     def _lot(
         self,
@@ -652,6 +657,8 @@ class _Program:
             packaged = dp_release + self.uniform(2, 8)
             self.at(run.batch_day, self._formulate, run)
             self.at(dp_release, self._release_dp_lot, run)
+            self.at(dp_release + 0.2, self._send_dp_lot, run)
+            self.at(packaged - 0.5, self._receive_dp_lot, run)  # in transit for days
             self.at(packaged, self._package, run)
             qa = packaged + self.uniform(3, 8)
             day = qa + self.uniform(1, 3)
@@ -767,7 +774,7 @@ class _Program:
     # --- materials and manufacturing -------------------------------------------------------------------
 
     def _receive_lot(self, lot: _Lot) -> None:
-        receiver = self.actor["depot" if lot.kind == LotKind.PACKAGING_COMPONENT else "manufacturing"]
+        receiver = self.actor["manufacturing" if lot.location == "plant" else "depot"]
         made = self.when().date() - timedelta(days=self.rng.randint(20, 120))
         keyed = lot.amount
         if lot.miskeyed:  # two digits swapped at goods receipt: 25 kg keyed as 52 kg
@@ -876,6 +883,33 @@ class _Program:
         )
         self.batches += 1
         self.wrote(2 + len(inputs))
+
+    def _send_dp_lot(self, run: _Run) -> None:
+        """The released drug-product lot leaves the plant for the regional depot that packages it."""
+        assert run.dp_lot is not None
+        self.wrote(
+            self.ledger.handle(
+                TransferLot(
+                    lot_id=_known(run.dp_lot.id),
+                    transfer_number=f"TR-{run.index + 1:04d}",
+                    from_id=self.places["plant"],
+                    to_id=self.places[run.region],
+                    occurred_at=self.when(),
+                ),
+                self.actor["manufacturing"],
+            )
+        )
+
+    def _receive_dp_lot(self, run: _Run) -> None:
+        assert run.dp_lot is not None
+        self.wrote(
+            self.ledger.handle(
+                ReceiveLotTransfer(
+                    lot_id=_known(run.dp_lot.id), location_id=self.places[run.region], occurred_at=self.when()
+                ),
+                self.actor["depot"],
+            )
+        )
 
     def _two_people(self, n: int) -> tuple[Actor, Actor]:
         """Performer and second-person checker, taking turns."""

@@ -29,13 +29,15 @@ from ledger.commands import (
     OutputLot,
     Package,
     ReceiveLot,
+    ReceiveLotTransfer,
     RegisterLocation,
     RegisterTrial,
     ReleaseLot,
     Ship,
     SponsorRelease,
+    TransferLot,
 )
-from ledger.domain import Kit, Shipment
+from ledger.domain import Kit, Lot, Shipment
 from ledger.gs1 import with_check_digit
 from ledger.values import Actor, Meaning, Quantity, Role, now, sign
 
@@ -78,6 +80,32 @@ def q(text: str) -> Quantity:
     """`q("500 g")` -> Quantity(Decimal("500"), "g")."""
     amount, unit = text.split()
     return Quantity.of(amount, unit)
+
+
+def transfer_lot(
+    ledger: Ledger,
+    lot: UUID,
+    to: UUID,
+    *,
+    number: str = "TR-1",
+    clock: Any = None,
+    sender: Actor = actors.mfg,
+    receiver: Actor = actors.depot,
+) -> int:
+    """Send `lot` from where it is to `to` (by `sender`), received there intact (by `receiver`):
+    the events written (none if it is there already)."""
+    held = ledger.peek(Lot, lot)
+    if held.location_id == to and held.in_transit_to is None:
+        return 0
+    when = clock or (lambda: None)
+    ledger.handle(
+        TransferLot(
+            lot_id=lot, transfer_number=number, from_id=held.location_id, to_id=to, occurred_at=when()
+        ),
+        sender,
+    )
+    ledger.handle(ReceiveLotTransfer(lot_id=lot, location_id=to, occurred_at=when()), receiver)
+    return 2
 
 
 def today() -> date:
@@ -338,6 +366,10 @@ class Program:
         )
         return self
 
+    def transfer(self, lot: UUID, to: UUID, number: str = "TR-1") -> None:
+        """Send `lot` from wherever it is to `to`, received there intact (nothing if it is there)."""
+        transfer_lot(self.ledger, lot, to, number=number, clock=self.clock)
+
     # --- kits ----------------------------------------------------------------------------------------
 
     def package(
@@ -358,6 +390,8 @@ class Program:
         arms = [Arm("A", self.dp, units_per_kit, active_kits * units_per_kit)]
         if placebo_kits:
             arms.append(Arm("P", self.placebo_lot, units_per_kit, placebo_kits * units_per_kit))
+        for arm in arms:
+            self.transfer(arm.dp_lot_id, self.depot)
         self.run = self.ledger.handle(
             Package(
                 batch_number=batch_number,

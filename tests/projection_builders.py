@@ -60,6 +60,7 @@ from ledger.gs1 import with_check_digit
 from ledger.values import Actor, Meaning, Quantity, Role, now, sign
 from projections.db import open_engine
 from projections.runner import ProjectionRunner
+from tests.builders import transfer_lot
 
 ADMIN = Actor("admin1", Role.ADMIN, "Ada Admin")
 MFG = Actor("mfg1", Role.MANUFACTURING, "Max Maker")
@@ -274,6 +275,9 @@ def _package(
 ) -> None:
     numbers = kit_numbers(first, 2 * per_arm)
     kit_list = [(n, "A" if i % 2 == 0 else "P") for i, n in enumerate(numbers)]
+    for lot in (dp, "PLC-1", *(name for name, _ in components)):  # packaged at the depot
+        transfer_lot(ledger, s.lots[lot], s.places["Depot"], number=f"TR-{number}", sender=MFG,
+                     receiver=DEPOT)
     run = ledger.handle(
         Package(
             batch_number=number,

@@ -12,7 +12,16 @@ from api.errors import errors
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SignatureIn
 from api.schemas.results import Created
-from ledger.commands import CorrectLotQuantity, HoldLot, RecallLot, ReceiveLot, RejectLot, ReleaseLot
+from ledger.commands import (
+    CorrectLotQuantity,
+    HoldLot,
+    RecallLot,
+    ReceiveLot,
+    ReceiveLotTransfer,
+    RejectLot,
+    ReleaseLot,
+    TransferLot,
+)
 
 router = APIRouter(tags=["lots"])
 
@@ -23,6 +32,8 @@ RejectLotIn = Annotated[Body, body_of(RejectLot, path=LOT, signature=SignatureIn
 HoldLotIn = Annotated[Body, body_of(HoldLot, path=LOT)]
 RecallLotIn = Annotated[Body, body_of(RecallLot, path=LOT, signature=SignatureIn)]
 CorrectionIn = Annotated[Body, body_of(CorrectLotQuantity, path=LOT)]
+TransferIn = Annotated[Body, body_of(TransferLot, path=LOT)]
+TransferReceiptIn = Annotated[Body, body_of(ReceiveLotTransfer, path=LOT)]
 
 
 @router.post("/lots", status_code=201, response_model=Created, responses=errors(404, 409))
@@ -58,4 +69,18 @@ def recall_lot(lot_id: UUID, body: RecallLotIn, write: Write) -> Any:
 @router.post("/lots/{lot_id}/quantity-corrections", response_model=Recorded, responses=errors(404, 409))
 def correct_lot_quantity(lot_id: UUID, body: CorrectionIn, write: Write) -> Any:
     """Correct a mis-keyed received quantity with an event naming the one it corrects (QA)."""
+    return write(body, lot_id=lot_id)
+
+
+@router.post("/lots/{lot_id}/transfers", response_model=Recorded, responses=errors(404, 409))
+def transfer_lot(lot_id: UUID, body: TransferIn, write: Write) -> Any:
+    """Send what remains of a lot from the place holding it to another manufacturing site or depot;
+    in transit until received there (manufacturing, depot, bound to the sending place)."""
+    return write(body, lot_id=lot_id)
+
+
+@router.post("/lots/{lot_id}/transfers/receipt", response_model=Recorded, responses=errors(404, 409))
+def receive_lot_transfer(lot_id: UUID, body: TransferReceiptIn, write: Write) -> Any:
+    """Receive a transferred lot at the place it was sent to; damaged (`intact: false`, with remarks),
+    it is put on hold for QA (manufacturing, depot, bound to the receiving place)."""
     return write(body, lot_id=lot_id)

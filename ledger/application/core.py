@@ -551,13 +551,13 @@ class Ledger(Application[UUID]):
         require_own(actor, sig)
         return sig
 
-    def require_place(self, location_id: UUID, *kinds: LocationKind) -> Location:
-        """The location, if it is of one of `kinds`."""
+    def require_place(self, location_id: UUID, *kinds: LocationKind, field: str = "location_id") -> Location:
+        """The location, if it is of one of `kinds` (else refused naming the command's `field`)."""
         loc = self.peek(Location, location_id)
         if loc.kind not in kinds:
             raise InvalidInput(
                 f"{loc.name} is a {loc.kind}; expected {' or '.join(str(k) for k in kinds)}",
-                field="location_id",
+                field=field,
             )
         return loc
 

@@ -28,7 +28,7 @@ def ship(ledger: Ledger, actor: Actor, cmd: Ship) -> Recorded:
     unique(cmd.kit_ids)
     if cmd.min_celsius >= cmd.max_celsius:
         raise InvalidInput("min_celsius must be below max_celsius", field="min_celsius")
-    ledger.require_place(cmd.from_id, LocationKind.DEPOT, LocationKind.MANUFACTURING_SITE)
+    ledger.require_place(cmd.from_id, LocationKind.DEPOT, LocationKind.MANUFACTURING_SITE, field="from_id")
     if cmd.to_id == cmd.from_id:
         raise InvalidInput("a shipment goes to another place", field="to_id")
     site = ledger.peek(Location, cmd.to_id)
@@ -130,7 +130,7 @@ def receive_returned_kits(ledger: Ledger, actor: Actor, cmd: ReceiveReturnedKits
     """The depot receives kits a site sent back outside a recall: held there, `returned`, until QA
     decides. A kit sent back under a recall is received through the recall, which records it."""
     require_role(actor, "receive returned kits", Role.DEPOT, at=cmd.depot_id)
-    ledger.require_place(cmd.depot_id, LocationKind.DEPOT)
+    ledger.require_place(cmd.depot_id, LocationKind.DEPOT, field="depot_id")
     audit = stamp(actor, cmd.occurred_at)
     kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     each(kits, "receive back", lambda k: _sent_back_outside_a_recall(ledger, k))

@@ -13,10 +13,12 @@ from ledger.commands import (
     HoldLot,
     RecallLot,
     ReceiveLot,
+    ReceiveLotTransfer,
     RecordDeviation,
     Recorded,
     RejectLot,
     ReleaseLot,
+    TransferLot,
 )
 from ledger.domain import LocationKind, Lot, LotKind, ManufacturingBatch
 from ledger.domain.base import require_role, stamp
@@ -101,6 +103,27 @@ def correct_lot_quantity(ledger: Ledger, actor: Actor, cmd: CorrectLotQuantity) 
     return ledger.record(lot)
 
 
+@handles(TransferLot)
+def transfer_lot(ledger: Ledger, actor: Actor, cmd: TransferLot) -> Recorded:
+    """Send a lot from the place that holds it to another manufacturing site or depot."""
+    require_role(actor, "send a lot", Role.MANUFACTURING, Role.DEPOT, at=cmd.from_id)
+    number = gs1.gs1_text(cmd.transfer_number, "transfer number", "transfer_number")
+    ledger.require_place(cmd.to_id, LocationKind.MANUFACTURING_SITE, LocationKind.DEPOT, field="to_id")
+    lot = ledger.get(Lot, cmd.lot_id)
+    lot.ship_transfer(stamp(actor, cmd.occurred_at), number, cmd.from_id, cmd.to_id)
+    return ledger.record(lot)
+
+
+@handles(ReceiveLotTransfer)
+def receive_lot_transfer(ledger: Ledger, actor: Actor, cmd: ReceiveLotTransfer) -> Recorded:
+    """Receipt of a transferred lot by the place it was sent to."""
+    require_role(actor, "receive a lot", Role.MANUFACTURING, Role.DEPOT, at=cmd.location_id)
+    lot = ledger.get(Lot, cmd.lot_id)
+    remarks = cmd.remarks.strip() if cmd.remarks else None
+    lot.receive_transfer(stamp(actor, cmd.occurred_at, remarks), cmd.location_id, cmd.intact)
+    return ledger.record(lot)
+
+
 @handles(Formulate)
 def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
     """One manufacturing batch: consume released lots, produce a drug-product lot in quarantine."""
@@ -124,6 +147,7 @@ def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
         lot = ledger.get(Lot, line.lot_id)
         if lot.kind == LotKind.DRUG_PRODUCT:
             raise LotNotUsable(lot.id, lot.lot_number, "a drug-product lot is packaged, not formulated")
+        lot.require_at(cmd.location_id, "formulating with it")
         lot.require_usable(today)
         taken = lot.consume(audit, line.quantity, batch_id, "formulation")
         lots.append(lot)

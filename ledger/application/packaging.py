@@ -50,6 +50,7 @@ def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
     arm_records: list[dict[str, Any]] = []
 
     def take(lot: Lot, qty: Quantity) -> None:
+        lot.require_at(cmd.location_id, "packaging with it")
         lot.require_usable(today)
         taken = lot.consume(audit, qty, run_id, "packaging")
         lots.append(lot)

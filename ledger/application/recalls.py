@@ -164,7 +164,7 @@ def _reported_kit(
 def receive_recall_returns(ledger: Ledger, actor: Actor, cmd: ReceiveRecallReturns) -> Recorded:
     """The depot received kits that sites sent back: they are in its hands and accounted for."""
     require_role(actor, "receive a recall return", Role.DEPOT, at=cmd.depot_id)
-    ledger.require_place(cmd.depot_id, LocationKind.DEPOT)
+    ledger.require_place(cmd.depot_id, LocationKind.DEPOT, field="depot_id")
     kit_ids = unique(cmd.kit_ids)
 
     def step(recall: Recall) -> Recorded:
@@ -193,7 +193,7 @@ def destroy_recalled_kits(ledger: Ledger, actor: Actor, cmd: DestroyRecalledKits
     are destroyed and the recall records each one as destroyed, with the certificate, at once. A
     depot destroys what came back to it or what it quarantined; a site what it quarantined there."""
     require_role(actor, "destroy recalled kits", Role.DEPOT, Role.SITE, at=cmd.place_id)
-    ledger.require_place(cmd.place_id, LocationKind.DEPOT, LocationKind.CLINICAL_SITE)
+    ledger.require_place(cmd.place_id, LocationKind.DEPOT, LocationKind.CLINICAL_SITE, field="place_id")
     certificate, method = cmd.certificate.strip(), cmd.method.strip()
     if not certificate:
         raise InvalidInput("destruction needs the destruction certificate number", field="certificate")

@@ -178,7 +178,7 @@ def return_to_depot(ledger: Ledger, actor: Actor, cmd: ReturnToDepot) -> Recorde
     """The site sends kits it holds back to a depot, outside any recall, with the reason; a kit of an
     open recall goes back through the recall (reported `returned`), which records it."""
     require_role(actor, "send kits back", Role.SITE, at=cmd.site_id)
-    ledger.require_place(cmd.depot_id, LocationKind.DEPOT)
+    ledger.require_place(cmd.depot_id, LocationKind.DEPOT, field="depot_id")
     audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
     kits = ledger.get_many(Kit, unique(cmd.kit_ids))
     each(kits, "send back", lambda k: k.require_at(cmd.site_id, "send back"))  # nothing of kits elsewhere

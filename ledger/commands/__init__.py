@@ -15,9 +15,11 @@ from ledger.commands.materials import (
     OutputLot,
     RecallLot,
     ReceiveLot,
+    ReceiveLotTransfer,
     RecordDeviation,
     RejectLot,
     ReleaseLot,
+    TransferLot,
     YieldLimits,
 )
 from ledger.commands.packaging import (
@@ -87,6 +89,7 @@ __all__ = [
     "Part",
     "RecallLot",
     "ReceiveLot",
+    "ReceiveLotTransfer",
     "ReceiveRecallReturns",
     "ReceiveReturnedKits",
     "RecordDeviation",
@@ -103,5 +106,6 @@ __all__ = [
     "ReturnToDepot",
     "Ship",
     "SponsorRelease",
+    "TransferLot",
     "YieldLimits",
 ]

@@ -146,3 +146,25 @@ class RecordDeviation(Command):
     description: LongText
     classification: Annotated[str, Field(pattern="^(minor|major|critical)$")]
     occurred_at: When = None
+
+
+class TransferLot(Command):
+    """Send what remains of a lot from the place that holds it (`from_id`) to another manufacturing
+    site or depot (`to_id`), under a transfer (shipping document) number: in transit until received."""
+
+    lot_id: UUID
+    transfer_number: Code
+    from_id: UUID
+    to_id: UUID
+    occurred_at: When = None
+
+
+class ReceiveLotTransfer(Command):
+    """The lot sent to `location_id` arrived there; one that arrived damaged (`intact` false, with
+    `remarks`) is put on hold for QA."""
+
+    lot_id: UUID
+    location_id: UUID
+    intact: bool = True
+    remarks: LongText | None = None
+    occurred_at: When = None

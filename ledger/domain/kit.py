@@ -135,8 +135,6 @@ class Kit(LedgerAggregate):
         self.require_at(location_id, action)
         if self.status == KitStatus.DISPENSED:
             raise self._refuse(f"is dispensed to {self.subject}; cannot {action}")
-        if self.status == KitStatus.DISPENSED:
-            raise self._refuse(f"is dispensed to {self.subject}; cannot {action}")
 
     def require_not_expired_by(self, last_day: date, on: date, window: str) -> None:
         if on > last_day:

@@ -16,6 +16,7 @@ from ledger.errors import (
     InsufficientQuantity,
     InvalidInput,
     InvalidTransition,
+    LotNotHere,
     LotNotUsable,
     UnitMismatch,
 )
@@ -110,6 +111,7 @@ class Lot(LedgerAggregate):
         self.status = LotStatus.QUARANTINE
         self.recall_number: str | None = None
         self.consumed_by: list[UUID] = []
+        self.in_transit_to: UUID | None = None
         self._touch(audit)
 
     @classmethod
@@ -190,6 +192,13 @@ class Lot(LedgerAggregate):
         if on > self.use_by():
             raise LotNotUsable(self.id, self.lot_number, f"expired or due for retest on {self.use_by()}")
 
+    def require_at(self, location_id: UUID, step: str) -> None:
+        """The lot is held at `location_id` (received or made there, or transferred and received there):
+        nothing is formulated, packaged or sent from a place the lot is not at."""
+        if self.in_transit_to is not None or self.location_id != location_id:
+            where = "it is in transit" if self.in_transit_to is not None else "it is held at another place"
+            raise LotNotHere(self.id, self.lot_number, f"{where}; transfer it here before {step}")
+
     def require_quantity(self, qty: Quantity) -> Quantity:
         """`qty` in the lot's own unit, if that much remains; refuses mixing mass with counts."""
         if not qty.same_kind(self.remaining):
@@ -244,6 +253,32 @@ class Lot(LedgerAggregate):
         self._require_after_last_step(audit, step)
         self._consumed(audit, converted.as_dict(), by_step_id, step)
         return converted
+
+    def ship_transfer(self, audit: dict[str, Any], transfer_number: str, from_id: UUID, to_id: UUID) -> None:
+        """Send what remains of the lot from the place holding it to another (a transfer between
+        manufacturing sites and depots). A rejected or recalled lot does not travel; one in quarantine
+        or on hold may (QA decides on it wherever it is)."""
+        self.require_at(from_id, "sending it")
+        if to_id == from_id:
+            raise InvalidInput("a transfer goes to another place", field="to_id")
+        if self.status in (LotStatus.REJECTED, LotStatus.RECALLED):
+            raise LotNotUsable(self.id, self.lot_number, f"status is {self.status}; it is not transferred")
+        if self.remaining.amount <= 0:
+            raise LotNotUsable(self.id, self.lot_number, "nothing of it remains to transfer")
+        self._require_after_last_step(audit, "transfer")
+        self._transfer_shipped(audit, transfer_number, from_id, to_id, self.remaining.as_dict())
+
+    def receive_transfer(self, audit: dict[str, Any], location_id: UUID, intact: bool) -> None:
+        """Receipt at the place the lot was sent to; a lot that arrives damaged is put on hold until QA
+        decides (the receipt says why)."""
+        if self.in_transit_to is None:
+            raise InvalidTransition("lot", self.lot_number, "not in transit", "receive a transfer")
+        if self.in_transit_to != location_id:
+            raise LotNotHere(self.id, self.lot_number, "it was sent to another place; it is received there")
+        if not intact and not audit.get("reason"):
+            raise InvalidInput("a lot received damaged needs remarks saying what is wrong", field="remarks")
+        self._require_after_last_step(audit, "receipt")
+        self._transfer_received(audit, location_id, intact)
 
     def correct_received_quantity(
         self, audit: dict[str, Any], corrects_version: int, quantity: Quantity
@@ -328,6 +363,42 @@ class Lot(LedgerAggregate):
     def _consumed(self, audit: dict[str, Any], quantity: dict[str, str], by_step_id: UUID, step: str) -> None:
         self.remaining = Quantity(self.remaining.amount - Decimal(quantity["amount"]), self.remaining.unit)
         self.consumed_by.append(by_step_id)
+        self._touch(audit)
+
+    class TransferShipped(Aggregate.Event):
+        """What remained of the lot (`quantity`) left `from_id` for `to_id` under the transfer
+        (shipping document) `transfer_number`."""
+
+        audit: dict[str, Any]
+        transfer_number: str
+        from_id: UUID
+        to_id: UUID
+        quantity: dict[str, str]
+
+    @event(TransferShipped)
+    def _transfer_shipped(
+        self,
+        audit: dict[str, Any],
+        transfer_number: str,
+        from_id: UUID,
+        to_id: UUID,
+        quantity: dict[str, str],
+    ) -> None:
+        self.in_transit_to = to_id
+        self._touch(audit)
+
+    class TransferReceived(Aggregate.Event):
+        """The lot sent to `location_id` arrived there; not `intact`: damaged, put on hold."""
+
+        audit: dict[str, Any]
+        location_id: UUID
+        intact: bool
+
+    @event(TransferReceived)
+    def _transfer_received(self, audit: dict[str, Any], location_id: UUID, intact: bool) -> None:
+        self.location_id, self.in_transit_to = location_id, None
+        if not intact and self.status in (LotStatus.RELEASED, LotStatus.QUARANTINE):
+            self.status = LotStatus.ON_HOLD
         self._touch(audit)
 
     class QuantityCorrected(Aggregate.Event):

@@ -90,6 +90,16 @@ def commands(p: Program) -> dict[str, Command]:
             {"corrects_version": 1, "quantity": {"amount": "2.5", "unit": "kg"}, "reason": "mis-keyed"},
             frozenset({Role.QA}),
         ),
+        "transfer_lot": (
+            f"/lots/{p.excipient}/transfers",
+            {"transfer_number": "TR-9", "from_id": str(p.plant), "to_id": str(p.depot)},
+            frozenset({Role.MANUFACTURING, Role.DEPOT}),
+        ),
+        "receive_lot_transfer": (
+            f"/lots/{p.dp}/transfers/receipt",
+            {"location_id": str(p.depot)},
+            frozenset({Role.MANUFACTURING, Role.DEPOT}),
+        ),
         "formulate": (
             "/batches",
             {

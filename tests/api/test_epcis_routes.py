@@ -137,7 +137,7 @@ def test_a_program_exported_from_one_lotline_is_captured_into_an_empty_one_over_
 ) -> None:
     source = document(api.get("insp1", "/epcis/events/export", params={"unblinded": "true"}))
     parts = by_actor(source)
-    assert {p for p, _ in parts} == {"admin1", "mfg1", "qa1", "qp1"}
+    assert {p for p, _ in parts} == {"admin1", "depot1", "mfg1", "qa1", "qp1"}
     for principal, part in parts:
         response = capture(target, principal, part)
         assert response.status_code == 201, response.text

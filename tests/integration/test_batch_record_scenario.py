@@ -60,6 +60,7 @@ from tests.builders import (
     q,
     sscc,
     today,
+    transfer_lot,
 )
 
 KITS = [f"K{i:05d}" for i in range(1, 9)]
@@ -206,7 +207,12 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     )
     events += 3
 
-    # 5. Packaging run P-1 at the depot: 8 blinded kits of 10 tablets, K00001-K00004 active,
+    # 5. Both lots are transferred from the plant to the depot that packages them (TR-1, TR-2): each
+    #    sent by the plant and received by the depot.
+    events += transfer_lot(ledger, dp, depot, number="TR-1")
+    events += transfer_lot(ledger, placebo, depot, number="TR-2")
+
+    # 6. Packaging run P-1 at the depot: 8 blinded kits of 10 tablets, K00001-K00004 active,
     #    K00005-K00008 placebo; 40 tablets issued from each lot, all of them in kits.
     run = ledger.handle(
         Package(
@@ -223,7 +229,7 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     ).id
     events += 1 + 2 + len(KITS)
 
-    # 6. Release for clinical use: QA disposition, QP certification, sponsor release for DE.
+    # 7. Release for clinical use: QA disposition, QP certification, sponsor release for DE.
     ledger.handle(
         DisposePackaging(run_id=run, signature=sign(actors.qa, Meaning.RELEASED), released=True), actors.qa
     )
@@ -234,7 +240,7 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     )
     events += 3
 
-    # 7. The depot ships K00001-K00003 (active) and K00005-K00007 (placebo) at 2-8 °C in SSCC 1.
+    # 8. The depot ships K00001-K00003 (active) and K00005-K00007 (placebo) at 2-8 °C in SSCC 1.
     shipped = ["K00001", "K00002", "K00003", "K00005", "K00006", "K00007"]
     shipment = ledger.handle(
         Ship(
@@ -252,7 +258,7 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     ).id
     events += 1 + len(shipped)
 
-    # 8. Site 101 receives it: logger 3.1-7.4 °C (no excursion); K00006 damaged, K00007 missing.
+    # 9. Site 101 receives it: logger 3.1-7.4 °C (no excursion); K00006 damaged, K00007 missing.
     outcomes = dict.fromkeys(shipped, "received") | {"K00006": "damaged", "K00007": "missing"}
     receipt = ledger.handle(
         ConfirmReceipt(
@@ -267,13 +273,13 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     assert receipt.facts == {"excursion": False}
     events += 1 + len(shipped)
 
-    # 9. K00001 is dispensed to subject SUBJ-001 ...
+    # 10. K00001 is dispensed to subject SUBJ-001 ...
     ledger.handle(Dispense(kit_id=kit_id("K00001"), site_id=site, subject="SUBJ-001"), actors.site)
-    # 10. ... and returned, partially used, at the next visit.
+    # 11. ... and returned, partially used, at the next visit.
     ledger.handle(ReturnKit(kit_id=kit_id("K00001"), site_id=site, condition="partially_used"), actors.site)
     events += 2
 
-    # 11. QA authorises destruction of the returned kit and the damaged one (signed, with reason) ...
+    # 12. QA authorises destruction of the returned kit and the damaged one (signed, with reason) ...
     doomed = [kit_id("K00001"), kit_id("K00006")]
     ledger.handle(
         AuthoriseDestruction(
@@ -283,7 +289,7 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
         ),
         actors.qa,
     )
-    # 12. ... and the site destroys them under certificate DC-101-1.
+    # 13. ... and the site destroys them under certificate DC-101-1.
     ledger.handle(
         DestroyKits(location_id=site, kit_ids=doomed, certificate="DC-101-1", method="incineration"),
         actors.site,
@@ -311,6 +317,7 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     assert str(replayed.get(Lot, excipient).remaining) == "8 kg"
     assert replayed.get(Lot, dp).remaining == Quantity(Decimal(940), "unit")
     assert replayed.get(Lot, placebo).remaining == Quantity(Decimal(960), "unit")
+    assert [replayed.get(Lot, x).location_id for x in (api, dp, placebo)] == [plant, depot, depot]
 
     # What the batch and packaging records say was consumed is what the lots lost.
     batch_record = replayed.get(ManufacturingBatch, batch)
@@ -357,7 +364,7 @@ def test_batch_record_from_api_receipt_to_destruction_replays_exactly(
     assert replayed.get(Trial, trial).code == "LTL-101"
 
     # The chain: every event, in order, hashes to the head; nothing more, nothing less.
-    assert events == 50
+    assert events == 54
     report = verify_chain(replayed.chain)
     assert report.ok, report.describe()
     assert report.count == events

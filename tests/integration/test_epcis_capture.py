@@ -139,6 +139,8 @@ def _official_receipt_state(ledger: Ledger) -> tuple[Program, list[str]]:
     kit_gtin = with_check_digit("0952000112346")
     numbers = [f"1000000{n}" for n in range(1001, 1011)]
     program.kit_numbers = numbers
+    program.transfer(program.dp, program.depot)
+    program.transfer(program.placebo_lot, program.depot)
     program.run = ledger.handle(
         Package(
             batch_number="P-EX",

@@ -105,7 +105,8 @@ def test_recall_returns_export_as_a_shipment_back_to_the_depot_and_its_receipt(s
         kit_shipments = [
             e
             for e in events(doc)
-            if e.get("bizStep") == "shipping" and any(x.startswith("urn:epc:id:sgtin:") for x in e["epcList"])
+            if e.get("bizStep") == "shipping"
+            and any(x.startswith("urn:epc:id:sgtin:") for x in e.get("epcList", []))
         ]
         assert len(kit_shipments) == 1
         (sent,) = kit_shipments

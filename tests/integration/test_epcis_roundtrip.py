@@ -111,7 +111,7 @@ def test_captured_into_an_empty_lotline_the_program_answers_genealogy_and_recall
         with a.engine.connect() as conn:
             lots = list(conn.execute(select(gen.lot.c.lot_id)).scalars())
             kits = list(conn.execute(select(gen.kit.c.kit_id)).scalars())
-        assert len(lots) == 15 and len(kits) == 75
+        assert len(lots) == 16 and len(kits) == 75
         for lot in lots:
             for unblinded in (False, True):
                 assert plain(a.genealogy.forward_from_lot(lot, unblinded=unblinded)) == plain(

@@ -22,6 +22,7 @@ def test_a_packaging_run_of_the_largest_size_commits(ledger: Ledger) -> None:
     program = Program(ledger)
     program.reference().materials()
     program.formulate(yield_units=LARGEST_RUN, theoretical_units=LARGEST_RUN).placebo()
+    program.transfer(program.dp, program.depot)
     before, _ = ledger.chain.head()
 
     done = threading.Event()

@@ -34,11 +34,15 @@ def test_remaining_quantity_per_lot_and_location(world: World):
         "DP-AB": (Decimal("1000"), Decimal("880"), "unit"),
         **{f"DP-C{i}": (Decimal("200"), Decimal("180"), "unit") for i in range(1, 5)},
     }
-    assert {s.location.name for s in stock.lots} == {"Plant"}
+    # What is packaged was transferred from the plant to the depot that packages it.
+    where = {s.lot.lot_number: s.location.name for s in stock.lots}
+    moved = {"CTN-1", "PLC-1", "DP-AB", "DP-C1", "DP-C2", "DP-C3", "DP-C4"}
+    assert where == {n: "Depot" if n in moved else "Plant" for n in where}
+    assert all(s.in_transit_to is None for s in stock.lots)
     assert stock.as_of == world.runner.head()
     api_only = world.runner.inventory.stock(kind="api", location_id=world.s.places["Plant"])
     assert [s.lot.lot_number for s in api_only.lots] == ["API-A", "API-B", "API-C"]
-    assert world.runner.inventory.stock(location_id=world.s.places["Depot"]).lots == ()
+    assert world.runner.inventory.stock(location_id=world.s.places["Depot"], kind="api").lots == ()
 
 
 def test_kits_per_place_and_status(world: World):

@@ -145,9 +145,11 @@ def test_official_examples_lotline_cannot_map_are_refused_with_a_reason_per_even
         assert all(e.reason for e in errors), name
     # A site's receipt of serialised items maps as it is (the shipment from its desadv number, or,
     # without one, the shipment the items travel in); nothing else in GS1's examples carries what
-    # Lotline's steps need (e.g. a lot's expiry and kind, a second-person check, a kit list).
+    # Lotline's steps need (e.g. a lot's expiry and kind, a second-person check, a kit list). A lot
+    # observed received at a place (GS1's 9.6.2) maps as the receipt of a lot transferred there.
     receipts = {
         "PersistentDisposition-example.jsonld": [0],
+        "Example_9.6.2-ObjectEvent.jsonld": [0],
         "Example_9.6.1-ObjectEvent.jsonld": [1],
         "Example_9.6.1-ObjectEventWithDigitalLink.jsonld": [1],
         "Example_9.6.1-ObjectEvent-with-error-declaration.jsonld": [1],

@@ -102,6 +102,11 @@ SHAPES: dict[str, tuple[int, str]] = {
         1,
         "audit: dict[str, Any]; signature: dict[str, str]; results_ref: str | None",
     ),
+    "ledger.domain.lot:Lot.TransferReceived": (1, "audit: dict[str, Any]; location_id: UUID; intact: bool"),
+    "ledger.domain.lot:Lot.TransferShipped": (
+        1,
+        "audit: dict[str, Any]; transfer_number: str; from_id: UUID; to_id: UUID; quantity: dict[str, str]",
+    ),
     "ledger.domain.lot:Lot.Released": (
         1,
         "audit: dict[str, Any]; signature: dict[str, str]; results_ref: str",

@@ -51,8 +51,12 @@ from tests.builders import (
 
 @pytest.fixture
 def prepared(ledger: Ledger) -> Program:
-    """Released API, excipient, DP-1 (980 units) and placebo (1000 units); nothing packaged yet."""
-    return Program(ledger).reference().materials().formulate().placebo()
+    """Released API, excipient, DP-1 (980 units) and placebo (1000 units), the last two transferred
+    to the depot that packages; nothing packaged yet."""
+    program = Program(ledger).reference().materials().formulate().placebo()
+    program.transfer(program.dp, program.depot)
+    program.transfer(program.placebo_lot, program.depot)
+    return program
 
 
 def lot(ledger: Ledger, lot_id: UUID) -> Lot:
@@ -282,6 +286,7 @@ def test_packaging_an_api_lot_into_kits_is_refused(prepared: Program) -> None:
 
 def test_packaging_a_quarantined_drug_product_is_refused(ledger: Ledger) -> None:
     program = Program(ledger).reference().materials().formulate(release=False).placebo()
+    program.transfer(program.dp, program.depot)  # a lot in quarantine may travel; it is not used
     with writes_nothing(ledger, LotNotUsable, match="status is quarantine"):
         _package(program, [Arm("A", program.dp, 10, 10)], [("K00001", "A")])
 
