@@ -189,12 +189,17 @@ class Actors:
             raise InvalidInput("capture needs the acting user", field="actor")
 
     def pick(self, action: str, roles: Iterable[Role], preferred: Any = None) -> Actor:
-        """The preferred principal if allowed, else the first actor whose role may do `action`."""
+        """The preferred principal if allowed, else the first actor of the preferred role, else the
+        first actor whose role may do `action`."""
         allowed = list(roles)
         wanted = preferred.get("principal") if isinstance(preferred, Mapping) else None
+        role = preferred.get("role") if isinstance(preferred, Mapping) else None
         fitting = [a for a in self.actors if a.role in allowed]
         for a in fitting:
             if a.principal == wanted:
+                return a
+        for a in fitting:
+            if a.role == role:
                 return a
         if fitting:
             return fitting[0]
@@ -972,7 +977,8 @@ class Planner:
                 occurred_at=e.eventTime,
             )
 
-        return Step(group, "confirm a receipt", (Role.SITE,), receipt, _actor_of(e))
+        # at a site by its staff; at a depot (a transfer of stock between depots) by the depot's
+        return Step(group, "confirm a receipt", (Role.SITE, Role.DEPOT), receipt, _actor_of(e))
 
     # --- kits at sites --------------------------------------------------------------------------------------
 

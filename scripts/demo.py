@@ -6,13 +6,14 @@ and excipients into active drug product (API lots are split across batches, and 
 blends two API lots) at the plant, and each drug-product lot is transferred to the regional depot
 that packages it; placebo is bought in from a contract manufacturer, delivered to those depots;
 packaging runs fill both into blinded kits; QA, the QP and the sponsor release them country by
-country; regional depots ship kits to activated sites; sites receive them (a few damaged or missing,
-a few shipments with a temperature excursion that QA then decides on), dispense them to pseudonymous
-subjects at monthly visits and take returns; returned and damaged kits are destroyed under a signed
-authorisation. On the last day the API lot of the latest batch is found suspect: QA opens a recall
-of it and the depots and most sites start working through it (acknowledging, quarantining, dispensed
-kits reported with their subjects, kits sent back and some received at the depot), so the store ends
-with a recall in progress, as a recall investigator would find it.
+country; regional depots ship kits to activated sites (and the first moves some stock to a back-up
+depot); sites receive them (a few damaged or missing, a few shipments with a temperature excursion
+that QA then decides on), dispense them to pseudonymous subjects at monthly visits and take returns;
+returned and damaged kits are destroyed under a signed authorisation. On the last day the API lot of
+the latest batch is found suspect: QA opens a recall of it and the depots and most sites start
+working through it (acknowledging, quarantining, dispensed kits reported with their subjects, kits
+sent back and some received at the depot), so the store ends with a recall in progress, as a recall
+investigator would find it.
 
 Every step goes through the `Ledger`'s public commands with an explicit `occurred_at`, and steps run
 in time order, so each aggregate's history is causally ordered and nothing is dated in the future.
@@ -134,6 +135,9 @@ DEPOTS = {
     "EU": ("DE", "Central packaging and distribution depot, Frankfurt"),
     "NA": ("US", "North America distribution depot, Indianapolis"),
 }
+BACKUP_DEPOT = ("DE", "Back-up stock depot, Hamburg")
+"""Where the first region's depot keeps a back-up stock (a depot-to-depot transfer, late in the trial)."""
+BACKUP_KITS = 12
 
 
 # --- the demo users -------------------------------------------------------------------------------
@@ -394,6 +398,7 @@ class _Program:
         self._incidents: dict[int, str] = {}
         self._decisions = {"transit": 0, "storage": 0}
         self.kits = self.shipments = self.dispensed = self.batches = 0
+        self.transfers = 0  # shipments between depots
         self.enrolled = 0  # subject numbers handed out; some never come to their first visit
         self.recall_number = ""
         self.recall_kits = 0
@@ -468,6 +473,9 @@ class _Program:
         for n, region in enumerate(self.regions):
             country, name = DEPOTS[region]
             self.at(0.02 + n / 100, self._register_place, region, LocationKind.DEPOT, country, name, 2 + n)
+        country, name = BACKUP_DEPOT
+        last = 0.02 + len(self.regions) / 100
+        self.at(last, self._register_place, "backup", LocationKind.DEPOT, country, name, 9)
         total = self.sizes.sites + self.sizes.unactivated_sites
         never_activated = set(self.rng.sample(range(total), self.sizes.unactivated_sites))
         for (country, region, _, cities), count in zip(
@@ -711,6 +719,7 @@ class _Program:
             self.at(self.uniform(0.45, 0.85) * days, self._storage_excursion)
         for k, day in enumerate((0.5 * days, 0.75 * days, days - 25)):
             self.at(day, self._destruction_round, k + 1)
+        self.at(0.6 * days, self._send_backup_stock)
 
     def _plan_recall(self) -> None:
         """The last day, after every other step: a recall of the latest batch's API lot opens."""
@@ -1047,6 +1056,50 @@ class _Program:
             kit.status = KitStatus.IN_TRANSIT
         transit = self.uniform(1, 4) if region == "EU" else self.uniform(1, 3)
         self.at(self.today + transit, self._confirm_receipt, shipment_id, site, kits, self._incidents.get(n))
+
+    def _send_backup_stock(self) -> None:
+        """The first region's depot moves the newest kits of its latest run with stock to the back-up
+        depot (a depot-to-depot transfer), which receives them into its own stock two days later.
+        They stay there: back-up stock, shipped to no site."""
+        region = self.regions[0]
+        runs = [run for run in self.runs if run.region == region and len(run.stock) >= 4]
+        if not runs:
+            return
+        run = max(runs, key=lambda r: len(r.stock))
+        n = min(BACKUP_KITS, len(run.stock) // 2)
+        kits, run.stock = run.stock[:n], run.stock[n:]  # the newest: shipped last
+        self.transfers += 1
+        shipment_id = self.ledger.handle(
+            Ship(
+                shipment_number="TRF-000001",
+                sscc=sscc(900_000_001),
+                from_id=self.places[region],
+                to_id=self.places["backup"],
+                kit_ids=[k.id for k in kits],
+                min_celsius=TRANSIT_CELSIUS[0],
+                max_celsius=TRANSIT_CELSIUS[1],
+                carrier=CARRIERS[region],
+                occurred_at=self.when(),
+            ),
+            self.actor["depot"],
+        ).id
+        self.wrote(1 + len(kits))
+        self.at(self.today + 2, self._receive_backup_stock, shipment_id, kits)
+
+    def _receive_backup_stock(self, shipment_id: UUID, kits: list[_Kit]) -> None:
+        self.wrote(
+            self.ledger.handle(
+                ConfirmReceipt(
+                    shipment_id=shipment_id,
+                    site_id=self.places["backup"],
+                    outcomes={k.number: "received" for k in kits},
+                    logger_min=Decimal("18.2"),
+                    logger_max=Decimal("22.9"),
+                    occurred_at=self.when(),
+                ),
+                self.actor["depot"],
+            )
+        )
 
     def _confirm_receipt(
         self, shipment_id: UUID, site: _Site, kits: list[_Kit], incident: str | None
@@ -1455,7 +1508,7 @@ def generate(
     return DemoSummary(
         events=events,
         kits=program.kits,
-        shipments=program.shipments,
+        shipments=program.shipments + program.transfers,
         sites=len(program.sites),
         lots=len(program.lots) + program.batches,
         batches=program.batches,
@@ -1466,7 +1519,7 @@ def generate(
         recall_number=program.recall_number,
         recall_kits=program.recall_kits,
         plant=program.places["plant"],
-        depots=tuple(program.places[region] for region in program.regions),
+        depots=tuple(program.places[key] for key in (*program.regions, "backup")),
     )
 
 

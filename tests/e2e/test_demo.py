@@ -128,6 +128,28 @@ def test_kits_reach_every_life_cycle_outcome(demo: tuple[Ledger, DemoSummary]) -
     assert len(registered_sites) == summary.sites > len(activated)
 
 
+def test_kits_move_between_depots_and_lots_to_the_depot_that_packages_them(
+    demo: tuple[Ledger, DemoSummary],
+) -> None:
+    ledger, summary = demo
+    backup = summary.depots[-1]
+    # a depot-to-depot transfer: kits received into the back-up depot's stock
+    into_stock = [stream for kind, stream, state in events(ledger)
+                  if kind == "Kit.Received" and state.get("into_stock")]
+    assert 0 < len(into_stock) <= 12
+    assert all(ledger.get(Kit, k).location_id == backup for k in into_stock)
+    # every drug-product lot made at the plant goes to a regional depot, received there, before packaging
+    made = [stream for kind, stream, state in events(ledger)
+            if kind == "Lot.Received" and state["produced_by_batch_id"] is not None]
+    assert made
+    for lot_id in made:
+        history = [type(e).__name__ for e in ledger.events.get(lot_id)]
+        steps = [history.index(step) for step in ("TransferShipped", "TransferReceived", "Consumed")]
+        assert steps == sorted(steps), history
+        lot = ledger.get(Lot, lot_id)
+        assert lot.location_id in summary.depots[:-1] and lot.in_transit_to is None
+
+
 def test_demo_refuses_a_store_that_already_has_events(demo: tuple[Ledger, DemoSummary]) -> None:
     ledger, summary = demo
     with pytest.raises(StoreNotEmpty):

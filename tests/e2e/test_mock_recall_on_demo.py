@@ -210,7 +210,8 @@ def check_status(api: Api, rid: str, c: Campaign) -> dict[str, Any]:
 
 def add_staff(api: Api) -> None:
     """QA, depot (bound to the demo's depots), recall investigator and inspector."""
-    depots = tuple(Location.create_id(gln(2 + n)) for n in range(2))  # the demo's regional depots
+    # the demo's regional depots and its back-up depot
+    depots = (*(Location.create_id(gln(2 + n)) for n in range(2)), Location.create_id(gln(9)))
     for principal in STAFF:
         role, name = USERS[principal]
         api.add_user(principal, role, name, depots if role == Role.DEPOT else ())
