@@ -927,6 +927,7 @@ class Planner:
                 and o.biz_step == "receiving"
                 and o.eventTime == e.eventTime
                 and o.disposition_word != "returned"
+                and o.epcList  # a lot's receipt (LGTIN quantities) is a step of its own
             ):
                 break
             if _optional_shipment_number(o) != number:

@@ -305,6 +305,9 @@ def _lot_decision(step_word: str, disposition: str) -> Callable[[Mapper, Step], 
     def handle(m: Mapper, s: Step) -> list[dict[str, Any]]:
         e = s.first
         lot = m.lot(e.originator_id)
+        # where the lot was when QA decided (it may have been transferred since; in transit: the
+        # place it left)
+        then: Any = m.ledger.repository.get(e.originator_id, version=e.originator_version)
         extra = {"lotline:resultsRef": e.results_ref} if getattr(e, "results_ref", None) else {}
         return [
             _object(
@@ -313,7 +316,7 @@ def _lot_decision(step_word: str, disposition: str) -> Callable[[Mapper, Step], 
                 step_word,
                 disposition,
                 quantityList=[{"epcClass": m.lgtin(lot.id)}],
-                **m.place(lot.location_id),
+                **m.place(then.location_id),
                 **_reason(e),
                 **extra,
             )

@@ -145,9 +145,9 @@ def formulate(ledger: Ledger, actor: Actor, cmd: Formulate) -> Recorded:
     lots, consumed = [], []
     for line in cmd.inputs:
         lot = ledger.get(Lot, line.lot_id)
+        lot.require_at(cmd.location_id, "formulating with it")  # first: nothing said of a lot elsewhere
         if lot.kind == LotKind.DRUG_PRODUCT:
             raise LotNotUsable(lot.id, lot.lot_number, "a drug-product lot is packaged, not formulated")
-        lot.require_at(cmd.location_id, "formulating with it")
         lot.require_usable(today)
         taken = lot.consume(audit, line.quantity, batch_id, "formulation")
         lots.append(lot)

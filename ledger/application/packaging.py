@@ -50,7 +50,6 @@ def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
     arm_records: list[dict[str, Any]] = []
 
     def take(lot: Lot, qty: Quantity) -> None:
-        lot.require_at(cmd.location_id, "packaging with it")
         lot.require_usable(today)
         taken = lot.consume(audit, qty, run_id, "packaging")
         lots.append(lot)
@@ -69,6 +68,7 @@ def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
             arm.treatment, count, arm.units_per_kit, arm.units_issued, arm.samples, arm.rejects
         )
         lot = ledger.get(Lot, arm.dp_lot_id)
+        lot.require_at(cmd.location_id, "packaging with it")  # first: nothing said of a lot elsewhere
         if lot.kind != LotKind.DRUG_PRODUCT:
             raise LotNotUsable(lot.id, lot.lot_number, "only drug-product lots fill kits")
         take(lot, Quantity.of(arm.units_issued, "unit", "units_issued"))
@@ -85,6 +85,7 @@ def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
         )
     for line in cmd.components:
         lot = ledger.get(Lot, line.lot_id)
+        lot.require_at(cmd.location_id, "packaging with it")
         if lot.kind != LotKind.PACKAGING_COMPONENT:
             raise LotNotUsable(lot.id, lot.lot_number, "not a packaging component")
         take(lot, line.quantity)

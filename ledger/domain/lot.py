@@ -194,10 +194,10 @@ class Lot(LedgerAggregate):
 
     def require_at(self, location_id: UUID, step: str) -> None:
         """The lot is held at `location_id` (received or made there, or transferred and received there):
-        nothing is formulated, packaged or sent from a place the lot is not at."""
+        nothing is formulated, packaged or sent from a place the lot is not at. Checked before
+        anything else of the lot: the refusal says nothing of where it is or what state it is in."""
         if self.in_transit_to is not None or self.location_id != location_id:
-            where = "it is in transit" if self.in_transit_to is not None else "it is held at another place"
-            raise LotNotHere(self.id, self.lot_number, f"{where}; transfer it here before {step}")
+            raise LotNotHere(self.id, self.lot_number, f"it is not held here; transfer it here before {step}")
 
     def require_quantity(self, qty: Quantity) -> Quantity:
         """`qty` in the lot's own unit, if that much remains; refuses mixing mass with counts."""
@@ -271,10 +271,8 @@ class Lot(LedgerAggregate):
     def receive_transfer(self, audit: dict[str, Any], location_id: UUID, intact: bool) -> None:
         """Receipt at the place the lot was sent to; a lot that arrives damaged is put on hold until QA
         decides (the receipt says why)."""
-        if self.in_transit_to is None:
-            raise InvalidTransition("lot", self.lot_number, "not in transit", "receive a transfer")
-        if self.in_transit_to != location_id:
-            raise LotNotHere(self.id, self.lot_number, "it was sent to another place; it is received there")
+        if self.in_transit_to != location_id:  # not travelling, or travelling elsewhere: not said which
+            raise LotNotHere(self.id, self.lot_number, "it is not on its way here; nothing to receive")
         if not intact and not audit.get("reason"):
             raise InvalidInput("a lot received damaged needs remarks saying what is wrong", field="remarks")
         self._require_after_last_step(audit, "receipt")

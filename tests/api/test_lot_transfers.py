@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from epcis.ids import sgln
 from ledger.commands import ReleaseLot
 from ledger.values import Meaning, sign
 from tests.api.conftest import Api
-from tests.builders import KIT_GTIN, Program, actors
+from tests.builders import DEPOT_GLN, KIT_GTIN, Program, actors
 
 CHECKER = {"principal": "mfg2", "password": "correct horse battery staple"}
 
@@ -65,14 +66,14 @@ def test_a_lot_is_transferred_to_the_packaging_depot_and_packaged_there(api: Api
     assert travelling["location"]["id"] == str(program.plant)  # listed where it left until received
     assert travelling["in_transit_to"]["id"] == str(program.depot)
     in_transit = api.post("mfg1", "/packaging-runs", body)
-    assert in_transit.status_code == 409 and "in transit" in in_transit.json()["message"], in_transit.text
+    assert in_transit.status_code == 409 and in_transit.json()["code"] == "lot_not_here", in_transit.text
 
     wrong_place = api.post("mfg1", f"/lots/{dp}/transfers/receipt", {"location_id": str(program.plant)})
     assert wrong_place.status_code == 409 and wrong_place.json()["code"] == "lot_not_here", wrong_place.text
     received = api.post("depot1", f"/lots/{dp}/transfers/receipt", {"location_id": str(program.depot)})
     assert received.status_code == 200, received.text
     again = api.post("depot1", f"/lots/{dp}/transfers/receipt", {"location_id": str(program.depot)})
-    assert again.status_code == 409 and again.json()["code"] == "invalid_transition", again.text
+    assert again.status_code == 409 and again.json()["code"] == "lot_not_here", again.text
     arrived = stock_of(api, dp)
     assert (arrived["location"]["id"], arrived["in_transit_to"], arrived["remaining"]) == (
         str(program.depot),
@@ -88,11 +89,15 @@ def test_a_lot_is_transferred_to_the_packaging_depot_and_packaged_there(api: Api
     steps = [(e["event"], e["principal"]) for e in trail]
     assert ("TransferShipped", "mfg1") in steps and ("TransferReceived", "depot1") in steps, steps
 
+    hold = {"reason": "stability pull out of trend"}
+    assert api.post("qa1", f"/lots/{dp}/hold", hold).status_code == 200  # QA decides where it is now
     export = api.get("insp1", "/epcis/events/export")
     assert export.status_code == 200, export.text
     moves = [e for e in export.json()["epcisBody"]["eventList"] if e.get("lotline:transferNumber") == "TR-2"]
     assert [(e["bizStep"], e["disposition"]) for e in moves] == [("shipping", "in_transit")]
     assert moves[0]["quantityList"][0]["quantity"] == 97
+    (held,) = [e for e in export.json()["epcisBody"]["eventList"] if e.get("bizStep") == "holding"]
+    assert held["bizLocation"]["id"] == sgln(DEPOT_GLN)  # not the plant it was made at
 
 
 def test_a_lot_that_arrives_damaged_is_on_hold_until_qa_decides(api: Api, program: Program) -> None:

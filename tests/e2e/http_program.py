@@ -199,7 +199,8 @@ def run_program(client: httpx.Client, identity: Identity, export_dir: Path) -> d
     # 3b. the drug product and the placebo go from the plant to the depot that packages them: sent
     #     by the plant, received by the depot
     for lot, number in ((dp, "TR-1"), (placebo, "TR-2")):
-        d.post("mfg1", f"/lots/{lot}/transfers", {"transfer_number": number, "from_id": plant, "to_id": depot})
+        transfer = {"transfer_number": number, "from_id": plant, "to_id": depot}
+        d.post("mfg1", f"/lots/{lot}/transfers", transfer)
         d.post("depot1", f"/lots/{lot}/transfers/receipt", {"location_id": depot})
 
     # 4. packaging into blinded kits, then QA disposition, QP certification, sponsor release for DE

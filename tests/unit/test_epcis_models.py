@@ -9,6 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from epcis import check
+from epcis.capture import Planner
+from epcis.eventhash import document_hash_ids
 from epcis.ids import lgtin, parse, sgln, sgtin, sscc
 from epcis.models import EPCISDocument, validation_problems
 from ledger.gs1 import with_check_digit
@@ -169,3 +171,21 @@ def test_document_level_copy_is_not_changed_by_validation() -> None:
     before = copy.deepcopy(doc)
     EPCISDocument.model_validate(doc)
     assert doc == before
+
+
+def test_a_lot_received_at_the_same_time_as_kits_is_a_step_of_its_own() -> None:
+    """A site's kit receipt without a shipment number groups the receiving events of that time; a
+    lot's receipt (an LGTIN quantity, no EPCs) that follows is planned as the transfer's receipt."""
+    place = {"id": sgln(with_check_digit("400000000002"))}
+    kits = _event(bizStep="receiving", disposition="in_progress", bizLocation=place)
+    lot = _event(
+        bizStep="receiving",
+        disposition="in_progress",
+        bizLocation=place,
+        epcList=None,
+        quantityList=[{"epcClass": lgtin(with_check_digit("0400000000030"), "DP-1")}],
+    )
+    doc = _document(kits, lot)
+    steps, errors = Planner(EPCISDocument.model_validate(doc), document_hash_ids(doc)).plan()
+    assert errors == []
+    assert [(s.action, s.indices) for s in steps] == [("confirm a receipt", [0]), ("receive a lot", [1])]

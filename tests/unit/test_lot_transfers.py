@@ -23,7 +23,6 @@ from ledger.commands import (
 from ledger.domain import Lot, LotStatus
 from ledger.errors import (
     InvalidInput,
-    InvalidTransition,
     LocationNotFound,
     LotNotHere,
     LotNotUsable,
@@ -71,13 +70,13 @@ def lot(p: Program, lot_id: UUID) -> Lot:
 
 
 def test_packaging_where_the_drug_product_lot_is_not_is_refused_until_it_is_moved(made: Program) -> None:
-    with writes_nothing(made.ledger, LotNotHere, "lot DP-1 is not at this place: it is held at another"):
+    with writes_nothing(made.ledger, LotNotHere, "lot DP-1 is not at this place: it is not held here"):
         package(made, made.depot)
     send(made, made.dp, made.depot)
     send(made, made.placebo_lot, made.depot, number="TR-2")
     moving = lot(made, made.dp)
     assert (moving.location_id, moving.in_transit_to) == (made.plant, made.depot)
-    with writes_nothing(made.ledger, LotNotHere, "it is in transit"):
+    with writes_nothing(made.ledger, LotNotHere, "not held here"):  # in transit
         package(made, made.depot)
     receive(made, made.dp, made.depot)
     receive(made, made.placebo_lot, made.depot)
@@ -88,22 +87,22 @@ def test_packaging_where_the_drug_product_lot_is_not_is_refused_until_it_is_move
     package(made, made.depot)
     assert lot(made, made.dp).remaining == Quantity.of(960, "unit")
     # and the plant, which no longer holds it, cannot package it
-    with writes_nothing(made.ledger, LotNotHere, "held at another place"):
+    with writes_nothing(made.ledger, LotNotHere, "not held here"):
         package(made, made.plant, "P-2")
 
 
 def test_formulation_uses_only_lots_held_at_its_plant(made: Program) -> None:
     send(made, made.api, made.depot)
-    with writes_nothing(made.ledger, LotNotHere, "lot API-1 is not at this place: it is in transit"):
+    with writes_nothing(made.ledger, LotNotHere, "lot API-1 is not at this place: it is not held here"):
         made.formulate_batch([(made.api, "100 g"), (made.excipient, "100 g")])
     receive(made, made.api, made.depot)
-    with writes_nothing(made.ledger, LotNotHere, "lot API-1 is not at this place: it is held at another"):
+    with writes_nothing(made.ledger, LotNotHere, "lot API-1 is not at this place: it is not held here"):
         made.formulate_batch([(made.api, "100 g"), (made.excipient, "100 g")])
 
 
 def test_a_lot_is_sent_only_from_where_it_is(made: Program) -> None:
     L = made.ledger
-    with writes_nothing(L, LotNotHere, "held at another place; transfer it here before sending it"):
+    with writes_nothing(L, LotNotHere, "not held here; transfer it here before sending it"):
         L.handle(TransferLot(lot_id=made.dp, transfer_number="TR-1", from_id=made.depot, to_id=made.plant),
                  actors.depot)
     with writes_nothing(L, InvalidInput, "a transfer goes to another place"):
@@ -113,19 +112,20 @@ def test_a_lot_is_sent_only_from_where_it_is(made: Program) -> None:
     with writes_nothing(L, LocationNotFound):
         send(made, made.dp, UUID(int=7))
     send(made, made.dp, made.depot)
-    with writes_nothing(L, LotNotHere, "it is in transit"):  # not sent twice
+    with writes_nothing(L, LotNotHere, "not held here"):  # in transit: not sent twice
         send(made, made.dp, made.depot, number="TR-2")
 
 
 def test_a_lot_is_received_only_where_it_was_sent_and_only_once(made: Program) -> None:
     L = made.ledger
-    with writes_nothing(L, InvalidTransition, "not in transit"):
+    # not travelling, travelling elsewhere, already received: one refusal that says nothing more
+    with writes_nothing(L, LotNotHere, "it is not on its way here"):
         receive(made, made.dp, made.depot)
     send(made, made.dp, made.depot)
-    with writes_nothing(L, LotNotHere, "it was sent to another place"):
+    with writes_nothing(L, LotNotHere, "it is not on its way here"):
         receive(made, made.dp, made.plant, by=actors.mfg)
     receive(made, made.dp, made.depot)
-    with writes_nothing(L, InvalidTransition, "not in transit"):
+    with writes_nothing(L, LotNotHere, "it is not on its way here"):
         receive(made, made.dp, made.depot)
 
 

@@ -280,6 +280,7 @@ def test_packaging_a_kit_list_with_an_arm_missing_is_refused(prepared: Program) 
 
 
 def test_packaging_an_api_lot_into_kits_is_refused(prepared: Program) -> None:
+    prepared.transfer(prepared.api, prepared.depot)
     with writes_nothing(prepared.ledger, LotNotUsable, match="only drug-product lots"):
         _package(prepared, [Arm("A", prepared.api, 10, 10)], [("K00001", "A")])
 
