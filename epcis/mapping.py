@@ -304,7 +304,6 @@ def _lot_received(m: Mapper, s: Step) -> list[dict[str, Any]]:
 def _lot_decision(step_word: str, disposition: str) -> Callable[[Mapper, Step], list[dict[str, Any]]]:
     def handle(m: Mapper, s: Step) -> list[dict[str, Any]]:
         e = s.first
-        lot = m.lot(e.originator_id)
         # where the lot was when QA decided (it may have been transferred since; in transit: the
         # place it left)
         then: Any = m.ledger.repository.get(e.originator_id, version=e.originator_version)
@@ -315,7 +314,7 @@ def _lot_decision(step_word: str, disposition: str) -> Callable[[Mapper, Step], 
                 "OBSERVE",
                 step_word,
                 disposition,
-                quantityList=[{"epcClass": m.lgtin(lot.id)}],
+                quantityList=[{"epcClass": m.lgtin(e.originator_id)}],
                 **m.place(then.location_id),
                 **_reason(e),
                 **extra,

@@ -59,6 +59,7 @@ from ledger.domain import (
     PackagingRun,
     Shipment,
 )
+from ledger.domain.lot import status_on_arrival
 from ledger.errors import KitNotFound, LotNotFound
 from projections import kitstate
 from projections.base import (
@@ -305,10 +306,9 @@ class _Writer(BatchWriter):
     def lot_transfer_received(self, position: int, e: Any) -> None:
         """The lot's place is where it was last received; arrived damaged, it is on hold."""
         this = lot.c.lot_id == e.originator_id
-        self.conn.execute(update(lot).where(this).values(location_id=e.location_id))
-        if not e.intact:
-            held = lot.c.status.in_(("released", "quarantine"))
-            self.conn.execute(update(lot).where(this, held).values(status="on_hold"))
+        status = self.conn.execute(select(lot.c.status).where(this)).scalar_one()
+        self.conn.execute(update(lot).where(this).values(
+            location_id=e.location_id, status=status_on_arrival(status, e.intact)))
 
     @on(ManufacturingBatch.Formulated)
     def formulated(self, position: int, e: Any) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import Column, Connection, Date, Index, MetaData, String, Table,
 
 from ledger.domain import Location, Lot
 from ledger.domain.kit import IN_SUPPLY
+from ledger.domain.lot import status_on_arrival
 from ledger.errors import InvalidInput, LocationNotFound
 from projections import genealogy as gen
 from projections.base import (
@@ -121,9 +122,8 @@ class _Writer(BatchWriter):
     @on(Lot.TransferReceived)
     def lot_transfer_received(self, position: int, e: Any) -> None:
         row = self._lot(e.originator_id)
-        row.update(location_id=e.location_id, in_transit_to=None)
-        if not e.intact and row["status"] in ("released", "quarantine"):
-            row["status"] = "on_hold"
+        row.update(location_id=e.location_id, in_transit_to=None,
+                   status=status_on_arrival(row["status"], e.intact))
 
     @on(Lot.QuantityCorrected)
     def lot_quantity_corrected(self, position: int, e: Any) -> None:

@@ -54,6 +54,14 @@ _TRANSITIONS = {
 }
 
 
+def status_on_arrival(status: str, intact: bool) -> str:
+    """A lot's status once a transfer's receipt records it: arrived damaged, a released or quarantined
+    lot is on hold until QA decides. One rule, applied by `Lot` and by the read models."""
+    if not intact and status in (LotStatus.RELEASED, LotStatus.QUARANTINE):
+        return str(LotStatus.ON_HOLD)
+    return str(status)
+
+
 class Lot(LedgerAggregate):
     """A lot of one material, identified by GTIN + lot number; starts in quarantine."""
 
@@ -395,8 +403,7 @@ class Lot(LedgerAggregate):
     @event(TransferReceived)
     def _transfer_received(self, audit: dict[str, Any], location_id: UUID, intact: bool) -> None:
         self.location_id, self.in_transit_to = location_id, None
-        if not intact and self.status in (LotStatus.RELEASED, LotStatus.QUARANTINE):
-            self.status = LotStatus.ON_HOLD
+        self.status = LotStatus(status_on_arrival(self.status, intact))
         self._touch(audit)
 
     class QuantityCorrected(Aggregate.Event):
