@@ -24,7 +24,18 @@ from api.idempotency import IdempotencyStore
 from api.limits import BodyLimit
 from api.query_text import clean_query
 from api.readside import ReadSide
-from api.routes import admin, distribution, inspector, lots, manufacturing, queries, recalls, release, site
+from api.routes import (
+    access,
+    admin,
+    distribution,
+    inspector,
+    lots,
+    manufacturing,
+    queries,
+    recalls,
+    release,
+    site,
+)
 from api.routes import epcis as epcis_routes
 from epcis import Epcis
 from ledger.application import Ledger
@@ -99,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         require_current(url)
         try:
             app.state.ledger = _opened(opened, Ledger.open(url, keys_dir=app_settings.keys_dir))
-            app.state.identity = _opened(opened, Identity.open(url))
+            app.state.identity = _opened(opened, Identity.open(url, ledger=app.state.ledger))
             app.state.idempotency = IdempotencyStore(app.state.identity.engine)
             app.state.transparency = _opened(
                 opened, Transparency.for_reader(app.state.ledger.chain, app_settings)
@@ -134,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=app_settings.max_body_bytes)
     errors.install(app)
     openapi.install(app)
-    for module in (admin, lots, manufacturing, release, distribution, site, queries, inspector):
+    for module in (admin, access, lots, manufacturing, release, distribution, site, queries, inspector):
         app.include_router(module.router)
     app.include_router(epcis_routes.router)
     app.include_router(recalls.router)

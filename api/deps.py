@@ -23,6 +23,7 @@ from api.idempotency import IdempotencyStore, Once, request_hash
 from api.readside import ReadSide
 from epcis import Epcis
 from ledger.application import Ledger
+from ledger.commands import RecordUnblindedRead
 from ledger.config import Settings
 from ledger.identity import Identity, Session, User
 from ledger.transparency import Transparency
@@ -137,10 +138,36 @@ Verifier = Annotated[User, Depends(_allowed(permissions.VERIFY, "run verificatio
 Exporter = Annotated[User, Depends(_allowed(permissions.EXPORT, "download the audit export"))]
 WitnessOperator = Annotated[User, Depends(_allowed(permissions.WITNESS, "act as a witness"))]
 CheckpointMaker = Annotated[User, Depends(_allowed(permissions.CHECKPOINT, "sign a checkpoint"))]
+AccessReader = Annotated[User, Depends(_allowed(permissions.ACCESS, "read users and their access"))]
+Administrator = Annotated[User, Depends(_allowed(permissions.ADMINISTER, "change users' access"))]
 Capturer = Annotated[User, Depends(_allowed(permissions.CAPTURE, "capture EPCIS documents"))]
 RecallReader = Annotated[
     User, Depends(_allowed(permissions.RECALL_STATUS, "read recall status, outstanding kits or reports"))
 ]
+
+
+class Unblinding:
+    """Grants a request's unblinded answer: refused (403) but to the roles that may read unblinded data,
+    and recorded in the chain (an event of the reader's account, naming what and the request) before
+    the answer is made."""
+
+    def __init__(self, user: User, ledger: Ledger, request: Request) -> None:
+        self.user, self.ledger, self.request = user, ledger, request
+
+    def __call__(self, unblinded: bool, what: str) -> bool:
+        if unblinded:
+            require_role(self.user, "see unblinded answers", permissions.UNBLINDED)
+            url = self.request.url
+            asked = f"{self.request.method} {url.path}" + (f"?{url.query}" if url.query else "")
+            self.ledger.handle(RecordUnblindedRead(what=what[:200], request=asked[:2000]), self.user.actor)
+        return unblinded
+
+
+async def get_unblinding(user: UserDep, ledger: LedgerDep, request: Request) -> Unblinding:
+    return Unblinding(user, ledger, request)
+
+
+UnblindingDep = Annotated[Unblinding, Depends(get_unblinding)]
 
 
 async def own_site(site_id: UUID, user: UserDep) -> UUID:

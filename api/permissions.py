@@ -7,14 +7,16 @@ unblind them); they see kit counts and custody only at their own sites.
 
 from __future__ import annotations
 
+from ledger.application.access import UNBLINDED_READERS
 from ledger.values import Role
 
 EVERYONE = frozenset(Role)
 TRACE = EVERYONE - {Role.SITE}
 """Blinded genealogy, recall impact, inventory of lots, custody and audit trails."""
 
-UNBLINDED = frozenset({Role.QA, Role.QP, Role.RECALL_INVESTIGATOR, Role.INSPECTOR})
-"""May ask for `unblinded=true` answers (treatment and drug-product lot of each kit)."""
+UNBLINDED = frozenset(UNBLINDED_READERS)
+"""May ask for `unblinded=true` answers (treatment and drug-product lot of each kit); each such read is
+recorded first, as an event of the reader's account (the ledger's rule)."""
 
 STOCK = EVERYONE
 """Kit counts and expiring kits (a site user: their own sites only)."""
@@ -37,3 +39,9 @@ CAPTURE = frozenset({Role.MANUFACTURING, Role.QA, Role.QP, Role.DEPOT, Role.ADMI
 RECALL_STATUS = frozenset({Role.QA, Role.QP, Role.RECALL_INVESTIGATOR, Role.INSPECTOR, Role.ADMIN})
 """Read a recall campaign's status, its outstanding kits and its report (site users read only their own
 site's task list; they stay blinded: kit numbers only)."""
+
+ACCESS = frozenset({Role.ADMIN, Role.QA, Role.INSPECTOR})
+"""Read users, their roles, places and token ids (never a secret)."""
+
+ADMINISTER = frozenset({Role.ADMIN})
+"""Change users' access (the ledger's own rule, checked before a password is hashed or a user looked up)."""

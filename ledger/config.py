@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     """The longest a lot may be good for: a lot whose expiry is more than this many days after its
     manufacture is refused at receipt (and a formulation's output likewise)."""
 
+    late_entry_hours: float = Field(24.0, ge=0, le=24 * 3653)
+    """A step that happened more than this many hours before it is recorded is a late entry (ALCOA+:
+    contemporaneous): it needs a reason (`late_reason`) and is flagged in its event, the audit trail
+    and the reports. 0 makes every back-dated step a late entry."""
+
     # --- the HTTP API (`lotline serve`) ----------------------------------------------------------
 
     host: str = "127.0.0.1"

@@ -88,6 +88,21 @@ class InvalidInput(LedgerError):
         super().__init__(message, field=field, **details)
 
 
+class LateEntryNeedsReason(InvalidInput):
+    """A step recorded longer after it happened than the late-entry window allows, without a reason."""
+
+    code = "late_entry_reason_required"
+
+    def __init__(self, occurred_at: str, window_hours: float) -> None:
+        super().__init__(
+            f"occurred_at {occurred_at} is more than {window_hours:g} h ago: a late entry needs a reason "
+            "(late_reason), recorded and flagged with it",
+            field="late_reason",
+            occurred_at=occurred_at,
+            window_hours=window_hours,
+        )
+
+
 class UnitMismatch(InvalidInput):
     code = "unit_mismatch"
 

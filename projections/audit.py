@@ -8,10 +8,16 @@ shipment records `Shipped` on each kit). The chain position and hash are read at
 
 Blinding: the kit list (`allocation`) of a packaging event is left out of the stored changes; it
 is read through the genealogy's unblinded queries only.
+
+Search (`AuditTrail.search`): by actor, role, event type, signature meaning, place, entity, late
+entries and time range (occurred or recorded), each row with its chain position and hash. The places
+an event concerns are the ids in its place fields (`PLACE_FIELDS`), and a location's own events.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +27,7 @@ from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Index,
@@ -31,11 +38,13 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    func,
     select,
 )
 
 from ledger.errors import NotFound
 from ledger.recorders import CHAIN_TABLE
+from ledger.values import iso
 from projections.base import POSITION, BatchWriter, Positioned, Projection
 from projections.db import insert_rows, reading
 
@@ -55,8 +64,24 @@ entry = Table(
     Column("recorded_at", String(40), nullable=False),
     Column("reason", String(2000)),
     Column("changes", Text, nullable=False),
+    Column("meaning", String(40)),
+    Column("late_entry", Boolean, nullable=False),
+    Column("late_reason", String(2000)),
     Index("audit_entry_stream", "originator_id", "originator_version", unique=True),
+    Index("audit_entry_principal", "principal", "position"),
+    Index("audit_entry_recorded", "recorded_at"),
+    Index("audit_entry_occurred", "occurred_at"),
 )
+
+place = Table(
+    "audit_place", metadata,
+    Column("place_id", Uuid, primary_key=True),
+    Column("position", POSITION, primary_key=True, autoincrement=False),
+)
+
+PLACE_FIELDS = ("location_id", "site_id", "from_id", "to_id", "depot_id", "place_id", "places")
+"""Event fields that name the places an event concerns: an id, or for `places` a list of ids (a user's
+places) or a mapping keyed by place id (the places a recall reaches)."""
 
 # The ledger's chain table, read only (the ledger creates and writes it).
 chain = Table(
@@ -77,10 +102,27 @@ def _text(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime | date) else str(value)
 
 
+def _places(aggregate: str, e: Any) -> set[UUID]:
+    found = {e.originator_id} if aggregate == "Location" else set()
+    for name in PLACE_FIELDS:
+        value = getattr(e, name, None)
+        # one id, a list of ids, or (a recall's `places`) a mapping keyed by place id
+        for item in value if isinstance(value, list | tuple | dict) else [value]:
+            if item is not None:
+                found.add(item if isinstance(item, UUID) else UUID(str(item)))
+    return found
+
+
+def _meaning(e: Any) -> str | None:
+    signature = getattr(e, "signature", None)
+    return signature.get("meaning") if isinstance(signature, dict) else None
+
+
 class _Writer(BatchWriter):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self.rows: list[dict[str, Any]] = []
+        self.places: list[dict[str, Any]] = []
 
     def apply(self, events: Sequence[Positioned]) -> None:
         """Every event is audited, whatever its type: no dispatch table."""
@@ -91,13 +133,18 @@ class _Writer(BatchWriter):
                 "position": position, "originator_id": e.originator_id,
                 "originator_version": e.originator_version, "aggregate": aggregate, "event": name,
                 "principal": audit["principal"], "role": audit["role"], "name": audit["name"],
-                "occurred_at": audit["occurred_at"], "recorded_at": e.timestamp.isoformat(),
+                "occurred_at": audit["occurred_at"], "recorded_at": iso(e.timestamp),
                 "reason": audit.get("reason"),
                 "changes": json.dumps({k: v for k, v in vars(e).items() if k not in _NOT_CHANGES},
                                       default=_text),
+                "meaning": _meaning(e), "late_entry": bool(audit.get("late_entry")),
+                "late_reason": audit.get("late_reason"),
             })
+            self.places += [{"place_id": p, "position": position} for p in _places(aggregate, e)]
         insert_rows(self.conn, entry, self.rows)
+        insert_rows(self.conn, place, self.places)
         self.rows.clear()
+        self.places.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +164,13 @@ class AuditEntry:
     changes: dict[str, Any]
     seq: int | None
     chain_hash: str | None
+    meaning: str | None = None
+    """The meaning of the electronic signature the event carries, if it carries one."""
+    late_entry: bool = False
+    """Recorded longer after it happened than the late-entry window allowed (with `late_reason`)."""
+    late_reason: str | None = None
+    entity_id: UUID | None = None
+    """The entity (stream) the event belongs to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +183,61 @@ class Trail:
     as_of: int
 
 
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """What an audit search asks for; every given criterion must hold. `event` is `Aggregate.Event`
+    (`Lot.Released`) or the event's name alone (`Released`); times are inclusive `from`, exclusive `to`."""
+
+    principal: str | None = None
+    role: str | None = None
+    event: str | None = None
+    meaning: str | None = None
+    place_id: UUID | None = None
+    entity_id: UUID | None = None
+    late_entry: bool | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    recorded_from: datetime | None = None
+    recorded_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFound:
+    """A page of the events an audit search found, in chain order, and how many there are in all."""
+
+    total: int
+    limit: int
+    offset: int
+    entries: tuple[AuditEntry, ...]
+    as_of: int
+
+
 class AuditTrail(Projection):
     """Who did what, when and why, to any entity, with each event's place in the hash chain."""
 
     name = "audit"
     metadata = metadata
     writer = _Writer
+    schema = 2  # 2: signature meaning, late entries, places, search indexes
+
+    def search(self, query: AuditQuery, limit: int = 100, offset: int = 0) -> AuditFound:
+        """The events matching `query`, oldest first, `limit` from `offset`, with chain seq and hash."""
+        where = _criteria(query)
+        counted = select(func.count()).select_from(entry).where(*where)
+        rows_query = (
+            select(entry, chain.c.seq, chain.c.chain_hash)
+            .outerjoin(chain, and_(chain.c.originator_id == entry.c.originator_id,
+                                   chain.c.originator_version == entry.c.originator_version))
+            .where(*where)
+            .order_by(entry.c.position)
+            .limit(limit)
+            .offset(offset)
+        )
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            total = int(conn.execute(counted).scalar_one())
+            rows = conn.execute(rows_query).mappings().all()
+        return AuditFound(total, limit, offset, tuple(_entry(r) for r in rows), as_of)
 
     def trail(self, aggregate_id: UUID) -> Trail:
         """Every event of the entity `aggregate_id`, in order, with chain seq and hash."""
@@ -150,12 +253,68 @@ class AuditTrail(Projection):
             rows = conn.execute(query).mappings().all()
         if not rows:
             raise NotFound("entity", aggregate_id)
-        return Trail(aggregate_id, rows[0]["aggregate"], tuple(
-            AuditEntry(
-                r["position"], r["originator_version"], r["aggregate"], r["event"], r["principal"],
-                r["role"], r["name"], datetime.fromisoformat(r["occurred_at"]),
-                datetime.fromisoformat(r["recorded_at"]), r["reason"], json.loads(r["changes"]), r["seq"],
-                bytes(r["chain_hash"]).hex() if r["chain_hash"] is not None else None,
-            )
-            for r in rows
-        ), as_of)
+        return Trail(aggregate_id, rows[0]["aggregate"], tuple(_entry(r) for r in rows), as_of)
+
+
+def _entry(r: Any) -> AuditEntry:
+    return AuditEntry(
+        r["position"], r["originator_version"], r["aggregate"], r["event"], r["principal"],
+        r["role"], r["name"], datetime.fromisoformat(r["occurred_at"]),
+        datetime.fromisoformat(r["recorded_at"]), r["reason"], json.loads(r["changes"]), r["seq"],
+        bytes(r["chain_hash"]).hex() if r["chain_hash"] is not None else None,
+        r["meaning"], bool(r["late_entry"]), r["late_reason"], r["originator_id"],
+    )
+
+
+def _criteria(q: AuditQuery) -> list[Any]:
+    where: list[Any] = []
+    if q.principal is not None:
+        where.append(entry.c.principal == q.principal)
+    if q.role is not None:
+        where.append(entry.c.role == q.role)
+    if q.event is not None:
+        aggregate, _, name = q.event.rpartition(".")
+        where.append(entry.c.event == name)
+        if aggregate:
+            where.append(entry.c.aggregate == aggregate)
+    if q.meaning is not None:
+        where.append(entry.c.meaning == q.meaning)
+    if q.entity_id is not None:
+        where.append(entry.c.originator_id == q.entity_id)
+    if q.late_entry is not None:
+        where.append(entry.c.late_entry.is_(q.late_entry))
+    if q.place_id is not None:
+        at = select(place.c.position).where(place.c.place_id == q.place_id)
+        where.append(entry.c.position.in_(at))
+    for column, start, end in (
+        (entry.c.occurred_at, q.occurred_from, q.occurred_to),
+        (entry.c.recorded_at, q.recorded_from, q.recorded_to),
+    ):
+        if start is not None:
+            where.append(column >= iso(start))
+        if end is not None:
+            where.append(column < iso(end))
+    return where
+
+
+CSV_COLUMNS = (
+    "seq", "chain_hash", "recorded_at", "occurred_at", "late_entry", "late_reason", "principal", "name",
+    "role", "aggregate", "entity_id", "version", "event", "meaning", "reason", "changes",
+)
+"""The columns of an audit search exported as CSV (`lotline audit search --format csv`, `GET /audit`
+with `format=csv`): each row names its chain position and hash, so it can be tied to the verified chain."""
+
+
+def as_csv(entries: Sequence[AuditEntry]) -> str:
+    """The entries as CSV (RFC 4180, a header row, `changes` as JSON text)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for e in entries:
+        writer.writerow([
+            e.seq, e.chain_hash, e.recorded_at.isoformat(), e.occurred_at.isoformat(),
+            "yes" if e.late_entry else "", e.late_reason or "", e.principal, e.name, e.role, e.aggregate,
+            e.entity_id, e.version, e.event, e.meaning or "", e.reason or "",
+            json.dumps(e.changes, sort_keys=True, default=_text),
+        ])
+    return out.getvalue()

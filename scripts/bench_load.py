@@ -208,14 +208,17 @@ def traced(database_url: str, sample: int, seed: int) -> tuple[list[UUID], list[
     return lots, [k for k in kits if k is not None]
 
 
+BY: dict[str, Any] = {"by": ADMIN, "reason": "load benchmark: its own users"}
+
+
 def users(identity: Identity, plan: Plan, tag: int) -> dict[str, str]:
     """One site user per site and a recall investigator; their tokens."""
     tokens = {}
     for n, site in enumerate(plan.sites):
-        identity.add_user(f"bench{tag}-site{n}", name=f"Site User {n}", role=Role.SITE, places=[site])
-        tokens[str(site)] = identity.issue_token(f"bench{tag}-site{n}")
-    identity.add_user(f"bench{tag}-investigator", name="Rita Recall", role=Role.RECALL_INVESTIGATOR)
-    tokens["investigator"] = identity.issue_token(f"bench{tag}-investigator")
+        identity.add_user(f"bench{tag}-site{n}", name=f"Site User {n}", role=Role.SITE, places=[site], **BY)
+        tokens[str(site)] = identity.issue_token(f"bench{tag}-site{n}", **BY)
+    identity.add_user(f"bench{tag}-investigator", name="Rita Recall", role=Role.RECALL_INVESTIGATOR, **BY)
+    tokens["investigator"] = identity.issue_token(f"bench{tag}-investigator", **BY)
     return tokens
 
 
@@ -507,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         events = ledger.chain.head()[0]
     finally:
         ledger.close()
-    identity = Identity.open(url)
+    identity = Identity.open(url, keys_dir=args.keys_dir)
     try:
         tokens = users(identity, plan, tag)
     finally:

@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "scripts.export",
     "scripts.witness",
     "scripts.users",
+    "scripts.audit",
     "scripts.epcis",
 ]
 

@@ -10,6 +10,7 @@ first, which refuses a store that does not exist or whose schema is not current.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from sqlalchemy import Connection
 from ledger import schema
 from ledger.config import Settings
 from ledger.db import open_engine, redacted
+from ledger.identity import Identity, operator
 from ledger.writer import adopt_head
 from projections.db import reading
 from projections.runner import READ_MODELS, not_ready, prepare
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,6 +65,15 @@ def upgrade_store(database_url: str, keys_dir: Path | None = None) -> schema.Upg
             adopt_head(engine, keys_dir or Settings().keys_dir)
         finally:
             engine.dispose()
+    if upgraded.before in (None, "0001", "0002", "0003"):
+        # Likewise only the upgrade that put access changes in the chain records the users it finds
+        # in the old tables: a row written there later, behind the ledger's back, is nobody.
+        identity = Identity.open(database_url, keys_dir=keys_dir)
+        try:
+            for principal in identity.adopt_table_users(operator("lotline db upgrade")):
+                log.info("recorded the account of %s, a user from before accounts were events", principal)
+        finally:
+            identity.close()
     return upgraded
 
 

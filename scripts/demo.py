@@ -1503,7 +1503,8 @@ def generate(
     start = end - timedelta(days=730)
     program = _Program(ledger, seed, sizes, start, 729)
     program.plan(recall)
-    program.run(progress)
+    with ledger.late_entries_because("demo program: two years of a trial's history, entered at set-up"):
+        program.run(progress)
     events, _ = ledger.chain.head()
     return DemoSummary(
         events=events,
@@ -1585,12 +1586,11 @@ def run(args: argparse.Namespace) -> int:
             for line in _log_key_and_checkpoint(ledger, log_settings):
                 print(line, file=sys.stderr)
             return 0
+        user_lines = _demo_users(ledger, url, site, summary)
         checkpoint_lines = list(_log_key_and_checkpoint(ledger, log_settings))
     finally:
         ledger.close()
-    for line in [*_report(summary, url), *checkpoint_lines]:
-        print(line)
-    for line in _demo_users(url, site, summary):
+    for line in [*_report(summary, url), *checkpoint_lines, *user_lines]:
         print(line)
     return 0
 
@@ -1625,34 +1625,43 @@ def _first_active_site(ledger: Ledger, sites: int) -> UUID:
     raise RuntimeError("the demo activated no site")
 
 
-def _demo_users(url: str, site: UUID, summary: DemoSummary) -> Iterator[str]:
-    """One API user per demo actor, with a random password and a first token, printed once; the
-    place-bound ones bound to where they work: the site user to the first site, the depot user to the
-    depots, manufacturing to the plant and the depots (where kits are packaged)."""
+def _demo_users(ledger: Ledger, url: str, site: UUID, summary: DemoSummary) -> list[str]:
+    """One API user per demo actor, with a random password and a first token (lines to print once),
+    each an account in the chain created by the demo's admin; the place-bound ones bound to where they
+    work: the site user to the first site, the depot user to the depots, manufacturing to the plant and
+    the depots (where kits are packaged)."""
     assert summary.plant is not None
     places = {
         Role.SITE: [site],
         Role.DEPOT: list(summary.depots),
         Role.MANUFACTURING: [summary.plant, *summary.depots],
     }
-    identity = Identity.open(url)
+    by = DEMO_ACTORS["admin"]
+    lines, events = [], 0
+    identity = Identity.open(url, ledger=ledger)
     try:
-        yield "  API users (tokens and passwords are shown only now; `lotline users token NAME` issues more):"
         for principal, actor in DEMO_ACTORS.items():
             password = secrets.token_urlsafe(12)
             bound = places.get(actor.role, [])
             try:
-                identity.add_user(
-                    principal, name=actor.name, role=actor.role, places=bound, password=password
+                made = identity.add_user(
+                    principal, name=actor.name, role=actor.role, places=bound, password=password,
+                    by=by, reason="demo program: a person of the demo trial's staff",
                 )
             except AlreadyExists:
-                yield f"    {principal:<20} already exists"
+                lines.append(f"    {principal:<20} already exists")
                 continue
-            token = identity.issue_token(principal, label="demo")
-            yield f"    {principal:<20} {actor.role:<20} token {token}  password {password}"
-        yield f"  the site user is bound to site {site}"
+            issued = identity.issue(principal, label="demo", by=by, reason="demo program: their first token")
+            events += len(made.events) + len(issued.recorded.events)
+            lines.append(f"    {principal:<20} {actor.role:<20} token {issued.secret}  password {password}")
     finally:
         identity.close()
+    return [
+        f"  API users ({events} events: each user's account in the chain; tokens and passwords are shown "
+        "only now, `lotline users token NAME --reason WHY` issues more):",
+        *lines,
+        f"  the site user is bound to site {site}",
+    ]
 
 
 def _report(s: DemoSummary, url: str) -> Iterator[str]:

@@ -1,5 +1,7 @@
 """`lotline users`: add, list, disable users and issue their API tokens (secrets are shown once).
 
+Every change is an event of the user's account in the chain, recorded with its `--reason` and as
+done by the operator who runs the command (their login on this host: `ledger.identity.operator`).
 Passwords (needed to sign and for second-person checks) are read from a prompt or, with
 `--password-stdin`, from the first line of standard input; never from the command line.
 """
@@ -13,12 +15,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from uuid import UUID
 
-from ledger.application import Ledger
-from ledger.domain import Location, LocationKind
+from ledger.domain import Location
 from ledger.errors import InvalidInput, LedgerError
-from ledger.identity import MAX_TOKEN_TTL, Identity, User
+from ledger.identity import MAX_TOKEN_TTL, Identity, User, operator
 from ledger.values import Role
 from scripts.db import existing_store
+
+BY = operator("lotline users")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,7 +53,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--no-password", action="store_true", help="token-only user (cannot sign or check)")
     add.add_argument("--token", action="store_true", help="also issue and print an API token")
+    _reason(add)
     add.set_defaults(func=_with_identity(_add_user))
+
+    role = cmds.add_parser("role", help="grant a user another role in place of theirs")
+    role.add_argument("principal")
+    role.add_argument("--role", required=True, choices=[r.value for r in Role])
+    role.add_argument(
+        "--place", dest="places", action="append", default=[], metavar="PLACE",
+        help="a place the new role works at (its id or 13-digit GLN); repeat for more",
+    )
+    _reason(role)
+    role.set_defaults(func=_with_identity(_change_role))
 
     ls = cmds.add_parser("list", help="list users (never their secrets)")
     ls.set_defaults(func=_with_identity(_list_users))
@@ -65,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="the token expires after MINUTES (a positive number); without it, it does not expire "
         "until revoked (`lotline users revoke`)",
     )
+    _reason(token)
     token.set_defaults(func=_with_identity(_issue_token))
 
     password = cmds.add_parser("password", help="set a user's password")
@@ -72,18 +87,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     password.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    _reason(password)
     password.set_defaults(func=_with_identity(_set_password))
 
     disable = cmds.add_parser("disable", help="disable a user: their tokens and password stop working")
     disable.add_argument("principal")
+    _reason(disable)
     disable.set_defaults(func=_with_identity(_disable_user))
 
     enable = cmds.add_parser("enable", help="re-enable a disabled user")
     enable.add_argument("principal")
+    _reason(enable)
     enable.set_defaults(func=_with_identity(_enable_user))
 
     revoke = cmds.add_parser("revoke", help="revoke every token of a user")
     revoke.add_argument("principal")
+    _reason(revoke)
     revoke.set_defaults(func=_with_identity(_revoke_tokens))
 
     for name, what, action in (
@@ -96,7 +115,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "--place", dest="places", action="append", required=True, metavar="PLACE",
             help="the place's id or 13-digit GLN; repeat for more",
         )
+        _reason(cmd)
         cmd.set_defaults(func=_with_identity(action))
+
+
+def _reason(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reason", required=True, help="why (recorded in the chain with the change, e.g. a ticket number)"
+    )
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -122,12 +148,24 @@ def _with_identity(
 
 
 def _add_user(args: argparse.Namespace, identity: Identity) -> int:
-    places = _places(_url(args), args.places, Role(args.role))
+    places = [_place_id(text) for text in args.places]
     password = None if args.no_password else _read_password(args.password_stdin)
-    user = identity.add_user(args.principal, name=args.name, role=args.role, places=places, password=password)
+    identity.add_user(
+        args.principal, name=args.name, role=args.role, places=places, password=password,
+        by=BY, reason=args.reason,
+    )
+    user = identity.user(args.principal)
     print(f"added {_describe(user)}")
     if args.token:
-        print(f"token: {identity.issue_token(user.principal, label='first token')}")
+        token = identity.issue_token(user.principal, label="first token", by=BY, reason=args.reason)
+        print(f"token: {token}")
+    return 0
+
+
+def _change_role(args: argparse.Namespace, identity: Identity) -> int:
+    places = [_place_id(text) for text in args.places]
+    identity.change_role(args.principal, args.role, places=places, by=BY, reason=args.reason)
+    print(f"changed {_describe(identity.user(args.principal))}")
     return 0
 
 
@@ -153,51 +191,46 @@ def _minutes(text: str) -> int:
 
 def _issue_token(args: argparse.Namespace, identity: Identity) -> int:
     ttl = None if args.expires_in is None else timedelta(minutes=args.expires_in)
-    print(identity.issue_token(args.principal, label=args.label, ttl=ttl))
+    print(identity.issue_token(args.principal, label=args.label, ttl=ttl, by=BY, reason=args.reason))
     return 0
 
 
 def _set_password(args: argparse.Namespace, identity: Identity) -> int:
-    identity.set_password(args.principal, _read_password(args.password_stdin))
+    identity.set_password(args.principal, _read_password(args.password_stdin), by=BY, reason=args.reason)
     print(f"password of {args.principal} changed")
     return 0
 
 
 def _disable_user(args: argparse.Namespace, identity: Identity) -> int:
-    identity.set_disabled(args.principal, True)
+    identity.set_disabled(args.principal, True, by=BY, reason=args.reason)
     print(f"{args.principal} disabled")
     return 0
 
 
 def _enable_user(args: argparse.Namespace, identity: Identity) -> int:
-    identity.set_disabled(args.principal, False)
+    identity.set_disabled(args.principal, False, by=BY, reason=args.reason)
     print(f"{args.principal} enabled")
     return 0
 
 
 def _revoke_tokens(args: argparse.Namespace, identity: Identity) -> int:
-    print(f"revoked {identity.revoke_tokens(args.principal)} token(s) of {args.principal}")
+    revoked = identity.revoke_tokens(args.principal, by=BY, reason=args.reason)
+    print(f"revoked {revoked} token(s) of {args.principal}")
     return 0
 
 
 def _bind(args: argparse.Namespace, identity: Identity) -> int:
-    user = identity.user(args.principal)
-    print(f"bound {_describe(identity.bind(user.principal, _places(_url(args), args.places, user.role)))}")
+    places = [_place_id(text) for text in args.places]
+    identity.bind(args.principal, places, by=BY, reason=args.reason)
+    print(f"bound {_describe(identity.user(args.principal))}")
     return 0
 
 
 def _unbind(args: argparse.Namespace, identity: Identity) -> int:
     places = [_place_id(text) for text in args.places]
-    print(f"unbound {_describe(identity.unbind(args.principal, places))}")
+    identity.unbind(args.principal, places, by=BY, reason=args.reason)
+    print(f"unbound {_describe(identity.user(args.principal))}")
     return 0
-
-
-WORKS_AT = {
-    Role.SITE: (LocationKind.CLINICAL_SITE,),
-    Role.DEPOT: (LocationKind.DEPOT, LocationKind.MANUFACTURING_SITE),
-    Role.MANUFACTURING: (LocationKind.MANUFACTURING_SITE, LocationKind.DEPOT),
-}
-"""The kinds of place each place-bound role works at (depots package and ship, plants do too)."""
 
 
 def _place_id(text: str) -> UUID:
@@ -205,26 +238,6 @@ def _place_id(text: str) -> UUID:
         return Location.create_id(text) if text.isdigit() else UUID(text)
     except ValueError:
         raise InvalidInput(f"{text!r} is neither a place id nor a 13-digit GLN", field="places") from None
-
-
-def _places(database_url: str, given: list[str], role: Role) -> list[UUID]:
-    """Place ids from ids or GLNs, each a registered place of a kind the role works at."""
-    if not given:
-        return []
-    kinds = WORKS_AT.get(role, ())
-    ledger = Ledger.open(database_url)
-    try:
-        found = []
-        for text in given:
-            place = ledger.get(Location, _place_id(text))
-            if place.kind not in kinds:
-                where = " or ".join(str(k) for k in kinds) if kinds else "no place"
-                why = f"{place.name} is a {place.kind}; a {role} user works at {where}"
-                raise InvalidInput(why, field="places")
-            found.append(place.id)
-        return found
-    finally:
-        ledger.close()
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -58,6 +58,9 @@ class Actors:
 
 actors = Actors
 
+BY_ADMIN: dict[str, Any] = {"by": Actors.admin, "reason": "test set-up"}
+"""Who changes access in a test's set-up, and why (`Identity`'s `by` and `reason`)."""
+
 # GS1 keys of the program's trade items and places (check digits computed, never typed).
 API_GTIN = with_check_digit("0400000000010")
 EXCIPIENT_GTIN = with_check_digit("0400000000020")
@@ -151,6 +154,8 @@ class Program:
     ) -> None:
         self.ledger = ledger
         self.clock = Clock(start)
+        if start is not None and ledger.late_reason is None:
+            ledger.late_reason = "test program: a history dated in the past, entered at once"
         self.today = start.date() if start else today()  # lots are made before it, expire after it
         self.do_not_ship_days = do_not_ship_days
         self.do_not_dispense_days = do_not_dispense_days

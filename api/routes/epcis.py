@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 
-from api.deps import Capturer, EpcisDep, SignerDep, Tracer
+from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep
 from api.errors import errors
-from api.routes.queries import Unblinded, blinding
+from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
 from ledger.errors import InvalidInput
 
@@ -78,11 +78,12 @@ def trace(
     epc: Annotated[str, Query(min_length=1, max_length=300, description="A lot (LGTIN) or a kit (SGTIN).")],
     user: Tracer,
     epcis: EpcisDep,
+    blinding: UnblindingDep,
     unblinded: Unblinded = False,
 ) -> StreamingResponse:
     """Everything upstream and downstream of a lot or kit as an EPCISDocument, streamed (blinded unless
     `unblinded=true`: QA, QP, recall investigator, inspector)."""
-    shown = blinding(user, unblinded, f"EPCIS trace of {epc}")
+    shown = blinding(unblinded, f"EPCIS trace of {epc}")
     return _streamed(epcis.trace(epc, blinded=not shown))
 
 
@@ -90,13 +91,14 @@ def trace(
 def export_range(
     user: Tracer,
     epcis: EpcisDep,
+    blinding: UnblindingDep,
     from_: Annotated[AwareDatetime | None, Query(alias="from", description="Events at or after.")] = None,
     to: Annotated[AwareDatetime | None, Query(description="Events before.")] = None,
     unblinded: Unblinded = False,
 ) -> StreamingResponse:
     """Every event that happened in [from, to) as one EPCISDocument, streamed (blinded unless
     `unblinded=true`)."""
-    shown = blinding(user, unblinded, "EPCIS export")
+    shown = blinding(unblinded, "EPCIS export")
     return _streamed(epcis.events_between(from_, to, blinded=not shown))
 
 

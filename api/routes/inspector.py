@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from api.deps import Exporter, LogDep, Verifier
+from api.deps import Exporter, LogDep, UnblindingDep, Verifier
 from api.errors import errors
 from api.export import events_jsonl, export_range, export_zip
 from api.routes import log as log_routes
@@ -71,9 +71,11 @@ def head(user: Verifier, log: LogDep) -> Any:
         **errors(),
     },
 )
-def export(user: Exporter, log: LogDep, to: UpTo = None) -> StreamingResponse:
+def export(user: Exporter, log: LogDep, blinding: UnblindingDep, to: UpTo = None) -> StreamingResponse:
     """Download the audit export (ZIP of manifest.json, events.jsonl, checkpoints, cosignatures, keys),
-    streamed; unpack it and run `lotline-verify DIR` (inspector)."""
+    streamed; unpack it and run `lotline-verify DIR` (inspector). It holds the kit list (unblinded): the
+    read is recorded first."""
+    blinding(True, "audit export (every event, with the kit list)")
     last = export_range(log, to)
     return StreamingResponse(
         export_zip(log, last),
@@ -90,9 +92,13 @@ def export(user: Exporter, log: LogDep, to: UpTo = None) -> StreamingResponse:
         **errors(),
     },
 )
-def export_events(user: Exporter, log: LogDep, to: UpTo = None) -> StreamingResponse:
+def export_events(
+    user: Exporter, log: LogDep, blinding: UnblindingDep, to: UpTo = None
+) -> StreamingResponse:
     """Stream events 1..to as JSON lines: each raw event in canonical form with seq, stream, version and
-    chain hash (events.jsonl of docs/export-format.md) (inspector)."""
+    chain hash (events.jsonl of docs/export-format.md) (inspector). It holds the kit list (unblinded):
+    the read is recorded first."""
+    blinding(True, "audit export events (with the kit list)")
     last = export_range(log, to)
     return StreamingResponse(
         events_jsonl(log, last), media_type="application/x-ndjson", headers={"X-Lotline-Last-Seq": str(last)}

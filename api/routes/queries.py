@@ -13,15 +13,14 @@ from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime, BaseModel
 
-from api import permissions
-from api.auth import require_role
-from api.deps import ReadDep, StockReader, Tracer, UserDep
+from api.deps import ReadDep, StockReader, Tracer, UnblindingDep, UserDep
 from api.errors import errors
 from api.readside import ReadSide
 from api.schemas.queries import (
+    AuditFoundOut,
     BackwardOut,
     CustodyOut,
     ExpiringOut,
@@ -39,6 +38,8 @@ from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, 
 from ledger.domain.recall import Recall
 from ledger.errors import InvalidInput
 from ledger.identity import User
+from ledger.values import Meaning, Role
+from projections.audit import AuditQuery, as_csv
 
 router = APIRouter(tags=["queries"])
 log = logging.getLogger("lotline.api.queries")
@@ -86,22 +87,16 @@ def page(items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
     }
 
 
-def blinding(user: User, unblinded: bool, what: str) -> bool:
-    """The user's right to an unblinded answer (403 otherwise); unblinded reads are logged."""
-    if unblinded:
-        require_role(user, "see unblinded answers", permissions.UNBLINDED)
-        log.info("unblinded %s read by %s (%s)", what, user.principal, user.role)
-    return unblinded
-
-
 # --- genealogy -------------------------------------------------------------------------------------
 
 
 @router.get("/trace/kits/{kit_id}/backward", response_model=BackwardOut, responses=errors(404))
-def trace_kit_backward(kit_id: UUID, user: Tracer, read: ReadDep, unblinded: Unblinded = False) -> Any:
+def trace_kit_backward(
+    kit_id: UUID, user: Tracer, read: ReadDep, blinding: UnblindingDep, unblinded: Unblinded = False
+) -> Any:
     """A kit back to every input lot; blinded, every input of its packaging run (all arms)."""
     answer = read.runner.genealogy.backward_from_kit(
-        kit_id, unblinded=blinding(user, unblinded, f"kit {kit_id}")
+        kit_id, unblinded=blinding(unblinded, f"kit {kit_id}")
     )
     return shaped(BackwardOut, answer, read)
 
@@ -114,11 +109,11 @@ def trace_lot_backward(lot_id: UUID, user: Tracer, read: ReadDep) -> Any:
 
 @router.get("/trace/lots/{lot_id}/forward", response_model=ForwardOut, responses=errors(404))
 def trace_lot_forward(
-    lot_id: UUID, user: Tracer, read: ReadDep, unblinded: ForwardUnblinded = False
+    lot_id: UUID, user: Tracer, read: ReadDep, blinding: UnblindingDep, unblinded: ForwardUnblinded = False
 ) -> Any:
     """Everything a lot reached: batches, drug-product lots, runs, kits per place, shipments."""
     answer = read.runner.genealogy.forward_counts(
-        lot_id, unblinded=blinding(user, unblinded, f"lot {lot_id}")
+        lot_id, unblinded=blinding(unblinded, f"lot {lot_id}")
     )
     return shaped(ForwardOut, answer, read)
 
@@ -128,13 +123,14 @@ def trace_lot_forward_kits(
     lot_id: UUID,
     user: Tracer,
     read: ReadDep,
+    blinding: UnblindingDep,
     unblinded: ForwardUnblinded = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:
     """The kits a lot reached, by kit number, a page at a time, with place, status and subject."""
     answer = read.runner.genealogy.forward_kits(
-        [lot_id], unblinded=blinding(user, unblinded, f"lot {lot_id}"), limit=limit, offset=offset
+        [lot_id], unblinded=blinding(unblinded, f"lot {lot_id}"), limit=limit, offset=offset
     )
     return _kit_page(answer, read, limit, offset)
 
@@ -149,9 +145,11 @@ def recall_notices(user: Tracer, read: ReadDep) -> Any:
 
 
 @router.get("/recalls/impact", response_model=ImpactOut, responses=errors(404))
-def recall_impact(lot_id: LotIds, user: Tracer, read: ReadDep, unblinded: Unblinded = False) -> Any:
+def recall_impact(
+    lot_id: LotIds, user: Tracer, read: ReadDep, blinding: UnblindingDep, unblinded: Unblinded = False
+) -> Any:
     """What recalling these lots reaches: kits per place and class, open shipments, sites to notify."""
-    answer = read.runner.recall.impact(lot_id, unblinded=blinding(user, unblinded, "recall impact"))
+    answer = read.runner.recall.impact(lot_id, unblinded=blinding(unblinded, "recall impact"))
     return shaped(ImpactOut, answer, read)
 
 
@@ -160,13 +158,14 @@ def recall_impact_kits(
     lot_id: LotIds,
     user: Tracer,
     read: ReadDep,
+    blinding: UnblindingDep,
     unblinded: Unblinded = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:
     """Every kit recalling these lots reaches, by kit number, a page at a time."""
     answer = read.runner.genealogy.forward_kits(
-        lot_id, unblinded=blinding(user, unblinded, "recall kits"), limit=limit, offset=offset
+        lot_id, unblinded=blinding(unblinded, "recall kits"), limit=limit, offset=offset
     )
     return _kit_page(answer, read, limit, offset)
 
@@ -241,6 +240,55 @@ def kit_custody(kit_id: UUID, user: StockReader, read: ReadDep) -> Any:
 def shipment_custody(shipment_id: UUID, user: StockReader, read: ReadDep) -> Any:
     """A shipment's dispatch and receipt (a site user: shipments to their sites)."""
     return _custody(read.runner.custody.of_shipment(shipment_id), user, read)
+
+
+Since = Annotated[AwareDatetime | None, Query(description="From this time on (ISO 8601, with a timezone).")]
+Until = Annotated[AwareDatetime | None, Query(description="Before this time (ISO 8601, with a timezone).")]
+SearchLimit = Annotated[int, Query(ge=1, le=10_000, description="Entries per page (CSV: per file).")]
+
+
+@router.get(
+    "/audit",
+    response_model=AuditFoundOut,
+    responses={**errors(), 200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def audit_search(
+    user: Tracer,
+    read: ReadDep,
+    principal: Annotated[str | None, Query(max_length=100, description="Who did it (login name).")] = None,
+    role: Annotated[Role | None, Query(description="In which role.")] = None,
+    event: Annotated[
+        str | None, Query(max_length=80, description="`Aggregate.Event` (e.g. `Lot.Released`) or `Event`.")
+    ] = None,
+    meaning: Annotated[Meaning | None, Query(description="The meaning of the signature it carries.")] = None,
+    place_id: Annotated[UUID | None, Query(description="A place it concerns.")] = None,
+    entity_id: Annotated[UUID | None, Query(description="The entity it belongs to.")] = None,
+    late_entry: Annotated[bool | None, Query(description="Only late entries (true) or only others.")] = None,
+    occurred_from: Since = None,
+    occurred_to: Until = None,
+    recorded_from: Since = None,
+    recorded_to: Until = None,
+    limit: SearchLimit = 100,
+    offset: Offset = 0,
+    format: Annotated[Literal["json", "csv"], Query(description="`csv`: the page as a CSV file.")] = "json",
+) -> Any:
+    """Search the audit trail: every event matching all the criteria given, oldest first, each with its
+    chain position (`seq`) and hash, so it can be tied to the verified chain; as JSON or CSV."""
+    query = AuditQuery(
+        principal=principal, role=None if role is None else str(role), event=event,
+        meaning=None if meaning is None else str(meaning), place_id=place_id, entity_id=entity_id,
+        late_entry=late_entry, occurred_from=occurred_from, occurred_to=occurred_to,
+        recorded_from=recorded_from, recorded_to=recorded_to,
+    )
+    found = read.runner.audit.search(query, limit, offset)
+    if format == "csv":
+        headers = {
+            "Content-Disposition": 'attachment; filename="lotline-audit.csv"',
+            "Lotline-Total": str(found.total),
+            "Lotline-As-Of": str(found.as_of),
+        }
+        return Response(as_csv(found.entries), media_type="text/csv; charset=utf-8", headers=headers)
+    return shaped(AuditFoundOut, found, read)
 
 
 @router.get("/audit/{aggregate_id}", response_model=TrailOut, responses=errors(404))

@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, create_model
 
 from api.schemas.common import Freshness, Page
-from projections.audit import AuditEntry, Trail
+from projections.audit import AuditEntry, AuditFound, Trail
 from projections.custody import CustodyChain
 from projections.genealogy import BackwardTrace, ForwardTrace, KitView
 from projections.inventory import Expiring, ExpiringKit, KitStock, Stock
@@ -60,6 +60,7 @@ ExpiringOut = answer_of(Expiring, kits=Page[ExpiringKit])
 CustodyOut = answer_of(CustodyChain)
 AccountabilityOut = answer_of(Accountability, kits=Page[AccountedKit])
 TrailOut = answer_of(Trail, entries=Page[AuditEntry])
+AuditFoundOut = answer_of(AuditFound)
 
 
 class KitPage(Page[KitView]):

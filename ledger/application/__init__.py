@@ -5,7 +5,7 @@ commands (`ledger.commands`): reference data, materials, packaging and release, 
 operations, recalls.
 """
 
-from ledger.application import distribution, materials, packaging, recalls, reference, sites
+from ledger.application import access, distribution, materials, packaging, recalls, reference, sites
 from ledger.application.core import KitStateReader, Ledger
 from ledger.commands import Recorded
 
@@ -13,6 +13,7 @@ __all__ = [
     "KitStateReader",
     "Ledger",
     "Recorded",
+    "access",
     "distribution",
     "materials",
     "packaging",

@@ -37,7 +37,8 @@ from ledger.domain import (
     Shipment,
     Trial,
 )
-from ledger.domain.base import LedgerAggregate, require_role
+from ledger.domain.account import UserAccount
+from ledger.domain.base import LateEntries, LedgerAggregate, late_entries, require_role
 from ledger.domain.lot import MAX_SHELF_LIFE
 from ledger.domain.recall import KitState, Recall, RecallStatus
 from ledger.errors import (
@@ -128,6 +129,7 @@ _NOT_FOUND: dict[type, Callable[[Any], NotFound]] = {
     ManufacturingBatch: BatchNotFound,
     PackagingRun: PackagingRunNotFound,
     Recall: RecallNotFound,
+    UserAccount: lambda ident: NotFound("user account", ident),
 }
 
 
@@ -160,6 +162,12 @@ class Ledger(Application[UUID]):
         self._local = threading.local()
         self._after_release: list[Callable[[Recorded], None]] = []
         self.max_shelf_life = MAX_SHELF_LIFE
+        self.late_entry_window: timedelta | None = None
+        """Steps older than this when recorded are late entries (`ledger.domain.base.stamp`); None: the
+        ledger made without settings (unit tests) takes any time; `Ledger.open` sets the settings' window."""
+        self.late_reason: str | None = None
+        """The reason of every late entry a command does not give one for (e.g. a tool that replays a
+        history entered after the fact); `late_entries_because` sets one for a block instead."""
 
     @classmethod
     def open(cls, database_url: str, keys_dir: Path | None = None) -> Ledger:
@@ -169,6 +177,7 @@ class Ledger(Application[UUID]):
         ledger = cls(env=store_env(database_url))
         ledger.chain.writer = WriterKey.load_or_create(keys_dir or settings.keys_dir)
         ledger.max_shelf_life = timedelta(days=settings.max_shelf_life_days)
+        ledger.late_entry_window = timedelta(hours=settings.late_entry_hours)
         return ledger
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -199,17 +208,23 @@ class Ledger(Application[UUID]):
         handler = _HANDLERS.get(type(command))
         if handler is None:
             raise TypeError(f"no handler for {type(command).__name__}")
+        why_late = (
+            getattr(command, "late_reason", None) or getattr(self._local, "late", None) or self.late_reason
+        )
+        late = LateEntries(self.late_entry_window, why_late)
         staged = self._staged()
         if staged is not None:
             if alongside is not None:
                 raise RuntimeError("inside atomically(), the block's one write carries no rows")
             self._local.reads = staged.reads
-            return handler(self, actor, command)
+            with late_entries(late):
+                return handler(self, actor, command)
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             self._local.reads = {}
             self._local.alongside = alongside
             try:
-                return handler(self, actor, command)
+                with late_entries(late):
+                    return handler(self, actor, command)
             except (ConcurrentWriteConflict, StoreBusy):
                 if attempt == _WRITE_ATTEMPTS:
                     raise
@@ -223,6 +238,17 @@ class Ledger(Application[UUID]):
                 self._local.alongside = None
             time.sleep(random.uniform(0, _WRITE_BACKOFF * 2**attempt))
         raise AssertionError("unreachable")
+
+    @contextmanager
+    def late_entries_because(self, reason: str) -> Iterator[None]:
+        """Inside the block, a command without its own `late_reason` is recorded with `reason` (e.g. the
+        demo's history, entered at set-up; a document captured from a partner's system)."""
+        before = getattr(self._local, "late", None)
+        self._local.late = reason
+        try:
+            yield
+        finally:
+            self._local.late = before
 
     def expect_quiet_since(self, position: int, streams: Sequence[UUID]) -> None:
         """The command's write must also find no event of `streams` after chain `position` (e.g. the
@@ -345,7 +371,7 @@ class Ledger(Application[UUID]):
         if staged is not None:
             for a in new:
                 if a.id in staged.overlay or a.id in self.repository:
-                    raise AlreadyExists(type(a).__name__.lower(), _business_key(a))
+                    raise AlreadyExists(_kind(a), _business_key(a))
             for a in aggregates:
                 staged.events.extend(a.collect_events())
                 staged.overlay[a.id] = a
@@ -369,7 +395,7 @@ class Ledger(Application[UUID]):
         except IntegrityError:
             for a in new:
                 if a.id in self.repository:
-                    raise AlreadyExists(type(a).__name__.lower(), _business_key(a)) from None
+                    raise AlreadyExists(_kind(a), _business_key(a)) from None
             raise ConcurrentWriteConflict() from None
         except OperationalError as e:
             raise StoreBusy(str(e)) from None
@@ -569,8 +595,12 @@ def _recorded(links: Sequence[Link]) -> tuple[RecordedEvent, ...]:
     )
 
 
+def _kind(a: LedgerAggregate) -> str:
+    return "user" if isinstance(a, UserAccount) else type(a).__name__.lower()
+
+
 def _business_key(a: LedgerAggregate) -> str:
-    for attr in ("kit_number", "lot_number", "batch_number", "shipment_number", "gln", "code"):
+    for attr in ("kit_number", "lot_number", "batch_number", "shipment_number", "gln", "code", "principal"):
         if hasattr(a, attr):
             return str(getattr(a, attr))
     return str(a.id)

@@ -4,6 +4,19 @@ Entry points (HTTP, console, EPCIS, CLI, demo, tests) build these; `Ledger.handl
 runs the one handler of each and returns `Recorded`.
 """
 
+from ledger.commands.access import (
+    AddUser,
+    AdoptUser,
+    BindUser,
+    ChangeRole,
+    DisableUser,
+    EnableUser,
+    IssueToken,
+    RecordUnblindedRead,
+    RevokeTokens,
+    SetPassword,
+    UnbindUser,
+)
 from ledger.commands.base import Command, Part, Recorded, RecordedEvent
 from ledger.commands.distribution import AuthoriseDestruction, DecideQuarantine, ReceiveReturnedKits, Ship
 from ledger.commands.materials import (
@@ -61,9 +74,13 @@ from ledger.commands.site import (
 __all__ = [
     "AcknowledgeRecall",
     "ActivateSite",
+    "AddUser",
+    "AdoptUser",
     "Arm",
     "AuthoriseDestruction",
+    "BindUser",
     "CertifyPackaging",
+    "ChangeRole",
     "CloseOutSite",
     "CloseRecall",
     "Command",
@@ -74,11 +91,14 @@ __all__ = [
     "DestroyKits",
     "DestroyRecalledKits",
     "DeviationLine",
+    "DisableUser",
     "Dispense",
     "DisposePackaging",
+    "EnableUser",
     "ExtendExpiry",
     "Formulate",
     "HoldLot",
+    "IssueToken",
     "JustifyUnaccounted",
     "KitListEntry",
     "KitReportLine",
@@ -93,6 +113,7 @@ __all__ = [
     "ReceiveRecallReturns",
     "ReceiveReturnedKits",
     "RecordDeviation",
+    "RecordUnblindedRead",
     "Recorded",
     "RecordedEvent",
     "RegisterLocation",
@@ -104,8 +125,11 @@ __all__ = [
     "ReportRecallKits",
     "ReturnKit",
     "ReturnToDepot",
+    "RevokeTokens",
+    "SetPassword",
     "Ship",
     "SponsorRelease",
     "TransferLot",
+    "UnbindUser",
     "YieldLimits",
 ]

@@ -61,6 +61,16 @@ When = Annotated[
     AwareDatetime | None,
     Field(description="When the step happened (ISO 8601 with a timezone); default: now. Not in the future."),
 ]
+LateReason = Annotated[
+    str | None,
+    StringConstraints(min_length=1, max_length=2000),
+    AfterValidator(lambda v: v if v is None else lines(v)),
+    Field(
+        description="Why the step is recorded only now: needed when occurred_at is older than the "
+        "late-entry window (LOTLINE_LATE_ENTRY_HOURS, 24 h by default); the step is then flagged as a "
+        "late entry."
+    ),
+]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=40), AfterValidator(one_line)]
 """A pseudonymous subject number."""
 KitIds = Annotated[tuple[UUID, ...], Field(min_length=1, max_length=20_000)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from ledger.commands.base import Celsius, Code, Command, Identifier, KitIds, LongText, Text, When
+from ledger.commands.base import Celsius, Code, Command, Identifier, KitIds, LateReason, LongText, Text, When
 from ledger.values import Signature
 
 
@@ -21,6 +21,7 @@ class Ship(Command):
     logger_id: Code | None = None
     carrier: Text | None = None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class DecideQuarantine(Command):
@@ -31,6 +32,7 @@ class DecideQuarantine(Command):
     signature: Signature | None
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class AuthoriseDestruction(Command):
@@ -40,6 +42,7 @@ class AuthoriseDestruction(Command):
     signature: Signature | None
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ReceiveReturnedKits(Command):
@@ -49,3 +52,4 @@ class ReceiveReturnedKits(Command):
     depot_id: UUID
     kit_ids: KitIds
     occurred_at: When = None
+    late_reason: LateReason = None

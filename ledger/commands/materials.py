@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from ledger.commands.base import Code, Command, Identifier, LongText, Part, Text, When
+from ledger.commands.base import Code, Command, Identifier, LateReason, LongText, Part, Text, When
 from ledger.domain.lot import LotKind
 from ledger.values import Actor, Quantity, Signature
 
@@ -29,6 +29,7 @@ class ReceiveLot(Command):
     supplier: Text | None = None
     supplier_lot: Code | None = None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ReleaseLot(Command):
@@ -38,6 +39,7 @@ class ReleaseLot(Command):
     signature: Signature | None
     results_ref: Text
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class RejectLot(Command):
@@ -48,6 +50,7 @@ class RejectLot(Command):
     reason: LongText
     results_ref: Text | None = None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class HoldLot(Command):
@@ -56,6 +59,7 @@ class HoldLot(Command):
     lot_id: UUID
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class RecallLot(Command):
@@ -65,6 +69,7 @@ class RecallLot(Command):
     signature: Signature | None
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class CorrectLotQuantity(Command):
@@ -75,6 +80,7 @@ class CorrectLotQuantity(Command):
     quantity: Quantity
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class LotQuantity(Part):
@@ -136,6 +142,7 @@ class Formulate(Command):
     """An in-house placebo batch: excipients only, no API lot (said, so that a real batch that forgot
     its API is refused rather than taken for a placebo)."""
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class RecordDeviation(Command):
@@ -146,6 +153,7 @@ class RecordDeviation(Command):
     description: LongText
     classification: Annotated[str, Field(pattern="^(minor|major|critical)$")]
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class TransferLot(Command):
@@ -157,6 +165,7 @@ class TransferLot(Command):
     from_id: UUID
     to_id: UUID
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ReceiveLotTransfer(Command):
@@ -168,3 +177,4 @@ class ReceiveLotTransfer(Command):
     intact: bool = True
     remarks: LongText | None = None
     occurred_at: When = None
+    late_reason: LateReason = None

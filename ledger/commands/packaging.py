@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from ledger.commands.base import Code, Command, Identifier, LongText, Part, When
+from ledger.commands.base import Code, Command, Identifier, LateReason, LongText, Part, When
 from ledger.commands.materials import LotQuantity
 from ledger.values import Actor, Signature
 
@@ -49,6 +49,7 @@ class Package(Command):
     components: Annotated[tuple[LotQuantity, ...], Field(max_length=100)] = ()
     checked_by: Actor
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class DisposePackaging(Command):
@@ -59,6 +60,7 @@ class DisposePackaging(Command):
     signature: Signature | None
     reason: LongText | None = None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class CertifyPackaging(Command):
@@ -67,6 +69,7 @@ class CertifyPackaging(Command):
     run_id: UUID
     signature: Signature | None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class SponsorRelease(Command):
@@ -76,6 +79,7 @@ class SponsorRelease(Command):
     country: Identifier
     signature: Signature | None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ExtendExpiry(Command):
@@ -86,3 +90,4 @@ class ExtendExpiry(Command):
     signature: Signature | None
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from ledger.commands.base import Code, Command, Identifier, LongText, Text, When, lines, one_line
+from ledger.commands.base import Code, Command, Identifier, LateReason, LongText, Text, When, lines, one_line
 from ledger.domain.location import LocationKind
 from ledger.values import Signature
 
@@ -24,6 +24,7 @@ class RegisterTrial(Command):
     do_not_ship_days: Days
     do_not_dispense_days: Days
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class RegisterLocation(Command):
@@ -37,6 +38,7 @@ class RegisterLocation(Command):
     site_number: Code | None = None
     address: Annotated[str, StringConstraints(max_length=500), AfterValidator(lines)] = ""
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ActivateSite(Command):
@@ -44,6 +46,7 @@ class ActivateSite(Command):
 
     site_id: UUID
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class DeactivateSite(Command):
@@ -52,6 +55,7 @@ class DeactivateSite(Command):
     site_id: UUID
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class CloseOutSite(Command):
@@ -61,6 +65,7 @@ class CloseOutSite(Command):
     site_id: UUID
     signature: Signature | None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class RegisterSiteKey(Command):
@@ -69,3 +74,4 @@ class RegisterSiteKey(Command):
     site_id: UUID
     public_key: Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(one_line)]
     occurred_at: When = None
+    late_reason: LateReason = None

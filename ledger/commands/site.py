@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from ledger.commands.base import Celsius, Code, Command, KitIds, LongText, Subject, Text, When
+from ledger.commands.base import Celsius, Code, Command, KitIds, LateReason, LongText, Subject, Text, When
 from ledger.site_keys import SiteSignature
 
 
@@ -22,6 +22,7 @@ class ConfirmReceipt(Command):
     logger_min: Celsius | None = None
     logger_max: Celsius | None = None
     occurred_at: When = None
+    late_reason: LateReason = None
     site_signature: SiteSignature | None = None
 
 
@@ -34,6 +35,7 @@ class ReportExcursion(Command):
     max_celsius: Celsius
     duration_minutes: Annotated[int, Field(ge=1, le=525_600)]
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class Dispense(Command):
@@ -43,6 +45,7 @@ class Dispense(Command):
     site_id: UUID
     subject: Subject
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ReturnKit(Command):
@@ -52,6 +55,7 @@ class ReturnKit(Command):
     site_id: UUID
     condition: Literal["used", "unused", "partially_used"]
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class DestroyKits(Command):
@@ -62,6 +66,7 @@ class DestroyKits(Command):
     certificate: Code
     method: Text
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ReturnToDepot(Command):
@@ -73,3 +78,4 @@ class ReturnToDepot(Command):
     kit_ids: KitIds
     reason: LongText
     occurred_at: When = None
+    late_reason: LateReason = None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import InvalidInput, NotAuthorised, NotBoundHere, TimeOrderViolation
+from ledger.errors import InvalidInput, LateEntryNeedsReason, NotAuthorised, NotBoundHere, TimeOrderViolation
 from ledger.values import PLACE_BOUND, Actor, Role, iso, now, utc
 
 LOTLINE_NS = uuid5(NAMESPACE_URL, "https://lotline.dev/ids")
@@ -21,13 +25,37 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 for 2025, would otherwise enter the permanent chain)."""
 
 
+@dataclass(frozen=True, slots=True)
+class LateEntries:
+    """How a step recorded long after it happened is treated: beyond `window` (None: never) it is a late
+    entry, which needs a `reason`; a given reason is recorded whether or not the step is late."""
+
+    window: timedelta | None = None
+    reason: str | None = None
+
+
+_LATE: ContextVar[LateEntries | None] = ContextVar("lotline_late_entries", default=None)
+
+
+@contextmanager
+def late_entries(policy: LateEntries) -> Iterator[None]:
+    """Stamp every step inside the block under `policy` (set by `Ledger.handle` for each command)."""
+    token = _LATE.set(policy)
+    try:
+        yield
+    finally:
+        _LATE.reset(token)
+
+
 def stable_id(kind: str, *key: str) -> UUID:
     """The aggregate id for a business key: the same key always names the same aggregate."""
     return uuid5(LOTLINE_NS, ":".join((kind, *key)))
 
 
 def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None = None) -> dict[str, Any]:
-    """Who, when and why of one event (21 CFR 11.10(e)): stored with the event and hashed with it."""
+    """Who, when and why of one event (21 CFR 11.10(e)): stored with the event and hashed with it. A step
+    that happened longer ago than the late-entry window (`late_entries`) is flagged `late_entry`, with
+    its `late_reason`; without a reason it is refused."""
     when = utc(occurred_at, "occurred_at") if occurred_at else now()
     if when > now() + CLOCK_SKEW:
         raise TimeOrderViolation(f"occurred_at {iso(when)} is in the future", occurred_at=iso(when))
@@ -39,6 +67,13 @@ def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None 
     audit: dict[str, Any] = {**actor.as_dict(), "occurred_at": iso(when)}
     if reason:
         audit["reason"] = reason
+    late = _LATE.get() or LateEntries()
+    if late.window is not None and occurred_at is not None and when < now() - late.window:
+        if not late.reason:
+            raise LateEntryNeedsReason(iso(when), late.window / timedelta(hours=1))
+        audit["late_entry"] = True
+    if late.reason:
+        audit["late_reason"] = late.reason
     return audit
 
 

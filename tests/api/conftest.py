@@ -17,7 +17,7 @@ from ledger.config import Settings
 from ledger.domain import Location
 from ledger.identity import Identity
 from ledger.values import Role
-from tests.builders import DEPOT_GLN, FR_SITE_GLN, PLANT_GLN, SITE_GLN, Program
+from tests.builders import BY_ADMIN, DEPOT_GLN, FR_SITE_GLN, PLANT_GLN, SITE_GLN, Program
 
 PASSWORD = "correct horse battery staple"
 FAST_SCRYPT = 2**10  # tests only: the cost is stored with each hash, so the app verifies it as made
@@ -83,8 +83,8 @@ class Api:
         return self.ledger.chain.head()
 
     def add_user(self, principal: str, role: Role, name: str, places: tuple[Any, ...] = ()) -> str:
-        self.identity.add_user(principal, name=name, role=role, places=places, password=PASSWORD)
-        self.tokens[principal] = self.identity.issue_token(principal)
+        self.identity.add_user(principal, name=name, role=role, places=places, password=PASSWORD, **BY_ADMIN)
+        self.tokens[principal] = self.identity.issue_token(principal, **BY_ADMIN)
         return self.tokens[principal]
 
 
@@ -100,7 +100,7 @@ def start_api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app on `database_url` with an empty user table; closed when the generator ends."""
     settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", **WORKER_THREAD)
     ledger = Ledger.open(database_url, keys_dir=settings.keys_dir)  # the app's writer key: one writer
-    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
+    identity = Identity.open(database_url, ledger=ledger, scrypt_n=FAST_SCRYPT)
     try:
         with TestClient(create_app(settings)) as client:
             yield Api(client, ledger, identity)

@@ -11,7 +11,7 @@ from ledger.domain import Shipment
 from ledger.values import Meaning, sign
 from tests.api.bodies import PRINCIPAL, commands
 from tests.api.conftest import Api, signature
-from tests.builders import Program, actors
+from tests.builders import BY_ADMIN, Program, actors
 
 
 def test_every_route_but_health_and_docs_needs_a_token(api: Api, program: Program) -> None:
@@ -37,6 +37,7 @@ def test_every_route_but_health_and_docs_needs_a_token(api: Api, program: Progra
                 )
             },
             kind="trial",
+            principal="qa1",
             size=1,
             seq=1,
         )
@@ -49,20 +50,20 @@ def test_every_route_but_health_and_docs_needs_a_token(api: Api, program: Progra
 
 
 def test_unknown_revoked_expired_and_disabled_tokens_are_refused(api: Api, program: Program) -> None:
-    head = api.head()
     body = commands(program)["hold_lot"]
+    expired = api.identity.issue_token("qa1", ttl=timedelta(milliseconds=1), **BY_ADMIN)
+    api.identity.set_disabled("qa2", **BY_ADMIN)
+    api.identity.revoke_tokens("qa1", **BY_ADMIN)
+    head = api.head()  # the access changes were recorded; the refused requests below record nothing
     assert (
         api.client.post(body[0], json=body[1], headers={"Authorization": "Bearer lt_nonsense"}).status_code
         == 401
     )
-    expired = api.identity.issue_token("qa1", ttl=timedelta(milliseconds=1))
     time.sleep(0.01)
     answer = api.client.post(body[0], json=body[1], headers={"Authorization": f"Bearer {expired}"})
-    assert answer.status_code == 401 and "expired" in answer.json()["message"]
-    api.identity.set_disabled("qa2")
+    assert answer.status_code == 401 and "expired" in answer.json()["message"]  # not revoked: expired
     answer = api.post("qa2", body[0], body[1])
     assert answer.status_code == 401 and "disabled" in answer.json()["message"]
-    api.identity.revoke_tokens("qa1")
     answer = api.post("qa1", body[0], body[1])
     assert answer.status_code == 401 and "revoked" in answer.json()["message"]
     assert api.head() == head
@@ -199,7 +200,8 @@ def test_a_signature_needs_the_signers_own_valid_password_or_a_fresh_second_toke
         "qa1", release, {"signature": {"meaning": "approved", "token": api.tokens["qa1"]}, "reason": "x"}
     )
     assert bearer.status_code == 403 and "other than" in bearer.json()["message"]
-    old = api.identity.issue_token("qa1")
+    old = api.identity.issue_token("qa1", **BY_ADMIN)
+    head = api.head()  # the token's issue is recorded; the refused steps below record nothing
     stale = api.client.app.state.settings.signature_token_max_age_seconds
     api.client.app.state.settings.signature_token_max_age_seconds = 0
     assert (
@@ -217,6 +219,6 @@ def test_a_signature_needs_the_signers_own_valid_password_or_a_fresh_second_toke
     assert meaning.status_code == 422 and meaning.json()["code"] == "signature_required"
     assert api.head() == head
     assert api.post("qa1", path, {"reason": "investigation"}).status_code == 200
-    fresh = api.identity.issue_token("qa1")
+    fresh = api.identity.issue_token("qa1", **BY_ADMIN)
     answer = api.post("qa1", release, {"signature": {"meaning": "approved", "token": fresh}, "reason": "x"})
     assert answer.status_code == 200, answer.text

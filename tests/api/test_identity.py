@@ -11,39 +11,43 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ledger.application import Ledger
 from ledger.errors import AlreadyExists, InvalidInput
-from ledger.identity import Identity, InvalidCredentials, token_hash, tokens, users
+from ledger.identity import Identity, InvalidCredentials, passwords, token_hash, tokens
 from ledger.values import Role
 from scripts.cli import main
-from tests.builders import DEPOT_GLN, Program
+from tests.builders import BY_ADMIN, DEPOT_GLN, Program
 
 
 def test_tokens_and_passwords_are_stored_hashed_and_checked(database_url: str) -> None:
     identity = Identity.open(database_url, scrypt_n=2**10)
     try:
-        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password="a long enough password")
-        token = identity.issue_token("qa1")
+        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password="a long enough password", **BY_ADMIN)
+        token = identity.issue_token("qa1", **BY_ADMIN)
         with identity.engine.connect() as conn:
             stored_tokens = [tuple(r) for r in conn.execute(select(tokens))]
-            stored_users = [tuple(r) for r in conn.execute(select(users))]
+            stored_passwords = [tuple(r) for r in conn.execute(select(passwords))]
+            stored_events = [tuple(r) for r in conn.execute(text("SELECT * FROM lotline_events"))]
         assert token not in repr(stored_tokens) and token_hash(token) in repr(stored_tokens)
-        assert "a long enough password" not in repr(stored_users) and "scrypt$1024$8$1$" in repr(stored_users)
+        assert "a long enough password" not in repr(stored_passwords)
+        assert "scrypt$1024$8$1$" in repr(stored_passwords)
+        for secret in (token, token_hash(token), stored_passwords[0][2], "a long enough password"):
+            assert secret not in repr(stored_events)  # the chain has the token's public id, no secret
         assert identity.authenticate(token).user.role == Role.QA
         assert identity.verify_password("qa1", "a long enough password").principal == "qa1"
         with pytest.raises(InvalidCredentials):
             identity.verify_password("qa1", "a long enough passworD")
         with pytest.raises(AlreadyExists):
-            identity.add_user("qa1", name="Again", role=Role.QA)
+            identity.add_user("qa1", name="Again", role=Role.QA, **BY_ADMIN)
         for role in (Role.SITE, Role.DEPOT, Role.MANUFACTURING):
             with pytest.raises(InvalidInput, match=f"a {role} user is bound to at least one place"):
-                identity.add_user("nowhere9", name="Nowhere", role=role)
+                identity.add_user("nowhere9", name="Nowhere", role=role, **BY_ADMIN)
         with pytest.raises(InvalidInput, match="a qa user acts everywhere"):
-            identity.add_user("qa8", name="Bound QA", role=Role.QA, places=[UUID(int=1)])
+            identity.add_user("qa8", name="Bound QA", role=Role.QA, places=[UUID(int=1)], **BY_ADMIN)
         with pytest.raises(InvalidInput, match="at least 10"):
-            identity.add_user("qa9", name="Short", role=Role.QA, password="short")
+            identity.add_user("qa9", name="Short", role=Role.QA, password="short", **BY_ADMIN)
     finally:
         identity.close()
 
@@ -66,6 +70,7 @@ def test_lotline_users_adds_binds_lists_issues_and_disables(
     finally:
         ledger.close()
     db = ["users", "--database-url", database_url]
+    why = ["--reason", "ticket ACC-1"]
     code, out, _ = run_cli(
         monkeypatch,
         capsys,
@@ -80,32 +85,37 @@ def test_lotline_users_adds_binds_lists_issues_and_disables(
         str(program.site),
         "--password-stdin",
         "--token",
+        *why,
         stdin="a long enough password\n",
     )
     assert code == 0 and f"places={program.site}" in out
     token = out.strip().splitlines()[-1].removeprefix("token: ")
-    depot = ["add", "depot1", "--name", "Dee", "--role", "depot", "--no-password"]
+    depot = ["add", "depot1", "--name", "Dee", "--role", "depot", "--no-password", *why]
     code, out, err = run_cli(monkeypatch, capsys, *db, *depot, "--place", str(program.site))
     assert code == 1 and "Site 101 is a clinical_site; a depot user works at depot or" in err
     code, out, err = run_cli(monkeypatch, capsys, *db, *depot)
     assert code == 1 and "a depot user is bound to at least one place" in err
     code, out, err = run_cli(monkeypatch, capsys, *db, *depot, "--place", DEPOT_GLN)  # by GLN
     assert code == 0 and f"places={program.depot}" in out
-    code, out, err = run_cli(monkeypatch, capsys, *db, "bind", "depot1", "--place", str(program.plant))
+    code, out, err = run_cli(monkeypatch, capsys, *db, "bind", "depot1", "--place", str(program.plant), *why)
     assert code == 0 and str(program.plant) in out and str(program.depot) in out
-    code, out, err = run_cli(monkeypatch, capsys, *db, "unbind", "depot1", "--place", str(program.depot))
+    code, out, err = run_cli(
+        monkeypatch, capsys, *db, "unbind", "depot1", "--place", str(program.depot), *why
+    )
     assert code == 0 and f"places={program.plant} " in out + " "
-    code, out, err = run_cli(monkeypatch, capsys, *db, "unbind", "depot1", "--place", str(program.plant))
+    code, out, err = run_cli(
+        monkeypatch, capsys, *db, "unbind", "depot1", "--place", str(program.plant), *why
+    )
     assert code == 1 and "bound to no place" in err
-    qa = ["add", "qa1", "--name", "Q", "--role", "qa", "--no-password", "--place", str(program.depot)]
+    qa = ["add", "qa1", "--name", "Q", "--role", "qa", "--no-password", "--place", str(program.depot), *why]
     code, out, err = run_cli(monkeypatch, capsys, *db, *qa)
-    assert code == 1 and "Depot is a depot; a qa user works at no place" in err
+    assert code == 1 and "a qa user acts everywhere: bound to no place" in err
     code, out, _ = run_cli(monkeypatch, capsys, *db, "list")
     assert out.strip().splitlines() == [
         f"depot1 [depot] Dee places={program.plant} (no password: cannot sign)",
         f"site1 [site] Sam Site places={program.site}",
     ]
-    code, out, _ = run_cli(monkeypatch, capsys, *db, "token", "site1", "--expires-in", "5")
+    code, out, _ = run_cli(monkeypatch, capsys, *db, "token", "site1", "--expires-in", "5", *why)
     second = out.strip()
     assert code == 0 and second.startswith("lt_") and second != token
     identity = Identity.open(database_url)
@@ -113,7 +123,7 @@ def test_lotline_users_adds_binds_lists_issues_and_disables(
         assert identity.authenticate(token).user.places == {program.site}
         assert identity.user("depot1").actor.places == {program.plant}
         assert identity.user("site1").actor.places == {program.site}
-        run_cli(monkeypatch, capsys, *db, "disable", "site1")
+        run_cli(monkeypatch, capsys, *db, "disable", "site1", *why)
         with pytest.raises(InvalidCredentials, match="disabled"):
             identity.authenticate(second)
     finally:
@@ -150,7 +160,7 @@ def test_lotline_users_token_refuses_a_lifetime_that_is_not_a_positive_number_of
 ) -> None:
     identity = Identity.open(database_url)
     try:
-        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=None)
+        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=None, **BY_ADMIN)
         with pytest.raises(SystemExit) as exit_:
             argv = ["users", "--database-url", database_url, "token", "qa1", "--expires-in", minutes]
             run_cli(monkeypatch, capsys, *argv)
@@ -166,11 +176,11 @@ def test_lotline_users_token_refuses_a_lifetime_that_is_not_a_positive_number_of
 def test_a_token_lifetime_is_positive_and_bounded(ttl: timedelta, database_url: str) -> None:
     identity = Identity.open(database_url)
     try:
-        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=None)
+        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=None, **BY_ADMIN)
         with pytest.raises(InvalidInput, match="lifetime") as refused:
-            identity.issue_token("qa1", ttl=ttl)
+            identity.issue_token("qa1", ttl=ttl, **BY_ADMIN)
         assert refused.value.as_dict()["field"] == "ttl"
-        short = identity.issue_token("qa1", ttl=timedelta(milliseconds=1))
+        short = identity.issue_token("qa1", ttl=timedelta(milliseconds=1), **BY_ADMIN)
         time.sleep(0.01)
         with pytest.raises(InvalidCredentials, match="expired"):
             identity.authenticate(short)

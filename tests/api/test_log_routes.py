@@ -36,7 +36,7 @@ def start(database_url: str, tmp_path: Path, **settings: Any) -> Iterator[Api]:
         database_url=database_url, keys_dir=tmp_path / "keys", log_name=ORIGIN, **options
     )
     ledger = Ledger.open(database_url, keys_dir=app_settings.keys_dir)  # the app's writer key
-    identity = Identity.open(database_url, scrypt_n=FAST_SCRYPT)
+    identity = Identity.open(database_url, ledger=ledger, scrypt_n=FAST_SCRYPT)
     try:
         with TestClient(create_app(app_settings)) as client:
             yield Api(client, ledger, identity)

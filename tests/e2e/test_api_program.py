@@ -50,7 +50,7 @@ def check(result: dict[str, Any], database_url: str, keys_dir: Path) -> None:
 
 
 def test_a_whole_program_over_http_through_the_asgi_app(database_url: str, tmp_path: Path) -> None:
-    identity = Identity.open(database_url, scrypt_n=2**10)
+    identity = Identity.open(database_url, keys_dir=tmp_path / "keys", scrypt_n=2**10)
     settings = Settings(database_url=database_url, keys_dir=tmp_path / "keys", **WORKER_THREAD)
     try:
         with TestClient(create_app(settings)) as client:
@@ -106,7 +106,7 @@ def test_a_whole_program_against_uvicorn_with_two_workers_on_loopback(
     served: tuple[str, str], tmp_path: Path
 ) -> None:
     base, database_url = served
-    identity = Identity.open(database_url, scrypt_n=2**10)
+    identity = Identity.open(database_url, keys_dir=tmp_path / "keys", scrypt_n=2**10)  # the server's
     try:
         with httpx.Client(base_url=base, timeout=60) as client:
             result = run_program(client, identity, tmp_path / "export")

@@ -185,6 +185,7 @@ def test_cli_demo_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     wrote = capsys.readouterr().out
     assert wrote.startswith("wrote ") and " events in " in wrote
     count = int(wrote.split()[1].replace(",", ""))
+    count += int(wrote.split("API users (")[1].split()[0])  # the demo users' accounts, in the chain too
 
     assert main(["verify", "--database-url", url, *keys]) == 0
     assert capsys.readouterr().out.startswith(f"OK: {count} events, head ")

@@ -62,6 +62,16 @@ def _chain_head(url: str) -> tuple[int, str]:
     return int(row[0]), bytes(row[1]).hex()
 
 
+def _chain_head_at(url: str, seq: int) -> str:
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(f"SELECT chain_hash FROM ledger_chain WHERE seq = {int(seq)}").one()
+    finally:
+        engine.dispose()
+    return bytes(row[0]).hex()
+
+
 def test_db_upgrade_brings_a_store_of_the_previous_release_up_to_date(
     previous_store: tuple[str, str],
     new_store: Callable[[str, str], str],
@@ -103,16 +113,26 @@ def test_db_upgrade_brings_a_store_of_the_previous_release_up_to_date(
         engine.dispose()
     assert schema_of(url) == schema_of(new_store(backend, "fresh"))
 
-    # Nothing was lost: every row of every table, the chain (verified, same count and head), once the
-    # read models whose schema changed (emptied by the upgrade, docs/migrations.md) applied the log again;
-    # and the head, signed once by the writer key as adopted (it predates writer signatures).
+    # Nothing was lost: every row of every table, the chain (verified, its first `size` events as they
+    # were), once the read models whose schema changed (emptied by the upgrade, docs/migrations.md)
+    # applied the log again; the head, signed once by the writer key as adopted (it predates writer
+    # signatures); then one account per user of the old user table, recorded by the upgrade, each
+    # commit signed.
+    adopted = len(DEMO_USERS)
     assert lotline(["project", "--database-url", url]) == 0
     capsys.readouterr()
     after = row_counts(url)
-    assert (after["alembic_version"], after["ledger_writer_signatures"]) == (1, 1)
-    assert {table: after.get(table) for table in rows_before} == rows_before
+    assert (after["alembic_version"], after["ledger_writer_signatures"]) == (1, 1 + adopted)
+    grown = {"lotline_events", "ledger_chain", "audit_entry"}
+    assert {t: after.get(t) for t in rows_before if t not in grown} == {
+        t: n for t, n in rows_before.items() if t not in grown
+    }
+    assert (after["lotline_events"], after["ledger_chain"]) == (size + adopted, size + adopted)
+    assert after["audit_entry"] == rows_before["audit_entry"] + adopted  # the audit trail shows them
     assert lotline(["verify", "--database-url", url]) == 0
-    assert capsys.readouterr().out.startswith(f"OK: {size} events, head {head}")
+    assert capsys.readouterr().out.startswith(f"OK: {size + adopted} events")
+    assert _chain_head_at(url, size) == head
+    size, head = _chain_head(url)
 
     # Users, tokens and keys of the previous release still work, through the CLI and the API.
     identity = Identity.open(url)
