@@ -27,6 +27,7 @@ ul.tree,ul.tree ul{list-style:none;padding-left:1.4em;border-left:2px solid #8aa
 ul.tree li{margin:.25em 0}.tag{display:inline-block;font-size:.8em;padding:0 .4em;border-radius:3px;
 background:#e6eef5;margin-right:.4em}.bad{background:#f8dada}.ok{background:#d9f2dd}
 pre{background:#f6f6f6;padding:.6em;font-size:.8em;overflow-x:auto}
+.exercise{border:3px solid #b36b00;background:#fff3e0;padding:.6em;font-weight:bold}
 """
 
 
@@ -37,8 +38,16 @@ def render_report(ledger: Ledger, recall: Recall, log: Transparency | None) -> s
     """The whole report page for `recall`, as of now."""
     view = campaigns.status(recall)
     destroyed = _destructions(recall)
+    kind = "Mock recall" if recall.exercise else "Recall"
+    banner = (
+        "<p class='exercise'>EXERCISE: a mock recall. Nothing was recalled or blocked; the places "
+        "located the affected kits as in a real recall, and this report gives the time they took.</p>"
+        if recall.exercise
+        else ""
+    )
     parts = [
-        f"<h1>Recall {_e(recall.recall_number)}</h1>",
+        f"<h1>{kind} {_e(recall.recall_number)}</h1>",
+        banner,
         _summary(recall, view),
         "<h2>Genealogy: from the suspect lots to the places holding kits</h2>",
         _tree(ledger, recall),
@@ -53,7 +62,7 @@ def render_report(ledger: Ledger, recall: Recall, log: Transparency | None) -> s
         "<h2>Checkpoint</h2>",
         _checkpoint(ledger, recall, log),
     ]
-    title = f"Recall {_e(recall.recall_number)}"
+    title = f"{kind} {_e(recall.recall_number)}"
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
@@ -72,6 +81,7 @@ def _summary(recall: Recall, view: campaigns.RecallStatusView) -> str:
             "Status",
             f"<span class='tag {'ok' if view.status == 'closed' else 'bad'}'>{_e(view.status)}</span>",
         ),
+        ("Kind", "mock recall (exercise): nothing recalled or blocked" if recall.exercise else "recall"),
         ("Classification", _CLASSES.get(view.classification, _e(view.classification))),
         ("Scope", _e(view.scope.replace("_", " "))),
         ("Suspect lots", lots or "none"),
@@ -84,7 +94,7 @@ def _summary(recall: Recall, view: campaigns.RecallStatusView) -> str:
             f"{view.reconciled} of {view.kits} ({view.reconciled_percent}%), {view.outstanding} outstanding",
         ),
         ("Places", f"{view.places_notified} notified, {view.places_acknowledged} acknowledged"),
-        ("Opening to full reconciliation", to_reconcile),
+        ("Time to locate every kit" if recall.exercise else "Opening to full reconciliation", to_reconcile),
         ("Shipments in transit at opening", _e(len(recall.shipments_in_transit))),
         ("Report made", _e(now().isoformat(timespec="seconds"))),
     ]
@@ -167,19 +177,21 @@ def _kits_by_run_and_place(ledger: Ledger, recall: Recall) -> dict[str, dict[str
 def _places(view: campaigns.RecallStatusView) -> str:
     head = (
         "<tr><th>Place</th><th>Kind</th><th>Country</th><th>Acknowledged</th><th>Kits</th>"
-        "<th>Reported</th><th>Reconciled</th><th>Outstanding</th><th>%</th></tr>"
+        "<th>Reported</th><th>Reconciled</th><th>Outstanding</th><th>%</th>"
+        f"<th>{'Time to locate' if view.exercise else 'Time to reconcile'}</th></tr>"
     )
     rows = "".join(
         f"<tr><td>{_e(p.name)}</td><td>{_e(p.kind)}</td><td>{_e(p.country)}</td>"
         f"<td>{_e(p.acknowledged_at or '-')}</td><td class='n'>{p.kits}</td><td class='n'>{p.reported}</td>"
         f"<td class='n'>{p.reconciled}</td><td class='n'>{p.outstanding}</td>"
-        f"<td class='n'>{p.reconciled_percent}</td></tr>"
+        f"<td class='n'>{p.reconciled_percent}</td><td class='n'>{_duration(p.seconds_to_locate)}</td></tr>"
         for p in view.places
     )
     total = (
         f"<tr><th colspan='4'>All places</th><th class='n'>{view.kits}</th><th class='n'>{view.reported}</th>"
         f"<th class='n'>{view.reconciled}</th><th class='n'>{view.outstanding}</th>"
-        f"<th class='n'>{view.reconciled_percent}</th></tr>"
+        f"<th class='n'>{view.reconciled_percent}</th>"
+        f"<th class='n'>{_duration(view.seconds_to_reconciliation)}</th></tr>"
     )
     return f"<table>{head}{rows}{total}</table>"
 
@@ -192,6 +204,7 @@ _OUTCOMES = {
     "dispensed": "already dispensed to a subject",
     "destroyed_before_recall": "destroyed before the recall opened",
     "justified": "not found; QA's signed justification",
+    "located": "located where they were held (mock recall)",
 }
 
 

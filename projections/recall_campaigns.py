@@ -39,6 +39,10 @@ class PlaceStatus:
     reconciled: int
     outstanding: int
     reconciled_percent: float
+    located_at: str | None = None
+    """When the last of its kits was accounted for (located, in a mock recall); None while any is not."""
+    seconds_to_locate: float | None = None
+    """From the recall's opening to `located_at`: the place's time to locate its kits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,9 @@ class RecallStatusView:
     shipments_in_transit: tuple[dict[str, Any], ...]
     places: tuple[PlaceStatus, ...]
     version: int
+    exercise: bool = False
+    """A mock recall: nothing was recalled or blocked; `seconds_to_reconciliation` is its time to
+    locate every affected kit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,7 @@ def status(recall: Recall) -> RecallStatusView:
         tuple(recall.shipments_in_transit),
         places,
         recall.version,
+        recall.exercise,
     )
 
 
@@ -147,6 +155,8 @@ def _place(recall: Recall, place: str) -> PlaceStatus:
         counts["accounted"],
         counts["kits"] - counts["accounted"],
         percent(counts["accounted"], counts["kits"]),
+        recall.located_at(place),
+        _seconds(recall.opened_at, recall.located_at(place)),
     )
 
 

@@ -159,6 +159,7 @@ def site_tasks(recall_id: UUID, site_id: OwnSite, user: UserDep, ledger: LedgerD
         "site_id": site_id,
         "acknowledged_at": ack["at"] if ack else None,
         "kits": campaigns.task_list(recall, site_id),
+        "exercise": recall.exercise,
     }
 
 

@@ -22,6 +22,8 @@ class SiteTasksOut(BaseModel):
     site_id: UUID
     acknowledged_at: str | None
     kits: list[TaskKit]
+    exercise: bool = False
+    """A mock recall: report each kit `located` (or `dispensed`); nothing is quarantined or returned."""
 
 
 class OutstandingPage(Page[TaskKit]):

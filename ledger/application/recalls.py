@@ -30,7 +30,8 @@ from ledger.values import Actor, Meaning, Role
 
 @handles(OpenRecall)
 def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
-    """Open a recall: recall the lots and record every kit downstream, as it is now, in one write.
+    """Open a recall: recall the lots and record every kit downstream, as it is now, in one write (a
+    mock recall records the same, and recalls nothing).
 
     The kits' current status and place come in bulk from the ledger's kit-state reader (a caught-up
     read model, see `Ledger.use_kit_states`); without one each kit is loaded from the store.
@@ -45,11 +46,12 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
         raise InvalidInput("a recall names each suspect packaging run once", field="run_ids")
     audit = stamp(actor, cmd.occurred_at, reason(cmd.reason))
     lots = [ledger.get(Lot, lot_id) for lot_id in cmd.lot_ids]
-    for lot in lots:
-        lot.recall(audit, sig.as_dict(), recall_number)
     suspect_runs = [ledger.get(PackagingRun, run_id) for run_id in cmd.run_ids]
-    for run in suspect_runs:
-        run.recall(audit, sig.as_dict(), recall_number)
+    if not cmd.exercise:  # a mock recall recalls nothing: no stock is blocked
+        for lot in lots:
+            lot.recall(audit, sig.as_dict(), recall_number)
+        for run in suspect_runs:
+            run.recall(audit, sig.as_dict(), recall_number)
     downstream = ledger.runs_downstream(cmd.lot_ids) if cmd.lot_ids else []
     reached = {r.id for r in downstream}
     named = [r for r in suspect_runs if r.id not in reached]
@@ -81,8 +83,10 @@ def open_recall(ledger: Ledger, actor: Actor, cmd: OpenRecall) -> Recorded:
         kit_groups=group_kits(affected),
         shipments_in_transit=_in_transit(affected),
         source=source,
+        exercise=cmd.exercise,
     )
-    return ledger.record(recall, *lots, *suspect_runs, created=(recall.id,), kits=len(affected))
+    recalled = [] if cmd.exercise else [*lots, *suspect_runs]
+    return ledger.record(recall, *recalled, created=(recall.id,), kits=len(affected))
 
 
 @handles(AcknowledgeRecall)
@@ -135,9 +139,19 @@ def report_recall_kits(ledger: Ledger, actor: Actor, cmd: ReportRecallKits) -> R
 def _reported_kit(
     ledger: Ledger, audit: dict[str, Any], recall: Recall, place_id: UUID, report: KitReport
 ) -> Kit | None:
-    """Check a report against the kit's own record, and move the kit: a dispensed kit was dispensed
-    to that subject; a quarantined kit is held at the place and is quarantined there
+    """Check a report against the kit's own record, and move the kit: a located kit (a mock recall) is
+    held at the place or was shipped from it, and does not move; a dispensed kit was dispensed to that
+    subject; a quarantined kit is held at the place and is quarantined there
     (`Kit.RecallQuarantined`); a returned kit is sent back to its depot. The kit to save, if any."""
+    if report.outcome == KitOutcome.LOCATED:  # an exercise: the kit stays where it is, as it is
+        seen = ledger.peek(Kit, report.kit_id)
+        gone = (KitStatus.IN_TRANSIT, KitStatus.DESTROYED, KitStatus.DISPENSED, KitStatus.MISSING)
+        held_here = seen.location_id == place_id and seen.status not in gone
+        # stock moves on during an exercise: a kit the place shipped since is located by its shipment
+        sent_on = seen.shipment_id is not None and ledger.peek(Shipment, seen.shipment_id).from_id == place_id
+        if not (held_here or sent_on):
+            raise InvalidInput(f"kit {seen.kit_number} is not held here to be located", field="kit_id")
+        return None
     if report.outcome == KitOutcome.DISPENSED:
         seen = ledger.peek(Kit, report.kit_id)
         if seen.status != KitStatus.DISPENSED or seen.subject != report.subject:

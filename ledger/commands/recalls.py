@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from ledger.commands.base import Code, Command, LongText, Part, Subject, When, one_line
+from ledger.commands.base import Code, Command, LateReason, LongText, Part, Subject, When, one_line
 from ledger.domain.recall import KitOutcome, RecallClass, RecallScope
 from ledger.values import Signature
 
@@ -17,7 +17,8 @@ MAX_KITS = 10_000
 
 class OpenRecall(Command):
     """Open a recall (QA, signed `approved`): recall the suspect lots (API, excipient or drug-product)
-    and packaging runs (a labelling error), record every kit downstream of them as it is now."""
+    and packaging runs (a labelling error), record every kit downstream of them as it is now. With
+    `exercise`, a mock recall: the same affected set and tasks, but nothing is recalled or blocked."""
 
     recall_number: Code
     lot_ids: Annotated[tuple[UUID, ...], Field(max_length=100)] = ()
@@ -26,7 +27,17 @@ class OpenRecall(Command):
     classification: RecallClass
     scope: RecallScope
     signature: Signature | None
+    exercise: Annotated[
+        bool,
+        Field(
+            description="A mock recall (EU GMP chapter 8's periodic exercise): it records the affected "
+            "set and each place's tasks like a real recall, and places answer it, but no lot or run is "
+            "recalled: the kits stay shippable and dispensable. Places report kits `located` (or "
+            "`dispensed`); its report gives the time to locate them, per place and overall."
+        ),
+    ] = False
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class AcknowledgeRecall(Command):
@@ -35,6 +46,7 @@ class AcknowledgeRecall(Command):
     recall_id: UUID
     place_id: UUID
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class KitReportLine(Part):
@@ -53,6 +65,7 @@ class ReportRecallKits(Command):
     place_id: UUID
     reports: Annotated[tuple[KitReportLine, ...], Field(min_length=1, max_length=MAX_KITS)]
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class ReceiveRecallReturns(Command):
@@ -62,6 +75,7 @@ class ReceiveRecallReturns(Command):
     depot_id: UUID
     kit_ids: Annotated[tuple[UUID, ...], Field(min_length=1, max_length=MAX_KITS)]
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class DestroyRecalledKits(Command):
@@ -74,6 +88,7 @@ class DestroyRecalledKits(Command):
     certificate: Code
     method: Annotated[str, StringConstraints(min_length=1, max_length=80), AfterValidator(one_line)]
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class JustifyUnaccounted(Command):
@@ -84,6 +99,7 @@ class JustifyUnaccounted(Command):
     justification: LongText
     signature: Signature | None
     occurred_at: When = None
+    late_reason: LateReason = None
 
 
 class CloseRecall(Command):
@@ -92,3 +108,4 @@ class CloseRecall(Command):
     recall_id: UUID
     signature: Signature | None
     occurred_at: When = None
+    late_reason: LateReason = None

@@ -64,10 +64,20 @@ class KitOutcome(StrEnum):
     DESTROYED = "destroyed"
     DESTROYED_BEFORE = "destroyed_before_recall"
     JUSTIFIED = "justified"
+    LOCATED = "located"
 
 
 SITE_OUTCOMES = (KitOutcome.QUARANTINED, KitOutcome.RETURNED, KitOutcome.DISPENSED)
 """What a site may report for a kit it holds."""
+
+EXERCISE_OUTCOMES = (KitOutcome.LOCATED, KitOutcome.DISPENSED)
+"""What a place reports in a mock recall (an exercise that moves no stock): the kit is located, held
+there; or it was dispensed, to a named subject."""
+
+EXERCISE_ACCOUNTED = frozenset(
+    {KitOutcome.LOCATED, KitOutcome.DISPENSED, KitOutcome.DESTROYED_BEFORE, KitOutcome.JUSTIFIED}
+)
+"""In an exercise a kit is accounted for once located, known dispensed or destroyed, or justified."""
 
 ACCOUNTED = frozenset(
     {
@@ -153,9 +163,11 @@ class Recall(LedgerAggregate):
 
     class Opened(LedgerAggregate.Created):
         """QA opened the recall, signed: the suspect lots and the affected set as known at that moment.
-        Version 2 added `suspect_runs`: packaging runs recalled themselves (a labelling error)."""
+        Version 2 added `suspect_runs`: packaging runs recalled themselves (a labelling error); version
+        3 `exercise`: a mock recall, which records the affected set and the places' tasks but recalls
+        no lot or run, so no stock is blocked."""
 
-        class_version = 2
+        class_version = 3
 
         recall_number: str
         audit: dict[str, Any]
@@ -169,11 +181,17 @@ class Recall(LedgerAggregate):
         kit_groups: list[dict[str, Any]]
         shipments_in_transit: list[dict[str, Any]]
         source: dict[str, Any]
+        exercise: bool
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             """Recalls opened before runs could be recalled named suspect lots only."""
             state["suspect_runs"] = []
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Recalls opened before mock recalls were real ones."""
+            state["exercise"] = False
 
     @event(Opened)
     def __init__(
@@ -190,8 +208,10 @@ class Recall(LedgerAggregate):
         kit_groups: list[dict[str, Any]],
         shipments_in_transit: list[dict[str, Any]],
         source: dict[str, Any],
+        exercise: bool = False,
     ) -> None:
         self.recall_number = recall_number
+        self.exercise = exercise
         self.reason = audit.get("reason", "")
         self.opened_at = audit["occurred_at"]
         self.opened_by = {**signature}
@@ -213,6 +233,7 @@ class Recall(LedgerAggregate):
         }
         self.per_place.setdefault(UNLOCATED, {"kits": 0, "reported": 0, "accounted": 0})
         self.by_outcome: dict[str, int] = {}
+        self.located: dict[str, str] = {}
         self.reconciled_at: str | None = None
         self.closed: dict[str, Any] | None = None
         self.timeline: list[dict[str, Any]] = [_moment("opened", audit)]
@@ -242,7 +263,10 @@ class Recall(LedgerAggregate):
         return o is not None and self._accounts(kit_id, o["outcome"])
 
     def _accounts(self, kit_id: UUID, outcome: str) -> bool:
-        """Whether `outcome` accounts for the kit (see `ACCOUNTED`; quarantined: only at a depot)."""
+        """Whether `outcome` accounts for the kit (see `ACCOUNTED`; quarantined: only at a depot; in an
+        exercise, `EXERCISE_ACCOUNTED`)."""
+        if self.exercise:
+            return outcome in EXERCISE_ACCOUNTED
         if outcome in ACCOUNTED:
             return True
         place = self.places.get(self.kits[kit_id].place, {})
@@ -259,6 +283,11 @@ class Recall(LedgerAggregate):
     @property
     def accounted_count(self) -> int:
         return sum(p["accounted"] for p in self.per_place.values())
+
+    def located_at(self, place: str) -> str | None:
+        """When the last of the place's kits was accounted for (ISO 8601): its time to locate them, from
+        the opening; None while any is outstanding."""
+        return self.located.get(place)
 
     # --- rules -----------------------------------------------------------------------------------
 
@@ -304,8 +333,10 @@ class Recall(LedgerAggregate):
             raise RecallWrongPlace(
                 self.recall_number, place_id, f"kit {kit.kit_number} was not recorded there"
             )
-        if report.outcome not in SITE_OUTCOMES:
-            raise InvalidInput(f"a site reports {', '.join(SITE_OUTCOMES)}", field="outcome")
+        allowed = EXERCISE_OUTCOMES if self.exercise else SITE_OUTCOMES
+        if report.outcome not in allowed:
+            what = "in a mock recall, which moves no stock, a place" if self.exercise else "a site"
+            raise InvalidInput(f"{what} reports {', '.join(allowed)}", field="outcome")
         if (report.outcome == KitOutcome.DISPENSED) != bool(report.subject):
             raise InvalidInput("a dispensed kit is reported with its subject, and only then", field="subject")
         before = self.outcomes.get(report.kit_id, {}).get("outcome")
@@ -318,9 +349,15 @@ class Recall(LedgerAggregate):
         self.check_report(audit, place_id, report)
         self._kit_reported(audit, report.kit_id, str(report.outcome), report.subject)
 
+    def require_real(self, action: str) -> None:
+        """A mock recall moves no stock: no kit is returned or destroyed under it."""
+        if self.exercise:
+            raise InvalidTransition("recall", self.recall_number, "an exercise (mock recall)", action)
+
     def check_return(self, audit: dict[str, Any], kit_id: UUID) -> None:
         """Refuse a return receipt unless the kit is one a place reported returned."""
         self.require_open("receive a return")
+        self.require_real("receive a return")
         kit = self.require_kit(kit_id)
         outcome = self.outcomes.get(kit_id, {}).get("outcome", "unreported")
         if outcome != KitOutcome.RETURNED:
@@ -336,6 +373,7 @@ class Recall(LedgerAggregate):
         """Refuse to record a destruction unless the kit is unreported, quarantined or back at the
         depot (not dispensed, not on its way back, not justified or already destroyed)."""
         self.require_open("record a destruction")
+        self.require_real("record a destruction")
         kit = self.require_kit(kit_id)
         outcome = self.outcomes.get(kit_id, {}).get("outcome")
         if outcome not in DESTROYABLE_FROM:
@@ -519,6 +557,11 @@ class Recall(LedgerAggregate):
             counts["accounted"] += 1
         self.by_outcome[record["outcome"]] = self.by_outcome.get(record["outcome"], 0) + 1
         self.outcomes[kit_id] = {**record, "at": audit["occurred_at"]}
+        place = self.kits[kit_id].place
+        if counts["accounted"] == counts["kits"]:
+            self.located.setdefault(place, audit["occurred_at"])
+        else:
+            self.located.pop(place, None)
 
     def _check_reconciled(self, audit: dict[str, Any]) -> None:
         if self.reconciled_at is None and self.accounted_count == len(self.kits):
