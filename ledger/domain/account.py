@@ -43,8 +43,8 @@ class UserAccount(LedgerAggregate):
     def create_id(principal: str, **_: Any) -> UUID:
         return account_id(principal)
 
-    class Created(LedgerAggregate.Created):
-        """The user was created with a role and, for a place-bound role, the places they work at."""
+    class Registered(LedgerAggregate.Created):
+        """The user was registered with a role and, for a place-bound role, the places they work at."""
 
         principal: str
         audit: dict[str, Any]
@@ -53,7 +53,7 @@ class UserAccount(LedgerAggregate):
         places: list[str]
         password_set: bool
 
-    @event(Created)
+    @event(Registered)
     def __init__(
         self,
         principal: str,

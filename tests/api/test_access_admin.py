@@ -80,7 +80,7 @@ def test_every_access_change_is_an_event_with_who_and_why_and_no_secret(api: Api
     # Each change is one event of the account, by the admin, with the reason; the audit trail shows it.
     entries = trail(api, "site7")
     assert [e["event"] for e in entries] == [
-        "Created",
+        "Registered",
         "TokenIssued",
         "RoleChanged",
         "PasswordSet",
@@ -96,6 +96,9 @@ def test_every_access_change_is_an_event_with_who_and_why_and_no_secret(api: Api
     ]
     assert entries[2]["changes"] == {"previous": "site", "role": "qa", "places": []}
     assert api.head()[0] == size + 7
+    found = api.get("insp1", "/audit", params={"event": "UserAccount.Registered", "principal": "admin1"})
+    made = [e for e in found.json()["entries"] if e["entity_id"] == str(account_id("site7"))]
+    assert [e["reason"] for e in made] == ["new study nurse, ticket ACC-7"]  # the audit search finds it
 
     # No secret anywhere in the chain: not the password, its hash, the token or the token's hash.
     with api.identity.engine.connect() as conn:

@@ -29,6 +29,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.application import Ledger
 from ledger.domain import Kit, KitStatus, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
+from ledger.domain.account import UserAccount
 from ledger.domain.base import LedgerAggregate, stamp
 from ledger.domain.recall import Recall
 from ledger.domain.shipment import ShipmentStatus
@@ -45,6 +46,7 @@ AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Kit,
     Shipment,
     Recall,
+    UserAccount,
 )
 
 LIBRARY_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
@@ -212,13 +214,30 @@ SHAPES: dict[str, tuple[int, str]] = {
         "audit: dict[str, Any]; kit_id: UUID; outcome: str; subject: str | None",
     ),
     "ledger.domain.recall:Recall.Opened": (
-        2,
+        3,
         "recall_number: str; audit: dict[str, Any]; signature: dict[str, str]; "
         "lots: list[dict[str, str]]; suspect_runs: list[dict[str, str]]; classification: str; scope: str; "
         "runs: list[dict[str, str]]; places: dict[str, dict[str, str]]; kit_groups: list[dict[str, Any]]; "
-        "shipments_in_transit: list[dict[str, Any]]; source: dict[str, Any]",
+        "shipments_in_transit: list[dict[str, Any]]; source: dict[str, Any]; exercise: bool",
     ),
     "ledger.domain.recall:Recall.ReturnReceived": (1, "audit: dict[str, Any]; depot_id: UUID; kit_id: UUID"),
+    "ledger.domain.account:UserAccount.Registered": (
+        1,
+        "principal: str; audit: dict[str, Any]; name: str; role: str; places: list[str]; password_set: bool",
+    ),
+    "ledger.domain.account:UserAccount.RoleChanged": (
+        1, "audit: dict[str, Any]; previous: str; role: str; places: list[str]"
+    ),
+    "ledger.domain.account:UserAccount.Bound": (1, "audit: dict[str, Any]; places: list[str]"),
+    "ledger.domain.account:UserAccount.Unbound": (1, "audit: dict[str, Any]; places: list[str]"),
+    "ledger.domain.account:UserAccount.Disabled": (1, "audit: dict[str, Any]"),
+    "ledger.domain.account:UserAccount.Enabled": (1, "audit: dict[str, Any]"),
+    "ledger.domain.account:UserAccount.PasswordSet": (1, "audit: dict[str, Any]"),
+    "ledger.domain.account:UserAccount.TokenIssued": (
+        1, "audit: dict[str, Any]; token_id: str; label: str; expires_at: str | None"
+    ),
+    "ledger.domain.account:UserAccount.TokensRevoked": (1, "audit: dict[str, Any]; token_ids: list[str]"),
+    "ledger.domain.account:UserAccount.UnblindedRead": (1, "audit: dict[str, Any]; what: str; request: str"),
 }
 """topic -> (class_version, "attribute: annotated type; ..."), in declaration order."""
 
@@ -230,6 +249,12 @@ EARLIER: dict[tuple[str, int], str] = {
         "recall_number: str; audit: dict[str, Any]; signature: dict[str, str]; "
         "lots: list[dict[str, str]]; classification: str; scope: str; runs: list[dict[str, str]]; "
         "places: dict[str, dict[str, str]]; kit_groups: list[dict[str, Any]]; "
+        "shipments_in_transit: list[dict[str, Any]]; source: dict[str, Any]"
+    ),
+    ("ledger.domain.recall:Recall.Opened", 2): (
+        "recall_number: str; audit: dict[str, Any]; signature: dict[str, str]; "
+        "lots: list[dict[str, str]]; suspect_runs: list[dict[str, str]]; classification: str; scope: str; "
+        "runs: list[dict[str, str]]; places: dict[str, dict[str, str]]; kit_groups: list[dict[str, Any]]; "
         "shipments_in_transit: list[dict[str, Any]]; source: dict[str, Any]"
     ),
     ("ledger.domain.kit:Kit.ReturnShipped", 1): (
