@@ -74,6 +74,12 @@ class SignatureNotVerified(LedgerError):
         super().__init__(message, **details)
 
 
+class PdfUnavailable(LedgerError):
+    """The server cannot print a PDF: WeasyPrint or the Pango library it loads is missing."""
+
+    code = "pdf_unavailable"
+
+
 class IdempotencyConflict(LedgerError):
     """An Idempotency-Key reused with another request, or whose first request is still running."""
 
@@ -123,6 +129,7 @@ STATUS: dict[type[LedgerError], int] = {
     SigningKeyError: 503,
     StoreBusy: 503,
     UnsignedHead: 503,
+    PdfUnavailable: 503,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 

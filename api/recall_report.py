@@ -1,21 +1,27 @@
 """The recall report as one self-contained HTML page an investigator can hand to an inspector: scope,
-the genealogy from the suspect lots to the places holding kits, the timeline, the per-place table, the
-signatures, and the signed checkpoint of the log the report was made against."""
+the genealogy from the suspect lots to the places holding kits, the per-place table, the outstanding
+kits by place, the subjects who received affected kits (unblinded readers only), the timeline (one
+entry per step: each report with who made it and when), the signatures, and the signed checkpoint of
+the log the report was made against; at its foot, who generated it, when, and from which chain
+position. The PDF (`render_pdf`) is the same page, printed by WeasyPrint: one template for both."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from uuid import UUID
 
+from api.errors import PdfUnavailable
 from ledger.application import Ledger
-from ledger.domain import Lot, ManufacturingBatch, PackagingRun
+from ledger.domain import Kit, Lot, ManufacturingBatch, PackagingRun
 from ledger.domain.recall import Recall
 from ledger.errors import BatchNotFound
+from ledger.identity import User
 from ledger.transparency import Transparency
-from ledger.values import now
+from ledger.values import iso, now
 from projections import recall_campaigns as campaigns
 
 _STYLE = """
@@ -28,15 +34,32 @@ ul.tree li{margin:.25em 0}.tag{display:inline-block;font-size:.8em;padding:0 .4e
 background:#e6eef5;margin-right:.4em}.bad{background:#f8dada}.ok{background:#d9f2dd}
 pre{background:#f6f6f6;padding:.6em;font-size:.8em;overflow-x:auto}
 .exercise{border:3px solid #b36b00;background:#fff3e0;padding:.6em;font-weight:bold}
+td.kits{font-family:monospace;font-size:.85em;word-break:break-word}.foot{margin-top:2em;color:#555;
+font-size:.85em;border-top:1px solid #bbb;padding-top:.5em}
+@page{size:A4;margin:15mm 12mm}@media print{body{margin:0;max-width:none;font-size:10pt}h2{break-after:avoid}
+tr{break-inside:avoid}table{font-size:.78em}th,td{padding:.2em .3em}}
 """
 
 
 _CLASSES = {"class_i": "Class I", "class_ii": "Class II", "class_iii": "Class III"}
 
 
-def render_report(ledger: Ledger, recall: Recall, log: Transparency | None) -> str:
-    """The whole report page for `recall`, as of now."""
+OUTSTANDING_SHOWN = 5000
+"""At most this many outstanding kits are listed (the rest: `GET /recalls/{id}/outstanding`)."""
+
+
+def render_report(
+    ledger: Ledger,
+    recall: Recall,
+    log: Transparency | None,
+    *,
+    reader: User | None = None,
+    show_subjects: bool = False,
+) -> str:
+    """The whole report page for `recall`, as of now, generated for `reader`; with the subjects who
+    received affected kits when `show_subjects` (unblinded readers)."""
     view = campaigns.status(recall)
+    head, _ = ledger.chain.head()
     destroyed = _destructions(recall)
     kind = "Mock recall" if recall.exercise else "Recall"
     banner = (
@@ -53,14 +76,18 @@ def render_report(ledger: Ledger, recall: Recall, log: Transparency | None) -> s
         _tree(ledger, recall),
         "<h2>Per place</h2>",
         _places(view),
+        "<h2>Outstanding kits, by place</h2>",
+        _outstanding(recall),
         "<h2>What became of the kits</h2>",
         _dispositions(recall, view, destroyed),
+        *(_subjects_part(ledger, recall) if show_subjects else []),
         "<h2>Timeline</h2>",
-        _timeline(recall, destroyed),
+        _timeline(ledger, recall),
         "<h2>Signatures</h2>",
         _signatures(recall),
         "<h2>Checkpoint</h2>",
         _checkpoint(ledger, recall, log),
+        _footer(reader, head, log),
     ]
     title = f"{kind} {_e(recall.recall_number)}"
     return (
@@ -87,7 +114,7 @@ def _summary(recall: Recall, view: campaigns.RecallStatusView) -> str:
         ("Suspect lots", lots or "none"),
         ("Suspect packaging runs", ", ".join(_e(r["batch_number"]) for r in recall.suspect_runs) or "none"),
         ("Reason", _e(recall.reason)),
-        ("Opened", f"{_e(recall.opened_at)} by {_e(recall.opened_by.get('printed_name', ''))}"),
+        ("Opened", f"{_when(recall.opened_at)} by {_e(recall.opened_by.get('printed_name', ''))}"),
         ("Affected kits", f"{view.kits} (recorded at opening from {_e(_source(recall.source))})"),
         (
             "Reconciled",
@@ -96,7 +123,7 @@ def _summary(recall: Recall, view: campaigns.RecallStatusView) -> str:
         ("Places", f"{view.places_notified} notified, {view.places_acknowledged} acknowledged"),
         ("Time to locate every kit" if recall.exercise else "Opening to full reconciliation", to_reconcile),
         ("Shipments in transit at opening", _e(len(recall.shipments_in_transit))),
-        ("Report made", _e(now().isoformat(timespec="seconds"))),
+
     ]
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
@@ -182,7 +209,8 @@ def _places(view: campaigns.RecallStatusView) -> str:
     )
     rows = "".join(
         f"<tr><td>{_e(p.name)}</td><td>{_e(p.kind)}</td><td>{_e(p.country)}</td>"
-        f"<td>{_e(p.acknowledged_at or '-')}</td><td class='n'>{p.kits}</td><td class='n'>{p.reported}</td>"
+        f"<td>{_when(p.acknowledged_at) if p.acknowledged_at else '-'}</td>"
+        f"<td class='n'>{p.kits}</td><td class='n'>{p.reported}</td>"
         f"<td class='n'>{p.reconciled}</td><td class='n'>{p.outstanding}</td>"
         f"<td class='n'>{p.reconciled_percent}</td><td class='n'>{_duration(p.seconds_to_locate)}</td></tr>"
         for p in view.places
@@ -251,41 +279,147 @@ def _numbers(numbers: list[str], shown: int = 20) -> str:
     return ", ".join(numbers[:shown]) + more
 
 
-def _timeline(recall: Recall, destroyed: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
-    names = {p: info["name"] for p, info in recall.places.items()}
-    reports: dict[str, list[str]] = {}
-    for kit_id, o in recall.outcomes.items():
-        reports.setdefault(recall.kits[kit_id].place, []).append(o["at"])
-    moments = list(recall.timeline)
-    for place, times in reports.items():
-        moments.append(
-            {
-                "what": f"{len(times)} kit(s) reported or accounted, the last at",
-                "at": max(times),
-                "place_id": place,
-                "by": "",
-                "role": "",
-            }
-        )
-    for certificate, done in destroyed.items():
-        last = max((o for _, o in done), key=lambda o: o["at"])
-        moments.append(
-            {
-                "what": f"{len(done)} kit(s) destroyed, certificate {certificate}, the last at",
-                "at": last["at"],
-                "place_id": last["place_id"],
-                "by": last["destroyed_by"],
-                "role": "",
-            }
-        )
-    moments.sort(key=lambda m: m["at"])
-    rows = "".join(
-        f"<tr><td>{_e(m['at'])}</td><td>{_e(m['what'])}</td>"
-        f"<td>{_e(names.get(m.get('place_id', ''), m.get('kit_number', '')))}</td>"
-        f"<td>{_e(m['by'])} {_e(m['role'])}</td></tr>"
-        for m in moments
+_DONE = {
+    "Opened": "opened the recall",
+    "Acknowledged": "acknowledged the notice",
+    "ReturnReceived": "received kits sent back",
+    "KitDestroyed": "destroyed kits",
+    "KitJustified": "justified a kit that cannot be found",
+    "Closed": "closed the recall",
+}
+
+
+def _timeline(ledger: Ledger, recall: Recall) -> str:
+    """One row per step of the recall, oldest first: who did it, when, where, and for a report on kits
+    how many kits with which outcomes (consecutive events of one step are one row); a late entry is
+    flagged with its reason."""
+    rows: list[dict[str, Any]] = []
+    for e in ledger.events.get(recall.id):
+        kind = type(e).__name__
+        audit: dict[str, Any] = getattr(e, "audit")  # noqa: B009 - every ledger event has one
+        kit = recall.kits.get(getattr(e, "kit_id", None))  # type: ignore[arg-type]
+        place = getattr(e, "place_id", None) or getattr(e, "depot_id", None) or (kit.place if kit else "")
+        key = (kind, audit["occurred_at"], audit["principal"], str(place))
+        last = rows[-1] if rows else None
+        if last is not None and last["key"] == key and kit is not None:
+            last["kits"].append(kit.kit_number)
+            outcome = getattr(e, "outcome", kind)
+            last["outcomes"][outcome] = last["outcomes"].get(outcome, 0) + 1
+            continue
+        rows.append({
+            "key": key, "kind": kind, "at": audit["occurred_at"], "who": f"{audit['name']} ({audit['role']})",
+            "place": recall.place_name(str(place)) if place else "", "kits": [kit.kit_number] if kit else [],
+            "outcomes": {getattr(e, "outcome", kind): 1} if kit else {},
+            "extra": getattr(e, "certificate", ""),
+            "late": audit.get("late_reason") if audit.get("late_entry") else None,
+        })
+    body = "".join(
+        f"<tr><td>{_when(r['at'])}</td><td>{_e(r['who'])}</td><td>{_e(r['place'])}</td>"
+        f"<td>{_e(_what(r))}{_late(r['late'])}</td></tr>"
+        for r in rows
     )
-    return f"<table><tr><th>When (UTC)</th><th>What</th><th>Where / kit</th><th>Who</th></tr>{rows}</table>"
+    return f"<table><tr><th>When</th><th>Who</th><th>Where</th><th>What</th></tr>{body}</table>"
+
+
+def _late(reason: str | None) -> str:
+    """A step recorded after the late-entry window, flagged with its reason."""
+    return "" if reason is None else f" <span class='tag bad'>late entry</span>{_e(reason)}"
+
+
+def _what(row: dict[str, Any]) -> str:
+    if row["kind"] == "KitReported":
+        outcomes = ", ".join(f"{n} {o}" for o, n in sorted(row["outcomes"].items()))
+        return f"reported {len(row['kits'])} kit(s): {outcomes} ({_numbers(sorted(row['kits']), 10)})"
+    done = _DONE.get(row["kind"], row["kind"])
+    if row["kits"]:
+        certificate = f", certificate {row['extra']}" if row["extra"] else ""
+        return f"{done}: {len(row['kits'])} kit(s){certificate} ({_numbers(sorted(row['kits']), 10)})"
+    return done
+
+
+def _outstanding(recall: Recall) -> str:
+    """Every kit not yet accounted for, by place and kit number (at most `OUTSTANDING_SHOWN`)."""
+    missing = recall.outstanding()
+    if not missing:
+        return "<p>None: every affected kit is accounted for.</p>"
+    by_place: dict[str, list[str]] = {}
+    for k in missing[:OUTSTANDING_SHOWN]:
+        by_place.setdefault(k.place, []).append(k.kit_number)
+    rows = "".join(
+        f"<tr><td>{_e(recall.place_name(p))}</td><td class='n'>{len(numbers)}</td>"
+        f"<td class='kits'>{_e(', '.join(numbers))}</td></tr>"
+        for p, numbers in sorted(by_place.items(), key=lambda pn: recall.place_name(pn[0]))
+    )
+    more = (
+        f"<p>{len(missing) - OUTSTANDING_SHOWN} more not listed here: <code>GET /recalls/{recall.id}"
+        "/outstanding</code> pages through all of them.</p>"
+        if len(missing) > OUTSTANDING_SHOWN
+        else ""
+    )
+    return (
+        f"<p>{len(missing)} kit(s) outstanding.</p><table><tr><th>Place (at opening)</th><th>Kits</th>"
+        f"<th>Kit numbers</th></tr>{rows}</table>{more}"
+    )
+
+
+def _subjects_part(ledger: Ledger, recall: Recall) -> list[str]:
+    return ["<h2>Subjects who received affected kits</h2>", _subjects(ledger, recall)]
+
+
+def _subjects(ledger: Ledger, recall: Recall) -> str:
+    """Subjects who received affected kits: reported dispensed during the recall, or dispensed before it
+    opened (from the kit's own record)."""
+    found: list[tuple[str, str, str, str]] = []
+    for k in recall.by_number:
+        outcome = recall.outcomes.get(k.kit_id, {})
+        subject = outcome.get("subject")
+        how = "reported dispensed"
+        if subject is None and k.status_at_open == "dispensed":
+            subject, how = ledger.peek(Kit, k.kit_id).subject, "dispensed before the recall"
+        if subject:
+            found.append((str(subject), k.kit_number, recall.place_name(k.place), how))
+    if not found:
+        return "<p>No affected kit is known to have been dispensed.</p>"
+    rows = "".join(f"<tr>{''.join(f'<td>{_e(v)}</td>' for v in row)}</tr>" for row in sorted(found))
+    return (
+        "<p>Pseudonymous subject numbers, for the sites' follow-up of the subjects concerned.</p>"
+        f"<table><tr><th>Subject</th><th>Kit</th><th>Site</th><th>Known from</th></tr>{rows}</table>"
+    )
+
+
+def _footer(reader: User | None, head: int, log: Transparency | None) -> str:
+    latest = log.latest() if log is not None else None
+    checkpoint = (
+        f"the newest signed checkpoint covers positions 1-{latest.checkpoint.size} "
+        f"(key {_e(latest.checkpoint.key_id)})"
+        if latest is not None
+        else "no signed checkpoint exists yet"
+    )
+    who = f"{_e(reader.name)} ({_e(reader.principal)}, {_e(reader.role)})" if reader else "Lotline"
+    return (
+        f"<p class='foot'>Generated by {who} on {_when(iso(now()))} from the chain as of position {head}; "
+        f"{checkpoint}. Every statement above can be checked against the chain: <code>lotline-verify</code> "
+        "on the audit export.</p>"
+    )
+
+
+def _when(value: str) -> str:
+    """An ISO 8601 time as a person reads it: `2026-12-05 14:03:07 UTC`."""
+    return _e(datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
+def render_pdf(html: str) -> bytes:
+    """The report page printed to PDF (A4, the same HTML and style)."""
+    try:
+        from weasyprint import HTML  # imported here: the HTML report needs none of it
+    except (ImportError, OSError) as e:  # OSError: the Pango library is missing
+        raise PdfUnavailable(
+            f"this server cannot print PDF ({e}); install libpango-1.0-0 and libpangoft2-1.0-0, or use the "
+            "HTML report"
+        ) from None
+    pdf = HTML(string=html).write_pdf()
+    assert pdf is not None
+    return bytes(pdf)
 
 
 def _signatures(recall: Recall) -> str:
@@ -300,7 +434,7 @@ def _signatures(recall: Recall) -> str:
 def _sig_table(sigs: Iterable[tuple[str, dict[str, str]]]) -> str:
     rows = "".join(
         f"<tr><td>{_e(what)}</td><td>{_e(s['printed_name'])} ({_e(s['signer'])}, {_e(s['role'])})</td>"
-        f"<td>{_e(s['meaning'])}</td><td>{_e(s['signed_at'])}</td></tr>"
+        f"<td>{_e(s['meaning'])}</td><td>{_when(s['signed_at'])}</td></tr>"
         for what, s in sigs
     )
     return f"<table><tr><th>Step</th><th>Signed by</th><th>Meaning</th><th>Signed at</th></tr>{rows}</table>"
@@ -320,7 +454,7 @@ def _checkpoint(ledger: Ledger, recall: Recall, log: Transparency | None) -> str
     verdict = "covers" if covered else "does not yet cover"
     return (
         f"<p>Latest signed checkpoint: tree size {cp.size}, root {_e(base64.b64encode(cp.root).decode())}, "
-        f"key {_e(cp.key_id)}, made {_e(cp.created_at)}, {len(latest.cosignatures)} cosignature(s). It "
+        f"key {_e(cp.key_id)}, made {_when(cp.created_at)}, {len(latest.cosignatures)} cosignature(s). It "
         f"<b>{verdict}</b> the recall's latest event (chain position {_e(seq)}).</p>"
         f"<pre>{_e(latest.note())}</pre>"
     )

@@ -53,5 +53,17 @@ if [[ ! -x $VENV/bin/lotline || ! -f $STAMP || pyproject.toml -nt $STAMP ]]; the
     touch "$STAMP"
 fi
 
+# WeasyPrint (the recall report's PDF) loads Pango at import; Debian splits it out.
+if ! "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        log "apt-get install libpango-1.0-0 libpangoft2-1.0-0 (recall reports as PDF)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null
+    else
+        log "no Pango: recall reports as PDF will answer 503 (install libpango-1.0-0 libpangoft2-1.0-0)"
+    fi
+fi
+
 "$VENV/bin/lotline" demo
 exec "$VENV/bin/lotline" serve

@@ -91,6 +91,13 @@ else
     echo "$want_stamp" >"$STAMP"
 fi
 
+# WeasyPrint (the recall report's PDF) loads Pango at import; Debian splits it out.
+if ! "$VENV_PY" -c 'import weasyprint' >/dev/null 2>&1; then
+    log "WeasyPrint needs Pango; apt-get install libpango-1.0-0 libpangoft2-1.0-0"
+    apt_install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+    "$VENV_PY" -c 'import weasyprint' >/dev/null || die "weasyprint still does not import"
+fi
+
 # --------------------------------------------------------------------------
 # 2. Throw-away PostgreSQL cluster
 # --------------------------------------------------------------------------

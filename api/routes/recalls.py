@@ -7,15 +7,16 @@ Opening a recall reads the affected kits' states from the genealogy read model, 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
+from api import permissions
 from api.deps import LedgerDep, LogDep, OwnSite, RecallReader, UserDep, Write
 from api.errors import errors
-from api.recall_report import render_report
+from api.recall_report import render_pdf, render_report
 from api.routes.queries import Limit, Offset
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SignatureIn
@@ -166,9 +167,26 @@ def site_tasks(recall_id: UUID, site_id: OwnSite, user: UserDep, ledger: LedgerD
 @router.get(
     "/recalls/{recall_id}/report",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}}, **errors(404)},
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}, **errors(404, 503)},
 )
-def report(recall_id: UUID, user: RecallReader, ledger: LedgerDep, log: LogDep) -> Any:
-    """The recall report for an inspector: scope, genealogy, timeline, per-site table, signatures, and
-    the checkpoint it was made against."""
-    return HTMLResponse(render_report(ledger, ledger.recall_view(recall_id), log))
+def report(
+    recall_id: UUID,
+    user: RecallReader,
+    ledger: LedgerDep,
+    log: LogDep,
+    format: Annotated[Literal["html", "pdf"], Query(description="`pdf`: the same report, printed.")] = "html",
+) -> Any:
+    """The recall report for an inspector: scope, genealogy, per-place table, outstanding kits by place,
+    subjects who received affected kits (QA, QP, recall investigators, inspectors), the timeline of
+    every step with who and when, signatures, the checkpoint it was made against; as HTML or PDF."""
+    recall = ledger.recall_view(recall_id)
+    page = render_report(
+        ledger, recall, log, reader=user, show_subjects=user.role in permissions.UNBLINDED
+    )
+    if format == "pdf":
+        return Response(
+            render_pdf(page),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="recall-{recall.recall_number}.pdf"'},
+        )
+    return HTMLResponse(page)

@@ -373,7 +373,8 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
         "destroyed during the recall",
         "<td>DC-RC-1</td><td>Depot</td><td>incineration</td><td class='n'>14</td>",
         "<td>DC-S101-1</td><td>Site 101</td><td>incineration</td><td class='n'>4</td>",
-        "14 kit(s) destroyed, certificate DC-RC-1, the last at",
+        "destroyed kits: 14 kit(s), certificate DC-RC-1",
+        "Sam Site (site)",  # who reported, in the timeline's row of each report
     ):
         assert expected in html, expected
     assert api.get("site1", f"/recalls/{rid}/report").status_code == 403
