@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import errors, openapi
+from api import docs, errors, openapi
 from api.checkpointer import Checkpointer
 from api.deps import LedgerDep, UserDep
 from api.idempotency import IdempotencyStore
@@ -140,11 +140,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(clean_query)],
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = app_settings
     app.add_middleware(BodyLimit, max_bytes=app_settings.max_body_bytes)
     errors.install(app)
     openapi.install(app)
+    docs.install(app)
     for module in (admin, access, lots, manufacturing, release, distribution, site, queries, inspector):
         app.include_router(module.router)
     app.include_router(epcis_routes.router)
