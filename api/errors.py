@@ -74,6 +74,20 @@ class SignatureNotVerified(LedgerError):
         super().__init__(message, **details)
 
 
+class AmbiguousKitNumber(LedgerError):
+    """A kit number that kits of several trials carry: the lookup needs the GTIN too."""
+
+    code = "ambiguous_kit_number"
+
+    def __init__(self, number: str, candidates: list[dict[str, str]]) -> None:
+        gtins = ", ".join(c["gtin"] for c in candidates)
+        super().__init__(
+            f"{len(candidates)} kits carry the number {number} (GTINs {gtins}); give `gtin` too",
+            number=number,
+            candidates=candidates,
+        )
+
+
 class PdfUnavailable(LedgerError):
     """The server cannot print a PDF: WeasyPrint or the Pango library it loads is missing."""
 
@@ -130,6 +144,7 @@ STATUS: dict[type[LedgerError], int] = {
     StoreBusy: 503,
     UnsignedHead: 503,
     PdfUnavailable: 503,
+    AmbiguousKitNumber: 409,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 

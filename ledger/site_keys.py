@@ -79,8 +79,10 @@ def receipt_message(
     logger_max: Decimal | None,
     occurred_at: str,
     nonce: str,
+    remarks: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The bytes a site signs: canonical JSON (sorted keys, no whitespace, UTF-8) of the confirmation."""
+    """The bytes a site signs: canonical JSON (sorted keys, no whitespace, UTF-8) of the confirmation;
+    `remarks` on damaged or missing kits are part of it when there are any."""
     doc: dict[str, Any] = {
         "context": RECEIPT_CONTEXT,
         "shipment_id": str(shipment_id),
@@ -91,6 +93,8 @@ def receipt_message(
         "occurred_at": occurred_at,
         "nonce": nonce,
     }
+    if remarks:
+        doc["remarks"] = {str(k): str(v) for k, v in remarks.items()}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

@@ -170,6 +170,7 @@ kit = Table(
     # Only columns that rarely change are indexed: a kit's moves rewrite its row, not an index.
     Index("gen_kit_run", "run_id"),
     Index("gen_kit_expiry", "expires_on"),
+    Index("gen_kit_number", "kit_number"),  # a kit found by the number on its label
 )
 
 # Kits per (run, place, status): the blinded per-place summary of a lot sums a few rows per reached
@@ -203,6 +204,7 @@ shipment = Table(
     Column("status", String(16), nullable=False),
     Column("shipped_at", String(40), nullable=False),
     Column("received_at", String(40)),
+    Index("gen_shipment_to", "to_id", "shipped_at"),  # a place's inbound shipments, newest first
 )
 
 shipment_kit = Table(
@@ -660,6 +662,38 @@ def place_counts(conn: Connection, found: Reach, places: Places = places_by_id) 
     return group_by_place(rows, places(conn, ids.values()))
 
 
+@dataclass(frozen=True, slots=True)
+class KitCandidate:
+    """A kit found by its number: its id, its GTIN and its trial."""
+
+    kit_id: UUID
+    gtin: str
+    trial_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class InboundShipment:
+    """A shipment as the place it goes to lists it."""
+
+    shipment_id: UUID
+    shipment_number: str
+    sscc: str
+    from_place: LocationRef
+    status: str
+    shipped_at: datetime
+    received_at: datetime | None
+    kits: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboundShipments:
+    """A page of a place's inbound shipments, newest first, and how many there are."""
+
+    total: int
+    shipments: tuple[InboundShipment, ...]
+    as_of: int
+
+
 class Genealogy(Projection):
     """Backward and forward traces over lots, batches, packaging runs, kits and shipments."""
 
@@ -671,6 +705,47 @@ class Genealogy(Projection):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.places = KnownPlaces()
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    def kits_numbered(self, kit_number: str) -> list[KitCandidate]:
+        """Every kit whose label carries `kit_number` (one per trial kit GTIN that used it)."""
+        query = select(kit.c.kit_id, kit.c.gtin, kit.c.trial_id).where(kit.c.kit_number == kit_number)
+        with reading(self.engine) as conn:
+            rows = conn.execute(query.order_by(kit.c.gtin)).all()
+        return [KitCandidate(kit_id, gtin, trial_id) for kit_id, gtin, trial_id in rows]
+
+    def inbound(self, place_id: UUID, status: str | None, limit: int, offset: int) -> InboundShipments:
+        """Shipments addressed to `place_id` (in transit or received, or those of `status`), newest
+        first, a page at a time, each with its kit count."""
+        where = [shipment.c.to_id == place_id]
+        if status is not None:
+            where.append(shipment.c.status == status)
+        kits = (
+            select(func.count())
+            .where(shipment_kit.c.shipment_id == shipment.c.shipment_id)
+            .scalar_subquery()
+        )
+        query = (
+            select(shipment, kits.label("kits"))
+            .where(*where)
+            .order_by(shipment.c.shipped_at.desc(), shipment.c.shipment_number)
+            .limit(limit)
+            .offset(offset)
+        )
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            total = int(conn.execute(select(func.count()).select_from(shipment).where(*where)).scalar_one())
+            rows = conn.execute(query).mappings().all()
+            names = places_by_id(conn, {r["from_id"] for r in rows})
+        return InboundShipments(total, tuple(
+            InboundShipment(
+                r["shipment_id"], r["shipment_number"], r["sscc"], names[r["from_id"]], r["status"],
+                datetime.fromisoformat(r["shipped_at"]),
+                datetime.fromisoformat(r["received_at"]) if r["received_at"] else None, int(r["kits"]),
+            )
+            for r in rows
+        ), as_of)
 
     # --- backward ------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel
 
 from api.deps import ReadDep, StockReader, Tracer, UnblindingDep, UserDep
-from api.errors import errors
+from api.errors import AmbiguousKitNumber, errors
 from api.readside import ReadSide
 from api.schemas.queries import (
     AuditFoundOut,
@@ -36,7 +36,7 @@ from api.schemas.queries import (
 from ledger.access import require_passed_through, sees_place
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
 from ledger.domain.recall import Recall
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, KitNotFound
 from ledger.identity import User
 from ledger.values import Meaning, Role
 from projections.audit import AuditQuery, as_csv
@@ -313,10 +313,11 @@ def _sees(user: User, place_id: UUID) -> bool:
 # --- ids ----------------------------------------------------------------------------------------------------
 
 
-@router.get("/ids/{kind}", response_model=IdOut, responses=errors(), tags=["service"])
+@router.get("/ids/{kind}", response_model=IdOut, responses=errors(404, 409), tags=["service"])
 def id_of(
     kind: Literal["trial", "location", "lot", "batch", "packaging_run", "kit", "shipment", "recall"],
     user: UserDep,
+    read: ReadDep,
     gtin: Annotated[str | None, Query(pattern=r"^[0-9]{14}$")] = None,
     gln: Annotated[str | None, Query(pattern=r"^[0-9]{13}$")] = None,
     number: Annotated[
@@ -326,10 +327,13 @@ def id_of(
         ),
     ] = None,
 ) -> Any:
-    """The id of an aggregate from its business key (it may or may not exist)."""
+    """The id of an aggregate from its business key (it may or may not exist); a kit by the number on
+    its label alone, where one kit carries it (404 if none, 409 listing the candidates if several)."""
     if kind == "location":
         return IdOut(kind=kind, id=Location.create_id(_given(gln, "gln")))
     key = _given(number, "number")
+    if kind == "kit" and gtin is None:
+        return IdOut(kind=kind, id=_kit_by_number(read, key))
     if kind in ("lot", "kit"):
         make = Lot.create_id if kind == "lot" else Kit.create_id
         return IdOut(kind=kind, id=make(_given(gtin, "gtin"), key))
@@ -341,6 +345,17 @@ def id_of(
         "recall": Recall,
     }
     return IdOut(kind=kind, id=simple[kind].create_id(key))
+
+
+def _kit_by_number(read: ReadSide, number: str) -> UUID:
+    """The kit whose label carries `number`, where one alone does (404 if none; 409 naming each
+    candidate's GTIN where several trials used the number: give `gtin` too)."""
+    found = read.runner.genealogy.kits_numbered(number)
+    if not found:
+        raise KitNotFound(number)
+    if len(found) > 1:
+        raise AmbiguousKitNumber(number, [{"gtin": k.gtin, "id": str(k.kit_id)} for k in found])
+    return found[0].kit_id
 
 
 def _given(value: str | None, field: str) -> str:

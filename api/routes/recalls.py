@@ -14,13 +14,13 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
 from api import permissions
-from api.deps import LedgerDep, LogDep, OwnSite, RecallReader, UserDep, Write
+from api.deps import LedgerDep, LogDep, OwnSite, ReadDep, RecallReader, UserDep, Write
 from api.errors import errors
 from api.recall_report import render_pdf, render_report
 from api.routes.queries import Limit, Offset
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SignatureIn
-from api.schemas.recalls import OutstandingPage, RecallStatusView, SiteTasksOut
+from api.schemas.recalls import OutstandingPage, RecallStatusView, SiteRecall, SiteRecallsOut, SiteTasksOut
 from api.schemas.results import Created
 from ledger.commands import (
     AcknowledgeRecall,
@@ -34,6 +34,7 @@ from ledger.commands import (
 )
 from ledger.commands.base import When
 from projections import recall_campaigns as campaigns
+from projections.audit import AuditQuery
 
 router = APIRouter(tags=["recall campaigns"])
 
@@ -147,6 +148,28 @@ def outstanding(
     """The kits not yet accounted for, by kit number, a page at a time."""
     total, items = campaigns.outstanding_page(ledger.recall_view(recall_id), site_id, limit, offset)
     return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+@router.get("/sites/{site_id}/recalls", response_model=SiteRecallsOut, responses=errors(403))
+def site_recalls(site_id: OwnSite, user: UserDep, ledger: LedgerDep, read: ReadDep) -> Any:
+    """The recalls (and mock recalls) that concern the site or depot, newest first, with what it has
+    left to do: its task list is at `/recalls/{id}/sites/{site}/tasks` (a site user: their own sites;
+    blinded: counts only)."""
+    opened = read.runner.audit.search(AuditQuery(event="Recall.Opened", place_id=site_id), limit=10_000)
+    place = str(site_id)
+    found = []
+    for entry in reversed(opened.entries):
+        assert entry.entity_id is not None
+        recall = ledger.recall_view(entry.entity_id)
+        ack = recall.acknowledged.get(place)
+        counts = recall.per_place.get(place, {"kits": 0, "accounted": 0})
+        found.append(SiteRecall(
+            recall_id=recall.id, recall_number=recall.recall_number, status=str(recall.status),
+            exercise=recall.exercise, classification=str(recall.classification), reason=recall.reason,
+            opened_at=recall.opened_at, acknowledged_at=ack["at"] if ack else None, kits=counts["kits"],
+            outstanding=counts["kits"] - counts["accounted"],
+        ))
+    return SiteRecallsOut(site_id=site_id, recalls=found)
 
 
 @router.get("/recalls/{recall_id}/sites/{site_id}/tasks", response_model=SiteTasksOut, responses=errors(404))

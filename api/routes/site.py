@@ -3,10 +3,10 @@ destruction. A site user may act only at the sites they are bound to (403 otherw
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from api.accountability_report import render_accountability
@@ -15,7 +15,7 @@ from api.errors import errors
 from api.routes.queries import Limit, Offset, page, shaped
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SiteSignatureIn
-from api.schemas.queries import AccountabilityOut, ShipmentOut
+from api.schemas.queries import AccountabilityOut, InboundOut, ShipmentOut
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
 from ledger.commands import (
@@ -71,6 +71,22 @@ def accountability(
 def accountability_report(site_id: OwnSite, user: StockReader, read: ReadDep) -> Any:
     """The same accountability as a page to print: the reconciliation, then every kit."""
     return HTMLResponse(render_accountability(read.runner.inventory.accountability(site_id)))
+
+
+@router.get("/sites/{site_id}/shipments", response_model=InboundOut, responses=errors(403))
+def inbound_shipments(
+    site_id: OwnSite,
+    user: StockReader,
+    read: ReadDep,
+    status: Annotated[
+        Literal["in_transit", "received"] | None, Query(description="Only shipments in this status.")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """The shipments addressed to the site, newest first, each with where it comes from, its status
+    and kit count (a site user: their own sites; a depot's inbound transfers likewise)."""
+    return shaped(InboundOut, read.runner.genealogy.inbound(site_id, status, limit, offset), read)
 
 
 @router.get("/sites/{site_id}/shipments/{shipment_id}", response_model=ShipmentOut, responses=errors(404))

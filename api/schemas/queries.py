@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from api.schemas.common import Freshness, Page
 from projections.audit import AuditEntry, AuditFound, Trail
 from projections.custody import CustodyChain
-from projections.genealogy import BackwardTrace, ForwardTrace, KitView
+from projections.genealogy import BackwardTrace, ForwardTrace, InboundShipments, KitView
 from projections.inventory import Expiring, ExpiringKit, KitStock, Stock
 from projections.recall import Impact, RecallNotices
 from projections.views import Accountability, AccountedKit
@@ -61,6 +61,7 @@ CustodyOut = answer_of(CustodyChain)
 AccountabilityOut = answer_of(Accountability, kits=Page[AccountedKit])
 TrailOut = answer_of(Trail, entries=Page[AuditEntry])
 AuditFoundOut = answer_of(AuditFound)
+InboundOut = answer_of(InboundShipments)
 
 
 class KitPage(Page[KitView]):
@@ -68,6 +69,19 @@ class KitPage(Page[KitView]):
 
     blinded: bool
     freshness: Freshness
+
+
+class ShipmentReceipt(BaseModel):
+    """A shipment's receipt as the site confirmed it."""
+
+    received_at: str
+    received_by: str
+    outcomes: dict[str, str]
+    logger_min: Decimal | None
+    logger_max: Decimal | None
+    excursion: bool
+    remarks: dict[str, str] = {}
+    """What the site said of each damaged or missing kit, by kit number."""
 
 
 class ShipmentOut(Out):
@@ -84,6 +98,8 @@ class ShipmentOut(Out):
     min_celsius: Decimal
     max_celsius: Decimal
     logger_id: str | None
+    receipt: ShipmentReceipt | None = None
+    """What the site confirmed, once it has: each kit's outcome by kit number, the logger's range."""
 
 
 class IdOut(BaseModel):

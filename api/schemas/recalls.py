@@ -26,5 +26,27 @@ class SiteTasksOut(BaseModel):
     """A mock recall: report each kit `located` (or `dispensed`); nothing is quarantined or returned."""
 
 
+class SiteRecall(BaseModel):
+    """A recall that concerns a place: it held affected kits when the recall opened."""
+
+    recall_id: UUID
+    recall_number: str
+    status: str
+    exercise: bool
+    classification: str
+    reason: str
+    opened_at: str
+    acknowledged_at: str | None
+    kits: int
+    outstanding: int
+
+
+class SiteRecallsOut(BaseModel):
+    """The recalls that concern a place, newest first: open ones to act on, closed ones for the record."""
+
+    site_id: UUID
+    recalls: list[SiteRecall]
+
+
 class OutstandingPage(Page[TaskKit]):
     """Kits not yet accounted for, by kit number."""

@@ -68,6 +68,10 @@ def confirm_receipt(ledger: Ledger, actor: Actor, cmd: ConfirmReceipt) -> Record
     for number in known:
         if number not in cmd.outcomes:
             problems.append({"kit_number": number, "reason": "not accounted for in the receipt"})
+    for number in cmd.remarks:
+        if parsed.get(number) not in (ReceiptOutcome.DAMAGED, ReceiptOutcome.MISSING):
+            why = "a remark is for a kit received damaged or missing"
+            problems.append({"kit_number": number, "reason": why})
     if problems:
         raise ReceiptMismatch(shipment.shipment_number, problems)
     if cmd.logger_min is not None and cmd.logger_max is not None and cmd.logger_min > cmd.logger_max:
@@ -82,7 +86,8 @@ def confirm_receipt(ledger: Ledger, actor: Actor, cmd: ConfirmReceipt) -> Record
         shipment.require_in_transit()  # a replay of an accepted receipt fails here, as a replay
         _verify_site_signature(ledger, shipment, cmd, confirmed, audit["occurred_at"])
         signed = cmd.site_signature.as_dict()
-    shipment.confirm_receipt(audit, confirmed, cmd.logger_min, cmd.logger_max, excursion, signed)
+    remarks = dict(sorted(cmd.remarks.items()))
+    shipment.confirm_receipt(audit, confirmed, cmd.logger_min, cmd.logger_max, excursion, signed, remarks)
     kits = ledger.get_many(Kit, [known[number] for number in parsed])
     for kit, outcome in zip(kits, parsed.values(), strict=True):
         kit.receive(audit, shipment.id, shipment.to_id, outcome, excursion, into_stock)
@@ -115,6 +120,7 @@ def _verify_site_signature(
         logger_max=cmd.logger_max,
         occurred_at=occurred_at,
         nonce=signature.nonce,
+        remarks=cmd.remarks,
     )
     site_keys.verify_site_signature(
         base64.b64decode(key), signature, message, shipment=shipment.shipment_number, site_id=site.id

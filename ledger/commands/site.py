@@ -13,12 +13,21 @@ from ledger.site_keys import SiteSignature
 
 
 class ConfirmReceipt(Command):
-    """The site's receipt, per kit number: received, damaged or missing; an excursion quarantines.
+    """The site's receipt, per kit number: received, damaged or missing (with a remark on each damaged
+    or missing kit, if the site has one); an excursion quarantines.
     With `site_signature`, the site's own Ed25519 signature is verified before anything is recorded."""
 
     shipment_id: UUID
     site_id: UUID
     outcomes: Annotated[dict[Code, str], Field(min_length=1, max_length=20_000)]
+    remarks: Annotated[
+        dict[Code, LongText],
+        Field(
+            max_length=20_000,
+            description="What the site says of a damaged or missing kit (the state of the box, where it "
+            "was looked for), by kit number; only for kits received damaged or missing.",
+        ),
+    ] = {}
     logger_min: Celsius | None = None
     logger_max: Celsius | None = None
     occurred_at: When = None

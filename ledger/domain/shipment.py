@@ -65,6 +65,7 @@ class Shipment(LedgerAggregate):
         self.max_celsius = max_celsius
         self.logger_id = logger_id
         self.status = ShipmentStatus.IN_TRANSIT
+        self.receipt: dict[str, Any] | None = None
         self.site_signature: dict[str, str] | None = None
         self._touch(audit)
 
@@ -75,9 +76,10 @@ class Shipment(LedgerAggregate):
         )
 
     class ReceiptConfirmed(Aggregate.Event):
-        """The site's receipt. Version 2 added `site_signature` (the site's own signature, or None)."""
+        """The site's receipt. Version 2 added `site_signature` (the site's own signature, or None);
+        version 3 `remarks`: what the site says of each damaged or missing kit, by kit number."""
 
-        class_version = 2
+        class_version = 3
 
         audit: dict[str, Any]
         outcomes: dict[str, str]
@@ -85,6 +87,12 @@ class Shipment(LedgerAggregate):
         logger_max: Decimal | None
         excursion: bool
         site_signature: dict[str, str] | None
+        remarks: dict[str, str]
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Receipts recorded before remarks existed carry none."""
+            state["remarks"] = {}
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -99,11 +107,14 @@ class Shipment(LedgerAggregate):
         logger_max: Decimal | None,
         excursion: bool,
         site_signature: dict[str, str] | None = None,
+        remarks: dict[str, str] | None = None,
     ) -> None:
         """Close the shipment with the site's receipt (only while it is in transit)."""
         self.require_in_transit()
         self._require_after_last_step(audit, "receipt")
-        self._receipt_confirmed(audit, outcomes, logger_min, logger_max, excursion, site_signature)
+        self._receipt_confirmed(
+            audit, outcomes, logger_min, logger_max, excursion, site_signature, dict(remarks or {})
+        )
 
     def require_in_transit(self) -> None:
         """A shipment is received once: a second receipt (or a replayed one) is refused."""
@@ -119,7 +130,17 @@ class Shipment(LedgerAggregate):
         logger_max: Decimal | None,
         excursion: bool,
         site_signature: dict[str, str] | None,
+        remarks: dict[str, str],
     ) -> None:
         self.status = ShipmentStatus.RECEIVED
         self.site_signature = site_signature
+        self.receipt = {
+            "received_at": audit["occurred_at"],
+            "received_by": audit["name"],
+            "outcomes": dict(outcomes),
+            "logger_min": logger_min,
+            "logger_max": logger_max,
+            "excursion": excursion,
+            "remarks": dict(remarks),
+        }
         self._touch(audit)

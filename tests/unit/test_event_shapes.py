@@ -188,9 +188,10 @@ SHAPES: dict[str, tuple[int, str]] = {
     ),
     # Shipment
     "ledger.domain.shipment:Shipment.ReceiptConfirmed": (
-        2,
+        3,
         "audit: dict[str, Any]; outcomes: dict[str, str]; logger_min: Decimal | None; "
-        "logger_max: Decimal | None; excursion: bool; site_signature: dict[str, str] | None",
+        "logger_max: Decimal | None; excursion: bool; site_signature: dict[str, str] | None; "
+        "remarks: dict[str, str]",
     ),
     "ledger.domain.shipment:Shipment.Shipped": (
         1,
@@ -242,6 +243,10 @@ SHAPES: dict[str, tuple[int, str]] = {
 """topic -> (class_version, "attribute: annotated type; ..."), in declaration order."""
 
 EARLIER: dict[tuple[str, int], str] = {
+    ("ledger.domain.shipment:Shipment.ReceiptConfirmed", 2): (
+        "audit: dict[str, Any]; outcomes: dict[str, str]; logger_min: Decimal | None; "
+        "logger_max: Decimal | None; excursion: bool; site_signature: dict[str, str] | None"
+    ),
     ("ledger.domain.kit:Kit.Received", 1): (
         "audit: dict[str, Any]; shipment_id: UUID; site_id: UUID; outcome: str; quarantine: bool"
     ),
@@ -424,6 +429,8 @@ def test_a_receipt_recorded_before_site_signatures_upcasts_with_no_signature() -
     }
     Shipment.ReceiptConfirmed.upcast_v1_v2(state)
     assert state["site_signature"] is None
+    Shipment.ReceiptConfirmed.upcast_v2_v3(state)
+    assert state["remarks"] == {}  # a receipt recorded before remarks existed has none
     assert set(state) == set(parse(SHAPES["ledger.domain.shipment:Shipment.ReceiptConfirmed"][1]))
 
 
@@ -456,7 +463,7 @@ def as_version_1(ledger: Ledger, event: Any, *dropped: str) -> StoredEvent:
     """`event` stored as version 1 stored it: no `class_version` key and no `dropped` attributes."""
     stored = ledger.mapper.to_stored_event(event)
     state = ledger.mapper.transcoder.decode(stored.state)
-    assert state.pop("class_version") == 2
+    assert state.pop("class_version") >= 2
     for name in dropped:
         del state[name]
     return StoredEvent(
@@ -517,7 +524,7 @@ def test_a_version_1_receipt_in_the_store_replays(ledger: Ledger) -> None:
     )
     shipment.confirm_receipt(stamp(actors.site), {"K1": "received"}, Decimal("3.5"), None, False)
     events = shipment.collect_events()
-    old = as_version_1(ledger, events[-1], "site_signature")
+    old = as_version_1(ledger, events[-1], "site_signature", "remarks")
     store(ledger, events, old)
 
     replayed = ledger.get(Shipment, shipment.id)
@@ -525,7 +532,7 @@ def test_a_version_1_receipt_in_the_store_replays(ledger: Ledger) -> None:
     assert replayed.site_signature is None
     receipt = list(ledger.events.get(shipment.id))[-1]
     assert isinstance(receipt, Shipment.ReceiptConfirmed)
-    assert receipt.site_signature is None
+    assert receipt.site_signature is None and receipt.remarks == {}
     assert receipt.logger_min == Decimal("3.5")
 
 

@@ -8,6 +8,7 @@ import json
 import secrets
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -26,7 +27,7 @@ from ledger.errors import (
 from ledger.notes import public_bytes
 from ledger.site_keys import SiteSignature, decimal_text, receipt_message, site_key_id
 from ledger.values import now
-from tests.builders import Program, actors, writes_nothing
+from tests.builders import SITE_GLN, Program, actors, writes_nothing
 
 
 class SiteSigner:
@@ -304,3 +305,15 @@ def test_an_unsigned_receipt_still_works_and_carries_no_signature(ledger: Ledger
     shipment = program.at_site(["K00001"])
     event = list(ledger.events.get(shipment))[-1]
     assert isinstance(event, Shipment.ReceiptConfirmed) and event.site_signature is None
+
+
+def test_remarks_are_part_of_the_signed_receipt_message_only_when_there_are_some() -> None:
+    base: dict[str, Any] = {
+        "shipment_id": Shipment.create_id("S-1"), "site_id": Location.create_id(SITE_GLN),
+        "outcomes": {"K00001": "damaged"}, "logger_min": None, "logger_max": None,
+        "occurred_at": "2026-12-05T10:00:00.000000+00:00", "nonce": "n" * 16,
+    }
+    plain = receipt_message(**base)
+    assert receipt_message(**base, remarks={}) == plain and b"remarks" not in plain  # as before remarks
+    remarked = receipt_message(**base, remarks={"K00001": "box crushed"})
+    assert remarked != plain and b'"remarks":{"K00001":"box crushed"}' in remarked
