@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api import permissions
 from api.auth import Signer, authenticate, require_role, require_site
 from api.commands import Writer
+from api.errors import EpcisVersionNotSupported
 from api.idempotency import IdempotencyStore, Once, request_hash
 from api.readside import ReadSide
 from epcis import Epcis
@@ -144,6 +145,22 @@ Capturer = Annotated[User, Depends(_allowed(permissions.CAPTURE, "capture EPCIS 
 RecallReader = Annotated[
     User, Depends(_allowed(permissions.RECALL_STATUS, "read recall status, outstanding kits or reports"))
 ]
+
+
+async def epcis_version(
+    gs1_epcis_version: Annotated[
+        str | None,
+        Header(
+            alias="GS1-EPCIS-Version",
+            max_length=40,
+            description="The EPCIS version the client speaks: 2.0 (2.0.0) or none; any other is 406.",
+        ),
+    ] = None,
+) -> None:
+    """Refuse (406) a client that asks for an EPCIS version other than 2.0 (the REST binding's
+    version negotiation)."""
+    if gs1_epcis_version is not None and gs1_epcis_version.strip() not in ("2.0", "2.0.0"):
+        raise EpcisVersionNotSupported(gs1_epcis_version)
 
 
 class Unblinding:

@@ -88,6 +88,19 @@ class AmbiguousKitNumber(LedgerError):
         )
 
 
+class EpcisVersionNotSupported(LedgerError):
+    """The client asked for a version of EPCIS other than 2.0 (`GS1-EPCIS-Version`)."""
+
+    code = "epcis_version_not_supported"
+
+    def __init__(self, asked: str) -> None:
+        super().__init__(
+            f"GS1-EPCIS-Version {asked!r} is not supported: this server speaks EPCIS 2.0.0 only",
+            asked=asked,
+            supported=["2.0.0"],
+        )
+
+
 class PdfUnavailable(LedgerError):
     """The server cannot print a PDF: WeasyPrint or the Pango library it loads is missing."""
 
@@ -145,6 +158,7 @@ STATUS: dict[type[LedgerError], int] = {
     UnsignedHead: 503,
     PdfUnavailable: 503,
     AmbiguousKitNumber: 409,
+    EpcisVersionNotSupported: 406,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
@@ -156,6 +170,7 @@ DESCRIPTIONS = {
     403: "The user's role, site binding or blinding forbids this, or a signature did not verify; "
     "nothing was recorded.",
     404: "An id in the path or body does not exist.",
+    406: "The `GS1-EPCIS-Version` asked for is not 2.0 (the body names the versions supported).",
     409: "A business rule refused the step (the body names the rule, the kits and why); "
     "nothing was recorded. `concurrent_write` may be retried; `not_yet_checkpointed` after Retry-After.",
     413: "The request body is larger than the limit.",

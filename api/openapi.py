@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.deps import get_once, get_read_side, get_session, get_writer
+from api.deps import epcis_version, get_once, get_read_side, get_session, get_writer
 from api.errors import DESCRIPTIONS
 from api.limits import BODY_METHODS
 from api.schemas.common import ErrorBody
@@ -97,6 +97,8 @@ def statuses(route: Any, method: str, has_body: bool) -> set[int]:
         found.add(409)
     if get_read_side in calls:
         found.add(503)
+    if epcis_version in calls:
+        found.add(406)
     return found
 
 

@@ -545,7 +545,9 @@ class Planner:
         step, disp = e.biz_step, e.disposition_word
         handler = _OBJECT_STEPS.get((step, disp)) or _OBJECT_STEPS.get((step, None))
         if handler is None:
-            raise MappingError(f"no Lotline step for bizStep {e.bizStep} with disposition {e.disposition}")
+            what = f"bizStep {e.bizStep or '(none)'}"
+            what += f" with disposition {e.disposition}" if e.disposition else " without a disposition"
+            raise MappingError(f"no Lotline step for {what}")
         return handler(self, i, e)
 
     # --- transformations --------------------------------------------------------------------------

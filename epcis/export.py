@@ -87,26 +87,38 @@ def export_trace(
     blinded: bool = True,
     prefix_length: int = ids.DEFAULT_PREFIX_LENGTH,
 ) -> Iterator[str]:
-    """Everything upstream and downstream of a lot or kit (by id, LGTIN or SGTIN) as an EPCISDocument.
+    """Everything upstream and downstream of a lot, kit or packaging run (by id, LGTIN or SGTIN) as an
+    EPCISDocument.
 
     Blinded (the default), a drug-product lot reaches every kit of the runs it went into, not only
     the kits of its own arm, and a kit traces back to every input of its run.
     """
+    run_id = None
     if epc is not None:
-        lot_id, kit_id = _resolve(ledger, epc)
-    if (lot_id is None) == (kit_id is None):
+        lot_id, kit_id, run_id = _resolve(ledger, epc)
+    if run_id is not None:
+        streams = Trace(ledger, blinded).of_run(run_id)
+    elif (lot_id is None) == (kit_id is None):
         raise InvalidInput("name exactly one lot or one kit to trace", field="epc")
-    trace = Trace(ledger, blinded)
-    streams = trace.of_lot(lot_id) if lot_id is not None else trace.of_kit(kit_id)  # type: ignore[arg-type]
+    else:
+        trace = Trace(ledger, blinded)
+        streams = trace.of_lot(lot_id) if lot_id is not None else trace.of_kit(kit_id)  # type: ignore[arg-type]
     mapper = Mapper(ledger, blinded=blinded, prefix_length=prefix_length)
     return document(mapper, steps(decoded(ledger, _rows_of(ledger, streams))))
 
 
-def _resolve(ledger: Ledger, epc: str) -> tuple[UUID | None, UUID | None]:
+def _resolve(ledger: Ledger, epc: str) -> tuple[UUID | None, UUID | None, UUID | None]:
+    """(lot, kit, packaging run) the EPC names: an SGTIN a kit; an LGTIN a lot, or else a packaging
+    run (exported with the kits' GTIN and its batch number as its LGTIN)."""
     key = ids.require(epc, "sgtin", "lgtin")
     if key.kind == "sgtin":
-        return None, Kit.create_id(key.gtin, key.serial)
-    return Lot.create_id(key.gtin, key.serial), None
+        return None, Kit.create_id(key.gtin, key.serial), None
+    lot_id = Lot.create_id(key.gtin, key.serial)
+    if not ledger.exists(Lot, lot_id):
+        run_id = PackagingRun.create_id(key.serial)
+        if ledger.exists(PackagingRun, run_id) and ledger.peek(PackagingRun, run_id).kit_gtin == key.gtin:
+            return None, None, run_id
+    return lot_id, None, None
 
 
 def _rows_of(ledger: Ledger, streams: dict[UUID, int]) -> Iterator[ChainRow]:
@@ -158,6 +170,15 @@ class Trace:
             ]
         for lot_id in lots:
             self._upstream(lot_id)
+        return self.streams
+
+    def of_run(self, run_id: UUID) -> dict[UUID, int]:
+        """The packaging run, every lot upstream of its inputs and every kit it made (all arms)."""
+        run = self._take(PackagingRun, run_id)
+        for lot_id in run.input_lot_ids:
+            self._upstream(lot_id)
+        for number in run.kit_numbers:
+            self._kit(Kit.create_id(run.kit_gtin, number))
         return self.streams
 
     def _kit(self, kit_id: UUID) -> Any:

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 
-from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep
+from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep, epcis_version
 from api.errors import errors
 from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
 from ledger.errors import InvalidInput
 
-router = APIRouter(prefix="/epcis", tags=["epcis"])
+router = APIRouter(prefix="/epcis", tags=["epcis"], dependencies=[Depends(epcis_version)])
 
 MEDIA_TYPE = "application/ld+json"
 HEADERS = {

@@ -91,6 +91,18 @@ def test_a_lot_trace_is_valid_epcis_2_with_the_version_headers(api: Api) -> None
     assert any(e.get("bizStep") == "creating_class_instance" for e in event_list(kit_doc))
 
 
+def test_a_packaging_run_is_traced_by_the_lgtin_it_is_exported_with(api: Api) -> None:
+    run = lgtin(KIT_GTIN, "P-1")  # the kits' GTIN and the run's batch number, as the export names it
+    doc = document(api.get("qa1", "/epcis/trace", params={"epc": run}))
+    assert schema_validator().is_valid(doc)
+    steps = [e.get("bizStep") for e in event_list(doc)]
+    assert "commissioning" in steps and "creating_class_instance" in steps  # the run, and upstream
+    named = [q.get("epcClass") for e in event_list(doc) for q in e.get("quantityList", [])]
+    assert run in named  # its release steps name it by that LGTIN
+    unknown = api.get("qa1", "/epcis/trace", params={"epc": lgtin(KIT_GTIN, "P-404")})
+    assert unknown.status_code == 404
+
+
 @pytest.mark.parametrize("role", READERS, ids=str)
 def test_exports_are_blinded_unless_the_role_may_unblind_and_asks(api: Api, role: Role) -> None:
     who = PRINCIPAL[role]
@@ -300,3 +312,18 @@ def _comparable(event: dict[str, Any]) -> str:
     """An event without what names its place in one store (chain position and hash, record time)."""
     same = {k: v for k, v in event.items() if k not in ("lotline:source", "recordTime", "eventID")}
     return json.dumps(same, sort_keys=True)
+
+
+def test_a_client_asking_for_another_epcis_version_is_told_406(api: Api) -> None:
+    path = "/epcis/events/export"
+    for asked in ("1.2", "1.2.0", "3.0"):
+        answer = api.client.get(path, headers={**api.auth("qa1"), "GS1-EPCIS-Version": asked})
+        assert answer.status_code == 406, asked
+        body = answer.json()
+        assert body["code"] == "epcis_version_not_supported" and body["supported"] == ["2.0.0"]
+    for asked in ("2.0", "2.0.0"):
+        answer = api.client.get(path, headers={**api.auth("qa1"), "GS1-EPCIS-Version": asked})
+        assert answer.status_code == 200 and answer.headers["GS1-EPCIS-Version"] == "2.0.0"
+    assert api.client.get(path, headers=api.auth("qa1")).status_code == 200  # none asked: 2.0
+    documented = api.client.get("/openapi.json").json()["paths"][path]["get"]["responses"]
+    assert "406" in documented

@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 
 from epcis import Epcis
 from epcis.capture import captured
-from epcis.ids import lgtin
+from epcis.ids import lgtin, sgtin
 from ledger.application import Ledger
 from ledger.commands import Arm, Package, Ship
 from ledger.domain import Kit, KitStatus
 from ledger.gs1 import with_check_digit
-from tests.builders import Program, actors
+from tests.builders import KIT_GTIN, Program, actors
 from tests.epcis_reference import load
 from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, second_url  # noqa: F401
 
@@ -205,3 +205,18 @@ def _key(epc: str) -> tuple[str, str]:
     key = parse(epc)
     assert key is not None
     return key.gtin, key.serial
+
+
+def test_an_event_lotline_has_no_step_for_is_refused_in_words_not_python(
+    partner_document: dict[str, Any], target: Any
+) -> None:
+    doc = copy.deepcopy(partner_document)
+    inspected = {
+        "type": "ObjectEvent", "eventTime": "2026-01-05T10:00:00Z", "eventTimeZoneOffset": "+00:00",
+        "action": "OBSERVE", "bizStep": "inspecting", "epcList": [sgtin(KIT_GTIN, "K00001")],
+    }
+    doc["epcisBody"]["eventList"] = [inspected]
+    result = _refused_whole(target, doc)
+    assert [(e.index, e.code) for e in result.errors] == [(0, "epcis_unmapped")]
+    assert "inspecting without a disposition" in result.errors[0].reason
+    assert "None" not in result.errors[0].reason
