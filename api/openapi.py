@@ -6,8 +6,10 @@ here, once, from what the route depends on, instead of in every decorator:
 
 - 401 and 403 where the route authenticates (`get_session`), 413 where it takes a body (the body
   limit, `api.limits`), 422 where it has any parameter or body, 409 where it runs a command (a
-  concurrent write, a reused Idempotency-Key), and 503 where it reads the read models (`get_read_side`:
-  they did not answer, or did not reach the asked position, in time);
+  concurrent write, a reused Idempotency-Key) or records an unblinded read (`get_unblinding`), 503
+  where it reads the read models (`get_read_side`: they did not answer, or did not reach the asked
+  position, in time) or records an unblinded read (a busy store), and 406 on the EPCIS routes (a
+  `GS1-EPCIS-Version` other than 2.0);
 - every error answer is JSON, whatever the route's own media type (a note's `text/plain`, a report's
   `text/html`), with the schema the route declared for it or `ErrorBody` (api/errors.py), never
   FastAPI's `HTTPValidationError`, which no answer of ours has the shape of;
@@ -25,7 +27,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.deps import epcis_version, get_once, get_read_side, get_session, get_writer
+from api.deps import epcis_version, get_once, get_read_side, get_session, get_unblinding, get_writer
 from api.errors import DESCRIPTIONS
 from api.limits import BODY_METHODS
 from api.schemas.common import ErrorBody
@@ -99,6 +101,8 @@ def statuses(route: Any, method: str, has_body: bool) -> set[int]:
         found.add(503)
     if epcis_version in calls:
         found.add(406)
+    if get_unblinding in calls:  # an unblinded read is recorded first: a write that may meet a race
+        found |= {409, 503}
     return found
 
 
