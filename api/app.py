@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, Literal
 
 from eventsourcing.persistence import PersistenceError
@@ -17,8 +18,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import docs, errors, openapi
+from api import console, docs, errors, openapi
 from api.checkpointer import Checkpointer
+from api.console.sessions import ConsoleSessions
 from api.deps import LedgerDep, UserDep
 from api.idempotency import IdempotencyStore
 from api.limits import BodyLimit
@@ -112,6 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ledger = _opened(opened, Ledger.open(url, keys_dir=app_settings.keys_dir))
             app.state.identity = _opened(opened, Identity.open(url, ledger=app.state.ledger))
             app.state.idempotency = IdempotencyStore(app.state.identity.engine)
+            app.state.console_sessions = ConsoleSessions(
+                app.state.identity.engine, timedelta(minutes=app_settings.console_idle_minutes)
+            )
             app.state.transparency = _opened(
                 opened, Transparency.for_reader(app.state.ledger.chain, app_settings)
             )
@@ -148,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     docs.install(app)
+    console.install(app, timedelta(minutes=app_settings.console_idle_minutes))
     for module in (admin, access, lots, manufacturing, release, distribution, site, queries, inspector):
         app.include_router(module.router)
     app.include_router(epcis_routes.router)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     contemporaneous): it needs a reason (`late_reason`) and is flagged in its event, the audit trail
     and the reports. 0 makes every back-dated step a late entry."""
 
+    console_idle_minutes: float = Field(15.0, gt=0, le=24 * 60)
+    """A console session unused this long ends (21 CFR 11.300-style session control): the person
+    signs in again."""
+
     # --- the HTTP API (`lotline serve`) ----------------------------------------------------------
 
     host: str = "127.0.0.1"

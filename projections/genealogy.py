@@ -708,6 +708,12 @@ class Genealogy(Projection):
 
     # --- lookups -------------------------------------------------------------------------------
 
+    def all_places(self) -> list[LocationRef]:
+        """Every registered place, by name."""
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(location).order_by(location.c.name)).mappings().all()
+        return [LocationRef.of(r) for r in rows]
+
     def kits_numbered(self, kit_number: str) -> list[KitCandidate]:
         """Every kit whose label carries `kit_number` (one per trial kit GTIN that used it)."""
         query = select(kit.c.kit_id, kit.c.gtin, kit.c.trial_id).where(kit.c.kit_number == kit_number)

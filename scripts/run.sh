@@ -66,4 +66,5 @@ if ! "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1; then
 fi
 
 "$VENV/bin/lotline" demo
+log "console: http://${LOTLINE_HOST:-127.0.0.1}:${LOTLINE_PORT:-8000}/console (sign in with a demo user's name and password, printed above)"
 exec "$VENV/bin/lotline" serve

@@ -3,7 +3,8 @@
 #
 # 1. creates .venv if missing and installs the project with its [test] extra;
 # 2. starts a throw-away PostgreSQL cluster (temp dir, 127.0.0.1, free port),
-#    installing the Debian `postgresql` package first if no server binaries exist;
+#    installing the Debian `postgresql` package first if no server binaries exist
+#    (and `chromium`, `chromium-driver` for the browser tests, and Pango for PDFs, likewise);
 # 3. runs `ruff check .`, `mypy` and `pytest "$@"` -- all three, even if one fails;
 # 4. always stops the cluster and deletes its temp dir on exit.
 # Exits non-zero if any of the three failed (pytest exit 5, "no tests", is a failure).
@@ -89,6 +90,12 @@ else
     rm -f "$STAMP"
     "$VENV_PY" -m pip install -q --disable-pip-version-check -e '.[test]'
     echo "$want_stamp" >"$STAMP"
+fi
+
+# Browser tests drive Debian's chromium through chromium-driver (Selenium), installed like PostgreSQL.
+if ! command -v chromedriver >/dev/null || ! { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then
+    log "no chromium/chromedriver; apt-get install chromium chromium-driver (browser tests)"
+    apt_install chromium chromium-driver
 fi
 
 # WeasyPrint (the recall report's PDF) loads Pango at import; Debian splits it out.

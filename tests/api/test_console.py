@@ -1,0 +1,142 @@
+"""The console's sign-in and its access screen, through the app on both stores: sessions by cookie
+(HttpOnly, SameSite=Strict), CSRF on every form, idle timeout and sign-out; the same roles and rules as
+the API (a refusal is a 403 page or a message next to the field, and records nothing)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from ledger.domain.account import account_id
+from tests.api.conftest import PASSWORD, Api
+from tests.builders import Program
+
+
+def sign_in(api: Api, principal: str, password: str = PASSWORD) -> Any:
+    form = api.client.get("/console/sign-in")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None
+    return api.client.post(
+        "/console/sign-in",
+        data={"principal": principal, "password": password, "csrf": token.group(1)},
+        follow_redirects=False,
+    )
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_sign_in_gives_a_strict_http_only_session_that_signs_out(api: Api, program: Program) -> None:
+    assert api.client.get("/", follow_redirects=False).headers["location"] == "/console"
+    assert api.client.get("/console", follow_redirects=False).headers["location"] == "/console/sign-in"
+    wrong = sign_in(api, "admin1", "not the password")
+    assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    signed = sign_in(api, "admin1")
+    assert signed.status_code == 303 and signed.headers["location"] == "/console"
+    cookie = signed.headers["set-cookie"]
+    assert (
+        "lotline_session=" in cookie
+        and "HttpOnly" in cookie
+        and "SameSite=strict" in cookie.replace("Strict", "strict")
+    )
+    home = api.client.get("/console")
+    assert home.status_code == 200 and "Ada Admin" in home.text
+    # A form without the session's CSRF token does nothing.
+    head = api.head()
+    forged = api.client.post(
+        "/console/users",
+        data={"principal": "x9", "name": "X", "role": "qa", "reason": "forged", "csrf": "wrong"},
+    )
+    assert forged.status_code == 403 and api.head() == head
+    out = api.client.post("/console/sign-out", data={"csrf": csrf_of(home.text)}, follow_redirects=False)
+    assert out.status_code == 303
+    api.client.cookies.set(
+        "lotline_session", cookie.split("lotline_session=")[1].split(";")[0], path="/console"
+    )
+    assert api.client.get("/console", follow_redirects=False).headers["location"] == "/console/sign-in"
+
+
+def test_an_admin_adds_and_disables_a_user_with_bad_input_shown_next_to_the_field(
+    api: Api, program: Program
+) -> None:
+    sign_in(api, "admin1")
+    page = api.client.get("/console/users")
+    assert page.status_code == 200 and 'id="add-user"' in page.text
+    csrf = csrf_of(page.text)
+    head = api.head()
+    form = {
+        "principal": "nurse7",
+        "name": "Nia Nurse",
+        "role": "site",
+        "places": str(program.site),
+        "password": "short",
+        "reason": "new study nurse",
+        "csrf": csrf,
+    }
+    short = api.client.post("/console/users", data=form)
+    assert short.status_code == 422 and 'id="error-password"' in short.text and "at least 10" in short.text
+    assert api.head() == head  # nothing recorded
+    added = api.client.post("/console/users", data={**form, "password": "a long enough password"})
+    assert added.status_code == 200 and "Added nurse7." in added.text and 'id="user-nurse7"' in added.text
+    again = api.client.post("/console/users", data={**form, "password": "a long enough password"})
+    assert again.status_code == 422 and "already exists" in again.text  # pressed twice: recorded once
+    disabled = api.client.post("/console/users/nurse7/disable", data={"reason": "left", "csrf": csrf})
+    assert disabled.status_code == 200 and "nurse7 disabled." in disabled.text
+    events = [
+        e["event"] for e in api.get("insp1", f"/audit/{account_id('nurse7')}").json()["entries"]["items"]
+    ]
+    assert events == ["Registered", "Disabled"]  # each change once, in the chain
+
+
+def test_a_site_user_reaches_no_access_page_even_by_typing_its_address(api: Api, program: Program) -> None:
+    sign_in(api, "site1")
+    page = api.client.get("/console/users")
+    assert page.status_code == 403 and "may not read users" in page.text
+    home = api.client.get("/console")
+    head = api.head()
+    tried = api.client.post(
+        "/console/users",
+        data={"principal": "x9", "name": "X", "role": "qa", "reason": "r", "csrf": csrf_of(home.text)},
+    )
+    assert tried.status_code == 403 and api.head() == head  # the ledger's rule: admins only
+
+
+def test_a_session_unused_longer_than_the_idle_timeout_ends(api: Api, program: Program) -> None:
+    sign_in(api, "qa1")
+    assert api.client.get("/console/users").status_code == 200
+    api.client.app.state.console_sessions.idle = timedelta(0)
+    assert api.client.get("/console", follow_redirects=False).headers["location"] == "/console/sign-in"
+
+
+def test_an_admin_changes_role_places_password_and_tokens_on_a_users_page(api: Api, program: Program) -> None:
+    sign_in(api, "admin1")
+    page = api.client.get("/console/users/site2")
+    assert page.status_code == 200 and 'id="form-role"' in page.text
+    csrf = csrf_of(page.text)
+    base = "/console/users/site2"
+    last = api.client.post(
+        f"{base}/unbind", data={"places": str(program.fr_site), "reason": "r", "csrf": csrf}
+    )
+    assert "would be bound to no place" in last.text  # the ledger's rule, shown on the page
+    bound = api.client.post(
+        f"{base}/bind", data={"places": str(program.site), "reason": "cover", "csrf": csrf}
+    )
+    assert "site2 is bound." in bound.text
+    reset = api.client.post(
+        f"{base}/password", data={"password": "another long one", "reason": "forgot", "csrf": csrf}
+    )
+    assert "site2 has a new password." in reset.text
+    assert api.identity.verify_password("site2", "another long one").principal == "site2"
+    revoked = api.client.post(f"{base}/revoke", data={"reason": "lost tablet", "csrf": csrf})
+    assert "no active token left" in revoked.text
+    assert api.get("site2", f"/sites/{program.fr_site}/shipments").status_code == 401
+    role = api.client.post(f"{base}/role", data={"role": "qa", "reason": "moved to QA", "csrf": csrf})
+    assert "site2 has a new role." in role.text and "Role <b>qa</b>" in role.text
+    events = [
+        e["event"] for e in api.get("insp1", f"/audit/{account_id('site2')}").json()["entries"]["items"]
+    ]
+    assert events[-4:] == ["Bound", "PasswordSet", "TokensRevoked", "RoleChanged"]

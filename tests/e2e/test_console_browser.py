@@ -1,0 +1,185 @@
+"""The console driven by a real browser (Debian's chromium and chromium-driver, through Selenium)
+against `lotline serve` on loopback: an admin signs in, a bad form is answered next to its field, a
+user is added and disabled, and a site user typing the access page's address gets the 403 page.
+Screenshots of each screen are kept in LOTLINE_SCREENSHOT_DIR when set (else the test's tmp dir)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger.application import Ledger
+from ledger.identity import Identity
+from ledger.values import Role
+from scripts.db import upgrade_store
+from tests.builders import BY_ADMIN, Program
+from tests.e2e.test_api_program import free_port
+
+PASSWORD = "a long enough password"
+VENV_BIN = Path(sys.executable).parent
+
+
+def _browser_binaries() -> tuple[str, str] | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (chromium, driver) if chromium and driver else None
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Program]]:
+    """`lotline serve` on a SQLite store holding a released program, an admin and a site user."""
+    url = f"sqlite:///{tmp_path}/console.db"
+    keys = tmp_path / "keys"
+    upgrade_store(url, keys_dir=keys)
+    ledger = Ledger.open(url, keys_dir=keys)
+    identity = Identity.open(url, ledger=ledger, scrypt_n=2**10)
+    try:
+        program = Program.released(ledger)
+        identity.add_user("admin1", name="Ada Admin", role=Role.ADMIN, password=PASSWORD, **BY_ADMIN)
+        identity.add_user(
+            "site1", name="Sam Site", role=Role.SITE, places=[program.site], password=PASSWORD, **BY_ADMIN
+        )
+    finally:
+        identity.close()
+        ledger.close()
+    port = free_port()
+    env = {**os.environ, "LOTLINE_DATABASE_URL": url, "LOTLINE_KEYS_DIR": str(keys)}
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (open while the server runs)
+    server = subprocess.Popen(
+        [str(VENV_BIN / "lotline"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        yield base, program
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    found = _browser_binaries()
+    if found is None:
+        message = "no chromium and chromedriver (Debian: apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; the test command installs them", pytrace=False)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(found[1]), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
+    served: tuple[str, Program], browser: object, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    assert isinstance(browser, WebDriver)
+    base, program = served
+    shots = Path(os.environ.get("LOTLINE_SCREENSHOT_DIR") or tmp_path / "screens")
+    shots.mkdir(parents=True, exist_ok=True)
+    b = browser
+
+    def element(ident: str) -> Any:
+        """The element `ident` once the page that has it has loaded (a form's answer is a new page)."""
+        return WebDriverWait(b, 15).until(shown.presence_of_element_located((By.ID, ident)))
+
+    def shot(name: str) -> None:
+        path = shots / f"console-{name}.png"
+        b.save_screenshot(str(path))
+        assert path.stat().st_size > 5000, name
+
+    def sign_in(principal: str) -> None:
+        b.get(f"{base}/console")
+        assert b.current_url.endswith("/console/sign-in")
+        b.find_element(By.ID, "principal").send_keys(principal)
+        b.find_element(By.ID, "password").send_keys(PASSWORD)
+        b.find_element(By.ID, "sign-in").click()
+        element("sign-out")
+
+    b.get(f"{base}/console")
+    shot("sign-in")
+    sign_in("admin1")
+    assert "Welcome, Ada Admin" in b.page_source
+    shot("home")
+    b.get(f"{base}/console/users")
+    # A password too short: answered next to its field, nothing recorded.
+    b.find_element(By.ID, "principal").send_keys("nurse7")
+    b.find_element(By.ID, "name").send_keys("Nia Nurse")
+    Select(b.find_element(By.ID, "role")).select_by_value("site")
+    Select(b.find_element(By.ID, "places")).select_by_value(str(program.site))
+    b.find_element(By.ID, "password").send_keys("short")
+    b.find_element(By.ID, "reason").send_keys("new study nurse, ACC-7")
+    b.find_element(By.ID, "add").click()
+    refusal = element("error-password")
+    assert "at least 10 characters" in refusal.text
+    b.execute_script("arguments[0].scrollIntoView({block: 'center'})", refusal)
+    shot("add-user-refused")
+    b.find_element(By.ID, "password").send_keys(PASSWORD)
+    b.find_element(By.ID, "add").click()
+    assert element("done").text == "Added nurse7."
+    row = b.find_element(By.ID, "user-nurse7")
+    assert "site" in row.text and "enabled" in row.text
+    row.find_element(By.NAME, "reason").send_keys("left the site")
+    row.find_element(By.NAME, "action").click()
+    WebDriverWait(b, 15).until(shown.text_to_be_present_in_element((By.ID, "done"), "nurse7 disabled."))
+    assert "disabled" in b.find_element(By.ID, "user-nurse7").text
+    shot("users")
+    # On the user's own page: unbinding the last place is refused, binding another is done.
+    b.find_element(By.LINK_TEXT, "nurse7").click()
+    Select(element("unbind-places")).select_by_value(str(program.site))
+    b.find_element(By.ID, "unbind-reason").send_keys("moved")
+    b.find_element(By.ID, "unbind").click()
+    assert "would be bound to no place" in element("failed").text
+    Select(element("bind-places")).select_by_value(str(program.fr_site))
+    b.find_element(By.ID, "bind-reason").send_keys("covers Site 201 too")
+    b.find_element(By.ID, "bind").click()
+    assert element("done").text == "nurse7 is bound."
+    assert "Site 201" in b.find_element(By.CLASS_NAME, "card").text
+    shot("user")
+    b.find_element(By.ID, "sign-out").click()
+    element("sign-in")
+    assert b.current_url.split("?")[0].endswith("/console/sign-in")
+
+    sign_in("site1")
+    assert "Users and access" not in b.find_element(By.TAG_NAME, "header").text  # not offered
+    b.get(f"{base}/console/users")  # typed, not linked
+    assert "may not read users" in element("forbidden").text
+    shot("forbidden")
