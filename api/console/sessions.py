@@ -50,10 +50,16 @@ class ConsoleSessions:
         csrf = secrets.token_urlsafe(32)
         at = _now()
         with self.engine.begin() as conn:
-            conn.execute(insert(sessions).values(
-                session_hash=_hash(secret), principal=principal, csrf=csrf, created_at=at.isoformat(),
-                last_seen_at=at.isoformat(), ended_at=None,
-            ))
+            conn.execute(
+                insert(sessions).values(
+                    session_hash=_hash(secret),
+                    principal=principal,
+                    csrf=csrf,
+                    created_at=at.isoformat(),
+                    last_seen_at=at.isoformat(),
+                    ended_at=None,
+                )
+            )
         return secret, ConsoleSession(principal, csrf)
 
     def find(self, secret: str | None) -> ConsoleSession | None:

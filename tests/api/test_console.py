@@ -140,3 +140,37 @@ def test_an_admin_changes_role_places_password_and_tokens_on_a_users_page(api: A
         e["event"] for e in api.get("insp1", f"/audit/{account_id('site2')}").json()["entries"]["items"]
     ]
     assert events[-4:] == ["Bound", "PasswordSet", "TokensRevoked", "RoleChanged"]
+
+
+def test_a_site_confirms_a_receipt_once_however_often_the_form_is_sent(api: Api, program: Program) -> None:
+    shipment = program.ship(["K00001", "K00002", "K00003"])
+    sign_in(api, "site1")
+    listed = api.client.get(f"/console/sites/{program.site}/shipments")
+    assert listed.status_code == 200 and 'id="shipment-S-1"' in listed.text
+    page = api.client.get(f"/console/sites/{program.site}/shipments/{shipment}")
+    key = re.search(r'name="form_key" value="([^"]+)"', page.text)
+    assert key is not None
+    form = {
+        "csrf": csrf_of(page.text),
+        "form_key": key.group(1),
+        "outcome-K00001": "received",
+        "outcome-K00002": "damaged",
+        "remark-K00002": "box crushed",
+        "outcome-K00003": "missing",
+        "remark-K00003": "",
+        "logger_min": "9",
+        "logger_max": "3",
+    }
+    head = api.head()
+    bad = api.client.post(f"/console/sites/{program.site}/shipments/{shipment}", data=form)
+    assert bad.status_code == 422 and 'id="error-logger"' in bad.text and api.head() == head
+    form.update(logger_min="3", logger_max="7", **{"remark-K00003": "not in the shipper"})
+    first = api.client.post(f"/console/sites/{program.site}/shipments/{shipment}", data=form)
+    again = api.client.post(f"/console/sites/{program.site}/shipments/{shipment}", data=form)  # pressed twice
+    assert first.status_code == again.status_code == 200 and "The receipt is recorded." in again.text
+    receipts = api.get("insp1", "/audit", params={"event": "Shipment.ReceiptConfirmed"}).json()
+    assert receipts["total"] == 1  # recorded once
+    assert (
+        'id="kit-K00002"' in again.text and "box crushed" in again.text and "not in the shipper" in again.text
+    )
+    assert api.client.get(f"/console/sites/{program.fr_site}/shipments").status_code == 403  # not theirs

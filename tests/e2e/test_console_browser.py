@@ -36,8 +36,9 @@ def _browser_binaries() -> tuple[str, str] | None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Program]]:
-    """`lotline serve` on a SQLite store holding a released program, an admin and a site user."""
+def served(tmp_path: Path) -> Iterator[tuple[str, Program, str]]:
+    """`lotline serve` on a SQLite store holding a released program with a shipment in transit to the
+    DE site, an admin, a site user, and an inspector's API token (the last of the three)."""
     url = f"sqlite:///{tmp_path}/console.db"
     keys = tmp_path / "keys"
     upgrade_store(url, keys_dir=keys)
@@ -49,6 +50,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program]]:
         identity.add_user(
             "site1", name="Sam Site", role=Role.SITE, places=[program.site], password=PASSWORD, **BY_ADMIN
         )
+        identity.add_user("insp1", name="Ines Inspector", role=Role.INSPECTOR, **BY_ADMIN)
+        token = identity.issue_token("insp1", **BY_ADMIN)
+        program.ship(["K00001", "K00002", "K00003"], shipment_number="S-1")
     finally:
         identity.close()
         ledger.close()
@@ -57,7 +61,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program]]:
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (open while the server runs)
     server = subprocess.Popen(
         [str(VENV_BIN / "lotline"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -71,7 +77,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program]]:
             assert server.poll() is None, (tmp_path / "server.log").read_text()
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        yield base, program
+        yield base, program, token
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -104,7 +110,7 @@ def browser() -> Iterator[object]:
 
 
 def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
-    served: tuple[str, Program], browser: object, tmp_path: Path
+    served: tuple[str, Program, str], browser: object, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -112,7 +118,7 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     assert isinstance(browser, WebDriver)
-    base, program = served
+    base, program, inspector = served
     shots = Path(os.environ.get("LOTLINE_SCREENSHOT_DIR") or tmp_path / "screens")
     shots.mkdir(parents=True, exist_ok=True)
     b = browser
@@ -180,6 +186,38 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
 
     sign_in("site1")
     assert "Users and access" not in b.find_element(By.TAG_NAME, "header").text  # not offered
+    # The site confirms its receipt: one kit damaged, one missing, each with a remark; sent twice.
+    element("shipments-1").click()
+    b.find_element(By.LINK_TEXT, "S-1").click()
+    element("receipt-form")
+    b.find_element(By.CSS_SELECTOR, "input[aria-label='K00002 damaged']").click()
+    b.find_element(By.CSS_SELECTOR, "input[aria-label='remark on K00002']").send_keys("box crushed")
+    b.find_element(By.CSS_SELECTOR, "input[aria-label='K00003 missing']").click()
+    b.find_element(By.CSS_SELECTOR, "input[aria-label='remark on K00003']").send_keys("not in the shipper")
+    b.find_element(By.ID, "logger_min").send_keys("3.2")
+    b.find_element(By.ID, "logger_max").send_keys("7.1")
+    shot("receipt-form")
+    twice = "const f = document.getElementById('receipt-form');"
+    twice += " f.requestSubmit(); HTMLFormElement.prototype.submit.call(f);"
+    b.execute_script(twice)
+    assert element("done").text == "The receipt is recorded."
+    assert "box crushed" in element("kit-K00002").text and "missing" in element("kit-K00003").text
+    shot("receipt")
+
+    def receipts() -> int:  # the read side answers once it has applied the receipt (a moment later)
+        answer = httpx.get(
+            f"{base}/audit",
+            params={"event": "Shipment.ReceiptConfirmed"},
+            headers={"Authorization": f"Bearer {inspector}"},
+        )
+        return int(answer.json()["total"])
+
+    deadline = time.monotonic() + 10
+    while receipts() == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # a second submission, had it recorded, would be there by now
+    confirmed = {"total": receipts()}
+    assert confirmed["total"] == 1  # pressed twice, recorded once
     b.get(f"{base}/console/users")  # typed, not linked
     assert "may not read users" in element("forbidden").text
     shot("forbidden")

@@ -1,0 +1,125 @@
+"""The console's screens of a place's shipments: the inbound list and the receipt, kit by kit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from api.console import PATH, Person, PersonDep, place_names, text_of
+from api.idempotency import Once, request_hash
+from api.schemas.results import ReceiptConfirmed
+from api.views import shipment_to
+from ledger.commands import ConfirmReceipt
+from ledger.domain import Shipment
+from ledger.errors import LedgerError
+from ledger.values import PLACE_BOUND
+
+router = APIRouter(prefix=PATH, include_in_schema=False)
+
+
+def _at_place(me: Person, site_id: UUID) -> str | None:
+    """Why the person may not see the place's shipments (a place-bound user elsewhere), or None."""
+    if me.user.role in PLACE_BOUND and site_id not in me.user.places:
+        return f"{me.user.principal} is not bound to this place."
+    return None
+
+
+@router.get("/sites/{site_id}/shipments")
+def shipments(me: PersonDep, site_id: UUID) -> HTMLResponse:
+    refused = _at_place(me, site_id)
+    if refused:
+        return me.forbidden(refused)
+    found = me.request.app.state.read_side.runner.genealogy.inbound(site_id, None, 200, 0)
+    names = place_names(me.request)
+    return me.page(
+        "shipments.html", shipments=found.shipments, site_id=site_id, place=names.get(site_id, str(site_id))
+    )
+
+
+@router.get("/sites/{site_id}/shipments/{shipment_id}")
+def receipt_page(me: PersonDep, site_id: UUID, shipment_id: UUID) -> HTMLResponse:
+    refused = _at_place(me, site_id)
+    if refused:
+        return me.forbidden(refused)
+    q = me.request.query_params
+    return _receipt_page(me, site_id, shipment_id, done=q.get("done"), failed=q.get("failed"))
+
+
+@router.post("/sites/{site_id}/shipments/{shipment_id}")
+async def confirm_receipt(me: PersonDep, site_id: UUID, shipment_id: UUID) -> Response:
+    """The receipt form, as ConfirmReceipt through the same Writer path as the API: once per form
+    (its `form_key` is the Idempotency-Key: a second press or a resend gets the first answer)."""
+    form = await me.request.form()
+    me.require_csrf(form)
+    refused = _at_place(me, site_id)
+    if refused:
+        return me.forbidden(refused)
+    ledger = me.request.app.state.ledger
+    try:
+        numbers = ledger.get(Shipment, shipment_id).kit_numbers
+        outcomes = {n: text_of(form, f"outcome-{n}") or "received" for n in numbers}
+        remarks = {n: r.strip() for n in numbers if (r := text_of(form, f"remark-{n}") or "").strip()}
+        logger = {k: (text_of(form, k) or "").strip() or None for k in ("logger_min", "logger_max")}
+        command = ConfirmReceipt(
+            shipment_id=shipment_id,
+            site_id=site_id,
+            outcomes=outcomes,
+            remarks=remarks,
+            logger_min=logger["logger_min"],
+            logger_max=logger["logger_max"],
+        )
+        body = json.dumps({"outcomes": outcomes, "remarks": remarks, **logger}, sort_keys=True).encode()
+        key = text_of(form, "form_key")
+        once = Once(
+            me.request.app.state.idempotency,
+            me.user.principal,
+            key,
+            request_hash("POST", str(me.request.url.path), body),
+        )
+        once(lambda alongside: ledger.handle(command, me.user.actor, alongside), ReceiptConfirmed.of, 200)
+    except LedgerError as e:
+        if e.code in ("not_authorised", "forbidden", "not_bound_here"):
+            return me.forbidden(e.message)
+        field = "logger" if str(e.details.get("field") or "").startswith("logger") else "kits"
+        problems = e.details.get("problems") or []
+        detail = "; ".join(
+            f"{p.get('kit_number')}: {p.get('reason')}" for p in problems if isinstance(p, dict)
+        )
+        return _receipt_page(
+            me,
+            site_id,
+            shipment_id,
+            422,
+            form=form,
+            errors={field: f"{e.message}{': ' + detail if detail else ''}"},
+        )
+    back = f"{PATH}/sites/{site_id}/shipments/{shipment_id}"
+    return RedirectResponse(f"{back}?done=" + quote("The receipt is recorded."), 303)
+
+
+def _receipt_page(
+    me: Person, site_id: UUID, shipment_id: UUID, status: int = 200, **values: Any
+) -> HTMLResponse:
+    try:
+        shipment = shipment_to(me.request.app.state.ledger, shipment_id, site_id)
+    except LedgerError as e:
+        return me.page("forbidden.html", 404, message=e.message)
+    names = place_names(me.request)
+    return me.page(
+        "receipt.html",
+        status,
+        shipment=shipment,
+        site_id=site_id,
+        place=names.get(site_id, str(site_id)),
+        receipt=shipment.receipt.model_dump() if shipment.receipt else None,
+        form_key=str(uuid4()),
+        form=values.pop("form", FormData()),
+        errors=values.pop("errors", {}),
+        **values,
+    )
