@@ -219,11 +219,9 @@ class Identity:
         place of a kind they work at; one of a global role (QA, QP, recall investigator, inspector,
         admin) to none. Recorded as the account's creation, by `by`, for `reason`."""
         digest = None if password is None else self._hash_password(password)
-        if not name.strip():
-            raise InvalidInput("a user needs a printed name (it appears in signatures)", field="name")
         command = AddUser(
             principal=principal,
-            name=name.strip(),
+            name=name,
             role=_role(role),
             places=tuple(UUID(str(p)) for p in places),
             password_set=digest is not None,
@@ -233,7 +231,7 @@ class Identity:
 
         def rows(recorded: Recorded) -> list[Row]:
             registered = Row("lotline_users", {
-                "principal": principal, "name": command.name, "role": str(command.role),
+                "principal": principal, "name": command.name.strip(), "role": str(command.role),
                 "password_hash": None, "disabled": False, "created_at": _now(),
             })
             return [registered, *_password_rows(principal, digest, recorded)]

@@ -305,16 +305,26 @@ CSV_COLUMNS = (
 with `format=csv`): each row names its chain position and hash, so it can be tied to the verified chain."""
 
 
+def export_row(e: AuditEntry) -> dict[str, Any]:
+    """One entry as an export row (`CSV_COLUMNS`, in order): times in ISO 8601, ids as text, changes as
+    they were recorded; the CSV and the CLI's JSON are both made of these rows."""
+    return {
+        "seq": e.seq, "chain_hash": e.chain_hash, "recorded_at": e.recorded_at.isoformat(),
+        "occurred_at": e.occurred_at.isoformat(), "late_entry": e.late_entry, "late_reason": e.late_reason,
+        "principal": e.principal, "name": e.name, "role": e.role, "aggregate": e.aggregate,
+        "entity_id": None if e.entity_id is None else str(e.entity_id), "version": e.version,
+        "event": e.event, "meaning": e.meaning, "reason": e.reason, "changes": e.changes,
+    }
+
+
 def as_csv(entries: Sequence[AuditEntry]) -> str:
-    """The entries as CSV (RFC 4180, a header row, `changes` as JSON text)."""
+    """The entries as CSV (RFC 4180, a header row, `changes` as JSON text, no value as an empty cell)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for e in entries:
-        writer.writerow([
-            e.seq, e.chain_hash, e.recorded_at.isoformat(), e.occurred_at.isoformat(),
-            "yes" if e.late_entry else "", e.late_reason or "", e.principal, e.name, e.role, e.aggregate,
-            e.entity_id, e.version, e.event, e.meaning or "", e.reason or "",
-            json.dumps(e.changes, sort_keys=True, default=_text),
-        ])
+        row = export_row(e)
+        row["late_entry"] = "yes" if e.late_entry else ""
+        row["changes"] = json.dumps(e.changes, sort_keys=True, default=_text)
+        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
     return out.getvalue()

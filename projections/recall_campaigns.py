@@ -97,7 +97,7 @@ def percent(part: int, whole: int) -> float:
 
 def status(recall: Recall) -> RecallStatusView:
     """The recall's counts and percentages per place and overall, and its time to reconciliation."""
-    places = tuple(sorted((_place(recall, p) for p in _places(recall)), key=lambda p: (p.kind, p.name)))
+    places = tuple(sorted((place_status(recall, p) for p in _places(recall)), key=lambda p: (p.kind, p.name)))
     kits = len(recall.kits)
     reported = sum(c["reported"] for c in recall.per_place.values())
     reconciled = recall.accounted_count
@@ -140,7 +140,8 @@ def _places(recall: Recall) -> list[str]:
     return found
 
 
-def _place(recall: Recall, place: str) -> PlaceStatus:
+def place_status(recall: Recall, place: str) -> PlaceStatus:
+    """One place of the recall: its kits, how far it has got, its time to locate them."""
     info = recall.places.get(place, {"name": "place unknown", "kind": "", "country": ""})
     counts = recall.per_place[place]
     ack = recall.acknowledged.get(place)

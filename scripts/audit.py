@@ -12,12 +12,11 @@ import argparse
 import json
 import sys
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from ledger.errors import InvalidInput
 from ledger.values import Meaning, Role, utc
-from projections.audit import AuditEntry, AuditQuery, as_csv
+from projections.audit import AuditQuery, as_csv, export_row
 from projections.runner import ProjectionRunner
 from scripts.db import existing_store
 
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "csv":
         sys.stdout.write(as_csv(found.entries))
     elif args.format == "json":
-        print(json.dumps([_json(e) for e in found.entries], indent=1, default=str))
+        print(json.dumps([export_row(e) for e in found.entries], indent=1, default=str))
     else:
         for e in found.entries:
             late = " LATE" if e.late_entry else ""
@@ -91,11 +90,3 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json(e: AuditEntry) -> dict[str, Any]:
-    return {
-        "seq": e.seq, "chain_hash": e.chain_hash, "recorded_at": e.recorded_at.isoformat(),
-        "occurred_at": e.occurred_at.isoformat(), "late_entry": e.late_entry, "late_reason": e.late_reason,
-        "principal": e.principal, "name": e.name, "role": e.role, "aggregate": e.aggregate,
-        "entity_id": str(e.entity_id), "version": e.version, "event": e.event, "meaning": e.meaning,
-        "reason": e.reason, "changes": e.changes,
-    }

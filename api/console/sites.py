@@ -15,17 +15,18 @@ from api.console import PATH, Person, PersonDep, place_names, text_of
 from api.idempotency import Once, request_hash
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
+from ledger.access import sees_place
 from ledger.commands import ConfirmReceipt
 from ledger.domain import Shipment
 from ledger.errors import LedgerError
-from ledger.values import PLACE_BOUND
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
 
 def _at_place(me: Person, site_id: UUID) -> str | None:
-    """Why the person may not see the place's shipments (a place-bound user elsewhere), or None."""
-    if me.user.role in PLACE_BOUND and site_id not in me.user.places:
+    """Why the person may not see the place's shipments, or None: the API's own rule (a site user sees
+    only their sites; `ledger.access.sees_place`); a receipt is the ledger's to allow or refuse."""
+    if not sees_place(me.user.role, me.user.places, site_id):
         return f"{me.user.principal} is not bound to this place."
     return None
 

@@ -156,18 +156,15 @@ def site_recalls(site_id: OwnSite, user: UserDep, ledger: LedgerDep, read: ReadD
     left to do: its task list is at `/recalls/{id}/sites/{site}/tasks` (a site user: their own sites;
     blinded: counts only)."""
     opened = read.runner.audit.search(AuditQuery(event="Recall.Opened", place_id=site_id), limit=10_000)
-    place = str(site_id)
     found = []
     for entry in reversed(opened.entries):
-        assert entry.entity_id is not None
-        recall = ledger.recall_view(entry.entity_id)
-        ack = recall.acknowledged.get(place)
-        counts = recall.per_place.get(place, {"kits": 0, "accounted": 0})
+        recall = ledger.recall_view(entry.entity_id)  # type: ignore[arg-type]  # a search sets it
+        here = campaigns.place_status(recall, str(site_id))
         found.append(SiteRecall(
             recall_id=recall.id, recall_number=recall.recall_number, status=str(recall.status),
             exercise=recall.exercise, classification=str(recall.classification), reason=recall.reason,
-            opened_at=recall.opened_at, acknowledged_at=ack["at"] if ack else None, kits=counts["kits"],
-            outstanding=counts["kits"] - counts["accounted"],
+            opened_at=recall.opened_at, acknowledged_at=here.acknowledged_at, kits=here.kits,
+            outstanding=here.outstanding,
         ))
     return SiteRecallsOut(site_id=site_id, recalls=found)
 

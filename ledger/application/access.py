@@ -60,12 +60,15 @@ def _account(ledger: Ledger, actor: Actor, principal: str, action: str) -> UserA
 @handles(AddUser)
 def add_user(ledger: Ledger, actor: Actor, cmd: AddUser) -> Recorded:
     require_role(actor, "add a user", Role.ADMIN)
+    name = cmd.name.strip()
+    if not name:
+        raise InvalidInput("a user needs a printed name (it appears in signatures)", field="name")
     require_places_fit(cmd.role, cmd.places)
     places = _places_for(ledger, cmd.role, cmd.places)
     account = UserAccount(
         principal=cmd.principal,
         audit=stamp(actor, cmd.occurred_at, reason(cmd.reason)),
-        name=cmd.name.strip(),
+        name=name,
         role=str(cmd.role),
         places=sorted(map(str, places)),
         password_set=cmd.password_set,

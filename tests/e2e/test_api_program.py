@@ -4,12 +4,8 @@ offline verifier accepts."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ from ledger.verify import verify_chain
 from lotline_verify.__main__ import main as lotline_verify
 from tests.api.conftest import WORKER_THREAD
 from tests.e2e.http_program import KITS_PER_ARM, run_program
+from tests.e2e.serving import lotline_serve
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -60,46 +57,12 @@ def test_a_whole_program_over_http_through_the_asgi_app(database_url: str, tmp_p
     check(result, database_url, tmp_path / "keys")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`lotline serve --workers 2` on a free loopback port over a SQLite store; stopped at the end."""
     database_url = f"sqlite:///{tmp_path}/served.db"
-    port = free_port()
-    env = {**os.environ, "LOTLINE_DATABASE_URL": database_url, "LOTLINE_KEYS_DIR": str(tmp_path / "keys")}
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (open while the server runs, closed below)
-    server = subprocess.Popen(
-        [str(VENV_BIN / "lotline"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+    with lotline_serve(database_url, tmp_path / "keys", tmp_path / "server.log", "--workers", "2") as base:
         yield base, database_url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def test_a_whole_program_against_uvicorn_with_two_workers_on_loopback(

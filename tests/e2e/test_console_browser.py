@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +20,9 @@ from ledger.identity import Identity
 from ledger.values import Role
 from scripts.db import upgrade_store
 from tests.builders import BY_ADMIN, Program
-from tests.e2e.test_api_program import free_port
+from tests.e2e.serving import lotline_serve
 
 PASSWORD = "a long enough password"
-VENV_BIN = Path(sys.executable).parent
 
 
 def _browser_binaries() -> tuple[str, str] | None:
@@ -56,35 +52,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program, str]]:
     finally:
         identity.close()
         ledger.close()
-    port = free_port()
-    env = {**os.environ, "LOTLINE_DATABASE_URL": url, "LOTLINE_KEYS_DIR": str(keys)}
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (open while the server runs)
-    server = subprocess.Popen(
-        [str(VENV_BIN / "lotline"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+    with lotline_serve(url, keys, tmp_path / "server.log") as base:
         yield base, program, token
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture
