@@ -1,8 +1,12 @@
 """Request dependencies, as `Annotated` aliases routes declare in their signatures.
 
 A dependency that neither blocks nor does I/O is an `async def`: FastAPI runs a plain `def` in the
-thread pool, and each hop there cost a read 0.2-1 ms on a busy machine, five hops per trace. Those
-that read the store (`get_session`) or may wait (`get_read_side` with `after`) stay off the event loop.
+thread pool, and each hop there cost a read 0.2-1 ms on a busy machine, five hops per trace (a thread
+has to be woken, which on a loaded machine waits for the scheduler). `get_session` is `async` too,
+though it reads the store: a token's row is kept per process and the account is one indexed read of
+its newest events (`Identity.authenticate`), shorter than the hop, and the pools hold a connection for
+every request thread (`ledger.db`), so it never waits for one. What may wait (`get_read_side` with
+`after`, a write) runs in the thread pool.
 """
 
 from __future__ import annotations
@@ -58,11 +62,11 @@ async def get_identity(request: Request) -> Identity:
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 
 
-def get_session(
-    identity: IdentityDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+async def get_session(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Session:
     """The session the request's bearer token opens (401 otherwise)."""
-    return authenticate(identity, credentials.credentials if credentials else None)
+    return authenticate(request.app.state.identity, credentials.credentials if credentials else None)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -174,14 +178,24 @@ class Unblinding:
     def __call__(self, unblinded: bool, what: str) -> bool:
         if unblinded:
             require_role(self.user, "see unblinded answers", permissions.UNBLINDED)
-            url = self.request.url
-            asked = f"{self.request.method} {url.path}" + (f"?{url.query}" if url.query else "")
-            self.ledger.handle(RecordUnblindedRead(what=what[:200], request=asked[:2000]), self.user.actor)
+            self.ledger.handle(self._read(what), self.user.actor)
         return unblinded
 
+    async def granted(self, unblinded: bool, what: str) -> bool:
+        """The same, for a route on the event loop: the recording write runs in the thread pool."""
+        if unblinded:
+            require_role(self.user, "see unblinded answers", permissions.UNBLINDED)
+            await run_in_threadpool(self.ledger.handle, self._read(what), self.user.actor)
+        return unblinded
 
-async def get_unblinding(user: UserDep, ledger: LedgerDep, request: Request) -> Unblinding:
-    return Unblinding(user, ledger, request)
+    def _read(self, what: str) -> RecordUnblindedRead:
+        url = self.request.url
+        asked = f"{self.request.method} {url.path}" + (f"?{url.query}" if url.query else "")
+        return RecordUnblindedRead(what=what[:200], request=asked[:2000])
+
+
+async def get_unblinding(user: UserDep, request: Request) -> Unblinding:
+    return Unblinding(user, request.app.state.ledger, request)
 
 
 UnblindingDep = Annotated[Unblinding, Depends(get_unblinding)]

@@ -20,7 +20,9 @@ import hashlib
 import hmac
 import secrets
 import socket
+import threading
 from base64 import b64decode, b64encode
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -173,6 +175,9 @@ class Identity:
         self.scrypt_n = scrypt_n
         self._owned: Ledger | None = None
         self._owns_engine = False
+        self._tokens: OrderedDict[str, _TokenRow] = OrderedDict()
+        self._users: dict[str, tuple[int, User]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def open(
@@ -361,22 +366,57 @@ class Identity:
         return recorded.model_copy(update={"facts": {"token_ids": active}})
 
     def authenticate(self, token: str) -> Session:
-        """The session a bearer token opens, or InvalidCredentials saying why not."""
+        """The session a bearer token opens, or InvalidCredentials saying why not.
+
+        A token's row never changes once written (revocation is an event of the account), so the rows
+        of tokens seen are kept per process; the account is read afresh (`Ledger.peek`: only its events
+        after the kept version), so a revocation, a role change or a disabling takes effect on the next
+        request, whichever process recorded it."""
         digest = token_hash(token)
-        with self.engine.connect() as conn:
-            row = conn.execute(select(tokens).where(tokens.c.token_hash == digest)).mappings().first()
+        row = self._token_row(digest)
         if row is None:
             raise InvalidCredentials("unknown API token")
-        account = self._account(row["principal"])
+        account = self._account(row.principal)
         if account is None:
             raise InvalidCredentials("unknown API token")
-        if row["revoked"] or token_id(digest) in account.revoked:
+        if row.revoked or token_id(digest) in account.revoked:
             raise InvalidCredentials("this API token was revoked")
-        if row["expires_at"] is not None and datetime.fromisoformat(row["expires_at"]) <= datetime.now(UTC):
+        if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
             raise InvalidCredentials("this API token has expired")
         if account.disabled:
             raise InvalidCredentials(f"user {account.principal} is disabled")
-        return Session(_user_of(account), digest)
+        return Session(self._user_of(account), digest)
+
+    def _token_row(self, digest: str) -> _TokenRow | None:
+        with self._lock:
+            row = self._tokens.get(digest)
+            if row is not None:
+                self._tokens.move_to_end(digest)
+                return row
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(tokens.c.principal, tokens.c.expires_at, tokens.c.revoked)
+                .where(tokens.c.token_hash == digest)
+            ).first()
+        if found is None:
+            return None
+        principal, expires_at, revoked = found
+        expires = None if expires_at is None else datetime.fromisoformat(expires_at)
+        row = _TokenRow(principal, expires, bool(revoked))
+        with self._lock:
+            self._tokens[digest] = row
+            if len(self._tokens) > _KEPT_TOKENS:
+                self._tokens.popitem(last=False)
+        return row
+
+    def _user_of(self, account: UserAccount) -> User:
+        """The user an account stands for, made once per version of the account."""
+        kept = self._users.get(account.principal)
+        if kept is not None and kept[0] == account.version:
+            return kept[1]
+        user = _user_of(account)
+        self._users[account.principal] = (account.version, user)
+        return user
 
     def token_issued_at(self, token: str, principal: str) -> datetime:
         """When a valid token of `principal` was issued (InvalidCredentials if it is not one)."""
@@ -458,6 +498,17 @@ def operator(tool: str) -> Actor:
     stands above them; the chain records who they were)."""
     login = getpass.getuser()
     return Actor(f"os:{login}@{socket.gethostname()}"[:64], Role.ADMIN, f"{login} ({tool})")
+
+
+_KEPT_TOKENS = 4096
+"""How many tokens' rows an `Identity` keeps in memory (least recently used dropped first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenRow:
+    principal: str
+    expires_at: datetime | None
+    revoked: bool
 
 
 def token_id(digest: str) -> str:

@@ -22,6 +22,7 @@ kit of every reached run, since a blinded reader may not learn which arm a lot w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,6 +43,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -625,6 +627,141 @@ def places_by_id(conn: Connection, ids: Iterable[UUID | None]) -> dict[UUID, Loc
     return {r["location_id"]: LocationRef.of(r) for r in select_in(conn, location, "location_id", wanted)}
 
 
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """A lot a step consumed, by id: its row is read fresh (its status changes), the rest never does."""
+
+    lot_id: UUID
+    kind: str
+    amount: Decimal
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class _StepShape:
+    """A step of a backward trace with its lots by id (`Step` once the lots' rows are read)."""
+
+    kind: str
+    id: UUID
+    batch_number: str
+    location_id: UUID
+    occurred_at: datetime
+    output_lot_id: UUID | None
+    inputs: tuple[_Input, ...]
+    depth: int
+
+
+class UpstreamShapes:
+    """What lies upstream of a packaging run or a lot, each read once per process: the rows of runs,
+    batches and their inputs are written once, when the step is applied, and never change (a rebuild
+    writes them again from the same events); only a lot's own row changes (its status, its place),
+    so a trace reads the lots' rows afresh (`_steps`). Before, a kit's backward trace read the run's
+    inputs and two queries per layer of formulation on every request."""
+
+    MAX = 4096
+    """Shapes kept (runs and sets of lots); beyond this, all are forgotten and read again."""
+
+    def __init__(self) -> None:
+        self._runs: dict[UUID, _StepShape] = {}
+        self._formulations: dict[tuple[tuple[UUID, ...], int], tuple[_StepShape, ...]] = {}
+
+    def packaging(self, conn: Connection, made: Any) -> _StepShape:
+        """The packaging step of the run of the kit row `made` (with its run's columns)."""
+        run_id = made["run_id"]
+        found = self._runs.get(run_id)
+        if found is None:
+            inputs = conn.execute(_RUN_INPUTS, {"run_id": run_id}).all()
+            found = _StepShape(
+                "packaging", run_id, made["run_number"], made["run_location_id"],
+                datetime.fromisoformat(made["run_occurred_at"]), None,
+                tuple(_Input(i.lot_id, i.kind, Decimal(i.amount), i.unit) for i in inputs), 1,
+            )
+            self._keep(self._runs, run_id, found)
+        return found
+
+    def formulations(self, conn: Connection, lot_ids: tuple[UUID, ...], depth: int) -> tuple[_StepShape, ...]:
+        """The batches that produced `lot_ids`, then theirs, breadth first, from `depth` on."""
+        key = (lot_ids, depth)
+        found = self._formulations.get(key)
+        if found is None:
+            found = self._read_formulations(conn, lot_ids, depth)
+            self._keep(self._formulations, key, found)
+        return found
+
+    def _keep(self, kept: dict[Any, Any], key: Any, value: Any) -> None:
+        if len(kept) >= self.MAX:
+            kept.clear()
+        kept[key] = value
+
+    @staticmethod
+    def _read_formulations(conn: Connection, lot_ids: Sequence[UUID], depth: int) -> tuple[_StepShape, ...]:
+        steps: list[_StepShape] = []
+
+        def producers(batch_ids: list[UUID]) -> list[UUID]:
+            nonlocal depth
+            produced = conn.execute(_BATCHES, {"ids": batch_ids}).all()
+            inputs = conn.execute(_BATCH_INPUTS, {"ids": batch_ids}).all()
+            for b in produced:
+                steps.append(_StepShape(
+                    "formulation", b.batch_id, b.batch_number, b.location_id,
+                    datetime.fromisoformat(b.occurred_at), b.output_lot_id,
+                    tuple(_Input(i.lot_id, i.kind, Decimal(i.amount), i.unit)
+                          for i in inputs if i.batch_id == b.batch_id),
+                    depth,
+                ))
+            depth += 1
+            return [i.produced_by_batch_id for i in inputs if i.produced_by_batch_id is not None]
+
+        first = [r.produced_by_batch_id for r in conn.execute(_PRODUCERS, {"ids": list(lot_ids)})
+                 if r.produced_by_batch_id is not None]
+        genealogy.closure(first, producers)
+        return tuple(steps)
+
+
+def _steps(conn: Connection, shapes: Sequence[_StepShape]) -> tuple[Step, ...]:
+    """The steps of `shapes`, each lot as its row reads now (one query for all of them)."""
+    ids = {i.lot_id for s in shapes for i in s.inputs}
+    ids.update(s.output_lot_id for s in shapes if s.output_lot_id is not None)
+    lots = {r["lot_id"]: LotRef.of(r) for r in select_in(conn, lot, "lot_id", ids)}
+    return tuple(
+        Step(s.kind, s.id, s.batch_number, s.location_id, s.occurred_at,
+             None if s.output_lot_id is None else lots[s.output_lot_id],
+             tuple(sorted((Consumed(lots[i.lot_id], i.amount, i.unit) for i in s.inputs),
+                          key=lambda c: (c.lot.kind, c.lot.lot_number))),
+             s.depth)
+        for s in shapes
+    )
+
+
+_KIT = (
+    select(kit, run.c.batch_number.label("run_number"), run.c.location_id.label("run_location_id"),
+           run.c.occurred_at.label("run_occurred_at"))
+    .join(run, run.c.run_id == kit.c.run_id)
+    .where(kit.c.kit_id == bindparam("kit_id"))
+)
+_KIT_AND_RUN = {
+    False: _KIT,
+    True: _KIT.add_columns(allocation.c.treatment, allocation.c.dp_lot_id)
+    .outerjoin(allocation, allocation.c.kit_id == kit.c.kit_id),
+}
+_RUN_INPUTS = (
+    select(run_input.c.lot_id, lot.c.kind, run_input.c.amount, run_input.c.unit)
+    .join(lot, lot.c.lot_id == run_input.c.lot_id)
+    .where(run_input.c.run_id == bindparam("run_id"))
+)
+_PRODUCERS = select(lot.c.produced_by_batch_id).where(lot.c.lot_id.in_(bindparam("ids", expanding=True)))
+_BATCHES = (
+    select(batch).where(batch.c.batch_id.in_(bindparam("ids", expanding=True))).order_by(batch.c.batch_number)
+)
+_BATCH_INPUTS = (
+    select(batch_input.c.batch_id, batch_input.c.amount, batch_input.c.unit, lot.c.lot_id, lot.c.kind,
+           lot.c.produced_by_batch_id)
+    .join(lot, lot.c.lot_id == batch_input.c.lot_id)
+    .where(batch_input.c.batch_id.in_(bindparam("ids", expanding=True)))
+)
+"""Statements made once: building one per request was a fifth of a backward trace's time."""
+
+
 class KnownPlaces:
     """The named locations by id, each read once per process: a location's row never changes once
     registered (a rebuild writes it again from the same event), and a forward trace names ~300, two
@@ -635,7 +772,7 @@ class KnownPlaces:
 
     def __call__(self, conn: Connection, ids: Iterable[UUID | None]) -> dict[UUID, LocationRef]:
         wanted = {i for i in ids if i is not None}
-        missing = wanted - self._known.keys()
+        missing = [i for i in wanted if i not in self._known]  # `wanted - keys()` hashed every key
         if missing:
             self._known.update(places_by_id(conn, missing))
         return {i: self._known[i] for i in wanted if i in self._known}
@@ -705,6 +842,7 @@ class Genealogy(Projection):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.places = KnownPlaces()
+        self._shapes = UpstreamShapes()
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -759,21 +897,19 @@ class Genealogy(Projection):
         """A kit back to every input lot; unblinded, only its own arm's drug-product lot."""
         with reading(self.engine) as conn:
             as_of = self.as_of(conn)
-            view, made = self._kit_and_run(conn, kit_id, unblinded=unblinded)
-            inputs = conn.execute(
-                select(run_input.c.amount, run_input.c.unit, lot)
-                .join(lot, lot.c.lot_id == run_input.c.lot_id)
-                .where(run_input.c.run_id == view.run_id)
-            ).mappings().all()
+            row = conn.execute(_KIT_AND_RUN[unblinded], {"kit_id": kit_id}).mappings().first()
+            if row is None:
+                raise KitNotFound(kit_id)
+            view = _kit_view(row, self.places(conn, [row["place_id"]]))
+            packaging = self._shapes.packaging(conn, row)
+            inputs = packaging.inputs
             if unblinded:
-                inputs = [i for i in inputs
-                          if i["kind"] != LotKind.DRUG_PRODUCT or i["lot_id"] == view.dp_lot_id]
-            packaging = Step(
-                "packaging", view.run_id, made["run_number"], made["run_location_id"],
-                datetime.fromisoformat(made["run_occurred_at"]), None, _consumed(inputs), 1,
-            )
-            steps = [packaging, *self._formulations(conn, inputs, 2)]
-        return BackwardTrace(view, None, tuple(steps), _inputs_of(steps), not unblinded, as_of)
+                inputs = tuple(i for i in inputs
+                               if i.kind != LotKind.DRUG_PRODUCT or i.lot_id == view.dp_lot_id)
+                packaging = dataclasses.replace(packaging, inputs=inputs)
+            shapes = (packaging, *self._shapes.formulations(conn, tuple(i.lot_id for i in inputs), 2))
+            steps = _steps(conn, shapes)
+        return BackwardTrace(view, None, steps, _inputs_of(steps), not unblinded, as_of)
 
     def backward_from_lot(self, lot_id: UUID) -> BackwardTrace:
         """A lot back to every lot that went into it (no steps for a lot received from outside)."""
@@ -782,57 +918,8 @@ class Genealogy(Projection):
             start = conn.execute(select(lot).where(lot.c.lot_id == lot_id)).mappings().first()
             if start is None:
                 raise LotNotFound(lot_id)
-            steps = self._formulations(conn, [start], 1)
-        return BackwardTrace(None, LotRef.of(start), tuple(steps), _inputs_of(steps), True, as_of)
-
-    def _formulations(self, conn: Connection, made: Sequence[Any], depth: int) -> list[Step]:
-        """The batches that produced the lot rows `made`, then theirs, breadth first."""
-        steps: list[Step] = []
-        outputs = {r["lot_id"]: r for r in made}
-
-        def producers(batch_ids: list[UUID]) -> list[UUID]:
-            nonlocal outputs, depth
-            produced = conn.execute(
-                select(batch).where(batch.c.batch_id.in_(batch_ids)).order_by(batch.c.batch_number)
-            ).all()
-            inputs = conn.execute(
-                select(batch_input.c.batch_id, batch_input.c.amount, batch_input.c.unit, lot)
-                .join(lot, lot.c.lot_id == batch_input.c.lot_id)
-                .where(batch_input.c.batch_id.in_(batch_ids))
-            ).mappings().all()
-            for b in produced:
-                steps.append(Step(
-                    "formulation", b.batch_id, b.batch_number, b.location_id,
-                    datetime.fromisoformat(b.occurred_at), LotRef.of(outputs[b.output_lot_id]),
-                    _consumed([i for i in inputs if i["batch_id"] == b.batch_id]), depth,
-                ))
-            outputs = {r["lot_id"]: r for r in inputs}
-            depth += 1
-            return [r["produced_by_batch_id"] for r in inputs if r["produced_by_batch_id"] is not None]
-
-        first = [r["produced_by_batch_id"] for r in made if r["produced_by_batch_id"] is not None]
-        genealogy.closure(first, producers)
-        return steps
-
-    def _kit_and_run(self, conn: Connection, kit_id: UUID, *, unblinded: bool) -> tuple[KitView, Any]:
-        """The kit with its place (and its allocation when unblinded), and its run's step facts."""
-        query = (
-            select(kit, run.c.batch_number.label("run_number"),
-                   run.c.location_id.label("run_location_id"),
-                   run.c.occurred_at.label("run_occurred_at"),
-                   *(c.label("at_" + c.name) for c in location.c))
-            .join(run, run.c.run_id == kit.c.run_id)
-            .outerjoin(location, location.c.location_id == kit.c.place_id)
-            .where(kit.c.kit_id == kit_id)
-        )
-        if unblinded:
-            query = query.add_columns(allocation.c.treatment, allocation.c.dp_lot_id).outerjoin(
-                allocation, allocation.c.kit_id == kit.c.kit_id)
-        row = conn.execute(query).mappings().first()
-        if row is None:
-            raise KitNotFound(kit_id)
-        place = LocationRef.of({k[3:]: v for k, v in row.items() if k.startswith("at_")})
-        return _kit_view(row, {row["place_id"]: place}), row
+            steps = _steps(conn, self._shapes.formulations(conn, (lot_id,), 1))
+        return BackwardTrace(None, LotRef.of(start), steps, _inputs_of(steps), True, as_of)
 
     # --- forward -------------------------------------------------------------------------------
 
@@ -1008,12 +1095,6 @@ def _kit_view(row: Any, places: dict[UUID, LocationRef]) -> KitView:
         places.get(row["place_id"]), row["shipment_id"], row["subject"],
         row.get("treatment"), row.get("dp_lot_id"),
     )
-
-
-def _consumed(rows: Iterable[Any]) -> tuple[Consumed, ...]:
-    """Input rows (lot columns plus amount and unit) as consumed lots, by kind and lot number."""
-    found = [Consumed(LotRef.of(r), Decimal(r["amount"]), r["unit"]) for r in rows]
-    return tuple(sorted(found, key=lambda c: (c.lot.kind, c.lot.lot_number)))
 
 
 def _sorted_lots(lots: Iterable[LotRef]) -> tuple[LotRef, ...]:

@@ -213,8 +213,15 @@ class ProjectionRunner:
 
         Read through the read side's own engine, not the event store's pool: there, a read queues
         behind the writers (one at a time), so every query would wait for the write path."""
-        with self.engine.connect() as conn:
-            return int(conn.exec_driver_sql(self._head_sql).scalar() or 0)
+        raw = self.engine.raw_connection()  # one statement: the driver's cursor, no transaction around it
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self._head_sql)
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            raw.close()  # back to the pool, which ends any transaction the driver began
+        return int(row[0] or 0) if row else 0
 
     # --- applying ----------------------------------------------------------------------------------
 

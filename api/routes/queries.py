@@ -10,7 +10,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -44,8 +44,6 @@ from projections.audit import AuditQuery, as_csv
 router = APIRouter(tags=["queries"])
 log = logging.getLogger("lotline.api.queries")
 
-M = TypeVar("M", bound=BaseModel)
-
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 Offset = Annotated[int, Query(ge=0, le=100_000_000, description="Items to skip.")]
 Unblinded = Annotated[
@@ -71,11 +69,16 @@ ForwardUnblinded = Annotated[
 LotIds = Annotated[list[UUID], Query(min_length=1, max_length=100, description="The suspect lots.")]
 
 
-def shaped(model: type[M], answer: Any, read: ReadSide, **fields: Any) -> M:
-    """A read model's answer as the API model, with its freshness; `fields` replace or add fields."""
+def shaped(model: type[BaseModel], answer: Any, read: ReadSide, **fields: Any) -> Response:
+    """A read model's answer as the API model's JSON, with its freshness; `fields` replace or add fields.
+
+    Validated once into the model and written by pydantic: returned as a model, FastAPI validates it
+    again against the route's `response_model` and writes it through `jsonable_encoder`, which took
+    as long as the read itself on a forward trace."""
     data = {f.name: getattr(answer, f.name) for f in dataclasses.fields(answer)}
     data.update(fields, freshness=read.freshness(answer.as_of))
-    return model.model_validate(data, from_attributes=True)
+    body = model.model_validate(data, from_attributes=True).model_dump_json()
+    return Response(body, media_type="application/json")
 
 
 def page(items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
@@ -91,13 +94,14 @@ def page(items: Sequence[Any], limit: int, offset: int) -> dict[str, Any]:
 
 
 @router.get("/trace/kits/{kit_id}/backward", response_model=BackwardOut, responses=errors(404))
-def trace_kit_backward(
+async def trace_kit_backward(
     kit_id: UUID, user: Tracer, read: ReadDep, blinding: UnblindingDep, unblinded: Unblinded = False
 ) -> Any:
     """A kit back to every input lot; blinded, every input of its packaging run (all arms)."""
-    answer = read.runner.genealogy.backward_from_kit(
-        kit_id, unblinded=blinding(unblinded, f"kit {kit_id}")
-    )
+    # On the event loop: a few indexed reads (the run's upstream is kept per process), shorter than
+    # the thread hop they would take (api/deps.py); the unblinded read's recording runs in a thread.
+    granted = await blinding.granted(unblinded, f"kit {kit_id}")
+    answer = read.runner.genealogy.backward_from_kit(kit_id, unblinded=granted)
     return shaped(BackwardOut, answer, read)
 
 
@@ -300,7 +304,7 @@ def audit_trail(
     return shaped(TrailOut, answer, read, entries=page(answer.entries, limit, offset))
 
 
-def _custody(answer: Any, user: User, read: ReadSide) -> BaseModel:
+def _custody(answer: Any, user: User, read: ReadSide) -> Response:
     places = {p.id for s in answer.steps for p in (s.from_place, s.to_place) if p is not None}
     require_passed_through(user.role, user.places, places, f"{answer.holder_kind} {answer.holder_id}")
     return shaped(CustodyOut, answer, read)

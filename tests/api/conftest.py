@@ -75,6 +75,11 @@ class Api:
             path = f"{path}{'&' if '?' in path else '?'}after={self.position()}"
         return self.client.get(path, headers=self.auth(principal), **kwargs)
 
+    def settle(self) -> None:
+        """Wait until the app's read models have applied every write made so far (the console's pages,
+        like a person's browser, pass no `after`)."""
+        self.client.app.state.read_side.wait_for(self.position())  # type: ignore[attr-defined]
+
     def position(self) -> int:
         """The ledger's last position: what the last write's answer carried."""
         return int(self.ledger.recorder.max_notification_id() or 0)

@@ -8,8 +8,9 @@ from uuid import uuid4
 
 import pytest
 
+from ledger.commands import HoldLot
 from ledger.errors import KitNotFound, LotNotFound
-from tests.projection_builders import World, scenario_world
+from tests.projection_builders import QA, World, scenario_world
 
 
 @pytest.fixture
@@ -182,3 +183,24 @@ def test_unknown_ids_raise_not_found(world: World):
         genealogy.forward_summary(uuid4())
     with pytest.raises(LotNotFound):
         genealogy.backward_from_lot(uuid4())
+
+
+def test_a_backward_trace_shows_each_lot_as_it_stands_now(world: World):
+    """What lies upstream of a run is read once per process; the lots' own rows are read every time."""
+    genealogy = world.runner.genealogy
+    before = genealogy.backward_from_kit(world.s.kit("K1001"))
+    assert {lot.lot_number: lot.status for lot in before.input_lots}["API-A"] == "released"
+
+    world.ledger.handle(
+        HoldLot(lot_id=world.s.lots["API-A"], reason="supplier notice: possible contamination"), QA
+    )
+    world.runner.catch_up()
+
+    after = genealogy.backward_from_kit(world.s.kit("K1001"))
+    assert {lot.lot_number: lot.status for lot in after.input_lots}["API-A"] == "on_hold"
+    (held,) = [c.lot for c in after.steps[1].inputs if c.lot.lot_number == "API-A"]
+    assert held.status == "on_hold"
+    assert [s.batch_number for s in after.steps] == [s.batch_number for s in before.steps]
+    assert after.as_of > before.as_of
+    of_lot = genealogy.backward_from_lot(world.s.lots["DP-AB"])
+    assert {lot.lot_number: lot.status for lot in of_lot.input_lots}["API-A"] == "on_hold"
