@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoding
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Recording, Transcoding
 
 from ledger import genealogy
 from ledger.application.rules import require_own
@@ -357,6 +358,24 @@ class Ledger(Application[UUID]):
             raise _NOT_FOUND[cls](ident)
         self._note_read(agg)
         return agg
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's `save`, for the ledger's own aggregates and events only: it sorted them with
+        `isinstance` against its runtime-checkable protocols, two per aggregate and about 0.1 ms each
+        (a receipt of 20 kits: 6 % of its time)."""
+        processing = ProcessingEvent[UUID]()
+        for obj in objs:
+            if isinstance(obj, DomainEvent):
+                processing.events.append(obj)
+            else:
+                processing.events.extend(obj.collect_events())
+                processing.aggregates[obj.id] = obj
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # type: ignore[no-untyped-call]
+        return recordings
 
     def _note_read(self, agg: LedgerAggregate) -> None:
         reads: dict[UUID, int] | None = getattr(self._local, "reads", None)
