@@ -13,7 +13,9 @@ program of its own through the ledger (a trial, `--sites` sites, runs of kits, a
 runs three phases:
 
 - idle: one request at a time, forward traces (`/trace/lots/{id}/forward`) of every API lot in the store
-  and backward traces (`/trace/kits/{id}/backward`) of kits across the store;
+  and backward traces (`/trace/kits/{id}/backward`) of kits across the store, each backward trace
+  followed by the floor: an unknown path (404), which costs what every answer costs through this
+  client and the server's stack, side by side with the traces;
 - peak: the peak of a 300-site trial with investigators at work: `--peak-receipts` receipt confirmations
   per second (POST with an Idempotency-Key, as a site sends them) and `--peak-traces` traces per second,
   for `--peak-seconds`;
@@ -309,6 +311,11 @@ class Load:
         kit = kit or self.rng.choice(self.plan.kits)
         return "backward trace", "GET", f"/trace/kits/{kit}/backward", None, self.investigator
 
+    def floor(self) -> Request:
+        """What any answer costs through this client and the server's stack: an unknown path, with the
+        investigator's token (matched against every route, answered 404 without reading the store)."""
+        return "floor (404)", "GET", "/no-such-route", None, self.investigator
+
     def trace(self) -> Request:
         self.traces += 1
         return self.forward() if self.traces % 2 else self.backward()
@@ -336,6 +343,7 @@ async def idle(client: httpx.AsyncClient, load: Load, rounds: int) -> Phase:
             await send(client, phase, load.forward(lot), time.perf_counter())
         for kit in load.rng.sample(load.plan.kits, min(len(load.plan.kits), len(load.plan.api_lots))):
             await send(client, phase, load.backward(kit), time.perf_counter())
+            await send(client, phase, load.floor(), time.perf_counter())
     phase.seconds = time.perf_counter() - began
     return phase
 

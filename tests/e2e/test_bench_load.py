@@ -20,11 +20,13 @@ def test_the_load_benchmark_reports_every_phase_and_route(database_url: str, tmp
     [run] = figures["runs"]
     assert [p["phase"] for p in run["phases"]] == ["idle", "peak", "ramp x1", "ramp x2"]
     idle, peak, *ramp = run["phases"]
-    assert set(idle["routes"]) == {"forward trace", "backward trace"}
+    assert set(idle["routes"]) == {"forward trace", "backward trace", "floor (404)"}
+    assert idle["routes"]["floor (404)"]["requests"] == idle["routes"]["backward trace"]["requests"]
     assert peak["routes"]["receipt"]["requests"] == 8 and ramp[1]["routes"]["receipt"]["requests"] == 8
     for phase in run["phases"]:
         for route, f in phase["routes"].items():
-            assert f["statuses"] == {"200": f["requests"]}, (phase["phase"], route, f)
+            expected = "404" if route == "floor (404)" else "200"
+            assert f["statuses"] == {expected: f["requests"]}, (phase["phase"], route, f)
     # every receipt landed: 3 kit events and the shipment's, per receipt sent
     receipts = sum(p["routes"].get("receipt", {}).get("requests", 0) for p in run["phases"])
     assert run["events_after"] - run["events_before"] >= receipts * 4
