@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -169,10 +169,13 @@ kit = Table(
     Column("place_id", Uuid, nullable=False),
     Column("shipment_id", Uuid),
     Column("subject", String(40)),
-    # Only columns that rarely change are indexed: a kit's moves rewrite its row, not an index.
+    # Columns that rarely change are indexed: a kit's moves rewrite its row, not an index; but for
+    # `place_id`, which changes when a kit is shipped, returned or destroyed (three or four times in
+    # its life), so that a place's kits are paged from the index instead of read in full.
     Index("gen_kit_run", "run_id"),
     Index("gen_kit_expiry", "expires_on"),
     Index("gen_kit_number", "kit_number"),  # a kit found by the number on its label
+    Index("gen_kit_place", "place_id", "kit_number"),  # a place's kits, by number, a page at a time
 )
 
 # Kits per (run, place, status): the blinded per-place summary of a lot sums a few rows per reached
@@ -823,6 +826,26 @@ class InboundShipment:
 
 
 @dataclass(frozen=True, slots=True)
+class PlaceKit:
+    """A kit a place accounts for, with what its staff must see at a glance."""
+
+    kit: KitView
+    expired: bool
+    expires_in_days: int
+    quarantined: bool
+    recalled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceKitList:
+    """A page of a place's kits, by kit number, and how many there are."""
+
+    total: int
+    kits: tuple[PlaceKit, ...]
+    as_of: int
+
+
+@dataclass(frozen=True, slots=True)
 class InboundShipments:
     """A page of a place's inbound shipments, newest first, and how many there are."""
 
@@ -835,7 +858,7 @@ class Genealogy(Projection):
     """Backward and forward traces over lots, batches, packaging runs, kits and shipments."""
 
     name = "genealogy"
-    schema = 3  # 2: gen_run_shipment; 3: gen_run_subjects
+    schema = 4  # 2: gen_run_shipment; 3: gen_run_subjects; 4: gen_kit_place
     metadata = metadata
     writer = _Writer
 
@@ -858,6 +881,38 @@ class Genealogy(Projection):
         with reading(self.engine) as conn:
             rows = conn.execute(query.order_by(kit.c.gtin)).all()
         return [KitCandidate(kit_id, gtin, trial_id) for kit_id, gtin, trial_id in rows]
+
+    def kits_at(
+        self, place_id: UUID, *, status: str | None = None, limit: int, offset: int, today: date | None = None
+    ) -> PlaceKitList:
+        """The kits a place accounts for (there, on their way to it, missing on the way or destroyed
+        there), or those of `status`, by kit number, a page at a time, each with its flags: expired
+        (by `today`, default today in UTC), quarantined, and under recall (a lot its run was made from
+        is recalled: decided per run, so it reveals no arm)."""
+        today = today or datetime.now(UTC).date()
+        where = [kit.c.place_id == place_id]
+        if status is not None:
+            where.append(kit.c.status == status)
+        with reading(self.engine) as conn:
+            as_of = self.as_of(conn)
+            total = conn.execute(select(func.count()).select_from(kit).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(kit).where(*where).order_by(kit.c.kit_number, kit.c.kit_id).limit(limit).offset(offset)
+            ).mappings().all()
+            recalled = set(conn.execute(
+                select(reach.c.run_id).distinct().join(lot, lot.c.lot_id == reach.c.lot_id)
+                .where(lot.c.status == "recalled", reach.c.run_id.in_({r["run_id"] for r in rows}))
+            ).scalars()) if rows else set()
+            places = self.places(conn, {r["place_id"] for r in rows})
+        return PlaceKitList(
+            int(total),
+            tuple(
+                PlaceKit(_kit_view(r, places), r["expires_on"] < today, (r["expires_on"] - today).days,
+                         r["status"] == "quarantined", r["run_id"] in recalled)
+                for r in rows
+            ),
+            as_of,
+        )
 
     def inbound(self, place_id: UUID, status: str | None, limit: int, offset: int) -> InboundShipments:
         """Shipments addressed to `place_id` (in transit or received, or those of `status`), newest

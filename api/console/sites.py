@@ -1,4 +1,5 @@
-"""The console's screens of a place's shipments: the inbound list and the receipt, kit by kit."""
+"""The console's screens of a place: its inbound shipments and the receipt, kit by kit; its kits with
+their flags, and each kit's history."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
 from ledger.access import sees_place
 from ledger.commands import ConfirmReceipt
-from ledger.domain import Shipment
+from ledger.domain import Kit, Shipment
+from ledger.domain.whereabouts import KitStatus
 from ledger.errors import LedgerError
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
@@ -40,6 +42,54 @@ def shipments(me: PersonDep, site_id: UUID) -> HTMLResponse:
     names = place_names(me.request)
     return me.page(
         "shipments.html", shipments=found.shipments, site_id=site_id, place=names.get(site_id, str(site_id))
+    )
+
+
+KITS_PER_PAGE = 100
+
+
+@router.get("/sites/{site_id}/kits")
+def kits(me: PersonDep, site_id: UUID) -> HTMLResponse:
+    """The kits the place accounts for, by kit number, with expiry, quarantine and recall flags (the
+    same read as `GET /locations/{id}/kits`), optionally of one status, a page at a time."""
+    refused = _at_place(me, site_id)
+    if refused:
+        return me.forbidden(refused)
+    q = me.request.query_params
+    status = q.get("status") or None
+    if status is not None and status not in set(KitStatus):
+        status = None
+    try:
+        number = max(1, int(q.get("page") or "1"))
+    except ValueError:
+        number = 1
+    found = me.request.app.state.read_side.runner.genealogy.kits_at(
+        site_id, status=status, limit=KITS_PER_PAGE, offset=(number - 1) * KITS_PER_PAGE
+    )
+    names = place_names(me.request)
+    return me.page(
+        "kits.html", found=found, site_id=site_id, place=names.get(site_id, str(site_id)), chosen=status,
+        statuses=list(KitStatus), page_number=number, pages=max(1, -(-found.total // KITS_PER_PAGE)),
+    )
+
+
+@router.get("/sites/{site_id}/kits/{kit_id}")
+def kit_history(me: PersonDep, site_id: UUID, kit_id: UUID) -> HTMLResponse:
+    """Every hand-over of a kit that passed through the place, oldest first (`GET /custody/kits/{id}`)."""
+    refused = _at_place(me, site_id)
+    if refused:
+        return me.forbidden(refused)
+    try:
+        chain = me.request.app.state.read_side.runner.custody.of_kit(kit_id)
+    except LedgerError as e:
+        return me.page("forbidden.html", 404, message=e.message)
+    places = {p.id for step in chain.steps for p in (step.from_place, step.to_place) if p is not None}
+    if site_id not in places:
+        return me.forbidden("This kit never passed through this place.")
+    kit = me.request.app.state.ledger.peek(Kit, kit_id)
+    names = place_names(me.request)
+    return me.page(
+        "kit.html", chain=chain, kit=kit, site_id=site_id, place=names.get(site_id, str(site_id))
     )
 
 

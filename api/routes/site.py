@@ -15,7 +15,7 @@ from api.errors import errors
 from api.routes.queries import Limit, Offset, page, shaped
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SiteSignatureIn
-from api.schemas.queries import AccountabilityOut, InboundOut, ShipmentOut
+from api.schemas.queries import AccountabilityOut, InboundOut, PlaceKitsOut, ShipmentOut
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
 from ledger.commands import (
@@ -28,7 +28,7 @@ from ledger.commands import (
     ReturnToDepot,
 )
 from ledger.commands.base import Code
-from ledger.domain.whereabouts import ReceiptOutcome
+from ledger.domain.whereabouts import KitStatus, ReceiptOutcome
 
 router = APIRouter(tags=["sites"])
 
@@ -87,6 +87,23 @@ def inbound_shipments(
     """The shipments addressed to the site, newest first, each with where it comes from, its status
     and kit count (a site user: their own sites; a depot's inbound transfers likewise)."""
     return shaped(InboundOut, read.runner.genealogy.inbound(site_id, status, limit, offset), read)
+
+
+@router.get("/locations/{location_id}/kits", response_model=PlaceKitsOut, responses=errors(403))
+def kits_at(
+    location_id: OwnLocation,
+    user: StockReader,
+    read: ReadDep,
+    status: Annotated[KitStatus | None, Query(description="Only kits in this status.")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """The kits a place accounts for, by kit number, a page at a time: those there, on their way to
+    it, missing on the way or destroyed there, each with its status, expiry and flags (`expired`,
+    `quarantined`, `recalled`: a lot its packaging run was made from is recalled). A site user: their
+    own sites. A kit's history: `GET /custody/kits/{kit_id}`."""
+    answer = read.runner.genealogy.kits_at(location_id, status=status, limit=limit, offset=offset)
+    return shaped(PlaceKitsOut, answer, read, limit=limit, offset=offset)
 
 
 @router.get("/sites/{site_id}/shipments/{shipment_id}", response_model=ShipmentOut, responses=errors(404))

@@ -175,3 +175,19 @@ def test_a_site_confirms_a_receipt_once_however_often_the_form_is_sent(api: Api,
         'id="kit-K00002"' in again.text and "box crushed" in again.text and "not in the shipper" in again.text
     )
     assert api.client.get(f"/console/sites/{program.fr_site}/shipments").status_code == 403  # not theirs
+
+    api.settle()
+    kits = api.client.get(f"/console/sites/{program.site}/kits")
+    assert kits.status_code == 200 and "3 kits." in kits.text
+    rows = dict(re.findall(r'<tr id="kit-(K\d+)">(.*?)</tr>', kits.text, re.S))
+    assert list(rows) == ["K00001", "K00002", "K00003"]
+    assert ">damaged<" in rows["K00002"] and ">missing<" in rows["K00003"] and "received" in rows["K00001"]
+    damaged = api.client.get(f"/console/sites/{program.site}/kits", params={"status": "damaged"})
+    assert re.findall(r'<tr id="kit-(K\d+)">', damaged.text) == ["K00002"]
+    history = api.client.get(f"/console/sites/{program.site}/kits/{program.kit('K00002')}")
+    assert history.status_code == 200 and "Kit K00002" in history.text
+    actions = [a.strip() for a in re.findall(r"</td><td>([a-z ]+)</td>", history.text)]
+    assert actions[-2:] == ["shipped", "received"]
+    assert api.client.get(f"/console/sites/{program.fr_site}/kits").status_code == 403  # typed, not theirs
+    other = api.client.get(f"/console/sites/{program.fr_site}/kits/{program.kit('K00002')}")
+    assert other.status_code == 403

@@ -85,3 +85,37 @@ def test_a_kit_is_found_by_its_number_alone_where_one_kit_carries_it(api: Api, p
     assert sorted(c["gtin"] for c in both.json()["candidates"]) == sorted([KIT_GTIN, other_gtin])
     exact = ok(api.get("recall1", "/ids/kit", params={"number": "K00001", "gtin": other_gtin}))
     assert exact["id"] != found["id"]
+
+
+def test_a_place_lists_its_kits_with_their_flags_a_page_at_a_time(api: Api, program: Program) -> None:
+    shipment = program.ship(["K00001", "K00002", "K00003", "K00004"])
+    ok(api.post("site1", f"/sites/{program.site}/shipments/{shipment}/receipt", {
+        "outcomes": {"K00001": "received", "K00002": "damaged", "K00003": "missing", "K00004": "received"},
+        "remarks": {"K00002": "box crushed", "K00003": "not in the shipper"},
+    }))
+    path = f"/locations/{program.site}/kits"
+    kits = ok(api.get("site1", path))
+    assert (kits["total"], kits["limit"], kits["offset"]) == (4, 100, 0)
+    listed = {k["kit"]["kit_number"]: k for k in kits["kits"]}
+    assert list(listed) == ["K00001", "K00002", "K00003", "K00004"]  # by kit number
+    assert {n: k["kit"]["status"] for n, k in listed.items()} == {
+        "K00001": "received", "K00002": "damaged", "K00003": "missing", "K00004": "received"
+    }
+    assert not any(k["recalled"] or k["expired"] or k["quarantined"] for k in listed.values())
+    assert listed["K00001"]["expires_in_days"] > 0 and listed["K00001"]["kit"]["treatment"] is None
+    damaged = ok(api.get("site1", path, params={"status": "damaged"}))["kits"]
+    assert [k["kit"]["kit_number"] for k in damaged] == ["K00002"]
+    second = ok(api.get("site1", path, params={"limit": 2, "offset": 2}))
+    assert second["total"] == 4 and [k["kit"]["kit_number"] for k in second["kits"]] == ["K00003", "K00004"]
+    assert api.get("site2", path).status_code == 403  # not theirs, even typed
+    assert api.get("site1", path, params={"status": "lost"}).status_code == 422
+    assert ok(api.get("depot1", f"/locations/{program.depot}/kits"))["total"] == 6  # K00005-K00010
+
+    ok(api.post("qa1", "/recalls", {
+        "recall_number": "RC-8", "lot_ids": [str(program.api)], "reason": "impurity",
+        "classification": "class_ii", "scope": "all_kits", "signature": signature("approved"),
+    }), 201)
+    after = {k["kit"]["kit_number"]: k for k in ok(api.get("site1", path))["kits"]}
+    assert all(k["recalled"] for k in after.values())  # every kit of the run, whatever its arm
+    quarantined = [n for n, k in after.items() if k["quarantined"]]
+    assert quarantined == [n for n, k in after.items() if k["kit"]["status"] == "quarantined"]

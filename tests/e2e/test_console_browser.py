@@ -187,6 +187,17 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     time.sleep(1)  # a second submission, had it recorded, would be there by now
     confirmed = {"total": receipts()}
     assert confirmed["total"] == 1  # pressed twice, recorded once
+    # The kit list then shows the damaged and the missing kit, and a kit's history.
+    b.get(f"{base}/console")
+    element("kits-1").click()
+    assert "damaged" in element("kit-K00002").text and "missing" in element("kit-K00003").text
+    assert "received" in element("kit-K00001").text
+    shot("kits")
+    b.find_element(By.LINK_TEXT, "K00002").click()
+    assert "received" in element("history").text and "shipped" in element("history").text
+    shot("kit-history")
+    b.get(f"{base}/console/sites/{program.fr_site}/kits")  # another site's kits, typed
+    assert "not bound" in element("forbidden").text
     b.get(f"{base}/console/users")  # typed, not linked
     assert "may not read users" in element("forbidden").text
     shot("forbidden")
