@@ -479,6 +479,8 @@ class BatchRef:
     amount: Decimal
     unit: str
     occurred_at: datetime
+    input_lot_id: UUID | None = None
+    """The traced lot (the start, or a lot made from it) that the batch consumed `amount` of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -826,6 +828,16 @@ class InboundShipment:
 
 
 @dataclass(frozen=True, slots=True)
+class Numbered:
+    """Something found by its number: what kind, its id, and a line saying what it is."""
+
+    kind: str
+    id: UUID
+    number: str
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlaceKit:
     """A kit a place accounts for, with what its staff must see at a glance."""
 
@@ -881,6 +893,43 @@ class Genealogy(Projection):
         with reading(self.engine) as conn:
             rows = conn.execute(query.order_by(kit.c.gtin)).all()
         return [KitCandidate(kit_id, gtin, trial_id) for kit_id, gtin, trial_id in rows]
+
+    def kits_per_run_and_place(self, run_ids: Sequence[UUID]) -> dict[UUID, dict[UUID, int]]:
+        """How many kits of each run each place accounts for now (runs' kits, every arm: blinded)."""
+        found: dict[UUID, dict[UUID, int]] = {}
+        if not run_ids:
+            return found
+        with reading(self.engine) as conn:
+            ids = Ids()
+            for run_id, place_id, n in conn.execute(
+                select(as_text(run_place.c.run_id), as_text(run_place.c.place_id), func.sum(run_place.c.n))
+                .where(run_place.c.run_id.in_(run_ids))
+                .group_by(run_place.c.run_id, run_place.c.place_id)
+            ):
+                if n:
+                    found.setdefault(ids[run_id], {})[ids[place_id]] = int(n)
+        return found
+
+    def numbered(self, number: str) -> list[Numbered]:
+        """Every lot, batch, packaging run and kit whose number is `number` (what a label or a record
+        names), lots and kits with their GTIN: a search box's answer."""
+        with reading(self.engine) as conn:
+            lots = conn.execute(select(lot.c.lot_id, lot.c.gtin, lot.c.kind, lot.c.material)
+                                .where(lot.c.lot_number == number)).all()
+            batches = conn.execute(select(batch.c.batch_id, batch.c.product)
+                                   .where(batch.c.batch_number == number)).all()
+            runs = conn.execute(select(run.c.run_id, run.c.kit_gtin)
+                                .where(run.c.batch_number == number)).all()
+            kits = conn.execute(select(kit.c.kit_id, kit.c.gtin, kit.c.batch_number)
+                                .where(kit.c.kit_number == number)).all()
+        found = [Numbered("lot", r.lot_id, number, f"{r.kind} lot of {r.material}, GTIN {r.gtin}")
+                 for r in lots]
+        found += [Numbered("batch", r.batch_id, number, f"batch of {r.product}") for r in batches]
+        found += [Numbered("packaging_run", r.run_id, number, f"packaging run, kit GTIN {r.kit_gtin}")
+                  for r in runs]
+        found += [Numbered("kit", r.kit_id, number, f"kit of run {r.batch_number}, GTIN {r.gtin}")
+                  for r in kits]
+        return found
 
     def kits_at(
         self, place_id: UUID, *, status: str | None = None, limit: int, offset: int, today: date | None = None
@@ -1054,7 +1103,8 @@ class Genealogy(Projection):
             output = lot.alias("output")
             rows = conn.execute(
                 select(batch.c.batch_id, batch.c.batch_number, batch.c.product, batch.c.occurred_at,
-                       batch_input.c.amount, batch_input.c.unit, output)
+                       batch_input.c.amount, batch_input.c.unit, batch_input.c.lot_id.label("input_lot_id"),
+                       output)
                 .join(batch_input, batch_input.c.batch_id == batch.c.batch_id)
                 .join(output, output.c.lot_id == batch.c.output_lot_id)
                 .where(batch_input.c.lot_id.in_(frontier))
@@ -1062,7 +1112,8 @@ class Genealogy(Projection):
             ).mappings().all()
             found.extend(
                 BatchRef(r["batch_id"], r["batch_number"], r["product"], LotRef.of(r),
-                         Decimal(r["amount"]), r["unit"], datetime.fromisoformat(r["occurred_at"]))
+                         Decimal(r["amount"]), r["unit"], datetime.fromisoformat(r["occurred_at"]),
+                         r["input_lot_id"])
                 for r in rows
             )
             return [r["lot_id"] for r in rows]

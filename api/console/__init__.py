@@ -31,6 +31,7 @@ PATH = "/console"
 
 templates = Environment(loader=PackageLoader("api.console", "templates"), autoescape=select_autoescape())
 templates.globals["access_roles"] = {str(r) for r in permissions.ACCESS}  # who is offered the access page
+templates.globals["trace_roles"] = {str(r) for r in permissions.TRACE}  # and the traces
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
 
@@ -161,6 +162,7 @@ def home(me: PersonDep) -> HTMLResponse:
         "home.html",
         places=[(p, names.get(p, str(p))) for p in sorted(me.user.places, key=str)],
         may_read_access=me.user.role in permissions.ACCESS,
+        may_trace=me.user.role in permissions.TRACE,
         idle_minutes=idle,
     )
 
@@ -177,12 +179,13 @@ def text_of(form: FormData, name: str) -> str | None:
 
 def install(app: FastAPI, idle: timedelta) -> None:
     """Serve the console under /console (and send / there); `idle`: a session's idle timeout."""
-    from api.console import access, sites  # the screens, each on its own router
+    from api.console import access, sites, trace  # the screens, each on its own router
 
     app.state.console_idle = idle
     app.include_router(router)
     app.include_router(access.router)
     app.include_router(sites.router)
+    app.include_router(trace.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -191,3 +191,36 @@ def test_a_site_confirms_a_receipt_once_however_often_the_form_is_sent(api: Api,
     assert api.client.get(f"/console/sites/{program.fr_site}/kits").status_code == 403  # typed, not theirs
     other = api.client.get(f"/console/sites/{program.fr_site}/kits/{program.kit('K00002')}")
     assert other.status_code == 403
+
+
+def test_an_investigator_finds_a_kit_by_its_number_and_traces_its_lot_forward(
+    api: Api, program: Program
+) -> None:
+    program.at_site(["K00001", "K00002"])
+    api.settle()
+    sign_in(api, "recall1")
+    found = api.client.get("/console/find", params={"q": "K00001"}, follow_redirects=False)
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/console/trace/kits/{program.kit('K00001')}"
+    back = api.client.get(found.headers["location"])
+    assert back.status_code == 200 and "Kit K00001 back to its lots" in back.text
+    lots = re.findall(r'id="lot-([^"]+)"', back.text)
+    assert {"API-1", "DP-1"} <= set(lots) and len(lots) == len(set(lots))
+    forward = api.client.get(f"/console/trace/lots/{program.api}")
+    assert forward.status_code == 200 and "Where lot API-1 went" in forward.text
+    picture = forward.text[forward.text.index("<svg"):forward.text.index("</svg>")]
+    nodes = ("lot-" + str(program.api), "batch-", "run-", f"place-{program.site}", f"place-{program.depot}")
+    for node in nodes:
+        assert f'id="{node}' in picture, node
+    assert ">2<" in picture and ">8<" in picture  # kits of the run at Site 101, and still at the depot
+    assert ">B-1<" in picture and ">DP-1<" in picture and ">P-1<" in picture
+    nothing = api.client.get("/console/find", params={"q": "NO-SUCH-NUMBER"})
+    assert nothing.status_code == 200 and "Nothing carries the number NO-SUCH-NUMBER" in nothing.text
+    several = api.client.get("/console/find", params={"q": "B-1"})
+    assert several.status_code == 200 and "batch of" in several.text
+
+    api.client.post("/console/sign-out", data={"csrf": csrf_of(forward.text)})
+    sign_in(api, "site1")
+    refused = api.client.get(f"/console/trace/lots/{program.api}")
+    assert refused.status_code == 403 and "may not read traces" in refused.text
+    assert api.client.get("/console/find", params={"q": "K00001"}).status_code == 403

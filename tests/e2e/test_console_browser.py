@@ -47,6 +47,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program, str]]:
             "site1", name="Sam Site", role=Role.SITE, places=[program.site], password=PASSWORD, **BY_ADMIN
         )
         identity.add_user("insp1", name="Ines Inspector", role=Role.INSPECTOR, **BY_ADMIN)
+        identity.add_user(
+            "recall1", name="Rita Recall", role=Role.RECALL_INVESTIGATOR, password=PASSWORD, **BY_ADMIN
+        )
         token = identity.issue_token("insp1", **BY_ADMIN)
         program.ship(["K00001", "K00002", "K00003"], shipment_number="S-1")
     finally:
@@ -198,6 +201,29 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     shot("kit-history")
     b.get(f"{base}/console/sites/{program.fr_site}/kits")  # another site's kits, typed
     assert "not bound" in element("forbidden").text
+    b.get(f"{base}/console/trace/lots/{program.api}")  # traces are not a site's, typed or not
+    assert "may not read traces" in element("forbidden").text
+    b.find_element(By.ID, "sign-out").click()
+    element("sign-in")
+
+    # An investigator holding a kit number finds the kit, then traces its API lot forward.
+    sign_in("recall1")
+    element("find-link").click()
+    element("q").send_keys("K00001")
+    b.find_element(By.ID, "search").click()
+    element("inputs")
+    shot("trace-kit")
+    b.find_element(By.ID, "lot-API-1").click()
+    picture = element("picture")
+    names = {n.get_attribute("id") for n in picture.find_elements(By.CSS_SELECTOR, "g.node")}
+    rows = b.find_elements(By.CSS_SELECTOR, "#places tr[id^=place-]")
+    # Every place of the table is in the picture: the depot and Site 101 (the shipment on its way there).
+    assert len(rows) == len([n for n in names if n.startswith("place-")]) == 2
+    for place in (program.depot, program.site):
+        assert f"place-{place}" in names
+    assert f"lot-{program.api}" in names and any(n.startswith("run-") for n in names)
+    b.execute_script("arguments[0].scrollIntoView({block: 'start'})", picture)
+    shot("trace-lot")
     b.get(f"{base}/console/users")  # typed, not linked
     assert "may not read users" in element("forbidden").text
     shot("forbidden")
