@@ -20,7 +20,7 @@ from projections.genealogy import ForwardCounts
 from projections.views import LocationRef
 
 MAX_PLACES = 20
-BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 170, 40, 64, 14, 12
+BOX_W, PLACE_W, BOX_H, GAP_X, GAP_Y, PAD = 170, 250, 40, 64, 14, 12
 _FILL = {"lot": "#e6eef5", "batch": "#f3ecdf", "run": "#e8f1e4", "place": "#ffffff", "more": "#f5f5f5"}
 
 
@@ -31,8 +31,13 @@ class _Node:
     title: str
     detail: str
     column: int
+    order: tuple[object, ...] = ()
     x: float = 0
     y: float = 0
+
+    @property
+    def width(self) -> int:
+        return PLACE_W if self.kind in ("place", "more") else BOX_W
 
 
 @dataclass
@@ -40,10 +45,12 @@ class _Picture:
     nodes: dict[str, _Node] = field(default_factory=dict)
     edges: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def node(self, key: str, kind: str, title: str, detail: str, column: int) -> None:
+    def node(
+        self, key: str, kind: str, title: str, detail: str, column: int, order: tuple[object, ...] = ()
+    ) -> None:
         found = self.nodes.get(key)
         if found is None:
-            self.nodes[key] = _Node(key, kind, title, detail, column)
+            self.nodes[key] = _Node(key, kind, title, detail, column, order or (title,))
         else:
             found.column = max(found.column, column)
 
@@ -96,19 +103,27 @@ def forward_picture(
         where = places.get(place_id)
         name = where.name if where else str(place_id)
         kind = where.kind.replace("_", " ") if where else "place"
-        p.node(f"place:{place_id}", "place", name, f"{kind} · {totals[place_id]:,} kits", run_column + 1)
+        p.node(f"place:{place_id}", "place", name, f"{kind} · {totals[place_id]:,} kits", run_column + 1,
+               (0, -totals[place_id], name))
     if rest:
         p.node("more", "more", f"{len(rest)} more places", f"{sum(totals[i] for i in rest):,} kits",
-               run_column + 1)
+               run_column + 1, (1,))
+    # A place fed by one run has the count on its edge; fed by several, the edges would crowd their
+    # labels together: its box says how many kits it holds in all.
+    feeds: dict[str, int] = defaultdict(int)
+    for per_place in kits.values():
+        for place_id in per_place:
+            feeds[f"place:{place_id}" if place_id in shown else "more"] += 1
     for run_id, per_place in kits.items():
         to_rest = 0
         for place_id, n in sorted(per_place.items(), key=lambda kv: -kv[1]):
             if place_id in shown:
-                p.edge(f"run:{run_id}", f"place:{place_id}", f"{n:,}")
+                target = f"place:{place_id}"
+                p.edge(f"run:{run_id}", target, f"{n:,}" if feeds[target] == 1 else "")
             else:
                 to_rest += n
         if to_rest:
-            p.edge(f"run:{run_id}", "more", f"{to_rest:,}")
+            p.edge(f"run:{run_id}", "more", f"{to_rest:,}" if feeds["more"] == 1 else "")
     return _svg(p, trace.lot.lot_number)
 
 
@@ -123,12 +138,17 @@ def _svg(p: _Picture, name: str) -> str:
         columns[n.column].append(n)
     tallest = max(len(c) for c in columns.values())
     height = PAD * 2 + tallest * (BOX_H + GAP_Y)
-    width = PAD * 2 + (max(columns) + 1) * (BOX_W + GAP_X) - GAP_X
+    widths = {col: max(n.width for n in nodes) for col, nodes in columns.items()}
+    lefts, x = {}, PAD
+    for col in range(max(columns) + 1):
+        lefts[col] = x
+        x += widths.get(col, BOX_W) + GAP_X
+    width = x - GAP_X + PAD
     for col, nodes in columns.items():
-        nodes.sort(key=lambda n: (n.kind == "more", n.title))
+        nodes.sort(key=lambda n: n.order)
         top = (height - len(nodes) * (BOX_H + GAP_Y)) / 2
         for i, n in enumerate(nodes):
-            n.x, n.y = PAD + col * (BOX_W + GAP_X), top + i * (BOX_H + GAP_Y)
+            n.x, n.y = lefts[col], top + i * (BOX_H + GAP_Y)
     out = [
         # As wide as the page or the print allows, never wider than drawn; the height follows.
         f'<svg xmlns="http://www.w3.org/2000/svg" class="genealogy" role="img" width="100%" '
@@ -137,7 +157,7 @@ def _svg(p: _Picture, name: str) -> str:
     ]
     for a, b, label in p.edges:
         s, t = p.nodes[a], p.nodes[b]
-        x1, y1, x2, y2 = s.x + BOX_W, s.y + BOX_H / 2, t.x, t.y + BOX_H / 2
+        x1, y1, x2, y2 = s.x + s.width, s.y + BOX_H / 2, t.x, t.y + BOX_H / 2
         mid = (x1 + x2) / 2
         out.append(f'<path d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}" '
                    'fill="none" stroke="#8a98a8" stroke-width="1.2"/>')
@@ -148,11 +168,12 @@ def _svg(p: _Picture, name: str) -> str:
     for n in p.nodes.values():
         out.append(
             f'<g class="node {n.kind}" id="{escape(n.key.replace(":", "-"))}"><title>{escape(n.title)}: '
-            f'{escape(n.detail)}</title><rect x="{n.x:.0f}" y="{n.y:.0f}" width="{BOX_W}" height="{BOX_H}" '
+            f'{escape(n.detail)}</title><rect x="{n.x:.0f}" y="{n.y:.0f}" width="{n.width}" height="{BOX_H}" '
             f'rx="5" fill="{_FILL[n.kind]}" stroke="#5b6573"/>'
-            f'<text x="{n.x + 8:.0f}" y="{n.y + 16:.0f}" font-weight="600">{escape(_cut(n.title, 26))}</text>'
+            f'<text x="{n.x + 8:.0f}" y="{n.y + 16:.0f}" font-weight="600">'
+            f'{escape(_cut(n.title, n.width // 7 - 2))}</text>'
             f'<text x="{n.x + 8:.0f}" y="{n.y + 31:.0f}" fill="#5b6573" font-size="11">'
-            f'{escape(_cut(n.detail, 30))}</text></g>'
+            f'{escape(_cut(n.detail, n.width // 6 - 2))}</text></g>'
         )
     out.append("</svg>")
     return "".join(out)

@@ -1,0 +1,120 @@
+"""The console's investigator pages through HTTP, where a person's browser stands: a lot's forward
+trace page with its genealogy picture (`/console/trace/lots/{id}`, the page as the browser gets it)
+and the JSON forward trace beside it (`/trace/lots/{id}/forward`, the same read without the page), one
+request at a time over a kept-alive connection, every API lot of the store `--rounds` times.
+
+    python -m scripts.bench_console --database-url sqlite:////tmp/copy-of-1m.db --keys-dir /path/keys
+
+It adds one recall investigator with a password to the store (give it a copy), starts `lotline serve`
+on a free loopback port, signs in as a person does (the sign-in form, its CSRF token, the session
+cookie) and waits for the read models to reach the ledger's head. Prints p50/p95/p99 and the largest
+page per route; `--out` writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy import select
+
+from ledger.identity import Identity
+from ledger.values import Role
+from projections import genealogy
+from projections.db import open_engine
+from scripts.bench_load import BY, caught_up, load_average, serve, stop
+
+
+def api_lots(database_url: str) -> list[UUID]:
+    engine = open_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            lot = genealogy.lot
+            query = select(lot.c.lot_id).where(lot.c.kind == "api").order_by(lot.c.lot_number)
+            return list(conn.execute(query).scalars())
+    finally:
+        engine.dispose()
+
+
+def sign_in(client: httpx.Client, principal: str, password: str) -> None:
+    form = client.get("/console/sign-in")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    if csrf is None:
+        raise SystemExit("bench_console: no sign-in form")
+    answer = client.post("/console/sign-in", data={"principal": principal, "password": password,
+                                                  "csrf": csrf.group(1)})
+    if answer.status_code != 200 or "sign-out" not in answer.text:
+        raise SystemExit(f"bench_console: sign-in failed ({answer.status_code})")
+
+
+def measure(client: httpx.Client, paths: list[str], rounds: int, **kwargs: Any) -> dict[str, Any]:
+    for path in paths:  # warm-up
+        client.get(path, **kwargs)
+    times, sizes = [], []
+    for _ in range(rounds):
+        for path in paths:
+            began = time.perf_counter()
+            answer = client.get(path, **kwargs)
+            times.append((time.perf_counter() - began) * 1000)
+            if answer.status_code != 200:
+                raise SystemExit(f"bench_console: {path} answered {answer.status_code}")
+            sizes.append(len(answer.content))
+    q = statistics.quantiles(times, n=100)
+    return {"requests": len(times), "p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1),
+            "p99_ms": round(q[98], 1), "largest_bytes": max(sizes)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", required=True, help="a COPY of the store: a user is added to it")
+    p.add_argument("--keys-dir", type=Path, required=True, help="the store's writer key's directory")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--server-log", type=Path, default=Path("bench_console.server.log"))
+    args = p.parse_args(argv)
+
+    principal, password = f"bench-console-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
+    identity = Identity.open(args.database_url, keys_dir=args.keys_dir)
+    try:
+        identity.add_user(
+            principal, name="Rita Recall", role=Role.RECALL_INVESTIGATOR, password=password, **BY
+        )
+        token = identity.issue_token(principal, **BY)
+    finally:
+        identity.close()
+    server, base = serve(args.database_url, 1, args.keys_dir, args.server_log)
+    try:
+        caught_up(base, token, 900)
+        lots = api_lots(args.database_url)
+        with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as client:
+            sign_in(client, principal, password)
+            pages = [f"/console/trace/lots/{i}" for i in lots]
+            answers = [f"/trace/lots/{i}/forward" for i in lots]
+            figures = {
+                "trace page with picture": measure(client, pages, args.rounds),
+                "forward trace (JSON)": measure(
+                    client, answers, args.rounds, headers={"Authorization": f"Bearer {token}"}
+                ),
+            }
+    finally:
+        stop(server)
+    print(f"{len(lots)} API lots x {args.rounds} rounds, 1 API worker, load average {load_average()}")
+    for route, f in figures.items():
+        print(f"  {route:<26} p50 {f['p50_ms']:>7.1f} ms  p95 {f['p95_ms']:>7.1f} ms"
+              f"  p99 {f['p99_ms']:>7.1f} ms  largest {f['largest_bytes']:,} bytes")
+    if args.out:
+        figures_json = {"lots": len(lots), "rounds": args.rounds, "routes": figures}
+        args.out.write_text(json.dumps(figures_json, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
