@@ -1,7 +1,8 @@
 """The console's investigator pages through HTTP, where a person's browser stands: a lot's forward
 trace page with its genealogy picture (`/console/trace/lots/{id}`, the page as the browser gets it)
 and the JSON forward trace beside it (`/trace/lots/{id}/forward`, the same read without the page), one
-request at a time over a kept-alive connection, every API lot of the store `--rounds` times.
+request at a time over a kept-alive connection, every API lot of the store `--rounds` times; then each
+recall's dashboard page and the status its open page asks for every few seconds (at least 100 each).
 
     python -m scripts.bench_console --database-url sqlite:////tmp/copy-of-1m.db --keys-dir /path/keys
 
@@ -98,12 +99,21 @@ def main(argv: list[str] | None = None) -> int:
             sign_in(client, principal, password)
             pages = [f"/console/trace/lots/{i}" for i in lots]
             answers = [f"/trace/lots/{i}/forward" for i in lots]
+            listed = client.get("/console/recalls").text
+            recalls = list(dict.fromkeys(re.findall(r'href="/console/recalls/([0-9a-f-]{36})"', listed)))
             figures = {
                 "trace page with picture": measure(client, pages, args.rounds),
                 "forward trace (JSON)": measure(
                     client, answers, args.rounds, headers={"Authorization": f"Bearer {token}"}
                 ),
             }
+            if recalls:  # the demo ends with a recall in progress
+                boards = [f"/console/recalls/{r}" for r in recalls]
+                rounds = max(args.rounds, 100 // len(boards))
+                figures["recall dashboard"] = measure(client, boards, rounds)
+                figures["recall dashboard, live update"] = measure(
+                    client, [f"{b}/status.json" for b in boards], rounds
+                )
     finally:
         stop(server)
     print(f"{len(lots)} API lots x {args.rounds} rounds, 1 API worker, load average {load_average()}")

@@ -32,6 +32,7 @@ PATH = "/console"
 templates = Environment(loader=PackageLoader("api.console", "templates"), autoescape=select_autoescape())
 templates.globals["access_roles"] = {str(r) for r in permissions.ACCESS}  # who is offered the access page
 templates.globals["trace_roles"] = {str(r) for r in permissions.TRACE}  # and the traces
+templates.globals["recall_roles"] = {str(r) for r in permissions.RECALL_STATUS}  # and the recalls
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
 
@@ -163,6 +164,7 @@ def home(me: PersonDep) -> HTMLResponse:
         places=[(p, names.get(p, str(p))) for p in sorted(me.user.places, key=str)],
         may_read_access=me.user.role in permissions.ACCESS,
         may_trace=me.user.role in permissions.TRACE,
+        may_read_recalls=me.user.role in permissions.RECALL_STATUS,
         idle_minutes=idle,
     )
 
@@ -179,13 +181,14 @@ def text_of(form: FormData, name: str) -> str | None:
 
 def install(app: FastAPI, idle: timedelta) -> None:
     """Serve the console under /console (and send / there); `idle`: a session's idle timeout."""
-    from api.console import access, sites, trace  # the screens, each on its own router
+    from api.console import access, recalls, sites, trace  # the screens, each on its own router
 
     app.state.console_idle = idle
     app.include_router(router)
     app.include_router(access.router)
     app.include_router(sites.router)
     app.include_router(trace.router)
+    app.include_router(recalls.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

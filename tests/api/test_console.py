@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.domain.account import account_id
-from tests.api.conftest import PASSWORD, Api
+from tests.api.conftest import PASSWORD, Api, signature
 from tests.builders import Program
 
 
@@ -224,3 +224,39 @@ def test_an_investigator_finds_a_kit_by_its_number_and_traces_its_lot_forward(
     refused = api.client.get(f"/console/trace/lots/{program.api}")
     assert refused.status_code == 403 and "may not read traces" in refused.text
     assert api.client.get("/console/find", params={"q": "K00001"}).status_code == 403
+
+
+def test_the_recall_dashboard_lists_recalls_and_serves_each_ones_live_status(
+    api: Api, program: Program
+) -> None:
+    program.at_site(["K00001", "K00002"])
+    opened = api.post("qa1", "/recalls", {
+        "recall_number": "RC-9", "lot_ids": [str(program.api)], "reason": "impurity",
+        "classification": "class_ii", "scope": "all_kits", "signature": signature("approved"),
+    })
+    assert opened.status_code == 201, opened.text
+    recall_id = opened.json()["id"]
+    api.settle()
+    sign_in(api, "recall1")
+    listed = api.client.get("/console/recalls")
+    assert listed.status_code == 200 and 'id="recall-RC-9"' in listed.text
+    board = api.client.get(f"/console/recalls/{recall_id}")
+    assert board.status_code == 200 and f'id="place-{program.site}"' in board.text
+    assert "status.json" in board.text
+    live = api.client.get(f"/console/recalls/{recall_id}/status.json").json()
+    site = {p["place_id"]: p for p in live["places"]}[str(program.site)]
+    assert (site["kits"], site["reported"]) == (2, 0)
+
+    kit = program.kit("K00001")
+    reported = api.post("site1", f"/recalls/{recall_id}/sites/{program.site}/kits/{kit}/report",
+                        {"outcome": "quarantined"})
+    assert reported.status_code == 200, reported.text
+    live = api.client.get(f"/console/recalls/{recall_id}/status.json").json()
+    assert {p["place_id"]: p for p in live["places"]}[str(program.site)]["reported"] == 1  # no reload needed
+    report = api.client.get(f"/console/recalls/{recall_id}/report")
+    assert report.status_code == 200 and "RC-9" in report.text
+
+    api.client.post("/console/sign-out", data={"csrf": csrf_of(board.text)})
+    sign_in(api, "site1")
+    assert api.client.get(f"/console/recalls/{recall_id}").status_code == 403
+    assert api.client.get(f"/console/recalls/{recall_id}/status.json").status_code == 403

@@ -32,9 +32,10 @@ def _browser_binaries() -> tuple[str, str] | None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Program, str]]:
+def served(tmp_path: Path) -> Iterator[tuple[str, Program, dict[str, str]]]:
     """`lotline serve` on a SQLite store holding a released program with a shipment in transit to the
-    DE site, an admin, a site user, and an inspector's API token (the last of the three)."""
+    DE site, an admin, a site user, QA, a recall investigator, an inspector, and API tokens of the
+    inspector, QA and the site user (the last of the three)."""
     url = f"sqlite:///{tmp_path}/console.db"
     keys = tmp_path / "keys"
     upgrade_store(url, keys_dir=keys)
@@ -50,13 +51,14 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program, str]]:
         identity.add_user(
             "recall1", name="Rita Recall", role=Role.RECALL_INVESTIGATOR, password=PASSWORD, **BY_ADMIN
         )
-        token = identity.issue_token("insp1", **BY_ADMIN)
+        identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=PASSWORD, **BY_ADMIN)
+        tokens = {p: identity.issue_token(p, **BY_ADMIN) for p in ("insp1", "qa1", "site1")}
         program.ship(["K00001", "K00002", "K00003"], shipment_number="S-1")
     finally:
         identity.close()
         ledger.close()
     with lotline_serve(url, keys, tmp_path / "server.log") as base:
-        yield base, program, token
+        yield base, program, tokens
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ def browser() -> Iterator[object]:
 
 
 def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
-    served: tuple[str, Program, str], browser: object, tmp_path: Path
+    served: tuple[str, Program, dict[str, str]], browser: object, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -90,7 +92,8 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     assert isinstance(browser, WebDriver)
-    base, program, inspector = served
+    base, program, tokens = served
+    inspector = tokens["insp1"]
     shots = Path(os.environ.get("LOTLINE_SCREENSHOT_DIR") or tmp_path / "screens")
     shots.mkdir(parents=True, exist_ok=True)
     b = browser
@@ -224,6 +227,37 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     assert f"lot-{program.api}" in names and any(n.startswith("run-") for n in names)
     b.execute_script("arguments[0].scrollIntoView({block: 'start'})", picture)
     shot("trace-lot")
+
+    # QA opens a recall of the API lot; the investigator's dashboard shows the site's report of a kit
+    # within a few seconds, without reloading.
+    def as_(principal: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[principal]}"}
+
+    opened = httpx.post(f"{base}/recalls", headers=as_("qa1"), json={
+        "recall_number": "RC-1", "lot_ids": [str(program.api)], "reason": "impurity above limit",
+        "classification": "class_ii", "scope": "all_kits",
+        "signature": {"meaning": "approved", "password": PASSWORD},
+    })
+    assert opened.status_code == 201, opened.text
+    recall_id = opened.json()["id"]
+    deadline = time.monotonic() + 10
+    b.get(f"{base}/console/recalls")  # the list is a read model: listed once the worker applied it
+    while not b.find_elements(By.LINK_TEXT, "RC-1") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        b.get(f"{base}/console/recalls")
+    b.find_element(By.LINK_TEXT, "RC-1").click()
+    row = element(f"place-{program.site}")
+    assert row.find_element(By.CSS_SELECTOR, "[data-k=reported]").text == "0"
+    shot("recall-dashboard-before")
+    reported = httpx.post(
+        f"{base}/recalls/{recall_id}/sites/{program.site}/kits/{program.kit('K00001')}/report",
+        headers=as_("site1"), json={"outcome": "quarantined"},
+    )
+    assert reported.status_code == 200, reported.text
+    WebDriverWait(b, 10).until(shown.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, f"#place-{program.site} [data-k=reported]"), "1"))
+    assert "Updated" in b.find_element(By.ID, "updated").text  # written by the page, not reloaded
+    shot("recall-dashboard")
     b.get(f"{base}/console/users")  # typed, not linked
     assert "may not read users" in element("forbidden").text
     shot("forbidden")
