@@ -8,13 +8,15 @@ position. The PDF (`render_pdf`) is the same page, printed by WeasyPrint: one te
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from uuid import UUID
 
 from api.errors import PdfUnavailable
+from api.genealogy_picture import forward_picture
+from api.readside import ReadSide
 from ledger.application import Ledger
 from ledger.domain import Kit, Lot, ManufacturingBatch, PackagingRun
 from ledger.domain.recall import Recall
@@ -55,9 +57,11 @@ def render_report(
     *,
     reader: User | None = None,
     show_subjects: bool = False,
+    pictures: Sequence[str] = (),
 ) -> str:
     """The whole report page for `recall`, as of now, generated for `reader`; with the subjects who
-    received affected kits when `show_subjects` (unblinded readers)."""
+    received affected kits when `show_subjects` (unblinded readers); `pictures`: the genealogy
+    picture of each suspect lot (`genealogy_pictures`), drawn above the genealogy's lists."""
     view = campaigns.status(recall)
     head, _ = ledger.chain.head()
     destroyed = _destructions(recall)
@@ -73,6 +77,7 @@ def render_report(
         banner,
         _summary(recall, view),
         "<h2>Genealogy: from the suspect lots to the places holding kits</h2>",
+        *(f"<div class='picture'>{p}</div>" for p in pictures),
         _tree(ledger, recall),
         "<h2>Per place</h2>",
         _places(view),
@@ -94,6 +99,17 @@ def render_report(
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
     )
+
+
+def genealogy_pictures(read: ReadSide, recall: Recall) -> list[str]:
+    """The genealogy picture of each suspect lot of `recall`, as the read models stand now (blinded)."""
+    genealogy = read.runner.genealogy
+    found = []
+    for lt in recall.lots:
+        trace = genealogy.forward_counts(UUID(lt["lot_id"]))
+        kits = genealogy.kits_per_run_and_place([r.id for r in trace.runs])
+        found.append(forward_picture(trace, kits, {p.place.id: p.place for p in trace.places}))
+    return found
 
 
 def _e(value: Any) -> str:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api import permissions
 from api.console import PATH, Person, PersonDep
-from api.recall_report import render_pdf, render_report
+from api.recall_report import genealogy_pictures, render_pdf, render_report
 from ledger.errors import LedgerError
 from projections import recall_campaigns as campaigns
 from projections.audit import AuditQuery
@@ -80,7 +80,8 @@ def report(me: PersonDep, recall_id: UUID, format: str = "html") -> Response:
     except LedgerError as e:
         return me.page("forbidden.html", 404, message=e.message)
     page = render_report(state.ledger, recall, state.transparency, reader=me.user,
-                         show_subjects=me.user.role in permissions.UNBLINDED)
+                         show_subjects=me.user.role in permissions.UNBLINDED,
+                         pictures=genealogy_pictures(state.read_side, recall))
     if format == "pdf":
         named = f'inline; filename="recall-{recall.recall_number}.pdf"'
         pdf = render_pdf(page)

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from api import permissions
 from api.deps import LedgerDep, LogDep, OwnSite, ReadDep, RecallReader, UserDep, Write
 from api.errors import errors
-from api.recall_report import render_pdf, render_report
+from api.recall_report import genealogy_pictures, render_pdf, render_report
 from api.routes.queries import Limit, Offset
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SignatureIn
@@ -194,6 +194,7 @@ def report(
     user: RecallReader,
     ledger: LedgerDep,
     log: LogDep,
+    read: ReadDep,
     format: Annotated[Literal["html", "pdf"], Query(description="`pdf`: the same report, printed.")] = "html",
 ) -> Any:
     """The recall report for an inspector: scope, genealogy, per-place table, outstanding kits by place,
@@ -201,7 +202,8 @@ def report(
     every step with who and when, signatures, the checkpoint it was made against; as HTML or PDF."""
     recall = ledger.recall_view(recall_id)
     page = render_report(
-        ledger, recall, log, reader=user, show_subjects=user.role in permissions.UNBLINDED
+        ledger, recall, log, reader=user, show_subjects=user.role in permissions.UNBLINDED,
+        pictures=genealogy_pictures(read, recall),
     )
     if format == "pdf":
         return Response(

@@ -358,6 +358,9 @@ def test_mock_recall_from_opening_to_closure(empty_api: Api, spread: Program, tm
     assert f"tree size {checkpoint.size}" in page.text and "<b>covers</b>" in page.text
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
+    picture = html[html.index("<svg"):html.index("</svg>")]  # the genealogy picture of the suspect lot
+    for node in (f"lot-{p.api}", f"place-{p.site}", f"place-{p.fr_site}"):
+        assert f'id="{node}"' in picture, node
     for expected in (
         "RC-2026-001",
         "API-1",
