@@ -52,6 +52,9 @@ class Person:
     def forbidden(self, message: str) -> HTMLResponse:
         return self.page("forbidden.html", 403, message=message)
 
+    def not_found(self, message: str) -> HTMLResponse:
+        return self.page("forbidden.html", 404, message=message)
+
     def require_csrf(self, form: FormData) -> None:
         given = form.get("csrf")
         if not csrf_matches(self.session, given if isinstance(given, str) else None):

@@ -59,7 +59,7 @@ def user_page(me: PersonDep, principal: str) -> HTMLResponse:
     try:
         account = identity_of(me.request).user(principal)
     except LedgerError as e:
-        return me.page("forbidden.html", 404, message=e.message)
+        return me.not_found(e.message)
     names = place_names(me.request)
     bound = [(str(p), names.get(p, str(p))) for p in sorted(account.places, key=str)]
     unbound = [

@@ -52,7 +52,7 @@ def dashboard(me: PersonDep, recall_id: UUID) -> HTMLResponse:
     try:
         view = campaigns.status(me.request.app.state.ledger.recall_view(recall_id))
     except LedgerError as e:
-        return me.page("forbidden.html", 404, message=e.message)
+        return me.not_found(e.message)
     return me.page("recall.html", recall=view, refresh_seconds=REFRESH_SECONDS)
 
 
@@ -78,7 +78,7 @@ def report(me: PersonDep, recall_id: UUID, format: str = "html") -> Response:
     try:
         recall = state.ledger.recall_view(recall_id)
     except LedgerError as e:
-        return me.page("forbidden.html", 404, message=e.message)
+        return me.not_found(e.message)
     page = render_report(state.ledger, recall, state.transparency, reader=me.user,
                          show_subjects=me.user.role in permissions.UNBLINDED,
                          pictures=genealogy_pictures(state.read_side, recall))

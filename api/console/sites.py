@@ -82,7 +82,7 @@ def kit_history(me: PersonDep, site_id: UUID, kit_id: UUID) -> HTMLResponse:
     try:
         chain = me.request.app.state.read_side.runner.custody.of_kit(kit_id)
     except LedgerError as e:
-        return me.page("forbidden.html", 404, message=e.message)
+        return me.not_found(e.message)
     places = {p.id for step in chain.steps for p in (step.from_place, step.to_place) if p is not None}
     if site_id not in places:
         return me.forbidden("This kit never passed through this place.")
@@ -160,7 +160,7 @@ def _receipt_page(
     try:
         shipment = shipment_to(me.request.app.state.ledger, shipment_id, site_id)
     except LedgerError as e:
-        return me.page("forbidden.html", 404, message=e.message)
+        return me.not_found(e.message)
     names = place_names(me.request)
     return me.page(
         "receipt.html",

@@ -48,7 +48,7 @@ def lot_forward(me: PersonDep, lot_id: UUID) -> HTMLResponse:
     try:
         trace = genealogy.forward_counts(lot_id)
     except LedgerError as e:
-        return me.page("forbidden.html", 404, message=e.message)
+        return me.not_found(e.message)
     kits = genealogy.kits_per_run_and_place([r.id for r in trace.runs])
     places = {p.place.id: p.place for p in trace.places}
     return me.page("trace_lot.html", trace=trace, picture=forward_picture(trace, kits, places))
@@ -63,5 +63,5 @@ def kit_backward(me: PersonDep, kit_id: UUID) -> HTMLResponse:
     try:
         trace = me.request.app.state.read_side.runner.genealogy.backward_from_kit(kit_id)
     except LedgerError as e:
-        return me.page("forbidden.html", 404, message=e.message)
+        return me.not_found(e.message)
     return me.page("trace_kit.html", trace=trace)
