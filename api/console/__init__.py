@@ -168,6 +168,7 @@ def home(me: PersonDep) -> HTMLResponse:
         may_read_access=me.user.role in permissions.ACCESS,
         may_trace=me.user.role in permissions.TRACE,
         may_read_recalls=me.user.role in permissions.RECALL_STATUS,
+        may_verify=me.user.role in permissions.VERIFY,
         idle_minutes=idle,
     )
 
@@ -184,7 +185,7 @@ def text_of(form: FormData, name: str) -> str | None:
 
 def install(app: FastAPI, idle: timedelta) -> None:
     """Serve the console under /console (and send / there); `idle`: a session's idle timeout."""
-    from api.console import access, recalls, sites, trace  # the screens, each on its own router
+    from api.console import access, inspect, recalls, sites, trace  # the screens, each on its own router
 
     app.state.console_idle = idle
     app.include_router(router)
@@ -192,6 +193,7 @@ def install(app: FastAPI, idle: timedelta) -> None:
     app.include_router(sites.router)
     app.include_router(trace.router)
     app.include_router(recalls.router)
+    app.include_router(inspect.router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

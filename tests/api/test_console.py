@@ -260,3 +260,22 @@ def test_the_recall_dashboard_lists_recalls_and_serves_each_ones_live_status(
     sign_in(api, "site1")
     assert api.client.get(f"/console/recalls/{recall_id}").status_code == 403
     assert api.client.get(f"/console/recalls/{recall_id}/status.json").status_code == 403
+
+
+def test_the_verify_screen_hands_out_proof_bundles_to_verifiers_only(api: Api, program: Program) -> None:
+    sign_in(api, "insp1")
+    page = api.client.get("/console/verify")
+    assert page.status_code == 200 and "No checkpoint is signed yet" in page.text
+    early = api.client.get("/console/verify/bundle", params={"seq": 1})
+    assert early.status_code == 409 and early.json()["code"] == "not_yet_checkpointed"
+    log = api.client.app.state.transparency  # type: ignore[attr-defined]
+    log.keys.generate()
+    checkpoint = log.checkpoint()
+    bundle = api.client.get("/console/verify/bundle", params={"seq": 1}).json()
+    assert (bundle["format"], bundle["seq"], bundle["size"]) == ("lotline-proof-bundle/1", 1, checkpoint.size)
+    assert api.client.get("/console/verify/bundle", params={"seq": 10**9}).status_code == 422
+    assert f"{checkpoint.size}" in api.client.get("/console/verify").text
+    api.client.post("/console/sign-out", data={"csrf": csrf_of(page.text)})
+    sign_in(api, "site1")
+    assert api.client.get("/console/verify").status_code == 403
+    assert api.client.get("/console/verify/bundle", params={"seq": 1}).status_code == 403

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +49,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program, dict[str, str]]]:
         identity.add_user(
             "site1", name="Sam Site", role=Role.SITE, places=[program.site], password=PASSWORD, **BY_ADMIN
         )
-        identity.add_user("insp1", name="Ines Inspector", role=Role.INSPECTOR, **BY_ADMIN)
+        identity.add_user("insp1", name="Ines Inspector", role=Role.INSPECTOR, password=PASSWORD, **BY_ADMIN)
         identity.add_user(
             "recall1", name="Rita Recall", role=Role.RECALL_INVESTIGATOR, password=PASSWORD, **BY_ADMIN
         )
@@ -57,6 +59,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program, dict[str, str]]]:
     finally:
         identity.close()
         ledger.close()
+    env = {**os.environ, "LOTLINE_DATABASE_URL": url, "LOTLINE_KEYS_DIR": str(keys)}
+    for step in (["keys", "generate"], ["checkpoint", "make"]):  # a signed checkpoint to verify
+        done = subprocess.run([sys.executable, "-m", "scripts.cli", *step], env=env,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
     with lotline_serve(url, keys, tmp_path / "server.log") as base:
         yield base, program, tokens
 
@@ -204,6 +211,9 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     shot("kit-history")
     b.get(f"{base}/console/sites/{program.fr_site}/kits")  # another site's kits, typed
     assert "not bound" in element("forbidden").text
+    b.get(f"{base}/console/users")  # typed, not linked
+    assert "may not read users" in element("forbidden").text
+    shot("forbidden")
     b.get(f"{base}/console/trace/lots/{program.api}")  # traces are not a site's, typed or not
     assert "may not read traces" in element("forbidden").text
     b.find_element(By.ID, "sign-out").click()
@@ -258,6 +268,42 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
         (By.CSS_SELECTOR, f"#place-{program.site} [data-k=reported]"), "1"))
     assert "Updated" in b.find_element(By.ID, "updated").text  # written by the page, not reloaded
     shot("recall-dashboard")
-    b.get(f"{base}/console/users")  # typed, not linked
-    assert "may not read users" in element("forbidden").text
-    shot("forbidden")
+    b.find_element(By.ID, "sign-out").click()
+    element("sign-in")
+
+    # The inspector checks an event's proof in the browser (WebCrypto) against the log's key, which
+    # they hold from elsewhere; a flipped byte in the path or in the note fails, naming what failed.
+    sign_in("insp1")
+    element("verify-link").click()
+    vkey = httpx.get(f"{base}/inspector/log/vkey", headers=as_("insp1")).text.strip().splitlines()[0]
+    element("vkey").send_keys(vkey)
+    b.find_element(By.ID, "fetch").click()
+    WebDriverWait(b, 10).until(
+        lambda d: '"lotline-proof-bundle/1"' in d.find_element(By.ID, "bundle").get_attribute("value")
+    )
+    b.find_element(By.ID, "verify").click()
+    passed = shown.text_to_be_present_in_element((By.ID, "result"), "Verified in this browser")
+    try:
+        WebDriverWait(b, 10).until(passed)
+    except Exception:
+        raise AssertionError(b.find_element(By.ID, "result").text + " | " + vkey) from None
+    b.execute_script("arguments[0].scrollIntoView({block: 'center'})", b.find_element(By.ID, "result"))
+    shot("verify-passed")
+
+    def tamper(script: str) -> str:
+        b.execute_script("var t = document.getElementById('bundle'); var x = JSON.parse(t.value);"
+                         + script + " t.value = JSON.stringify(x, null, 1);")
+        b.find_element(By.ID, "verify").click()
+        WebDriverWait(b, 10).until(shown.text_to_be_present_in_element((By.ID, "result"), "FAILED"))
+        return str(b.find_element(By.ID, "result").text)
+
+    flip = "function flip(s, i) { return s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1); }"
+    original = b.find_element(By.ID, "bundle").get_attribute("value")
+    assert "inclusion proof fails" in tamper(flip + " x.path[0] = flip(x.path[0], 5);")
+    b.execute_script("arguments[0].scrollIntoView({block: 'center'})", b.find_element(By.ID, "result"))
+    shot("verify-failed")
+    b.execute_script("document.getElementById('bundle').value = arguments[0];", original)
+    note = flip + " var n = x.checkpoint.split('\\n'); n[2] = flip(n[2], 3); x.checkpoint = n.join('\\n');"
+    assert "signature does not verify" in tamper(note)
+    b.execute_script("document.getElementById('bundle').value = arguments[0];", original)
+    assert "is not event" in tamper(flip + " x.event = x.event.replace('\"seq\":', '\"seq\":9');")

@@ -1,0 +1,40 @@
+"""The console's screen for inspectors (and QA, admins): the chain's head and the newest signed
+checkpoint, and verification in the browser: the page fetches an event's proof bundle (the event in
+canonical form, its inclusion path, the signed checkpoint) and checks it with the browser's own
+WebCrypto (Ed25519 and SHA-256), against a verifier key the inspector pastes in from a source they
+trust, not from this server. The bundle stays editable: a changed byte fails, naming what failed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from api import permissions
+from api.console import PATH, PersonDep
+from ledger.errors import LedgerError
+
+router = APIRouter(prefix=PATH, include_in_schema=False)
+
+
+@router.get("/verify")
+def verify_page(me: PersonDep) -> HTMLResponse:
+    if me.user.role not in permissions.VERIFY:
+        return me.forbidden(f"role {me.user.role} may not run verification")
+    state = me.request.app.state
+    size, head = state.ledger.chain.head()
+    latest = state.transparency.latest()
+    return me.page("verify.html", size=size, head=head.hex(), note=latest.note() if latest else None,
+                   seq=min(size, latest.size) if latest else 1)
+
+
+@router.get("/verify/bundle")
+def bundle(me: PersonDep, seq: int = 1) -> Response:
+    """The proof bundle of event `seq` (as `GET /proofs/{seq}`), for the page to check."""
+    if me.user.role not in permissions.VERIFY:
+        return JSONResponse({"code": "forbidden", "message": "may not run verification"}, 403)
+    try:
+        found = me.request.app.state.transparency.proof_bundle(seq)
+    except LedgerError as e:
+        status = {"not_yet_checkpointed": 409, "invalid_input": 422}.get(e.code, 404)
+        return JSONResponse({"code": e.code, "message": e.message}, status)
+    return JSONResponse(found, headers={"Cache-Control": "no-store"})
