@@ -7,10 +7,12 @@ trust, not from this server. The bundle stays editable: a changed byte fails, na
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from api import permissions
 from api.console import PATH, PersonDep
+from api.deps import Unblinding
+from api.export import export_range, export_zip
 from ledger.errors import LedgerError
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
@@ -24,7 +26,7 @@ def verify_page(me: PersonDep) -> HTMLResponse:
     size, head = state.ledger.chain.head()
     latest = state.transparency.latest()
     return me.page("verify.html", size=size, head=head.hex(), note=latest.note() if latest else None,
-                   seq=min(size, latest.size) if latest else 1)
+                   seq=min(size, latest.size) if latest else 1, may_export=me.user.role in permissions.EXPORT)
 
 
 @router.get("/verify/bundle")
@@ -38,3 +40,21 @@ def bundle(me: PersonDep, seq: int = 1) -> Response:
         status = {"not_yet_checkpointed": 409, "invalid_input": 422}.get(e.code, 404)
         return JSONResponse({"code": e.code, "message": e.message}, status)
     return JSONResponse(found, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/verify/export")
+def export(me: PersonDep) -> Response:
+    """The audit export as a ZIP (as `GET /inspector/export`), for `lotline-verify` offline: it holds
+    the kit list, so the unblinded read is recorded in the chain first (inspector)."""
+    if me.user.role not in permissions.EXPORT:
+        return me.forbidden(f"role {me.user.role} may not download the audit export")
+    state = me.request.app.state
+    try:
+        Unblinding(me.user, state.ledger, me.request)(True, "audit export (every event, with the kit list)")
+        last = export_range(state.transparency, None)
+    except LedgerError as e:
+        return me.forbidden(e.message)
+    return StreamingResponse(
+        export_zip(state.transparency, last), media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="lotline-export-{last}.zip"'},
+    )

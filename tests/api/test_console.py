@@ -4,7 +4,9 @@ the API (a refusal is a 403 page or a message next to the field, and records not
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from datetime import timedelta
 from typing import Any
 
@@ -275,7 +277,15 @@ def test_the_verify_screen_hands_out_proof_bundles_to_verifiers_only(api: Api, p
     assert (bundle["format"], bundle["seq"], bundle["size"]) == ("lotline-proof-bundle/1", 1, checkpoint.size)
     assert api.client.get("/console/verify/bundle", params={"seq": 10**9}).status_code == 422
     assert f"{checkpoint.size}" in api.client.get("/console/verify").text
+    unblinded = api.get("insp1", "/audit", params={"event": "UserAccount.UnblindedRead"}).json()["total"]
+    export = api.client.get("/console/verify/export")
+    assert export.status_code == 200 and export.content[:2] == b"PK"  # a ZIP for lotline-verify
+    with zipfile.ZipFile(io.BytesIO(export.content)) as z:
+        assert any(n.endswith("events.jsonl") for n in z.namelist())
+    after = api.get("insp1", "/audit", params={"event": "UserAccount.UnblindedRead"}).json()["total"]
+    assert after == unblinded + 1  # the kit list it holds was read: recorded first
     api.client.post("/console/sign-out", data={"csrf": csrf_of(page.text)})
     sign_in(api, "site1")
     assert api.client.get("/console/verify").status_code == 403
     assert api.client.get("/console/verify/bundle", params={"seq": 1}).status_code == 403
+    assert api.client.get("/console/verify/export").status_code == 403
