@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
+from fastapi.responses import StreamingResponse
+
 from ledger.chain import GENESIS_HASH, encode_event
 from ledger.errors import InvalidInput, LedgerError
 from ledger.export import FILES, FORMAT, event_line
@@ -48,6 +50,15 @@ def events_jsonl(log: Transparency, last: int) -> Iterator[bytes]:
             buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+def zip_answer(log: Transparency, last: int) -> StreamingResponse:
+    """The export of events 1..`last` as a ZIP download (the API's and the console's)."""
+    return StreamingResponse(
+        export_zip(log, last),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="lotline-export-{last}.zip"'},
+    )
 
 
 def export_zip(log: Transparency, last: int) -> Iterator[bytes]:

@@ -14,8 +14,11 @@ from html import escape
 from typing import Any
 from uuid import UUID
 
+from fastapi.responses import HTMLResponse, Response
+
 from api.errors import PdfUnavailable
 from api.genealogy_picture import forward_picture
+from api.permissions import UNBLINDED
 from api.readside import ReadSide
 from ledger.application import Ledger
 from ledger.domain import Kit, Lot, ManufacturingBatch, PackagingRun
@@ -99,6 +102,19 @@ def render_report(
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
     )
+
+
+def report_answer(
+    ledger: Ledger, recall: Recall, log: Transparency | None, read: ReadSide, reader: User, format: str
+) -> Response:
+    """The report as the API and the console answer it: HTML, or printed (`format` "pdf"); with the
+    genealogy pictures, and the subjects for readers who may see unblinded data."""
+    page = render_report(ledger, recall, log, reader=reader, show_subjects=reader.role in UNBLINDED,
+                         pictures=genealogy_pictures(read, recall))
+    if format != "pdf":
+        return HTMLResponse(page)
+    named = f'inline; filename="recall-{recall.recall_number}.pdf"'
+    return Response(render_pdf(page), media_type="application/pdf", headers={"Content-Disposition": named})
 
 
 def genealogy_pictures(read: ReadSide, recall: Recall) -> list[str]:

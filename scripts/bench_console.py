@@ -22,27 +22,12 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import httpx
-from sqlalchemy import select
 
 from ledger.identity import Identity
 from ledger.values import Role
-from projections import genealogy
-from projections.db import open_engine
-from scripts.bench_load import BY, caught_up, load_average, serve, stop
-
-
-def api_lots(database_url: str) -> list[UUID]:
-    engine = open_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            lot = genealogy.lot
-            query = select(lot.c.lot_id).where(lot.c.kind == "api").order_by(lot.c.lot_number)
-            return list(conn.execute(query).scalars())
-    finally:
-        engine.dispose()
+from scripts.bench_load import BY, caught_up, load_average, serve, stop, traced
 
 
 def sign_in(client: httpx.Client, principal: str, password: str) -> None:
@@ -94,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     server, base = serve(args.database_url, 1, args.keys_dir, args.server_log)
     try:
         caught_up(base, token, 900)
-        lots = api_lots(args.database_url)
+        lots, _ = traced(args.database_url, 0, 0)
         with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as client:
             sign_in(client, principal, password)
             pages = [f"/console/trace/lots/{i}" for i in lots]

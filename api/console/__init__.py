@@ -10,6 +10,7 @@ as the API: a refusal is the ledger's own, shown as a page (403) or next to the 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from api import permissions
 from api.console.sessions import ConsoleSession, ConsoleSessions, csrf_matches
 from ledger.errors import LedgerError
 from ledger.identity import Identity, InvalidCredentials, User
+from ledger.values import Role
 
 COOKIE = "lotline_session"
 SIGN_IN_COOKIE = "lotline_sign_in"
@@ -54,6 +56,13 @@ class Person:
 
     def not_found(self, message: str) -> HTMLResponse:
         return self.page("forbidden.html", 404, message=message)
+
+    def refused(self, roles: Collection[Role], what: str) -> HTMLResponse | None:
+        """The 403 page when the person's role is not one of `roles` (the API's `permissions`), else
+        None: `if (refused := me.refused(...)): return refused`."""
+        if self.user.role in roles:
+            return None
+        return self.forbidden(f"role {self.user.role} may not {what}")
 
     def require_csrf(self, form: FormData) -> None:
         given = form.get("csrf")

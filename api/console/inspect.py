@@ -7,12 +7,12 @@ trust, not from this server. The bundle stays editable: a changed byte fails, na
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api import permissions
 from api.console import PATH, PersonDep
 from api.deps import Unblinding
-from api.export import export_range, export_zip
+from api.export import export_range, zip_answer
 from ledger.errors import LedgerError
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
@@ -20,8 +20,8 @@ router = APIRouter(prefix=PATH, include_in_schema=False)
 
 @router.get("/verify")
 def verify_page(me: PersonDep) -> HTMLResponse:
-    if me.user.role not in permissions.VERIFY:
-        return me.forbidden(f"role {me.user.role} may not run verification")
+    if refused := me.refused(permissions.VERIFY, "run verification"):
+        return refused
     state = me.request.app.state
     size, head = state.ledger.chain.head()
     latest = state.transparency.latest()
@@ -46,15 +46,12 @@ def bundle(me: PersonDep, seq: int = 1) -> Response:
 def export(me: PersonDep) -> Response:
     """The audit export as a ZIP (as `GET /inspector/export`), for `lotline-verify` offline: it holds
     the kit list, so the unblinded read is recorded in the chain first (inspector)."""
-    if me.user.role not in permissions.EXPORT:
-        return me.forbidden(f"role {me.user.role} may not download the audit export")
+    if refused := me.refused(permissions.EXPORT, "download the audit export"):
+        return refused
     state = me.request.app.state
     try:
         Unblinding(me.user, state.ledger, me.request)(True, "audit export (every event, with the kit list)")
         last = export_range(state.transparency, None)
     except LedgerError as e:
         return me.forbidden(e.message)
-    return StreamingResponse(
-        export_zip(state.transparency, last), media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="lotline-export-{last}.zip"'},
-    )
+    return zip_answer(state.transparency, last)

@@ -13,8 +13,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api import permissions
-from api.console import PATH, Person, PersonDep
-from api.recall_report import genealogy_pictures, render_pdf, render_report
+from api.console import PATH, PersonDep
+from api.recall_report import report_answer
 from ledger.errors import LedgerError
 from projections import recall_campaigns as campaigns
 from projections.audit import AuditQuery
@@ -25,17 +25,10 @@ REFRESH_SECONDS = 3
 """How often an open dashboard asks for the recall's status."""
 
 
-def _refused(me: Person) -> HTMLResponse | None:
-    if me.user.role not in permissions.RECALL_STATUS:
-        return me.forbidden(f"role {me.user.role} may not read recall status")
-    return None
-
-
 @router.get("/recalls")
 def recalls(me: PersonDep) -> HTMLResponse:
     """Every recall and mock recall, newest first, with how far each has got."""
-    refused = _refused(me)
-    if refused:
+    if refused := me.refused(permissions.RECALL_STATUS, "read recall status"):
         return refused
     audit = me.request.app.state.read_side.runner.audit
     opened = audit.search(AuditQuery(event="Recall.Opened"), limit=10_000)
@@ -46,8 +39,7 @@ def recalls(me: PersonDep) -> HTMLResponse:
 
 @router.get("/recalls/{recall_id}")
 def dashboard(me: PersonDep, recall_id: UUID) -> HTMLResponse:
-    refused = _refused(me)
-    if refused:
+    if refused := me.refused(permissions.RECALL_STATUS, "read recall status"):
         return refused
     try:
         view = campaigns.status(me.request.app.state.ledger.recall_view(recall_id))
@@ -71,22 +63,14 @@ def status(me: PersonDep, recall_id: UUID) -> Response:
 @router.get("/recalls/{recall_id}/report")
 def report(me: PersonDep, recall_id: UUID, format: str = "html") -> Response:
     """The recall report (`GET /recalls/{id}/report`), for a person signed in to the console."""
-    refused = _refused(me)
-    if refused:
+    if refused := me.refused(permissions.RECALL_STATUS, "read recall status"):
         return refused
     state = me.request.app.state
     try:
         recall = state.ledger.recall_view(recall_id)
     except LedgerError as e:
         return me.not_found(e.message)
-    page = render_report(state.ledger, recall, state.transparency, reader=me.user,
-                         show_subjects=me.user.role in permissions.UNBLINDED,
-                         pictures=genealogy_pictures(state.read_side, recall))
-    if format == "pdf":
-        named = f'inline; filename="recall-{recall.recall_number}.pdf"'
-        pdf = render_pdf(page)
-        return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": named})
-    return HTMLResponse(page)
+    return report_answer(state.ledger, recall, state.transparency, state.read_side, me.user, format)
 
 
 def _plain(view: Any) -> Any:

@@ -10,24 +10,17 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api import permissions
-from api.console import PATH, Person, PersonDep
+from api.console import PATH, PersonDep
 from api.genealogy_picture import forward_picture
 from ledger.errors import LedgerError
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
 
-def _refused(me: Person) -> HTMLResponse | None:
-    if me.user.role not in permissions.TRACE:
-        return me.forbidden(f"role {me.user.role} may not read traces")
-    return None
-
-
 @router.get("/find")
 def find(me: PersonDep, q: str = "") -> Response:
     """Lots, batches, packaging runs and kits by their number; one lot or kit found: its trace."""
-    refused = _refused(me)
-    if refused:
+    if refused := me.refused(permissions.TRACE, "read traces"):
         return refused
     number = q.strip()
     found = me.request.app.state.read_side.runner.genealogy.numbered(number) if number else []
@@ -41,8 +34,7 @@ def find(me: PersonDep, q: str = "") -> Response:
 @router.get("/trace/lots/{lot_id}")
 def lot_forward(me: PersonDep, lot_id: UUID) -> HTMLResponse:
     """Where a lot went: its batches, the lots made from it, the runs, the places, with the picture."""
-    refused = _refused(me)
-    if refused:
+    if refused := me.refused(permissions.TRACE, "read traces"):
         return refused
     genealogy = me.request.app.state.read_side.runner.genealogy
     try:
@@ -57,8 +49,7 @@ def lot_forward(me: PersonDep, lot_id: UUID) -> HTMLResponse:
 @router.get("/trace/kits/{kit_id}")
 def kit_backward(me: PersonDep, kit_id: UUID) -> HTMLResponse:
     """A kit back to every lot its run was made from (every arm: blinded)."""
-    refused = _refused(me)
-    if refused:
+    if refused := me.refused(permissions.TRACE, "read traces"):
         return refused
     try:
         trace = me.request.app.state.read_side.runner.genealogy.backward_from_kit(kit_id)

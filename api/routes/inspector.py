@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from api.deps import Exporter, LogDep, UnblindingDep, Verifier
 from api.errors import errors
-from api.export import events_jsonl, export_range, export_zip
+from api.export import events_jsonl, export_range, zip_answer
 from api.routes import log as log_routes
 
 router = APIRouter(prefix="/inspector", tags=["inspector"])
@@ -76,12 +76,7 @@ def export(user: Exporter, log: LogDep, blinding: UnblindingDep, to: UpTo = None
     streamed; unpack it and run `lotline-verify DIR` (inspector). It holds the kit list (unblinded): the
     read is recorded first."""
     blinding(True, "audit export (every event, with the kit list)")
-    last = export_range(log, to)
-    return StreamingResponse(
-        export_zip(log, last),
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="lotline-export-{last}.zip"'},
-    )
+    return zip_answer(log, export_range(log, to))
 
 
 @router.get(

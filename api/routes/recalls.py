@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from api import permissions
 from api.deps import LedgerDep, LogDep, OwnSite, ReadDep, RecallReader, UserDep, Write
 from api.errors import errors
-from api.recall_report import genealogy_pictures, render_pdf, render_report
+from api.recall_report import report_answer
 from api.routes.queries import Limit, Offset
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SignatureIn
@@ -200,15 +199,4 @@ def report(
     """The recall report for an inspector: scope, genealogy, per-place table, outstanding kits by place,
     subjects who received affected kits (QA, QP, recall investigators, inspectors), the timeline of
     every step with who and when, signatures, the checkpoint it was made against; as HTML or PDF."""
-    recall = ledger.recall_view(recall_id)
-    page = render_report(
-        ledger, recall, log, reader=user, show_subjects=user.role in permissions.UNBLINDED,
-        pictures=genealogy_pictures(read, recall),
-    )
-    if format == "pdf":
-        return Response(
-            render_pdf(page),
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="recall-{recall.recall_number}.pdf"'},
-        )
-    return HTMLResponse(page)
+    return report_answer(ledger, ledger.recall_view(recall_id), log, read, user, format)
