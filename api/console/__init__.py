@@ -9,20 +9,27 @@ as the API: a refusal is the ledger's own, shown as a page (403) or next to the 
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel
 from starlette.datastructures import FormData
 
 from api import permissions
 from api.console.sessions import ConsoleSession, ConsoleSessions, csrf_matches
+from api.idempotency import Once, request_hash
+from api.schemas.common import Recorded
+from ledger import commands
+from ledger.commands import Command
 from ledger.errors import LedgerError
 from ledger.identity import Identity, InvalidCredentials, User
 from ledger.values import Role
@@ -68,6 +75,34 @@ class Person:
         given = form.get("csrf")
         if not csrf_matches(self.session, given if isinstance(given, str) else None):
             raise _BadForm()
+
+    async def record(
+        self,
+        form: FormData,
+        command: Callable[[], Command],
+        answer: Callable[[commands.Recorded], BaseModel] = Recorded.of,
+    ) -> None:
+        """Build a form's command and handle it through the API's path (`Once`, the ledger), once per
+        form: its `form_key` is the Idempotency-Key, so a second press or a resend gets the first
+        answer and records nothing. Returns once the read models have applied it, so the page the
+        person is sent to shows it. A refusal (`LedgerError`, naming the field) records nothing."""
+        state = self.request.app.state
+        fields = sorted((k, v) for k, v in form.multi_items() if k not in ("csrf", "form_key"))
+        once = Once(
+            state.idempotency,
+            self.user.principal,
+            text_of(form, "form_key"),
+            request_hash("POST", str(self.request.url.path), json.dumps(fields, default=str).encode()),
+        )
+
+        def run() -> int:
+            done = once(lambda alongside: state.ledger.handle(command(), self.user.actor, alongside), answer)
+            position = int(done.events[-1].seq) if isinstance(done, Recorded) and done.events else 0
+            if position:
+                state.read_side.wait_for(position)
+            return position
+
+        await run_in_threadpool(run)
 
 
 class _BadForm(Exception):
@@ -169,11 +204,11 @@ def _cookie(answer: Response, request: Request, name: str, value: str) -> None:
 
 @router.get("")
 def home(me: PersonDep) -> HTMLResponse:
-    names = place_names(me.request)
+    names, kinds = place_names(me.request), place_kinds(me.request)
     idle = sessions_of(me.request).idle / timedelta(minutes=1)
     return me.page(
         "home.html",
-        places=[(p, names.get(p, str(p))) for p in sorted(me.user.places, key=str)],
+        places=[(p, names.get(p, str(p)), kinds.get(p, "")) for p in sorted(me.user.places, key=str)],
         may_read_access=me.user.role in permissions.ACCESS,
         may_trace=me.user.role in permissions.TRACE,
         may_read_recalls=me.user.role in permissions.RECALL_STATUS,
@@ -187,6 +222,10 @@ def place_names(request: Request) -> dict[UUID, str]:
     return {p.id: f"{p.name} ({p.kind.replace('_', ' ')})" for p in found}
 
 
+def place_kinds(request: Request) -> dict[UUID, str]:
+    return {p.id: p.kind for p in request.app.state.read_side.runner.genealogy.all_places()}
+
+
 def text_of(form: FormData, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
@@ -194,12 +233,14 @@ def text_of(form: FormData, name: str) -> str | None:
 
 def install(app: FastAPI, idle: timedelta) -> None:
     """Serve the console under /console (and send / there); `idle`: a session's idle timeout."""
-    from api.console import access, inspect, recalls, sites, trace  # the screens, each on its own router
+    # The screens, each on its own router.
+    from api.console import access, inspect, recalls, sites, stock, trace
 
     app.state.console_idle = idle
     app.include_router(router)
     app.include_router(access.router)
     app.include_router(sites.router)
+    app.include_router(stock.router)
     app.include_router(trace.router)
     app.include_router(recalls.router)
     app.include_router(inspect.router)

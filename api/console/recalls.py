@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
-from uuid import UUID
+from urllib.parse import quote
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from api import permissions
-from api.console import PATH, PersonDep
+from api.console import PATH, Person, PersonDep, place_names, text_of
 from api.recall_report import report_answer
-from ledger.errors import LedgerError
+from api.views import recalls_at
+from ledger.access import sees_place
+from ledger.commands import AcknowledgeRecall, Command, KitReportLine, ReportRecallKits
+from ledger.domain.recall import EXERCISE_OUTCOMES, SITE_OUTCOMES
+from ledger.errors import LedgerError, NotFound
 from projections import recall_campaigns as campaigns
 from projections.audit import AuditQuery
 
@@ -75,3 +81,94 @@ def report(me: PersonDep, recall_id: UUID, format: str = "html") -> Response:
 
 def _plain(view: Any) -> Any:
     return dataclasses.asdict(view)
+
+
+# --- a place's recalls and its task list -----------------------------------------------------------
+
+
+@router.get("/sites/{site_id}/recalls")
+def site_recalls(me: PersonDep, site_id: UUID) -> HTMLResponse:
+    """The recalls that concern the place (`GET /sites/{id}/recalls`), newest first, with what is left."""
+    if not sees_place(me.user.role, me.user.places, site_id):
+        return me.forbidden(f"{me.user.principal} is not bound to this place.")
+    state = me.request.app.state
+    found = recalls_at(state.ledger, state.read_side, site_id)
+    return me.page(
+        "site_recalls.html", found=found, site_id=site_id, place=place_names(me.request).get(site_id)
+    )
+
+
+@router.get("/sites/{site_id}/recalls/{recall_id}")
+def site_tasks(me: PersonDep, site_id: UUID, recall_id: UUID) -> HTMLResponse:
+    return _tasks_page(me, site_id, recall_id, done=me.request.query_params.get("done"))
+
+
+@router.post("/sites/{site_id}/recalls/{recall_id}/{step}")
+async def site_task(me: PersonDep, site_id: UUID, recall_id: UUID, step: str) -> Response:
+    """Acknowledge the recall, or report what became of the kits chosen on the task list (each kit's
+    outcome, and the subject a dispensed kit went to), as `AcknowledgeRecall` / `ReportRecallKits`."""
+    form = await me.request.form()
+    me.require_csrf(form)
+    if not sees_place(me.user.role, me.user.places, site_id):
+        return me.forbidden(f"{me.user.principal} is not bound to this place.")
+    if step not in ("acknowledgement", "report"):
+        return me.not_found(f"No such step on a recall: {step}")
+    lines = [
+        {
+            "kit_id": k.removeprefix("outcome-"),
+            "outcome": v,
+            "subject": (text_of(form, f"subject-{k[8:]}") or "").strip() or None,
+        }
+        for k, v in form.multi_items()
+        if k.startswith("outcome-") and isinstance(v, str) and v
+    ]
+    if step == "report" and not lines:
+        return _tasks_page(
+            me, site_id, recall_id, 422, form=form, errors={"kits": "Choose an outcome for a kit at least."}
+        )
+
+    def command() -> Command:
+        if step == "acknowledgement":
+            return AcknowledgeRecall(recall_id=recall_id, place_id=site_id)
+        return ReportRecallKits(
+            recall_id=recall_id, place_id=site_id, reports=tuple(KitReportLine(**line) for line in lines)
+        )
+
+    try:
+        await me.record(form, command)
+    except NotFound as e:
+        return me.not_found(e.message)
+    except LedgerError as e:
+        if e.code in ("not_authorised", "forbidden", "not_bound_here"):
+            return me.forbidden(e.message)
+        return _tasks_page(me, site_id, recall_id, 422, form=form, errors={"kits": e.message})
+    said = "The recall is acknowledged." if step == "acknowledgement" else f"Reported {len(lines)} kit(s)."
+    return RedirectResponse(f"{PATH}/sites/{site_id}/recalls/{recall_id}?done=" + quote(said), 303)
+
+
+def _tasks_page(me: Person, site_id: UUID, recall_id: UUID, status: int = 200, **values: Any) -> HTMLResponse:
+    if not sees_place(me.user.role, me.user.places, site_id):
+        return me.forbidden(f"{me.user.principal} is not bound to this place.")
+    try:
+        recall = me.request.app.state.ledger.recall_view(recall_id)
+    except LedgerError as e:
+        return me.not_found(e.message)
+    tasks = campaigns.task_list(recall, site_id)
+    if str(site_id) not in recall.per_place:
+        return me.not_found("This recall does not concern this place.")
+    ack = recall.acknowledged.get(str(site_id))
+    outcomes = EXERCISE_OUTCOMES if recall.exercise else SITE_OUTCOMES
+    return me.page(
+        "site_tasks.html",
+        status,
+        recall=recall,
+        tasks=tasks,
+        acknowledged=ack,
+        outcomes=[str(o) for o in outcomes],
+        site_id=site_id,
+        place=place_names(me.request).get(site_id, str(site_id)),
+        form_key=str(uuid4()),
+        form=values.pop("form", FormData()),
+        errors=values.pop("errors", {}),
+        **values,
+    )

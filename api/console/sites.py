@@ -3,7 +3,6 @@ their flags, and each kit's history."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID, uuid4
@@ -12,15 +11,17 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from api.console import PATH, Person, PersonDep, place_names, text_of
-from api.idempotency import Once, request_hash
+from api.console import PATH, Person, PersonDep, place_kinds, place_names, text_of
+from api.console.stock import steps_for
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
 from ledger.access import sees_place
 from ledger.commands import ConfirmReceipt
 from ledger.domain import Kit, Shipment
+from ledger.domain.location import LocationKind
 from ledger.domain.whereabouts import KitStatus
 from ledger.errors import LedgerError
+from ledger.values import Role
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
@@ -67,15 +68,23 @@ def kits(me: PersonDep, site_id: UUID) -> HTMLResponse:
         site_id, status=status, limit=KITS_PER_PAGE, offset=(number - 1) * KITS_PER_PAGE
     )
     names = place_names(me.request)
+    kind = place_kinds(me.request).get(site_id, "")
+    offered = me.user.role in (Role.SITE, Role.DEPOT)  # the ledger decides who may; these are theirs
     return me.page(
         "kits.html", found=found, site_id=site_id, place=names.get(site_id, str(site_id)), chosen=status,
         statuses=list(KitStatus), page_number=number, pages=max(1, -(-found.total // KITS_PER_PAGE)),
+        steps=steps_for(kind) if offered else [], is_site=kind == LocationKind.CLINICAL_SITE,
     )
 
 
 @router.get("/sites/{site_id}/kits/{kit_id}")
 def kit_history(me: PersonDep, site_id: UUID, kit_id: UUID) -> HTMLResponse:
-    """Every hand-over of a kit that passed through the place, oldest first (`GET /custody/kits/{id}`)."""
+    """Every hand-over of a kit that passed through the place, oldest first (`GET /custody/kits/{id}`),
+    and at a site the kit's next step: dispense it, or record it brought back."""
+    return kit_page(me, site_id, kit_id, done=me.request.query_params.get("done"))
+
+
+def kit_page(me: Person, site_id: UUID, kit_id: UUID, status: int = 200, **values: Any) -> HTMLResponse:
     refused = _at_place(me, site_id)
     if refused:
         return me.forbidden(refused)
@@ -88,8 +97,20 @@ def kit_history(me: PersonDep, site_id: UUID, kit_id: UUID) -> HTMLResponse:
         return me.forbidden("This kit never passed through this place.")
     kit = me.request.app.state.ledger.peek(Kit, kit_id)
     names = place_names(me.request)
+    here = kit.location_id == site_id and me.user.role == Role.SITE  # the ledger decides; offered to sites
     return me.page(
-        "kit.html", chain=chain, kit=kit, site_id=site_id, place=names.get(site_id, str(site_id))
+        "kit.html",
+        status,
+        chain=chain,
+        kit=kit,
+        site_id=site_id,
+        place=names.get(site_id, str(site_id)),
+        may_dispense=here and kit.status == KitStatus.RECEIVED,
+        may_return=here and kit.status == KitStatus.DISPENSED,
+        form_key=str(uuid4()),
+        form=values.pop("form", FormData()),
+        errors=values.pop("errors", {}),
+        **values,
     )
 
 
@@ -114,26 +135,18 @@ async def confirm_receipt(me: PersonDep, site_id: UUID, shipment_id: UUID) -> Re
     ledger = me.request.app.state.ledger
     try:
         numbers = ledger.get(Shipment, shipment_id).kit_numbers
-        outcomes = {n: text_of(form, f"outcome-{n}") or "received" for n in numbers}
-        remarks = {n: r.strip() for n in numbers if (r := text_of(form, f"remark-{n}") or "").strip()}
         logger = {k: (text_of(form, k) or "").strip() or None for k in ("logger_min", "logger_max")}
-        command = ConfirmReceipt(
-            shipment_id=shipment_id,
-            site_id=site_id,
-            outcomes=outcomes,
-            remarks=remarks,
-            logger_min=logger["logger_min"],
-            logger_max=logger["logger_max"],
+        await me.record(
+            form,
+            lambda: ConfirmReceipt(
+                shipment_id=shipment_id,
+                site_id=site_id,
+                outcomes={n: text_of(form, f"outcome-{n}") or "received" for n in numbers},
+                remarks={n: r.strip() for n in numbers if (r := text_of(form, f"remark-{n}") or "").strip()},
+                **logger,
+            ),
+            ReceiptConfirmed.of,
         )
-        body = json.dumps({"outcomes": outcomes, "remarks": remarks, **logger}, sort_keys=True).encode()
-        key = text_of(form, "form_key")
-        once = Once(
-            me.request.app.state.idempotency,
-            me.user.principal,
-            key,
-            request_hash("POST", str(me.request.url.path), body),
-        )
-        once(lambda alongside: ledger.handle(command, me.user.actor, alongside), ReceiptConfirmed.of, 200)
     except LedgerError as e:
         if e.code in ("not_authorised", "forbidden", "not_bound_here"):
             return me.forbidden(e.message)

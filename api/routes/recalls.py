@@ -19,8 +19,9 @@ from api.recall_report import report_answer
 from api.routes.queries import Limit, Offset
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SignatureIn
-from api.schemas.recalls import OutstandingPage, RecallStatusView, SiteRecall, SiteRecallsOut, SiteTasksOut
+from api.schemas.recalls import OutstandingPage, RecallStatusView, SiteRecallsOut, SiteTasksOut
 from api.schemas.results import Created
+from api.views import recalls_at
 from ledger.commands import (
     AcknowledgeRecall,
     CloseRecall,
@@ -33,7 +34,6 @@ from ledger.commands import (
 )
 from ledger.commands.base import When
 from projections import recall_campaigns as campaigns
-from projections.audit import AuditQuery
 
 router = APIRouter(tags=["recall campaigns"])
 
@@ -154,18 +154,7 @@ def site_recalls(site_id: OwnSite, user: UserDep, ledger: LedgerDep, read: ReadD
     """The recalls (and mock recalls) that concern the site or depot, newest first, with what it has
     left to do: its task list is at `/recalls/{id}/sites/{site}/tasks` (a site user: their own sites;
     blinded: counts only)."""
-    opened = read.runner.audit.search(AuditQuery(event="Recall.Opened", place_id=site_id), limit=10_000)
-    found = []
-    for entry in reversed(opened.entries):
-        recall = ledger.recall_view(entry.entity_id)  # type: ignore[arg-type]  # a search sets it
-        here = campaigns.place_status(recall, str(site_id))
-        found.append(SiteRecall(
-            recall_id=recall.id, recall_number=recall.recall_number, status=str(recall.status),
-            exercise=recall.exercise, classification=str(recall.classification), reason=recall.reason,
-            opened_at=recall.opened_at, acknowledged_at=here.acknowledged_at, kits=here.kits,
-            outstanding=here.outstanding,
-        ))
-    return SiteRecallsOut(site_id=site_id, recalls=found)
+    return recalls_at(ledger, read, site_id)
 
 
 @router.get("/recalls/{recall_id}/sites/{site_id}/tasks", response_model=SiteTasksOut, responses=errors(404))

@@ -1,0 +1,298 @@
+"""The console's steps on a place's kits, for sites and depots: report a storage excursion, send kits
+back to a depot (site), receive kits sent back (depot), ship released kits to a site (depot), destroy
+kits whose destruction QA authorised; and on one kit at a site, dispense it or record its return.
+
+Each step is the API's own command built from the form and handled once per form (`Person.record`:
+the form's key is the Idempotency-Key), under the same ledger rules: who may do it, at which place,
+which kits qualify. A refusal is shown next to the field it names, and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from api.console import PATH, Person, PersonDep, text_of
+from ledger.access import sees_place
+from ledger.commands import (
+    Command,
+    DestroyKits,
+    Dispense,
+    ReceiveReturnedKits,
+    ReportExcursion,
+    ReturnKit,
+    ReturnToDepot,
+    Ship,
+)
+from ledger.domain.location import LocationKind
+from ledger.domain.whereabouts import KitStatus
+from ledger.errors import LedgerError, NotFound
+
+router = APIRouter(prefix=PATH, include_in_schema=False)
+
+SITE, DEPOT = LocationKind.CLINICAL_SITE, LocationKind.DEPOT
+OFFERED = 500
+"""At most this many kits of each offered status are listed on a step's form."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """One field of a step's form; `choices` names the places offered by kind (a select)."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | number | textarea | select
+    hint: str = ""
+    optional: bool = False
+    choices: LocationKind | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step on several kits of a place: which places it is for, which kits it offers, its fields,
+    and the command it builds (from the place, the chosen kits and the form's values)."""
+
+    name: str
+    title: str
+    summary: str
+    button: str
+    places: frozenset[LocationKind]
+    statuses: tuple[KitStatus, ...]
+    inputs: tuple[Input, ...]
+    command: Callable[[UUID, tuple[UUID, ...], dict[str, Any]], Command]
+    done: str
+    tags: tuple[str, ...] = field(default=())
+
+
+CELSIUS = {"kind": "number", "hint": "°C"}
+STEPS = {
+    s.name: s
+    for s in (
+        Step(
+            "ship",
+            "Ship kits to a site",
+            "Released kits held here, packed into one shipment to a site: the ledger refuses a kit not "
+            "released for the site's country, expired, quarantined or under recall, naming it.",
+            "Ship the kits",
+            frozenset({DEPOT}),
+            (KitStatus.AVAILABLE,),
+            (
+                Input("to_id", "To", "select", choices=SITE),
+                Input("shipment_number", "Shipment number"),
+                Input("sscc", "SSCC (18 digits, with its check digit)"),
+                Input("min_celsius", "Lowest allowed temperature (°C)", "number"),
+                Input("max_celsius", "Highest allowed temperature (°C)", "number"),
+                Input("logger_id", "Temperature logger", optional=True),
+                Input("carrier", "Carrier", optional=True),
+            ),
+            lambda place, kits, v: Ship(from_id=place, kit_ids=kits, **v),
+            "Shipped {n} kit(s).",
+        ),
+        Step(
+            "excursion",
+            "Report a storage excursion",
+            "Kits stored here that left their temperature range: they go to quarantine until QA decides.",
+            "Report the excursion",
+            frozenset({SITE, DEPOT}),
+            (KitStatus.RECEIVED, KitStatus.AVAILABLE),
+            (
+                Input("min_celsius", "Lowest temperature measured (°C)", "number"),
+                Input("max_celsius", "Highest temperature measured (°C)", "number"),
+                Input("duration_minutes", "Duration (minutes)", "number"),
+            ),
+            lambda place, kits, v: ReportExcursion(location_id=place, kit_ids=kits, **v),
+            "Reported the excursion of {n} kit(s): they are quarantined.",
+        ),
+        Step(
+            "send-back",
+            "Send kits back to a depot",
+            "Kits the site holds and no longer needs (or brought back, or damaged), outside any recall: "
+            "they are in transit until the depot receives them.",
+            "Send the kits back",
+            frozenset({SITE}),
+            (KitStatus.RECEIVED, KitStatus.RETURNED, KitStatus.DAMAGED),
+            (
+                Input("depot_id", "To the depot", "select", choices=DEPOT),
+                Input("reason", "Reason", "textarea"),
+            ),
+            lambda place, kits, v: ReturnToDepot(site_id=place, kit_ids=kits, **v),
+            "Sent {n} kit(s) back.",
+        ),
+        Step(
+            "returns",
+            "Receive kits sent back",
+            "Kits a site sent back to this depot: held here, returned, for QA's decision.",
+            "Record them received",
+            frozenset({DEPOT}),
+            (KitStatus.IN_TRANSIT,),
+            (),
+            lambda place, kits, v: ReceiveReturnedKits(depot_id=place, kit_ids=kits),
+            "Received {n} returned kit(s).",
+        ),
+        Step(
+            "destruction",
+            "Destroy kits",
+            "Kits held here whose destruction QA authorised, with the destruction certificate.",
+            "Record the destruction",
+            frozenset({SITE, DEPOT}),
+            (KitStatus.PENDING_DESTRUCTION,),
+            (Input("certificate", "Certificate number"), Input("method", "Method (e.g. incineration)")),
+            lambda place, kits, v: DestroyKits(location_id=place, kit_ids=kits, **v),
+            "Destroyed {n} kit(s).",
+        ),
+    )
+}
+
+
+def steps_for(kind: str) -> list[Step]:
+    """The steps a place of this kind offers, in the order the console lists them."""
+    return [s for s in STEPS.values() if kind in s.places]
+
+
+def _place(me: Person, place_id: UUID) -> Any:
+    """The place, or None when it is not one (the API's 404)."""
+    found = me.request.app.state.read_side.runner.genealogy.all_places()
+    return next((p for p in found if p.id == place_id), None)
+
+
+def _refusal(me: Person, place_id: UUID, step: str) -> HTMLResponse | tuple[Any, Step]:
+    if not sees_place(me.user.role, me.user.places, place_id):
+        return me.forbidden(f"{me.user.principal} is not bound to this place.")
+    place = _place(me, place_id)
+    chosen = STEPS.get(step)
+    if place is None or chosen is None or place.kind not in chosen.places:
+        return me.not_found(f"No such step at this place: {step}")
+    return place, chosen
+
+
+@router.get("/sites/{place_id}/steps/{step}")
+def step_page(me: PersonDep, place_id: UUID, step: str) -> HTMLResponse:
+    found = _refusal(me, place_id, step)
+    if isinstance(found, HTMLResponse):
+        return found
+    return _page(me, *found, done=me.request.query_params.get("done"))
+
+
+@router.post("/sites/{place_id}/steps/{step}")
+async def do_step(me: PersonDep, place_id: UUID, step: str) -> Response:
+    form = await me.request.form()
+    me.require_csrf(form)
+    found = _refusal(me, place_id, step)
+    if isinstance(found, HTMLResponse):
+        return found
+    place, chosen = found
+    errors: dict[str, str] = {}
+    try:
+        kits = tuple(UUID(k) for k in form.getlist("kit") if isinstance(k, str))
+    except ValueError:
+        kits, errors["kits"] = (), "a chosen kit is not a kit id"
+    if not kits and not errors:
+        errors["kits"] = "Choose at least one kit."
+    values = {i.name: (text_of(form, i.name) or "").strip() or None for i in chosen.inputs}
+    for i in chosen.inputs:
+        if values[i.name] is None and not i.optional:
+            errors[i.name] = f"{i.label}: required."
+    if errors:
+        return _page(me, place, chosen, 422, form=form, errors=errors)
+    try:
+        await me.record(form, lambda: chosen.command(place_id, kits, values))
+    except LedgerError as e:
+        if e.code in ("not_authorised", "forbidden", "not_bound_here"):
+            return me.forbidden(e.message)
+        return _page(
+            me, place, chosen, 422, form=form, errors=field_error(e, [i.name for i in chosen.inputs])
+        )
+    done = chosen.done.format(n=len(kits))
+    return RedirectResponse(f"{PATH}/sites/{place_id}/steps/{chosen.name}?done=" + quote(done), 303)
+
+
+def field_error(e: LedgerError, names: Sequence[str], default: str = "kits") -> dict[str, str]:
+    """The ledger's refusal next to the field it names (else next to the kits), with the kits it names."""
+    named = str(e.details.get("field") or "").removeprefix("body.").split(".")[0]
+    problems = e.details.get("problems") or []
+    detail = "; ".join(f"{p.get('kit_number')}: {p.get('reason')}" for p in problems if isinstance(p, dict))
+    return {named if named in names else default: e.message + (f": {detail}" if detail else "")}
+
+
+def _page(me: Person, place: Any, step: Step, status: int = 200, **values: Any) -> HTMLResponse:
+    read = me.request.app.state.read_side.runner.genealogy
+    offered = [
+        k for s in step.statuses for k in read.kits_at(place.id, status=str(s), limit=OFFERED, offset=0).kits
+    ]
+    places = read.all_places()
+    choices = {
+        kind: [(str(p.id), p.name) for p in places if p.kind == kind and p.id != place.id]
+        for kind in (SITE, DEPOT)
+    }
+    return me.page(
+        "step.html",
+        status,
+        place=place,
+        step=step,
+        steps=steps_for(place.kind),
+        kits=offered,
+        choices=choices,
+        form_key=str(uuid4()),
+        form=values.pop("form", FormData()),
+        errors=values.pop("errors", {}),
+        **values,
+    )
+
+
+# --- one kit at a site: dispense it, record its return ----------------------------------------------
+
+
+KIT_STEPS: dict[str, tuple[str, Callable[[UUID, UUID, FormData], Command]]] = {
+    "dispense": (
+        "Dispensed to subject {value}.",
+        lambda site, kit, form: Dispense(
+            site_id=site, kit_id=kit, subject=(text_of(form, "subject") or "").strip()
+        ),
+    ),
+    "return": (
+        "Recorded the kit's return ({value}).",
+        lambda site, kit, form: ReturnKit(
+            site_id=site, kit_id=kit, condition=text_of(form, "condition") or ""
+        ),
+    ),
+}
+
+
+@router.post("/sites/{site_id}/kits/{kit_id}/{step}")
+async def kit_step(me: PersonDep, site_id: UUID, kit_id: UUID, step: str) -> Response:
+    """Dispense the kit to a subject, or record it brought back (used, unused, partially used)."""
+    from api.console.sites import kit_page  # the kit's page, shown again with the refusal
+
+    form = await me.request.form()
+    me.require_csrf(form)
+    if not sees_place(me.user.role, me.user.places, site_id):
+        return me.forbidden(f"{me.user.principal} is not bound to this place.")
+    if step not in KIT_STEPS:
+        return me.not_found(f"No such step on a kit: {step}")
+    done, command = KIT_STEPS[step]
+    try:
+        await me.record(form, lambda: command(site_id, kit_id, form))
+    except NotFound as e:
+        return me.not_found(e.message)
+    except LedgerError as e:
+        if e.code in ("not_authorised", "forbidden", "not_bound_here"):
+            return me.forbidden(e.message)
+        names = ("subject",) if step == "dispense" else ("condition",)
+        return kit_page(
+            me,
+            site_id,
+            kit_id,
+            422,
+            form=form,
+            errors={step: next(iter(field_error(e, names, step).values()))},
+        )
+    value = text_of(form, "subject" if step == "dispense" else "condition") or ""
+    back = f"{PATH}/sites/{site_id}/kits/{kit_id}?done=" + quote(done.format(value=value.strip()))
+    return RedirectResponse(back, 303)
