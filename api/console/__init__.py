@@ -26,13 +26,14 @@ from starlette.datastructures import FormData
 
 from api import permissions
 from api.console.sessions import ConsoleSession, ConsoleSessions, csrf_matches
+from api.errors import SignatureNotVerified
 from api.idempotency import Once, request_hash
 from api.schemas.common import Recorded
 from ledger import commands
 from ledger.commands import Command
 from ledger.errors import LedgerError
 from ledger.identity import Identity, InvalidCredentials, User
-from ledger.values import Role
+from ledger.values import Meaning, Role, Signature, sign
 
 COOKIE = "lotline_session"
 SIGN_IN_COOKIE = "lotline_sign_in"
@@ -81,11 +82,12 @@ class Person:
         form: FormData,
         command: Callable[[], Command],
         answer: Callable[[commands.Recorded], BaseModel] = Recorded.of,
-    ) -> None:
+    ) -> dict[str, Any]:
         """Build a form's command and handle it through the API's path (`Once`, the ledger), once per
         form: its `form_key` is the Idempotency-Key, so a second press or a resend gets the first
-        answer and records nothing. Returns once the read models have applied it, so the page the
-        person is sent to shows it. A refusal (`LedgerError`, naming the field) records nothing."""
+        answer and records nothing. Returns the answer, as the API gives it, once the read models
+        have applied it (the page the person is sent to shows it). A refusal (`LedgerError`, naming
+        the field) records nothing."""
         state = self.request.app.state
         fields = sorted((k, v) for k, v in form.multi_items() if k not in ("csrf", "form_key"))
         once = Once(
@@ -95,14 +97,27 @@ class Person:
             request_hash("POST", str(self.request.url.path), json.dumps(fields, default=str).encode()),
         )
 
-        def run() -> int:
+        def run() -> dict[str, Any]:
             done = once(lambda alongside: state.ledger.handle(command(), self.user.actor, alongside), answer)
-            position = int(done.events[-1].seq) if isinstance(done, Recorded) and done.events else 0
-            if position:
-                state.read_side.wait_for(position)
-            return position
+            if isinstance(done, BaseModel):
+                if isinstance(done, Recorded) and done.events:
+                    state.read_side.wait_for(done.events[-1].seq)
+                return done.model_dump(mode="json")
+            replayed: dict[str, Any] = json.loads(bytes(done.body))  # the first answer, stored
+            return replayed
 
-        await run_in_threadpool(run)
+        return await run_in_threadpool(run)
+
+    def sign(self, password: str, meaning: Meaning) -> Signature:
+        """The person's signature with `meaning`, once their password checks out again (a signed step
+        re-authenticates, 21 CFR 11.200(a)(1)); a wrong password is `SignatureNotVerified`."""
+        try:
+            identity_of(self.request).verify_password(self.user.principal, password)
+        except InvalidCredentials:
+            raise SignatureNotVerified(
+                "the password is not right: nothing was signed", field="password"
+            ) from None
+        return sign(self.user.actor, meaning)
 
 
 class _BadForm(Exception):

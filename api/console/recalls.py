@@ -16,12 +16,16 @@ from starlette.datastructures import FormData
 
 from api import permissions
 from api.console import PATH, Person, PersonDep, place_names, text_of
+from api.console.stock import field_error
 from api.recall_report import report_answer
+from api.schemas.results import Created
 from api.views import recalls_at
 from ledger.access import sees_place
-from ledger.commands import AcknowledgeRecall, Command, KitReportLine, ReportRecallKits
-from ledger.domain.recall import EXERCISE_OUTCOMES, SITE_OUTCOMES
+from ledger.commands import AcknowledgeRecall, Command, KitReportLine, OpenRecall, ReportRecallKits
+from ledger.domain import Lot
+from ledger.domain.recall import EXERCISE_OUTCOMES, SITE_OUTCOMES, RecallClass, RecallScope
 from ledger.errors import LedgerError, NotFound
+from ledger.values import Meaning
 from projections import recall_campaigns as campaigns
 from projections.audit import AuditQuery
 
@@ -167,6 +171,73 @@ def _tasks_page(me: Person, site_id: UUID, recall_id: UUID, status: int = 200, *
         outcomes=[str(o) for o in outcomes],
         site_id=site_id,
         place=place_names(me.request).get(site_id, str(site_id)),
+        form_key=str(uuid4()),
+        form=values.pop("form", FormData()),
+        errors=values.pop("errors", {}),
+        **values,
+    )
+
+
+# --- open a recall: a signed step -------------------------------------------------------------------
+
+
+OPENING = Meaning.APPROVED
+"""The meaning of the signature that opens a recall (the ledger requires it)."""
+
+
+@router.get("/recalls/new/{lot_id}")
+def new_recall(me: PersonDep, lot_id: UUID) -> HTMLResponse:
+    """The form that opens a recall of a lot, signed: the person's password again and the meaning."""
+    if refused := me.refused(permissions.RECALL_STATUS, "read recall status"):
+        return refused
+    return _new_recall_page(me, lot_id)
+
+
+@router.post("/recalls/new/{lot_id}")
+async def open_recall(me: PersonDep, lot_id: UUID) -> Response:
+    """`OpenRecall` of the lot, signed `approved` by the signed-in person once their password checks
+    out (21 CFR 11.200(a)(1)); the ledger decides who may (QA) and records the signature with it."""
+    form = await me.request.form()
+    me.require_csrf(form)
+    if refused := me.refused(permissions.RECALL_STATUS, "read recall status"):
+        return refused
+    values = {
+        k: (text_of(form, k) or "").strip() for k in ("recall_number", "reason", "classification", "scope")
+    }
+    missing = {k: "Required." for k, v in values.items() if not v}
+    if not text_of(form, "password"):
+        missing["password"] = "Sign with your password."
+    if missing:
+        return _new_recall_page(me, lot_id, 422, form=form, errors=missing)
+    try:
+        signature = me.sign(text_of(form, "password") or "", OPENING)
+        answer = await me.record(
+            form,
+            lambda: OpenRecall(
+                lot_ids=(lot_id,), signature=signature, exercise=form.get("exercise") == "yes", **values
+            ),
+            Created.of,
+        )
+    except LedgerError as e:
+        if e.code in ("not_authorised", "forbidden"):
+            return me.forbidden(e.message)
+        names = (*values, "password")
+        return _new_recall_page(me, lot_id, 422, form=form, errors=field_error(e, names, "recall_number"))
+    return RedirectResponse(f"{PATH}/recalls/{answer['id']}", 303)
+
+
+def _new_recall_page(me: Person, lot_id: UUID, status: int = 200, **values: Any) -> HTMLResponse:
+    try:
+        lot = me.request.app.state.ledger.get(Lot, lot_id)
+    except LedgerError as e:
+        return me.not_found(e.message)
+    return me.page(
+        "new_recall.html",
+        status,
+        lot=lot,
+        meaning=str(OPENING),
+        classes=[str(c) for c in RecallClass],
+        scopes=[str(s) for s in RecallScope],
         form_key=str(uuid4()),
         form=values.pop("form", FormData()),
         errors=values.pop("errors", {}),

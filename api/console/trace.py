@@ -13,6 +13,7 @@ from api import permissions
 from api.console import PATH, PersonDep
 from api.genealogy_picture import forward_picture
 from ledger.errors import LedgerError
+from ledger.values import Role
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
@@ -43,7 +44,12 @@ def lot_forward(me: PersonDep, lot_id: UUID) -> HTMLResponse:
         return me.not_found(e.message)
     kits = genealogy.kits_per_run_and_place([r.id for r in trace.runs])
     places = {p.place.id: p.place for p in trace.places}
-    return me.page("trace_lot.html", trace=trace, picture=forward_picture(trace, kits, places))
+    return me.page(
+        "trace_lot.html",
+        trace=trace,
+        picture=forward_picture(trace, kits, places),
+        may_open_recall=me.user.role == Role.QA,  # offered to QA; the ledger decides who may
+    )
 
 
 @router.get("/trace/kits/{kit_id}")

@@ -10,8 +10,8 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain import Kit, KitStatus
-from tests.api.conftest import Api
-from tests.api.test_console import csrf_of, sign_in
+from tests.api.conftest import PASSWORD, Api
+from tests.api.test_console import sign_in
 from tests.api.test_destruction_custody import authorise
 from tests.builders import Program, sscc
 
@@ -211,3 +211,58 @@ def test_a_site_acknowledges_a_recall_and_reports_its_kits_on_its_task_list(
     assert api.client.get(path).status_code == 403
     assert api.client.get(f"/console/sites/{program.site}/recalls").status_code == 403
     assert UUID(str(recall))
+
+
+def test_qa_opens_a_recall_signed_with_the_password_again_and_the_meaning_shown(
+    api: Api, program: Program
+) -> None:
+    program.at_site(["K00001"])
+    api.settle()
+    sign_in(api, "qa1")
+    trace = api.client.get(f"/console/trace/lots/{program.api}")
+    assert f'href="/console/recalls/new/{program.api}"' in trace.text
+    path = f"/console/recalls/new/{program.api}"
+    page = api.client.get(path)
+    assert page.status_code == 200 and 'id="meaning">approved<' in page.text and "Quinn QA" in page.text
+    form = form_of(
+        page.text,
+        "recall-form",
+        recall_number="RC-9",
+        reason="out-of-specification impurity",
+        classification="class_ii",
+        scope="all_kits",
+        password="not my password",
+    )
+    head = api.head()
+    wrong = api.client.post(path, data=form)
+    assert wrong.status_code == 422 and 'id="error-password"' in wrong.text and api.head() == head
+    unsigned = api.client.post(path, data={**form, "password": ""})
+    assert unsigned.status_code == 422 and 'id="error-password"' in unsigned.text
+    no_class = api.client.post(path, data={**form, "classification": "", "password": PASSWORD})
+    assert no_class.status_code == 422 and 'id="error-classification"' in no_class.text and api.head() == head
+    form["password"] = PASSWORD
+    first = api.client.post(path, data=form)
+    again = api.client.post(path, data=form)  # pressed twice: the same recall, once
+    assert first.status_code == again.status_code == 200 and "Recall RC-9" in again.text
+    opened = api.get("insp1", "/audit", params={"event": "Recall.Opened"}).json()
+    assert opened["total"] == 1
+    (entry,) = opened["entries"]
+    signature = entry["changes"]["signature"]
+    assert signature["meaning"] == "approved" and signature["signer"] == "qa1", entry
+
+    sign_in(api, "recall1")  # reads recalls, may not open one: the ledger's rule, a 403 page
+    page = api.client.get(path)
+    tried = api.client.post(
+        path,
+        data={
+            **form_of(page.text, "recall-form"),
+            **{k: v for k, v in form.items() if k not in ("csrf", "form_key")},
+            "recall_number": "RC-10",
+        },
+    )
+    assert (
+        tried.status_code == 403
+        and api.get("insp1", "/audit", params={"event": "Recall.Opened"}).json()["total"] == 1
+    )
+    sign_in(api, "site1")
+    assert api.client.get(path).status_code == 403
