@@ -22,6 +22,7 @@ from ledger.identity import Identity
 from ledger.values import Role
 from scripts.db import upgrade_store
 from tests.builders import BY_ADMIN, Program
+from tests.builders import sscc as sscc_of
 from tests.e2e.serving import lotline_serve
 
 PASSWORD = "a long enough password"
@@ -36,8 +37,8 @@ def _browser_binaries() -> tuple[str, str] | None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Program, dict[str, str]]]:
     """`lotline serve` on a SQLite store holding a released program with a shipment in transit to the
-    DE site, an admin, a site user, QA, a recall investigator, an inspector, and API tokens of the
-    inspector, QA and the site user (the last of the three)."""
+    DE site, an admin, a site user, QA, a recall investigator, an inspector, a depot user, and API
+    tokens of the inspector, QA and the site user (the last of the three)."""
     url = f"sqlite:///{tmp_path}/console.db"
     keys = tmp_path / "keys"
     upgrade_store(url, keys_dir=keys)
@@ -54,6 +55,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program, dict[str, str]]]:
             "recall1", name="Rita Recall", role=Role.RECALL_INVESTIGATOR, password=PASSWORD, **BY_ADMIN
         )
         identity.add_user("qa1", name="Quinn QA", role=Role.QA, password=PASSWORD, **BY_ADMIN)
+        identity.add_user(
+            "depot1", name="Dee Depot", role=Role.DEPOT, places=[program.depot], password=PASSWORD, **BY_ADMIN
+        )
         tokens = {p: identity.issue_token(p, **BY_ADMIN) for p in ("insp1", "qa1", "site1")}
         program.ship(["K00001", "K00002", "K00003"], shipment_number="S-1")
     finally:
@@ -90,37 +94,158 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
+class Screens:
+    """A browser on the served console: wait for an element, keep a screenshot, sign in."""
+
+    def __init__(self, browser: object, base: str, shots: Path) -> None:
+        from selenium.webdriver.remote.webdriver import WebDriver
+
+        assert isinstance(browser, WebDriver)
+        self.b, self.base, self.shots = browser, base, shots
+        shots.mkdir(parents=True, exist_ok=True)
+
+    def element(self, ident: str) -> Any:
+        """The element `ident` once the page that has it has loaded (a form's answer is a new page)."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as shown
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.b, 15).until(shown.presence_of_element_located((By.ID, ident)))
+
+    def press(self, ident: str) -> None:
+        """Press a form's button and wait for the page it answers with."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as shown
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.b.find_element(By.TAG_NAME, "html")
+        self.b.find_element(By.ID, ident).click()
+        WebDriverWait(self.b, 15).until(shown.staleness_of(page))
+
+    def shot(self, name: str, at: str | None = None) -> None:
+        if at is not None:
+            self.b.execute_script("arguments[0].scrollIntoView({block: 'center'})", self.element(at))
+        path = self.shots / f"console-{name}.png"
+        self.b.save_screenshot(str(path))
+        assert path.stat().st_size > 5000, name
+
+    def sign_in(self, principal: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.b.delete_all_cookies()
+        self.b.get(f"{self.base}/console")
+        assert self.b.current_url.endswith("/console/sign-in")
+        self.b.find_element(By.ID, "principal").send_keys(principal)
+        self.b.find_element(By.ID, "password").send_keys(PASSWORD)
+        self.b.find_element(By.ID, "sign-in").click()
+        self.element("sign-out")
+
+
+def test_depot_site_and_qa_steps_in_a_real_browser(
+    served: tuple[str, Program, dict[str, str]], browser: object, tmp_path: Path
+) -> None:
+    """A depot ships released kits; a site receives, dispenses, takes a kit back and reports an
+    excursion; QA opens a recall as a signed step (a wrong password first); the site acknowledges it
+    and reports a kit on its task list. Each step is recorded once; the screens are kept."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    base, program, tokens = served
+    s = Screens(browser, base, Path(os.environ.get("LOTLINE_SCREENSHOT_DIR") or tmp_path / "screens"))
+    b, element, shot = s.b, s.element, s.shot
+
+    def tick(*numbers: str) -> None:
+        for n in numbers:
+            b.find_element(By.CSS_SELECTOR, f"input[aria-label='{n}']").click()
+
+    s.sign_in("depot1")
+    element("ship-1").click()
+    tick("K00004", "K00005")
+    Select(element("to_id")).select_by_value(str(program.site))
+    for field, value in (("shipment_number", "S-2"), ("sscc", "340000000000000029"), ("min_celsius", "2"),
+                         ("max_celsius", "8"), ("logger_id", "LOG-9")):
+        b.find_element(By.ID, field).send_keys(value)
+    s.press("submit")
+    assert "check digit" in element("error-sscc").text  # the ledger's GS1 rule, next to the field
+    shot("ship-refused", at="error-sscc")
+    sscc = b.find_element(By.ID, "sscc")
+    sscc.clear()
+    sscc.send_keys(sscc_of(2))
+    s.press("submit")
+    assert element("done").text == "Shipped 2 kit(s)."
+    assert not b.find_elements(By.ID, "kit-K00004")  # on its way: no longer offered
+    shot("ship")
+
+    s.sign_in("site1")
+    element("shipments-1").click()
+    b.find_element(By.LINK_TEXT, "S-1").click()
+    element("receipt-form")
+    s.press("confirm")
+    assert element("done").text == "The receipt is recorded."
+    b.get(f"{base}/console/sites/{program.site}/kits/{program.kit('K00001')}")
+    element("subject").send_keys("S-0042")
+    s.press("dispense")
+    assert element("done").text == "Dispensed to subject S-0042."
+    Select(element("condition")).select_by_value("partially_used")
+    shot("kit-dispensed", at="return-form")
+    s.press("return")
+    assert "return" in element("done").text
+    assert "returned" in b.find_element(By.ID, "kit").text
+    b.get(f"{base}/console/sites/{program.site}/kits")
+    element("step-excursion").click()
+    tick("K00002")
+    for field, value in (("min_celsius", "2"), ("max_celsius", "14.5"), ("duration_minutes", "95")):
+        b.find_element(By.ID, field).send_keys(value)
+    shot("excursion-form", at="step-form")
+    s.press("submit")
+    assert "quarantined" in element("done").text
+
+    s.sign_in("qa1")
+    b.get(f"{base}/console/trace/lots/{program.api}")
+    element("open-recall").click()
+    element("recall_number").send_keys("RC-7")
+    b.find_element(By.ID, "reason").send_keys("impurity above the limit in API-1")
+    Select(b.find_element(By.ID, "classification")).select_by_value("class_ii")
+    Select(b.find_element(By.ID, "scope")).select_by_value("all_kits")
+    b.find_element(By.ID, "password").send_keys("not my password")
+    s.press("open")
+    assert "password is not right" in element("error-password").text
+    assert element("meaning").text == "approved"
+    shot("recall-sign-refused", at="signature")
+    b.find_element(By.ID, "password").send_keys(PASSWORD)
+    s.press("open")
+    assert "Recall RC-7" in element("overall").find_element(By.XPATH, "..").text
+    shot("recall-opened")
+
+    s.sign_in("site1")
+    element("site-recalls-1").click()
+    b.find_element(By.LINK_TEXT, "RC-7").click()
+    element("acknowledge")
+    s.press("acknowledge")
+    assert element("done").text == "The recall is acknowledged."
+    outcome = b.find_element(By.CSS_SELECTOR, "select[aria-label='outcome of K00003']")
+    Select(outcome).select_by_value("quarantined")
+    s.press("report")
+    assert element("done").text == "Reported 1 kit(s)."
+    assert "quarantined" in element("task-K00003").text and "acknowledged" in b.page_source.lower()
+    shot("site-recall-tasks")
+    headers = {"Authorization": f"Bearer {tokens['insp1']}"}
+    for event, times in (("Shipment.Shipped", 2), ("Recall.Opened", 1), ("Recall.Acknowledged", 1)):
+        found = httpx.get(f"{base}/audit", params={"event": event}, headers=headers).json()["total"]
+        assert found == times, event
+
+
 def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     served: tuple[str, Program, dict[str, str]], browser: object, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support import expected_conditions as shown
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    assert isinstance(browser, WebDriver)
     base, program, tokens = served
     inspector = tokens["insp1"]
-    shots = Path(os.environ.get("LOTLINE_SCREENSHOT_DIR") or tmp_path / "screens")
-    shots.mkdir(parents=True, exist_ok=True)
-    b = browser
-
-    def element(ident: str) -> Any:
-        """The element `ident` once the page that has it has loaded (a form's answer is a new page)."""
-        return WebDriverWait(b, 15).until(shown.presence_of_element_located((By.ID, ident)))
-
-    def shot(name: str) -> None:
-        path = shots / f"console-{name}.png"
-        b.save_screenshot(str(path))
-        assert path.stat().st_size > 5000, name
-
-    def sign_in(principal: str) -> None:
-        b.get(f"{base}/console")
-        assert b.current_url.endswith("/console/sign-in")
-        b.find_element(By.ID, "principal").send_keys(principal)
-        b.find_element(By.ID, "password").send_keys(PASSWORD)
-        b.find_element(By.ID, "sign-in").click()
-        element("sign-out")
+    s = Screens(browser, base, Path(os.environ.get("LOTLINE_SCREENSHOT_DIR") or tmp_path / "screens"))
+    b, element, shot, sign_in = s.b, s.element, s.shot, s.sign_in
 
     b.get(f"{base}/console")
     shot("sign-in")
