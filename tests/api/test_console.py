@@ -289,3 +289,26 @@ def test_the_verify_screen_hands_out_proof_bundles_to_verifiers_only(api: Api, p
     assert api.client.get("/console/verify").status_code == 403
     assert api.client.get("/console/verify/bundle", params={"seq": 1}).status_code == 403
     assert api.client.get("/console/verify/export").status_code == 403
+
+
+def test_the_verify_screen_runs_the_servers_verification_and_serves_consistency_proofs(
+    api: Api, program: Program
+) -> None:
+    api.client.app.state.transparency.keys.generate()  # type: ignore[attr-defined]
+    first = api.post("qa1", "/inspector/checkpoints").json()
+    program.ship(["K00001"])
+    newest = api.post("qa1", "/inspector/checkpoints").json()
+    sign_in(api, "insp1")
+    page = api.client.get("/console/verify")
+    for listed in (first, newest):
+        assert f'id="checkpoint-{listed["size"]}"' in page.text
+    assert newest["root"] in page.text and 'id="verdict"' not in page.text  # run on demand only
+    ran = api.client.get("/console/verify", params={"run": "true"})
+    assert 'id="verdict">Passed<' in ran.text and f"{newest['size']} events" in ran.text
+    proof = api.client.get("/console/verify/consistency", params={"old": first["size"]}).json()
+    assert proof["old_size"] == first["size"] and proof["new_size"] == newest["size"]
+    assert proof["checkpoint"] == newest["note"] and proof["path"]
+    too_big = api.client.get("/console/verify/consistency", params={"old": newest["size"] + 1})
+    assert too_big.status_code == 422
+    sign_in(api, "site1")
+    assert api.client.get("/console/verify/consistency", params={"old": 1}).status_code == 403

@@ -432,3 +432,32 @@ def test_an_admin_manages_access_in_a_real_browser_and_a_site_user_is_refused(
     assert "signature does not verify" in tamper(note)
     b.execute_script("document.getElementById('bundle').value = arguments[0];", original)
     assert "is not event" in tamper(flip + " x.event = x.event.replace('\"seq\":', '\"seq\":9');")
+
+    # The log kept its history: a checkpoint the inspector saved earlier, against the newest one.
+    saved = httpx.get(f"{base}/inspector/checkpoints", headers=as_("insp1")).json()["checkpoints"][-1]
+    signed = httpx.post(f"{base}/inspector/checkpoints", headers=as_("qa1"))  # QA signs the head now
+    assert signed.status_code == 200
+    b.execute_script("document.getElementById('old-note').value = arguments[0];", saved["note"])
+    b.find_element(By.ID, "fetch-consistency").click()
+    WebDriverWait(b, 10).until(
+        lambda d: '"new_size"' in d.find_element(By.ID, "consistency").get_attribute("value")
+    )
+    proof = b.find_element(By.ID, "consistency").get_attribute("value")
+    assert f'"old_size": {saved["size"]}' in proof
+    b.find_element(By.ID, "check-consistency").click()
+    held = shown.text_to_be_present_in_element((By.ID, "consistency-result"), "Verified in this browser")
+    WebDriverWait(b, 10).until(held)
+    shot("verify-consistency", at="consistency-result")
+    b.execute_script(
+        flip + " var t = document.getElementById('consistency'); var x = JSON.parse(t.value);"
+        " x.path[0] = flip(x.path[0], 7); t.value = JSON.stringify(x, null, 1);"
+    )
+    b.find_element(By.ID, "check-consistency").click()
+    WebDriverWait(b, 10).until(shown.text_to_be_present_in_element((By.ID, "consistency-result"), "FAILED"))
+    assert "consistency proof fails" in b.find_element(By.ID, "consistency-result").text
+    # The server's own verification, on demand; the checkpoints with their cosigners.
+    b.get(f"{base}/console/verify")
+    assert element(f"checkpoint-{saved['size']}")
+    s.press("run")
+    assert element("verdict").text == "Passed"
+    shot("verify-server", at="report")
