@@ -6,13 +6,11 @@ Screenshots of each screen are kept in LOTLINE_SCREENSHOT_DIR when set (else the
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,15 +21,8 @@ from ledger.values import Role
 from scripts.db import upgrade_store
 from tests.builders import BY_ADMIN, Program
 from tests.builders import sscc as sscc_of
+from tests.e2e.browser import PASSWORD, Screens
 from tests.e2e.serving import lotline_serve
-
-PASSWORD = "a long enough password"
-
-
-def _browser_binaries() -> tuple[str, str] | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (chromium, driver) if chromium and driver else None
 
 
 @pytest.fixture
@@ -70,75 +61,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Program, dict[str, str]]]:
         assert done.returncode == 0, done.stderr
     with lotline_serve(url, keys, tmp_path / "server.log") as base:
         yield base, program, tokens
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    found = _browser_binaries()
-    if found is None:
-        message = "no chromium and chromedriver (Debian: apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; the test command installs them", pytrace=False)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = found[0]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(found[1]), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-class Screens:
-    """A browser on the served console: wait for an element, keep a screenshot, sign in."""
-
-    def __init__(self, browser: object, base: str, shots: Path) -> None:
-        from selenium.webdriver.remote.webdriver import WebDriver
-
-        assert isinstance(browser, WebDriver)
-        self.b, self.base, self.shots = browser, base, shots
-        shots.mkdir(parents=True, exist_ok=True)
-
-    def element(self, ident: str) -> Any:
-        """The element `ident` once the page that has it has loaded (a form's answer is a new page)."""
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as shown
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(self.b, 15).until(shown.presence_of_element_located((By.ID, ident)))
-
-    def press(self, ident: str) -> None:
-        """Press a form's button and wait for the page it answers with."""
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as shown
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        page = self.b.find_element(By.TAG_NAME, "html")
-        self.b.find_element(By.ID, ident).click()
-        WebDriverWait(self.b, 15).until(shown.staleness_of(page))
-
-    def shot(self, name: str, at: str | None = None) -> None:
-        if at is not None:
-            self.b.execute_script("arguments[0].scrollIntoView({block: 'center'})", self.element(at))
-        path = self.shots / f"console-{name}.png"
-        self.b.save_screenshot(str(path))
-        assert path.stat().st_size > 5000, name
-
-    def sign_in(self, principal: str) -> None:
-        from selenium.webdriver.common.by import By
-
-        self.b.delete_all_cookies()
-        self.b.get(f"{self.base}/console")
-        assert self.b.current_url.endswith("/console/sign-in")
-        self.b.find_element(By.ID, "principal").send_keys(principal)
-        self.b.find_element(By.ID, "password").send_keys(PASSWORD)
-        self.b.find_element(By.ID, "sign-in").click()
-        self.element("sign-out")
 
 
 def test_depot_site_and_qa_steps_in_a_real_browser(
