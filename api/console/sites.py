@@ -49,6 +49,13 @@ def shipments(me: PersonDep, site_id: UUID) -> HTMLResponse:
 KITS_PER_PAGE = 100
 
 
+@router.get("/places")
+def places(me: PersonDep) -> HTMLResponse:
+    """Every place the person may see (a site user: their own), each with its kits and shipments."""
+    found = me.request.app.state.read_side.runner.genealogy.all_places()
+    return me.page("places.html", places=[p for p in found if sees_place(me.user.role, me.user.places, p.id)])
+
+
 @router.get("/sites/{site_id}/kits")
 def kits(me: PersonDep, site_id: UUID) -> HTMLResponse:
     """The kits the place accounts for, by kit number, with expiry, quarantine and recall flags (the
@@ -69,11 +76,10 @@ def kits(me: PersonDep, site_id: UUID) -> HTMLResponse:
     )
     names = place_names(me.request)
     kind = place_kinds(me.request).get(site_id, "")
-    offered = me.user.role in (Role.SITE, Role.DEPOT)  # the ledger decides who may; these are theirs
     return me.page(
         "kits.html", found=found, site_id=site_id, place=names.get(site_id, str(site_id)), chosen=status,
         statuses=list(KitStatus), page_number=number, pages=max(1, -(-found.total // KITS_PER_PAGE)),
-        steps=steps_for(kind) if offered else [], is_site=kind == LocationKind.CLINICAL_SITE,
+        steps=steps_for(kind, me.user.role), is_site=kind == LocationKind.CLINICAL_SITE,
     )
 
 

@@ -1,6 +1,8 @@
 """The console's steps on a place's kits, for sites and depots: report a storage excursion, send kits
 back to a depot (site), receive kits sent back (depot), ship released kits to a site (depot), destroy
-kits whose destruction QA authorised; and on one kit at a site, dispense it or record its return.
+kits whose destruction QA authorised; and on one kit at a site, dispense it or record its return. QA's
+signed steps on the kits of any place: release quarantined kits back to use or reject them, and
+authorise destruction; each asks for the password again and shows the signature's meaning.
 
 Each step is the API's own command built from the form and handled once per form (`Person.record`:
 the form's key is the Idempotency-Key), under the same ledger rules: who may do it, at which place,
@@ -22,7 +24,9 @@ from starlette.datastructures import FormData
 from api.console import PATH, Person, PersonDep, text_of
 from ledger.access import sees_place
 from ledger.commands import (
+    AuthoriseDestruction,
     Command,
+    DecideQuarantine,
     DestroyKits,
     Dispense,
     ReceiveReturnedKits,
@@ -34,6 +38,7 @@ from ledger.commands import (
 from ledger.domain.location import LocationKind
 from ledger.domain.whereabouts import KitStatus
 from ledger.errors import LedgerError, NotFound
+from ledger.values import Meaning, Role
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
@@ -68,7 +73,12 @@ class Step:
     inputs: tuple[Input, ...]
     command: Callable[[UUID, tuple[UUID, ...], dict[str, Any]], Command]
     done: str
-    tags: tuple[str, ...] = field(default=())
+    roles: frozenset[Role] = field(default=frozenset({Role.SITE, Role.DEPOT}))
+    """Whom the console offers the step (the ledger decides who may take it)."""
+    meaning: Meaning | None = None
+    """A signed step's meaning: the form asks for the password and the command gets `signature`."""
+    pledge: str = ""
+    """What the signer states by signing, shown beside the meaning."""
 
 
 CELSIUS = {"kind": "number", "hint": "°C"}
@@ -147,13 +157,63 @@ STEPS = {
             lambda place, kits, v: DestroyKits(location_id=place, kit_ids=kits, **v),
             "Destroyed {n} kit(s).",
         ),
+        Step(
+            "quarantine-release",
+            "Release quarantined kits",
+            "Kits quarantined here (an excursion, a receipt out of range) that QA finds fit for use: back "
+            "to stock, with the reason.",
+            "Sign and release",
+            frozenset({SITE, DEPOT}),
+            (KitStatus.QUARANTINED,),
+            (Input("reason", "Reason (e.g. the stability data that covers the excursion)", "textarea"),),
+            lambda place, kits, v: DecideQuarantine(kit_ids=kits, release=True, **v),
+            "Released {n} kit(s) from quarantine.",
+            frozenset({Role.QA}),
+            Meaning.RELEASED,
+            "I release these kits for use.",
+        ),
+        Step(
+            "quarantine-reject",
+            "Reject quarantined kits",
+            "Kits quarantined here that QA finds unfit: rejected (damaged), to be destroyed.",
+            "Sign and reject",
+            frozenset({SITE, DEPOT}),
+            (KitStatus.QUARANTINED,),
+            (Input("reason", "Reason", "textarea"),),
+            lambda place, kits, v: DecideQuarantine(kit_ids=kits, release=False, **v),
+            "Rejected {n} kit(s).",
+            frozenset({Role.QA}),
+            Meaning.REJECTED,
+            "I reject these kits: they are not to be used.",
+        ),
+        Step(
+            "destruction-authorisation",
+            "Authorise destruction",
+            "Written, signed authorisation before any kit is destroyed (EU GMP Annex 13): the place then "
+            "destroys them with the certificate.",
+            "Sign and authorise",
+            frozenset({SITE, DEPOT}),
+            (
+                KitStatus.RETURNED,
+                KitStatus.DAMAGED,
+                KitStatus.QUARANTINED,
+                KitStatus.RECEIVED,
+                KitStatus.AVAILABLE,
+            ),
+            (Input("reason", "Reason", "textarea"),),
+            lambda place, kits, v: AuthoriseDestruction(kit_ids=kits, **v),
+            "Authorised the destruction of {n} kit(s).",
+            frozenset({Role.QA}),
+            Meaning.AUTHORISED_DESTRUCTION,
+            "I authorise the destruction of these kits.",
+        ),
     )
 }
 
 
-def steps_for(kind: str) -> list[Step]:
-    """The steps a place of this kind offers, in the order the console lists them."""
-    return [s for s in STEPS.values() if kind in s.places]
+def steps_for(kind: str, role: Role) -> list[Step]:
+    """The steps a place of this kind offers the role, in the order the console lists them."""
+    return [s for s in STEPS.values() if kind in s.places and role in s.roles]
 
 
 def _place(me: Person, place_id: UUID) -> Any:
@@ -195,20 +255,23 @@ async def do_step(me: PersonDep, place_id: UUID, step: str) -> Response:
         kits, errors["kits"] = (), "a chosen kit is not a kit id"
     if not kits and not errors:
         errors["kits"] = "Choose at least one kit."
-    values = {i.name: (text_of(form, i.name) or "").strip() or None for i in chosen.inputs}
+    values: dict[str, Any] = {i.name: (text_of(form, i.name) or "").strip() or None for i in chosen.inputs}
     for i in chosen.inputs:
         if values[i.name] is None and not i.optional:
             errors[i.name] = f"{i.label}: required."
+    if chosen.meaning is not None and not text_of(form, "password"):
+        errors["password"] = "Sign with your password."
     if errors:
         return _page(me, place, chosen, 422, form=form, errors=errors)
     try:
+        if chosen.meaning is not None:
+            values["signature"] = me.sign(text_of(form, "password") or "", chosen.meaning)
         await me.record(form, lambda: chosen.command(place_id, kits, values))
     except LedgerError as e:
         if e.code in ("not_authorised", "forbidden", "not_bound_here"):
             return me.forbidden(e.message)
-        return _page(
-            me, place, chosen, 422, form=form, errors=field_error(e, [i.name for i in chosen.inputs])
-        )
+        names = [*(i.name for i in chosen.inputs), "password"]
+        return _page(me, place, chosen, 422, form=form, errors=field_error(e, names))
     done = chosen.done.format(n=len(kits))
     return RedirectResponse(f"{PATH}/sites/{place_id}/steps/{chosen.name}?done=" + quote(done), 303)
 
@@ -236,7 +299,7 @@ def _page(me: Person, place: Any, step: Step, status: int = 200, **values: Any) 
         status,
         place=place,
         step=step,
-        steps=steps_for(place.kind),
+        steps=steps_for(place.kind, me.user.role),
         kits=offered,
         choices=choices,
         form_key=str(uuid4()),

@@ -266,3 +266,64 @@ def test_qa_opens_a_recall_signed_with_the_password_again_and_the_meaning_shown(
     )
     sign_in(api, "site1")
     assert api.client.get(path).status_code == 403
+
+
+def test_qa_releases_quarantined_kits_and_authorises_destruction_as_signed_steps(
+    api: Api, program: Program
+) -> None:
+    program.at_site(["K00001", "K00002"])
+    api.settle()
+    sign_in(api, "site1")
+    path = f"/console/sites/{program.site}/steps/excursion"
+    page = api.client.get(path)
+    assert "quarantine-release" not in page.text  # QA's steps are not offered to a site
+    kits = [str(k) for k in program.kits("K00001", "K00002")]
+    form = form_of(page.text, "step-form", kit=kits, min_celsius="2", max_celsius="15", duration_minutes="30")
+    assert api.client.post(path, data=form).status_code == 200
+
+    sign_in(api, "qa1")
+    listed = api.client.get("/console/places")
+    assert f'id="place-{program.site}"' in listed.text
+    stock = api.client.get(f"/console/sites/{program.site}/kits")
+    assert 'id="step-quarantine-release"' in stock.text and 'id="step-excursion"' not in stock.text
+    path = f"/console/sites/{program.site}/steps/quarantine-release"
+    page = api.client.get(path)
+    assert 'id="meaning">released<' in page.text and re.findall(r'<tr id="kit-(K\d+)">', page.text) == [
+        "K00001",
+        "K00002",
+    ]
+    form = form_of(
+        page.text, "step-form", kit=kits[:1], reason="stability data cover 15 °C for 30 min", password="wrong"
+    )
+    head = api.head()
+    wrong = api.client.post(path, data=form)
+    assert wrong.status_code == 422 and 'id="error-password"' in wrong.text and api.head() == head
+    released = api.client.post(path, data={**form, "password": PASSWORD})
+    assert released.status_code == 200 and "Released 1 kit(s) from quarantine." in released.text
+    assert api.ledger.get(Kit, program.kit("K00001")).status == KitStatus.RECEIVED
+
+    path = f"/console/sites/{program.site}/steps/destruction-authorisation"
+    page = api.client.get(path)
+    assert 'id="meaning">authorised_destruction<' in page.text
+    form = form_of(page.text, "step-form", kit=kits[1:], reason="excursion beyond the stability data")
+    authorised = api.client.post(path, data={**form, "password": PASSWORD})
+    assert authorised.status_code == 200 and "Authorised the destruction of 1 kit(s)." in authorised.text
+    kit = api.ledger.get(Kit, program.kit("K00002"))
+    assert kit.status == KitStatus.PENDING_DESTRUCTION
+    trail = api.get("insp1", f"/audit/{program.kit('K00002')}").json()["entries"]["items"]
+    assert trail[-1]["meaning"] == "authorised_destruction" and trail[-1]["principal"] == "qa1"
+
+    sign_in(api, "site1")  # the site may not sign QA's step, even by sending the form itself
+    tried = api.client.post(
+        f"/console/sites/{program.site}/steps/quarantine-release",
+        data={
+            **form_of(api.client.get(path).text, "step-form"),
+            "kit": kits[1:],
+            "reason": "r",
+            "password": PASSWORD,
+        },
+    )
+    assert (
+        tried.status_code == 403
+        and api.ledger.get(Kit, program.kit("K00002")).status == KitStatus.PENDING_DESTRUCTION
+    )
