@@ -210,6 +210,7 @@ shipment = Table(
     Column("shipped_at", String(40), nullable=False),
     Column("received_at", String(40)),
     Index("gen_shipment_to", "to_id", "shipped_at"),  # a place's inbound shipments, newest first
+    Index("gen_shipment_from", "from_id", "shipped_at"),  # and its outbound ones
 )
 
 shipment_kit = Table(
@@ -866,11 +867,34 @@ class InboundShipments:
     as_of: int
 
 
+@dataclass(frozen=True, slots=True)
+class OutboundShipment:
+    """A shipment as the place it leaves from lists it."""
+
+    shipment_id: UUID
+    shipment_number: str
+    sscc: str
+    to_place: LocationRef
+    status: str
+    shipped_at: datetime
+    received_at: datetime | None
+    kits: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundShipments:
+    """A page of a place's outbound shipments, newest first, and how many there are."""
+
+    total: int
+    shipments: tuple[OutboundShipment, ...]
+    as_of: int
+
+
 class Genealogy(Projection):
     """Backward and forward traces over lots, batches, packaging runs, kits and shipments."""
 
     name = "genealogy"
-    schema = 4  # 2: gen_run_shipment; 3: gen_run_subjects; 4: gen_kit_place
+    schema = 5  # 2: gen_run_shipment; 3: gen_run_subjects; 4: gen_kit_place; 5: gen_shipment_from
     metadata = metadata
     writer = _Writer
 
@@ -966,7 +990,22 @@ class Genealogy(Projection):
     def inbound(self, place_id: UUID, status: str | None, limit: int, offset: int) -> InboundShipments:
         """Shipments addressed to `place_id` (in transit or received, or those of `status`), newest
         first, a page at a time, each with its kit count."""
-        where = [shipment.c.to_id == place_id]
+        total, found, as_of = self._shipments(place_id, status, limit, offset, outbound=False)
+        return InboundShipments(total, tuple(InboundShipment(*f) for f in found), as_of)
+
+    def outbound(self, place_id: UUID, status: str | None, limit: int, offset: int) -> OutboundShipments:
+        """Shipments that left `place_id` (in transit or received, or those of `status`), newest
+        first, a page at a time, each with its kit count."""
+        total, found, as_of = self._shipments(place_id, status, limit, offset, outbound=True)
+        return OutboundShipments(total, tuple(OutboundShipment(*f) for f in found), as_of)
+
+    def _shipments(
+        self, place_id: UUID, status: str | None, limit: int, offset: int, *, outbound: bool
+    ) -> tuple[int, list[tuple[Any, ...]], int]:
+        """A page of the shipments from (`outbound`) or to the place, each as the fields of an
+        `InboundShipment` / `OutboundShipment` (the other place in the fourth), the total, the as-of."""
+        here, there = ("from_id", "to_id") if outbound else ("to_id", "from_id")
+        where = [shipment.c[here] == place_id]
         if status is not None:
             where.append(shipment.c.status == status)
         kits = (
@@ -985,15 +1024,16 @@ class Genealogy(Projection):
             as_of = self.as_of(conn)
             total = int(conn.execute(select(func.count()).select_from(shipment).where(*where)).scalar_one())
             rows = conn.execute(query).mappings().all()
-            names = places_by_id(conn, {r["from_id"] for r in rows})
-        return InboundShipments(total, tuple(
-            InboundShipment(
-                r["shipment_id"], r["shipment_number"], r["sscc"], names[r["from_id"]], r["status"],
+            names = places_by_id(conn, {r[there] for r in rows})
+        found = [
+            (
+                r["shipment_id"], r["shipment_number"], r["sscc"], names[r[there]], r["status"],
                 datetime.fromisoformat(r["shipped_at"]),
                 datetime.fromisoformat(r["received_at"]) if r["received_at"] else None, int(r["kits"]),
             )
             for r in rows
-        ), as_of)
+        ]
+        return total, found, as_of
 
     # --- backward ------------------------------------------------------------------------------
 

@@ -46,6 +46,20 @@ def shipments(me: PersonDep, site_id: UUID) -> HTMLResponse:
     )
 
 
+@router.get("/sites/{site_id}/outbound")
+def outbound(me: PersonDep, site_id: UUID) -> HTMLResponse:
+    """The shipments that left the place, newest first (`GET /locations/{id}/shipments`)."""
+    refused = _at_place(me, site_id)
+    if refused:
+        return me.forbidden(refused)
+    found = me.request.app.state.read_side.runner.genealogy.outbound(site_id, None, 200, 0)
+    names = place_names(me.request)
+    return me.page(
+        "outbound.html", found=found, site_id=site_id, place=names.get(site_id, str(site_id)),
+        may_ship=me.user.role == Role.DEPOT,
+    )
+
+
 KITS_PER_PAGE = 100
 
 

@@ -15,7 +15,7 @@ from api.errors import errors
 from api.routes.queries import Limit, Offset, page, shaped
 from api.schemas.bodies import Body, body_of
 from api.schemas.common import Recorded, SiteSignatureIn
-from api.schemas.queries import AccountabilityOut, InboundOut, PlaceKitsOut, ShipmentOut
+from api.schemas.queries import AccountabilityOut, InboundOut, OutboundOut, PlaceKitsOut, ShipmentOut
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
 from ledger.commands import (
@@ -87,6 +87,22 @@ def inbound_shipments(
     """The shipments addressed to the site, newest first, each with where it comes from, its status
     and kit count (a site user: their own sites; a depot's inbound transfers likewise)."""
     return shaped(InboundOut, read.runner.genealogy.inbound(site_id, status, limit, offset), read)
+
+
+@router.get("/locations/{location_id}/shipments", response_model=OutboundOut, responses=errors(403))
+def outbound_shipments(
+    location_id: OwnLocation,
+    user: StockReader,
+    read: ReadDep,
+    status: Annotated[
+        Literal["in_transit", "received"] | None, Query(description="Only shipments in this status.")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """The shipments that left the place (a depot's to sites and to other depots), newest first, each
+    with where it goes, its status and kit count (a site user: their own sites)."""
+    return shaped(OutboundOut, read.runner.genealogy.outbound(location_id, status, limit, offset), read)
 
 
 @router.get("/locations/{location_id}/kits", response_model=PlaceKitsOut, responses=errors(403))

@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, create_model
 from api.schemas.common import Freshness, Page
 from projections.audit import AuditEntry, AuditFound, Trail
 from projections.custody import CustodyChain
-from projections.genealogy import BackwardTrace, ForwardTrace, InboundShipments, KitView, PlaceKitList
+from projections.genealogy import (
+    BackwardTrace,
+    ForwardTrace,
+    InboundShipments,
+    KitView,
+    OutboundShipments,
+    PlaceKitList,
+)
 from projections.inventory import Expiring, ExpiringKit, KitStock, Stock
 from projections.recall import Impact, RecallNotices
 from projections.views import Accountability, AccountedKit
@@ -62,6 +69,7 @@ AccountabilityOut = answer_of(Accountability, kits=Page[AccountedKit])
 TrailOut = answer_of(Trail, entries=Page[AuditEntry])
 AuditFoundOut = answer_of(AuditFound)
 InboundOut = answer_of(InboundShipments)
+OutboundOut = answer_of(OutboundShipments)
 PlaceKitsOut = answer_of(PlaceKitList, limit=int, offset=int)
 """A page of a place's kits (`kits`, by kit number) of `total`, each with its flags."""
 

@@ -327,3 +327,36 @@ def test_qa_releases_quarantined_kits_and_authorises_destruction_as_signed_steps
         tried.status_code == 403
         and api.ledger.get(Kit, program.kit("K00002")).status == KitStatus.PENDING_DESTRUCTION
     )
+
+
+def test_a_depot_lists_the_shipments_that_left_it_in_the_console_and_over_the_api(
+    api: Api, program: Program
+) -> None:
+    program.ship(["K00001", "K00002"], shipment_number="S-1", serial=1)
+    program.at_site(["K00003"], shipment_number="S-2", serial=2)
+    program.ship(["K00004"], shipment_number="S-3", serial=3)
+    api.settle()
+    answer = api.get("depot1", f"/locations/{program.depot}/shipments").json()
+    assert [s["shipment_number"] for s in answer["shipments"]] == ["S-3", "S-2", "S-1"]
+    assert [s["kits"] for s in answer["shipments"]] == [1, 1, 2] and answer["total"] == 3
+    assert {s["to_place"]["name"] for s in answer["shipments"]} == {"Site 101"}
+    received = api.get(
+        "depot1", f"/locations/{program.depot}/shipments", params={"status": "received"}
+    ).json()
+    assert [s["shipment_number"] for s in received["shipments"]] == ["S-2"]
+    paged = api.get(
+        "depot1", f"/locations/{program.depot}/shipments", params={"limit": 1, "offset": 1}
+    ).json()
+    assert [s["shipment_number"] for s in paged["shipments"]] == ["S-2"] and paged["total"] == 3
+    assert api.get("site1", f"/locations/{program.depot}/shipments").status_code == 403  # not their place
+    assert (
+        api.get("depot1", f"/locations/{program.depot}/shipments", params={"status": "lost"}).status_code
+        == 422
+    )
+
+    sign_in(api, "depot1")
+    page = api.client.get(f"/console/sites/{program.depot}/outbound")
+    assert re.findall(r'<tr id="shipment-(S-\d)">', page.text) == ["S-3", "S-2", "S-1"]
+    assert "Site 101" in page.text and "received" in page.text and 'id="new-shipment"' in page.text
+    sign_in(api, "site1")
+    assert api.client.get(f"/console/sites/{program.depot}/outbound").status_code == 403
