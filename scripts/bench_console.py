@@ -2,7 +2,10 @@
 trace page with its genealogy picture (`/console/trace/lots/{id}`, the page as the browser gets it)
 and the JSON forward trace beside it (`/trace/lots/{id}/forward`, the same read without the page), one
 request at a time over a kept-alive connection, every API lot of the store `--rounds` times; then each
-recall's dashboard page and the status its open page asks for every few seconds (at least 100 each).
+recall's dashboard page and the status its open page asks for every few seconds (at least 100 each);
+then the biggest pages of places: the kits of the depot holding the most available kits (a page of
+100) and its shipping form (every available kit, up to 500), and the recall task list of the site with
+the most kits of the recall (100 each).
 
     python -m scripts.bench_console --database-url sqlite:////tmp/copy-of-1m.db --keys-dir /path/keys
 
@@ -58,6 +61,20 @@ def measure(client: httpx.Client, paths: list[str], rounds: int, **kwargs: Any) 
             "p99_ms": round(q[98], 1), "largest_bytes": max(sizes)}
 
 
+def busiest_depot(client: httpx.Client, token: str) -> str | None:
+    """The depot holding the most available kits (the one whose shipping form lists the most)."""
+    listed = client.get("/console/places").text
+    depots = re.findall(r'<tr id="place-([0-9a-f-]{36})"><td><a [^>]*>[^<]*</a></td><td>depot</td>', listed)
+    counts = {
+        d: client.get(
+            f"/locations/{d}/kits", params={"status": "available", "limit": 1},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["total"]
+        for d in depots
+    }
+    return max(counts, key=lambda d: counts[d]) if counts else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", required=True, help="a COPY of the store: a user is added to it")
@@ -99,11 +116,23 @@ def main(argv: list[str] | None = None) -> int:
                 figures["recall dashboard, live update"] = measure(
                     client, [f"{b}/status.json" for b in boards], rounds
                 )
+                status = client.get(f"{boards[0]}/status.json").json()
+                sites = [p for p in status["places"] if p["kind"] == "clinical_site"]
+                if sites:
+                    site = max(sites, key=lambda p: p["kits"])["place_id"]
+                    figures["a site's recall task list"] = measure(
+                        client, [f"/console/sites/{site}/recalls/{recalls[0]}"], 100
+                    )
+            depot = busiest_depot(client, token)
+            if depot is not None:
+                place = f"/console/sites/{depot}"
+                figures["a depot's kits (a page)"] = measure(client, [f"{place}/kits"], 100)
+                figures["a depot's shipping form"] = measure(client, [f"{place}/steps/ship"], 100)
     finally:
         stop(server)
     print(f"{len(lots)} API lots x {args.rounds} rounds, 1 API worker, load average {load_average()}")
     for route, f in figures.items():
-        print(f"  {route:<26} p50 {f['p50_ms']:>7.1f} ms  p95 {f['p95_ms']:>7.1f} ms"
+        print(f"  {route:<32} p50 {f['p50_ms']:>7.1f} ms  p95 {f['p95_ms']:>7.1f} ms"
               f"  p99 {f['p99_ms']:>7.1f} ms  largest {f['largest_bytes']:,} bytes")
     if args.out:
         figures_json = {"lots": len(lots), "rounds": args.rounds, "routes": figures}

@@ -29,3 +29,5 @@ def test_the_console_benchmark_reads_every_trace_page(database_url: str, tmp_pat
     page, answer = figures["routes"]["trace page with picture"], figures["routes"]["forward trace (JSON)"]
     assert page["requests"] == answer["requests"] == 2
     assert page["largest_bytes"] > 3000 and answer["largest_bytes"] > 500
+    form = figures["routes"]["a depot's shipping form"]  # the program's depot holds its released kits
+    assert form["requests"] == 100 and form["largest_bytes"] > 3000
