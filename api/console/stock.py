@@ -54,7 +54,6 @@ class Input:
     name: str
     label: str
     kind: str = "text"  # text | number | textarea | select
-    hint: str = ""
     optional: bool = False
     choices: LocationKind | None = None
 
@@ -81,7 +80,6 @@ class Step:
     """What the signer states by signing, shown beside the meaning."""
 
 
-CELSIUS = {"kind": "number", "hint": "°C"}
 STEPS = {
     s.name: s
     for s in (

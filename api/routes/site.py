@@ -49,6 +49,9 @@ ReturnIn = Annotated[Body, body_of(ReturnKit, path=AT_SITE)]
 DestroyIn = Annotated[Body, body_of(DestroyKits, path=AT_LOCATION)]
 SendBackIn = Annotated[Body, body_of(ReturnToDepot, path={"site_id"})]
 ReturnsReceivedIn = Annotated[Body, body_of(ReceiveReturnedKits, path={"depot_id"})]
+ShipmentStatus = Annotated[
+    Literal["in_transit", "received"] | None, Query(description="Only shipments in this status.")
+]
 
 
 @router.get("/sites/{site_id}/accountability", response_model=AccountabilityOut, responses=errors(403, 404))
@@ -78,9 +81,7 @@ def inbound_shipments(
     site_id: OwnSite,
     user: StockReader,
     read: ReadDep,
-    status: Annotated[
-        Literal["in_transit", "received"] | None, Query(description="Only shipments in this status.")
-    ] = None,
+    status: ShipmentStatus = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:
@@ -94,9 +95,7 @@ def outbound_shipments(
     location_id: OwnLocation,
     user: StockReader,
     read: ReadDep,
-    status: Annotated[
-        Literal["in_transit", "received"] | None, Query(description="Only shipments in this status.")
-    ] = None,
+    status: ShipmentStatus = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:
