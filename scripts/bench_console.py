@@ -4,8 +4,8 @@ and the JSON forward trace beside it (`/trace/lots/{id}/forward`, the same read 
 request at a time over a kept-alive connection, every API lot of the store `--rounds` times; then each
 recall's dashboard page and the status its open page asks for every few seconds (at least 100 each);
 then the biggest pages of places: the kits of the depot holding the most available kits (a page of
-100) and its shipping form (every available kit, up to 500), and the recall task list of the site with
-the most kits of the recall (100 each).
+100) and its shipping form (every available kit, up to 500), and the recall task list of the place with
+the most kits of a recall (100 each).
 
     python -m scripts.bench_console --database-url sqlite:////tmp/copy-of-1m.db --keys-dir /path/keys
 
@@ -116,12 +116,15 @@ def main(argv: list[str] | None = None) -> int:
                 figures["recall dashboard, live update"] = measure(
                     client, [f"{b}/status.json" for b in boards], rounds
                 )
-                status = client.get(f"{boards[0]}/status.json").json()
-                sites = [p for p in status["places"] if p["kind"] == "clinical_site"]
-                if sites:
-                    site = max(sites, key=lambda p: p["kits"])["place_id"]
-                    figures["a site's recall task list"] = measure(
-                        client, [f"/console/sites/{site}/recalls/{recalls[0]}"], 100
+                places = [  # (kits, place, recall) of every place of every recall
+                    (p["kits"], p["place_id"], r)
+                    for r in recalls
+                    for p in client.get(f"/console/recalls/{r}/status.json").json()["places"]
+                ]
+                if places:
+                    _, site, recall = max(places)
+                    figures["a place's recall task list"] = measure(
+                        client, [f"/console/sites/{site}/recalls/{recall}"], 100
                     )
             depot = busiest_depot(client, token)
             if depot is not None:

@@ -90,6 +90,10 @@ def _plain(view: Any) -> Any:
 # --- a place's recalls and its task list -----------------------------------------------------------
 
 
+TASKS_PER_PAGE = 100
+"""Kits of a task list shown at once (a depot may hold thousands of a recall's kits)."""
+
+
 @router.get("/sites/{site_id}/recalls")
 def site_recalls(me: PersonDep, site_id: UUID) -> HTMLResponse:
     """The recalls that concern the place (`GET /sites/{id}/recalls`), newest first, with what is left."""
@@ -157,16 +161,26 @@ def _tasks_page(me: Person, site_id: UUID, recall_id: UUID, status: int = 200, *
         recall = me.request.app.state.ledger.recall_view(recall_id)
     except LedgerError as e:
         return me.not_found(e.message)
-    tasks = campaigns.task_list(recall, site_id)
     if str(site_id) not in recall.per_place:
         return me.not_found("This recall does not concern this place.")
+    tasks = campaigns.task_list(recall, site_id)
+    try:
+        number = max(1, int(me.request.query_params.get("page") or "1"))
+    except ValueError:
+        number = 1
+    pages = max(1, -(-len(tasks) // TASKS_PER_PAGE))
+    number = min(number, pages)
     ack = recall.acknowledged.get(str(site_id))
     outcomes = EXERCISE_OUTCOMES if recall.exercise else SITE_OUTCOMES
     return me.page(
         "site_tasks.html",
         status,
         recall=recall,
-        tasks=tasks,
+        tasks=tasks[(number - 1) * TASKS_PER_PAGE : number * TASKS_PER_PAGE],
+        total=len(tasks),
+        unreported=sum(1 for t in tasks if not t.outcome),
+        page_number=number,
+        pages=pages,
         acknowledged=ack,
         outcomes=[str(o) for o in outcomes],
         site_id=site_id,

@@ -284,9 +284,8 @@ def field_error(e: LedgerError, names: Sequence[str], default: str = "kits") -> 
 
 def _page(me: Person, place: Any, step: Step, status: int = 200, **values: Any) -> HTMLResponse:
     read = me.request.app.state.read_side.runner.genealogy
-    offered = [
-        k for s in step.statuses for k in read.kits_at(place.id, status=str(s), limit=OFFERED, offset=0).kits
-    ]
+    lists = [read.kits_at(place.id, status=str(s), limit=OFFERED, offset=0) for s in step.statuses]
+    offered = [k for found in lists for k in found.kits]
     places = read.all_places()
     choices = {
         kind: [(str(p.id), p.name) for p in places if p.kind == kind and p.id != place.id]
@@ -299,6 +298,7 @@ def _page(me: Person, place: Any, step: Step, status: int = 200, **values: Any) 
         step=step,
         steps=steps_for(place.kind, me.user.role),
         kits=offered,
+        qualifying=sum(found.total for found in lists),
         choices=choices,
         form_key=str(uuid4()),
         form=values.pop("form", FormData()),

@@ -360,3 +360,34 @@ def test_a_depot_lists_the_shipments_that_left_it_in_the_console_and_over_the_ap
     assert "Site 101" in page.text and "received" in page.text and 'id="new-shipment"' in page.text
     sign_in(api, "site1")
     assert api.client.get(f"/console/sites/{program.depot}/outbound").status_code == 403
+
+
+def test_a_long_task_list_and_a_long_step_form_say_how_many_kits_qualify(
+    api: Api, program: Program, monkeypatch: Any
+) -> None:
+    from api.console import recalls, stock
+
+    program.at_site(["K00001", "K00002", "K00003"])
+    recall = program.open_recall()
+    api.settle()
+    monkeypatch.setattr(recalls, "TASKS_PER_PAGE", 2)
+    monkeypatch.setattr(stock, "OFFERED", 2)
+    sign_in(api, "site1")
+    path = f"/console/sites/{program.site}/recalls/{recall}"
+    first = api.client.get(path)
+    assert re.findall(r'<tr id="task-(K\d+)">', first.text) == ["K00001", "K00002"]
+    assert (
+        "(3, 3 not reported yet; page 1 of 2, by kit number)" in first.text and 'id="next-page"' in first.text
+    )
+    second = api.client.get(path, params={"page": "2"})
+    assert re.findall(r'<tr id="task-(K\d+)">', second.text) == ["K00003"]
+    assert re.findall(r'<tr id="task-(K\d+)">', api.client.get(path, params={"page": "x"}).text) == [
+        "K00001",
+        "K00002",
+    ]
+    sign_in(api, "depot1")
+    form = api.client.get(f"/console/sites/{program.depot}/steps/destruction-authorisation")
+    assert form.status_code == 200  # QA's step, shown to a depot user by address; the ledger refuses it
+    ship = api.client.get(f"/console/sites/{program.depot}/steps/ship")
+    assert "Kits (7 available here; the first 2 by kit number of each status)" in ship.text
+    assert len(re.findall(r'<tr id="kit-(K\d+)">', ship.text)) == 2
