@@ -6,6 +6,7 @@ which `lotline serve` runs once before it starts its workers), and refuses to st
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,8 +102,9 @@ class Readiness(BaseModel):
     read_models: ReadModels
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The Lotline API on the store `settings.database_url` (from the environment by default)."""
+def create_app(settings: Settings | None = None, *, long_lived: bool = False) -> FastAPI:
+    """The Lotline API on the store `settings.database_url` (from the environment by default);
+    `long_lived`: the process serves nothing else until it exits (`settle_heap` once started)."""
     app_settings = settings or Settings()
 
     @asynccontextmanager
@@ -133,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app_settings.checkpoint_in_background:
                 poll = app_settings.checkpoint_poll_seconds
                 _opened(opened, Checkpointer(app.state.transparency, poll).start())
+            if long_lived:
+                settle_heap()
             yield
         finally:
             for thing in reversed(opened):
@@ -215,3 +219,21 @@ def _readiness(ledger: Ledger, read_side: ReadSide) -> Readiness:
         failed=failed,
     )
     return Readiness(ready=not failed, store_reachable=True, chain_size=size, read_models=models)
+
+
+def served_app() -> FastAPI:
+    """The app as `lotline serve` runs it in each uvicorn worker: a long-lived process."""
+    return create_app(long_lived=True)
+
+
+def settle_heap() -> None:
+    """Once a server has started, the objects it made (modules, statements, the read side and its
+    caches) live as long as it does: freeze them so the collector's full passes no longer walk them,
+    and let the young generation grow larger before it is collected. Measured on the 1M-event store
+    (`scripts/bench_console.py`): full passes over ~190,000 objects paused the server 82-90 ms every
+    few hundred requests, the p99 of every page (a trace page's 94-97 ms); frozen, none ran during the
+    benchmark and the trace page's p99 fell to 24 ms. Not for a process that makes many apps (tests):
+    a frozen object is never freed."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)

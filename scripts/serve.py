@@ -1,4 +1,4 @@
-"""`lotline serve`: run the API with uvicorn (the app comes from `api.app:create_app`).
+"""`lotline serve`: run the API with uvicorn (the app comes from `api.app:served_app`).
 
 `serve` also starts one projection worker (`lotline project --follow`) as a child process, whatever
 `--workers` says, so exactly one process applies events to the read models; it is stopped (SIGTERM,
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"lotline serve: projection worker started (pid {worker.pid})", file=sys.stderr)
     try:
-        uvicorn.run("api.app:create_app", factory=True, host=args.host or settings.host,
+        uvicorn.run("api.app:served_app", factory=True, host=args.host or settings.host,
                     port=settings.port if args.port is None else args.port, workers=args.workers)
     finally:
         if worker is not None:
