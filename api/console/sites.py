@@ -34,16 +34,36 @@ def _at_place(me: Person, site_id: UUID) -> str | None:
     return None
 
 
+SHIPMENTS_PER_PAGE = 50
+SHIPMENT_STATUSES = ("in_transit", "received")
+
+
 @router.get("/sites/{site_id}/shipments")
 def shipments(me: PersonDep, site_id: UUID) -> HTMLResponse:
+    """The shipments addressed to the place, newest first, in transit or received or both, a page at
+    a time (`GET /sites/{id}/shipments`)."""
     refused = _at_place(me, site_id)
     if refused:
         return me.forbidden(refused)
-    found = me.request.app.state.read_side.runner.genealogy.inbound(site_id, None, 200, 0)
+    q = me.request.query_params
+    status = q.get("status") if q.get("status") in SHIPMENT_STATUSES else None
+    number = _page_number(q.get("page"))
+    found = me.request.app.state.read_side.runner.genealogy.inbound(
+        site_id, status, SHIPMENTS_PER_PAGE, (number - 1) * SHIPMENTS_PER_PAGE
+    )
     names = place_names(me.request)
     return me.page(
-        "shipments.html", shipments=found.shipments, site_id=site_id, place=names.get(site_id, str(site_id))
+        "shipments.html", shipments=found.shipments, site_id=site_id, place=names.get(site_id, str(site_id)),
+        total=found.total, chosen=status, statuses=SHIPMENT_STATUSES, page_number=number,
+        pages=max(1, -(-found.total // SHIPMENTS_PER_PAGE)),
     )
+
+
+def _page_number(given: str | None) -> int:
+    try:
+        return max(1, int(given or "1"))
+    except ValueError:
+        return 1
 
 
 @router.get("/sites/{site_id}/outbound")
@@ -81,10 +101,7 @@ def kits(me: PersonDep, site_id: UUID) -> HTMLResponse:
     status = q.get("status") or None
     if status is not None and status not in set(KitStatus):
         status = None
-    try:
-        number = max(1, int(q.get("page") or "1"))
-    except ValueError:
-        number = 1
+    number = _page_number(q.get("page"))
     found = me.request.app.state.read_side.runner.genealogy.kits_at(
         site_id, status=status, limit=KITS_PER_PAGE, offset=(number - 1) * KITS_PER_PAGE
     )

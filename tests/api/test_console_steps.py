@@ -391,3 +391,31 @@ def test_a_long_task_list_and_a_long_step_form_say_how_many_kits_qualify(
     ship = api.client.get(f"/console/sites/{program.depot}/steps/ship")
     assert "Kits (7 available here; the first 2 by kit number of each status)" in ship.text
     assert len(re.findall(r'<tr id="kit-(K\d+)">', ship.text)) == 2
+
+
+def test_a_sites_shipments_filter_by_status_a_page_at_a_time(
+    api: Api, program: Program, monkeypatch: Any
+) -> None:
+    from api.console import sites
+
+    program.at_site(["K00001"], shipment_number="S-1", serial=1)
+    program.ship(["K00002"], shipment_number="S-2", serial=2)
+    program.ship(["K00003"], shipment_number="S-3", serial=3)
+    api.settle()
+    monkeypatch.setattr(sites, "SHIPMENTS_PER_PAGE", 1)
+    sign_in(api, "site1")
+    path = f"/console/sites/{program.site}/shipments"
+    listed = api.client.get(path)
+    assert (
+        re.findall(r'<tr id="shipment-(S-\d)">', listed.text) == ["S-3"]
+        and "3 shipments, page 1 of 3" in listed.text
+    )
+    moving = api.client.get(path, params={"status": "in_transit", "page": "2"})
+    assert (
+        re.findall(r'<tr id="shipment-(S-\d)">', moving.text) == ["S-2"]
+        and "2 shipments in transit" in moving.text
+    )
+    arrived = api.client.get(path, params={"status": "received"})
+    assert re.findall(r'<tr id="shipment-(S-\d)">', arrived.text) == ["S-1"]
+    unknown = api.client.get(path, params={"status": "lost", "page": "x"})  # ignored: all, page 1
+    assert re.findall(r'<tr id="shipment-(S-\d)">', unknown.text) == ["S-3"]
