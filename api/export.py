@@ -139,10 +139,10 @@ class _Sink:
         return self._written
 
     def flush(self) -> None:
-        pass
+        """Nothing to flush: `take` hands the bytes on."""
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the buffer is emptied by `take`."""
 
     def take(self) -> bytes:
         out = bytes(self._buffer)

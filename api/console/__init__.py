@@ -34,6 +34,7 @@ from ledger.commands import Command
 from ledger.errors import LedgerError
 from ledger.identity import Identity, InvalidCredentials, User
 from ledger.values import Meaning, Role, Signature, sign
+from projections.views import LocationRef
 
 COOKIE = "lotline_session"
 SIGN_IN_COOKIE = "lotline_sign_in"
@@ -219,11 +220,12 @@ def _cookie(answer: Response, request: Request, name: str, value: str) -> None:
 
 @router.get("")
 def home(me: PersonDep) -> HTMLResponse:
-    names, kinds = place_names(me.request), place_kinds(me.request)
+    found = places_by_id(me.request)
     idle = sessions_of(me.request).idle / timedelta(minutes=1)
+    mine = [(p, found.get(p)) for p in sorted(me.user.places, key=str)]
     return me.page(
         "home.html",
-        places=[(p, names.get(p, str(p)), kinds.get(p, "")) for p in sorted(me.user.places, key=str)],
+        places=[(p, place_label(ref) if ref else str(p), ref.kind if ref else "") for p, ref in mine],
         may_read_access=me.user.role in permissions.ACCESS,
         may_trace=me.user.role in permissions.TRACE,
         may_read_recalls=me.user.role in permissions.RECALL_STATUS,
@@ -232,13 +234,30 @@ def home(me: PersonDep) -> HTMLResponse:
     )
 
 
+def places_by_id(request: Request) -> dict[UUID, LocationRef]:
+    """Every registered place (one read of the genealogy's place table)."""
+    return {p.id: p for p in request.app.state.read_side.runner.genealogy.all_places()}
+
+
+def place_label(place: LocationRef) -> str:
+    return f"{place.name} ({place.kind.replace('_', ' ')})"
+
+
 def place_names(request: Request) -> dict[UUID, str]:
-    found = request.app.state.read_side.runner.genealogy.all_places()
-    return {p.id: f"{p.name} ({p.kind.replace('_', ' ')})" for p in found}
+    return {i: place_label(p) for i, p in places_by_id(request).items()}
 
 
-def place_kinds(request: Request) -> dict[UUID, str]:
-    return {p.id: p.kind for p in request.app.state.read_side.runner.genealogy.all_places()}
+def page_asked(request: Request) -> int:
+    """The page a list's `?page=` asks for, from 1 (anything else: the first)."""
+    try:
+        return max(1, int(request.query_params.get("page") or "1"))
+    except ValueError:
+        return 1
+
+
+def page_count(total: int, per_page: int) -> int:
+    """How many pages `total` rows make (at least one, an empty one)."""
+    return max(1, -(-total // per_page))
 
 
 def text_of(form: FormData, name: str) -> str | None:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from api import permissions
-from api.console import PATH, Person, PersonDep, place_names, text_of
+from api.console import PATH, Person, PersonDep, page_asked, page_count, place_names, text_of
 from api.console.stock import field_error
 from api.recall_report import report_answer
 from api.schemas.results import Created
@@ -164,12 +164,8 @@ def _tasks_page(me: Person, site_id: UUID, recall_id: UUID, status: int = 200, *
     if str(site_id) not in recall.per_place:
         return me.not_found("This recall does not concern this place.")
     tasks = campaigns.task_list(recall, site_id)
-    try:
-        number = max(1, int(me.request.query_params.get("page") or "1"))
-    except ValueError:
-        number = 1
-    pages = max(1, -(-len(tasks) // TASKS_PER_PAGE))
-    number = min(number, pages)
+    pages = page_count(len(tasks), TASKS_PER_PAGE)
+    number = min(page_asked(me.request), pages)
     ack = recall.acknowledged.get(str(site_id))
     outcomes = EXERCISE_OUTCOMES if recall.exercise else SITE_OUTCOMES
     return me.page(

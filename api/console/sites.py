@@ -11,7 +11,17 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from api.console import PATH, Person, PersonDep, place_kinds, place_names, text_of
+from api.console import (
+    PATH,
+    Person,
+    PersonDep,
+    page_asked,
+    page_count,
+    place_label,
+    place_names,
+    places_by_id,
+    text_of,
+)
 from api.console.stock import steps_for
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
@@ -47,7 +57,7 @@ def shipments(me: PersonDep, site_id: UUID) -> HTMLResponse:
         return me.forbidden(refused)
     q = me.request.query_params
     status = q.get("status") if q.get("status") in SHIPMENT_STATUSES else None
-    number = _page_number(q.get("page"))
+    number = page_asked(me.request)
     found = me.request.app.state.read_side.runner.genealogy.inbound(
         site_id, status, SHIPMENTS_PER_PAGE, (number - 1) * SHIPMENTS_PER_PAGE
     )
@@ -55,15 +65,8 @@ def shipments(me: PersonDep, site_id: UUID) -> HTMLResponse:
     return me.page(
         "shipments.html", shipments=found.shipments, site_id=site_id, place=names.get(site_id, str(site_id)),
         total=found.total, chosen=status, statuses=SHIPMENT_STATUSES, page_number=number,
-        pages=max(1, -(-found.total // SHIPMENTS_PER_PAGE)),
+        pages=page_count(found.total, SHIPMENTS_PER_PAGE),
     )
-
-
-def _page_number(given: str | None) -> int:
-    try:
-        return max(1, int(given or "1"))
-    except ValueError:
-        return 1
 
 
 @router.get("/sites/{site_id}/outbound")
@@ -101,15 +104,16 @@ def kits(me: PersonDep, site_id: UUID) -> HTMLResponse:
     status = q.get("status") or None
     if status is not None and status not in set(KitStatus):
         status = None
-    number = _page_number(q.get("page"))
+    number = page_asked(me.request)
     found = me.request.app.state.read_side.runner.genealogy.kits_at(
         site_id, status=status, limit=KITS_PER_PAGE, offset=(number - 1) * KITS_PER_PAGE
     )
-    names = place_names(me.request)
-    kind = place_kinds(me.request).get(site_id, "")
+    place = places_by_id(me.request).get(site_id)
+    kind = place.kind if place else ""
     return me.page(
-        "kits.html", found=found, site_id=site_id, place=names.get(site_id, str(site_id)), chosen=status,
-        statuses=list(KitStatus), page_number=number, pages=max(1, -(-found.total // KITS_PER_PAGE)),
+        "kits.html", found=found, site_id=site_id, place=place_label(place) if place else str(site_id),
+        chosen=status, statuses=list(KitStatus), page_number=number,
+        pages=page_count(found.total, KITS_PER_PAGE),
         steps=steps_for(kind, me.user.role), is_site=kind == LocationKind.CLINICAL_SITE,
     )
 

@@ -21,7 +21,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from api.console import PATH, Person, PersonDep, text_of
+from api.console import PATH, Person, PersonDep, places_by_id, text_of
 from ledger.access import sees_place
 from ledger.commands import (
     AuthoriseDestruction,
@@ -39,6 +39,7 @@ from ledger.domain.location import LocationKind
 from ledger.domain.whereabouts import KitStatus
 from ledger.errors import LedgerError, NotFound
 from ledger.values import Meaning, Role
+from projections.views import LocationRef
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
@@ -214,20 +215,17 @@ def steps_for(kind: str, role: Role) -> list[Step]:
     return [s for s in STEPS.values() if kind in s.places and role in s.roles]
 
 
-def _place(me: Person, place_id: UUID) -> Any:
-    """The place, or None when it is not one (the API's 404)."""
-    found = me.request.app.state.read_side.runner.genealogy.all_places()
-    return next((p for p in found if p.id == place_id), None)
-
-
-def _refusal(me: Person, place_id: UUID, step: str) -> HTMLResponse | tuple[Any, Step]:
+def _refusal(
+    me: Person, place_id: UUID, step: str
+) -> HTMLResponse | tuple[dict[UUID, LocationRef], LocationRef, Step]:
+    """The 403 or 404 page, or every place (the form offers some), the place and the step."""
     if not sees_place(me.user.role, me.user.places, place_id):
         return me.forbidden(f"{me.user.principal} is not bound to this place.")
-    place = _place(me, place_id)
-    chosen = STEPS.get(step)
+    places = places_by_id(me.request)
+    place, chosen = places.get(place_id), STEPS.get(step)
     if place is None or chosen is None or place.kind not in chosen.places:
         return me.not_found(f"No such step at this place: {step}")
-    return place, chosen
+    return places, place, chosen
 
 
 @router.get("/sites/{place_id}/steps/{step}")
@@ -245,7 +243,7 @@ async def do_step(me: PersonDep, place_id: UUID, step: str) -> Response:
     found = _refusal(me, place_id, step)
     if isinstance(found, HTMLResponse):
         return found
-    place, chosen = found
+    places, place, chosen = found
     errors: dict[str, str] = {}
     try:
         kits = tuple(UUID(k) for k in form.getlist("kit") if isinstance(k, str))
@@ -260,7 +258,7 @@ async def do_step(me: PersonDep, place_id: UUID, step: str) -> Response:
     if chosen.meaning is not None and not text_of(form, "password"):
         errors["password"] = "Sign with your password."
     if errors:
-        return _page(me, place, chosen, 422, form=form, errors=errors)
+        return _page(me, places, place, chosen, 422, form=form, errors=errors)
     try:
         if chosen.meaning is not None:
             values["signature"] = me.sign(text_of(form, "password") or "", chosen.meaning)
@@ -269,7 +267,7 @@ async def do_step(me: PersonDep, place_id: UUID, step: str) -> Response:
         if e.code in ("not_authorised", "forbidden", "not_bound_here"):
             return me.forbidden(e.message)
         names = [*(i.name for i in chosen.inputs), "password"]
-        return _page(me, place, chosen, 422, form=form, errors=field_error(e, names))
+        return _page(me, places, place, chosen, 422, form=form, errors=field_error(e, names))
     done = chosen.done.format(n=len(kits))
     return RedirectResponse(f"{PATH}/sites/{place_id}/steps/{chosen.name}?done=" + quote(done), 303)
 
@@ -282,13 +280,19 @@ def field_error(e: LedgerError, names: Sequence[str], default: str = "kits") -> 
     return {named if named in names else default: e.message + (f": {detail}" if detail else "")}
 
 
-def _page(me: Person, place: Any, step: Step, status: int = 200, **values: Any) -> HTMLResponse:
+def _page(
+    me: Person,
+    places: dict[UUID, LocationRef],
+    place: LocationRef,
+    step: Step,
+    status: int = 200,
+    **values: Any,
+) -> HTMLResponse:
     read = me.request.app.state.read_side.runner.genealogy
     lists = [read.kits_at(place.id, status=str(s), limit=OFFERED, offset=0) for s in step.statuses]
     offered = [k for found in lists for k in found.kits]
-    places = read.all_places()
     choices = {
-        kind: [(str(p.id), p.name) for p in places if p.kind == kind and p.id != place.id]
+        kind: [(str(p.id), p.name) for p in places.values() if p.kind == kind and p.id != place.id]
         for kind in (SITE, DEPOT)
     }
     return me.page(
