@@ -169,6 +169,7 @@ def test_kits_whose_destruction_qa_authorised_are_destroyed_with_the_certificate
     assert 'id="error-certificate"' in api.client.post(path, data=form).text and api.head() == head
     done = api.client.post(path, data={**form, "certificate": "DC-77"})
     assert done.status_code == 200 and "Destroyed 2 kit(s)." in done.text and 'id="no-kits"' in done.text
+    assert 'id="submit"' not in done.text  # nothing left to destroy: no button to press
     assert api.ledger.get(Kit, program.kit("K00006")).status == KitStatus.DESTROYED
 
 
