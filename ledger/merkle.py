@@ -35,7 +35,7 @@ from sqlalchemy import (
     text,
 )
 
-from ledger.chain import GENESIS_HASH, CanonicalEncodingError, encode_event, link_hash
+from ledger.chain import CanonicalEncodingError, encode_event, link_hash
 from ledger.db import open_engine, writing
 from ledger.errors import InvalidInput, LedgerError
 from ledger.recorders import ChainReader
@@ -510,7 +510,9 @@ class MerkleStore:
         # store's pool, whose writer may be waiting for that lock (a deadlock until a timeout).
         while True:
             size = self.size()
-            prev = self._chain_hash_at(reader, size)
+            prev = reader.hash_at(size)
+            if prev is None:
+                raise TreeError(f"the chain has no entry {size}, which the tree already holds")
             links = _read_links(reader, size, prev, batch)
             if not links:
                 return size
@@ -520,16 +522,6 @@ class MerkleStore:
                 self._append(conn, self._frontier(conn, size), (leaf_hash(c) for c in links))
             if progress is not None:
                 progress(size + len(links))
-
-    @staticmethod
-    def _chain_hash_at(reader: ChainReader, seq: int) -> bytes:
-        if seq == 0:
-            return GENESIS_HASH
-        for row in reader.iter_chain(after_seq=seq - 1, page=1):
-            if row.seq == seq:
-                return row.chain_hash
-            break
-        raise TreeError(f"the chain has no entry {seq}, which the tree already holds")
 
 
 def _read_links(reader: ChainReader, size: int, prev: bytes, limit: int) -> list[bytes]:

@@ -8,6 +8,7 @@ re-derives everything from the events to audit the live store. Formats: docs/mer
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -59,7 +60,7 @@ from ledger.notes import (
     verify_log_signature,
 )
 from ledger.recorders import ChainReader
-from ledger.verify import verify_chain
+from ledger.verify import Helpers, verify_chain
 
 log = logging.getLogger(__name__)
 
@@ -352,16 +353,19 @@ class Transparency:
     # --- auditing the live store ----------------------------------------------------------------------
 
     def verify(
-        self, progress: Callable[[int], None] | None = None, writer_key: VerifierKey | None = None
+        self,
+        progress: Callable[[int], None] | None = None,
+        writer_key: VerifierKey | None = None,
+        helpers: Helpers | None = None,
     ) -> LogReport:
         """Everything an inspector checks, in one pass over the events: the chain, the writer's signature
         over it, the Merkle leaves and the root at each checkpoint size; then every checkpoint's signature
-        and size (a tail cut off) and every cosignature. `writer_key`: as `verify_chain`."""
+        and size (a tail cut off) and every cosignature. `writer_key` and `helpers`: as `verify_chain`."""
         keys = self.keys.all()
         checkpoints = list(self.checkpoints.iter_all())
         tree = _TreeAudit(self.tree.leaves(), {cp.size: cp.root for cp in checkpoints})
         try:
-            chain = verify_chain(self.reader, progress, writer_key=writer_key, on_event=tree.push)
+            chain = verify_chain(self.reader, progress, writer_key, on_leaves=tree.push, helpers=helpers)
             if not chain.ok:
                 return LogReport(False, chain.count, 0, 0, chain.describe(), chain=chain)
             tree.finish(chain.count)
@@ -395,26 +399,34 @@ class _AuditFailure(Exception):
 
 
 class _TreeAudit:
-    """Fed each verified event's canonical bytes: compares its Merkle leaf with the stored one and the
-    root at every checkpoint size with the signed root (a fork, or history rewritten and re-chained)."""
+    """Fed each verified event's Merkle leaf: compares it with the stored one and the root at every
+    checkpoint size with the signed root (a fork, or history rewritten and re-chained)."""
 
     def __init__(self, stored: Iterator[tuple[int, bytes]], roots: dict[int, bytes]) -> None:
         self.stored, self.roots, self.frontier, self.count = stored, roots, Frontier(), 0
         if 0 in roots and roots[0] != Frontier().root():
             raise _AuditFailure("the checkpoint of size 0 does not hold the empty tree's root")
 
-    def push(self, seq: int, canonical: bytes) -> None:
-        leaf = leaf_hash(canonical)
-        kept = next(self.stored, None)
-        if kept is not None and kept != (seq - 1, leaf):
-            raise _AuditFailure(f"event {seq}: the stored Merkle leaf does not match the event")
-        self.frontier.add(leaf)
-        if seq in self.roots and self.frontier.root() != self.roots[seq]:
-            raise _AuditFailure(
-                f"the Merkle root of the first {seq} events differs from the signed checkpoint {seq}: "
-                f"an event up to {seq} was changed after signing (a fork of the signed history)"
-            )
-        self.count = seq
+    def push(self, after: int, leaves: bytes) -> None:
+        """The leaves of the events at positions `after` + 1, ... (32 bytes each)."""
+        n = len(leaves) // 32
+        kept = list(itertools.islice(self.stored, n))  # fewer when the stored tree is behind the chain
+        m = len(kept)
+        same = b"".join(h for _, h in kept) == leaves[: 32 * m]
+        if not same or [i for i, _ in kept] != list(range(after, after + m)):
+            bad = next(after + i + 1 for i, kept_leaf in enumerate(kept)
+                       if kept_leaf != (after + i, leaves[32 * i : 32 * i + 32]))
+            raise _AuditFailure(f"event {bad}: the stored Merkle leaf does not match the event")
+        add, roots = self.frontier.add, self.roots
+        for i in range(n):
+            add(leaves[32 * i : 32 * i + 32])
+            seq = after + i + 1
+            if seq in roots and self.frontier.root() != roots[seq]:
+                raise _AuditFailure(
+                    f"the Merkle root of the first {seq} events differs from the signed checkpoint {seq}: "
+                    f"an event up to {seq} was changed after signing (a fork of the signed history)"
+                )
+        self.count = after + n
 
     def finish(self, count: int) -> None:
         if next(self.stored, None) is not None:

@@ -6,12 +6,18 @@ all of it holds, 1 at the first failure (named), 2 when the store is not there."
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError
+from ledger.recorders import ChainReader
 from ledger.store import store_env
 from ledger.transparency import Transparency
+from ledger.verify import Helpers
 from ledger.writer import read_writer_vkey
 from scripts.logopts import add_store_options, existing_store_settings
 
@@ -27,7 +33,34 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "the first failure and why.",
     )
     add_store_options(p)
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=min(os.cpu_count() or 1, 4),
+        help="processes that recompute the hashes side by side on a long chain (default: the CPU count, "
+        "at most 4; 1: this process alone)",
+    )
     p.set_defaults(func=run)
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if not 1 <= jobs <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to 64")
+    return jobs
+
+
+@contextmanager
+def chain_reader(database_url: str) -> Iterator[ChainReader]:
+    """A chain reader of its own on `database_url`, for a verifying process (`ledger.verify.Helpers`)."""
+    ledger = Ledger(env=store_env(database_url))
+    try:
+        yield ledger.chain
+    finally:
+        ledger.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         log = Transparency.for_reader(ledger.chain, settings)
         try:
             report = log.verify(
-                progress=lambda n: print(f"  {n} events verified", file=sys.stderr), writer_key=writer_key
+                progress=lambda n: print(f"  {n} events verified", file=sys.stderr),
+                writer_key=writer_key,
+                helpers=Helpers(args.jobs, functools.partial(chain_reader, settings.database_url)),
             )
         finally:
             log.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger import verify as ledger_verify
 from ledger.checkpoints import StoredCheckpoint
 from ledger.merkle import TreeError
 from ledger.notes import Checkpoint, sign_checkpoint
@@ -167,15 +168,25 @@ def test_a_log_that_re_signs_the_same_size_with_another_root_is_caught_as_a_fork
 # --- one command for the inspector: `lotline verify` checks what `checkpoint audit` checks ------------------
 
 
-def lotline_verify_cli(history: History) -> int:
-    return cli.main(["verify", "--database-url", history.url, "--log-name", ORIGIN,
-                     "--keys-dir", str(history.tmp / "keys")])
+def lotline_verify_cli(history: History, capsys: pytest.CaptureFixture[str]) -> int:
+    """`lotline verify` alone and in three processes (parts of a few events): the same output either
+    way, left for capsys; its exit status."""
+    runs = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ledger_verify, "PART_EVENTS", 1)
+        for jobs in ("1", "3"):
+            code = cli.main(["verify", "--database-url", history.url, "--log-name", ORIGIN,
+                             "--keys-dir", str(history.tmp / "keys"), "--jobs", jobs])
+            runs.append((code, capsys.readouterr().out))
+    assert runs[0] == runs[1], "the parts walked side by side report what one walk reports"
+    print(runs[0][1], end="")
+    return runs[0][0]
 
 
 def test_lotline_verify_passes_an_untouched_log_with_its_checkpoints_and_cosignatures(
     history: History, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert lotline_verify_cli(history) == 0
+    assert lotline_verify_cli(history, capsys) == 0
     assert "  2 checkpoints and 2 cosignatures verified" in capsys.readouterr().out.splitlines()
 
 
@@ -184,7 +195,7 @@ def test_lotline_verify_catches_a_truncated_tail_even_with_the_writer_signatures
 ) -> None:
     history.attacker.truncate(keep=25)
     history.attacker.execute("DELETE FROM ledger_writer_signatures WHERE seq > 25")
-    assert lotline_verify_cli(history) == 1
+    assert lotline_verify_cli(history, capsys) == 1
     out = capsys.readouterr().out
     assert "checkpoint 30 was signed but the store holds only 25 events" in out or "cut off" in out
 
@@ -196,7 +207,7 @@ def test_lotline_verify_catches_a_fork_against_the_stored_checkpoints(
     history.attacker.alter_event(13)
     history.attacker.rehash_chain(13)
     history.attacker.forget_tree(keep_checkpoints_up_to=30)
-    assert lotline_verify_cli(history) == 1
+    assert lotline_verify_cli(history, capsys) == 1
     assert "differs from the signed checkpoint 20" in capsys.readouterr().out
 
 
@@ -206,5 +217,5 @@ def test_lotline_verify_catches_a_bad_cosignature(
     (line,) = history.attacker.execute("SELECT line FROM ledger_cosignatures WHERE size = 30")[0]
     forged = line[:-6] + ("A" if line[-6] != "A" else "B") + line[-5:]   # one signature byte changed
     history.attacker.execute("UPDATE ledger_cosignatures SET line = ? WHERE size = 30", (forged,))
-    assert lotline_verify_cli(history) == 1
+    assert lotline_verify_cli(history, capsys) == 1
     assert "cosignature by" in capsys.readouterr().out

@@ -7,6 +7,7 @@ position, and `lotline verify` must exit 1 with that failure printed.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,18 +16,20 @@ from typing import Any
 
 import pytest
 
+from ledger import verify as ledger_verify
 from ledger.application import Ledger
 from ledger.chain import encode_event, link_hash
 from ledger.config import Settings
 from ledger.domain import Lot
 from ledger.export import write_export
 from ledger.transparency import Transparency
-from ledger.verify import Report, verify_chain
+from ledger.verify import Helpers, Report, verify_chain
 from ledger.writer import UnsignedHead, WriterKey
 from lotline_verify import parse_vkey, verify_export
 from lotline_verify.__main__ import main as lotline_verify
 from scripts import cli
 from scripts.db import upgrade_store
+from scripts.verify import chain_reader
 from tests.builders import API_GTIN, Program
 from tests.integration.rawdb import CHAIN, REFUSED, RawStore
 
@@ -50,9 +53,28 @@ def program(ledger: Ledger) -> Program:
 
 
 @pytest.fixture
-def verify_cli(database_url: str) -> Callable[[], int]:
-    """`lotline verify --database-url URL`, through the CLI's main(): its exit status."""
-    return lambda: cli.main(["verify", "--database-url", database_url])
+def verify_cli(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], int]:
+    """`lotline verify --database-url URL`, through the CLI's main(), alone and in three processes
+    (each a part a few events long): the same output either way, left for capsys; its exit status."""
+    monkeypatch.setattr(ledger_verify, "PART_EVENTS", 1)
+
+    def run() -> int:
+        runs = []
+        for jobs in ("1", "3"):
+            code = cli.main(["verify", "--database-url", database_url, "--jobs", jobs])
+            runs.append((code, capsys.readouterr().out))
+        assert runs[0] == runs[1], "the parts walked side by side report what one walk reports"
+        print(runs[0][1], end="")
+        return runs[0][0]
+
+    return run
+
+
+def in_parts(database_url: str, processes: int) -> Helpers:
+    """Parts of a few events each, walked by `processes` processes."""
+    return Helpers(processes, functools.partial(chain_reader, database_url), min_part=1)
 
 
 def edit_state(raw: RawStore, stream: Any, version: int, old: bytes, new: bytes) -> None:
@@ -235,6 +257,7 @@ def test_an_untouched_store_verifies(
 
 @pytest.mark.parametrize("tamper", TAMPERS.values(), ids=TAMPERS.keys())
 def test_tampering_is_found_at_the_event_that_was_touched(
+    database_url: str,
     program: Program,
     raw: RawStore,
     open_ledger: Callable[[], Ledger],
@@ -246,8 +269,11 @@ def test_tampering_is_found_at_the_event_that_was_touched(
     raw.disable_triggers()
     expected = tamper(program, raw)
 
-    # An inspector's fresh ledger on the same database finds it ...
+    # An inspector's fresh ledger on the same database finds it, alone or with helpers ...
     assert_fails_at(verify_chain(open_ledger().chain), expected)
+    for processes in (2, 3, 5):
+        report = verify_chain(open_ledger().chain, helpers=in_parts(database_url, processes))
+        assert_fails_at(report, expected)
     # ... and so does the command line, with exit status 1 and the failure printed.
     assert verify_cli() == 1
     out = capsys.readouterr().out
