@@ -75,13 +75,17 @@ def _document(seq: int, stream: UUID | str, version: int, topic: str, raw: Any) 
 
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+_HYPHENATED = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @functools.lru_cache(maxsize=16_384)  # a stream's events lie close together in the log: 80% are hits
 def stream_text(stream: UUID | str) -> str:
-    """A stream id as a lowercase hyphenated UUID; SQLite's 32 lowercase hex digits are cut, not parsed."""
+    """A stream id as a lowercase hyphenated UUID; SQLite's 32 lowercase hex digits are cut, and
+    PostgreSQL's text already in that form kept, not parsed."""
     if isinstance(stream, str) and len(stream) == 32 and _HEX32.fullmatch(stream):
         return f"{stream[:8]}-{stream[8:12]}-{stream[12:16]}-{stream[16:20]}-{stream[20:]}"
+    if isinstance(stream, str) and len(stream) == 36 and _HYPHENATED.fullmatch(stream):
+        return stream
     return str(stream if isinstance(stream, UUID) else UUID(str(stream)))
 
 

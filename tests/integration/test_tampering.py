@@ -157,17 +157,16 @@ def insert_a_forged_event(p: Program, raw: RawStore) -> Expected:
 
 
 def insert_a_forged_event_before_the_first_row(p: Program, raw: RawStore) -> Expected:
-    # The audit reads SQLite's events by row number, from the first chain position on: a row numbered
-    # below every other must still be seen (on PostgreSQL this is the plain insert above).
+    # The audit reads the events in the store's own order (SQLite's row number, PostgreSQL's
+    # notification_id) from the first chain position on: a row numbered below every other must still
+    # be seen.
     topic, state = raw.event(p.api, 3)
-    if raw.postgres:
-        raw.insert_event(p.api, 4, topic, state)
-    else:
-        raw.execute(
-            f"INSERT INTO {raw.events} (rowid, originator_id, originator_version, topic, state) "
-            "VALUES (-1, ?, 4, ?, ?)",
-            (raw.key(p.api), topic, state),
-        )
+    number = "notification_id" if raw.postgres else "rowid"
+    raw.execute(
+        f"INSERT INTO {raw.events} ({number}, originator_id, originator_version, topic, state) "
+        "VALUES (-1, ?, 4, ?, ?)",
+        (raw.key(p.api), topic, state),
+    )
     return Expected(None, str(p.api), 4, "inserted behind the ledger")
 
 

@@ -30,7 +30,8 @@ def big(ledger: Ledger) -> Program:
 @pytest.fixture
 def pages(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
     """Make every chain walk use PAGE-row pages; records (after_seq, limit, rows returned) per page,
-    whichever read the store's audit walk uses (SQLite's by row number, or the join on the key)."""
+    whichever read the store's audit walk uses (SQLite's by row number, PostgreSQL's side by side, or
+    the join on the key)."""
     seen: list[tuple[int, int, int]] = []
     recorder = type(ledger.chain)
     read_page = recorder._chain_page
@@ -63,6 +64,17 @@ def pages(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, in
             return found
 
         monkeypatch.setattr(recorder, "_walk_page", recording_walk_page)
+    if hasattr(recorder, "_side_by_side"):  # PostgreSQL's: chain rows and events read side by side
+        side_by_side = recorder._side_by_side
+
+        def recording_side_by_side(
+            self: Any, after_seq: int, until: int, mark: int, limit: int, curs: Any
+        ) -> Any:
+            links, events = side_by_side(self, after_seq, until, mark, limit, curs)
+            seen.append((after_seq, limit, len(links)))
+            return links, events
+
+        monkeypatch.setattr(recorder, "_side_by_side", recording_side_by_side)
     return seen
 
 
