@@ -5,8 +5,9 @@
     python -m scripts.bench_verify --copy-from /tmp/demo1m.db   # an existing SQLite store (copied first)
     python -m scripts.bench_verify --database-url postgresql://...   # an existing store, used in place
     python -m scripts.bench_verify --audit-only --database-url sqlite:////path/store.db --workdir DIR
-                                # only the two audits, timed: `lotline verify` on the store and
-                                # `lotline-verify` on an export of it (LOTLINE_KEYS_DIR: the store's keys)
+                                # only the audits, timed: `lotline verify` on the store (in parts side
+                                # by side, and alone with --jobs 1) and `lotline-verify` on an export of
+                                # it (LOTLINE_KEYS_DIR: the store's keys)
 
 Reports, for N events: the tree catch-up build, the export, the offline verification of the whole
 export in a child process pinned to one core (wall time and peak RSS from getrusage), and, over the
@@ -102,6 +103,7 @@ def _audit_only(url: str, work: Path, out: Path | None) -> int:
     figures["export_mb"] = round(sum(f.stat().st_size for f in export.iterdir()) / 1e6)
     runs = {
         "lotline verify": ["-m", "scripts.cli", "verify", "--database-url", url],
+        "lotline verify --jobs 1": ["-m", "scripts.cli", "verify", "--database-url", url, "--jobs", "1"],
         "lotline-verify": ["-m", "lotline_verify", str(export)],
     }
     ok = True
@@ -115,7 +117,7 @@ def _audit_only(url: str, work: Path, out: Path | None) -> int:
           f"({figures['cpu']}, {figures['cores']} cores)")
     for label in runs:
         f = figures[label]
-        print(f"  {label:<16} {f['wall_s']:>7.2f} s wall  {f['cpu_s']:>7.2f} s CPU   load "
+        print(f"  {label:<23} {f['wall_s']:>7.2f} s wall  {f['cpu_s']:>7.2f} s CPU   load "
               f"{f['load_1min'][0]} -> {f['load_1min'][1]}   {f['verdict']}")
     if out:
         out.write_text(json.dumps(figures, indent=2) + "\n")
