@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from epcis.query import QueryTooLarge
 from ledger.errors import (
     AlreadyExists,
     ConcurrentWriteConflict,
@@ -159,6 +160,7 @@ STATUS: dict[type[LedgerError], int] = {
     PdfUnavailable: 503,
     AmbiguousKitNumber: 409,
     EpcisVersionNotSupported: 406,
+    QueryTooLarge: 413,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
@@ -173,7 +175,8 @@ DESCRIPTIONS = {
     406: "The `GS1-EPCIS-Version` asked for is not 2.0 (the body names the versions supported).",
     409: "A business rule refused the step (the body names the rule, the kits and why); "
     "nothing was recorded. `concurrent_write` may be retried; `not_yet_checkpointed` after Retry-After.",
-    413: "The request body is larger than the limit.",
+    413: "The request body is larger than the limit (or an EPCIS query matches more events than its "
+    "`maxEventCount`: `query_too_large`).",
     422: "A field is malformed, missing, of the wrong type or out of range (the body names it).",
     503: "The store or the read models do not answer in time, the log has no usable signing key, or "
     "the chain's head is not signed by the writer key (`unsigned_head`: run `lotline verify`).",

@@ -15,9 +15,10 @@ from typing import Any
 from epcis.capture import CaptureResult, EventError, capture, check
 from epcis.export import export_range, export_trace
 from epcis.ids import DEFAULT_PREFIX_LENGTH
-from epcis.query import Indexer, QueryParams, query_document, query_events
+from epcis.query import MAX_PER_PAGE, Indexer, QueryParams, QueryTooLarge, query_document, query_events
 from ledger.application import Ledger
 from ledger.db import open_engine
+from ledger.errors import NotFound
 from ledger.values import Actor
 from projections.epcis_index import EpcisIndex
 
@@ -60,12 +61,22 @@ class Epcis:
         page = query_events(self.index, parsed)
         return query_document(page), page.next_page_token
 
+    def event(self, event_id: str) -> dict[str, Any]:
+        """An EPCISQueryDocument of the event `event_id` and of the error declarations about it (they
+        keep its eventID); NotFound when no event has that ID."""
+        self.indexer.sync()
+        page = query_events(self.index, QueryParams({"EQ_eventID": (event_id,)}, per_page=MAX_PER_PAGE))
+        if not page.events:
+            raise NotFound("EPCIS event", event_id)
+        return query_document(page)
+
 
 __all__ = [
     "CaptureResult",
     "Epcis",
     "EventError",
     "QueryParams",
+    "QueryTooLarge",
     "check",
     "export_range",
     "export_trace",

@@ -7,9 +7,11 @@ latest events. What is EPCIS here: the mapping of steps to events, which fields 
 canonical identifiers and CBV words, the query parameters and the page tokens.
 
 Supported: MATCH_epc, MATCH_anyEPC, MATCH_epcClass, MATCH_inputEPCClass, MATCH_outputEPCClass,
-MATCH_parentID, EQ_bizStep, EQ_disposition, EQ_bizLocation, GE_eventTime, LT_eventTime, perPage and
-nextPageToken. Identifiers match in any form (EPC URI or GS1 Digital Link, canonicalised); CBV words
-match bare or as URIs. No wildcard (idpat) matching.
+MATCH_parentID, EQ_bizStep, EQ_disposition, EQ_bizLocation, EQ_eventID, EQ_action, EQ_errorReason,
+eventType, EXISTS_errorDeclaration, GE_eventTime, LT_eventTime, orderBy (eventTime, recordTime),
+orderDirection, eventCountLimit, maxEventCount, perPage and nextPageToken. Identifiers match in any
+form (EPC URI or GS1 Digital Link, canonicalised); CBV words match bare or as URIs. No wildcard
+(idpat) matching.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import takewhile
 from typing import Any
@@ -28,7 +30,7 @@ from epcis.export import decoded
 from epcis.mapping import Mapper, steps
 from epcis.models import cbv_word
 from ledger.application import Ledger
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, LedgerError
 from ledger.values import utc
 from projections.epcis_index import Entry, EpcisIndex, EventQuery, Names
 
@@ -42,7 +44,16 @@ PARAMS = (
     "EQ_bizStep",
     "EQ_disposition",
     "EQ_bizLocation",
+    "EQ_eventID",
+    "EQ_action",
+    "EQ_errorReason",
+    "eventType",
 )
+"""The parameters that take a list of values (comma separated or repeated: any of them)."""
+EVENT_TYPES = (
+    "ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent"
+)
+ACTIONS = ("ADD", "OBSERVE", "DELETE")
 MAX_PER_PAGE = 1000
 MATCHES = (
     ("MATCH_epc", ("epc",)),
@@ -136,34 +147,92 @@ class QueryParams:
     lt_event_time: datetime | None = None
     per_page: int = 100
     next_page_token: str | None = None
+    error_declared: bool | None = None
+    order_by: str | None = None
+    """`eventTime`, or `recordTime` (the order the ledger recorded the events: its chain order)."""
+    descending: bool = False
+    event_count_limit: int | None = None
+    max_event_count: int | None = None
 
     @classmethod
     def parse(cls, query: Mapping[str, Any]) -> QueryParams:
         """From URL query parameters (comma-separated or repeated values); unknown names are refused."""
-        values: dict[str, tuple[str, ...]] = {}
-        known = {*PARAMS, "GE_eventTime", "LT_eventTime", "perPage", "nextPageToken"}
+        known = {*PARAMS, *_SINGLE, "EXISTS_errorDeclaration"}
         for name in query:
             if name not in known:
                 raise InvalidInput(f"query parameter {name} is not supported", field=name)
+        values: dict[str, tuple[str, ...]] = {}
         for name in PARAMS:
             raw = query.get(name)
             if raw:
                 items = [raw] if isinstance(raw, str) else list(raw)
                 values[name] = tuple(v for item in items for v in str(item).split(",") if v)
-        per_page = int(query.get("perPage") or 100)
-        if not 1 <= per_page <= MAX_PER_PAGE:
+        _only(values, "eventType", EVENT_TYPES)
+        _only(values, "EQ_action", ACTIONS)
+        order_by = _single(query, "orderBy")
+        if order_by not in (None, "eventTime", "recordTime"):
+            raise InvalidInput("orderBy is eventTime or recordTime", field="orderBy")
+        direction = _single(query, "orderDirection") or "DESC"
+        if direction not in ("ASC", "DESC"):
+            raise InvalidInput("orderDirection is ASC or DESC", field="orderDirection")
+        limit, most = _count(query, "eventCountLimit"), _count(query, "maxEventCount")
+        if limit is not None and most is not None:
+            raise InvalidInput(
+                "eventCountLimit and maxEventCount cannot be given together", field="maxEventCount"
+            )
+        per_page = _count(query, "perPage") or 100
+        if per_page > MAX_PER_PAGE:
             raise InvalidInput(f"perPage is 1-{MAX_PER_PAGE}", field="perPage")
         return cls(
             values,
-            _time(query.get("GE_eventTime"), "GE_eventTime"),
-            _time(query.get("LT_eventTime"), "LT_eventTime"),
+            _time(_single(query, "GE_eventTime"), "GE_eventTime"),
+            _time(_single(query, "LT_eventTime"), "LT_eventTime"),
             per_page,
-            query.get("nextPageToken") or None,
+            _single(query, "nextPageToken") or None,
+            True if "EXISTS_errorDeclaration" in query else None,
+            order_by,
+            # Ascending without orderBy (the ledger's order); the binding's default with it is DESC.
+            order_by is not None and direction == "DESC",
+            limit,
+            most,
         )
 
     def fingerprint(self) -> str:
-        basis = json.dumps([sorted(self.values.items()), str(self.ge_event_time), str(self.lt_event_time)])
+        basis = json.dumps([
+            sorted(self.values.items()), str(self.ge_event_time), str(self.lt_event_time),
+            self.error_declared, self.order_by, self.descending, self.event_count_limit, self.max_event_count,
+        ])
         return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+_SINGLE = ("GE_eventTime", "LT_eventTime", "perPage", "nextPageToken", "orderBy", "orderDirection",
+           "eventCountLimit", "maxEventCount")
+"""The parameters that take one value."""
+
+
+def _single(query: Mapping[str, Any], name: str) -> str | None:
+    raw = query.get(name)
+    if raw is None or isinstance(raw, str):
+        return raw
+    items = list(raw)
+    if len(items) > 1:
+        raise InvalidInput(f"{name} takes one value", field=name)
+    return str(items[0]) if items else None
+
+
+def _count(query: Mapping[str, Any], name: str) -> int | None:
+    text = _single(query, name)
+    if text in (None, ""):
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidInput(f"{name} is a whole number from 1", field=name)
+    return int(text)
+
+
+def _only(values: dict[str, tuple[str, ...]], name: str, allowed: tuple[str, ...]) -> None:
+    wrong = [v for v in values.get(name, ()) if v not in allowed]
+    if wrong:
+        raise InvalidInput(f"{name} {wrong[0]!r} is not one of {', '.join(allowed)}", field=name)
 
 
 def _time(value: Any, name: str) -> datetime | None:
@@ -183,9 +252,17 @@ class QueryPage:
     next_page_token: str | None
 
 
+class QueryTooLarge(LedgerError):
+    """The query would answer more events than its `maxEventCount` (the binding's QueryTooLargeException)."""
+
+    code = "query_too_large"
+
+
 def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
     """The events matching `params`, a page at a time, as far as the index has got (`Indexer.sync`)."""
-    after = _decode_token(params.next_page_token, params.fingerprint()) if params.next_page_token else (0, -1)
+    fingerprint = params.fingerprint()
+    token = params.next_page_token
+    after, delivered = _decode_token(token, fingerprint) if token else (None, 0)
     values = params.values
     query = EventQuery(
         after=after,
@@ -194,17 +271,39 @@ def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
         biz_steps=_given(values, "EQ_bizStep", cbv_word),
         dispositions=_given(values, "EQ_disposition", cbv_word),
         biz_locations=_given(values, "EQ_bizLocation", _canonical),
+        event_ids=_given(values, "EQ_eventID", str),
+        types=_given(values, "eventType", str),
+        actions=_given(values, "EQ_action", str),
+        error_declared=params.error_declared,
+        error_reasons=_given(values, "EQ_errorReason", cbv_word),
         names=tuple(
             Names(tuple(_canonical(v) for v in values[name]), roles)
             for name, roles in MATCHES
             if name in values
         ),
-        limit=params.per_page + 1,
+        by_time=params.order_by == "eventTime",
+        descending=params.descending,
     )
-    rows = index.events(query)
-    more = len(rows) > params.per_page
-    rows = rows[: params.per_page]
-    token = _encode_token(rows[-1].seq, rows[-1].idx, params.fingerprint()) if more else None
+    if params.max_event_count is not None and after is None:
+        found = index.count(query, params.max_event_count + 1)
+        if found > params.max_event_count:
+            raise QueryTooLarge(
+                f"the query matches more than maxEventCount={params.max_event_count} events; narrow it, or "
+                "use eventCountLimit for the first ones",
+                maxEventCount=params.max_event_count,
+            )
+    room = params.per_page
+    if params.event_count_limit is not None:
+        room = min(room, params.event_count_limit - delivered)
+    rows = index.events(replace(query, limit=room + 1)) if room > 0 else []
+    rows, more = rows[:room], len(rows) > room
+    if params.event_count_limit is not None and delivered + len(rows) >= params.event_count_limit:
+        more = False  # the first eventCountLimit events are out: the answer ends here
+    token = None
+    if more:
+        last = rows[-1]
+        at = (last.event_time, last.seq, last.idx) if query.by_time else (last.seq, last.idx)
+        token = _encode_token(at, delivered + len(rows), fingerprint)
     return QueryPage(tuple(r.body for r in rows), token)
 
 
@@ -217,20 +316,22 @@ def _given(
     return tuple(word for word in map(norm, values[name]) if word is not None)
 
 
-def _encode_token(seq: int, idx: int, fingerprint: str) -> str:
-    raw = json.dumps({"s": seq, "i": idx, "q": fingerprint}, separators=(",", ":")).encode()
+def _encode_token(after: tuple[Any, ...], delivered: int, fingerprint: str) -> str:
+    raw = json.dumps({"a": list(after), "n": delivered, "q": fingerprint}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_token(token: str, fingerprint: str) -> tuple[int, int]:
+def _decode_token(token: str, fingerprint: str) -> tuple[tuple[Any, ...], int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        seq, idx, q = int(data["s"]), int(data["i"]), data["q"]
+        after, delivered, q = tuple(data["a"]), int(data["n"]), data["q"]
+        if not all(isinstance(v, int | str) for v in after) or len(after) not in (2, 3):
+            raise ValueError(after)
     except (ValueError, KeyError, TypeError):
         raise InvalidInput("nextPageToken is not one this server issued", field="nextPageToken") from None
     if q != fingerprint:
         raise InvalidInput("nextPageToken belongs to a query with other parameters", field="nextPageToken")
-    return seq, idx
+    return after, delivered
 
 
 def query_document(page: QueryPage) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
     exists,
+    func,
     select,
     tuple_,
 )
@@ -53,6 +53,7 @@ event_table = Table(
     Column("body", JSON, nullable=False),
     Index("epcis_event_time", "event_time"),
     Index("epcis_event_step", "biz_step"),
+    Index("epcis_event_id", "event_id"),
 )
 epc_table = Table(
     "epcis_event_epc",
@@ -100,8 +101,9 @@ class EventQuery:
     """Which events, from where, how many: values within a field are alternatives (OR), fields combine
     (AND); None asks nothing of that field."""
 
-    after: tuple[int, int] = (0, -1)
-    """(seq, idx) of the last event already seen: the answer starts after it."""
+    after: tuple[Any, ...] | None = None
+    """(seq, idx) of the last event already seen (with `by_time`: its stored event time first): the
+    answer starts after it, in the order asked for; None: from the start."""
     from_time: datetime | None = None
     """Events at or after this time."""
     before_time: datetime | None = None
@@ -109,7 +111,17 @@ class EventQuery:
     biz_steps: tuple[str, ...] | None = None
     dispositions: tuple[str, ...] | None = None
     biz_locations: tuple[str, ...] | None = None
+    event_ids: tuple[str, ...] | None = None
+    types: tuple[str, ...] | None = None
+    actions: tuple[str, ...] | None = None
+    error_declared: bool | None = None
+    """True: only events that declare an error; False: only events that do not."""
+    error_reasons: tuple[str, ...] | None = None
     names: tuple[Names, ...] = ()
+    by_time: bool = False
+    """In event time order (ties in chain order) instead of chain order; `after` is then
+    (event time, seq, idx) of the last event already seen."""
+    descending: bool = False
     limit: int = 100
 
 
@@ -120,6 +132,8 @@ class Found:
     seq: int
     idx: int
     body: dict[str, Any]
+    event_time: str
+    """As stored (UTC, to the microsecond): where a page in time order ends."""
 
 
 class EpcisIndex:
@@ -158,29 +172,55 @@ class EpcisIndex:
         return True
 
     def events(self, query: EventQuery) -> list[Found]:
-        """The events matching `query`, in chain order, at most `query.limit` of them."""
+        """The events matching `query`, in the order it asks for, at most `query.limit` of them."""
         t = event_table
-        where = [tuple_(t.c.seq, t.c.idx) > tuple_(*query.after)]
-        if query.from_time:
-            where.append(t.c.event_time >= _stored(query.from_time))
-        if query.before_time:
-            where.append(t.c.event_time < _stored(query.before_time))
-        for column, values in (
-            (t.c.biz_step, query.biz_steps),
-            (t.c.disposition, query.dispositions),
-            (t.c.biz_location, query.biz_locations),
-        ):
-            if values is not None:
-                where.append(column.in_(values))
-        where.extend(_naming(n) for n in query.names)
+        keys = (t.c.event_time, t.c.seq, t.c.idx) if query.by_time else (t.c.seq, t.c.idx)
+        where = _matching(query)
+        if query.after is not None:
+            seen = tuple_(*query.after)
+            where.append(tuple_(*keys) < seen if query.descending else tuple_(*keys) > seen)
+        order = [k.desc() for k in keys] if query.descending else list(keys)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(t.c.seq, t.c.idx, t.c.body)
-                .where(and_(*where))
-                .order_by(t.c.seq, t.c.idx)
+                select(t.c.seq, t.c.idx, t.c.event_time, t.c.body)
+                .where(*where)
+                .order_by(*order)
                 .limit(query.limit)
             ).all()
-        return [Found(r.seq, r.idx, r.body) for r in rows]
+        return [Found(r.seq, r.idx, r.body, r.event_time) for r in rows]
+
+    def count(self, query: EventQuery, cap: int) -> int:
+        """How many events match `query` (its `after` and `limit` aside), counted up to `cap`."""
+        t = event_table
+        found = select(t.c.seq).where(*_matching(query)).limit(cap).subquery()
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(found)).scalar_one())
+
+
+def _matching(query: EventQuery) -> list[Any]:
+    """The conditions of `query` on an event (not where it starts or how many)."""
+    t = event_table
+    where: list[Any] = []
+    if query.from_time:
+        where.append(t.c.event_time >= _stored(query.from_time))
+    if query.before_time:
+        where.append(t.c.event_time < _stored(query.before_time))
+    for column, values in (
+        (t.c.biz_step, query.biz_steps),
+        (t.c.disposition, query.dispositions),
+        (t.c.biz_location, query.biz_locations),
+        (t.c.event_id, query.event_ids),
+        (t.c.type, query.types),
+        (t.c.body["action"].as_string(), query.actions),
+        (t.c.body[("errorDeclaration", "reason")].as_string(), query.error_reasons),
+    ):
+        if values is not None:
+            where.append(column.in_(values))
+    if query.error_declared is not None:
+        declared = t.c.body["errorDeclaration"].as_string()
+        where.append(declared.is_not(None) if query.error_declared else declared.is_(None))
+    where.extend(_naming(n) for n in query.names)
+    return where
 
 
 def _row(e: Entry) -> dict[str, Any]:

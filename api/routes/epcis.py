@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 
@@ -176,7 +176,7 @@ def _refusal(refused: Any) -> str:
             "content": {MEDIA_TYPE: DOCUMENT},
             "description": "An EPCISQueryDocument; the next page's URL is in the `Link` header.",
         },
-        **errors(),
+        **errors(413),
     },
 )
 def query_events(
@@ -192,8 +192,31 @@ def query_events(
     eq_biz_step: Annotated[Values, Query(alias="EQ_bizStep")] = None,
     eq_disposition: Annotated[Values, Query(alias="EQ_disposition")] = None,
     eq_biz_location: Annotated[Values, Query(alias="EQ_bizLocation")] = None,
+    eq_event_id: Annotated[Values, Query(alias="EQ_eventID")] = None,
+    event_type: Annotated[Values, Query(alias="eventType", description="ObjectEvent, ...")] = None,
+    eq_action: Annotated[Values, Query(alias="EQ_action", description="ADD, OBSERVE or DELETE.")] = None,
+    exists_error_declaration: Annotated[
+        str | None,
+        Query(alias="EXISTS_errorDeclaration", max_length=10, description="Present: error declarations."),
+    ] = None,
+    eq_error_reason: Annotated[Values, Query(alias="EQ_errorReason")] = None,
     ge_event_time: Annotated[Time, Query(alias="GE_eventTime")] = None,
     lt_event_time: Annotated[Time, Query(alias="LT_eventTime")] = None,
+    order_by: Annotated[
+        Literal["eventTime", "recordTime"] | None,
+        Query(alias="orderBy", description="recordTime: the order the ledger recorded the events in."),
+    ] = None,
+    order_direction: Annotated[
+        Literal["ASC", "DESC"] | None,
+        Query(alias="orderDirection", description="With orderBy (default DESC)."),
+    ] = None,
+    event_count_limit: Annotated[
+        int | None, Query(alias="eventCountLimit", ge=1, description="Only the first N matching events.")
+    ] = None,
+    max_event_count: Annotated[
+        int | None,
+        Query(alias="maxEventCount", ge=1, description="413 `query_too_large` if more events match."),
+    ] = None,
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=1000, description="Events per page.")] = 100,
     next_page_token: Annotated[
         str | None, Query(alias="nextPageToken", max_length=500, description="From the `Link` header.")
@@ -204,14 +227,33 @@ def query_events(
               "before every query, so any written position is included)."),
     ] = None,
 ) -> JSONResponse:
-    """The EPCIS 2.0 query subset (blinded events, every role but site): MATCH_*, EQ_*, GE_/LT_eventTime,
+    """The EPCIS 2.0 query subset (blinded events, every role but site): MATCH_*, EQ_*, eventType,
+    EXISTS_errorDeclaration, GE_/LT_eventTime, orderBy, orderDirection, eventCountLimit, maxEventCount,
     paged by `perPage` and `nextPageToken`."""
     query = request.query_params
-    params = {
-        k: query.getlist(k) if k.startswith(("MATCH_", "EQ_")) else query[k] for k in query if k != "after"
-    }
-    document, token = epcis.query(params)
+    document, token = epcis.query({k: query.getlist(k) for k in query if k != "after"})
     headers = dict(HEADERS)
     if token is not None:
         headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
     return JSONResponse(document, headers=headers, media_type=MEDIA_TYPE)
+
+
+@router.get(
+    "/events/{event_id:path}",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "content": {MEDIA_TYPE: DOCUMENT},
+            "description": "An EPCISQueryDocument of the event and of the error declarations about it.",
+        },
+        **errors(404),
+    },
+)
+def event_by_id(
+    event_id: Annotated[str, Path(max_length=300, description="The eventID, percent-encoded (`ni:///...`).")],
+    user: Tracer,
+    epcis: EpcisDep,
+) -> JSONResponse:
+    """One EPCIS event by its eventID, in its blinded form (every role but site), with the error
+    declarations that name it (they keep its eventID); 404 `not_found` when no event has it."""
+    return JSONResponse(epcis.event(event_id), headers=HEADERS, media_type=MEDIA_TYPE)

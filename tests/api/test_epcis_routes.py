@@ -11,6 +11,7 @@ from decimal import Decimal
 from itertools import groupby
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -281,6 +282,12 @@ def test_query_filters_combine_and_times_bound_the_answer(api: Api, program: Pro
         ({"GE_eventTime": "yesterday"}, "GE_eventTime"),
         ({"LT_eventTime": "2030-01-01T00:00:00"}, "LT_eventTime"),
         ({"nextPageToken": "not-a-token"}, "nextPageToken"),
+        ({"orderBy": "bizStep"}, "query.orderBy"),
+        ({"orderBy": "eventTime", "orderDirection": "up"}, "query.orderDirection"),
+        ({"eventType": "Event"}, "eventType"),
+        ({"EQ_action": "MOVE"}, "EQ_action"),
+        ({"eventCountLimit": "0"}, "query.eventCountLimit"),
+        ({"eventCountLimit": "2", "maxEventCount": "2"}, "maxEventCount"),
     ],
 )
 def test_a_bad_query_parameter_is_refused_naming_it(api: Api, params: dict[str, str], field: str) -> None:
@@ -327,3 +334,30 @@ def test_a_client_asking_for_another_epcis_version_is_told_406(api: Api) -> None
     assert api.client.get(path, headers=api.auth("qa1")).status_code == 200  # none asked: 2.0
     documented = api.client.get("/openapi.json").json()["paths"][path]["get"]["responses"]
     assert "406" in documented
+
+
+def test_an_event_is_read_by_its_event_id_in_the_path(api: Api) -> None:
+    everything = event_list(document(api.get("qa1", "/epcis/events", params={"perPage": 1000})))
+    shipped = next(e for e in everything if e.get("bizStep") == "shipping")
+    found = document(api.get("qa1", f"/epcis/events/{quote(shipped['eventID'], safe='')}"))
+    assert found["type"] == "EPCISQueryDocument" and event_list(found) == [shipped]
+    unknown = api.get("qa1", f"/epcis/events/{quote('ni:///sha-256;00?ver=CBV2.0', safe='')}")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+    assert api.get("site1", f"/epcis/events/{quote(shipped['eventID'], safe='')}").status_code == 403
+    same = event_list(document(api.get("qa1", "/epcis/events", params={"EQ_eventID": shipped["eventID"]})))
+    assert same == [shipped]
+
+
+def test_a_query_larger_than_its_max_event_count_is_413_and_a_count_limit_cuts_it(api: Api) -> None:
+    everything = event_list(document(api.get("qa1", "/epcis/events", params={"perPage": 1000})))
+    too_many = api.get("qa1", "/epcis/events", params={"maxEventCount": len(everything) - 1})
+    assert too_many.status_code == 413 and too_many.json()["code"] == "query_too_large"
+    assert too_many.json()["maxEventCount"] == len(everything) - 1
+    all_of_them = api.get("qa1", "/epcis/events", params={"maxEventCount": len(everything), "perPage": 1000})
+    assert event_list(document(all_of_them)) == everything
+    newest = api.get("qa1", "/epcis/events", params={"eventCountLimit": 3, "orderBy": "recordTime"})
+    assert event_list(document(newest)) == everything[::-1][:3] and _next(newest) is None
+    kind = (everything[-1]["type"], everything[-1]["action"])
+    params = {"eventType": kind[0], "EQ_action": kind[1], "perPage": 1000}
+    alike = api.get("qa1", "/epcis/events", params=params)
+    assert event_list(document(alike)) == [e for e in everything if (e["type"], e.get("action")) == kind]

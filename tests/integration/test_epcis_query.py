@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from epcis import Epcis
+from epcis import Epcis, QueryTooLarge
 from epcis.dl import canonical_dl
 from ledger.application import Ledger
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, NotFound
 from tests.builders import API_GTIN, EXCIPIENT_GTIN, Program
 from tests.integration.epcis_helpers import demo, events, exported
 
@@ -115,3 +116,91 @@ def test_a_step_recorded_while_the_index_catches_up_is_indexed_once(
     finally:
         epcis.close()
         ledger.close()
+
+
+def test_event_ids_types_and_actions_pick_their_events(epcis: Epcis) -> None:
+    whole = events(exported(epcis, blinded=True))
+    packed = next(e for e in whole if e["type"] == "AggregationEvent")
+    found = _all(epcis, {"EQ_eventID": packed["eventID"]})
+    assert [e["eventID"] for e in found] == [packed["eventID"]]
+    two = _all(epcis, {"EQ_eventID": [packed["eventID"], whole[0]["eventID"]]})
+    assert {e["eventID"] for e in two} == {packed["eventID"], whole[0]["eventID"]}
+    assert _all(epcis, {"EQ_eventID": "ni:///sha-256;00?ver=CBV2.0"}) == []
+
+    aggregations = _all(epcis, {"eventType": "AggregationEvent"})
+    assert aggregations and {e["type"] for e in aggregations} == {"AggregationEvent"}
+    assert len(aggregations) == sum(e["type"] == "AggregationEvent" for e in whole)
+    both = _all(epcis, {"eventType": "AggregationEvent,TransformationEvent"})
+    assert len(both) == sum(e["type"] in ("AggregationEvent", "TransformationEvent") for e in whole)
+    added = _all(epcis, {"EQ_action": "ADD"})
+    assert added and all(e["action"] == "ADD" for e in added)
+    assert len(added) == sum(e.get("action") == "ADD" for e in whole)
+    with pytest.raises(InvalidInput, match="eventType 'Object' is not one of") as refused:
+        epcis.query({"eventType": "Object"})
+    assert refused.value.details["field"] == "eventType"
+    with pytest.raises(InvalidInput, match="EQ_action 'add'"):
+        epcis.query({"EQ_action": "add"})
+
+
+def test_error_declarations_are_found_by_their_presence_and_reason(epcis: Epcis) -> None:
+    whole = events(exported(epcis, blinded=True))
+    declared = [e for e in whole if "errorDeclaration" in e]
+    assert declared, "the demo corrects a receipt"
+    found = _all(epcis, {"EXISTS_errorDeclaration": ""})
+    assert [e["eventID"] for e in found] == [e["eventID"] for e in declared]
+    forms = ("incorrect_data", "urn:epcglobal:cbv:er:incorrect_data", "https://ref.gs1.org/cbv/ER-incorrect_data")
+    for reason in forms:
+        assert _all(epcis, {"EQ_errorReason": reason}) == found
+    assert _all(epcis, {"EQ_errorReason": "did_not_occur"}) == []
+    # The declaration keeps the eventID of the event it declares wrong: both answer to it.
+    same_id = _all(epcis, {"EQ_eventID": declared[0]["eventID"]})
+    assert len(same_id) == 2 and sum("errorDeclaration" in e for e in same_id) == 1
+    document = epcis.event(declared[0]["eventID"])
+    assert document["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == same_id
+
+
+def test_order_by_event_time_or_record_time_in_either_direction_pages_through_all(epcis: Epcis) -> None:
+    ledger_order = _all(epcis, {"perPage": "1000"})
+    by_time = _all(epcis, {"orderBy": "eventTime", "orderDirection": "ASC", "perPage": "7"})
+    stamps = [e["eventTime"] for e in by_time]
+    assert sorted(e["eventID"] for e in by_time) == sorted(e["eventID"] for e in ledger_order)
+    assert [_utc(t) for t in stamps] == sorted(_utc(t) for t in stamps)
+    newest_first = _all(epcis, {"orderBy": "eventTime", "perPage": "7"})  # DESC unless asked otherwise
+    assert [_utc(e["eventTime"]) for e in newest_first] == sorted((_utc(t) for t in stamps), reverse=True)
+    assert _all(epcis, {"orderBy": "recordTime", "orderDirection": "ASC", "perPage": "9"}) == ledger_order
+    assert _all(epcis, {"orderBy": "recordTime", "perPage": "9"}) == ledger_order[::-1]
+    for bad in ({"orderBy": "bizStep"}, {"orderBy": "eventTime", "orderDirection": "UP"}):
+        with pytest.raises(InvalidInput):
+            epcis.query(bad)
+
+
+def _utc(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_event_count_limit_cuts_the_answer_and_max_event_count_refuses_a_larger_one(epcis: Epcis) -> None:
+    receipts = _all(epcis, {"EQ_bizStep": "receiving", "perPage": "1000"})
+    assert len(receipts) > 5
+    first_five = _all(epcis, {"EQ_bizStep": "receiving", "eventCountLimit": "5", "perPage": "2"})
+    assert first_five == receipts[:5]
+    _, token = epcis.query({"EQ_bizStep": "receiving", "eventCountLimit": "4", "perPage": "4"})
+    assert token is None, "a page that ends the first eventCountLimit events has no next page"
+    latest = _all(epcis, {"EQ_bizStep": "receiving", "eventCountLimit": "3", "orderBy": "recordTime"})
+    assert latest == receipts[::-1][:3]
+    assert _all(epcis, {"EQ_bizStep": "receiving", "maxEventCount": str(len(receipts))}) == receipts
+    with pytest.raises(QueryTooLarge, match=f"more than maxEventCount={len(receipts) - 1}"):
+        epcis.query({"EQ_bizStep": "receiving", "maxEventCount": str(len(receipts) - 1)})
+    with pytest.raises(InvalidInput, match="cannot be given together"):
+        epcis.query({"eventCountLimit": "1", "maxEventCount": "1"})
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(InvalidInput, match="eventCountLimit is a whole number"):
+            epcis.query({"eventCountLimit": bad})
+
+
+def test_an_event_is_found_by_its_id_alone(epcis: Epcis) -> None:
+    shipped = next(e for e in events(exported(epcis, blinded=True)) if e.get("bizStep") == "shipping")
+    document = epcis.event(shipped["eventID"])
+    assert document["type"] == "EPCISQueryDocument"
+    assert document["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == [shipped]
+    with pytest.raises(NotFound, match="EPCIS event ni:///sha-256;ff"):
+        epcis.event("ni:///sha-256;ff?ver=CBV2.0")
