@@ -30,6 +30,7 @@ from epcis import Epcis
 from ledger.application import Ledger
 from ledger.commands import RecordUnblindedRead
 from ledger.config import Settings
+from ledger.errors import InvalidInput
 from ledger.identity import Identity, Session, User
 from ledger.transparency import Transparency
 from ledger.values import Role
@@ -151,6 +152,10 @@ RecallReader = Annotated[
 ]
 
 
+EPC_FORMATS = ("No_Preference", "Always_EPC_URN")
+"""The `GS1-EPC-Format`s this server honours: its events name things by EPC URIs (queries take both forms)."""
+
+
 async def epcis_version(
     gs1_epcis_version: Annotated[
         str | None,
@@ -160,11 +165,45 @@ async def epcis_version(
             description="The EPCIS version the client speaks: 2.0 (2.0.0) or none; any other is 406.",
         ),
     ] = None,
+    epcis_min: Annotated[str | None, Header(alias="GS1-EPCIS-Min", max_length=40)] = None,
+    epcis_max: Annotated[str | None, Header(alias="GS1-EPCIS-Max", max_length=40)] = None,
+    cbv_min: Annotated[str | None, Header(alias="GS1-CBV-Min", max_length=40)] = None,
+    cbv_max: Annotated[str | None, Header(alias="GS1-CBV-Max", max_length=40)] = None,
+    epc_format: Annotated[
+        str | None,
+        Header(
+            alias="GS1-EPC-Format",
+            max_length=40,
+            description="No_Preference or Always_EPC_URN (events name things by EPC URIs); others are 406.",
+        ),
+    ] = None,
 ) -> None:
-    """Refuse (406) a client that asks for an EPCIS version other than 2.0 (the REST binding's
-    version negotiation)."""
+    """Refuse (406) a client whose versions exclude EPCIS and CBV 2.0, or that asks for an EPC format
+    this server does not answer in (the REST binding's negotiation headers)."""
     if gs1_epcis_version is not None and gs1_epcis_version.strip() not in ("2.0", "2.0.0"):
         raise EpcisVersionNotSupported(gs1_epcis_version)
+    for header, asked, standard, low in (
+        ("GS1-EPCIS-Min", epcis_min, "EPCIS", True),
+        ("GS1-EPCIS-Max", epcis_max, "EPCIS", False),
+        ("GS1-CBV-Min", cbv_min, "CBV", True),
+        ("GS1-CBV-Max", cbv_max, "CBV", False),
+    ):
+        if asked is None:
+            continue
+        version = _version(asked, header)
+        if (version > (2, 0, 0)) if low else (version < (2, 0, 0)):
+            raise EpcisVersionNotSupported(asked, header, speaks=f"{standard} 2.0.0 only")
+    if epc_format is not None and epc_format.strip() not in EPC_FORMATS:
+        raise EpcisVersionNotSupported(
+            epc_format, "GS1-EPC-Format", EPC_FORMATS, "EPC URIs (No_Preference, Always_EPC_URN)"
+        )
+
+
+def _version(text: str, header: str) -> tuple[int, ...]:
+    parts = text.strip().split(".")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise InvalidInput(f"{header} is a version like 2.0.0, not {text!r}", field=header)
+    return tuple(int(p) for p in parts) + (0,) * (3 - len(parts))
 
 
 class Unblinding:

@@ -90,15 +90,23 @@ class AmbiguousKitNumber(LedgerError):
 
 
 class EpcisVersionNotSupported(LedgerError):
-    """The client asked for a version of EPCIS other than 2.0 (`GS1-EPCIS-Version`)."""
+    """The client asked for a version of EPCIS or CBV other than 2.0 (`GS1-EPCIS-Version`, `-Min`,
+    `-Max`, `GS1-CBV-Min`, `-Max`), or an EPC format this server does not answer in (`GS1-EPC-Format`)."""
 
     code = "epcis_version_not_supported"
 
-    def __init__(self, asked: str) -> None:
+    def __init__(
+        self,
+        asked: str,
+        header: str = "GS1-EPCIS-Version",
+        supported: tuple[str, ...] = ("2.0.0",),
+        speaks: str = "EPCIS 2.0.0 only",
+    ) -> None:
         super().__init__(
-            f"GS1-EPCIS-Version {asked!r} is not supported: this server speaks EPCIS 2.0.0 only",
+            f"{header} {asked!r} is not supported: this server speaks {speaks}",
+            header=header,
             asked=asked,
-            supported=["2.0.0"],
+            supported=list(supported),
         )
 
 
@@ -172,7 +180,8 @@ DESCRIPTIONS = {
     403: "The user's role, site binding or blinding forbids this, or a signature did not verify; "
     "nothing was recorded.",
     404: "An id in the path or body does not exist.",
-    406: "The `GS1-EPCIS-Version` asked for is not 2.0 (the body names the versions supported).",
+    406: "The EPCIS or CBV version asked for (`GS1-EPCIS-Version`, `-Min`, `-Max`, `GS1-CBV-Min`, `-Max`) "
+    "excludes 2.0, or the `GS1-EPC-Format` asked for is not served (the body names what is supported).",
     409: "A business rule refused the step (the body names the rule, the kits and why); "
     "nothing was recorded. `concurrent_write` may be retried; `not_yet_checkpointed` after Retry-After.",
     413: "The request body is larger than the limit (or an EPCIS query matches more events than its "

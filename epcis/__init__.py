@@ -15,7 +15,19 @@ from typing import Any
 from epcis.capture import CaptureResult, EventError, capture, check
 from epcis.export import export_range, export_trace
 from epcis.ids import DEFAULT_PREFIX_LENGTH
-from epcis.query import MAX_PER_PAGE, Indexer, QueryParams, QueryTooLarge, query_document, query_events
+from epcis.query import (
+    BROWSED,
+    EVENT_TYPES,
+    MAX_PER_PAGE,
+    TOP_LEVEL,
+    Indexer,
+    QueryParams,
+    QueryTooLarge,
+    browse,
+    collection,
+    query_document,
+    query_events,
+)
 from ledger.application import Ledger
 from ledger.db import open_engine
 from ledger.errors import NotFound
@@ -61,6 +73,38 @@ class Epcis:
         page = query_events(self.index, parsed)
         return query_document(page), page.next_page_token
 
+    def browse(
+        self, kind: str, per_page: int = 100, token: str | None = None
+    ) -> tuple[dict[str, Any], str | None]:
+        """A `Collection` of one page of the values of a top-level resource (`eventTypes`, `epcs`,
+        `bizSteps`, `bizLocations`, `readPoints`, `dispositions`) the events hold, and the next page's
+        token; NotFound for another resource."""
+        if kind != "eventTypes":
+            self.indexer.sync()
+        members, following = browse(self.index, kind, per_page, token)
+        return collection(members), following
+
+    def value(self, kind: str, value: str) -> dict[str, Any]:
+        """The sub-resources of one value of a top-level resource (`events`), NotFound when no event
+        holds it (or, for event types, when it is not one)."""
+        if kind == "eventTypes":
+            if value not in EVENT_TYPES:
+                raise NotFound("EPCIS event type", value)
+        else:
+            self.value_events(kind, value, {"perPage": "1"}, must_exist=True)
+        return collection(["events"])
+
+    def value_events(
+        self, kind: str, value: str, params: Mapping[str, Any], *, must_exist: bool = False
+    ) -> tuple[dict[str, Any], str | None]:
+        """`query(params)` restricted to the events holding `value` of resource `kind`."""
+        if kind not in BROWSED:
+            raise NotFound("EPCIS resource", kind)
+        document, token = self.query({**params, BROWSED[kind]: [value]})
+        if must_exist and not document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]:
+            raise NotFound(f"EPCIS {kind[:-1]}", value)
+        return document, token
+
     def event(self, event_id: str) -> dict[str, Any]:
         """An EPCISQueryDocument of the event `event_id` and of the error declarations about it (they
         keep its eventID); NotFound when no event has that ID."""
@@ -72,6 +116,7 @@ class Epcis:
 
 
 __all__ = [
+    "TOP_LEVEL",
     "CaptureResult",
     "Epcis",
     "EventError",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import takewhile
@@ -30,7 +30,7 @@ from epcis.export import decoded
 from epcis.mapping import Mapper, steps
 from epcis.models import cbv_word
 from ledger.application import Ledger
-from ledger.errors import InvalidInput, LedgerError
+from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.values import utc
 from projections.epcis_index import Entry, EpcisIndex, EventQuery, Names
 
@@ -44,6 +44,7 @@ PARAMS = (
     "EQ_bizStep",
     "EQ_disposition",
     "EQ_bizLocation",
+    "EQ_readPoint",
     "EQ_eventID",
     "EQ_action",
     "EQ_errorReason",
@@ -62,6 +63,7 @@ MATCHES = (
     ("MATCH_inputEPCClass", ("input_class",)),
     ("MATCH_outputEPCClass", ("output_class",)),
     ("MATCH_parentID", ("parent",)),
+    ("EQ_readPoint", ("read_point",)),
 )
 """Each MATCH_ parameter and the roles (`_roles`) in which an event names what it matches."""
 
@@ -77,6 +79,8 @@ def _roles(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield "epc", _canonical(epc)
     if event.get("parentID"):
         yield "parent", _canonical(event["parentID"])
+    if (event.get("readPoint") or {}).get("id"):
+        yield "read_point", _canonical(event["readPoint"]["id"])
     for key, role in (
         ("quantityList", "class"),
         ("childQuantityList", "class"),
@@ -347,3 +351,56 @@ def query_document(page: QueryPage) -> dict[str, Any]:
             "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": list(page.events)}}
         },
     }
+
+
+TOP_LEVEL = (
+    "capture", "events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
+)
+"""The REST binding's top-level resources this server has (`GET /epcis`)."""
+BROWSED = {
+    "eventTypes": "eventType",
+    "epcs": "MATCH_anyEPC",
+    "bizSteps": "EQ_bizStep",
+    "bizLocations": "EQ_bizLocation",
+    "readPoints": "EQ_readPoint",
+    "dispositions": "EQ_disposition",
+}
+"""Each browsable resource and the query parameter that selects the events of one of its values."""
+
+
+def collection(members: Iterable[str]) -> dict[str, Any]:
+    """The binding's answer listing resources: a JSON-LD `Collection` of `member`s."""
+    from epcis.mapping import CONTEXT
+
+    return {"@context": CONTEXT, "type": "Collection", "member": list(members)}
+
+
+def browse(index: EpcisIndex, kind: str, per_page: int, token: str | None) -> tuple[list[str], str | None]:
+    """One page of the values of resource `kind` and the next page's token (None: last)."""
+    if kind not in BROWSED:
+        raise NotFound("EPCIS resource", kind)
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise InvalidInput(f"perPage is 1-{MAX_PER_PAGE}", field="perPage")
+    if kind == "eventTypes":
+        return list(EVENT_TYPES), None
+    after = _decode_value_token(token, kind) if token else None
+    found = index.values(kind, after, per_page + 1)
+    page = found[:per_page]
+    more = len(found) > per_page
+    return page, _encode_value_token(page[-1], kind) if more else None
+
+
+def _encode_value_token(after: str, kind: str) -> str:
+    raw = json.dumps({"v": after, "k": kind}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_value_token(token: str, kind: str) -> str:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        after, of = str(data["v"]), data["k"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput("nextPageToken is not one this server issued", field="nextPageToken") from None
+    if of != kind:
+        raise InvalidInput(f"nextPageToken belongs to another list than {kind}", field="nextPageToken")
+    return after

@@ -54,6 +54,8 @@ event_table = Table(
     Index("epcis_event_time", "event_time"),
     Index("epcis_event_step", "biz_step"),
     Index("epcis_event_id", "event_id"),
+    Index("epcis_event_disposition", "disposition"),
+    Index("epcis_event_location", "biz_location"),
 )
 epc_table = Table(
     "epcis_event_epc",
@@ -189,12 +191,36 @@ class EpcisIndex:
             ).all()
         return [Found(r.seq, r.idx, r.body, r.event_time) for r in rows]
 
+    def values(self, kind: str, after: str | None, limit: int) -> list[str]:
+        """The distinct values of `kind` the indexed events hold (`VALUE_KINDS`), in order, after `after`,
+        at most `limit` of them."""
+        column, roles = VALUE_KINDS[kind]
+        source = event_table.c[column] if roles is None else epc_table.c.epc
+        where: list[Any] = [source.is_not(None)]
+        if roles is not None:
+            where.append(epc_table.c.role.in_(roles))
+        if after is not None:
+            where.append(source > after)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(source).where(*where).distinct().order_by(source).limit(limit)).all()
+        return [str(r[0]) for r in rows]
+
     def count(self, query: EventQuery, cap: int) -> int:
         """How many events match `query` (its `after` and `limit` aside), counted up to `cap`."""
         t = event_table
         found = select(t.c.seq).where(*_matching(query)).limit(cap).subquery()
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(found)).scalar_one())
+
+
+VALUE_KINDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "epcs": ("epc", ("epc", "parent")),
+    "readPoints": ("epc", ("read_point",)),
+    "bizSteps": ("biz_step", None),
+    "bizLocations": ("biz_location", None),
+    "dispositions": ("disposition", None),
+}
+"""What `EpcisIndex.values` lists: an event column, or the identifiers named in some roles."""
 
 
 def _matching(query: EventQuery) -> list[Any]:
@@ -252,4 +278,4 @@ def _naming(names: Names) -> Any:
     )
 
 
-__all__ = ["Entry", "EpcisIndex", "EventQuery", "Found", "Names"]
+__all__ = ["VALUE_KINDS", "Entry", "EpcisIndex", "EventQuery", "Found", "Names"]

@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 
 from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep, epcis_version
 from api.errors import errors
 from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
-from ledger.errors import InvalidInput
+from epcis import TOP_LEVEL
+from epcis.query import BROWSED, collection
+from ledger.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/epcis", tags=["epcis"], dependencies=[Depends(epcis_version)])
 
@@ -232,10 +234,7 @@ def query_events(
     paged by `perPage` and `nextPageToken`."""
     query = request.query_params
     document, token = epcis.query({k: query.getlist(k) for k in query if k != "after"})
-    headers = dict(HEADERS)
-    if token is not None:
-        headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
-    return JSONResponse(document, headers=headers, media_type=MEDIA_TYPE)
+    return _linked(request, document, token)
 
 
 @router.get(
@@ -257,3 +256,112 @@ def event_by_id(
     """One EPCIS event by its eventID, in its blinded form (every role but site), with the error
     declarations that name it (they keep its eventID); 404 `not_found` when no event has it."""
     return JSONResponse(epcis.event(event_id), headers=HEADERS, media_type=MEDIA_TYPE)
+
+
+# --- the binding's top-level resources ------------------------------------------------------------------
+
+Page = Annotated[int, Query(alias="perPage", ge=1, le=1000, description="Values per page.")]
+PageToken = Annotated[str | None, Query(alias="nextPageToken", max_length=500, description="From `Link`.")]
+COLLECTION: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {MEDIA_TYPE: {"schema": {"type": "object", "description": "A JSON-LD Collection."}}},
+        "description": "A `Collection` whose `member`s are the resources (the next page's URL in `Link`).",
+    }
+}
+
+
+def _linked(request: Request, body: dict[str, Any], token: str | None) -> JSONResponse:
+    headers = dict(HEADERS)
+    if token is not None:
+        headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
+    return JSONResponse(body, headers=headers, media_type=MEDIA_TYPE)
+
+
+@router.get("", response_class=JSONResponse, responses={**COLLECTION, **errors()})
+def top_level(user: Tracer) -> JSONResponse:
+    """The top-level resources of this EPCIS 2.0 REST interface, as a `Collection`."""
+    return JSONResponse(collection(TOP_LEVEL), headers=HEADERS, media_type=MEDIA_TYPE)
+
+
+@router.get("/{kind}", response_class=JSONResponse, responses={**COLLECTION, **errors(404)})
+def browse(
+    kind: Annotated[str, Path(max_length=40, description="eventTypes, epcs, bizSteps, bizLocations, ...")],
+    request: Request,
+    user: Tracer,
+    epcis: EpcisDep,
+    per_page: Page = 100,
+    next_page_token: PageToken = None,
+) -> JSONResponse:
+    """The values the events hold of one top-level resource (`eventTypes`, `epcs`, `bizSteps`,
+    `bizLocations`, `readPoints`, `dispositions`), a page at a time, in order."""
+    body, token = epcis.browse(kind, per_page, next_page_token)
+    return _linked(request, body, token)
+
+
+@router.get(
+    "/{kind}/{value:path}/events",
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {MEDIA_TYPE: DOCUMENT}, "description": "An EPCISQueryDocument (next page: `Link`)."},
+        **errors(404, 413),
+    },
+)
+def value_events(
+    kind: Annotated[str, Path(max_length=40)],
+    value: Annotated[str, Path(max_length=300, description="The value, percent-encoded.")],
+    request: Request,
+    user: Tracer,
+    epcis: EpcisDep,
+) -> JSONResponse:
+    """The events that hold one value of a top-level resource (an EPC in any EPC field, a bizStep, ...),
+    with the query parameters of `GET /epcis/events` besides."""
+    query = request.query_params
+    document, token = epcis.value_events(kind, value, {k: query.getlist(k) for k in query if k != "after"})
+    return _linked(request, document, token)
+
+
+@router.get("/{kind}/{value:path}", response_class=JSONResponse, responses={**COLLECTION, **errors(404)})
+def value_resources(
+    kind: Annotated[str, Path(max_length=40)],
+    value: Annotated[str, Path(max_length=300, description="The value, percent-encoded.")],
+    user: Tracer,
+    epcis: EpcisDep,
+) -> JSONResponse:
+    """What can be asked of one value of a top-level resource: its `events` (404 when no event holds it)."""
+    return JSONResponse(epcis.value(kind, value), headers=HEADERS, media_type=MEDIA_TYPE)
+
+
+DISCOVERED = {
+    "GS1-CBV-Min": "2.0.0",
+    "GS1-CBV-Max": "2.0.0",
+    "GS1-EPC-Format": "Always_EPC_URN",
+    "GS1-Vendor-Version": "lotline",
+}
+"""What `OPTIONS` tells a client besides `Allow` and the version headers."""
+
+
+@router.options("", status_code=204, response_class=Response, responses={204: {"description": "Settings."}})
+def discover_top(request: Request, user: Tracer) -> Response:
+    """The binding's discovery of the interface itself (see `OPTIONS /epcis/{path}`)."""
+    return discover(request, user, "")
+
+
+@router.options(
+    "/{path:path}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "The methods allowed and the server's settings."}, **errors(404)},
+)
+def discover(request: Request, user: Tracer, path: str) -> Response:
+    """The binding's discovery: the methods a resource allows (`Allow`), the EPCIS and CBV versions,
+    the EPC format of the answers and, for `capture`, the largest document it takes (bytes)."""
+    head = path.split("/", 1)[0]
+    headers = {**HEADERS, **DISCOVERED}
+    if head == "capture":
+        headers["Allow"] = "OPTIONS, POST"
+        headers["GS1-EPCIS-Capture-File-Size-Limit"] = str(request.app.state.settings.max_body_bytes)
+    elif head in ("", "events", "trace", *BROWSED):
+        headers["Allow"] = "GET, OPTIONS"
+    else:
+        raise NotFound("EPCIS resource", head)
+    return Response(status_code=204, headers=headers)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from api import permissions
+from epcis.dl import canonical_dl
 from epcis.ids import lgtin, sgtin
 from ledger.values import PLACE_BOUND, Role
 from tests.api.conftest import PASSWORD, PLACES, USERS, Api, start_api
@@ -361,3 +362,95 @@ def test_a_query_larger_than_its_max_event_count_is_413_and_a_count_limit_cuts_i
     params = {"eventType": kind[0], "EQ_action": kind[1], "perPage": 1000}
     alike = api.get("qa1", "/epcis/events", params=params)
     assert event_list(document(alike)) == [e for e in everything if (e["type"], e.get("action")) == kind]
+
+
+# --- top-level resources, discovery, negotiation ------------------------------------------------------------
+
+
+def collection_of(response: Any) -> list[str]:
+    body = document(response)
+    assert body["type"] == "Collection"
+    return list(body["member"])
+
+
+def test_the_top_level_resources_list_what_the_events_hold(api: Api) -> None:
+    assert collection_of(api.get("qa1", "/epcis")) == [
+        "capture", "events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
+    ]
+    everything = event_list(document(api.get("qa1", "/epcis/events", params={"perPage": 1000})))
+    assert "ObjectEvent" in collection_of(api.get("qa1", "/epcis/eventTypes"))
+    steps = collection_of(api.get("qa1", "/epcis/bizSteps"))
+    assert steps == sorted({e["bizStep"] for e in everything if "bizStep" in e})
+    dispositions = collection_of(api.get("qa1", "/epcis/dispositions"))
+    assert dispositions == sorted({e["disposition"] for e in everything if "disposition" in e})
+    locations = collection_of(api.get("qa1", "/epcis/bizLocations"))
+    assert len(locations) == len({e["bizLocation"]["id"] for e in everything if "bizLocation" in e})
+    points = collection_of(api.get("qa1", "/epcis/readPoints"))
+    assert len(points) == len({e["readPoint"]["id"] for e in everything if "readPoint" in e}) > 0
+    epcs = collection_of(api.get("qa1", "/epcis/epcs", params={"perPage": 1000}))
+    assert canonical_dl(KIT) in epcs and epcs == sorted(epcs)
+    # Paged in order, each value once, the next page in the Link header.
+    seen: list[str] = []
+    url: str | None = "/epcis/epcs?perPage=3"
+    while url is not None:
+        response = api.get("qa1", url)
+        seen += collection_of(response)
+        url = _next(response)
+    assert seen == epcs
+    assert api.get("qa1", "/epcis/places").status_code == 404
+    assert api.get("site1", "/epcis/bizSteps").status_code == 403
+
+
+def test_the_events_of_one_value_are_those_the_query_finds(api: Api) -> None:
+    everything = event_list(document(api.get("qa1", "/epcis/events", params={"perPage": 1000})))
+    shipped = next(e for e in everything if e.get("bizStep") == "shipping")
+    step_events = event_list(document(api.get("qa1", "/epcis/bizSteps/shipping/events")))
+    assert step_events == [e for e in everything if e.get("bizStep") == "shipping"]
+    point = shipped["readPoint"]["id"]
+    by_point = event_list(document(api.get("qa1", f"/epcis/readPoints/{quote(point, safe='')}/events")))
+    assert by_point and all(canonical_dl(e["readPoint"]["id"]) == canonical_dl(point) for e in by_point)
+    asked = api.get("qa1", "/epcis/events", params={"EQ_readPoint": canonical_dl(point)})
+    queried = event_list(document(asked))
+    assert queried == by_point
+    kit_events = event_list(document(api.get("qa1", f"/epcis/epcs/{quote(KIT, safe='')}/events")))
+    assert kit_events == event_list(document(api.get("qa1", "/epcis/events", params={"MATCH_anyEPC": KIT})))
+    typed = api.get("qa1", "/epcis/eventTypes/ObjectEvent/events", params={"EQ_bizStep": "shipping"})
+    assert event_list(document(typed)) == [e for e in step_events if e["type"] == "ObjectEvent"]
+    assert collection_of(api.get("qa1", "/epcis/bizSteps/shipping")) == ["events"]
+    assert collection_of(api.get("qa1", "/epcis/eventTypes/ObjectEvent")) == ["events"]
+    for unknown in ("/epcis/bizSteps/levitating", "/epcis/eventTypes/MagicEvent", "/epcis/places/x/events"):
+        answer = api.get("qa1", unknown)
+        assert answer.status_code == 404 and answer.json()["code"] == "not_found", unknown
+
+
+def test_options_says_what_each_resource_allows_and_how_the_server_speaks(api: Api) -> None:
+    for path, allowed in (
+        ("/epcis", "GET, OPTIONS"),
+        ("/epcis/events", "GET, OPTIONS"),
+        ("/epcis/capture", "OPTIONS, POST"),
+        ("/epcis/bizSteps/shipping/events", "GET, OPTIONS"),
+    ):
+        answer = api.client.options(path, headers=api.auth("qa1"))
+        assert answer.status_code == 204, (path, answer.text)
+        assert answer.headers["Allow"] == allowed
+        assert answer.headers["GS1-EPCIS-Version"] == "2.0.0" and answer.headers["GS1-CBV-Max"] == "2.0.0"
+        assert answer.headers["GS1-EPC-Format"] == "Always_EPC_URN"
+    capture_limit = api.client.options("/epcis/capture", headers=api.auth("qa1")).headers
+    assert int(capture_limit["GS1-EPCIS-Capture-File-Size-Limit"]) == 1024 * 1024
+    assert api.client.options("/epcis/places", headers=api.auth("qa1")).status_code == 404
+    assert api.client.options("/epcis").status_code == 401
+
+
+def test_version_and_format_headers_that_exclude_what_the_server_speaks_are_406(api: Api) -> None:
+    for header, asked in (("GS1-EPCIS-Min", "2.1"), ("GS1-EPCIS-Max", "1.2"), ("GS1-CBV-Min", "3.0.0"),
+                          ("GS1-CBV-Max", "1.2.0"), ("GS1-EPC-Format", "Always_GS1_Digital_Link")):
+        answer = api.client.get("/epcis/events", headers={**api.auth("qa1"), header: asked})
+        assert answer.status_code == 406, (header, asked)
+        body = answer.json()
+        assert (body["code"], body["header"], body["asked"]) == ("epcis_version_not_supported", header, asked)
+    for header, asked in (("GS1-EPCIS-Min", "1.2"), ("GS1-EPCIS-Max", "2.0"), ("GS1-CBV-Min", "2.0.0"),
+                          ("GS1-EPC-Format", "No_Preference"), ("GS1-EPC-Format", "Always_EPC_URN")):
+        answer = api.client.get("/epcis/events", headers={**api.auth("qa1"), header: asked})
+        assert answer.status_code == 200, (header, asked, answer.text)
+    bad = api.client.get("/epcis/events", headers={**api.auth("qa1"), "GS1-CBV-Min": "two"})
+    assert bad.status_code == 422 and bad.json()["field"] == "GS1-CBV-Min"
