@@ -91,6 +91,9 @@ class ReadModels(BaseModel):
     lag: int | None = None
     positions: dict[str, int] = {}
     failed: list[FailedReadModel] = []
+    epcis_index: int | None = None
+    """The chain position the EPCIS index has reached (kept by the projection worker beside the read
+    models; EPCIS queries wait for it, and its lag alone does not make the API unready)."""
 
 
 class Readiness(BaseModel):
@@ -126,12 +129,14 @@ def create_app(settings: Settings | None = None, *, long_lived: bool = False) ->
                 opened,
                 ReadSide(app.state.ledger, url, wait_seconds=app_settings.read_wait_seconds),
             )
-            app.state.epcis = _opened(opened, Epcis(app.state.ledger, url))
+            wait = app_settings.read_wait_seconds
+            app.state.epcis = _opened(opened, Epcis(app.state.ledger, url, followed=True, wait_seconds=wait))
             app.state.ledger.use_kit_states(app.state.read_side.kit_states)
             app.state.ledger.use_site_kits(app.state.read_side.site_kits)
             app.state.ledger.on_release(app.state.transparency.checkpoint_after_release)
             if app_settings.projection_thread:
                 app.state.read_side.start_worker(app_settings.projection_poll_seconds)
+                _opened(opened, app.state.epcis.start_following(app_settings.projection_poll_seconds))
             if app_settings.checkpoint_in_background:
                 poll = app_settings.checkpoint_poll_seconds
                 _opened(opened, Checkpointer(app.state.transparency, poll).start())
@@ -185,7 +190,7 @@ def create_app(settings: Settings | None = None, *, long_lived: bool = False) ->
     def ready(user: UserDep, ledger: LedgerDep) -> Readiness | JSONResponse:
         """Whether the store and the read models answer, how many events the read models lag behind, and
         which read model stopped on which event (then 503)."""
-        answer = _readiness(ledger, app.state.read_side)
+        answer = _readiness(ledger, app.state.read_side, app.state.epcis)
         if answer.ready:
             return answer
         return JSONResponse(status_code=503, content=answer.model_dump())
@@ -198,7 +203,7 @@ def _opened(opened: list[Any], thing: Any) -> Any:
     return thing
 
 
-def _readiness(ledger: Ledger, read_side: ReadSide) -> Readiness:
+def _readiness(ledger: Ledger, read_side: ReadSide, epcis: Epcis) -> Readiness:
     try:
         size, _ = ledger.chain.head()
     except PersistenceError:
@@ -207,6 +212,7 @@ def _readiness(ledger: Ledger, read_side: ReadSide) -> Readiness:
     try:
         positions = read_side.runner.positions()
         failed = [FailedReadModel(**f.as_dict()) for f in read_side.runner.failures()]
+        indexed = epcis.position()
     except SQLAlchemyError:
         log.exception("readiness: the read models do not answer")
         return Readiness(
@@ -216,7 +222,7 @@ def _readiness(ledger: Ledger, read_side: ReadSide) -> Readiness:
     head = read_side.runner.head()
     models = ReadModels(
         reachable=True, position=position, head=head, lag=max(0, head - position), positions=positions,
-        failed=failed,
+        failed=failed, epcis_index=indexed,
     )
     return Readiness(ready=not failed, store_reachable=True, chain_size=size, read_models=models)
 

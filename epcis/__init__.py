@@ -8,6 +8,9 @@ Lotline event and the extension vocabulary are in docs/epcis.md.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,21 +35,95 @@ from ledger.application import Ledger
 from ledger.db import open_engine
 from ledger.errors import NotFound
 from ledger.values import Actor
+from projections.base import ProjectionTimeout
 from projections.epcis_index import EpcisIndex
+
+log = logging.getLogger("lotline.epcis")
+
+
+class Following:
+    """A thread keeping one `Epcis`'s index up to date; `close()` stops it."""
+
+    def __init__(self, epcis: Epcis, poll_seconds: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=epcis.follow, args=(self._stop, poll_seconds), name="lotline-epcis-index", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+_POLL_SECONDS = 0.02
+"""How often a query waiting for the index looks at its position (one small indexed SELECT)."""
 
 
 class Epcis:
-    """EPCIS over one ledger store: streamed exports, all-or-nothing capture, paged queries."""
+    """EPCIS over one ledger store: streamed exports, all-or-nothing capture, paged queries.
 
-    def __init__(self, ledger: Ledger, database_url: str, prefix_length: int = DEFAULT_PREFIX_LENGTH) -> None:
+    Queries read the EPCIS index (`projections.epcis_index`). By default each query first brings it up
+    to date itself (a script, a test); with `followed=True` (the API) a projection worker keeps it up to
+    date (`follow`, which `lotline project --follow` runs) and a query only waits, at most
+    `wait_seconds`, for it to reach the position the client asks for: a request never indexes events.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        database_url: str,
+        prefix_length: int = DEFAULT_PREFIX_LENGTH,
+        *,
+        followed: bool = False,
+        wait_seconds: float = 5.0,
+    ) -> None:
         self.ledger = ledger
         self.engine = open_engine(database_url)
         self.prefix_length = prefix_length
         self.index = EpcisIndex(self.engine)
         self.indexer = Indexer(ledger, self.index, prefix_length)
+        self.followed = followed
+        self.wait_seconds = wait_seconds
+
+    def position(self) -> int:
+        """The last chain position the EPCIS index holds."""
+        return self.index.position()
+
+    def _current(self, after: int | None = None) -> None:
+        """Bring the index up to date (not followed), or wait for it to reach `after` (followed)."""
+        if not self.followed:
+            self.indexer.sync()
+            return
+        if after is None:
+            return
+        deadline = time.monotonic() + self.wait_seconds
+        while (reached := self.index.position()) < after:
+            if time.monotonic() >= deadline:
+                raise ProjectionTimeout(after, reached, self.wait_seconds, [])
+            time.sleep(_POLL_SECONDS)
+
+    def follow(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
+        """Index new chain events until `stop` is set (a projection worker's thread). A failure is
+        logged and tried again a poll later; it never stops the worker's read models."""
+        failed: str | None = None
+        while not stop.is_set():
+            before = self.index.position()
+            try:
+                moved = self.indexer.sync() > before
+                failed = None
+            except Exception as e:  # isolated: the index alone stops moving; the worker goes on
+                if repr(e) != failed:
+                    log.exception("the EPCIS index stopped at position %d", before)
+                failed, moved = repr(e), False
+            if not moved:
+                stop.wait(poll_seconds)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def start_following(self, poll_seconds: float = 0.5) -> Following:
+        """`follow` in a thread of this process until the answer is closed (an app's worker thread)."""
+        return Following(self, poll_seconds)
 
     def trace(self, epc: str, *, blinded: bool = True) -> Iterator[str]:
         """The EPCISDocument of everything upstream and downstream of a lot (LGTIN) or kit (SGTIN)."""
@@ -66,49 +143,56 @@ class Epcis:
         """Capture a partner's EPCISDocument: all of it or none of it, each event once."""
         return capture(self.ledger, self.engine, document, actor)
 
-    def query(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
-        """An EPCISQueryDocument of one page of matching events, and the next page's token."""
+    def query(self, params: Mapping[str, Any], after: int | None = None) -> tuple[dict[str, Any], str | None]:
+        """An EPCISQueryDocument of one page of matching events, and the next page's token; `after`: a
+        chain position the answer must include (followed: waited for, bounded)."""
         parsed = QueryParams.parse(params)
-        self.indexer.sync()
+        self._current(after)
         page = query_events(self.index, parsed)
         return query_document(page), page.next_page_token
 
     def browse(
-        self, kind: str, per_page: int = 100, token: str | None = None
+        self, kind: str, per_page: int = 100, token: str | None = None, after: int | None = None
     ) -> tuple[dict[str, Any], str | None]:
         """A `Collection` of one page of the values of a top-level resource (`eventTypes`, `epcs`,
         `bizSteps`, `bizLocations`, `readPoints`, `dispositions`) the events hold, and the next page's
         token; NotFound for another resource."""
         if kind != "eventTypes":
-            self.indexer.sync()
+            self._current(after)
         members, following = browse(self.index, kind, per_page, token)
         return collection(members), following
 
-    def value(self, kind: str, value: str) -> dict[str, Any]:
+    def value(self, kind: str, value: str, after: int | None = None) -> dict[str, Any]:
         """The sub-resources of one value of a top-level resource (`events`), NotFound when no event
         holds it (or, for event types, when it is not one)."""
         if kind == "eventTypes":
             if value not in EVENT_TYPES:
                 raise NotFound("EPCIS event type", value)
         else:
-            self.value_events(kind, value, {"perPage": "1"}, must_exist=True)
+            self.value_events(kind, value, {"perPage": "1"}, after, must_exist=True)
         return collection(["events"])
 
     def value_events(
-        self, kind: str, value: str, params: Mapping[str, Any], *, must_exist: bool = False
+        self,
+        kind: str,
+        value: str,
+        params: Mapping[str, Any],
+        after: int | None = None,
+        *,
+        must_exist: bool = False,
     ) -> tuple[dict[str, Any], str | None]:
         """`query(params)` restricted to the events holding `value` of resource `kind`."""
         if kind not in BROWSED:
             raise NotFound("EPCIS resource", kind)
-        document, token = self.query({**params, BROWSED[kind]: [value]})
+        document, token = self.query({**params, BROWSED[kind]: [value]}, after)
         if must_exist and not document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]:
             raise NotFound(f"EPCIS {kind[:-1]}", value)
         return document, token
 
-    def event(self, event_id: str) -> dict[str, Any]:
+    def event(self, event_id: str, after: int | None = None) -> dict[str, Any]:
         """An EPCISQueryDocument of the event `event_id` and of the error declarations about it (they
         keep its eventID); NotFound when no event has that ID."""
-        self.indexer.sync()
+        self._current(after)
         page = query_events(self.index, QueryParams({"EQ_eventID": (event_id,)}, per_page=MAX_PER_PAGE))
         if not page.events:
             raise NotFound("EPCIS event", event_id)
@@ -120,6 +204,7 @@ __all__ = [
     "CaptureResult",
     "Epcis",
     "EventError",
+    "Following",
     "QueryParams",
     "QueryTooLarge",
     "check",

@@ -150,6 +150,12 @@ class EpcisIndex:
             seq = conn.execute(select(position_table.c.seq).where(position_table.c.name == "epcis")).scalar()
         return int(seq or 0)
 
+    def clear(self) -> None:
+        """Forget every indexed event: the next sync indexes the chain from its start."""
+        with self.engine.begin() as conn:
+            for table in (epc_table, event_table, position_table):
+                conn.execute(table.delete())
+
     def add(self, entries: Sequence[Entry], old: int, new: int) -> bool:
         """Index `entries` and move the position from `old` to `new` in one transaction; False (nothing
         written) if another process moved it first."""

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from epcis import Epcis
 from projections.runner import DEFAULT_BATCH, REBUILD_BATCH, ProjectionRunner
 from scripts.db import existing_store
 
@@ -24,7 +25,7 @@ log = logging.getLogger("lotline.project")
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "project", help="update the read models (genealogy, recall, inventory, custody, audit)",
+        "project", help="update the read models (genealogy, recall, inventory, custody, audit, EPCIS index)",
         description="Apply every event not yet applied to the read models, a batch per transaction, "
         "and print each read model's position. Exactly once: re-running, or running two at a time, "
         "never applies an event twice. A read model that fails on an event stops alone; the others "
@@ -42,17 +43,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    runner = ProjectionRunner.open(existing_store(args.database_url))
+    url = existing_store(args.database_url)
+    runner = ProjectionRunner.open(url)
+    epcis = Epcis(runner.ledger, url)
     try:
         began = time.perf_counter()
         if args.rebuild:
             read = runner.rebuild(batch_size=args.batch_size or REBUILD_BATCH, progress=_progress(runner))
+            epcis.index.clear()
             print(f"rebuilt from {read:,} events in {time.perf_counter() - began:.1f} s", file=sys.stderr)
         else:
             read = runner.catch_up(args.batch_size or DEFAULT_BATCH, progress=_progress(runner))
             print(f"applied {read:,} events in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+        if not args.follow:  # following, the index's own thread catches it up beside the read models
+            began = time.perf_counter()
+            before = epcis.position()
+            indexed = epcis.indexer.sync() - before
+            took = time.perf_counter() - began
+            print(f"indexed {indexed:,} chain positions for EPCIS in {took:.1f} s", file=sys.stderr)
         for name, position in runner.positions().items():
             print(f"{name}: {position}")
+        print(f"epcis index: {epcis.position()}")
         failed = runner.failures()
         for failure in failed:
             print(f"lotline project: {failure.describe()}", file=sys.stderr)
@@ -64,11 +75,15 @@ def run(args: argparse.Namespace) -> int:
             if args.with_parent:
                 _stop_when_orphaned(runner, args.with_parent)
             log.info("following the ledger every %.1f s; Ctrl-C to stop", args.poll_interval)
+            following = epcis.start_following(args.poll_interval)
             try:
                 runner.run_forever(args.poll_interval, args.batch_size or DEFAULT_BATCH)
             except KeyboardInterrupt:
                 log.info("stopped at position %d", runner.position())
+            finally:
+                following.close()
     finally:
+        epcis.close()
         runner.close()
     return 0
 

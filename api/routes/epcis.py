@@ -37,6 +37,14 @@ DOCUMENT: dict[str, Any] = {"schema": {"type": "object", "description": "An EPCI
 STREAMED: dict[int | str, dict[str, Any]] = {
     200: {"content": {MEDIA_TYPE: DOCUMENT}, "description": "An EPCISDocument, streamed."}
 }
+After = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description="A ledger position the answer must include (a write's answer carries it): waits, "
+        "bounded, for the EPCIS index to reach it (503 with Retry-After if it does not).",
+    ),
+]
 Values = Annotated[list[str] | None, Query(max_length=100, description="Comma-separated or repeated (OR).")]
 Time = Annotated[str | None, Query(max_length=40, description="ISO 8601 with a time zone.")]
 
@@ -223,17 +231,13 @@ def query_events(
     next_page_token: Annotated[
         str | None, Query(alias="nextPageToken", max_length=500, description="From the `Link` header.")
     ] = None,
-    after: Annotated[
-        int | None,
-        Query(ge=0, description="A ledger position the answer must include (the index reaches the head "
-              "before every query, so any written position is included)."),
-    ] = None,
+    after: After = None,
 ) -> JSONResponse:
     """The EPCIS 2.0 query subset (blinded events, every role but site): MATCH_*, EQ_*, eventType,
     EXISTS_errorDeclaration, GE_/LT_eventTime, orderBy, orderDirection, eventCountLimit, maxEventCount,
     paged by `perPage` and `nextPageToken`."""
     query = request.query_params
-    document, token = epcis.query({k: query.getlist(k) for k in query if k != "after"})
+    document, token = epcis.query({k: query.getlist(k) for k in query if k != "after"}, after)
     return _linked(request, document, token)
 
 
@@ -252,10 +256,11 @@ def event_by_id(
     event_id: Annotated[str, Path(max_length=300, description="The eventID, percent-encoded (`ni:///...`).")],
     user: Tracer,
     epcis: EpcisDep,
+    after: After = None,
 ) -> JSONResponse:
     """One EPCIS event by its eventID, in its blinded form (every role but site), with the error
     declarations that name it (they keep its eventID); 404 `not_found` when no event has it."""
-    return JSONResponse(epcis.event(event_id), headers=HEADERS, media_type=MEDIA_TYPE)
+    return JSONResponse(epcis.event(event_id, after), headers=HEADERS, media_type=MEDIA_TYPE)
 
 
 # --- the binding's top-level resources ------------------------------------------------------------------
@@ -291,10 +296,11 @@ def browse(
     epcis: EpcisDep,
     per_page: Page = 100,
     next_page_token: PageToken = None,
+    after: After = None,
 ) -> JSONResponse:
     """The values the events hold of one top-level resource (`eventTypes`, `epcs`, `bizSteps`,
     `bizLocations`, `readPoints`, `dispositions`), a page at a time, in order."""
-    body, token = epcis.browse(kind, per_page, next_page_token)
+    body, token = epcis.browse(kind, per_page, next_page_token, after)
     return _linked(request, body, token)
 
 
@@ -312,11 +318,12 @@ def value_events(
     request: Request,
     user: Tracer,
     epcis: EpcisDep,
+    after: After = None,
 ) -> JSONResponse:
     """The events that hold one value of a top-level resource (an EPC in any EPC field, a bizStep, ...),
     with the query parameters of `GET /epcis/events` besides."""
-    query = request.query_params
-    document, token = epcis.value_events(kind, value, {k: query.getlist(k) for k in query if k != "after"})
+    query = {k: request.query_params.getlist(k) for k in request.query_params if k != "after"}
+    document, token = epcis.value_events(kind, value, query, after)
     return _linked(request, document, token)
 
 
@@ -326,9 +333,10 @@ def value_resources(
     value: Annotated[str, Path(max_length=300, description="The value, percent-encoded.")],
     user: Tracer,
     epcis: EpcisDep,
+    after: After = None,
 ) -> JSONResponse:
     """What can be asked of one value of a top-level resource: its `events` (404 when no event holds it)."""
-    return JSONResponse(epcis.value(kind, value), headers=HEADERS, media_type=MEDIA_TYPE)
+    return JSONResponse(epcis.value(kind, value, after), headers=HEADERS, media_type=MEDIA_TYPE)
 
 
 DISCOVERED = {

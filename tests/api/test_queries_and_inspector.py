@@ -111,6 +111,9 @@ def test_ready_reports_the_store_and_how_far_behind_the_read_models_are(api: Api
     assert body["ready"] is True and body["store_reachable"] is True and body["chain_size"] == api.head()[0]
     assert body["read_models"]["reachable"] and body["read_models"]["lag"] >= 0
     assert set(body["read_models"]["positions"]) == {"genealogy", "recall", "inventory", "custody", "audit"}
+    # The EPCIS index is kept by the worker too: a query for the head waits for it, then /ready shows it.
+    assert api.get("depot1", "/epcis/events", params={"perPage": 1}).status_code == 200
+    assert api.get("depot1", "/ready").json()["read_models"]["epcis_index"] == api.head()[0]
 
 
 def test_inspector_verifies_reads_the_head_and_downloads_an_export_the_offline_verifier_accepts(

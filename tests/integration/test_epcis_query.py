@@ -12,6 +12,8 @@ from epcis import Epcis, QueryTooLarge
 from epcis.dl import canonical_dl
 from ledger.application import Ledger
 from ledger.errors import InvalidInput, NotFound
+from projections.base import ProjectionTimeout
+from scripts import cli
 from tests.builders import API_GTIN, EXCIPIENT_GTIN, Program
 from tests.integration.epcis_helpers import demo, events, exported
 
@@ -204,3 +206,41 @@ def test_an_event_is_found_by_its_id_alone(epcis: Epcis) -> None:
     assert document["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == [shipped]
     with pytest.raises(NotFound, match="EPCIS event ni:///sha-256;ff"):
         epcis.event("ni:///sha-256;ff?ver=CBV2.0")
+
+
+def test_a_followed_index_is_kept_by_a_worker_and_a_query_only_waits_for_it(database_url: str) -> None:
+    ledger = Ledger.open(database_url)
+    program = Program(ledger).reference()
+    program.receive(gtin=API_GTIN, lot_number="API-1", kind="api", quantity="2 kg")
+    head = ledger.chain.head()[0]
+    followed = Epcis(ledger, database_url, followed=True, wait_seconds=0.3)
+    following = None
+    try:
+        document, _ = followed.query({})
+        assert document["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []
+        assert followed.position() == 0, "a query never indexes events itself"
+        with pytest.raises(ProjectionTimeout, match=f"not {head}"):
+            followed.query({}, after=head)
+        following = followed.start_following(poll_seconds=0.02)
+        followed.wait_seconds = 10.0
+        document, _ = followed.query({"EQ_bizStep": "receiving"}, after=head)
+        assert len(document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]) == 1
+        assert followed.position() == head
+    finally:
+        if following is not None:
+            following.close()
+        followed.close()
+        ledger.close()
+
+
+def test_lotline_project_brings_the_epcis_index_up_to_date_and_rebuilds_it(
+    epcis: Epcis, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = epcis.ledger.chain.head()[0]
+    assert epcis.position() == 0
+    assert cli.main(["project", "--database-url", database_url]) == 0
+    assert f"epcis index: {head}" in capsys.readouterr().out.splitlines()
+    assert epcis.position() == head
+    everything = _all(epcis, {"perPage": "1000"})
+    assert cli.main(["project", "--rebuild", "--database-url", database_url]) == 0
+    assert epcis.position() == head and _all(epcis, {"perPage": "1000"}) == everything
