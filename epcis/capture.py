@@ -36,6 +36,7 @@ from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, sele
 
 from epcis import ids
 from epcis import mapping as m
+from epcis.conformance import breaches
 from epcis.eventhash import document_hash_ids
 from epcis.models import (
     AggregationEvent,
@@ -119,9 +120,28 @@ class EventError:
     code: str
     reason: str
     event_id: str | None = None
+    pointer: str | None = None
+    """The JSON pointer (RFC 6901) of what was refused in the document, when one value is to blame."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "eventID": self.event_id, "code": self.code, "reason": self.reason}
+        return {
+            "index": self.index, "eventID": self.event_id, "code": self.code, "reason": self.reason,
+            "pointer": self.pointer,
+        }
+
+
+def _nonconforming(raw: Any) -> list[EventError]:
+    """What the standard forbids in the document (`epcis.conformance`), as refusals."""
+    return [EventError(b.index, "epcis_nonconforming", b.rule, pointer=b.pointer) for b in breaches(raw)]
+
+
+def _invalid(error: ValidationError) -> list[EventError]:
+    return [
+        EventError(
+            p["index"], "invalid_epcis", f"{p['path']}: {p['reason']}".lstrip(": "), pointer=p["pointer"]
+        )
+        for p in validation_problems(error)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +239,10 @@ def capture(
     try:
         doc = EPCISDocument.model_validate(raw)
     except ValidationError as e:
-        return _refused(
-            count,
-            [
-                EventError(p["index"], "invalid_epcis", f"{p['path']}: {p['reason']}".lstrip(": "))
-                for p in validation_problems(e)
-            ],
-        )
+        return _refused(count, _invalid(e))
+    nonconforming = _nonconforming(raw)
+    if nonconforming:
+        return _refused(count, nonconforming)
     hashes = document_hash_ids(raw)
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
@@ -1177,13 +1194,14 @@ def check(document: str | bytes | Mapping[str, Any]) -> list[EventError]:
     """Validation and mapping only (no ledger state): why each event could not be captured, if any."""
     try:
         raw = json.loads(document) if isinstance(document, str | bytes) else dict(document)
-        doc = EPCISDocument.model_validate(raw)
     except json.JSONDecodeError as e:
         return [EventError(None, "invalid_json", f"not JSON: {e}")]
+    try:
+        doc = EPCISDocument.model_validate(raw)
     except ValidationError as e:
-        return [
-            EventError(p["index"], "invalid_epcis", f"{p['path']}: {p['reason']}")
-            for p in validation_problems(e)
-        ]
+        return _invalid(e)
+    nonconforming = _nonconforming(raw)
+    if nonconforming:
+        return nonconforming
     _, errors = Planner(doc, document_hash_ids(raw)).plan()
     return errors

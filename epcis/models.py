@@ -393,14 +393,15 @@ class EPCISDocument(_Extensible):
 
 
 def validation_problems(error: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as {event index (or None), path, reason}, for per-event error reports."""
+    """Pydantic errors as {event index (or None), path, JSON pointer, reason}, for per-event reports."""
     found = []
     for e in error.errors():
         loc = list(e["loc"])
         index = None
+        at: list[Any] = []
         if loc[:2] == ["epcisBody", "eventList"] and len(loc) > 2 and isinstance(loc[2], int):
             index = loc[2]
-            loc = loc[3:]
+            at, loc = loc[:3], loc[3:]
             if loc and loc[0] in (
                 "ObjectEvent",
                 "AggregationEvent",
@@ -409,5 +410,9 @@ def validation_problems(error: ValidationError) -> list[dict[str, Any]]:
                 "TransformationEvent",
             ):
                 loc = loc[1:]
-        found.append({"index": index, "path": ".".join(str(p) for p in loc), "reason": e["msg"]})
+        # A pydantic location ends in the validator's name for a model-level check: not a JSON member.
+        members = [p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "[")))]
+        pointer = "".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}" for p in [*at, *members])
+        found.append({"index": index, "path": ".".join(str(p) for p in loc), "pointer": pointer or "/",
+                      "reason": e["msg"]})
     return found

@@ -50,12 +50,15 @@ Time = Annotated[str | None, Query(max_length=40, description="ISO 8601 with a t
 
 
 class EventRefusal(BaseModel):
-    """Why one event was refused: its position in `eventList` (null: the document or its header)."""
+    """Why one event was refused: its position in `eventList` (null: the document or its header), the
+    rule, and where in the document (`pointer`)."""
 
     index: int | None
     eventID: str | None
     code: str
     reason: str
+    pointer: str | None = None
+    """The JSON pointer of the value refused, when one value is to blame."""
 
 
 class CaptureOut(BaseModel):

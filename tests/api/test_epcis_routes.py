@@ -21,7 +21,7 @@ from epcis.ids import lgtin, sgtin
 from ledger.values import PLACE_BOUND, Role
 from tests.api.conftest import PASSWORD, PLACES, USERS, Api, start_api
 from tests.builders import API_GTIN, BY_ADMIN, DP_GTIN, KIT_GTIN, Program
-from tests.epcis_reference import schema_validator
+from tests.epcis_reference import load, schema_validator
 from tests.integration.epcis_helpers import second_url  # noqa: F401
 
 DP_LOT = lgtin(DP_GTIN, "DP-1")
@@ -454,3 +454,24 @@ def test_version_and_format_headers_that_exclude_what_the_server_speaks_are_406(
         assert answer.status_code == 200, (header, asked, answer.text)
     bad = api.client.get("/epcis/events", headers={**api.auth("qa1"), "GS1-CBV-Min": "two"})
     assert bad.status_code == 422 and bad.json()["field"] == "GS1-CBV-Min"
+
+
+def test_capture_refuses_what_the_standard_forbids_with_the_pointer_and_records_nothing(api: Api) -> None:
+    doc = copy.deepcopy(load("examples", "valid", "object_event_all_possible_fields.jsonld"))
+    doc["epcisBody"]["eventList"][0]["ilmd"]["expiry"] = "2027-01-01"
+    doc["epcisBody"]["eventList"][0]["bizStep"] = "urn:epcglobal:cbv:bizstep:receiving"
+    before = api.head()
+    refused = capture(api, "qa1", doc)
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["code"] == "epcis_refused" and body["recorded"] == 0
+    assert [(e["index"], e["code"], e["pointer"]) for e in body["errors"]] == [
+        (0, "epcis_nonconforming", "/epcisBody/eventList/0/ilmd/expiry"),
+        (0, "epcis_nonconforming", "/epcisBody/eventList/0/bizStep"),
+    ]
+    assert api.head() == before
+    # A schema error the models find is named by its pointer too.
+    malformed = copy.deepcopy(load("examples", "valid", "Example_9.6.1-ObjectEvent.jsonld"))
+    malformed["epcisBody"]["eventList"][1]["eventTimeZoneOffset"] = "+25:00"
+    answer = capture(api, "qa1", malformed).json()
+    assert answer["errors"][0]["pointer"] == "/epcisBody/eventList/1/eventTimeZoneOffset", answer
