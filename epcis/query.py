@@ -2,13 +2,14 @@
 
 `Indexer.sync()` maps the chain from the index's position on into blinded EPCIS events (the
 treatment allocation is never in the index) and hands them to the read model with the identifiers
-each names, a page of rows per transaction; `Epcis.query` syncs first, so a query sees the ledger's
-latest events. What is EPCIS here: the mapping of steps to events, which fields name what (roles),
-canonical identifiers and CBV words, the query parameters and the page tokens.
+each names, a page of rows per transaction; a projection worker runs it (`Epcis.follow`), or a query
+first (`Epcis` used as a library). What is EPCIS here: the mapping of steps to events, which fields
+name what (roles), canonical identifiers and CBV words, the query parameters and the page tokens.
 
-Supported: MATCH_epc, MATCH_anyEPC, MATCH_epcClass, MATCH_inputEPCClass, MATCH_outputEPCClass,
-MATCH_parentID, EQ_bizStep, EQ_disposition, EQ_bizLocation, EQ_eventID, EQ_action, EQ_errorReason,
-eventType, EXISTS_errorDeclaration, GE_eventTime, LT_eventTime, orderBy (eventTime, recordTime),
+Supported: MATCH_epc, MATCH_inputEPC, MATCH_outputEPC, MATCH_anyEPC, MATCH_epcClass,
+MATCH_inputEPCClass, MATCH_outputEPCClass, MATCH_anyEPCClass, MATCH_parentID, EQ_bizStep,
+EQ_disposition, EQ_bizLocation, EQ_readPoint, EQ_eventID, EQ_action, EQ_errorReason, eventType,
+EXISTS_errorDeclaration, GE_eventTime, LT_eventTime, orderBy (eventTime, recordTime),
 orderDirection, eventCountLimit, maxEventCount, perPage and nextPageToken. Identifiers match in any
 form (EPC URI or GS1 Digital Link, canonicalised); CBV words match bare or as URIs. No wildcard
 (idpat) matching.
@@ -36,8 +37,11 @@ from projections.epcis_index import Entry, EpcisIndex, EventQuery, Names
 
 PARAMS = (
     "MATCH_epc",
+    "MATCH_inputEPC",
+    "MATCH_outputEPC",
     "MATCH_anyEPC",
     "MATCH_epcClass",
+    "MATCH_anyEPCClass",
     "MATCH_inputEPCClass",
     "MATCH_outputEPCClass",
     "MATCH_parentID",
@@ -58,14 +62,20 @@ ACTIONS = ("ADD", "OBSERVE", "DELETE")
 MAX_PER_PAGE = 1000
 MATCHES = (
     ("MATCH_epc", ("epc",)),
-    ("MATCH_anyEPC", ("epc", "parent")),
-    ("MATCH_epcClass", ("class", "input_class", "output_class")),
+    ("MATCH_inputEPC", ("input_epc",)),
+    ("MATCH_outputEPC", ("output_epc",)),
+    ("MATCH_anyEPC", ("epc", "input_epc", "output_epc", "parent")),
+    ("MATCH_parentID", ("parent",)),
+    ("MATCH_epcClass", ("class",)),
     ("MATCH_inputEPCClass", ("input_class",)),
     ("MATCH_outputEPCClass", ("output_class",)),
-    ("MATCH_parentID", ("parent",)),
+    ("MATCH_anyEPCClass", ("class", "input_class", "output_class")),
     ("EQ_readPoint", ("read_point",)),
 )
-"""Each MATCH_ parameter and the roles (`_roles`) in which an event names what it matches."""
+"""Each MATCH_ parameter and the roles (`_roles`) in which an event names what it matches, as the
+standard's SimpleEventQuery defines them: MATCH_epc the epcList and childEPCs, MATCH_inputEPC and
+MATCH_outputEPC a transformation's lists, MATCH_anyEPC all of those and the parentID; MATCH_epcClass
+the quantityList and childQuantityList, MATCH_anyEPCClass also the input and output quantity lists."""
 
 
 def _canonical(uri: str) -> str:
@@ -74,9 +84,14 @@ def _canonical(uri: str) -> str:
 
 def _roles(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(role, canonical identifier) of everything an EPCIS event names."""
-    for key in ("epcList", "childEPCs", "inputEPCList", "outputEPCList"):
+    for key, role in (
+        ("epcList", "epc"),
+        ("childEPCs", "epc"),
+        ("inputEPCList", "input_epc"),
+        ("outputEPCList", "output_epc"),
+    ):
         for epc in event.get(key, ()):
-            yield "epc", _canonical(epc)
+            yield role, _canonical(epc)
     if event.get("parentID"):
         yield "parent", _canonical(event["parentID"])
     if (event.get("readPoint") or {}).get("id"):

@@ -220,7 +220,7 @@ class EpcisIndex:
 
 
 VALUE_KINDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
-    "epcs": ("epc", ("epc", "parent")),
+    "epcs": ("epc", ("epc", "input_epc", "output_epc", "parent")),
     "readPoints": ("epc", ("read_point",)),
     "bizSteps": ("biz_step", None),
     "bizLocations": ("biz_location", None),

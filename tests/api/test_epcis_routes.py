@@ -256,7 +256,7 @@ def test_query_pages_follow_the_link_to_the_end_and_return_every_match_once(api:
         seen += [e["eventID"] for e in page]
         url = _next(response)
     assert seen == [e["eventID"] for e in everything]
-    kit_events = event_list(document(api.get("depot1", "/epcis/events", params={"MATCH_epc": KIT})))
+    kit_events = event_list(document(api.get("depot1", "/epcis/events", params={"MATCH_anyEPC": KIT})))
     assert kit_events and all(KIT in e.get("outputEPCList", []) + e.get("epcList", []) for e in kit_events)
     commissioning = document(api.get("qp1", "/epcis/events", params={"EQ_bizStep": "commissioning"}))
     assert [e["type"] for e in event_list(commissioning)] == ["TransformationEvent"]

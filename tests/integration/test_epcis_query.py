@@ -56,12 +56,21 @@ def test_a_page_token_works_only_for_its_own_query(epcis: Epcis) -> None:
         epcis.query({"MATCH_somethingElse": "x"})
 
 
-def test_match_epc_finds_a_kits_whole_life_in_any_identifier_form(epcis: Epcis) -> None:
+def test_match_any_epc_finds_a_kits_whole_life_in_any_identifier_form(epcis: Epcis) -> None:
     doc = exported(epcis, blinded=True)
     kit = next(e for e in events(doc) if e.get("bizStep") == "dispensing")["epcList"][0]
-    steps = [e.get("bizStep") for e in _all(epcis, {"MATCH_epc": kit})]
+    life = _all(epcis, {"MATCH_anyEPC": kit})
+    steps = [e.get("bizStep") for e in life]
     assert steps[0] == "commissioning" and "packing" in steps and "dispensing" in steps
-    assert _all(epcis, {"MATCH_epc": canonical_dl(kit)}) == _all(epcis, {"MATCH_epc": kit})
+    assert _all(epcis, {"MATCH_anyEPC": canonical_dl(kit)}) == life
+    # As the standard splits them: made by a transformation (its outputEPCList), then named in epcList or
+    # childEPCs; the union is its whole life.
+    made = _all(epcis, {"MATCH_outputEPC": kit})
+    assert [e.get("bizStep") for e in made] == ["commissioning"]
+    assert _all(epcis, {"MATCH_inputEPC": kit}) == []
+    named = _all(epcis, {"MATCH_epc": kit})
+    assert "commissioning" not in [e.get("bizStep") for e in named]
+    assert sorted(e["eventID"] for e in made + named) == sorted(e["eventID"] for e in life)
 
 
 def test_class_matches_tell_inputs_from_outputs(epcis: Epcis) -> None:
@@ -72,7 +81,11 @@ def test_class_matches_tell_inputs_from_outputs(epcis: Epcis) -> None:
     inputs = _all(epcis, {"MATCH_inputEPCClass": dp_lot})
     assert [e["eventID"] for e in outputs] == [made["eventID"]]
     assert {e.get("bizStep") for e in inputs} == {"commissioning"}
-    assert len(_all(epcis, {"MATCH_epcClass": dp_lot})) >= len(outputs) + len(inputs) + 1  # + its QA release
+    anywhere = _all(epcis, {"MATCH_anyEPCClass": dp_lot})
+    assert len(anywhere) >= len(outputs) + len(inputs) + 1  # + its QA release
+    plain = _all(epcis, {"MATCH_epcClass": dp_lot})  # quantityList and childQuantityList only
+    assert plain and not {e["eventID"] for e in plain} & {e["eventID"] for e in outputs + inputs}
+    assert len(plain) + len(outputs) + len(inputs) == len(anywhere)
 
 
 def test_parent_id_biz_location_disposition_and_time_window(epcis: Epcis) -> None:

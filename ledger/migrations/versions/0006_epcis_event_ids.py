@@ -1,7 +1,8 @@
 """EPCIS events found by their eventID, and the values a partner browses: an index on
 `epcis_event.event_id` (`GET /epcis/events/{eventID}`, `EQ_eventID`), on its disposition and business
 location (`GET /epcis/dispositions`, `/bizLocations`), and each event's read point among the
-identifiers it names (`GET /epcis/readPoints`, `EQ_readPoint`). The EPCIS index is emptied: it is
+identifiers it names (`GET /epcis/readPoints`, `EQ_readPoint`), whose EPCs are now told apart by list
+(`MATCH_inputEPC`, `MATCH_outputEPC`). The EPCIS index is emptied: it is
 derived from the chain, and the next EPCIS query builds it again with the read points.
 
 Revision ID: 0006
