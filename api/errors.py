@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from epcis import CaptureTooLarge
 from epcis.query import QueryTooLarge
 from ledger.errors import (
     AlreadyExists,
@@ -110,6 +111,21 @@ class EpcisVersionNotSupported(LedgerError):
         )
 
 
+class CaptureBehaviourNotSupported(LedgerError):
+    """The client asked for a capture error behaviour other than all or nothing (`rollback`)."""
+
+    code = "capture_error_behaviour_not_supported"
+
+    def __init__(self, asked: str) -> None:
+        super().__init__(
+            f"GS1-Capture-Error-Behaviour {asked!r} is not supported: a capture is recorded whole or not "
+            "at all (rollback)",
+            header="GS1-Capture-Error-Behaviour",
+            asked=asked,
+            supported=["rollback"],
+        )
+
+
 class PdfUnavailable(LedgerError):
     """The server cannot print a PDF: WeasyPrint or the Pango library it loads is missing."""
 
@@ -169,6 +185,8 @@ STATUS: dict[type[LedgerError], int] = {
     AmbiguousKitNumber: 409,
     EpcisVersionNotSupported: 406,
     QueryTooLarge: 413,
+    CaptureTooLarge: 413,
+    CaptureBehaviourNotSupported: 406,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""
 
@@ -185,7 +203,8 @@ DESCRIPTIONS = {
     409: "A business rule refused the step (the body names the rule, the kits and why); "
     "nothing was recorded. `concurrent_write` may be retried; `not_yet_checkpointed` after Retry-After.",
     413: "The request body is larger than the limit (or an EPCIS query matches more events than its "
-    "`maxEventCount`: `query_too_large`).",
+    "`maxEventCount`: `query_too_large`; or an EPCIS document holds more events than one capture takes: "
+    "`capture_too_large`).",
     422: "A field is malformed, missing, of the wrong type or out of range (the body names it).",
     503: "The store or the read models do not answer in time, the log has no usable signing key, or "
     "the chain's head is not signed by the writer key (`unsigned_head`: run `lotline verify`).",

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from epcis.capture import CaptureResult, EventError, capture, check
+from epcis.capture import CaptureResult, CaptureTooLarge, EventError, capture, check
 from epcis.export import export_range, export_trace
 from epcis.ids import DEFAULT_PREFIX_LENGTH
 from epcis.query import (
@@ -138,10 +138,14 @@ class Epcis:
         )
 
     def capture(
-        self, document: str | bytes | Mapping[str, Any], actor: Actor | Sequence[Actor]
+        self,
+        document: str | bytes | Mapping[str, Any],
+        actor: Actor | Sequence[Actor],
+        limit: int | None = None,
     ) -> CaptureResult:
-        """Capture a partner's EPCISDocument: all of it or none of it, each event once."""
-        return capture(self.ledger, self.engine, document, actor)
+        """Capture a partner's EPCISDocument (or EPCISQueryDocument): all of it or none of it, each event
+        once; at most `limit` events (CaptureTooLarge)."""
+        return capture(self.ledger, self.engine, document, actor, limit)
 
     def query(self, params: Mapping[str, Any], after: int | None = None) -> tuple[dict[str, Any], str | None]:
         """An EPCISQueryDocument of one page of matching events, and the next page's token; `after`: a
@@ -202,6 +206,7 @@ class Epcis:
 __all__ = [
     "TOP_LEVEL",
     "CaptureResult",
+    "CaptureTooLarge",
     "Epcis",
     "EventError",
     "Following",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
@@ -226,15 +226,80 @@ class Actors:
         raise NotAuthorised(action, ", ".join(str(a.role) for a in self.actors), [str(r) for r in allowed])
 
 
-def capture(
-    ledger: Ledger, engine: Engine, document: str | bytes | Mapping[str, Any], actor: Actor | Sequence[Actor]
-) -> CaptureResult:
-    """Validate, plan and dry-run a whole EPCISDocument; record all of it atomically or none of it."""
-    actors = Actors(actor)
+_QUERY_EVENTS = "/epcisBody/queryResults/resultsBody/eventList"
+
+
+def _as_document(raw: Any) -> tuple[Any, str | None]:
+    """An `EPCISQueryDocument` (a partner's query answer) as the `EPCISDocument` of its events, and
+    where its events were (to name them in refusals); anything else as it is."""
+    if not isinstance(raw, Mapping) or raw.get("type") != "EPCISQueryDocument":
+        return raw, None
+    body = raw.get("epcisBody")
+    results = body.get("queryResults") if isinstance(body, Mapping) else None
+    found = results.get("resultsBody") if isinstance(results, Mapping) else None
+    events = found.get("eventList") if isinstance(found, Mapping) else None
+    kept = {k: v for k, v in raw.items() if k not in ("type", "epcisBody")}
+    return {**kept, "type": "EPCISDocument", "epcisBody": {"eventList": events}}, _QUERY_EVENTS
+
+
+def _pointed_back(errors: list[EventError], events_at: str | None) -> list[EventError]:
+    """Refusals of a query document's events, with pointers into the document as it was sent."""
+    if events_at is None:
+        return errors
+    inside = "/epcisBody/eventList"
+    return [
+        replace(e, pointer=events_at + e.pointer[len(inside) :])
+        if e.pointer is not None and e.pointer.startswith(inside)
+        else e
+        for e in errors
+    ]
+
+
+def parsed(document: str | bytes | Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The document as JSON (an `EPCISQueryDocument` as the `EPCISDocument` of its events) and where
+    its events were sent; ValueError when it is not JSON."""
     try:
         raw = json.loads(document) if isinstance(document, str | bytes) else dict(document)
     except json.JSONDecodeError as e:
-        return _refused(0, [EventError(None, "invalid_json", f"not JSON: {e}")])
+        raise ValueError(f"not JSON: {e}") from None
+    return _as_document(raw)
+
+
+class CaptureTooLarge(LedgerError):
+    """A document with more events than one capture takes (`GS1-EPCIS-Capture-Limit`)."""
+
+    code = "capture_too_large"
+
+    def __init__(self, events: int, limit: int) -> None:
+        super().__init__(
+            f"the document holds {events} events; one capture takes at most {limit}: send it as several "
+            "documents, in order",
+            events=events,
+            limit=limit,
+        )
+
+
+def capture(
+    ledger: Ledger,
+    engine: Engine,
+    document: str | bytes | Mapping[str, Any],
+    actor: Actor | Sequence[Actor],
+    limit: int | None = None,
+) -> CaptureResult:
+    """Validate, plan and dry-run a whole EPCISDocument (or EPCISQueryDocument); record all of it
+    atomically or none of it. More than `limit` events: CaptureTooLarge, nothing looked at."""
+    actors = Actors(actor)
+    try:
+        raw, events_at = parsed(document)
+    except ValueError as e:
+        return _refused(0, [EventError(None, "invalid_json", str(e))])
+    if limit is not None and _event_count(raw) > limit:
+        raise CaptureTooLarge(_event_count(raw), limit)
+    result = _capture(ledger, engine, raw, actors)
+    return replace(result, errors=tuple(_pointed_back(list(result.errors), events_at)))
+
+
+def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> CaptureResult:
     count = _event_count(raw)
     try:
         doc = EPCISDocument.model_validate(raw)
@@ -1193,15 +1258,15 @@ _OBJECT_STEPS: dict[tuple[str | None, str | None], Callable[[Planner, int, Objec
 def check(document: str | bytes | Mapping[str, Any]) -> list[EventError]:
     """Validation and mapping only (no ledger state): why each event could not be captured, if any."""
     try:
-        raw = json.loads(document) if isinstance(document, str | bytes) else dict(document)
-    except json.JSONDecodeError as e:
-        return [EventError(None, "invalid_json", f"not JSON: {e}")]
+        raw, events_at = parsed(document)
+    except ValueError as e:
+        return [EventError(None, "invalid_json", str(e))]
     try:
         doc = EPCISDocument.model_validate(raw)
     except ValidationError as e:
-        return _invalid(e)
+        return _pointed_back(_invalid(e), events_at)
     nonconforming = _nonconforming(raw)
     if nonconforming:
-        return nonconforming
+        return _pointed_back(nonconforming, events_at)
     _, errors = Planner(doc, document_hash_ids(raw)).plan()
     return errors

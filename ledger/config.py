@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     """The API refuses larger request bodies with 413 before reading them."""
 
+    epcis_capture_limit: int = 5000
+    """The most events one EPCIS capture takes (`GS1-EPCIS-Capture-Limit`); a larger document is 413,
+    to be sent as several, in order."""
+
     projection_poll_seconds: float = 0.5
     """How often a projection worker (`lotline project --follow`, the one `lotline serve` starts)
     looks for new events to apply to the read models."""

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 
 from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep, epcis_version
-from api.errors import errors
+from api.errors import CaptureBehaviourNotSupported, errors
 from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
 from epcis import TOP_LEVEL
@@ -161,18 +161,33 @@ def capture(
     signer: SignerDep,
     epcis: EpcisDep,
     document: Annotated[str, Depends(document_text)],
+    request: Request,
     password: Password = None,
     token: Token = None,
+    behaviour: Annotated[
+        str | None,
+        Header(
+            alias="GS1-Capture-Error-Behaviour",
+            max_length=20,
+            description="rollback (the default and the only one): the document is recorded whole or not "
+            "at all; others are 406.",
+        ),
+    ] = None,
 ) -> Any:
-    """Capture an EPCISDocument into ledger steps, all or nothing, each event once (manufacturing, QA,
-    QP, depot, admin; re-authenticated with `Lotline-Signature-Password` or `-Token`)."""
+    """Capture an EPCISDocument (or an EPCISQueryDocument's events) into ledger steps, all or nothing,
+    each event once (manufacturing, QA, QP, depot, admin; re-authenticated with
+    `Lotline-Signature-Password` or `-Token`); at most `GS1-EPCIS-Capture-Limit` events."""
+    if behaviour is not None and behaviour.strip() != "rollback":
+        raise CaptureBehaviourNotSupported(behaviour)
     actor = signer.checker(CheckerIn(principal=user.principal, password=password, token=token))
-    result = epcis.capture(document, actor)
+    limit = request.app.state.settings.epcis_capture_limit
+    result = epcis.capture(document, actor, limit)
     body = result.as_dict()
+    headers = {**HEADERS, "GS1-Capture-Error-Behaviour": "rollback", "GS1-EPCIS-Capture-Limit": str(limit)}
     if not result.accepted:
         refused = {"code": "epcis_refused", "message": _refusal(result.errors), **body}
-        return JSONResponse(refused, status_code=422, headers=HEADERS)
-    return JSONResponse(body, status_code=201 if result.ledger_events else 200, headers=HEADERS)
+        return JSONResponse(refused, status_code=422, headers=headers)
+    return JSONResponse(body, status_code=201 if result.ledger_events else 200, headers=headers)
 
 
 def _refusal(refused: Any) -> str:
@@ -371,6 +386,8 @@ def discover(request: Request, user: Tracer, path: str) -> Response:
     if head == "capture":
         headers["Allow"] = "OPTIONS, POST"
         headers["GS1-EPCIS-Capture-File-Size-Limit"] = str(request.app.state.settings.max_body_bytes)
+        headers["GS1-EPCIS-Capture-Limit"] = str(request.app.state.settings.epcis_capture_limit)
+        headers["GS1-Capture-Error-Behaviour"] = "rollback"
     elif head in ("", "events", "trace", *BROWSED):
         headers["Allow"] = "GET, OPTIONS"
     else:

@@ -475,3 +475,29 @@ def test_capture_refuses_what_the_standard_forbids_with_the_pointer_and_records_
     malformed["epcisBody"]["eventList"][1]["eventTimeZoneOffset"] = "+25:00"
     answer = capture(api, "qa1", malformed).json()
     assert answer["errors"][0]["pointer"] == "/epcisBody/eventList/1/eventTimeZoneOffset", answer
+
+
+def test_capture_is_all_or_nothing_and_says_so_and_takes_at_most_its_capture_limit(api: Api) -> None:
+    doc = load("examples", "valid", "Example_9.6.1-ObjectEvent.jsonld")
+    asked = capture(api, "qa1", doc, headers={**REAUTH, "GS1-Capture-Error-Behaviour": "proceed"})
+    assert asked.status_code == 406, asked.text
+    refusal = asked.json()
+    assert (refusal["code"], refusal["supported"]) == ("capture_error_behaviour_not_supported", ["rollback"])
+    answered = capture(api, "qa1", doc, headers={**REAUTH, "GS1-Capture-Error-Behaviour": "rollback"})
+    assert answered.status_code == 422  # not a Lotline program: refused whole, with the headers
+    assert answered.headers["GS1-Capture-Error-Behaviour"] == "rollback"
+    assert answered.headers["GS1-EPCIS-Capture-Limit"] == "5000"
+    settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    events = len(doc["epcisBody"]["eventList"])
+    settings.epcis_capture_limit = events - 1
+    try:
+        before = api.head()
+        too_many = capture(api, "qa1", doc)
+        assert too_many.status_code == 413, too_many.text
+        body = too_many.json()
+        assert (body["code"], body["events"], body["limit"]) == ("capture_too_large", events, events - 1)
+        assert api.head() == before
+        options = api.client.options("/epcis/capture", headers=api.auth("qa1")).headers
+        assert options["GS1-EPCIS-Capture-Limit"] == str(events - 1)
+    finally:
+        settings.epcis_capture_limit = 5000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from epcis import Epcis
+from epcis import CaptureTooLarge, Epcis
 from epcis.eventhash import document_hash_ids
 from epcis.models import EPCISDocument
 from ledger.application import Ledger
@@ -147,3 +148,37 @@ def test_a_trace_holds_everything_upstream_and_downstream_of_a_lot(source: Any) 
     kit = packaged[0]["outputEPCList"][0]
     kit_trace = json.loads("".join(epcis.trace(kit)))
     assert any(e.get("bizStep") == "creating_class_instance" for e in events(kit_trace))
+
+
+def test_a_query_document_is_captured_as_the_document_of_its_events(source: Any, target: Any) -> None:
+    _, epcis = source
+    _, into = target
+    doc = exported(epcis, blinded=False)
+    answer = {
+        "@context": doc["@context"],
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": doc["creationDate"],
+        "epcisBody": {
+            "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": events(doc)}}
+        },
+    }
+    assert schema_validator().is_valid(answer)
+    # A query document carries no master data: the places and trial it names are captured first.
+    master_data = {**doc, "epcisBody": {"eventList": []}}
+    assert into.capture(master_data, ALL_ROLES).accepted
+    result = into.capture(answer, ALL_ROLES)
+    assert result.accepted, result.errors[:5]
+    assert result.recorded == len(events(doc))
+    assert list(result.event_ids) == [e["eventID"] for e in events(doc)]
+    assert into.capture(doc, ALL_ROLES).duplicates == len(events(doc)), "the same events, captured once"
+    # A refusal names the event where the query document holds it.
+    broken = copy.deepcopy(answer)
+    listed = broken["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    listed[3]["bizStep"] = "urn:epcglobal:cbv:bizstep:receiving"
+    refused = into.capture(broken, ALL_ROLES)
+    assert not refused.accepted
+    assert refused.errors[0].pointer == "/epcisBody/queryResults/resultsBody/eventList/3/bizStep"
+    too_many = f"holds {len(events(doc))} events; one capture takes at most 10:"
+    with pytest.raises(CaptureTooLarge, match=too_many):
+        into.capture(doc, ALL_ROLES, limit=10)
