@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from epcis import CaptureTooLarge
+from epcis import CaptureTooLarge, NotYourQuery
 from epcis.query import QueryTooLarge
 from ledger.errors import (
     AlreadyExists,
@@ -186,6 +186,7 @@ STATUS: dict[type[LedgerError], int] = {
     EpcisVersionNotSupported: 406,
     QueryTooLarge: 413,
     CaptureTooLarge: 413,
+    NotYourQuery: 403,
     CaptureBehaviourNotSupported: 406,
 }
 """HTTP status per ledger error class; subclasses inherit their base's entry."""

@@ -18,6 +18,7 @@ from typing import Any
 from epcis.capture import CaptureResult, CaptureTooLarge, EventError, capture, check
 from epcis.export import export_range, export_trace
 from epcis.ids import DEFAULT_PREFIX_LENGTH
+from epcis.named import PAGING, NamedQueries, NamedQuery, NotYourQuery
 from epcis.query import (
     BROWSED,
     EVENT_TYPES,
@@ -32,8 +33,9 @@ from epcis.query import (
     query_events,
 )
 from ledger.application import Ledger
+from ledger.commands.base import one_line
 from ledger.db import open_engine
-from ledger.errors import NotFound
+from ledger.errors import InvalidInput, NotFound
 from ledger.values import Actor
 from projections.base import ProjectionTimeout
 from projections.epcis_index import EpcisIndex
@@ -84,6 +86,7 @@ class Epcis:
         self.indexer = Indexer(ledger, self.index, prefix_length)
         self.followed = followed
         self.wait_seconds = wait_seconds
+        self.named = NamedQueries(self.engine)
 
     def position(self) -> int:
         """The last chain position the EPCIS index holds."""
@@ -147,13 +150,26 @@ class Epcis:
         once; at most `limit` events (CaptureTooLarge)."""
         return capture(self.ledger, self.engine, document, actor, limit)
 
-    def query(self, params: Mapping[str, Any], after: int | None = None) -> tuple[dict[str, Any], str | None]:
+    def query(
+        self, params: Mapping[str, Any], after: int | None = None, name: str = "SimpleEventQuery"
+    ) -> tuple[dict[str, Any], str | None]:
         """An EPCISQueryDocument of one page of matching events, and the next page's token; `after`: a
         chain position the answer must include (followed: waited for, bounded)."""
         parsed = QueryParams.parse(params)
         self._current(after)
         page = query_events(self.index, parsed)
-        return query_document(page), page.next_page_token
+        return query_document(page, name), page.next_page_token
+
+    def named_events(
+        self, name: str, params: Mapping[str, Any], after: int | None = None
+    ) -> tuple[dict[str, Any], str | None]:
+        """A page of the events of the named query `name` (`params`: perPage, nextPageToken)."""
+        stored = self.named.get(name).query
+        extra = [k for k in params if k not in PAGING]
+        if extra:
+            raise InvalidInput(f"{extra[0]} belongs to the query {name}, not to a request for its events",
+                               field=extra[0])
+        return self.query({**stored, **params}, after, name)
 
     def browse(
         self, kind: str, per_page: int = 100, token: str | None = None, after: int | None = None
@@ -196,7 +212,12 @@ class Epcis:
     def event(self, event_id: str, after: int | None = None) -> dict[str, Any]:
         """An EPCISQueryDocument of the event `event_id` and of the error declarations about it (they
         keep its eventID); NotFound when no event has that ID."""
+        try:
+            one_line(event_id)
+        except ValueError as e:
+            raise InvalidInput(f"eventID: {e}", field="eventID") from None
         self._current(after)
+        # Not parsed from text: an eventID is one value, commas and all.
         page = query_events(self.index, QueryParams({"EQ_eventID": (event_id,)}, per_page=MAX_PER_PAGE))
         if not page.events:
             raise NotFound("EPCIS event", event_id)
@@ -210,6 +231,8 @@ __all__ = [
     "Epcis",
     "EventError",
     "Following",
+    "NamedQuery",
+    "NotYourQuery",
     "QueryParams",
     "QueryTooLarge",
     "check",

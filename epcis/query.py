@@ -31,6 +31,7 @@ from epcis.export import decoded
 from epcis.mapping import Mapper, steps
 from epcis.models import cbv_word
 from ledger.application import Ledger
+from ledger.commands.base import one_line
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.values import utc
 from projections.epcis_index import Entry, EpcisIndex, EventQuery, Names
@@ -180,6 +181,12 @@ class QueryParams:
         for name in query:
             if name not in known:
                 raise InvalidInput(f"query parameter {name} is not supported", field=name)
+            raw = query[name]
+            for value in [raw] if isinstance(raw, str) else list(raw or ()):
+                try:
+                    one_line(str(value))
+                except ValueError as e:
+                    raise InvalidInput(f"{name}: {e}", field=name) from None
         values: dict[str, tuple[str, ...]] = {}
         for name in PARAMS:
             raw = query.get(name)
@@ -353,8 +360,8 @@ def _decode_token(token: str, fingerprint: str) -> tuple[tuple[Any, ...], int]:
     return after, delivered
 
 
-def query_document(page: QueryPage) -> dict[str, Any]:
-    """An EPCISQueryDocument around one page of events."""
+def query_document(page: QueryPage, name: str = "SimpleEventQuery") -> dict[str, Any]:
+    """An EPCISQueryDocument around one page of events of the query `name`."""
     from epcis.mapping import CONTEXT
 
     return {
@@ -363,13 +370,14 @@ def query_document(page: QueryPage) -> dict[str, Any]:
         "schemaVersion": "2.0",
         "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "epcisBody": {
-            "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": list(page.events)}}
+            "queryResults": {"queryName": name, "resultsBody": {"eventList": list(page.events)}}
         },
     }
 
 
 TOP_LEVEL = (
-    "capture", "events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
+    "queries", "capture", "events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints",
+    "dispositions",
 )
 """The REST binding's top-level resources this server has (`GET /epcis`)."""
 BROWSED = {

@@ -8,11 +8,12 @@ records may carry that user's electronic signature (docs/api.md, docs/epcis.md).
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep, epcis_version
 from api.errors import CaptureBehaviourNotSupported, errors
@@ -281,6 +282,111 @@ def event_by_id(
     return JSONResponse(epcis.event(event_id, after), headers=HEADERS, media_type=MEDIA_TYPE)
 
 
+# --- named queries --------------------------------------------------------------------------------------
+
+
+class NamedQueryIn(BaseModel):
+    """A query to keep under a name: its parameters as `GET /epcis/events` takes them (a value or a list
+    of values each), without `perPage` and `nextPageToken`."""
+
+    name: str = Field(max_length=100, description="Letters, digits, '_', '.', '-'.")
+    query: dict[str, Any] = Field(description='e.g. {"eventType": ["ObjectEvent"], "EQ_bizStep": "shipping"}')
+
+
+class NamedQueryOut(BaseModel):
+    name: str
+    query: dict[str, list[str]]
+    createdBy: str
+    createdAt: str
+
+
+QueryName = Annotated[str, Path(max_length=100, description="The query's name.")]
+
+
+@router.post(
+    "/queries",
+    status_code=201,
+    response_model=NamedQueryOut,
+    responses={201: {"description": "Kept; its URL is in `Location`."}, **errors(409)},
+)
+def create_query(body: NamedQueryIn, user: Tracer, epcis: EpcisDep) -> JSONResponse:
+    """Keep an event query under a name (every role but site); 409 `already_exists` if the name is taken,
+    422 naming a parameter no query takes."""
+    made = epcis.named.create(body.name, body.query, user.principal)
+    headers = {**HEADERS, "Location": f"/epcis/queries/{made.name}"}
+    return JSONResponse(made.as_dict(), status_code=201, headers=headers)
+
+
+@router.get("/queries", response_model=list[NamedQueryOut], responses={**errors()})
+def list_queries(
+    request: Request,
+    user: Tracer,
+    epcis: EpcisDep,
+    per_page: Page = 100,
+    next_page_token: PageToken = None,
+) -> JSONResponse:
+    """The named queries, in name order, a page at a time (the next page's URL in `Link`)."""
+    after = _decode_name(next_page_token) if next_page_token else None
+    found = epcis.named.names(after, per_page + 1)
+    page = found[:per_page]
+    token = _encode_name(page[-1].name) if len(found) > per_page else None
+    return JSONResponse([q.as_dict() for q in page], headers=_link_headers(request, token))
+
+
+@router.get("/queries/{name}", response_model=NamedQueryOut, responses={**errors(404)})
+def get_query(name: QueryName, user: Tracer, epcis: EpcisDep) -> JSONResponse:
+    """One named query."""
+    return JSONResponse(epcis.named.get(name).as_dict(), headers=HEADERS)
+
+
+@router.delete("/queries/{name}", status_code=204, response_class=Response, responses={**errors(403, 404)})
+def delete_query(name: QueryName, user: Tracer, epcis: EpcisDep) -> Response:
+    """Forget a named query (only the person who made it)."""
+    epcis.named.delete(name, user.principal)
+    return Response(status_code=204, headers=HEADERS)
+
+
+@router.get(
+    "/queries/{name}/events",
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {MEDIA_TYPE: DOCUMENT}, "description": "An EPCISQueryDocument (next page: `Link`)."},
+        **errors(404, 413),
+    },
+)
+def named_query_events(
+    name: QueryName,
+    request: Request,
+    user: Tracer,
+    epcis: EpcisDep,
+    per_page: Page = 100,
+    next_page_token: PageToken = None,
+    after: After = None,
+) -> JSONResponse:
+    """The events of a named query, as `GET /epcis/events` answers its parameters (`queryName` its name)."""
+    paging = {"perPage": [str(per_page)], **({"nextPageToken": [next_page_token]} if next_page_token else {})}
+    document, token = epcis.named_events(name, paging, after)
+    return _linked(request, document, token)
+
+
+def _link_headers(request: Request, token: str | None) -> dict[str, str]:
+    headers = dict(HEADERS)
+    if token is not None:
+        headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
+    return headers
+
+
+def _encode_name(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def _decode_name(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("nextPageToken is not one this server issued", field="nextPageToken") from None
+
+
 # --- the binding's top-level resources ------------------------------------------------------------------
 
 Page = Annotated[int, Query(alias="perPage", ge=1, le=1000, description="Values per page.")]
@@ -294,10 +400,7 @@ COLLECTION: dict[int | str, dict[str, Any]] = {
 
 
 def _linked(request: Request, body: dict[str, Any], token: str | None) -> JSONResponse:
-    headers = dict(HEADERS)
-    if token is not None:
-        headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
-    return JSONResponse(body, headers=headers, media_type=MEDIA_TYPE)
+    return JSONResponse(body, headers=_link_headers(request, token), media_type=MEDIA_TYPE)
 
 
 @router.get("", response_class=JSONResponse, responses={**COLLECTION, **errors()})
@@ -388,6 +491,8 @@ def discover(request: Request, user: Tracer, path: str) -> Response:
         headers["GS1-EPCIS-Capture-File-Size-Limit"] = str(request.app.state.settings.max_body_bytes)
         headers["GS1-EPCIS-Capture-Limit"] = str(request.app.state.settings.epcis_capture_limit)
         headers["GS1-Capture-Error-Behaviour"] = "rollback"
+    elif head == "queries":
+        headers["Allow"] = "DELETE, GET, OPTIONS, POST" if "/" in path.strip("/") else "GET, OPTIONS, POST"
     elif head in ("", "events", "trace", *BROWSED):
         headers["Allow"] = "GET, OPTIONS"
     else:

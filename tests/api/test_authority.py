@@ -40,6 +40,7 @@ def test_every_route_but_health_and_docs_needs_a_token(api: Api, program: Progra
             event_id="ni:///sha-256;00",
             value="shipping",
             path="events",
+            name="a-query",
             principal="qa1",
             size=1,
             seq=1,

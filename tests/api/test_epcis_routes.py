@@ -375,7 +375,8 @@ def collection_of(response: Any) -> list[str]:
 
 def test_the_top_level_resources_list_what_the_events_hold(api: Api) -> None:
     assert collection_of(api.get("qa1", "/epcis")) == [
-        "capture", "events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints", "dispositions"
+        "queries", "capture", "events", "eventTypes", "epcs", "bizSteps", "bizLocations", "readPoints",
+        "dispositions",
     ]
     everything = event_list(document(api.get("qa1", "/epcis/events", params={"perPage": 1000})))
     assert "ObjectEvent" in collection_of(api.get("qa1", "/epcis/eventTypes"))
@@ -501,3 +502,62 @@ def test_capture_is_all_or_nothing_and_says_so_and_takes_at_most_its_capture_lim
         assert options["GS1-EPCIS-Capture-Limit"] == str(events - 1)
     finally:
         settings.epcis_capture_limit = 5000
+
+
+def test_a_named_query_is_kept_listed_answered_and_deleted_by_whoever_made_it(api: Api) -> None:
+    shipping = {"EQ_bizStep": "shipping", "eventType": ["ObjectEvent"]}
+    made = api.post("qa1", "/epcis/queries", {"name": "shipments.all", "query": shipping})
+    assert made.status_code == 201, made.text
+    assert made.headers["Location"] == "/epcis/queries/shipments.all"
+    assert made.json()["query"] == {"EQ_bizStep": ["shipping"], "eventType": ["ObjectEvent"]}
+    again = api.post("qp1", "/epcis/queries", {"name": "shipments.all", "query": {}})
+    assert again.status_code == 409 and again.json()["code"] == "already_exists"
+    for name, query, field in (
+        ("bad name", shipping, "name"),
+        ("x", {"MATCH_foo": "y"}, "MATCH_foo"),
+        ("x", {"perPage": "5"}, "perPage"),
+        ("x", {"eventType": ["Event"]}, "eventType"),
+    ):
+        refused = api.post("qa1", "/epcis/queries", {"name": name, "query": query})
+        assert refused.status_code == 422 and refused.json()["field"] == field, refused.text
+    assert api.post("qa1", "/epcis/queries", {"name": "dispensed", "query": {"EQ_disposition": "dispensed"}})
+
+    names = [q["name"] for q in api.get("qp1", "/epcis/queries").json()]
+    assert names == ["dispensed", "shipments.all"]
+    first = api.get("qp1", "/epcis/queries", params={"perPage": 1})
+    assert [q["name"] for q in first.json()] == ["dispensed"]
+    assert [q["name"] for q in api.get("qp1", _next(first) or "").json()] == ["shipments.all"]
+    assert api.get("qp1", "/epcis/queries/shipments.all").json()["createdBy"] == "qa1"
+
+    expected = event_list(document(api.get("qa1", "/epcis/events", params={**shipping, "perPage": 1000})))
+    assert expected
+    answered = document(api.get("qp1", "/epcis/queries/shipments.all/events", params={"perPage": 1000}))
+    assert answered["epcisBody"]["queryResults"]["queryName"] == "shipments.all"
+    assert event_list(answered) == expected
+    paged: list[str] = []
+    url: str | None = "/epcis/queries/shipments.all/events?perPage=2"
+    while url is not None:
+        response = api.get("qp1", url)
+        paged += [e["eventID"] for e in event_list(document(response))]
+        url = _next(response)
+    assert paged == [e["eventID"] for e in expected]
+    assert api.get("qp1", "/epcis/queries/nothing/events").status_code == 404
+
+    assert api.client.delete("/epcis/queries/shipments.all", headers=api.auth("qp1")).status_code == 403
+    assert api.client.delete("/epcis/queries/shipments.all", headers=api.auth("qa1")).status_code == 204
+    assert api.get("qa1", "/epcis/queries/shipments.all").status_code == 404
+    assert api.get("site1", "/epcis/queries").status_code == 403
+
+
+def test_control_characters_in_any_epcis_value_are_refused_naming_where(api: Api) -> None:
+    for path, params, field in (
+        ("/epcis/events", {"MATCH_inputEPC": "urn:epc:id:sgtin:1\x00"}, "MATCH_inputEPC"),
+        (f"/epcis/bizSteps/{quote('ship' + chr(0), safe='')}/events", {}, "EQ_bizStep"),
+        (f"/epcis/events/{quote('ni:///sha-256;00' + chr(0), safe='')}", {}, "eventID"),
+    ):
+        answer = api.get("qa1", path, params=params)
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["field"] == field
+    stored = api.post("qa1", "/epcis/queries", {"name": "nul", "query": {"EQ_bizStep": "a\x00"}})
+    assert stored.status_code == 422 and stored.json()["field"] == "EQ_bizStep"
+    assert api.get("qa1", f"/epcis/queries/{quote('a' + chr(0), safe='')}").status_code == 404
