@@ -155,7 +155,17 @@ def _entry(seq: int, idx: int, event: Mapping[str, Any]) -> Entry:
         biz_location=_canonical(place) if place else None,
         body=dict(event),
         names=tuple(dict.fromkeys(_roles(event))),
+        action=event.get("action"),
+        error_reason=_declared(event),
     )
+
+
+def _declared(event: Mapping[str, Any]) -> str | None:
+    """The bare reason of the event's error declaration ('' without one); None when it declares none."""
+    declaration = event.get("errorDeclaration")
+    if not isinstance(declaration, Mapping):
+        return None
+    return cbv_word(declaration.get("reason")) or ""
 
 
 @dataclass(frozen=True, slots=True)

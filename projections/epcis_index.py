@@ -50,12 +50,17 @@ event_table = Table(
     Column("biz_step", String(200)),
     Column("disposition", String(200)),
     Column("biz_location", String(200)),
+    Column("action", String(10)),
+    # The reason of the event's error declaration ('' when it gives none); NULL: it declares none.
+    Column("error_reason", String(200)),
     Column("body", JSON, nullable=False),
     Index("epcis_event_time", "event_time"),
     Index("epcis_event_step", "biz_step"),
     Index("epcis_event_id", "event_id"),
     Index("epcis_event_disposition", "disposition"),
     Index("epcis_event_location", "biz_location"),
+    Index("epcis_event_action", "action"),
+    Index("epcis_event_error", "error_reason"),
 )
 epc_table = Table(
     "epcis_event_epc",
@@ -64,6 +69,7 @@ epc_table = Table(
     Column("role", String(16), primary_key=True),
     Column("seq", BigInteger, primary_key=True),
     Column("idx", Integer, primary_key=True),
+    Index("epcis_epc_role", "role", "epc"),
 )
 position_table = Table(
     "epcis_index_position",
@@ -88,6 +94,9 @@ class Entry:
     body: dict[str, Any]
     names: tuple[tuple[str, str], ...]
     """(role, identifier) of everything the event names, each once."""
+    action: str | None = None
+    error_reason: str | None = None
+    """The reason of the event's error declaration ('' when it gives none); None: it declares none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,13 +252,13 @@ def _matching(query: EventQuery) -> list[Any]:
         (t.c.biz_location, query.biz_locations),
         (t.c.event_id, query.event_ids),
         (t.c.type, query.types),
-        (t.c.body["action"].as_string(), query.actions),
-        (t.c.body[("errorDeclaration", "reason")].as_string(), query.error_reasons),
+        (t.c.action, query.actions),
+        (t.c.error_reason, query.error_reasons),
     ):
         if values is not None:
             where.append(column.in_(values))
     if query.error_declared is not None:
-        declared = t.c.body["errorDeclaration"].as_string()
+        declared = t.c.error_reason
         where.append(declared.is_not(None) if query.error_declared else declared.is_(None))
     where.extend(_naming(n) for n in query.names)
     return where
@@ -265,6 +274,8 @@ def _row(e: Entry) -> dict[str, Any]:
         "biz_step": e.biz_step,
         "disposition": e.disposition,
         "biz_location": e.biz_location,
+        "action": e.action,
+        "error_reason": e.error_reason,
         "body": e.body,
     }
 

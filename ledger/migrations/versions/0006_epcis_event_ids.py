@@ -1,9 +1,10 @@
 """EPCIS events found by their eventID, and the values a partner browses: an index on
 `epcis_event.event_id` (`GET /epcis/events/{eventID}`, `EQ_eventID`), on its disposition and business
-location (`GET /epcis/dispositions`, `/bizLocations`), and each event's read point among the
-identifiers it names (`GET /epcis/readPoints`, `EQ_readPoint`), whose EPCs are now told apart by list
-(`MATCH_inputEPC`, `MATCH_outputEPC`). The EPCIS index is emptied: it is
-derived from the chain, and the next EPCIS query builds it again with the read points.
+location (`GET /epcis/dispositions`, `/bizLocations`), each event's action and error declaration as
+columns of their own (`EQ_action`, `EXISTS_errorDeclaration`, `EQ_errorReason`), and the identifiers
+by role, among them each event's read point (`GET /epcis/readPoints`, `EQ_readPoint`), its EPCs told
+apart by list (`MATCH_inputEPC`, `MATCH_outputEPC`). The EPCIS index is emptied: it is derived from
+the chain, and the projection worker (or `lotline project`) builds it again with all of these.
 
 Revision ID: 0006
 Revises: 0005
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
@@ -23,7 +25,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("epcis_event", sa.Column("action", sa.String(10)))
+    op.add_column("epcis_event", sa.Column("error_reason", sa.String(200)))
     op.create_index("epcis_event_id", "epcis_event", ["event_id"])
+    op.create_index("epcis_event_action", "epcis_event", ["action"])
+    op.create_index("epcis_event_error", "epcis_event", ["error_reason"])
+    op.create_index("epcis_epc_role", "epcis_event_epc", ["role", "epc"])
     op.create_index("epcis_event_disposition", "epcis_event", ["disposition"])
     op.create_index("epcis_event_location", "epcis_event", ["biz_location"])
     for table in ("epcis_event_epc", "epcis_event", "epcis_index_position"):
