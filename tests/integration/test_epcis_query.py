@@ -257,3 +257,12 @@ def test_lotline_project_brings_the_epcis_index_up_to_date_and_rebuilds_it(
     everything = _all(epcis, {"perPage": "1000"})
     assert cli.main(["project", "--rebuild", "--database-url", database_url]) == 0
     assert epcis.position() == head and _all(epcis, {"perPage": "1000"}) == everything
+
+
+def test_every_role_the_index_records_is_one_it_lists_by(epcis: Epcis) -> None:
+    from epcis.query import MATCHES, _roles
+    from projections.epcis_index import ROLES
+
+    assert {r for _, roles in MATCHES for r in roles} == set(ROLES)
+    recorded = {role for e in events(exported(epcis, blinded=True)) for role, _ in _roles(e)}
+    assert recorded <= set(ROLES) and "read_point" in recorded and "output_epc" in recorded

@@ -25,13 +25,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    for table in ("epcis_event_epc", "epcis_event", "epcis_index_position"):
+        op.execute(f"DELETE FROM {table}")  # first: the indexes below are then made on empty tables
     op.add_column("epcis_event", sa.Column("action", sa.String(10)))
     op.add_column("epcis_event", sa.Column("error_reason", sa.String(200)))
     op.create_index("epcis_event_id", "epcis_event", ["event_id"])
-    op.create_index("epcis_event_action", "epcis_event", ["action"])
+    op.drop_index("epcis_event_step", table_name="epcis_event")
+    for name, column in (("step", "biz_step"), ("disposition", "disposition"), ("location", "biz_location"),
+                         ("type", "type"), ("action", "action")):
+        # Each value's events in ledger order: a page of a common value reads its rows, sorts none.
+        op.create_index(f"epcis_event_{name}", "epcis_event", [column, "seq", "idx"])
     op.create_index("epcis_event_error", "epcis_event", ["error_reason"])
     op.create_index("epcis_epc_role", "epcis_event_epc", ["role", "epc"])
-    op.create_index("epcis_event_disposition", "epcis_event", ["disposition"])
-    op.create_index("epcis_event_location", "epcis_event", ["biz_location"])
-    for table in ("epcis_event_epc", "epcis_event", "epcis_index_position"):
-        op.execute(f"DELETE FROM {table}")
