@@ -596,12 +596,6 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             "SELECT c.seq, c.originator_id, c.originator_version, c.chain_hash, e.topic, e.state "
             "FROM {schema}.{chain} c LEFT JOIN {schema}.{events} e "
             "ON e.originator_id = c.originator_id AND e.originator_version = c.originator_version "
-            "WHERE c.seq > %s ORDER BY c.seq LIMIT %s"
-        ).format(schema=schema, chain=chain, events=events)
-        self._select_walk_page = SQL(
-            "SELECT c.seq, c.originator_id, c.originator_version, c.chain_hash, e.topic, e.state "
-            "FROM {schema}.{chain} c LEFT JOIN {schema}.{events} e "
-            "ON e.originator_id = c.originator_id AND e.originator_version = c.originator_version "
             "WHERE c.seq > %s AND c.seq <= %s ORDER BY c.seq LIMIT %s"
         ).format(schema=schema, chain=chain, events=events)
         self._select_links_page = SQL(
@@ -743,7 +737,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
 
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_chain_page, (after_seq, limit))
+            curs.execute(self._select_chain_page, (after_seq, _NO_END, limit))
             return [
                 ChainRow(
                     r["seq"],
@@ -826,7 +820,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
 
     def _walk_page(self, after_seq: int, until: int, limit: int, *, curs: Cursor[Any]) -> list[RawChainRow]:
         """Up to `limit` chain rows at positions `after_seq` + 1 .. `until` joined with their events."""
-        curs.execute(self._select_walk_page, (after_seq, until, limit), binary=True)
+        curs.execute(self._select_chain_page, (after_seq, until, limit), binary=True)
         return curs.fetchall()
 
     def _links_page(self, pairs: list[tuple[UUID, int]]) -> list[Link]:
