@@ -29,6 +29,8 @@ from epcis.query import (
     QueryTooLarge,
     browse,
     collection,
+    decode_value_token,
+    encode_value_token,
     query_document,
     query_events,
 )
@@ -159,6 +161,17 @@ class Epcis:
         self._current(after)
         page = query_events(self.index, parsed)
         return query_document(page, name), page.next_page_token
+
+    def named_queries(
+        self, per_page: int = 100, token: str | None = None
+    ) -> tuple[list[NamedQuery], str | None]:
+        """One page of the named queries, in name order, and the next page's token (None: last)."""
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise InvalidInput(f"perPage is 1-{MAX_PER_PAGE}", field="perPage")
+        after = decode_value_token(token, "queries") if token else None
+        found = self.named.names(after, per_page + 1)
+        page = found[:per_page]
+        return page, encode_value_token(page[-1].name, "queries") if len(found) > per_page else None
 
     def named_events(
         self, name: str, params: Mapping[str, Any], after: int | None = None

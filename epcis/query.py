@@ -416,19 +416,20 @@ def browse(index: EpcisIndex, kind: str, per_page: int, token: str | None) -> tu
         raise InvalidInput(f"perPage is 1-{MAX_PER_PAGE}", field="perPage")
     if kind == "eventTypes":
         return list(EVENT_TYPES), None
-    after = _decode_value_token(token, kind) if token else None
+    after = decode_value_token(token, kind) if token else None
     found = index.values(kind, after, per_page + 1)
     page = found[:per_page]
     more = len(found) > per_page
-    return page, _encode_value_token(page[-1], kind) if more else None
+    return page, encode_value_token(page[-1], kind) if more else None
 
 
-def _encode_value_token(after: str, kind: str) -> str:
+def encode_value_token(after: str, kind: str) -> str:
+    """The opaque token of the next page of list `kind`, which starts after value `after`."""
     raw = json.dumps({"v": after, "k": kind}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_value_token(token: str, kind: str) -> str:
+def decode_value_token(token: str, kind: str) -> str:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         after, of = str(data["v"]), data["k"]

@@ -8,7 +8,6 @@ records may carry that user's electronic signature (docs/api.md, docs/epcis.md).
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -37,6 +36,12 @@ HEADERS = {
 DOCUMENT: dict[str, Any] = {"schema": {"type": "object", "description": "An EPCIS 2.0 document (JSON-LD)."}}
 STREAMED: dict[int | str, dict[str, Any]] = {
     200: {"content": {MEDIA_TYPE: DOCUMENT}, "description": "An EPCISDocument, streamed."}
+}
+PAGED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {MEDIA_TYPE: DOCUMENT},
+        "description": "An EPCISQueryDocument; the next page's URL is in the `Link` header.",
+    }
 }
 After = Annotated[
     int | None,
@@ -200,13 +205,7 @@ def _refusal(refused: Any) -> str:
 @router.get(
     "/events",
     response_class=JSONResponse,
-    responses={
-        200: {
-            "content": {MEDIA_TYPE: DOCUMENT},
-            "description": "An EPCISQueryDocument; the next page's URL is in the `Link` header.",
-        },
-        **errors(413),
-    },
+    responses={**PAGED, **errors(413)},
 )
 def query_events(
     request: Request,
@@ -326,10 +325,7 @@ def list_queries(
     next_page_token: PageToken = None,
 ) -> JSONResponse:
     """The named queries, in name order, a page at a time (the next page's URL in `Link`)."""
-    after = _decode_name(next_page_token) if next_page_token else None
-    found = epcis.named.names(after, per_page + 1)
-    page = found[:per_page]
-    token = _encode_name(page[-1].name) if len(found) > per_page else None
+    page, token = epcis.named_queries(per_page, next_page_token)
     return JSONResponse([q.as_dict() for q in page], headers=_link_headers(request, token))
 
 
@@ -349,10 +345,7 @@ def delete_query(name: QueryName, user: Tracer, epcis: EpcisDep) -> Response:
 @router.get(
     "/queries/{name}/events",
     response_class=JSONResponse,
-    responses={
-        200: {"content": {MEDIA_TYPE: DOCUMENT}, "description": "An EPCISQueryDocument (next page: `Link`)."},
-        **errors(404, 413),
-    },
+    responses={**PAGED, **errors(404, 413)},
 )
 def named_query_events(
     name: QueryName,
@@ -374,17 +367,6 @@ def _link_headers(request: Request, token: str | None) -> dict[str, str]:
     if token is not None:
         headers["Link"] = f'<{request.url.include_query_params(nextPageToken=token)}>; rel="next"'
     return headers
-
-
-def _encode_name(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-
-
-def _decode_name(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("nextPageToken is not one this server issued", field="nextPageToken") from None
 
 
 # --- the binding's top-level resources ------------------------------------------------------------------
@@ -428,10 +410,7 @@ def browse(
 @router.get(
     "/{kind}/{value:path}/events",
     response_class=JSONResponse,
-    responses={
-        200: {"content": {MEDIA_TYPE: DOCUMENT}, "description": "An EPCISQueryDocument (next page: `Link`)."},
-        **errors(404, 413),
-    },
+    responses={**PAGED, **errors(404, 413)},
 )
 def value_events(
     kind: Annotated[str, Path(max_length=40)],
