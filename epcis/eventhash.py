@@ -519,8 +519,10 @@ def _restructure(node: Node) -> Node:
         children.remove(child)
     for name, items in lists.items():
         if name in ("sourceList", "destinationList", "bizTransactionList"):
-            # each entry as a bare (type, value) pair: the reference hashes them without names
-            children.append((name, "", [tuple(i[2][:2]) for i in items]))
+            # each entry as a bare (type, value) pair: the reference hashes them without names, in the
+            # order it reads them; type first whatever the order of the JSON object's members
+            pairs = [tuple(sorted(i[2], key=lambda c: c[0] != "type")[:2]) for i in items]
+            children.append((name, "", pairs))
         else:
             children.append((name, "", items))
     child_epcs: list[Node] = [("epc", c[1], []) for c in children if c[0] == "childEPCs"]

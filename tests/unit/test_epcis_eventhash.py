@@ -38,6 +38,21 @@ def test_error_declaration_record_time_and_event_id_do_not_change_the_hash() -> 
     assert event_hash_id(declared, document["@context"]) == event_hash_id(event, document["@context"])
 
 
+def test_the_order_of_a_json_objects_members_does_not_change_the_hash() -> None:
+    """An event kept as JSON text and read back may list `source` before `type`: the same event."""
+    document = load("examples", "hash-reference", "epcisDocWithShippingAndTransportingEvent.jsonld")
+    expected = document_hash_ids(document)
+    reordered = copy.deepcopy(document)
+    lists = ("sourceList", "destinationList", "bizTransactionList")
+    entries = [x for e in reordered["epcisBody"]["eventList"] for name in lists for x in e.get(name, [])]
+    assert any(next(iter(x)) == "type" for x in entries)
+    for entry in entries:
+        items = list(entry.items())
+        entry.clear()
+        entry.update(reversed(items))
+    assert document_hash_ids(reordered) == expected
+
+
 def test_a_changed_epc_changes_the_hash() -> None:
     document = load("examples", "hash-reference", "epcisDocWithSingleEvent.jsonld")
     event = copy.deepcopy(document["epcisBody"]["eventList"][0])
