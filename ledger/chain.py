@@ -61,7 +61,7 @@ def _document(seq: int, stream: UUID | str, version: int, topic: str, raw: Any) 
     if not isinstance(audit, dict):
         raise CanonicalEncodingError("audit is not an object")
     recorded_at = _typed_text(payload.pop("timestamp", None), "datetime_iso", "timestamp")
-    return {
+    document = {
         "seq": seq,
         "stream": stream_text(stream),
         "version": version,
@@ -72,6 +72,10 @@ def _document(seq: int, stream: UUID | str, version: int, topic: str, raw: Any) 
         "reason": audit.get("reason"),
         "payload": payload,
     }
+    captured = audit.get("captured_from")
+    if captured is not None:  # only a captured step has it: every other event's bytes are as they were
+        document["captured_from"] = captured
+    return document
 
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")

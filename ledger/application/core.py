@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,7 +39,7 @@ from ledger.domain import (
     Trial,
 )
 from ledger.domain.account import UserAccount
-from ledger.domain.base import LateEntries, LedgerAggregate, late_entries, require_role
+from ledger.domain.base import LateEntries, LedgerAggregate, captured_from, late_entries, require_role
 from ledger.domain.lot import MAX_SHELF_LIFE
 from ledger.domain.recall import KitState, Recall, RecallStatus
 from ledger.errors import (
@@ -250,6 +250,13 @@ class Ledger(Application[UUID]):
             yield
         finally:
             self._local.late = before
+
+    @contextmanager
+    def captured(self, origin: Sequence[Mapping[str, str]]) -> Iterator[None]:
+        """Inside the block, steps are stamped as captured from a partner's EPCIS events (`origin`: what
+        the EPCIS adapter keeps of each, text only): the audit's `captured_from`, hashed with the event."""
+        with captured_from(tuple(dict(o) for o in origin)):
+            yield
 
     def expect_quiet_since(self, position: int, streams: Sequence[UUID]) -> None:
         """The command's write must also find no event of `streams` after chain `position` (e.g. the

@@ -47,6 +47,21 @@ def late_entries(policy: LateEntries) -> Iterator[None]:
         _LATE.reset(token)
 
 
+_CAPTURED: ContextVar[tuple[dict[str, str], ...] | None] = ContextVar("lotline_captured_from", default=None)
+
+
+@contextmanager
+def captured_from(origin: tuple[dict[str, str], ...]) -> Iterator[None]:
+    """Stamp every step inside the block as recorded from a partner's EPCIS events: `origin` holds, for
+    each event, its `eventID` and what else of it the EPCIS adapter keeps (docs/epcis.md, "Event IDs");
+    text only. It is kept in the audit as `captured_from`, inside the hashed bytes of the event."""
+    token = _CAPTURED.set(origin or None)
+    try:
+        yield
+    finally:
+        _CAPTURED.reset(token)
+
+
 def stable_id(kind: str, *key: str) -> UUID:
     """The aggregate id for a business key: the same key always names the same aggregate."""
     return uuid5(LOTLINE_NS, ":".join((kind, *key)))
@@ -74,6 +89,9 @@ def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None 
         audit["late_entry"] = True
     if late.reason:
         audit["late_reason"] = late.reason
+    origin = _CAPTURED.get()
+    if origin:
+        audit["captured_from"] = [dict(o) for o in origin]
     return audit
 
 
