@@ -25,6 +25,7 @@ from epcis.query import (
     MAX_PER_PAGE,
     TOP_LEVEL,
     Indexer,
+    QueryPage,
     QueryParams,
     QueryTooLarge,
     browse,
@@ -225,6 +226,11 @@ class Epcis:
     def event(self, event_id: str, after: int | None = None) -> dict[str, Any]:
         """An EPCISQueryDocument of the event `event_id` and of the error declarations about it (they
         keep its eventID); NotFound when no event has that ID."""
+        return query_document(self.event_page(event_id, after))
+
+    def event_page(self, event_id: str, after: int | None = None) -> QueryPage:
+        """The events with that eventID (the event and the error declarations about it) and the chain
+        positions of the steps they come from (`seqs`: where their proofs are); NotFound when none."""
         try:
             one_line(event_id)
         except ValueError as e:
@@ -234,7 +240,7 @@ class Epcis:
         page = query_events(self.index, QueryParams({"EQ_eventID": (event_id,)}, per_page=MAX_PER_PAGE))
         if not page.events:
             raise NotFound("EPCIS event", event_id)
-        return query_document(page)
+        return page
 
 
 __all__ = [
@@ -246,6 +252,7 @@ __all__ = [
     "Following",
     "NamedQuery",
     "NotYourQuery",
+    "QueryPage",
     "QueryParams",
     "QueryTooLarge",
     "check",

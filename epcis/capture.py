@@ -22,6 +22,7 @@ fails on the ledger's identity rules (e.g. the lot already exists) instead of be
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -36,7 +37,7 @@ from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, sele
 
 from epcis import ids
 from epcis import mapping as m
-from epcis.conformance import breaches
+from epcis.conformance import CONTEXT_PREFIXES, STANDARD_FIELDS, breaches, pointer_token
 from epcis.eventhash import document_hash_ids
 from epcis.models import (
     AggregationEvent,
@@ -187,13 +188,15 @@ class Step:
     signed: Meaning | None = None
     keys: list[str] = field(default_factory=list)
 
-    def run(self, ledger: Ledger, actors: Actors) -> Recorded:
-        """Handle the command as one of the capturing identities allowed to do it."""
+    def run(self, ledger: Ledger, actors: Actors, origin: Sequence[Mapping[str, str]] = ()) -> Recorded:
+        """Handle the command as one of the capturing identities allowed to do it, stamped with what
+        is kept of the step's events (`origin`, see `kept`)."""
         actor = actors.pick(self.action, self.roles, self.preferred)
         command = self.command if isinstance(self.command, Command) else self.command(ledger)
         if self.signed is not None:
             command = command.model_copy(update={"signature": sign(actor, self.signed)})
-        return ledger.handle(command, actor)
+        with ledger.captured(origin):
+            return ledger.handle(command, actor)
 
 
 class _Refused(Exception):
@@ -309,6 +312,12 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
     if nonconforming:
         return _refused(count, nonconforming)
     hashes = document_hash_ids(raw)
+    raw_events = raw["epcisBody"]["eventList"]
+    unkeepable = _false_hash_ids(raw_events, hashes) + _not_kept(raw_events, hashes)
+    if unkeepable:
+        return _refused(count, sorted(unkeepable, key=lambda e: e.index or 0), hashes)
+    context = raw.get("@context")
+    origins = [kept(e, e.get("eventID") or h, context) for e, h in zip(raw_events, hashes, strict=True)]
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
     planner = Planner(doc, hashes)
@@ -324,7 +333,7 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
             for step in fresh if not errors else ():
                 starts.append(len(staged.events))
                 try:
-                    step.run(ledger, actors)
+                    step.run(ledger, actors, [origins[i] for i in step.indices])
                 except LedgerError as e:
                     # The first refusal ends the dry run: later events may only fail because this one did.
                     errors += [EventError(i, e.code, e.message, hashes[i]) for i in step.indices]
@@ -338,6 +347,134 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
     _remember(engine, fresh, _seqs(staged.recorded, first), actors.actors[0].principal)
     recorded = sum(len(step.indices) for step in fresh)
     return CaptureResult(True, count, recorded, duplicates, len(staged.events), (), tuple(hashes))
+
+
+_HASH_ID = re.compile(r"^ni:///sha-256;([0-9a-fA-F]{64})\?ver=CBV2\.0$")
+
+
+def _false_hash_ids(events: Sequence[Mapping[str, Any]], hashes: Sequence[str]) -> list[EventError]:
+    """An `ni:///` eventID of CBV 2.0's event hash claims to be the event's hash: refused when it is not
+    (it would be kept, and re-exported, as the ID of an event it does not hash)."""
+    return [
+        EventError(
+            i,
+            "epcis_nonconforming",
+            f"the eventID is an event hash ID (ni:///sha-256;...?ver=CBV2.0) but not this event's: its hash "
+            f"is {h}",
+            e["eventID"],
+            f"/epcisBody/eventList/{i}/eventID",
+        )
+        for i, (e, h) in enumerate(zip(events, hashes, strict=True))
+        if (claim := _HASH_ID.match(str(e.get("eventID", "")))) and f";{claim[1].lower()}?" not in h
+    ]
+
+
+_KEPT_IN = {
+    "readPoint": frozenset({"id"}),
+    "bizLocation": frozenset({"id"}),
+    "errorDeclaration": frozenset({"declarationTime", "reason", "correctiveEventIDs", "lotline:reason"}),
+}
+"""The members of these standard fields that Lotline keeps (the place's ID; what a corrected quantity
+records): an extension member inside them would be dropped, so it is refused."""
+
+
+def _not_kept(events: Sequence[Mapping[str, Any]], hashes: Sequence[str]) -> list[EventError]:
+    """Members Lotline could not give back (`_KEPT_IN`), and a declared error other than incorrect
+    data (the one Lotline records: a lot receipt's corrected quantity)."""
+    found = []
+    for i, event in enumerate(events):
+        for standard, members in _KEPT_IN.items():
+            value = event.get(standard)
+            for name in sorted(set(value) - members) if isinstance(value, Mapping) else ():
+                found.append(
+                    EventError(
+                        i,
+                        "epcis_not_kept",
+                        f"Lotline keeps only {', '.join(sorted(members))} of {standard}; {name!r} would be "
+                        "dropped (an extension at the event's top level is kept as sent)",
+                        hashes[i],
+                        f"/epcisBody/eventList/{i}/{standard}/{pointer_token(name)}",
+                    )
+                )
+        declaration = event.get("errorDeclaration")
+        reason = declaration.get("reason") if isinstance(declaration, Mapping) else None
+        if reason is not None and cbv_word(str(reason)) != "incorrect_data":
+            found.append(
+                EventError(
+                    i,
+                    "epcis_not_kept",
+                    f"an error declared with reason {reason!r}: Lotline records declared errors as corrected "
+                    "data (reason incorrect_data) and would give this one back as such",
+                    hashes[i],
+                    f"/epcisBody/eventList/{i}/errorDeclaration/reason",
+                )
+            )
+    return found
+
+
+def kept(event: Mapping[str, Any], event_id: str, context: Any) -> dict[str, str]:
+    """What Lotline keeps of a captured event besides the ledger step it makes, so that an export gives
+    the event back as it was sent: its eventID (given, or its hash), the key that finds it among its
+    step's events (`mapping.match_key`), its eventTime and offset as written where Lotline would write
+    them otherwise (UTC, `+00:00`), and its extension fields, `ilmd` and the fields kept as sent
+    (`mapping.KEPT_AS_SENT`) verbatim (JSON text; names whose prefix only the partner's @context
+    declares written as absolute URIs). The treatment allocation is not kept: it is the ledger's, and
+    unblinded only."""
+    found = {"eventID": event_id, "match": m.match_key(event)}
+    offset = event.get("eventTimeZoneOffset")
+    if isinstance(offset, str) and offset != "+00:00":
+        found["eventTimeZoneOffset"] = offset
+    when = event.get("eventTime")
+    if isinstance(when, str) and when != _as_lotline_writes(when):
+        found["eventTime"] = when
+    prefixes = _prefix_map(context) | _prefix_map(event.get("@context"))
+    fields = {
+        _absolute(k, prefixes): _absolute_keys(v, prefixes)
+        for k, v in event.items()
+        if (k not in STANDARD_FIELDS or k in ("ilmd", *m.KEPT_AS_SENT)) and k not in m.UNBLINDED_ONLY
+    }
+    if any(k in event for k in m.UNBLINDED_ONLY):
+        found["unblinded"] = "true"
+    if fields:
+        found["fields"] = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return found
+
+
+def _as_lotline_writes(event_time: str) -> str | None:
+    """An eventTime as Lotline writes it (UTC, microseconds, `Z`); None if Python cannot read it (the
+    schema allowed it, e.g. nanoseconds: it is kept as sent)."""
+    try:
+        instant = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return instant.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _prefix_map(context: Any) -> dict[str, str]:
+    """The prefixes a `@context` (a list, an object or a string) declares, with their IRIs."""
+    items = context if isinstance(context, list) else [context]
+    return {
+        k: v for item in items if isinstance(item, Mapping) for k, v in item.items() if isinstance(v, str)
+    }
+
+
+def _absolute(name: str, prefixes: Mapping[str, str]) -> str:
+    """A compact name as an absolute URI, unless every export declares its prefix (`lotline`, the
+    EPCIS context's own) with the same meaning."""
+    prefix, sep, rest = name.partition(":")
+    if not sep or rest.startswith("//") or prefix not in prefixes:
+        return name
+    if prefix in CONTEXT_PREFIXES or (prefix == "lotline" and prefixes[prefix] == m.LOTLINE):
+        return name
+    return prefixes[prefix] + rest
+
+
+def _absolute_keys(value: Any, prefixes: Mapping[str, str]) -> Any:
+    if isinstance(value, Mapping):
+        return {_absolute(k, prefixes): _absolute_keys(v, prefixes) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_absolute_keys(v, prefixes) for v in value]
+    return value
 
 
 def _refused(count: int, errors: list[EventError], hashes: Sequence[str] = ()) -> CaptureResult:

@@ -27,13 +27,14 @@ CONTEXT_PREFIXES = frozenset({"epcis", "cbv", "cbvmda", "gs1", "rdfs", "owl", "x
 _ABSOLUTE = re.compile(r"^(https?|urn):", re.IGNORECASE)
 _COMPACT = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*):(?!//)\S+$")
 _FORBIDDEN_CBV = re.compile(r"^(urn:epcglobal:cbv:|https?://ns\.gs1\.org/cbv/)")
-_STANDARD_FIELDS = frozenset({
+STANDARD_FIELDS = frozenset({
     "@context", "type", "eventID", "eventTime", "eventTimeZoneOffset", "recordTime", "certificationInfo",
     "errorDeclaration", "action", "bizStep", "disposition", "persistentDisposition", "readPoint",
     "bizLocation", "bizTransactionList", "sourceList", "destinationList", "sensorElementList", "epcList",
     "quantityList", "parentID", "childEPCs", "childQuantityList", "inputEPCList", "inputQuantityList",
     "outputEPCList", "outputQuantityList", "transformationID", "ilmd",
 })
+"""The fields EPCIS 2.0 defines for events; every other field of an event is an extension."""
 _DECLARATION_FIELDS = frozenset({"declarationTime", "reason", "correctiveEventIDs"})
 
 
@@ -68,17 +69,17 @@ def breaches(raw: Any) -> list[Breach]:
 def _event(i: int, event: Mapping[str, Any], declared: frozenset[str]) -> Iterator[Breach]:
     at = f"/epcisBody/eventList/{i}"
     for name in event:
-        if name not in _STANDARD_FIELDS:
-            yield from _named(i, f"{at}/{_escape(name)}", name, declared, "an extension field")
+        if name not in STANDARD_FIELDS:
+            yield from _named(i, f"{at}/{pointer_token(name)}", name, declared, "an extension field")
     ilmd = event.get("ilmd")
     if isinstance(ilmd, Mapping):
         for name in ilmd:
-            yield from _named(i, f"{at}/ilmd/{_escape(name)}", name, declared, "an ilmd key")
+            yield from _named(i, f"{at}/ilmd/{pointer_token(name)}", name, declared, "an ilmd key")
     declaration = event.get("errorDeclaration")
     if isinstance(declaration, Mapping):
         for name in declaration:
             if name not in _DECLARATION_FIELDS:
-                where = f"{at}/errorDeclaration/{_escape(name)}"
+                where = f"{at}/errorDeclaration/{pointer_token(name)}"
                 yield from _named(i, where, name, declared, "an extension field")
     for pointer, value in _cbv_values(at, event):
         if isinstance(value, str) and _FORBIDDEN_CBV.match(value):
@@ -158,7 +159,7 @@ def _listed(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _escape(name: str) -> str:
+def pointer_token(name: str) -> str:
     """A JSON pointer reference token (RFC 6901)."""
     return name.replace("~", "~0").replace("/", "~1")
 

@@ -15,8 +15,9 @@ and every kit, kits sorted by number, with no per-arm grouping.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from epcis import ids
+from epcis.conformance import STANDARD_FIELDS
 from epcis.eventhash import event_hash_id
 from ledger.application import Ledger
 from ledger.chain import event_type
@@ -32,7 +34,27 @@ from ledger.domain import Kit, Location, Lot, PackagingRun, Shipment, Trial
 LOTLINE = "https://lotline.dev/voc/"
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 CONTEXT: list[Any] = [EPCIS_CONTEXT, {"lotline": LOTLINE}]
-PROOF_URL = "/inspector/proofs/{seq}"
+KEPT_AS_SENT = (
+    "bizTransactionList",
+    "sourceList",
+    "destinationList",
+    "sensorElementList",
+    "persistentDisposition",
+    "certificationInfo",
+)
+"""Standard fields a captured event keeps as its sender wrote them: the ledger holds what it needs of
+them (a shipment number, places, a temperature range), not each of their entries."""
+_NOT_MATCHED = (
+    "eventID",
+    "recordTime",
+    "eventTimeZoneOffset",
+    "errorDeclaration",
+    "ilmd",
+    "@context",
+    *KEPT_AS_SENT,
+)
+UNBLINDED_ONLY = ("lotline:arms", "lotline:allocation")
+"""Extensions only an unblinded export carries (the treatment allocation)."""
 
 
 def ext(word: str) -> str:
@@ -84,25 +106,13 @@ MASTER_DATA = {
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where a step's first event sits in the chain."""
+    """Where a step's first event sits in the chain (and its last, for steps of one event per kit)."""
 
     seq: int
     stream: str
     version: int
     chain_hash: bytes
     last_seq: int
-
-    def as_link(self) -> dict[str, Any]:
-        link: dict[str, Any] = {
-            "seq": self.seq,
-            "stream": self.stream,
-            "version": self.version,
-            "chainHash": self.chain_hash.hex(),
-            "proof": PROOF_URL.format(seq=self.seq),
-        }
-        if self.last_seq != self.seq:
-            link["lastSeq"] = self.last_seq
-        return link
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,18 +206,48 @@ class Mapper:
     # --- steps ---------------------------------------------------------------------------------------
 
     def map(self, step: Step) -> list[dict[str, Any]]:
-        """The EPCIS events of one step, each with its eventID (event hash) and link back."""
+        """The EPCIS events of one step, each with its eventID."""
         handler = _HANDLERS.get(step.kind)
         if handler is None:
             return []
         return [e if "eventID" in e else self.complete(e, step) for e in handler(self, step)]
 
     def complete(self, event: dict[str, Any], step: Step) -> dict[str, Any]:
-        """Add the link back to the step's events and who did it, then the event hash ID."""
-        event["lotline:source"] = step.source.as_link()
+        """The event as it is exported: a step captured from a partner's event gives that event back
+        (its eventID, time zone and extensions, docs/epcis.md "Event IDs"); any other gets who did it
+        and its event hash ID, which depends on nothing but the business event."""
         audit = step.first.audit
+        captured = audit.get("captured_from")
+        if captured:
+            key = match_key(event)
+            for kept in captured:
+                if kept.get("match") == key:
+                    return self._as_captured(event, kept)
         event["lotline:actor"] = {k: audit[k] for k in ("principal", "role", "name")}
         return finish(event)
+
+    def _as_captured(self, event: dict[str, Any], kept: dict[str, str]) -> dict[str, Any]:
+        out = {
+            k: v
+            for k, v in event.items()
+            if (k in STANDARD_FIELDS and k not in ("ilmd", "eventID", *KEPT_AS_SENT))
+            or (not self.blinded and k in UNBLINDED_ONLY)
+        }
+        if "fields" in kept:
+            out.update(json.loads(kept["fields"]))
+        for written_as_sent in ("eventTime", "eventTimeZoneOffset"):
+            if written_as_sent in kept:
+                out[written_as_sent] = kept[written_as_sent]
+        if kept.get("unblinded") and self.blinded:
+            return finish(out)  # not the event the partner sent: the allocation it carried stays out
+        return {"eventID": kept["eventID"], **out}
+
+
+def match_key(event: Mapping[str, Any]) -> str:
+    """What tells the EPCIS events of one step apart, whatever ID, time zone, extensions and fields kept
+    as sent they carry: the event hash of the standard fields the ledger gives back, 16 hex digits."""
+    core = {k: v for k, v in event.items() if k in STANDARD_FIELDS and k not in _NOT_MATCHED}
+    return event_hash_id(core).split(";", 1)[1][:16]
 
 
 def finish(event: dict[str, Any]) -> dict[str, Any]:

@@ -286,6 +286,8 @@ class QueryPage:
 
     events: tuple[dict[str, Any], ...]
     next_page_token: str | None
+    seqs: tuple[int, ...] = ()
+    """The chain position of the ledger step each event comes from (its first event)."""
 
 
 class QueryTooLarge(LedgerError):
@@ -340,7 +342,7 @@ def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
         last = rows[-1]
         at = (last.event_time, last.seq, last.idx) if query.by_time else (last.seq, last.idx)
         token = _encode_token(at, delivered + len(rows), fingerprint)
-    return QueryPage(tuple(r.body for r in rows), token)
+    return QueryPage(tuple(r.body for r in rows), token, tuple(r.seq for r in rows))
 
 
 def _given(

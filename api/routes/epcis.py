@@ -19,7 +19,7 @@ from api.errors import CaptureBehaviourNotSupported, errors
 from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
 from epcis import TOP_LEVEL
-from epcis.query import BROWSED, collection
+from epcis.query import BROWSED, collection, query_document
 from ledger.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/epcis", tags=["epcis"], dependencies=[Depends(epcis_version)])
@@ -32,6 +32,8 @@ HEADERS = {
     "GS1-EPCIS-Max": "2.0.0",
 }
 """The version headers of every EPCIS response (EPCIS 2.0 REST binding)."""
+PROOF_REL = "https://lotline.dev/voc/proof"
+"""The link relation of an event's proof bundle (`GET /epcis/events/{eventID}`)."""
 
 DOCUMENT: dict[str, Any] = {"schema": {"type": "object", "description": "An EPCIS 2.0 document (JSON-LD)."}}
 STREAMED: dict[int | str, dict[str, Any]] = {
@@ -277,8 +279,12 @@ def event_by_id(
     after: After = None,
 ) -> JSONResponse:
     """One EPCIS event by its eventID, in its blinded form (every role but site), with the error
-    declarations that name it (they keep its eventID); 404 `not_found` when no event has it."""
-    return JSONResponse(epcis.event(event_id, after), headers=HEADERS, media_type=MEDIA_TYPE)
+    declarations that name it (they keep its eventID); 404 `not_found` when no event has it. A `Link`
+    header per ledger step they come from points to its proof bundle (`rel` `https://lotline.dev/voc/proof`):
+    the events themselves carry nothing of the store that holds them."""
+    page = epcis.event_page(event_id, after)
+    proofs = ", ".join(f'</inspector/proofs/{seq}>; rel="{PROOF_REL}"' for seq in dict.fromkeys(page.seqs))
+    return JSONResponse(query_document(page), headers={**HEADERS, "Link": proofs}, media_type=MEDIA_TYPE)
 
 
 # --- named queries --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from epcis import Epcis
+from epcis.eventhash import event_hash_id
 from ledger.application import Ledger
 from scripts.demo import DEMO_ACTORS, generate
 
@@ -32,6 +33,15 @@ def exported(epcis: Epcis, *, blinded: bool) -> dict[str, Any]:
 
 def events(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return list(doc["epcisBody"]["eventList"])
+
+
+def rehashed(doc: dict[str, Any], *indices: int) -> dict[str, Any]:
+    """The document with the events at `indices`, edited after export, given their new hash as eventID, as
+    a partner changing an event does: the old hash ID would claim an event it no longer hashes (refused)."""
+    for i in indices:
+        event = doc["epcisBody"]["eventList"][i]
+        event["eventID"] = event_hash_id(event, doc.get("@context"))
+    return doc
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from epcis import Epcis
 from epcis.capture import captured
+from epcis.eventhash import event_hash_id
 from epcis.ids import lgtin, sgtin
 from ledger.application import Ledger
 from ledger.commands import Arm, Package, Ship
@@ -20,7 +21,7 @@ from ledger.domain import Kit, KitStatus
 from ledger.gs1 import with_check_digit
 from tests.builders import KIT_GTIN, Program, actors
 from tests.epcis_reference import load
-from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, second_url  # noqa: F401
+from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, rehashed, second_url  # noqa: F401
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_a_document_naming_an_unknown_lot_is_refused_whole(
     element = events(doc)[first]["inputQuantityList"][0]
     gtin = with_check_digit("0406999900010")
     element["epcClass"] = lgtin(gtin, "API-9999")
-    result = _refused_whole(target, doc)
+    result = _refused_whole(target, rehashed(doc, first))
     assert [(e.index, e.code) for e in result.errors] == [(first, "not_found")]
     assert "does not exist" in result.errors[0].reason
 
@@ -92,7 +93,7 @@ def test_over_consumption_across_the_document_is_refused(
     for q in events(doc)[second]["inputQuantityList"]:
         if q["epcClass"] == api:
             q.update(quantity=received["quantity"], uom=received.get("uom"))
-    result = _refused_whole(target, doc)
+    result = _refused_whole(target, rehashed(doc, second))
     assert [(e.index, e.code) for e in result.errors][:1] == [(second, "insufficient_quantity")]
     assert first not in {e.index for e in result.errors}
 
@@ -117,7 +118,7 @@ def test_a_destroying_event_at_a_place_that_does_not_hold_the_kits_is_refused(
     depot = next(e["sourceList"][0]["source"] for e in events(doc) if e.get("bizStep") == "shipping")
     assert site != {"id": depot}
     destroying["readPoint"] = destroying["bizLocation"] = {"id": depot}
-    result = _refused_whole(target, doc)
+    result = _refused_whole(target, rehashed(doc, index))
     assert [(e.index, e.code) for e in result.errors] == [(index, "kits_not_usable")]
     assert result.errors[0].reason.startswith("cannot destroy ")
 
@@ -179,6 +180,15 @@ def test_an_official_gs1_receipt_example_is_captured_as_it_is(database_url: str)
         _, kits = _official_receipt_state(ledger)
         official = load("examples", "valid", "PersistentDisposition-example.jsonld")
         head = ledger.chain.head()
+        # GS1's examples carry made-up hash IDs (the same one in several files): each claims to be the hash
+        # of an event it does not hash, so the document as it is goes no further.
+        as_is = epcis.capture(official, [actors.site, actors.qa])
+        assert [(e.index, e.code, e.pointer) for e in as_is.errors] == [
+            (i, "epcis_nonconforming", f"/epcisBody/eventList/{i}/eventID") for i in (0, 1)
+        ]
+        assert as_is.errors[0].event_id == events(official)[0]["eventID"]
+        assert event_hash_id(events(official)[0], official["@context"]) in as_is.errors[0].reason
+        official = rehashed(official, 0, 1)
         whole = epcis.capture(official, [actors.site, actors.qa])
         assert not whole.accepted
         assert [e.index for e in whole.errors] == [1]
@@ -188,6 +198,11 @@ def test_an_official_gs1_receipt_example_is_captured_as_it_is(database_url: str)
         receipt["epcisBody"]["eventList"] = events(official)[:1]
         result = epcis.capture(receipt, [actors.site])
         assert result.accepted, result.errors
+        # given back as GS1 wrote it: its ID, time and offset, transactions, owning parties, persistent
+        # disposition (which the ledger does not hold), bar the time Lotline recorded it
+        listed = events(exported(epcis, blinded=True))
+        (back,) = [e for e in listed if e["eventID"] == events(receipt)[0]["eventID"]]
+        assert {k: v for k, v in back.items() if k != "recordTime"} == events(receipt)[0]
         assert {ledger.get(Kit, Kit.create_id(*_key(k))).status for k in events(official)[0]["epcList"]} == {
             KitStatus.RECEIVED
         }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlalchemy import select
@@ -14,10 +16,13 @@ from epcis import CaptureTooLarge, Epcis
 from epcis.eventhash import document_hash_ids
 from epcis.models import EPCISDocument
 from ledger.application import Ledger
+from ledger.domain import Shipment
+from ledger.verify import verify_chain
 from projections import genealogy as gen
 from projections.runner import ProjectionRunner
 from tests.epcis_reference import schema_validator
 from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, plain, second_url  # noqa: F401
+from tests.integration.rawdb import RawStore
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +62,41 @@ def test_the_exported_program_is_valid_epcis_2_with_reproducible_event_hashes(so
         assert any("sensorElementList" in e for e in events(doc))
 
 
-def test_every_exported_event_links_back_to_its_ledger_event(source: Any) -> None:
+def test_exported_events_carry_nothing_of_the_store_that_holds_them(source: Any) -> None:
     ledger, epcis = source
     doc = exported(epcis, blinded=True)
-    rows = {row.seq: row for row in ledger.chain.iter_chain()}
-    for e in events(doc):
-        link = e["lotline:source"]
-        row = rows[link["seq"]]
-        assert (row.originator_id, row.originator_version) == (link["stream"], link["version"])
-        assert row.chain_hash.hex() == link["chainHash"]
-        assert link["proof"] == f"/inspector/proofs/{link['seq']}"
+    text = json.dumps(doc)
+    assert "lotline:source" not in text and ledger.chain.head()[1].hex() not in text
+    # The link back to the ledger is the index's: each event's step, where its proof is.
+    shipped = next(e for e in events(doc) if "lotline:shipmentNumber" in e and e["bizStep"] == "shipping")
+    page = epcis.event_page(shipped["eventID"])
+    assert [e["eventID"] for e in page.events] == [shipped["eventID"]]
+    (seq,) = page.seqs
+    row = next(r for r in ledger.chain.iter_chain() if r.seq == seq)
+    shipment = ledger.repository.get(UUID(str(row.originator_id)))
+    assert isinstance(shipment, Shipment) and shipment.shipment_number == shipped["lotline:shipmentNumber"]
+
+
+def test_export_capture_export_gives_the_same_event_ids_and_documents(source: Any, target: Any) -> None:
+    _, epcis = source
+    _, into = target
+    for blinded in (False, True):
+        sent = exported(epcis, blinded=False)
+        if not blinded:
+            assert into.capture(sent, ALL_ROLES).accepted
+        before, after = exported(epcis, blinded=blinded), exported(into, blinded=blinded)
+        assert [e["eventID"] for e in events(after)] == [e["eventID"] for e in events(before)], blinded
+        assert [_bar_record_time(e) for e in events(after)] == [_bar_record_time(e) for e in events(before)]
+        assert after["epcisHeader"] == before["epcisHeader"]
+        assert document_hash_ids(after) == [e["eventID"] for e in events(after)]
+    corrected = [
+        c for e in events(after) for c in e.get("errorDeclaration", {}).get("correctiveEventIDs", ())
+    ]
+    assert corrected and set(corrected) <= {e["eventID"] for e in events(after)}
+
+
+def _bar_record_time(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "recordTime"}
 
 
 def test_a_blinded_export_never_carries_the_allocation(source: Any) -> None:
@@ -182,3 +212,103 @@ def test_a_query_document_is_captured_as_the_document_of_its_events(source: Any,
     too_many = f"holds {len(events(doc))} events; one capture takes at most 10:"
     with pytest.raises(CaptureTooLarge, match=too_many):
         into.capture(doc, ALL_ROLES, limit=10)
+
+
+ACME = "https://acme.example/voc/"
+
+
+def test_a_partners_event_keeps_its_id_time_zone_and_extensions(source: Any, target: Any) -> None:
+    _, epcis = source
+    ledger, into = target
+    sent = exported(epcis, blinded=False)
+    sent["@context"] = [*sent["@context"], {"acme": ACME}]
+    listed = events(sent)
+    dispensed = next(e for e in listed if e.get("bizStep") == "dispensing")
+    dispensed["eventID"] = "urn:uuid:6f1c0b5e-8f3a-4b2e-9a44-3c1d2e5f7a10"
+    at = datetime.fromisoformat(dispensed["eventTime"].replace("Z", "+00:00"))
+    dispensed["eventTime"] = at.astimezone(timezone(timedelta(hours=2))).isoformat()
+    dispensed["eventTimeZoneOffset"] = "+02:00"
+    dispensed["acme:inspection"] = {"acme:by": "QA-7", "acme:score": 9.5}
+    del dispensed["lotline:actor"]
+    # standard fields whose entries the ledger does not hold, kept as sent (members in any order)
+    dispensed["sourceList"] = [{"source": "urn:epc:id:pgln:9520001.11111", "type": "owning_party"}]
+    order = "urn:epcglobal:cbv:bt:9520011111116:A1"
+    dispensed["bizTransactionList"] = [{"type": "po", "bizTransaction": order}]
+    dispensed["persistentDisposition"] = {"set": ["completeness_inferred"]}
+    declared = {e["eventID"] for e in listed if "errorDeclaration" in e}
+    received = next(e for e in listed if "ilmd" in e and e["eventID"] not in declared)
+    received["ilmd"]["acme:origin"] = "DE"
+    at_receipt = listed.index(received)
+    received["eventID"] = document_hash_ids(sent)[at_receipt]  # its hash under the partner's @context
+
+    wrong = copy.deepcopy(sent)
+    events(wrong)[5]["eventID"] = "ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0"
+    refused = into.capture(wrong, ALL_ROLES)
+    assert not refused.accepted and ledger.chain.head()[0] == 0
+    (error,) = refused.errors
+    assert error.index == 5 and error.pointer == "/epcisBody/eventList/5/eventID"
+    assert "not this event's" in error.reason and document_hash_ids(wrong)[5] in error.reason
+
+    # what Lotline could not give back is refused, not dropped: a member inside a place, an error
+    # declared for another reason than incorrect data
+    outside = copy.deepcopy(sent)
+    at_dispensed = listed.index(dispensed)
+    events(outside)[at_dispensed]["readPoint"]["acme:shelf"] = "B2"
+    at_declared = next(i for i, e in enumerate(listed) if "errorDeclaration" in e)
+    events(outside)[at_declared]["errorDeclaration"]["reason"] = "did_not_occur"
+    refused = into.capture(outside, ALL_ROLES)
+    assert not refused.accepted and ledger.chain.head()[0] == 0
+    assert sorted((e.index, e.code, e.pointer) for e in refused.errors) == sorted([
+        (at_dispensed, "epcis_not_kept", f"/epcisBody/eventList/{at_dispensed}/readPoint/acme:shelf"),
+        (at_declared, "epcis_not_kept", f"/epcisBody/eventList/{at_declared}/errorDeclaration/reason"),
+    ])
+
+    assert into.capture(sent, ALL_ROLES).accepted
+    for blinded in (False, True):
+        again_listed = events(exported(into, blinded=blinded))
+        if not blinded:  # every event comes back with the ID it was sent with
+            assert [e["eventID"] for e in again_listed] == [e["eventID"] for e in listed]
+        back = {e["eventID"]: e for e in again_listed}
+        again = back[dispensed["eventID"]]
+        # the partner's event as it was sent, its extension's names written as absolute URIs
+        ours = {k: v for k, v in again.items() if not k.startswith(ACME)}
+        theirs = {k: v for k, v in dispensed.items() if not k.startswith("acme:")}
+        assert _bar_record_time(ours) == _bar_record_time(theirs)
+        assert again["eventTimeZoneOffset"] == "+02:00"
+        assert datetime.fromisoformat(again["eventTime"]) == at
+        assert again[ACME + "inspection"] == {ACME + "by": "QA-7", ACME + "score": 9.5}
+        assert "lotline:actor" not in again
+        assert back[received["eventID"]]["ilmd"][ACME + "origin"] == "DE"
+    found = into.event(dispensed["eventID"])
+    assert [e["eventID"] for e in found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]] == [
+        dispensed["eventID"]
+    ]
+
+
+def test_what_is_kept_of_a_captured_event_is_inside_the_hash_chain(
+    source: Any,
+    target: Any,
+    second_url: str,  # noqa: F811
+) -> None:
+    _, epcis = source
+    ledger, into = target
+    assert into.capture(exported(epcis, blinded=False), ALL_ROLES).accepted
+    assert verify_chain(ledger.chain).ok
+    raw = RawStore(second_url, ledger.chain.events_table_name)
+    try:
+        row = next(
+            r
+            for r in ledger.chain.iter_chain()
+            if b"captured_from" in raw.event(r.originator_id, r.originator_version)[1]
+        )
+        topic, state = raw.event(row.originator_id, row.originator_version)
+        stored = json.loads(state)
+        kept = stored["audit"]["captured_from"][0]
+        assert kept["eventID"].startswith("ni:///sha-256;") and len(kept["match"]) == 16
+        kept["eventID"] = "urn:uuid:00000000-0000-4000-8000-000000000000"  # an edited partner ID
+        raw.disable_triggers()
+        raw.set_event(row.originator_id, row.originator_version, topic, json.dumps(stored).encode())
+    finally:
+        raw.close()
+    report = verify_chain(ledger.chain)
+    assert not report.ok and report.failure is not None and report.failure.seq == row.seq
