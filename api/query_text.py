@@ -8,10 +8,10 @@ The refusal is an ordinary 422 naming the parameter, like any other invalid quer
 
 from __future__ import annotations
 
-from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.requests import HTTPConnection
 
 from ledger.commands.base import one_line
 
@@ -33,13 +33,14 @@ def _query_names(dependant: Dependant) -> list[str]:
     return names
 
 
-async def clean_query(request: Request) -> None:
-    """Refuse (422) a declared query parameter whose value holds a control character."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not request.url.query:
+async def clean_query(connection: HTTPConnection) -> None:
+    """Refuse (422) a declared query parameter whose value holds a control character (a WebSocket
+    route checks its own: its refusal is an answer to the handshake, which a dependency cannot give)."""
+    route = connection.scope.get("route")
+    if not isinstance(route, APIRoute) or not connection.url.query:
         return
     for name in _declared(route):
-        for value in request.query_params.getlist(name):
+        for value in connection.query_params.getlist(name):
             try:
                 one_line(value)
             except ValueError as e:

@@ -35,6 +35,7 @@ from epcis.query import (
     query_document,
     query_events,
 )
+from epcis.subscriptions import Subscription
 from ledger.application import Ledger
 from ledger.commands.base import one_line
 from ledger.db import open_engine
@@ -185,6 +186,16 @@ class Epcis:
                                field=extra[0])
         return self.query({**stored, **params}, after, name)
 
+    def subscribe(self, name: str, resume_token: str | None = None) -> Subscription:
+        """A subscription to the named query `name` (NotFound if there is none): from `resume_token`
+        (where an earlier one stood), or from now: the events the ledger records from now on."""
+        return Subscription(self.index, self.named, name, resume_token, self.ledger.chain.head()[0])
+
+    def deliver(self, subscription: Subscription, limit: int = 100) -> dict[str, Any] | None:
+        """The subscription's next EPCISQueryDocument of new events, or None when there are none yet."""
+        self._current()
+        return subscription.next(limit)
+
     def browse(
         self, kind: str, per_page: int = 100, token: str | None = None, after: int | None = None
     ) -> tuple[dict[str, Any], str | None]:
@@ -255,6 +266,7 @@ __all__ = [
     "QueryPage",
     "QueryParams",
     "QueryTooLarge",
+    "Subscription",
     "check",
     "export_range",
     "export_trace",

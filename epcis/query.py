@@ -296,14 +296,10 @@ class QueryTooLarge(LedgerError):
     code = "query_too_large"
 
 
-def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
-    """The events matching `params`, a page at a time, as far as the index has got (`Indexer.sync`)."""
-    fingerprint = params.fingerprint()
-    token = params.next_page_token
-    after, delivered = _decode_token(token, fingerprint) if token else (None, 0)
+def event_query(params: QueryParams) -> EventQuery:
+    """What `params` ask of an event, in the order they ask for, from the start (no `after`)."""
     values = params.values
-    query = EventQuery(
-        after=after,
+    return EventQuery(
         from_time=params.ge_event_time,
         before_time=params.lt_event_time,
         biz_steps=_given(values, "EQ_bizStep", cbv_word),
@@ -322,6 +318,14 @@ def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
         by_time=params.order_by == "eventTime",
         descending=params.descending,
     )
+
+
+def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
+    """The events matching `params`, a page at a time, as far as the index has got (`Indexer.sync`)."""
+    fingerprint = params.fingerprint()
+    token = params.next_page_token
+    after, delivered = decode_position_token(token, fingerprint) if token else (None, 0)
+    query = replace(event_query(params), after=after)
     if params.max_event_count is not None and after is None:
         found = index.count(query, params.max_event_count + 1)
         if found > params.max_event_count:
@@ -341,7 +345,7 @@ def query_events(index: EpcisIndex, params: QueryParams) -> QueryPage:
     if more:
         last = rows[-1]
         at = (last.event_time, last.seq, last.idx) if query.by_time else (last.seq, last.idx)
-        token = _encode_token(at, delivered + len(rows), fingerprint)
+        token = encode_position_token(at, delivered + len(rows), fingerprint)
     return QueryPage(tuple(r.body for r in rows), token, tuple(r.seq for r in rows))
 
 
@@ -354,21 +358,27 @@ def _given(
     return tuple(word for word in map(norm, values[name]) if word is not None)
 
 
-def _encode_token(after: tuple[Any, ...], delivered: int, fingerprint: str) -> str:
+def encode_position_token(after: tuple[Any, ...], delivered: int, fingerprint: str) -> str:
+    """An opaque token of where an answer stopped (`after`, the events `delivered` so far) for the
+    query whose parameters have `fingerprint`: a page token, a subscription's resume token."""
     raw = json.dumps({"a": list(after), "n": delivered, "q": fingerprint}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_token(token: str, fingerprint: str) -> tuple[tuple[Any, ...], int]:
+def decode_position_token(
+    token: str, fingerprint: str, name: str = "nextPageToken"
+) -> tuple[tuple[Any, ...], int]:
+    """Where an answer stopped (`encode_position_token`); refused (naming parameter `name`) if this
+    server did not issue it for a query of these parameters."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         after, delivered, q = tuple(data["a"]), int(data["n"]), data["q"]
         if not all(isinstance(v, int | str) for v in after) or len(after) not in (2, 3):
             raise ValueError(after)
     except (ValueError, KeyError, TypeError):
-        raise InvalidInput("nextPageToken is not one this server issued", field="nextPageToken") from None
+        raise InvalidInput(f"{name} is not one this server issued", field=name) from None
     if q != fingerprint:
-        raise InvalidInput("nextPageToken belongs to a query with other parameters", field="nextPageToken")
+        raise InvalidInput(f"{name} belongs to a query with other parameters", field=name)
     return after, delivered
 
 

@@ -8,19 +8,24 @@ records may carry that user's electronic signature (docs/api.md, docs/epcis.md).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
+from api import permissions
+from api.auth import authenticate, require_role
 from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep, epcis_version
-from api.errors import CaptureBehaviourNotSupported, errors
+from api.errors import CaptureBehaviourNotSupported, errors, status_of
 from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
 from epcis import TOP_LEVEL
 from epcis.query import BROWSED, collection, query_document
-from ledger.errors import InvalidInput, NotFound
+from ledger.commands.base import one_line
+from ledger.errors import InvalidInput, LedgerError, NotFound
 
 router = APIRouter(prefix="/epcis", tags=["epcis"], dependencies=[Depends(epcis_version)])
 
@@ -366,6 +371,67 @@ def named_query_events(
     paging = {"perPage": [str(per_page)], **({"nextPageToken": [next_page_token]} if next_page_token else {})}
     document, token = epcis.named_events(name, paging, after)
     return _linked(request, document, token)
+
+
+SUBSCRIPTION_POLL_SECONDS = 0.25
+"""How often a subscription looks for new events in the EPCIS index (one indexed SELECT)."""
+
+
+@router.websocket("/queries/{name}/events")
+async def subscribe(
+    websocket: WebSocket,
+    name: Annotated[str, Path(max_length=100)],
+    stream: bool = False,
+    resume_token: Annotated[str | None, Query(alias="resumeToken", max_length=500)] = None,
+) -> None:
+    """A subscription to a named query (the binding's WebSocket form, `stream=true`; every role but
+    site): each new matching event once, as EPCISQueryDocuments whose `queryResults` carry
+    `lotline:resumeToken`; come back with `resumeToken` to go on after the last event received (after a
+    dropped connection, or a restart of the server). A refused handshake is answered like any request
+    (401, 403, 404, 422 with `code` and `message`; a server without WebSocket denial responses closes
+    with 4000 + that status instead)."""
+    app = websocket.app
+    epcis = app.state.epcis
+    try:
+        for field, value in (("name", name), ("resumeToken", resume_token or "")):
+            try:
+                one_line(value)
+            except ValueError as e:
+                raise InvalidInput(f"{field}: {e}", field=field) from None
+        scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+        user = authenticate(app.state.identity, token if scheme.lower() == "bearer" else None).user
+        require_role(user, "subscribe to EPCIS queries", permissions.TRACE)
+        if not stream:
+            raise InvalidInput(
+                "only streaming subscriptions (stream=true) are offered: each new event as it is recorded",
+                field="stream",
+            )
+        subscription = await run_in_threadpool(epcis.subscribe, name, resume_token)
+    except LedgerError as e:
+        await _refuse(websocket, e)
+        return
+    await websocket.accept(headers=[(k.lower().encode(), v.encode()) for k, v in HEADERS.items()])
+    while True:
+        document = await run_in_threadpool(epcis.deliver, subscription)
+        if document is not None:
+            await websocket.send_json(document)
+            continue
+        try:
+            message = await asyncio.wait_for(websocket.receive(), SUBSCRIPTION_POLL_SECONDS)
+        except TimeoutError:
+            continue
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _refuse(websocket: WebSocket, error: LedgerError) -> None:
+    """Answer a WebSocket handshake with the error's HTTP status and body, as any request is answered."""
+    status = status_of(error) or 500
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        answer = JSONResponse(error.as_dict(), status_code=status, headers=HEADERS)
+        await websocket.send_denial_response(answer)
+    else:
+        await websocket.close(code=4000 + status, reason=error.message[:120])
 
 
 def _link_headers(request: Request, token: str | None) -> dict[str, str]:
