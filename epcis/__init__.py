@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from epcis.capture import CaptureResult, CaptureTooLarge, EventError, capture, check
 from epcis.export import export_range, export_trace
 from epcis.ids import DEFAULT_PREFIX_LENGTH
+from epcis.jobs import CaptureJob, CaptureJobs
 from epcis.named import PAGING, NamedQueries, NamedQuery, NotYourQuery
 from epcis.query import (
     BROWSED,
@@ -91,6 +92,7 @@ class Epcis:
         self.followed = followed
         self.wait_seconds = wait_seconds
         self.named = NamedQueries(self.engine)
+        self.jobs = CaptureJobs(self.engine)
 
     def position(self) -> int:
         """The last chain position the EPCIS index holds."""
@@ -153,6 +155,30 @@ class Epcis:
         """Capture a partner's EPCISDocument (or EPCISQueryDocument): all of it or none of it, each event
         once; at most `limit` events (CaptureTooLarge)."""
         return capture(self.ledger, self.engine, document, actor, limit)
+
+    def capture_job(
+        self,
+        document: str | bytes | Mapping[str, Any],
+        actor: Actor | Sequence[Actor],
+        principal: str,
+        limit: int | None = None,
+    ) -> tuple[CaptureResult, CaptureJob]:
+        """`capture`, kept as a capture job of `principal` (`GET /epcis/capture/{captureID}`), whether
+        the document was recorded or refused."""
+        started = datetime.now(UTC)
+        result = capture(self.ledger, self.engine, document, actor, limit)
+        job = self.jobs.record(principal, started, datetime.now(UTC), result.accepted, result.as_dict())
+        return result, job
+
+    def capture_jobs(
+        self, per_page: int = 100, token: str | None = None
+    ) -> tuple[list[CaptureJob], str | None]:
+        """One page of the capture jobs, newest first, and the next page's token (None: last)."""
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise InvalidInput(f"perPage is 1-{MAX_PER_PAGE}", field="perPage")
+        found = self.jobs.newest(token, per_page + 1)
+        page = found[:per_page]
+        return page, page[-1].capture_id if len(found) > per_page else None
 
     def query(
         self, params: Mapping[str, Any], after: int | None = None, name: str = "SimpleEventQuery"
@@ -256,6 +282,7 @@ class Epcis:
 
 __all__ = [
     "TOP_LEVEL",
+    "CaptureJob",
     "CaptureResult",
     "CaptureTooLarge",
     "Epcis",

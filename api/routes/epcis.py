@@ -87,9 +87,22 @@ class CaptureOut(BaseModel):
     eventIDs: list[str]
 
 
-class CaptureRefused(CaptureOut):
-    """A document refused whole, nothing recorded: the error's `code` and sentence, and the outcome
-    with `errors` naming each refused event's index and reason."""
+class CaptureJobOut(CaptureOut):
+    """A capture job as the binding shows it (finished: capture is done within the request), with the
+    capture's outcome."""
+
+    captureID: str
+    createdAt: str
+    finishedAt: str
+    running: bool
+    success: bool
+    captureErrorBehaviour: Literal["rollback"]
+    createdBy: str
+
+
+class CaptureRefused(CaptureJobOut):
+    """A document refused whole, nothing recorded: the error's `code` and sentence, and the job with
+    `errors` naming each refused event's index and reason."""
 
     code: Literal["epcis_refused"]
     message: str
@@ -156,15 +169,19 @@ Token = Annotated[
 
 @router.post(
     "/capture",
-    status_code=201,
-    response_model=CaptureOut,
+    status_code=202,
+    response_model=CaptureJobOut,
     responses={
-        200: {"model": CaptureOut, "description": "Every event was captured before; nothing recorded."},
+        202: {
+            "model": CaptureJobOut,
+            "description": "Captured (`recorded` new events; 0 when every one was captured before), as a "
+            "finished capture job whose URL is in `Location`.",
+        },
         **errors(403, 413),
         422: {
             "model": CaptureRefused | ErrorBody,
-            "description": "Refused whole, nothing recorded: `errors` names each event's index and reason "
-            "(or a malformed header or body: the usual error body).",
+            "description": "Refused whole, nothing recorded: `errors` names each event's index and reason; "
+            "the job is at `Location` (or a malformed header or body: the usual error body).",
         },
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": DOCUMENT}}},
@@ -189,18 +206,47 @@ def capture(
 ) -> Any:
     """Capture an EPCISDocument (or an EPCISQueryDocument's events) into ledger steps, all or nothing,
     each event once (manufacturing, QA, QP, depot, admin; re-authenticated with
-    `Lotline-Signature-Password` or `-Token`); at most `GS1-EPCIS-Capture-Limit` events."""
+    `Lotline-Signature-Password` or `-Token`); at most `GS1-EPCIS-Capture-Limit` events. Done within
+    the request and kept as a capture job (`Location`: `/epcis/capture/{captureID}`)."""
     if behaviour is not None and behaviour.strip() != "rollback":
         raise CaptureBehaviourNotSupported(behaviour)
     actor = signer.checker(CheckerIn(principal=user.principal, password=password, token=token))
     limit = request.app.state.settings.epcis_capture_limit
-    result = epcis.capture(document, actor, limit)
-    body = result.as_dict()
-    headers = {**HEADERS, "GS1-Capture-Error-Behaviour": "rollback", "GS1-EPCIS-Capture-Limit": str(limit)}
+    result, job = epcis.capture_job(document, actor, user.principal, limit)
+    body = job.as_dict()
+    headers = {
+        **HEADERS,
+        "GS1-Capture-Error-Behaviour": "rollback",
+        "GS1-EPCIS-Capture-Limit": str(limit),
+        "Location": f"/epcis/capture/{job.capture_id}",
+    }
     if not result.accepted:
         refused = {"code": "epcis_refused", "message": _refusal(result.errors), **body}
         return JSONResponse(refused, status_code=422, headers=headers)
-    return JSONResponse(body, status_code=201 if result.ledger_events else 200, headers=headers)
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+@router.get("/capture", response_model=list[CaptureJobOut], responses={**errors()})
+def capture_jobs(
+    request: Request,
+    user: Tracer,
+    epcis: EpcisDep,
+    per_page: Page = 100,
+    next_page_token: PageToken = None,
+) -> JSONResponse:
+    """The capture jobs, newest first, a page at a time (the next page's URL in `Link`)."""
+    page, token = epcis.capture_jobs(per_page, next_page_token)
+    return JSONResponse([j.as_dict() for j in page], headers=_link_headers(request, token))
+
+
+@router.get("/capture/{capture_id}", response_model=CaptureJobOut, responses={**errors(404)})
+def capture_job(
+    capture_id: Annotated[str, Path(max_length=60, description="From the capture's `Location`.")],
+    user: Tracer,
+    epcis: EpcisDep,
+) -> JSONResponse:
+    """One capture job: finished (`running` false), `success` and the capture's outcome."""
+    return JSONResponse(epcis.jobs.get(capture_id).as_dict(), headers=HEADERS)
 
 
 def _refusal(refused: Any) -> str:
@@ -538,7 +584,7 @@ def discover(request: Request, user: Tracer, path: str) -> Response:
     head = path.split("/", 1)[0]
     headers = {**HEADERS, **DISCOVERED}
     if head == "capture":
-        headers["Allow"] = "OPTIONS, POST"
+        headers["Allow"] = "GET, OPTIONS" if "/" in path.strip("/") else "GET, OPTIONS, POST"
         headers["GS1-EPCIS-Capture-File-Size-Limit"] = str(request.app.state.settings.max_body_bytes)
         headers["GS1-EPCIS-Capture-Limit"] = str(request.app.state.settings.epcis_capture_limit)
         headers["GS1-Capture-Error-Behaviour"] = "rollback"

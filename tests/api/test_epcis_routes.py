@@ -157,11 +157,21 @@ def test_a_program_exported_from_one_lotline_is_captured_into_an_empty_one_over_
     source = document(api.get("insp1", "/epcis/events/export", params={"unblinded": "true"}))
     parts = by_actor(source)
     assert {p for p, _ in parts} == {"admin1", "depot1", "mfg1", "qa1", "qp1"}
+    jobs = []
     for principal, part in parts:
         response = capture(target, principal, part)
-        assert response.status_code == 201, response.text
+        assert response.status_code == 202, response.text
         assert response.headers["GS1-EPCIS-Version"] == "2.0.0"
         assert response.json()["recorded"] == len(event_list(part))
+        # a finished capture job, asked for again at its Location
+        job = target.get("qa1", response.headers["Location"]).json()
+        assert job == response.json()
+        assert (job["running"], job["success"], job["createdBy"]) == (False, True, principal)
+        jobs.append(job["captureID"])
+    listed = target.get("qa1", "/epcis/capture", params={"perPage": 2})
+    assert [j["captureID"] for j in listed.json()] == jobs[::-1][:2]  # newest first
+    following = target.get("qa1", listed.links["next"]["url"])
+    assert [j["captureID"] for j in following.json()] == jobs[::-1][2:4]
     # the same steps, read back from the target: every event, in the same order, as the same EPCIS event
     copied = document(target.get("insp1", "/epcis/events/export", params={"unblinded": "true"}))
     assert [_comparable(e) for e in event_list(copied)] == [_comparable(e) for e in event_list(source)]
@@ -169,7 +179,7 @@ def test_a_program_exported_from_one_lotline_is_captured_into_an_empty_one_over_
     head = target.head()
     for principal, part in parts:
         again = capture(target, principal, part)
-        assert again.status_code == 200, again.text
+        assert again.status_code == 202, again.text
         assert again.json()["recorded"] == 0 and again.json()["duplicates"] == len(event_list(part))
     assert target.head() == head, "a resent document recorded something"
 
@@ -181,7 +191,7 @@ def test_over_consumption_refuses_the_whole_document_with_the_event_index_and_re
     parts = by_actor(source)
     at = next(n for n, (_, part) in enumerate(parts) if _formulation(part) is not None)
     for principal, part in parts[:at]:
-        assert capture(target, principal, part).status_code == 201
+        assert capture(target, principal, part).status_code == 202
     principal, part = parts[at]
     bad = copy.deepcopy(part)
     index = _formulation(bad)
@@ -199,7 +209,13 @@ def test_over_consumption_refuses_the_whole_document_with_the_event_index_and_re
     assert [(e["index"], e["code"]) for e in body["errors"]] == [(index, "insufficient_quantity")]
     assert body["errors"][0]["eventID"] == body["eventIDs"][index]
     assert target.head() == head, "a refused document recorded something"
-    assert capture(target, principal, part).status_code == 201  # the good document still goes in whole
+    job = target.get("qa1", refused.headers["Location"]).json()
+    assert job["success"] is False and job["errors"] == body["errors"]
+    assert capture(target, principal, part).status_code == 202  # the good document still goes in whole
+    for unknown in ("0" * 32, "not-a-job", "%00"):
+        missing = target.get("qa1", f"/epcis/capture/{unknown}")
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found", unknown
+    assert api.get("site1", "/epcis/capture").status_code == 403
 
 
 def test_capture_needs_a_capturing_role_and_the_users_re_authentication(api: Api) -> None:
@@ -216,7 +232,7 @@ def test_capture_needs_a_capturing_role_and_the_users_re_authentication(api: Api
     assert api.head() == head
     fresh = {"Lotline-Signature-Token": api.identity.issue_token("qa1", **BY_ADMIN)}
     head = api.head()  # the token's issue was recorded; the capture of known master data records nothing
-    assert capture(api, "qa1", doc, headers=fresh).status_code == 200
+    assert capture(api, "qa1", doc, headers=fresh).status_code == 202
     assert api.head() == head
 
 
@@ -438,7 +454,8 @@ def test_options_says_what_each_resource_allows_and_how_the_server_speaks(api: A
     for path, allowed in (
         ("/epcis", "GET, OPTIONS"),
         ("/epcis/events", "GET, OPTIONS"),
-        ("/epcis/capture", "OPTIONS, POST"),
+        ("/epcis/capture", "GET, OPTIONS, POST"),
+        ("/epcis/capture/0123", "GET, OPTIONS"),
         ("/epcis/bizSteps/shipping/events", "GET, OPTIONS"),
     ):
         answer = api.client.options(path, headers=api.auth("qa1"))

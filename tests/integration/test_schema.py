@@ -15,6 +15,7 @@ from sqlalchemy import MetaData
 from api import idempotency
 from api.app import create_app
 from epcis.capture import metadata as epcis_capture_metadata
+from epcis.jobs import metadata as epcis_jobs_metadata
 from epcis.named import metadata as epcis_named_metadata
 from ledger import checkpoints, identity, keys, merkle, schema, writer
 from ledger.config import Settings
@@ -130,8 +131,8 @@ def test_the_tables_in_the_code_are_the_tables_the_migrations_make(database_url:
     # A change to a table in the code without a migration (or the reverse) shows up here.
     in_code = MetaData()
     for metadata in (identity.metadata, keys.metadata, checkpoints.metadata, merkle.metadata,
-                     epcis_capture_metadata, epcis_named_metadata, epcis_index_metadata, idempotency.metadata,
-                     writer.metadata):
+                     epcis_capture_metadata, epcis_named_metadata, epcis_jobs_metadata, epcis_index_metadata,
+                     idempotency.metadata, writer.metadata):
         for table in metadata.tables.values():
             table.to_metadata(in_code)
     def ours(name: str | None, type_: str, parent: object) -> bool:
