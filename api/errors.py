@@ -10,6 +10,8 @@ The OpenAPI document declares these answers for every route they can reach (api/
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -230,6 +232,50 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody, "description": DESCRIPTIONS[c]} for c in wanted}
 
 
+EPCIS_PROBLEMS = {
+    401: "SecurityException",
+    403: "SecurityException",
+    404: "NoSuchResourceException",
+    406: "NotAcceptableException",
+    409: "ResourceAlreadyExistsException",
+    413: "QueryTooLargeException",
+    415: "UnsupportedMediaTypeException",
+    422: "QueryParameterException",
+}
+"""The EPCIS 2.0 REST binding's exception type of each status an EPCIS route answers (by default; see
+`epcis_problem`); any other status is an ImplementationException."""
+PROBLEM_JSON = "application/problem+json"
+
+
+def epcis_problem(path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """An error answer of an EPCIS route as the binding's problem details (RFC 7807 `type`, `title`,
+    `status`, `detail`, `instance`), Lotline's own members (`code`, `message`, `field`, ...) kept."""
+    kind = EPCIS_PROBLEMS.get(status, "ImplementationException")
+    if path.startswith("/epcis/capture"):
+        kind = {413: "CaptureLimitExceededException", 422: "ValidationException"}.get(status, kind)
+    elif path.startswith("/epcis/queries/") and status == 404:
+        kind = "NoSuchNameException"
+    title = " ".join(_WORD.findall(kind))
+    detail = body.get("message")
+    return {**body, "type": f"epcisException:{kind}", "title": title, "status": status, "detail": detail,
+            "instance": path}
+
+
+_WORD = re.compile(r"[A-Z][a-z]+")
+
+
+def _answer(
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """An error answer: on an EPCIS route as the binding's problem+json, with its version headers."""
+    path = request.url.path
+    if path != "/epcis" and not path.startswith("/epcis/"):
+        return JSONResponse(body, status_code=status, headers=headers)
+    versions = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
+    return JSONResponse(epcis_problem(path, status, body), status_code=status,
+                        headers={**versions, **(headers or {})}, media_type=PROBLEM_JSON)
+
+
 async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LedgerError)
     status = status_of(exc)
@@ -242,7 +288,7 @@ async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="lotline"'
     if status == 403 and isinstance(exc, NotAuthorised | Forbidden | NotYourSite | NotBoundHere):
         log.info("denied %s %s: %s", request.method, request.url.path, exc.message)
-    return JSONResponse(exc.as_dict(), status_code=status, headers=headers)
+    return _answer(request, exc.as_dict(), status, headers)
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -255,7 +301,7 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         "field": first["field"],
         "problems": problems,
     }
-    return JSONResponse(body, status_code=422)
+    return _answer(request, body, 422)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -264,13 +310,11 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"body: {exc.detail} (not UTF-8 JSON)"
         problem = {"field": "body", "message": str(exc.detail), "type": "body_unparsable"}
         body = {"code": "invalid_input", "message": message, "field": "body", "problems": [problem]}
-        return JSONResponse(body, status_code=422)
+        return _answer(request, body, 422)
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )
-    return JSONResponse(
-        {"code": code, "message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-    )
+    return _answer(request, {"code": code, "message": str(exc.detail)}, exc.status_code, exc.headers)
 
 
 def install(app: FastAPI) -> None:

@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from api import permissions
 from api.auth import authenticate, require_role
 from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep, epcis_version
-from api.errors import CaptureBehaviourNotSupported, errors, status_of
+from api.errors import PROBLEM_JSON, CaptureBehaviourNotSupported, epcis_problem, errors, status_of
 from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
 from epcis import TOP_LEVEL
@@ -222,7 +222,8 @@ def capture(
     }
     if not result.accepted:
         refused = {"code": "epcis_refused", "message": _refusal(result.errors), **body}
-        return JSONResponse(refused, status_code=422, headers=headers)
+        problem = epcis_problem(request.url.path, 422, refused)
+        return JSONResponse(problem, status_code=422, headers=headers, media_type=PROBLEM_JSON)
     return JSONResponse(body, status_code=202, headers=headers)
 
 
@@ -474,7 +475,8 @@ async def _refuse(websocket: WebSocket, error: LedgerError) -> None:
     """Answer a WebSocket handshake with the error's HTTP status and body, as any request is answered."""
     status = status_of(error) or 500
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        answer = JSONResponse(error.as_dict(), status_code=status, headers=HEADERS)
+        problem = epcis_problem(websocket.url.path, status, error.as_dict())
+        answer = JSONResponse(problem, status_code=status, headers=HEADERS, media_type=PROBLEM_JSON)
         await websocket.send_denial_response(answer)
     else:
         await websocket.close(code=4000 + status, reason=error.message[:120])

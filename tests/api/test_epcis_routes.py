@@ -588,3 +588,28 @@ def test_control_characters_in_any_epcis_value_are_refused_naming_where(api: Api
     stored = api.post("qa1", "/epcis/queries", {"name": "nul", "query": {"EQ_bizStep": "a\x00"}})
     assert stored.status_code == 422 and stored.json()["field"] == "EQ_bizStep"
     assert api.get("qa1", f"/epcis/queries/{quote('a' + chr(0), safe='')}").status_code == 404
+
+
+def test_epcis_errors_are_the_bindings_problem_details_and_keep_lotlines_code(api: Api) -> None:
+    doc = {**document(api.get("qa1", "/epcis/events/export")), "epcisBody": {"eventList": [{"type": "X"}]}}
+    answers = [
+        (api.get("qa1", "/epcis/events", params={"EQ_action": "FOO"}), "QueryParameterException"),
+        (api.get("qa1", "/epcis/events", params={"maxEventCount": 1}), "QueryTooLargeException"),
+        (api.get("qa1", "/epcis/queries/nothing"), "NoSuchNameException"),
+        (api.get("qa1", "/epcis/nothing"), "NoSuchResourceException"),
+        (api.get("site1", "/epcis/events"), "SecurityException"),
+        (api.client.get("/epcis/events"), "SecurityException"),
+        (api.client.get("/epcis/events", headers={**api.auth("qa1"), "GS1-EPCIS-Version": "1.2"}),
+         "NotAcceptableException"),
+        (capture(api, "qa1", doc), "ValidationException"),
+    ]
+    for answer, kind in answers:
+        body = answer.json()
+        assert answer.headers["content-type"] == "application/problem+json", answer.text
+        assert body["type"] == f"epcisException:{kind}" and body["status"] == answer.status_code, answer.text
+        assert body["title"] and body["detail"] == body["message"] and body["instance"].startswith("/epcis")
+        assert body["code"] and answer.headers["GS1-EPCIS-Version"] == "2.0.0"
+    # elsewhere, errors stay Lotline's plain JSON
+    other = api.get("qa1", "/ids/kit", params={"number": "NOPE"})
+    assert other.status_code == 404 and other.headers["content-type"] == "application/json"
+    assert "type" not in other.json()

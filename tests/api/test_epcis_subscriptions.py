@@ -93,6 +93,8 @@ def test_a_subscription_is_refused_at_the_handshake_with_the_status_and_reason(
         api.client.websocket_connect(path, headers=headers).__enter__()
     assert refused.value.status_code == status
     assert refused.value.json()["code"] == code and refused.value.json()["message"]
+    assert refused.value.headers["content-type"] == "application/problem+json"
+    assert refused.value.json()["type"].startswith("epcisException:")
 
 
 def test_a_query_in_its_own_order_or_cut_to_a_count_cannot_be_subscribed_to(api: Api) -> None:
