@@ -33,8 +33,10 @@ WITNESS = frozenset({Role.INSPECTOR, Role.QA})
 CHECKPOINT = frozenset({Role.QA, Role.ADMIN})
 """Have the log sign a checkpoint of its head now (e.g. right after a release)."""
 
-CAPTURE = frozenset({Role.MANUFACTURING, Role.QA, Role.QP, Role.DEPOT, Role.ADMIN})
-"""Capture partners' EPCIS documents (each step is still checked against the ledger's role rules)."""
+CAPTURE = frozenset({Role.MANUFACTURING, Role.QA, Role.QP, Role.DEPOT, Role.SITE, Role.ADMIN})
+"""Capture partners' EPCIS documents (each step is still checked against the ledger's role rules, and a
+site user's against the places they are bound to: a site captures its own receipts, dispensing,
+returns, excursions and destructions)."""
 
 RECALL_STATUS = frozenset({Role.QA, Role.QP, Role.RECALL_INVESTIGATOR, Role.INSPECTOR, Role.ADMIN})
 """Read a recall campaign's status, its outstanding kits and its report (site users read only their own
