@@ -38,6 +38,7 @@ def test_every_route_but_health_and_docs_needs_a_token(api: Api, program: Progra
             },
             kind="trial",
             event_id="ni:///sha-256;00",
+            capture_id="0" * 32,
             value="shipping",
             path="events",
             name="a-query",
