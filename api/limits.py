@@ -10,6 +10,8 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import PROBLEM_JSON, epcis_problem
+
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """The methods whose request bodies are limited."""
 
@@ -27,7 +29,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+            await self._refuse(scope["path"], send)
             return
         seen = 0
 
@@ -44,14 +46,18 @@ class BodyLimit:
     def _message(self) -> str:
         return f"the request body is larger than {self.max_bytes} bytes"
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"code": "payload_too_large", "message": self._message()}).encode()
+    async def _refuse(self, path: str, send: Send) -> None:
+        answer = {"code": "payload_too_large", "message": self._message()}
+        media = b"application/json"
+        if path == "/epcis" or path.startswith("/epcis/"):  # as every EPCIS error: problem details
+            answer, media = epcis_problem(path, 413, answer), PROBLEM_JSON.encode()
+        body = json.dumps(answer).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", media),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

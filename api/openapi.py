@@ -12,7 +12,8 @@ here, once, from what the route depends on, instead of in every decorator:
   `GS1-EPCIS-Version` other than 2.0);
 - every error answer is JSON, whatever the route's own media type (a note's `text/plain`, a report's
   `text/html`), with the schema the route declared for it or `ErrorBody` (api/errors.py), never
-  FastAPI's `HTTPValidationError`, which no answer of ours has the shape of;
+  FastAPI's `HTTPValidationError`, which no answer of ours has the shape of; on the EPCIS routes it is
+  the binding's `application/problem+json` (`api.errors.epcis_problem`);
 - `Retry-After` on 409 and 503, `WWW-Authenticate` on 401.
 """
 
@@ -28,7 +29,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from api.deps import epcis_version, get_once, get_read_side, get_session, get_unblinding, get_writer
-from api.errors import DESCRIPTIONS
+from api.errors import DESCRIPTIONS, PROBLEM_JSON
 from api.limits import BODY_METHODS
 from api.schemas.common import ErrorBody
 
@@ -108,6 +109,7 @@ def statuses(route: Any, method: str, has_body: bool) -> set[int]:
 
 def _complete_operation(operation: dict[str, Any], method: str, route: Any) -> None:
     responses = operation.setdefault("responses", {})
+    media = PROBLEM_JSON if epcis_version in set(_calls(route.dependant)) else JSON
     for status in sorted(statuses(route, method, "requestBody" in operation)):
         responses.setdefault(str(status), {})
     for code, response in responses.items():
@@ -115,7 +117,7 @@ def _complete_operation(operation: dict[str, Any], method: str, route: Any) -> N
             continue
         status = int(code)
         schema = _declared_schema(response)
-        response["content"] = {JSON: {"schema": schema}}
+        response["content"] = {media: {"schema": schema}}
         if not response.get("description") or response["description"] == "Validation Error":
             response["description"] = DESCRIPTIONS.get(status, "An error; the body names it.")
         for name, header in HEADERS.get(status, {}).items():

@@ -7,7 +7,9 @@
 3. Validation: parses that document with Lotline's EPCIS models and recomputes every event hash.
 4. Capture: captures the unblinded export into a second, empty store (all or nothing, one document).
 5. With `--export-store`, streams an existing (big) store's export to /dev/null, sampling the
-   process's resident memory every 10,000 events: constant memory shows as a flat line.
+   process's resident memory every 10,000 events: constant memory shows as a flat line. With
+   `--schema`, validates that export against GS1's EPCIS 2.0 JSON schema as it streams (exit 1 if
+   any event or the document is invalid).
 The export only reads `--export-store`; nothing is written there.
 """
 
@@ -81,39 +83,83 @@ def bench_program(scale: float, workdir: Path) -> dict[str, float]:
     }
 
 
-def bench_big_export(url: str) -> dict[str, float]:
-    """Stream a big store's export to nowhere; RSS sampled every 10,000 events."""
+SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "gs1-epcis" / "schema" / "EPCISDocument.schema.json"
+"""GS1's EPCIS 2.0 JSON schema, where the checkout's neighbour keeps it (`--schema` to name another)."""
+
+
+def bench_big_export(url: str, schema: Path | None = None) -> dict[str, float]:
+    """Stream a big store's export to nowhere; RSS sampled every 10,000 events. With `schema`, also
+    validate it against GS1's JSON schema as it streams: each event inside the document's opening (a
+    document of that one event: the schema checks events one by one), then the whole document without
+    its events (its header, master data included)."""
+    validator = None
+    if schema is not None:
+        import jsonschema  # the test extra's: benchmarks run in the development environment
+
+        document_schema = json.loads(schema.read_text(encoding="utf-8"))
+        validator = jsonschema.Draft7Validator(
+            document_schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+        )
     ledger = Ledger.open(existing_store(url))
     head, _ = ledger.chain.head()
     samples: list[float] = []
-    size = 0
+    size = invalid = 0
+    opening: dict[str, object] = {}
+    first_errors: list[str] = []
     began = time.perf_counter()
     # Chunks: the document's opening, one per event, the closing with the master data.
     for chunks, chunk in enumerate(export_range(ledger, blinded=True), start=1):
         size += len(chunk)
+        if validator is not None:
+            if chunks == 1:
+                start, opening = chunk, json.loads(chunk + "]}}")
+            elif chunk.startswith("]"):
+                problems = list(validator.iter_errors(json.loads(start + chunk)))
+                invalid += bool(problems)
+                first_errors += [f"document: {e.message}" for e in problems[:3]]
+            else:
+                event = json.loads(chunk.lstrip(","))
+                problems = list(validator.iter_errors({**opening, "epcisBody": {"eventList": [event]}}))
+                if problems:
+                    invalid += 1
+                    if len(first_errors) < 5:
+                        first_errors.append(f"{event.get('eventID')}: {problems[0].message}")
         if chunks % 10_000 == 0:
             samples.append(rss_mib())
             log.info("%d events, RSS %.0f MiB", chunks, samples[-1])
     events = chunks - 2
     seconds = time.perf_counter() - began
     ledger.close()
-    return {"ledger_events": head, "epcis_events": events, "seconds": seconds, "export_eps": events / seconds,
-            "ledger_events_per_s": head / seconds, "document_mib": size / 2**20,
-            "rss_first_mib": samples[0] if samples else 0.0, "rss_last_mib": samples[-1] if samples else 0.0,
-            "rss_max_sampled_mib": max(samples, default=0.0), "peak_rss_mib": peak_rss_mib()}
+    figures: dict[str, object] = {
+        "ledger_events": head, "epcis_events": events, "seconds": seconds, "export_eps": events / seconds,
+        "ledger_events_per_s": head / seconds, "document_mib": size / 2**20,
+        "rss_first_mib": samples[0] if samples else 0.0, "rss_last_mib": samples[-1] if samples else 0.0,
+        "rss_max_sampled_mib": max(samples, default=0.0), "peak_rss_mib": peak_rss_mib(),
+    }
+    if validator is not None:
+        figures |= {"schema_validated": True, "invalid": invalid, "first_errors": first_errors}
+    return figures  # type: ignore[return-value]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0, help="demo program size (default 1: ~8,200 events)")
     p.add_argument("--export-store", help="also stream the export of this (big) store, e.g. a 1M demo's copy")
+    p.add_argument("--schema", nargs="?", const=SCHEMA, type=Path,
+                   help="validate the --export-store export against GS1's JSON schema as it streams "
+                   f"(default file: {SCHEMA.resolve()})")
+    p.add_argument("--skip-program", action="store_true", help="only the --export-store figures")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    with tempfile.TemporaryDirectory() as workdir:
-        figures = bench_program(args.scale, Path(workdir))
-    print(json.dumps({"program": figures}, indent=2))
+    if not args.skip_program:
+        with tempfile.TemporaryDirectory() as workdir:
+            figures = bench_program(args.scale, Path(workdir))
+        print(json.dumps({"program": figures}, indent=2))
     if args.export_store:
-        print(json.dumps({"big_export": bench_big_export(args.export_store)}, indent=2))
+        big = bench_big_export(args.export_store, args.schema)
+        print(json.dumps({"big_export": big}, indent=2))
+        if big.get("invalid"):
+            return 1
     return 0
 
 
