@@ -17,13 +17,13 @@ import pytest
 
 from api import permissions
 from epcis.dl import canonical_dl
-from epcis.ids import lgtin, sgln, sgtin
+from epcis.ids import lgtin, sgtin
 from ledger.domain import Kit, KitStatus
 from ledger.values import PLACE_BOUND, Role
 from tests.api.conftest import PASSWORD, PLACES, USERS, Api, start_api
-from tests.builders import API_GTIN, BY_ADMIN, DP_GTIN, KIT_GTIN, SITE_GLN, Program
+from tests.builders import API_GTIN, BY_ADMIN, DP_GTIN, KIT_GTIN, Program
 from tests.epcis_reference import load, schema_validator
-from tests.integration.epcis_helpers import rehashed, second_url  # noqa: F401
+from tests.integration.epcis_helpers import rehashed, second_url, site_document, site_event  # noqa: F401
 
 DP_LOT = lgtin(DP_GTIN, "DP-1")
 KIT = sgtin(KIT_GTIN, "K00001")
@@ -616,23 +616,11 @@ def test_epcis_errors_are_the_bindings_problem_details_and_keep_lotlines_code(ap
     assert "type" not in other.json()
 
 
-def _site_event(step: str, disposition: str, kits: list[str], **extra: Any) -> dict[str, Any]:
-    site = {"id": sgln(SITE_GLN)}
-    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {
-        "type": "ObjectEvent", "eventTime": at, "eventTimeZoneOffset": "+00:00", "epcList": kits,
-        "action": "OBSERVE", "bizStep": step, "disposition": disposition, "readPoint": site,
-        "bizLocation": site, **extra,
-    }
-
-
 def test_a_site_captures_its_own_receipts_and_dispensing_and_nothing_else(api: Api, program: Program) -> None:
     program.ship(["K00001", "K00002"], shipment_number="S-1", serial=1)
     context = document(api.get("qa1", "/epcis/events/export"))["@context"]
     kits = [sgtin(KIT_GTIN, n) for n in ("K00001", "K00002")]
-    receipt = _site_event("receiving", "in_progress", kits)
-    received = {"@context": context, "type": "EPCISDocument", "schemaVersion": "2.0",
-                "creationDate": receipt["eventTime"], "epcisBody": {"eventList": [receipt]}}
+    received = site_document(context, site_event("receiving", "in_progress", kits))
     # another site's staff may not confirm it, whatever the document says
     elsewhere = capture(api, "site2", received)
     assert elsewhere.status_code == 422, elsewhere.text
@@ -642,14 +630,14 @@ def test_a_site_captures_its_own_receipts_and_dispensing_and_nothing_else(api: A
     assert api.head()[0] > head[0]
     again = capture(api, "site1", received)  # a retry over a flaky network records nothing
     assert again.status_code == 202 and again.json()["recorded"] == 0
-    dispensed = _site_event("dispensing", "dispensed", kits[:1], **{"lotline:subject": "DE-001-0001"})
-    dispensing = {**received, "epcisBody": {"eventList": [dispensed]}}
+    dispensed = site_event("dispensing", "dispensed", kits[:1], **{"lotline:subject": "DE-001-0001"})
+    dispensing = site_document(context, dispensed)
     assert capture(api, "site1", dispensing).status_code == 202
     statuses = [api.ledger.get(Kit, program.kit(n)).status for n in ("K00001", "K00002")]
     assert statuses == [KitStatus.DISPENSED, KitStatus.RECEIVED]
     # a site's staff capture only a site's steps: a QA decision is refused by the ledger's roles
-    released = {**received, "epcisBody": {"eventList": [
-        _site_event("inspecting", "conformant", [], quantityList=[{"epcClass": DP_LOT}])
-    ]}}
+    released = site_document(
+        context, site_event("inspecting", "conformant", [], quantityList=[{"epcClass": DP_LOT}])
+    )
     refused = capture(api, "site1", released)
     assert refused.status_code == 422 and refused.json()["errors"][0]["code"] == "not_authorised"

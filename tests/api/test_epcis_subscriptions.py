@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from starlette.testclient import WebSocketDenialResponse, WebSocketTestSession
 
+from epcis.ids import sgtin
 from epcis.subscriptions import RESUME
-from tests.api.conftest import Api, start_api
-from tests.builders import Program
+from tests.api.conftest import PASSWORD, Api, start_api
+from tests.builders import KIT_GTIN, Program
 from tests.epcis_reference import schema_validator
+from tests.integration.epcis_helpers import site_document, site_event
 
-PATH = "/epcis/queries/shipping/events"
+PATH = "/epcis/queries/receipts/events"
+REAUTH = {"Lotline-Signature-Password": PASSWORD}
 
 
 def _receive(ws: WebSocketTestSession, seconds: float = 30) -> dict[str, Any]:
@@ -37,40 +40,56 @@ def _events(document: dict[str, Any]) -> list[dict[str, Any]]:
     return list(_results(document)["resultsBody"]["eventList"])
 
 
-def _shipping_query(api: Api) -> None:
-    made = api.post("qa1", "/epcis/queries", {"name": "shipping", "query": {"EQ_bizStep": "shipping"}})
+def _kits(document: dict[str, Any]) -> list[str]:
+    return [epc.rsplit(".", 1)[1] for e in _events(document) for epc in e["epcList"]]
+
+
+def _receipts_query(api: Api) -> None:
+    made = api.post("qa1", "/epcis/queries", {"name": "receipts", "query": {"EQ_bizStep": "receiving"}})
     assert made.status_code == 201, made.text
+
+
+def _captured_receipt(api: Api, number: str) -> str:
+    """The DE site's own system sends the receipt of kit `number` as EPCIS; its eventID."""
+    context = api.get("qa1", "/epcis/events/export").json()["@context"]
+    document = site_document(context, site_event("receiving", "in_progress", [sgtin(KIT_GTIN, number)]))
+    answer = api.post("site1", "/epcis/capture", document, headers=REAUTH)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["eventIDs"][0])
 
 
 def test_a_subscriber_gets_each_new_event_once_and_resumes_after_a_restart(
     api: Api, program: Program, database_url: str, tmp_path: Path
 ) -> None:
-    _shipping_query(api)
-    program.ship(["K00001"], shipment_number="S-1", serial=1)  # before the subscription: not delivered
+    _receipts_query(api)
+    shipped = {n: program.ship([n], shipment_number=f"S-{i}", serial=i) for i, n in enumerate(
+        ("K00001", "K00002", "K00003", "K00004", "K00005", "K00006"), start=1
+    )}
+    program.receive_all(shipped["K00001"], ["K00001"])  # before the subscription: not delivered
     with api.client.websocket_connect(f"{PATH}?stream=true", headers=api.auth("qa1")) as ws:
-        program.ship(["K00002"], shipment_number="S-2", serial=2)
+        program.receive_all(shipped["K00002"], ["K00002"])
         first = _receive(ws)
-        assert _results(first)["queryName"] == "shipping" and _results(first)["subscriptionID"]
-        assert [e["lotline:shipmentNumber"] for e in _events(first)] == ["S-2"]
+        assert _results(first)["queryName"] == "receipts" and _results(first)["subscriptionID"]
+        assert _kits(first) == ["K00002"]
         assert [e.message for e in schema_validator().iter_errors(first)] == []
-        program.at_site(["K00003"], shipment_number="S-3", serial=3)  # a receipt too: not shipping
+        captured = _captured_receipt(api, "K00003")  # a site's EPCIS capture, delivered like any event
         second = _receive(ws)
-        assert [e["lotline:shipmentNumber"] for e in _events(second)] == ["S-3"]
+        assert _kits(second) == ["K00003"] and [e["eventID"] for e in _events(second)] == [captured]
         token = _results(second)[RESUME]
     # while nobody listens, and across a restart of the server (a new app on the same store and keys,
-    # which knows nothing of the subscription), two more shipments are recorded
-    program.ship(["K00004"], shipment_number="S-4", serial=4)
-    program.ship(["K00005"], shipment_number="S-5", serial=5)
+    # which knows nothing of the subscription), two more receipts are recorded
+    program.receive_all(shipped["K00004"], ["K00004"])
+    program.receive_all(shipped["K00005"], ["K00005"])
     for restarted in start_api(database_url, tmp_path):
         restarted.tokens = api.tokens
         url = f"{PATH}?stream=true&resumeToken={token}"
         with restarted.client.websocket_connect(url, headers=restarted.auth("qa1")) as ws:
-            shipped: list[str] = []
-            while len(shipped) < 2:
-                shipped += [e["lotline:shipmentNumber"] for e in _events(_receive(ws))]
-            assert shipped == ["S-4", "S-5"]  # none missed, none twice
-            program.ship(["K00006"], shipment_number="S-6", serial=6)
-            assert [e["lotline:shipmentNumber"] for e in _events(_receive(ws))] == ["S-6"]
+            kits: list[str] = []
+            while len(kits) < 2:
+                kits += _kits(_receive(ws))
+            assert kits == ["K00004", "K00005"]  # none missed, none twice
+            _captured_receipt(restarted, "K00006")
+            assert _kits(_receive(ws)) == ["K00006"]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +106,7 @@ def test_a_subscriber_gets_each_new_event_once_and_resumes_after_a_restart(
 def test_a_subscription_is_refused_at_the_handshake_with_the_status_and_reason(
     api: Api, who: str | None, path: str, status: int, code: str
 ) -> None:
-    _shipping_query(api)
+    _receipts_query(api)
     headers = api.auth(who) if who else {}
     with pytest.raises(WebSocketDenialResponse) as refused:
         api.client.websocket_connect(path, headers=headers).__enter__()
@@ -98,7 +117,7 @@ def test_a_subscription_is_refused_at_the_handshake_with_the_status_and_reason(
 
 
 def test_a_query_in_its_own_order_or_cut_to_a_count_cannot_be_subscribed_to(api: Api) -> None:
-    query = {"EQ_bizStep": "shipping", "orderBy": "eventTime"}
+    query = {"EQ_bizStep": "receiving", "orderBy": "eventTime"}
     assert api.post("qa1", "/epcis/queries", {"name": "latest", "query": query}).status_code == 201
     path = "/epcis/queries/latest/events?stream=true"
     with pytest.raises(WebSocketDenialResponse) as refused:

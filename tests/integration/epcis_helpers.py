@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from epcis import Epcis
 from epcis.eventhash import event_hash_id
+from epcis.ids import sgln
 from ledger.application import Ledger
 from scripts.demo import DEMO_ACTORS, generate
+from tests.builders import SITE_GLN
 
 SCALE = 0.05
 """A demo program of ~500 events: 2 batches, 2 packaging runs, 75 kits, 4 shipments, a correction."""
@@ -33,6 +36,25 @@ def exported(epcis: Epcis, *, blinded: bool) -> dict[str, Any]:
 
 def events(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return list(doc["epcisBody"]["eventList"])
+
+
+def site_event(step: str, disposition: str, kits: list[str], **extra: Any) -> dict[str, Any]:
+    """An ObjectEvent of the builders' DE site (tests.builders.SITE_GLN) about `kits` (SGTINs), now, as a
+    site's own system would send it."""
+    site = {"id": sgln(SITE_GLN)}
+    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "type": "ObjectEvent", "eventTime": at, "eventTimeZoneOffset": "+00:00", "epcList": kits,
+        "action": "OBSERVE", "bizStep": step, "disposition": disposition, "readPoint": site,
+        "bizLocation": site, **extra,
+    }
+
+
+def site_document(context: Any, *events: dict[str, Any]) -> dict[str, Any]:
+    """An EPCISDocument of `events` under `@context` `context`."""
+    return {"@context": context, "type": "EPCISDocument", "schemaVersion": "2.0",
+            "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "epcisBody": {"eventList": list(events)}}
 
 
 def rehashed(doc: dict[str, Any], *indices: int) -> dict[str, Any]:
