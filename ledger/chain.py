@@ -72,6 +72,16 @@ def _document(seq: int, stream: UUID | str, version: int, topic: str, raw: Any) 
         "reason": audit.get("reason"),
         "payload": payload,
     }
+    mark = audit.get("canonical")
+    if mark is not None:  # events recorded before version 2 keep the bytes, and the hashes, they had
+        if mark != 2 or isinstance(mark, bool):
+            raise CanonicalEncodingError(f"unknown canonical document version {mark!r}")
+        document["canonical"] = 2
+        late = audit.get("late_entry", False)
+        if not isinstance(late, bool):
+            raise CanonicalEncodingError("late_entry is not true or false")
+        document["late_entry"] = late
+        document["late_reason"] = audit.get("late_reason")
     captured = audit.get("captured_from")
     if captured is not None:  # only a captured step has it: every other event's bytes are as they were
         document["captured_from"] = captured

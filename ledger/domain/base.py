@@ -67,10 +67,16 @@ def stable_id(kind: str, *key: str) -> UUID:
     return uuid5(LOTLINE_NS, ":".join((kind, *key)))
 
 
+CANONICAL_VERSION = 2
+"""The canonical document version of the events this code records (docs/canonical-encoding.md): 2 hashes
+the late-entry flag and reason too; events recorded without the mark are version 1 and keep their bytes."""
+
+
 def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None = None) -> dict[str, Any]:
     """Who, when and why of one event (21 CFR 11.10(e)): stored with the event and hashed with it. A step
     that happened longer ago than the late-entry window (`late_entries`) is flagged `late_entry`, with
-    its `late_reason`; without a reason it is refused."""
+    its `late_reason`; without a reason it is refused. `canonical` names the version of the event's
+    canonical document, which decides which of these the hash covers."""
     when = utc(occurred_at, "occurred_at") if occurred_at else now()
     if when > now() + CLOCK_SKEW:
         raise TimeOrderViolation(f"occurred_at {iso(when)} is in the future", occurred_at=iso(when))
@@ -79,7 +85,7 @@ def stamp(actor: Actor, occurred_at: datetime | None = None, reason: str | None 
             f"occurred_at {iso(when)} is before {EARLIEST.date()}: not a plausible time for this record",
             field="occurred_at",
         )
-    audit: dict[str, Any] = {**actor.as_dict(), "occurred_at": iso(when)}
+    audit: dict[str, Any] = {**actor.as_dict(), "occurred_at": iso(when), "canonical": CANONICAL_VERSION}
     if reason:
         audit["reason"] = reason
     late = _LATE.get() or LateEntries()

@@ -11,6 +11,7 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,24 @@ def test_changing_the_type_of_a_stored_value_is_found(
     # Replay now gives the lot a location that is a str, not the plant's UUID: the record changed.
     assert open_ledger().get(Lot, program.api).location_id != program.plant
     assert not verify_chain(open_ledger().chain).ok
+
+
+def test_an_edited_or_dropped_late_entry_reason_is_found(
+    ledger: Ledger, raw: RawStore, open_ledger: Callable[[], Ledger]
+) -> None:
+    """Why a step was recorded late is part of its audit trail (21 CFR 11.10(e)): hashed with it."""
+    program = Program.released(ledger, start=datetime(2026, 1, 5, tzinfo=UTC))  # every step a late entry
+    _topic, state = raw.event(program.api, 2)
+    assert json.loads(state)["audit"]["late_entry"] is True
+    assert verify_chain(open_ledger().chain).ok
+    raw.disable_triggers()
+    reason = json.loads(state)["audit"]["late_reason"].encode()
+    edit_state(raw, program.api, 2, reason, b"entered on time, see the batch record")
+    assert_fails_at(verify_chain(open_ledger().chain), mismatch_at(raw, program.api, 2))
+    edit_state(raw, program.api, 2, b"entered on time, see the batch record", reason)  # undone: it holds
+    assert verify_chain(open_ledger().chain).ok
+    edit_state(raw, program.api, 2, b'"late_entry":true,', b"")
+    assert_fails_at(verify_chain(open_ledger().chain), mismatch_at(raw, program.api, 2))
 
 
 def test_event_rows_out_of_chain_order_are_read_by_their_key(

@@ -143,6 +143,7 @@ def test_stamp_records_who_and_when_in_utc() -> None:
         "role": "qa",
         "name": "Quinn QA",
         "occurred_at": "2026-01-02T01:04:05.000006+00:00",
+        "canonical": 2,
         "reason": "because",
     }
 
