@@ -197,6 +197,8 @@ RETRYABLE = (ConcurrentWriteConflict, ProjectionConflict, ProjectionTimeout, Sto
 """Errors after which the same request may simply be sent again (answered with Retry-After: 1)."""
 
 DESCRIPTIONS = {
+    400: "The EPCIS binding's answer to a refused parameter, header value or document (what other routes "
+    "answer with 422): the problem details name it.",
     401: "No bearer token, or an unknown, revoked or expired one, or a disabled user.",
     403: "The user's role, site binding or blinding forbids this, or a signature did not verify; "
     "nothing was recorded.",
@@ -233,6 +235,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 EPCIS_PROBLEMS = {
+    400: "QueryParameterException",
     401: "SecurityException",
     403: "SecurityException",
     404: "NoSuchResourceException",
@@ -240,19 +243,25 @@ EPCIS_PROBLEMS = {
     409: "ResourceAlreadyExistsException",
     413: "QueryTooLargeException",
     415: "UnsupportedMediaTypeException",
-    422: "QueryParameterException",
 }
 """The EPCIS 2.0 REST binding's exception type of each status an EPCIS route answers (by default; see
 `epcis_problem`); any other status is an ImplementationException."""
 PROBLEM_JSON = "application/problem+json"
 
 
+def epcis_status(status: int) -> int:
+    """The status an EPCIS route answers for Lotline's `status`: the binding's 400 for a refused
+    parameter or document (422 elsewhere in Lotline), any other as it is."""
+    return 400 if status == 422 else status
+
+
 def epcis_problem(path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
-    """An error answer of an EPCIS route as the binding's problem details (RFC 7807 `type`, `title`,
-    `status`, `detail`, `instance`), Lotline's own members (`code`, `message`, `field`, ...) kept."""
+    """An error answer of an EPCIS route (`status` as the binding has it, `epcis_status`) as the
+    binding's problem details (RFC 7807 `type`, `title`, `status`, `detail`, `instance`), Lotline's own
+    members (`code`, `message`, `field`, ...) kept."""
     kind = EPCIS_PROBLEMS.get(status, "ImplementationException")
     if path.startswith("/epcis/capture"):
-        kind = {413: "CaptureLimitExceededException", 422: "ValidationException"}.get(status, kind)
+        kind = {413: "CaptureLimitExceededException", 400: "ValidationException"}.get(status, kind)
     elif path.startswith("/epcis/queries/") and status == 404:
         kind = "NoSuchNameException"
     title = " ".join(_WORD.findall(kind))
@@ -272,6 +281,7 @@ def _answer(
     if path != "/epcis" and not path.startswith("/epcis/"):
         return JSONResponse(body, status_code=status, headers=headers)
     versions = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
+    status = epcis_status(status)
     return JSONResponse(epcis_problem(path, status, body), status_code=status,
                         headers={**versions, **(headers or {})}, media_type=PROBLEM_JSON)
 

@@ -13,7 +13,8 @@ here, once, from what the route depends on, instead of in every decorator:
 - every error answer is JSON, whatever the route's own media type (a note's `text/plain`, a report's
   `text/html`), with the schema the route declared for it or `ErrorBody` (api/errors.py), never
   FastAPI's `HTTPValidationError`, which no answer of ours has the shape of; on the EPCIS routes it is
-  the binding's `application/problem+json` (`api.errors.epcis_problem`);
+  the binding's `application/problem+json` (`api.errors.epcis_problem`), and a refused parameter or
+  document is its 400, not 422;
 - `Retry-After` on 409 and 503, `WWW-Authenticate` on 401.
 """
 
@@ -29,7 +30,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from api.deps import epcis_version, get_once, get_read_side, get_session, get_unblinding, get_writer
-from api.errors import DESCRIPTIONS, PROBLEM_JSON
+from api.errors import DESCRIPTIONS, PROBLEM_JSON, epcis_status
 from api.limits import BODY_METHODS
 from api.schemas.common import ErrorBody
 
@@ -109,9 +110,13 @@ def statuses(route: Any, method: str, has_body: bool) -> set[int]:
 
 def _complete_operation(operation: dict[str, Any], method: str, route: Any) -> None:
     responses = operation.setdefault("responses", {})
-    media = PROBLEM_JSON if epcis_version in set(_calls(route.dependant)) else JSON
+    epcis = epcis_version in set(_calls(route.dependant))
+    media = PROBLEM_JSON if epcis else JSON
     for status in sorted(statuses(route, method, "requestBody" in operation)):
-        responses.setdefault(str(status), {})
+        responses.setdefault(str(epcis_status(status) if epcis else status), {})
+    if epcis and "422" in responses:  # FastAPI's own validation answer: the binding's 400 here
+        refused = responses.pop("422")
+        responses["400"] = responses.get("400") or refused
     for code, response in responses.items():
         if not code.isdigit() or int(code) < 400:
             continue

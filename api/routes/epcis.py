@@ -19,7 +19,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from api import permissions
 from api.auth import authenticate, require_role
 from api.deps import Capturer, EpcisDep, SignerDep, Tracer, UnblindingDep, epcis_version
-from api.errors import PROBLEM_JSON, CaptureBehaviourNotSupported, epcis_problem, errors, status_of
+from api.errors import (
+    PROBLEM_JSON,
+    CaptureBehaviourNotSupported,
+    epcis_problem,
+    epcis_status,
+    errors,
+    status_of,
+)
 from api.routes.queries import Unblinded
 from api.schemas.common import CheckerIn, ErrorBody
 from epcis import TOP_LEVEL
@@ -178,10 +185,10 @@ Token = Annotated[
             "finished capture job whose URL is in `Location`.",
         },
         **errors(403, 413),
-        422: {
+        400: {
             "model": CaptureRefused | ErrorBody,
-            "description": "Refused whole, nothing recorded: `errors` names each event's index and reason; "
-            "the job is at `Location` (or a malformed header or body: the usual error body).",
+            "description": "Refused whole, nothing recorded (ValidationException): `errors` names each "
+            "event's index and reason; the job is at `Location` (or a malformed header or body).",
         },
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": DOCUMENT}}},
@@ -222,8 +229,8 @@ def capture(
     }
     if not result.accepted:
         refused = {"code": "epcis_refused", "message": _refusal(result.errors), **body}
-        problem = epcis_problem(request.url.path, 422, refused)
-        return JSONResponse(problem, status_code=422, headers=headers, media_type=PROBLEM_JSON)
+        problem = epcis_problem(request.url.path, 400, refused)
+        return JSONResponse(problem, status_code=400, headers=headers, media_type=PROBLEM_JSON)
     return JSONResponse(body, status_code=202, headers=headers)
 
 
@@ -368,7 +375,7 @@ QueryName = Annotated[str, Path(max_length=100, description="The query's name.")
 )
 def create_query(body: NamedQueryIn, user: Tracer, epcis: EpcisDep) -> JSONResponse:
     """Keep an event query under a name (every role but site); 409 `already_exists` if the name is taken,
-    422 naming a parameter no query takes."""
+    400 naming a parameter no query takes."""
     made = epcis.named.create(body.name, body.query, user.principal)
     headers = {**HEADERS, "Location": f"/epcis/queries/{made.name}"}
     return JSONResponse(made.as_dict(), status_code=201, headers=headers)
@@ -435,7 +442,7 @@ async def subscribe(
     site): each new matching event once, as EPCISQueryDocuments whose `queryResults` carry
     `lotline:resumeToken`; come back with `resumeToken` to go on after the last event received (after a
     dropped connection, or a restart of the server). A refused handshake is answered like any request
-    (401, 403, 404, 422 with `code` and `message`; a server without WebSocket denial responses closes
+    (401, 403, 404, 400 with `code` and `message`; a server without WebSocket denial responses closes
     with 4000 + that status instead)."""
     app = websocket.app
     epcis = app.state.epcis
@@ -473,7 +480,7 @@ async def subscribe(
 
 async def _refuse(websocket: WebSocket, error: LedgerError) -> None:
     """Answer a WebSocket handshake with the error's HTTP status and body, as any request is answered."""
-    status = status_of(error) or 500
+    status = epcis_status(status_of(error) or 500)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         problem = epcis_problem(websocket.url.path, status, error.as_dict())
         answer = JSONResponse(problem, status_code=status, headers=HEADERS, media_type=PROBLEM_JSON)

@@ -59,5 +59,6 @@ def test_a_nul_in_a_query_is_refused_naming_the_parameter(
     api: Api, program: Program, path: str, params: dict[str, str], name: str
 ) -> None:
     answer = api.get("recall1", path, params=params)
-    assert answer.status_code == 422, answer.text
+    # 400 on the EPCIS routes: the binding's QueryParameterException
+    assert answer.status_code == (400 if path.startswith("/epcis") else 422), answer.text
     assert name in answer.json()["field"], answer.json()
