@@ -66,6 +66,10 @@ class Screens:
         from selenium.webdriver.support import expected_conditions as shown
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # The page the button is on must have finished loading: a click on a page still being built
+        # can reach a node the finished document no longer has (a flaky failure on a loaded machine).
+        loaded = 'return document.readyState === "complete"'
+        WebDriverWait(self.b, 15).until(lambda b: b.execute_script(loaded))
         page = self.b.find_element(By.TAG_NAME, "html")
         self.b.find_element(By.ID, ident).click()
         WebDriverWait(self.b, 15).until(shown.staleness_of(page))
