@@ -260,14 +260,21 @@ def epcis_problem(path: str, status: int, body: dict[str, Any]) -> dict[str, Any
     binding's problem details (RFC 7807 `type`, `title`, `status`, `detail`, `instance`), Lotline's own
     members (`code`, `message`, `field`, ...) kept."""
     kind = EPCIS_PROBLEMS.get(status, "ImplementationException")
+    if status == 409 and body.get("code") != "already_exists":
+        kind = "ImplementationException"  # a concurrent write: the same request may succeed again
     if path.startswith("/epcis/capture"):
         kind = {413: "CaptureLimitExceededException", 400: "ValidationException"}.get(status, kind)
     elif path.startswith("/epcis/queries/") and status == 404:
         kind = "NoSuchNameException"
     title = " ".join(_WORD.findall(kind))
-    detail = body.get("message")
-    return {**body, "type": f"epcisException:{kind}", "title": title, "status": status, "detail": detail,
-            "instance": path}
+    # a detail of Lotline's named like a problem member (a kit's `status`, a busy store's `detail`)
+    # keeps its value under `lotline:<name>`
+    own = {(f"lotline:{k}" if k in _PROBLEM_MEMBERS else k): v for k, v in body.items()}
+    return {**own, "type": f"epcisException:{kind}", "title": title, "status": status,
+            "detail": body.get("message"), "instance": path}
+
+
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
 
 
 _WORD = re.compile(r"[A-Z][a-z]+")

@@ -171,12 +171,12 @@ class Epcis:
         return result, job
 
     def capture_jobs(
-        self, per_page: int = 100, token: str | None = None
+        self, principal: str, per_page: int = 100, token: str | None = None
     ) -> tuple[list[CaptureJob], str | None]:
-        """One page of the capture jobs, newest first, and the next page's token (None: last)."""
+        """One page of `principal`'s capture jobs, newest first, and the next page's token (None: last)."""
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise InvalidInput(f"perPage is 1-{MAX_PER_PAGE}", field="perPage")
-        found = self.jobs.newest(token, per_page + 1)
+        found = self.jobs.newest(principal, token, per_page + 1)
         page = found[:per_page]
         return page, page[-1].capture_id if len(found) > per_page else None
 

@@ -188,15 +188,40 @@ class Step:
     signed: Meaning | None = None
     keys: list[str] = field(default_factory=list)
 
-    def run(self, ledger: Ledger, actors: Actors, origin: Sequence[Mapping[str, str]] = ()) -> Recorded:
+    def run(
+        self,
+        ledger: Ledger,
+        actors: Actors,
+        origin: Sequence[Mapping[str, str]] = (),
+        claims: Sequence[Any] = (),
+    ) -> Recorded:
         """Handle the command as one of the capturing identities allowed to do it, stamped with what
-        is kept of the step's events (`origin`, see `kept`)."""
+        is kept of the step's events (`origin`, see `kept`). `claims`: the `lotline:actor` of each of
+        its events that this step does (not an error declaration, whose doer is the original's)."""
         actor = actors.pick(self.action, self.roles, self.preferred)
+        for claimed in claims:  # given back as sent, an event must not name another doer than the ledger's
+            if claimed is not None and claimed != actor.as_dict():
+                raise NotTheActor(claimed, actor)
         command = self.command if isinstance(self.command, Command) else self.command(ledger)
         if self.signed is not None:
             command = command.model_copy(update={"signature": sign(actor, self.signed)})
         with ledger.captured(origin):
             return ledger.handle(command, actor)
+
+
+class NotTheActor(LedgerError):
+    """An event's `lotline:actor` names someone other than the identity that does its step here: kept
+    and given back, it would claim a doer the ledger did not record."""
+
+    code = "epcis_not_kept"
+
+    def __init__(self, claimed: Any, actor: Actor) -> None:
+        who = claimed.get("principal") if isinstance(claimed, Mapping) else claimed
+        super().__init__(
+            f"lotline:actor names {who!r}, but the step is done by {actor.principal} ({actor.role}), "
+            "who captures it: an event is given back only with the doer the ledger recorded",
+            field="lotline:actor",
+        )
 
 
 class _Refused(Exception):
@@ -318,6 +343,18 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
         return _refused(count, sorted(unkeepable, key=lambda e: e.index or 0), hashes)
     context = raw.get("@context")
     origins = [kept(e, e.get("eventID") or h, context) for e, h in zip(raw_events, hashes, strict=True)]
+    too_large = [
+        EventError(
+            i, "epcis_not_kept",
+            f"Lotline keeps at most {KEPT_LIMIT:,} characters of an event's extensions, ilmd and fields kept "
+            f"as sent (this one has {len(o['fields']):,}): send a summary, the rest by reference",
+            hashes[i], f"/epcisBody/eventList/{i}",
+        )
+        for i, o in enumerate(origins)
+        if len(o.get("fields", "")) > KEPT_LIMIT
+    ]
+    if too_large:
+        return _refused(count, too_large, hashes)
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
     planner = Planner(doc, hashes)
@@ -333,7 +370,12 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
             for step in fresh if not errors else ():
                 starts.append(len(staged.events))
                 try:
-                    step.run(ledger, actors, [origins[i] for i in step.indices])
+                    claims = [
+                        raw_events[i].get("lotline:actor")
+                        for i in step.indices
+                        if "errorDeclaration" not in raw_events[i]
+                    ]
+                    step.run(ledger, actors, [origins[i] for i in step.indices], claims)
                 except LedgerError as e:
                     # The first refusal ends the dry run: later events may only fail because this one did.
                     errors += [EventError(i, e.code, e.message, hashes[i]) for i in step.indices]
@@ -369,6 +411,10 @@ def _false_hash_ids(events: Sequence[Mapping[str, Any]], hashes: Sequence[str]) 
     ]
 
 
+KEPT_LIMIT = 8192
+"""The most characters of an event kept as sent (`kept`'s `fields`): they are stored, and hashed, with
+each ledger event of its step (a receipt of 500 kits holds them 500 times)."""
+
 _KEPT_IN = {
     "readPoint": frozenset({"id"}),
     "bizLocation": frozenset({"id"}),
@@ -396,6 +442,14 @@ def _not_kept(events: Sequence[Mapping[str, Any]], hashes: Sequence[str]) -> lis
                         f"/epcisBody/eventList/{i}/{standard}/{pointer_token(name)}",
                     )
                 )
+        when = event.get("eventTime")
+        if isinstance(when, str) and _as_lotline_writes(when) is None:
+            found.append(EventError(
+                i, "epcis_not_kept",
+                f"eventTime {when!r}: Lotline gives an event back with its time as sent, and cannot read "
+                "this form of it (write it without a leap second)",
+                hashes[i], f"/epcisBody/eventList/{i}/eventTime",
+            ))
         declaration = event.get("errorDeclaration")
         reason = declaration.get("reason") if isinstance(declaration, Mapping) else None
         if reason is not None and cbv_word(str(reason)) != "incorrect_data":
@@ -441,11 +495,11 @@ def kept(event: Mapping[str, Any], event_id: str, context: Any) -> dict[str, str
 
 
 def _as_lotline_writes(event_time: str) -> str | None:
-    """An eventTime as Lotline writes it (UTC, microseconds, `Z`); None if Python cannot read it (the
-    schema allowed it, e.g. nanoseconds: it is kept as sent)."""
-    try:
-        instant = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
-    except ValueError:
+    """An eventTime as Lotline writes it (UTC, microseconds, `Z`); None for a form Lotline cannot read
+    (RFC 3339 allows a leap second, `...T23:59:60Z`): such an event is refused (`_not_kept`), since the
+    index and every reader of the export must read the time it is given back with."""
+    instant = m.instant(event_time)
+    if instant is None:
         return None
     return instant.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -1185,6 +1239,9 @@ class Planner:
             outcomes: dict[str, str] = {}
             shipment_id = Shipment.create_id(number) if number else _travelling_in(ledger, epcs)
             shipment = ledger.peek(Shipment, shipment_id)
+            if not number and shipment.to_id != site:
+                # found from the kits alone: say nothing of a shipment to another place (its number)
+                raise MappingError("no shipment in transit to this place holds the received kits")
             for epc, outcome in epcs:
                 key = ids.require(epc, "sgtin", "sscc")
                 if key.kind == "sscc":

@@ -5,7 +5,8 @@ Capture is all or nothing and done within the request (`epcis.capture`), so a jo
 its ID is handed out: `running` is always false, `success` says whether the document was recorded
 (or had been before), and the job keeps the capture's answer (events recorded, duplicates, eventIDs,
 and each refused event's index, code, reason and pointer). Stored in `epcis_capture_job` (revision
-0009), plain rows like named queries: the GMP record of a capture is the ledger steps it made.
+0009), plain rows like named queries: the GMP record of a capture is the ledger steps it made. Each
+person sees their own jobs: their errors may say what only the capturer was shown.
 """
 
 from __future__ import annotations
@@ -85,19 +86,28 @@ class CaptureJobs:
             )
         return job
 
-    def get(self, capture_id: str) -> CaptureJob:
-        """The job `capture_id`, or NotFound."""
+    def get(self, capture_id: str, principal: str) -> CaptureJob:
+        """The job `capture_id` of `principal`, or NotFound (another person's job too: its errors may
+        say what only its capturer was shown, e.g. a packaging run's arms)."""
         if not _ID.match(capture_id):
             raise NotFound("capture job", capture_id.encode("unicode_escape").decode()[:80])
         with self.engine.connect() as conn:
-            row = conn.execute(select(capture_job).where(capture_job.c.capture_id == capture_id)).first()
+            row = conn.execute(
+                select(capture_job).where(
+                    capture_job.c.capture_id == capture_id, capture_job.c.created_by == principal
+                )
+            ).first()
         if row is None:
             raise NotFound("capture job", capture_id)
         return _job(row)
 
-    def newest(self, before: str | None, limit: int) -> list[CaptureJob]:
-        """Up to `limit` jobs, newest first, older than the job `before` (a page token) when given."""
-        query = select(capture_job).order_by(capture_job.c.created_at.desc(), capture_job.c.capture_id.desc())
+    def newest(self, principal: str, before: str | None, limit: int) -> list[CaptureJob]:
+        """Up to `limit` of `principal`'s jobs, newest first, older than the job `before` (a page token)."""
+        query = (
+            select(capture_job)
+            .where(capture_job.c.created_by == principal)
+            .order_by(capture_job.c.created_at.desc(), capture_job.c.capture_id.desc())
+        )
         if before is not None:
             if not _ID.match(before):
                 raise InvalidInput("nextPageToken is not one this server issued", field="nextPageToken")

@@ -250,6 +250,15 @@ def match_key(event: Mapping[str, Any]) -> str:
     return event_hash_id(core).split(";", 1)[1][:16]
 
 
+def instant(event_time: str) -> datetime | None:
+    """The instant an eventTime names, in any form RFC 3339 writes it (`z` and `t` too, any number of
+    fraction digits: microseconds kept); None for one Python cannot read (a leap second)."""
+    try:
+        return datetime.fromisoformat(event_time.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def finish(event: dict[str, Any]) -> dict[str, Any]:
     """Put `eventID` (the GS1 event hash) first, as exported documents show it."""
     event.pop("eventID", None)

@@ -28,7 +28,7 @@ from typing import Any
 
 from epcis.dl import canonical_dl
 from epcis.export import decoded
-from epcis.mapping import Mapper, steps
+from epcis.mapping import Mapper, instant, steps
 from epcis.models import cbv_word
 from ledger.application import Ledger
 from ledger.commands.base import one_line
@@ -142,13 +142,20 @@ class Indexer:
         return head
 
 
+def _instant(event_time: str) -> datetime:
+    found = instant(event_time)
+    if found is None:  # capture refuses such a time, and Lotline writes none: a bug if it happens
+        raise ValueError(f"eventTime {event_time!r} is not a time Lotline can read")
+    return found
+
+
 def _entry(seq: int, idx: int, event: Mapping[str, Any]) -> Entry:
     place = (event.get("bizLocation") or {}).get("id")
     return Entry(
         seq=seq,
         idx=idx,
         event_id=event["eventID"],
-        event_time=datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00")),
+        event_time=_instant(event["eventTime"]),
         type=event["type"],
         biz_step=cbv_word(event.get("bizStep")),
         disposition=cbv_word(event.get("disposition")),
@@ -372,10 +379,19 @@ def decode_position_token(
     server did not issue it for a query of these parameters."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        after, delivered, q = tuple(data["a"]), int(data["n"]), data["q"]
-        if not all(isinstance(v, int | str) for v in after) or len(after) not in (2, 3):
+        after, delivered, q = tuple(data["a"]), data["n"], data["q"]
+        # (seq, idx) or (event time, seq, idx), as `encode_position_token` writes them: anything else
+        # would reach the store's comparison of its columns
+        shape = (int, int) if len(after) == 2 else (str, int, int)
+        if len(after) not in (2, 3) or not all(
+            isinstance(v, kind) and not isinstance(v, bool) for v, kind in zip(after, shape, strict=True)
+        ):
             raise ValueError(after)
-    except (ValueError, KeyError, TypeError):
+        if not isinstance(delivered, int) or isinstance(delivered, bool) or delivered < 0:
+            raise ValueError(delivered)
+        if any(isinstance(v, int) and not 0 <= v < 2**63 for v in after):
+            raise ValueError(after)
+    except (ValueError, KeyError, TypeError, OverflowError):
         raise InvalidInput(f"{name} is not one this server issued", field=name) from None
     if q != fingerprint:
         raise InvalidInput(f"{name} belongs to a query with other parameters", field=name)

@@ -9,6 +9,7 @@ records may carry that user's electronic signature (docs/api.md, docs/epcis.md).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket
@@ -237,24 +238,25 @@ def capture(
 @router.get("/capture", response_model=list[CaptureJobOut], responses={**errors()})
 def capture_jobs(
     request: Request,
-    user: Tracer,
+    user: Capturer,
     epcis: EpcisDep,
     per_page: Page = 100,
     next_page_token: PageToken = None,
 ) -> JSONResponse:
-    """The capture jobs, newest first, a page at a time (the next page's URL in `Link`)."""
-    page, token = epcis.capture_jobs(per_page, next_page_token)
+    """The user's own capture jobs, newest first, a page at a time (the next page's URL in `Link`)."""
+    page, token = epcis.capture_jobs(user.principal, per_page, next_page_token)
     return JSONResponse([j.as_dict() for j in page], headers=_link_headers(request, token))
 
 
 @router.get("/capture/{capture_id}", response_model=CaptureJobOut, responses={**errors(404)})
 def capture_job(
     capture_id: Annotated[str, Path(max_length=60, description="From the capture's `Location`.")],
-    user: Tracer,
+    user: Capturer,
     epcis: EpcisDep,
 ) -> JSONResponse:
-    """One capture job: finished (`running` false), `success` and the capture's outcome."""
-    return JSONResponse(epcis.jobs.get(capture_id).as_dict(), headers=HEADERS)
+    """One of the user's capture jobs: finished (`running` false), `success` and the capture's outcome;
+    404 for another person's."""
+    return JSONResponse(epcis.jobs.get(capture_id, user.principal).as_dict(), headers=HEADERS)
 
 
 def _refusal(refused: Any) -> str:
@@ -429,6 +431,8 @@ def named_query_events(
 
 SUBSCRIPTION_POLL_SECONDS = 0.25
 """How often a subscription looks for new events in the EPCIS index (one indexed SELECT)."""
+SUBSCRIPTION_RECHECK_SECONDS = 5.0
+"""How often an idle subscription checks that its user may still read (and before every delivery)."""
 
 
 @router.websocket("/queries/{name}/events")
@@ -465,8 +469,18 @@ async def subscribe(
         await _refuse(websocket, e)
         return
     await websocket.accept(headers=[(k.lower().encode(), v.encode()) for k, v in HEADERS.items()])
+    checked = time.monotonic()
     while True:
         document = await run_in_threadpool(epcis.deliver, subscription)
+        if document is not None or time.monotonic() - checked > SUBSCRIPTION_RECHECK_SECONDS:
+            # the token may have been revoked or expired, the user disabled or given a site role since
+            try:
+                again = await run_in_threadpool(app.state.identity.authenticate, token)
+                require_role(again.user, "subscribe to EPCIS queries", permissions.TRACE)
+            except LedgerError as e:
+                await websocket.close(code=1008, reason=e.message[:120])  # policy violation
+                return
+            checked = time.monotonic()
         if document is not None:
             await websocket.send_json(document)
             continue

@@ -17,11 +17,11 @@ import pytest
 
 from api import permissions
 from epcis.dl import canonical_dl
-from epcis.ids import lgtin, sgtin
+from epcis.ids import lgtin, sgln, sgtin
 from ledger.domain import Kit, KitStatus
 from ledger.values import PLACE_BOUND, Role
 from tests.api.conftest import PASSWORD, PLACES, USERS, Api, start_api
-from tests.builders import API_GTIN, BY_ADMIN, DP_GTIN, KIT_GTIN, Program
+from tests.builders import API_GTIN, BY_ADMIN, DP_GTIN, FR_SITE_GLN, KIT_GTIN, Program
 from tests.epcis_reference import load, schema_validator
 from tests.integration.epcis_helpers import rehashed, second_url, site_document, site_event  # noqa: F401
 
@@ -164,15 +164,20 @@ def test_a_program_exported_from_one_lotline_is_captured_into_an_empty_one_over_
         assert response.status_code == 202, response.text
         assert response.headers["GS1-EPCIS-Version"] == "2.0.0"
         assert response.json()["recorded"] == len(event_list(part))
-        # a finished capture job, asked for again at its Location
-        job = target.get("qa1", response.headers["Location"]).json()
+        # a finished capture job, asked for again at its Location by whoever captured it
+        job = target.get(principal, response.headers["Location"]).json()
         assert job == response.json()
         assert (job["running"], job["success"], job["createdBy"]) == (False, True, principal)
-        jobs.append(job["captureID"])
-    listed = target.get("qa1", "/epcis/capture", params={"perPage": 2})
-    assert [j["captureID"] for j in listed.json()] == jobs[::-1][:2]  # newest first
-    following = target.get("qa1", listed.links["next"]["url"])
-    assert [j["captureID"] for j in following.json()] == jobs[::-1][2:4]
+        jobs.append((principal, job["captureID"]))
+    # each person's own jobs, newest first; another's is not found (its errors are the capturer's)
+    mine = [capture_id for who, capture_id in jobs if who == "mfg1"][::-1]
+    assert len(mine) >= 3
+    listed = target.get("mfg1", "/epcis/capture", params={"perPage": 2})
+    assert [j["captureID"] for j in listed.json()] == mine[:2]
+    following = target.get("mfg1", listed.links["next"]["url"])
+    assert [j["captureID"] for j in following.json()] == mine[2:4]
+    other = next(capture_id for who, capture_id in jobs if who != "mfg1")
+    assert target.get("mfg1", f"/epcis/capture/{other}").status_code == 404
     # the same steps, read back from the target: every event, in the same order, as the same EPCIS event
     copied = document(target.get("insp1", "/epcis/events/export", params={"unblinded": "true"}))
     assert [_comparable(e) for e in event_list(copied)] == [_comparable(e) for e in event_list(source)]
@@ -210,13 +215,13 @@ def test_over_consumption_refuses_the_whole_document_with_the_event_index_and_re
     assert [(e["index"], e["code"]) for e in body["errors"]] == [(index, "insufficient_quantity")]
     assert body["errors"][0]["eventID"] == body["eventIDs"][index]
     assert target.head() == head, "a refused document recorded something"
-    job = target.get("qa1", refused.headers["Location"]).json()
+    job = target.get(principal, refused.headers["Location"]).json()
     assert job["success"] is False and job["errors"] == body["errors"]
     assert capture(target, principal, part).status_code == 202  # the good document still goes in whole
     for unknown in ("0" * 32, "not-a-job", "%00"):
         missing = target.get("qa1", f"/epcis/capture/{unknown}")
         assert missing.status_code == 404 and missing.json()["code"] == "not_found", unknown
-    assert api.get("site1", "/epcis/capture").status_code == 403
+    assert api.get("insp1", "/epcis/capture").status_code == 403  # captures nothing, has no jobs
 
 
 def test_capture_needs_a_capturing_role_and_the_users_re_authentication(api: Api) -> None:
@@ -625,6 +630,12 @@ def test_a_site_captures_its_own_receipts_and_dispensing_and_nothing_else(api: A
     elsewhere = capture(api, "site2", received)
     assert elsewhere.status_code == 400, elsewhere.text
     assert [e["code"] for e in elsewhere.json()["errors"]] == ["not_bound_here"]
+    # nor learn, by receiving the kits at their own site, which shipment carries them
+    at_fr = site_event("receiving", "in_progress", kits)
+    at_fr["readPoint"] = at_fr["bizLocation"] = {"id": sgln(FR_SITE_GLN)}
+    guessed = capture(api, "site2", site_document(context, at_fr))
+    assert guessed.status_code == 400, guessed.text
+    assert "S-1" not in guessed.text and guessed.json()["errors"][0]["code"] == "epcis_unmapped"
     head = api.head()
     assert capture(api, "site1", received).status_code == 202
     assert api.head()[0] > head[0]
@@ -641,3 +652,15 @@ def test_a_site_captures_its_own_receipts_and_dispensing_and_nothing_else(api: A
     )
     refused = capture(api, "site1", released)
     assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "not_authorised"
+    # an event naming another doer than the one who captures it would be given back with a false doer
+    claimed = {"principal": "qp1", "role": "qp", "name": USERS["qp1"][1]}
+    spoofed = site_document(context, site_event(
+        "dispensing", "dispensed", kits[1:], **{"lotline:subject": "DE-001-0002", "lotline:actor": claimed}
+    ))
+    refused = capture(api, "site1", spoofed)
+    assert refused.status_code == 400, refused.text
+    (error,) = refused.json()["errors"]
+    assert error["code"] == "epcis_not_kept" and "qp1" in error["reason"] and "site1" in error["reason"]
+    # the site's own jobs, its refusals included, at the Location it was given
+    assert api.get("site1", refused.headers["Location"]).json()["success"] is False
+    assert len(api.get("site1", "/epcis/capture").json()) == 5  # received, again, dispensed, 2 refused

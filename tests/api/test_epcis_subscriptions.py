@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from starlette.testclient import WebSocketDenialResponse, WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
 
 from epcis.ids import sgtin
 from epcis.subscriptions import RESUME
 from tests.api.conftest import PASSWORD, Api, start_api
-from tests.builders import KIT_GTIN, Program
+from tests.builders import BY_ADMIN, KIT_GTIN, Program
 from tests.epcis_reference import schema_validator
 from tests.integration.epcis_helpers import site_document, site_event
 
@@ -123,3 +124,23 @@ def test_a_query_in_its_own_order_or_cut_to_a_count_cannot_be_subscribed_to(api:
     with pytest.raises(WebSocketDenialResponse) as refused:
         api.client.websocket_connect(path, headers=api.auth("qa1")).__enter__()
     assert refused.value.status_code == 400 and refused.value.json()["field"] == "orderBy"
+
+
+def test_a_subscription_ends_when_its_user_may_no_longer_read(api: Api, program: Program) -> None:
+    _receipts_query(api)
+    shipment = program.ship(["K00001"], shipment_number="S-1", serial=1)
+    ended: list[BaseException] = []
+    with api.client.websocket_connect(f"{PATH}?stream=true", headers=api.auth("qa1")) as ws:
+        api.identity.revoke_tokens("qa1", **BY_ADMIN)
+        program.receive_all(shipment, ["K00001"])  # a new event: not delivered to a revoked token
+
+        def read() -> None:
+            try:
+                ws.receive_json()
+            except WebSocketDisconnect as e:
+                ended.append(e)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(30)
+    assert ended and getattr(ended[0], "code", None) == 1008, ended

@@ -21,7 +21,7 @@ from ledger.verify import verify_chain
 from projections import genealogy as gen
 from projections.runner import ProjectionRunner
 from tests.epcis_reference import schema_validator
-from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, plain, second_url  # noqa: F401
+from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, plain, rehashed, second_url  # noqa: F401
 from tests.integration.rawdb import RawStore
 
 pytestmark = pytest.mark.slow
@@ -312,3 +312,34 @@ def test_what_is_kept_of_a_captured_event_is_inside_the_hash_chain(
         raw.close()
     report = verify_chain(ledger.chain)
     assert not report.ok and report.failure is not None and report.failure.seq == row.seq
+
+
+def test_an_event_time_in_any_rfc_3339_form_is_given_back_and_indexed(source: Any, target: Any) -> None:
+    """`2025-06-14t07:30:03.426552z` is RFC 3339: kept as sent, it must not stop the EPCIS index."""
+    _, epcis = source
+    ledger, into = target
+    sent = exported(epcis, blinded=False)
+    at = next(n for n, e in enumerate(events(sent)) if e.get("bizStep") == "dispensing")
+    event = sent["epcisBody"]["eventList"][at]
+    event["eventTime"] = event["eventTime"].replace("Z", "z").replace("T", "t")
+    event["eventID"] = "urn:uuid:6f1c0b5e-8f3a-4b2e-9a44-3c1d2e5f7a11"
+    assert into.capture(sent, ALL_ROLES).accepted
+    assert into.indexer.sync() == ledger.chain.head()[0]  # every step indexed
+    found = into.event(event["eventID"])["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert [e["eventTime"] for e in found] == [event["eventTime"]]
+
+
+def test_more_of_an_event_than_lotline_keeps_is_refused(source: Any, target: Any) -> None:
+    """What is kept as sent is stored with every ledger event of its step: its size is bounded."""
+    _, epcis = source
+    ledger, into = target
+    sent = exported(epcis, blinded=False)
+    sent["@context"] = [*sent["@context"], {"acme": ACME}]
+    at = next(n for n, e in enumerate(events(sent)) if e.get("bizStep") == "dispensing")
+    sent["epcisBody"]["eventList"][at]["acme:trace"] = "7.1," * 3000
+    rehashed(sent, at)
+    refused = into.capture(sent, ALL_ROLES)
+    assert not refused.accepted and ledger.chain.head()[0] == 0
+    assert [(e.index, e.code, e.pointer) for e in refused.errors] == [
+        (at, "epcis_not_kept", f"/epcisBody/eventList/{at}")
+    ]
