@@ -86,6 +86,7 @@ from ledger.commands import (
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
 from ledger.errors import InvalidInput, LedgerError, NotAuthorised, NotFound
 from ledger.values import Actor, Meaning, Quantity, Role, sign
+from projections.epcis_index import event_table as index_event
 
 metadata = MetaData()
 captured = Table(
@@ -357,6 +358,9 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
         return _refused(count, too_large, hashes)
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
+    taken = _taken_ids(engine, raw_events, keys, done, hashes)
+    if taken:
+        return _refused(count, taken, hashes)
     planner = Planner(doc, hashes)
     planned, errors = planner.plan()
     fresh, duplicates = _drop_duplicates(planned, keys, done, errors)
@@ -548,6 +552,41 @@ def _key(event_hash: str, event: Any) -> str:
     if event.errorDeclaration is None:
         return event_hash
     return f"{event_hash}#declared={event.errorDeclaration.declarationTime.isoformat()}"
+
+
+def _taken_ids(
+    engine: Engine, events: Sequence[Mapping[str, Any]], keys: Sequence[str], done: set[str],
+    hashes: Sequence[str],
+) -> list[EventError]:
+    """An eventID of the sender's own (not a hash ID, which names its event) that another event already
+    has, in the document or in the store's EPCIS index: two events would answer to one ID. An error
+    declaration shares its event's ID; an event captured before is a resend. The index is as far as
+    the projection worker has got: an event captured a moment ago may not be in it yet."""
+    wanted: dict[str, int] = {}
+    found: list[EventError] = []
+    for i, event in enumerate(events):
+        event_id = event.get("eventID")
+        if not isinstance(event_id, str) or _HASH_ID.match(event_id) or "errorDeclaration" in event:
+            continue
+        if keys[i] in done:
+            continue
+        if event_id in wanted:
+            found.append(EventError(i, "epcis_duplicate_event_id",
+                                    f"eventID {event_id} is also event {wanted[event_id]}'s in this document",
+                                    hashes[i], f"/epcisBody/eventList/{i}/eventID"))
+        wanted.setdefault(event_id, i)
+    if wanted:
+        with engine.connect() as conn:
+            held = set(conn.execute(
+                select(index_event.c.event_id).where(index_event.c.event_id.in_(list(wanted)))
+            ).scalars())
+        found += [
+            EventError(i, "epcis_duplicate_event_id",
+                       f"eventID {event_id} is another event's here already: an eventID names one event",
+                       hashes[i], f"/epcisBody/eventList/{i}/eventID")
+            for event_id, i in wanted.items() if event_id in held
+        ]
+    return sorted(found, key=lambda e: e.index or 0)
 
 
 def _captured(engine: Engine, keys: Sequence[str]) -> set[str]:

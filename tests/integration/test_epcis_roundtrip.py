@@ -343,3 +343,30 @@ def test_more_of_an_event_than_lotline_keeps_is_refused(source: Any, target: Any
     assert [(e.index, e.code, e.pointer) for e in refused.errors] == [
         (at, "epcis_not_kept", f"/epcisBody/eventList/{at}")
     ]
+
+
+def test_an_event_id_names_one_event(source: Any, target: Any) -> None:
+    """A sender's own eventID (not a hash) already held by another event is refused, in the document
+    or in the store; a resend of the same event is not another event."""
+    _, epcis = source
+    _, into = target
+    sent = exported(epcis, blinded=False)
+    listed = events(sent)
+    dispensed = [n for n, e in enumerate(listed) if e.get("bizStep") == "dispensing"][:2]
+    own = "urn:uuid:6f1c0b5e-8f3a-4b2e-9a44-3c1d2e5f7a12"
+    twice = copy.deepcopy(sent)
+    for n in dispensed:
+        twice["epcisBody"]["eventList"][n]["eventID"] = own
+    refused = into.capture(twice, ALL_ROLES)
+    assert [(e.index, e.code) for e in refused.errors] == [(dispensed[1], "epcis_duplicate_event_id")]
+    sent["epcisBody"]["eventList"][dispensed[0]]["eventID"] = own
+    assert into.capture(sent, ALL_ROLES).accepted
+    into.indexer.sync()
+    assert into.capture(sent, ALL_ROLES).duplicates == len(listed)  # a resend: nothing new
+    other = copy.deepcopy(sent)
+    another = {**listed[dispensed[1]], "eventID": own, "lotline:subject": "S-9999"}  # another event
+    other["epcisBody"]["eventList"].append(another)
+    refused = into.capture(other, ALL_ROLES)
+    assert [(e.index, e.code, e.pointer) for e in refused.errors] == [
+        (len(listed), "epcis_duplicate_event_id", f"/epcisBody/eventList/{len(listed)}/eventID")
+    ]
