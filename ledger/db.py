@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 
 from ledger.errors import InvalidInput
 
@@ -49,8 +50,9 @@ def open_engine(database_url: str, *, durable: bool = True) -> Engine:
     """
     url = sqlalchemy_url(database_url)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT,
-                             pool_pre_ping=True)
+        engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT)
+        _ping_when_idle(engine)
+        return engine
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
                            pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT)
 
@@ -68,6 +70,34 @@ def open_engine(database_url: str, *, durable: bool = True) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+PING_AFTER_IDLE_SECONDS = 2.0
+"""A pooled PostgreSQL connection idle longer than this is pinged before it is handed out."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection at checkout only when it has been idle for a while: SQLAlchemy's
+    `pool_pre_ping` pings at every checkout, a round trip per checkout (two of the eleven a backward
+    trace made on PostgreSQL). A connection handed back moments ago is alive, unless the server went
+    away within those `PING_AFTER_IDLE_SECONDS`: that request fails as a lost connection would, the
+    pool then drops every connection it holds (SQLAlchemy invalidates the pool on a disconnect) and
+    the next checkouts connect afresh. A failed ping is a `DisconnectionError`, on which the pool
+    replaces the connection and tries again, as `pool_pre_ping` does."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["lotline_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("lotline_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:  # the driver's error for a connection the server dropped
+            raise DisconnectionError(f"connection idle {time.monotonic() - since:.0f} s is gone: {e}") from e
 
 
 def _write_ahead_log(dbapi_connection: Any) -> None:

@@ -214,12 +214,22 @@ class ProjectionRunner:
         Read through the read side's own engine, not the event store's pool: there, a read queues
         behind the writers (one at a time), so every query would wait for the write path."""
         raw = self.engine.raw_connection()  # one statement: the driver's cursor, no transaction around it
+        # On PostgreSQL in autocommit, so that the driver sends no BEGIN before it nor the pool a ROLLBACK
+        # after it: one round trip instead of three.
+        driver = raw.driver_connection if self.engine.dialect.name == "postgresql" else None
         try:
+            if driver is not None:
+                driver.autocommit = True
             cursor = raw.cursor()
             cursor.execute(self._head_sql)
             row = cursor.fetchone()
             cursor.close()
         finally:
+            if driver is not None:
+                try:
+                    driver.autocommit = False  # never back in the pool in autocommit
+                except Exception:
+                    raw.invalidate()  # a connection that cannot even be set so is dropped
             raw.close()  # back to the pool, which ends any transaction the driver began
         return int(row[0] or 0) if row else 0
 
