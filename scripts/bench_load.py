@@ -16,6 +16,9 @@ runs three phases:
   and backward traces (`/trace/kits/{id}/backward`) of kits across the store, each backward trace
   followed by the floor: an unknown path (404), which costs what every answer costs through this
   client and the server's stack, side by side with the traces;
+- idle, plain HTTP/1.1 client: the same requests again through `PlainClient` (one kept-alive socket,
+  ~30 us of client time a request where httpx spends about a millisecond): what the server takes,
+  through HTTP, without the benchmark client's own cost;
 - peak: the peak of a 300-site trial with investigators at work: `--peak-receipts` receipt confirmations
   per second (POST with an Idempotency-Key, as a site sends them) and `--peak-traces` traces per second,
   for `--peak-seconds`;
@@ -348,6 +351,66 @@ async def idle(client: httpx.AsyncClient, load: Load, rounds: int) -> Phase:
     return phase
 
 
+class PlainClient:
+    """HTTP/1.1 GETs on one kept-alive loopback connection, reading only the status line, the
+    Content-Length and the body: about 30 us of the client's own time a request, where httpx spends
+    about a millisecond (the floor through httpx is ~1.7 ms, most of it the client). What an investigator's
+    own tool would see of the server, one request at a time."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.host = host
+        self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def get(self, path: str, headers: dict[str, str]) -> int:
+        lines = [f"GET {path} HTTP/1.1", f"Host: {self.host}", *(f"{k}: {v}" for k, v in headers.items())]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self.buffer:
+            self._read()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        status_line, *fields = head.decode("latin-1").split("\r\n")
+        length = next(
+            (int(f.split(":", 1)[1]) for f in fields if f.lower().startswith("content-length:")), None
+        )
+        if length is None:
+            raise RuntimeError(f"no Content-Length in the answer to {path}: {head[:200]!r}")
+        while len(self.buffer) < length:
+            self._read()
+        self.buffer = self.buffer[length:]
+        return int(status_line.split(" ", 2)[1])
+
+    def _read(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def idle_plain(base: str, load: Load, rounds: int) -> Phase:
+    """The idle phase's requests again, through `PlainClient`: the same traces and floor, one at a time."""
+    phase = Phase("idle, plain HTTP/1.1 client")
+    client = PlainClient(base)
+    began = time.perf_counter()
+    try:
+        for _ in range(rounds):
+            requests = [load.forward(lot) for lot in load.plan.api_lots]
+            for kit in load.rng.sample(load.plan.kits, min(len(load.plan.kits), len(load.plan.api_lots))):
+                requests += [load.backward(kit), load.floor()]
+            for route, _, path, _, headers in requests:
+                sent = time.perf_counter()
+                status = client.get(path, headers)
+                phase.add(route, time.perf_counter() - sent, status)
+    finally:
+        client.close()
+    phase.seconds = time.perf_counter() - began
+    return phase
+
+
 async def mixed(
     client: httpx.AsyncClient, load: Load, name: str, receipts: float, traces: float, seconds: float,
     max_in_flight: int,
@@ -383,6 +446,8 @@ async def run_phases(base: str, load: Load, args: argparse.Namespace) -> list[Ph
     limits = httpx.Limits(max_connections=args.max_in_flight, max_keepalive_connections=args.max_in_flight)
     async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT, limits=limits) as client:
         phases = [await idle(client, load, args.idle_rounds)]
+        report(phases[-1])
+        phases.append(idle_plain(base, load, args.idle_rounds))
         report(phases[-1])
         phases.append(await mixed(client, load, "peak", args.peak_receipts, args.peak_traces,
                                   args.peak_seconds, args.max_in_flight))
