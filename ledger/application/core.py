@@ -21,7 +21,13 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Recording, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    OperationalError,
+    Recording,
+    Transcoding,
+)
 
 from ledger import genealogy
 from ledger.application.rules import require_own
@@ -62,6 +68,7 @@ from ledger.errors import (
 )
 from ledger.recorders import ChainReader, Expectations, Link, Row, RowExists, StaleRead
 from ledger.store import store_env
+from ledger.transcoder import StateTranscoder
 from ledger.values import Actor, Meaning, Role, Signature, require_signature
 from ledger.writer import WriterKey
 
@@ -180,6 +187,11 @@ class Ledger(Application[UUID]):
         ledger.max_shelf_life = timedelta(days=settings.max_shelf_life_days)
         ledger.late_entry_window = timedelta(hours=settings.late_entry_hours)
         return ledger
+
+    def construct_transcoder(self) -> StateTranscoder:
+        transcoder = StateTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
