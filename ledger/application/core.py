@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
     OperationalError,
+    PersistenceError,
     Recording,
     Transcoding,
 )
@@ -33,6 +34,7 @@ from ledger import genealogy
 from ledger.application.rules import require_own
 from ledger.commands.base import Command, Recorded, RecordedEvent
 from ledger.config import Settings
+from ledger.db import redacted
 from ledger.domain import (
     Kit,
     Location,
@@ -67,6 +69,7 @@ from ledger.errors import (
     TrialNotFound,
 )
 from ledger.recorders import ChainReader, Expectations, Link, Row, RowExists, StaleRead
+from ledger.schema import StoreNotReady
 from ledger.store import store_env
 from ledger.transcoder import StateTranscoder
 from ledger.values import Actor, Meaning, Role, Signature, require_signature
@@ -183,6 +186,7 @@ class Ledger(Application[UUID]):
         in `keys_dir` (default: the keys directory of the settings), made there on first use."""
         settings = Settings()
         ledger = cls(env=store_env(database_url))
+        _require_schema(ledger, database_url)
         ledger.chain.writer = WriterKey.load_or_create(keys_dir or settings.keys_dir)
         ledger.max_shelf_life = timedelta(days=settings.max_shelf_life_days)
         ledger.late_entry_window = timedelta(hours=settings.late_entry_hours)
@@ -624,6 +628,26 @@ class Ledger(Application[UUID]):
                 field=field,
             )
         return loc
+
+
+_MISSING_TABLE = ("no such table", "does not exist")
+"""How SQLite and PostgreSQL say a table is not there."""
+
+
+def _require_schema(ledger: Ledger, database_url: str) -> None:
+    """Refuse a store that was never made by `lotline db upgrade` when it is opened, naming what to do,
+    instead of failing its first write as "the store is busy" (the missing table is an operational
+    error, which a write retries and then answers as busy)."""
+    try:
+        ledger.chain.head()
+    except PersistenceError as e:
+        if not any(words in str(e) for words in _MISSING_TABLE):
+            raise
+        ledger.close()
+        raise StoreNotReady(
+            "the store has no Lotline tables: run `lotline db upgrade` on it first",
+            database_url=redacted(database_url), cause=str(e).splitlines()[0],
+        ) from None
 
 
 def _recorded(links: Sequence[Link]) -> tuple[RecordedEvent, ...]:

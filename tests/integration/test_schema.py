@@ -18,6 +18,7 @@ from epcis.capture import metadata as epcis_capture_metadata
 from epcis.jobs import metadata as epcis_jobs_metadata
 from epcis.named import metadata as epcis_named_metadata
 from ledger import checkpoints, identity, keys, merkle, schema, writer
+from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.db import open_engine, redacted, sqlite_path
 from projections.epcis_index import metadata as epcis_index_metadata
@@ -148,3 +149,14 @@ def test_the_tables_in_the_code_are_the_tables_the_migrations_make(database_url:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_a_ledger_opened_on_a_store_never_upgraded_says_so(empty_database_url: str, tmp_path: Path) -> None:
+    """Used as a library, not through the CLI (which checks the schema first): opening the ledger
+    names the command to run, instead of its first write answering "the store is busy"."""
+    if (path := sqlite_path(empty_database_url)) is not None:
+        path.touch()  # an empty SQLite file: there, but no tables
+    with pytest.raises(schema.StoreNotReady, match="run `lotline db upgrade`") as refused:
+        Ledger.open(empty_database_url, keys_dir=tmp_path / "keys")
+    assert refused.value.details["database_url"] == redacted(empty_database_url)
+    assert "ledger_chain" in refused.value.details["cause"]
