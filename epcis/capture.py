@@ -12,11 +12,11 @@
    events, nothing written yet. The first event the ledger refuses ends the dry run (later events
    may fail only because of it). Any problem refuses the whole document, with the index and reason
    of each event found wrong, and the block saves nothing.
-5. Otherwise the block saves every event in one transaction, then the captured hash IDs are written.
-
-Gap, stated plainly: the hash IDs are written in a second transaction right after the events. A
-crash between the two leaves events recorded but their hashes not; resending that document then
-fails on the ledger's identity rules (e.g. the lot already exists) instead of being skipped.
+5. Otherwise the block saves every event in one transaction, and in that same transaction the captured
+   hash IDs (`epcis_captured`) and the eventIDs of the sender's own naming (`epcis_sender_event_id`,
+   unique): a resend after a crash finds them, and of two captures racing with the same events or the
+   same eventID, one is written and the other, refused by the stored row, runs again and finds it (a
+   resend, or an eventID taken).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from epcis.models import (
     validation_problems,
 )
 from ledger.application import Ledger
+from ledger.application.core import Staged
 from ledger.commands import (
     ActivateSite,
     Arm,
@@ -84,7 +85,8 @@ from ledger.commands import (
     TransferLot,
 )
 from ledger.domain import Kit, Location, Lot, ManufacturingBatch, PackagingRun, Shipment, Trial
-from ledger.errors import InvalidInput, LedgerError, NotAuthorised, NotFound
+from ledger.errors import ConcurrentWriteConflict, InvalidInput, LedgerError, NotAuthorised, NotFound
+from ledger.recorders import Link, Row, RowExists
 from ledger.values import Actor, Meaning, Quantity, Role, sign
 from projections.epcis_index import event_table as index_event
 
@@ -97,6 +99,15 @@ captured = Table(
     Column("principal", String(100), nullable=False),
     Column("captured_at", String(40), nullable=False),
 )
+EVENT_ID_LIMIT = 200
+"""Characters of an eventID Lotline keeps (the EPCIS index's column)."""
+sender_ids = Table(
+    "epcis_sender_event_id",
+    metadata,
+    Column("event_id", String(EVENT_ID_LIMIT), primary_key=True),
+    Column("event_hash", String(200), nullable=False),
+)
+"""The eventIDs senders named their events with (not hash IDs), one event each (revision 0010)."""
 
 
 class MappingError(InvalidInput):
@@ -324,7 +335,15 @@ def capture(
         return _refused(0, [EventError(None, "invalid_json", str(e))])
     if limit is not None and _event_count(raw) > limit:
         raise CaptureTooLarge(_event_count(raw), limit)
-    result = _capture(ledger, engine, raw, actors)
+    try:
+        result = _capture(ledger, engine, raw, actors)
+    except RowExists:
+        # Another capture wrote some of these events, or one of these eventIDs, while this one ran (its
+        # rows refused this write whole): looked at again, they are a resend or an eventID taken.
+        try:
+            result = _capture(ledger, engine, raw, actors)
+        except RowExists:
+            raise ConcurrentWriteConflict() from None
     return replace(result, errors=tuple(_pointed_back(list(result.errors), events_at)))
 
 
@@ -354,8 +373,18 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
         for i, o in enumerate(origins)
         if len(o.get("fields", "")) > KEPT_LIMIT
     ]
+    too_large += [
+        EventError(
+            i, "epcis_not_kept",
+            f"Lotline keeps eventIDs of at most {EVENT_ID_LIMIT} characters "
+            f"(this one has {len(e['eventID']):,})",
+            hashes[i], f"/epcisBody/eventList/{i}/eventID",
+        )
+        for i, e in enumerate(raw_events)
+        if isinstance(e.get("eventID"), str) and len(e["eventID"]) > EVENT_ID_LIMIT
+    ]
     if too_large:
-        return _refused(count, too_large, hashes)
+        return _refused(count, sorted(too_large, key=lambda e: e.index or 0), hashes)
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
     taken = _taken_ids(engine, raw_events, keys, done, hashes)
@@ -365,11 +394,24 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
     planned, errors = planner.plan()
     fresh, duplicates = _drop_duplicates(planned, keys, done, errors)
     starts: list[int] = []
+    blocks: list[Staged] = []
+    principal = actors.actors[0].principal
+
+    def remembered(links: Sequence[Link]) -> list[Row]:
+        """The rows written with the events: each step's keys, at the chain position of its first event,
+        and the sender's own eventIDs."""
+        events = blocks[0].events
+        at = {(link.stream, link.version): link.seq for link in links}
+        firsts = [events[start] if start < end else None for start, end in pairwise([*starts, len(events)])]
+        seqs = [None if e is None else at.get((str(e.originator_id), e.originator_version)) for e in firsts]
+        return _remembered(fresh, seqs, principal, raw_events, hashes)
+
     # An event's time is its business time; a partner's system recorded it first, so one older than the
     # late-entry window is a late entry here, and says why.
     late = "captured from an EPCIS document: recorded first by the system that sent it"
     try:
-        with ledger.late_entries_because(late), ledger.atomically() as staged:
+        with ledger.late_entries_because(late), ledger.atomically(alongside=remembered) as staged:
+            blocks.append(staged)
             errors += planner.master_data(ledger, actors)
             for step in fresh if not errors else ():
                 starts.append(len(staged.events))
@@ -388,9 +430,6 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
                 raise _Refused
     except _Refused:
         return _refused(count, sorted(errors, key=lambda x: (x.index is None, x.index or 0)), hashes)
-    bounds = pairwise([*starts, len(staged.events)])
-    first = [staged.events[start] if start < end else None for start, end in bounds]
-    _remember(engine, fresh, _seqs(staged.recorded, first), actors.actors[0].principal)
     recorded = sum(len(step.indices) for step in fresh)
     return CaptureResult(True, count, recorded, duplicates, len(staged.events), (), tuple(hashes))
 
@@ -560,15 +599,14 @@ def _taken_ids(
 ) -> list[EventError]:
     """An eventID of the sender's own (not a hash ID, which names its event) that another event already
     has, in the document or in the store's EPCIS index: two events would answer to one ID. An error
-    declaration shares its event's ID; an event captured before is a resend. The index is as far as
-    the projection worker has got: an event captured a moment ago may not be in it yet."""
+    declaration shares its event's ID; an event captured before is a resend. Looked up in the eventIDs
+    captures wrote with their events (`sender_ids`, current) and in the EPCIS index (for events captured
+    before that table was kept)."""
     wanted: dict[str, int] = {}
     found: list[EventError] = []
     for i, event in enumerate(events):
-        event_id = event.get("eventID")
-        if not isinstance(event_id, str) or _HASH_ID.match(event_id) or "errorDeclaration" in event:
-            continue
-        if keys[i] in done:
+        event_id = _sender_id(event)
+        if event_id is None or keys[i] in done:
             continue
         if event_id in wanted:
             found.append(EventError(i, "epcis_duplicate_event_id",
@@ -579,6 +617,9 @@ def _taken_ids(
         with engine.connect() as conn:
             held = set(conn.execute(
                 select(index_event.c.event_id).where(index_event.c.event_id.in_(list(wanted)))
+            ).scalars())
+            held.update(conn.execute(
+                select(sender_ids.c.event_id).where(sender_ids.c.event_id.in_(list(wanted)))
             ).scalars())
         found += [
             EventError(i, "epcis_duplicate_event_id",
@@ -624,22 +665,30 @@ def _drop_duplicates(
     return fresh, duplicates
 
 
-def _seqs(recorded: Recorded, first: Sequence[Any]) -> list[int | None]:
-    """The chain position of each step's first event, from what the capture's write recorded."""
-    by_pair = {(r.stream, r.version): r.seq for r in recorded.events}
-    return [None if e is None else by_pair.get((e.originator_id, e.originator_version)) for e in first]
-
-
-def _remember(engine: Engine, steps: Sequence[Step], seqs: Sequence[int | None], principal: str) -> None:
+def _remembered(
+    steps: Sequence[Step], seqs: Sequence[int | None], principal: str, events: Sequence[Mapping[str, Any]],
+    hashes: Sequence[str],
+) -> list[Row]:
     now = datetime.now(UTC).isoformat()
     rows = [
-        {"event_hash": k, "seq": seq, "principal": principal, "captured_at": now}
+        Row("epcis_captured", {"event_hash": k, "seq": seq, "principal": principal, "captured_at": now})
         for step, seq in zip(steps, seqs, strict=True)
         for k in dict.fromkeys(step.keys)
     ]
-    if rows:
-        with engine.begin() as conn:
-            conn.execute(captured.insert(), rows)
+    for step in steps:
+        for i in step.indices:
+            if (event_id := _sender_id(events[i])) is not None:
+                rows.append(Row("epcis_sender_event_id", {"event_id": event_id, "event_hash": hashes[i]}))
+    return rows
+
+
+def _sender_id(event: Mapping[str, Any]) -> str | None:
+    """The eventID an event names itself with, when it is the sender's own (not a hash ID, which names
+    its event) and the event is not an error declaration (which shares the ID of the event it corrects)."""
+    event_id = event.get("eventID")
+    if not isinstance(event_id, str) or _HASH_ID.match(event_id) or "errorDeclaration" in event:
+        return None
+    return event_id
 
 
 # --- planning ------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ from ledger.errors import (
     TimeOrderViolation,
     TrialNotFound,
 )
-from ledger.recorders import ChainReader, Expectations, Link, Row, RowExists, StaleRead
+from ledger.recorders import ChainReader, Expectations, Link, Row, RowExists, RowsFor, StaleRead
 from ledger.schema import StoreNotReady
 from ledger.store import store_env
 from ledger.transcoder import StateTranscoder
@@ -458,10 +458,14 @@ class Ledger(Application[UUID]):
         return Expectations(versions, *(quiet or (None, frozenset())))
 
     @contextmanager
-    def atomically(self) -> Iterator[Staged]:
+    def atomically(self, alongside: RowsFor | None = None) -> Iterator[Staged]:
         """Run several commands as one write: inside the block each command sees what the earlier ones
         decided (quantities consumed add up) but nothing reaches the store; when the block ends, every
-        event is saved in one transaction, in order (`Staged.recorded`); if it raises, nothing is."""
+        event is saved in one transaction, in order (`Staged.recorded`); if it raises, nothing is.
+
+        `alongside` makes rows from the written links that are inserted in that same transaction (e.g.
+        what the write answers to, so that a retry finds it); a row whose key is stored already refuses
+        the whole write with `RowExists`."""
         if self._staged() is not None:
             raise RuntimeError("atomically() blocks do not nest")
         staged = Staged()
@@ -475,14 +479,18 @@ class Ledger(Application[UUID]):
         chain = self.chain
         chain.take_written()
         chain.expect(self._expectations_of(staged))
+        chain.alongside(alongside)
         try:
             self.save(*staged.events)
+        except RowExists:
+            raise
         except IntegrityError:
             raise ConcurrentWriteConflict() from None
         except OperationalError as e:
             raise StoreBusy(str(e)) from None
         finally:
             chain.expect(None)
+            chain.alongside(None)
         staged.recorded = Recorded(events=self._written())
         if staged.releases:
             for listener in self._after_release:

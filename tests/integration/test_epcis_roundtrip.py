@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from epcis import CaptureTooLarge, Epcis
+from epcis.capture import captured, sender_ids
 from epcis.eventhash import document_hash_ids
 from epcis.models import EPCISDocument
 from ledger.application import Ledger
@@ -23,6 +25,8 @@ from projections.runner import ProjectionRunner
 from tests.epcis_reference import schema_validator
 from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, plain, rehashed, second_url  # noqa: F401
 from tests.integration.rawdb import RawStore
+
+capture_module = sys.modules["epcis.capture"]  # `epcis.capture` the name is the function
 
 pytestmark = pytest.mark.slow
 
@@ -369,4 +373,107 @@ def test_an_event_id_names_one_event(source: Any, target: Any) -> None:
     refused = into.capture(other, ALL_ROLES)
     assert [(e.index, e.code, e.pointer) for e in refused.errors] == [
         (len(listed), "epcis_duplicate_event_id", f"/epcisBody/eventList/{len(listed)}/eventID")
+    ]
+
+
+def _dispensing(sent: dict[str, Any]) -> list[int]:
+    return [n for n, e in enumerate(events(sent)) if e.get("bizStep") == "dispensing"]
+
+
+def test_an_event_id_is_taken_the_moment_its_capture_is_written(source: Any, target: Any) -> None:
+    """The sender's eventIDs are written with the events, not found later in the EPCIS index: a second
+    event with the same ID is refused at once, with no projection worker having run."""
+    _, epcis = source
+    ledger, into = target
+    sent = exported(epcis, blinded=False)
+    listed = events(sent)
+    first, second = _dispensing(sent)[:2]
+    own = "urn:uuid:6f1c0b5e-8f3a-4b2e-9a44-3c1d2e5f7a13"
+    sent["epcisBody"]["eventList"][first]["eventID"] = own
+    assert into.capture(sent, ALL_ROLES).accepted
+    with into.engine.connect() as conn:
+        held = conn.execute(select(sender_ids.c.event_id, sender_ids.c.event_hash)).all()
+        position = conn.execute(select(captured.c.seq).where(captured.c.event_hash == sent_hash(sent, first)))
+        at = position.scalar_one()
+    assert held == [(own, sent_hash(sent, first))]
+    assert at is not None and 0 < at <= ledger.chain.head()[0]  # the chain position of its step
+    head = ledger.chain.head()[0]
+    other = copy.deepcopy(sent)
+    other["epcisBody"]["eventList"].append({**listed[second], "eventID": own, "lotline:subject": "S-9998"})
+    refused = into.capture(other, ALL_ROLES)
+    assert [(e.index, e.code) for e in refused.errors] == [(len(listed), "epcis_duplicate_event_id")]
+    assert ledger.chain.head()[0] == head
+
+
+def sent_hash(sent: dict[str, Any], n: int) -> str:
+    return document_hash_ids(sent)[n]
+
+
+def test_what_a_capture_answers_to_is_written_with_its_events(
+    source: Any, target: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The captured hash IDs go in the events' own transaction (they were written after it, and a crash
+    between the two let a resend record the document again): a row already stored refuses the whole
+    write, and the capture, looking again, finds it."""
+    _, epcis = source
+    ledger, into = target
+    sent = exported(epcis, blinded=False)
+    first = document_hash_ids(sent)[0]
+    with into.engine.begin() as conn:  # another capture of the first event, written a moment ago
+        conn.execute(captured.insert().values(event_hash=first, seq=None, principal="qa", captured_at="now"))
+    real, heads = capture_module._captured, []
+
+    def not_yet(engine: Any, keys: Any) -> set[str]:
+        heads.append(ledger.chain.head()[0])
+        return set() if len(heads) == 1 else real(engine, keys)  # the first look came before that write
+
+    monkeypatch.setattr(capture_module, "_captured", not_yet)
+    again = into.capture(sent, ALL_ROLES)
+    assert heads == [0, 0]  # the first attempt's events were refused with its rows: nothing written
+    # ... and looked again (the stored row is now seen): its first event is known as captured, so the
+    # later ones that need it are refused, and still nothing is written.
+    assert not again.accepted and ledger.chain.head()[0] == 0
+
+
+def test_two_captures_racing_for_one_event_id_write_one(
+    source: Any, target: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two different events named with one eventID, in captures that both looked before either wrote:
+    the second write is refused whole by the first one's row, and looked at again its ID is taken."""
+    _, epcis = source
+    ledger, into = target
+    sent = exported(epcis, blinded=False)
+    first, second = _dispensing(sent)[:2]
+    own = "urn:uuid:6f1c0b5e-8f3a-4b2e-9a44-3c1d2e5f7a14"
+    sent["epcisBody"]["eventList"][first]["eventID"] = own
+    before = copy.deepcopy(sent)
+    before["epcisBody"]["eventList"] = events(sent)[:second]  # up to the second dispensing, not it
+    assert into.capture(before, ALL_ROLES).accepted
+    head = ledger.chain.head()[0]
+    later = copy.deepcopy(sent)
+    later["epcisBody"]["eventList"] = events(sent)[: second + 1]
+    later["epcisBody"]["eventList"][second]["eventID"] = own  # a step the ledger takes, with a taken ID
+    real, calls = capture_module._taken_ids, []
+
+    def not_yet(*args: Any) -> list[Any]:
+        calls.append(ledger.chain.head()[0])
+        return [] if len(calls) == 1 else real(*args)  # the first look came before the other's write
+
+    monkeypatch.setattr(capture_module, "_taken_ids", not_yet)
+    refused = into.capture(later, ALL_ROLES)
+    assert calls == [head, head]  # written and refused whole by the stored row, then looked at again
+    assert [(e.index, e.code) for e in refused.errors] == [(second, "epcis_duplicate_event_id")]
+    assert ledger.chain.head()[0] == head
+
+
+def test_an_event_id_longer_than_lotline_keeps_is_refused(source: Any, target: Any) -> None:
+    _, epcis = source
+    ledger, into = target
+    sent = exported(epcis, blinded=False)
+    at = _dispensing(sent)[0]
+    sent["epcisBody"]["eventList"][at]["eventID"] = "urn:example:" + "x" * 200
+    refused = into.capture(sent, ALL_ROLES)
+    assert not refused.accepted and ledger.chain.head()[0] == 0
+    assert [(e.index, e.code, e.pointer) for e in refused.errors] == [
+        (at, "epcis_not_kept", f"/epcisBody/eventList/{at}/eventID")
     ]
