@@ -223,17 +223,19 @@ class ChainReader(ABC):
         return links
 
     def expect(self, expectations: Expectations | None) -> None:
-        """Check `expectations` inside this thread's next insert (then forget them)."""
+        """Check `expectations` inside this thread's inserts until told otherwise (`expect(None)`, which
+        the ledger's writes do once their save has returned or raised): a write transaction the
+        recorder runs again after a lost connection checks them again."""
         self._written.expect = expectations
 
     def alongside(self, rows: RowsFor | None) -> None:
-        """Insert the rows `rows` makes from the written links in this thread's next insert, in its
-        transaction (then forget them); one already stored refuses the write with `RowExists`."""
+        """Insert the rows `rows` makes from the written links in this thread's inserts, in their
+        transaction, until told otherwise (`alongside(None)`; see `expect`); one already stored refuses
+        the write with `RowExists`."""
         self._written.alongside = rows
 
     def _rows_alongside(self, links: Sequence[tuple[int, str, int, bytes]]) -> Sequence[Row]:
         make: RowsFor | None = getattr(self._written, "alongside", None)
-        self._written.alongside = None
         return make([Link(*link) for link in links]) if make is not None else ()
 
     def _check_expectations(
@@ -242,7 +244,6 @@ class ChainReader(ABC):
         touched_after: Callable[[int], set[UUID]],
     ) -> None:
         expected: Expectations | None = getattr(self._written, "expect", None)
-        self._written.expect = None
         if expected is None:
             return
         streams = list(expected.versions)

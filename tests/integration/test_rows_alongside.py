@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from sqlalchemy import select
 
 from api.idempotency import keys
@@ -100,3 +101,39 @@ def test_a_write_that_loses_every_race_stores_no_row(
     with writes_nothing(program.ledger, ConcurrentWriteConflict):
         program.ledger.handle(HoldLot(lot_id=program.api, reason="x"), actors.qa, answer_row("r", []))
     assert stored(database_url) == []
+
+
+def test_a_write_the_store_runs_again_keeps_its_checks_and_rows(
+    program: Program, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the recorder runs a write transaction again after a lost connection or a
+    deadlock (the library's retry). The second run must check what the command read and insert its
+    rows as the first did: they were forgotten once read, and a retried write committed without them."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the recorder retries its write transaction on PostgreSQL only")
+    recorder: Any = program.ledger.recorder
+    real, runs = type(recorder)._insert_stored_events, []
+
+    def lost_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        runs.append(1)
+        if len(runs) == 1:
+            raise OperationalError("the connection was lost")  # after the chain rows and the rows
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(recorder), "_insert_stored_events", lost_once)
+    monkeypatch.setattr("eventsourcing.utils.sleep", lambda _seconds: None, raising=False)
+    checked: list[int] = []
+    real_check = ChainReader._check_expectations
+
+    def counting(self: Any, *args: Any) -> None:
+        checked.append(1)
+        real_check(self, *args)
+
+    monkeypatch.setattr(ChainReader, "_check_expectations", counting)
+    seen: list[Recorded] = []
+    recorded = program.ledger.handle(
+        HoldLot(lot_id=program.api, reason="deviation"), actors.qa, answer_row("k-retried", seen)
+    )
+    assert len(runs) == 2 and len(checked) == 2  # the transaction ran twice, checked twice
+    assert [key for key, _ in stored(database_url)] == ["k-retried"]
+    assert seen[-1] == recorded
