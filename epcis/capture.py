@@ -14,9 +14,10 @@
    of each event found wrong, and the block saves nothing.
 5. Otherwise the block saves every event in one transaction, and in that same transaction the captured
    hash IDs (`epcis_captured`) and the eventIDs of the sender's own naming (`epcis_sender_event_id`,
-   unique): a resend after a crash finds them, and of two captures racing with the same events or the
-   same eventID, one is written and the other, refused by the stored row, runs again and finds it (a
-   resend, or an eventID taken).
+   unique): a resend after a crash finds them, and of two captures racing with one eventID, one is
+   written and the other, refused by the stored row, runs again and finds the ID taken. (Two captures
+   of the same events mostly collide earlier, on the events' own keys and versions: a concurrent
+   write, 409; nothing is recorded twice.)
 """
 
 from __future__ import annotations
@@ -373,21 +374,11 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
         for i, o in enumerate(origins)
         if len(o.get("fields", "")) > KEPT_LIMIT
     ]
-    too_large += [
-        EventError(
-            i, "epcis_not_kept",
-            f"Lotline keeps eventIDs of at most {EVENT_ID_LIMIT} characters "
-            f"(this one has {len(e['eventID']):,})",
-            hashes[i], f"/epcisBody/eventList/{i}/eventID",
-        )
-        for i, e in enumerate(raw_events)
-        if isinstance(e.get("eventID"), str) and len(e["eventID"]) > EVENT_ID_LIMIT
-    ]
     if too_large:
-        return _refused(count, sorted(too_large, key=lambda e: e.index or 0), hashes)
+        return _refused(count, too_large, hashes)
     keys = [_key(h, e) for h, e in zip(hashes, doc.epcisBody.eventList, strict=True)]
     done = _captured(engine, keys)
-    taken = _taken_ids(engine, raw_events, keys, done, hashes)
+    taken = _long_ids(raw_events, keys, done, hashes) + _taken_ids(engine, raw_events, keys, done, hashes)
     if taken:
         return _refused(count, taken, hashes)
     planner = Planner(doc, hashes)
@@ -591,6 +582,23 @@ def _key(event_hash: str, event: Any) -> str:
     if event.errorDeclaration is None:
         return event_hash
     return f"{event_hash}#declared={event.errorDeclaration.declarationTime.isoformat()}"
+
+
+def _long_ids(
+    events: Sequence[Mapping[str, Any]], keys: Sequence[str], done: set[str], hashes: Sequence[str]
+) -> list[EventError]:
+    """New events whose eventID is longer than Lotline keeps (a resend of one captured before this
+    limit is still a resend)."""
+    return [
+        EventError(
+            i, "epcis_not_kept",
+            f"Lotline keeps eventIDs of at most {EVENT_ID_LIMIT} characters "
+            f"(this one has {len(e['eventID']):,})",
+            hashes[i], f"/epcisBody/eventList/{i}/eventID",
+        )
+        for i, e in enumerate(events)
+        if isinstance(e.get("eventID"), str) and len(e["eventID"]) > EVENT_ID_LIMIT and keys[i] not in done
+    ]
 
 
 def _taken_ids(

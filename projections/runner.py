@@ -224,6 +224,9 @@ class ProjectionRunner:
             cursor.execute(self._head_sql)
             row = cursor.fetchone()
             cursor.close()
+        except Exception:
+            raw.invalidate()  # e.g. a connection the server dropped: not back into the pool
+            raise
         finally:
             if driver is not None:
                 try:

@@ -359,12 +359,15 @@ class PlainClient:
 
     def __init__(self, base: str) -> None:
         host, port = base.removeprefix("http://").split(":")
-        self.host = host
-        self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.host, self.port = host, int(port)
+        self.sock: socket.socket | None = None
         self.buffer = b""
 
     def get(self, path: str, headers: dict[str, str]) -> int:
+        if self.sock is None:  # first, or after the server said it closes the connection
+            self.sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.buffer = b""
         lines = [f"GET {path} HTTP/1.1", f"Host: {self.host}", *(f"{k}: {v}" for k, v in headers.items())]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         while b"\r\n\r\n" not in self.buffer:
@@ -379,31 +382,44 @@ class PlainClient:
         while len(self.buffer) < length:
             self._read()
         self.buffer = self.buffer[length:]
+        if any(f.lower().replace(" ", "") == "connection:close" for f in fields):
+            self.close()
         return int(status_line.split(" ", 2)[1])
 
     def _read(self) -> None:
+        assert self.sock is not None
         chunk = self.sock.recv(1 << 20)
         if not chunk:
             raise ConnectionError("the server closed the connection")
         self.buffer += chunk
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
 
 
-def idle_plain(base: str, load: Load, rounds: int) -> Phase:
-    """The idle phase's requests again, through `PlainClient`: the same traces and floor, one at a time."""
+def idle_plain(base: str, load: Load, rounds: int, seed: int) -> Phase:
+    """The idle phase's requests again, through `PlainClient`: the same traces and floor, one at a time
+    (kits drawn from a generator of its own, so the later phases draw what they drew before). A request
+    that gets no answer counts as 598, as in the other phases, and the next one reconnects."""
     phase = Phase("idle, plain HTTP/1.1 client")
+    rng = random.Random(seed + 1)
     client = PlainClient(base)
     began = time.perf_counter()
     try:
         for _ in range(rounds):
             requests = [load.forward(lot) for lot in load.plan.api_lots]
-            for kit in load.rng.sample(load.plan.kits, min(len(load.plan.kits), len(load.plan.api_lots))):
+            for kit in rng.sample(load.plan.kits, min(len(load.plan.kits), len(load.plan.api_lots))):
                 requests += [load.backward(kit), load.floor()]
             for route, _, path, _, headers in requests:
                 sent = time.perf_counter()
-                status = client.get(path, headers)
+                try:
+                    status = client.get(path, headers)
+                except (OSError, RuntimeError, ValueError) as e:  # dropped, timed out, not HTTP
+                    status = 598
+                    phase.routes.setdefault(route, Route()).note(type(e).__name__)
+                    client.close()  # the next request connects afresh
                 phase.add(route, time.perf_counter() - sent, status)
     finally:
         client.close()
@@ -447,7 +463,7 @@ async def run_phases(base: str, load: Load, args: argparse.Namespace) -> list[Ph
     async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT, limits=limits) as client:
         phases = [await idle(client, load, args.idle_rounds)]
         report(phases[-1])
-        phases.append(idle_plain(base, load, args.idle_rounds))
+        phases.append(idle_plain(base, load, args.idle_rounds, args.seed))
         report(phases[-1])
         phases.append(await mixed(client, load, "peak", args.peak_receipts, args.peak_traces,
                                   args.peak_seconds, args.max_in_flight))

@@ -649,9 +649,9 @@ def _require_schema(ledger: Ledger, database_url: str) -> None:
     try:
         ledger.chain.head()
     except PersistenceError as e:
+        ledger.close()
         if not any(words in str(e) for words in _MISSING_TABLE):
             raise
-        ledger.close()
         raise StoreNotReady(
             "the store has no Lotline tables: run `lotline db upgrade` on it first",
             database_url=redacted(database_url), cause=str(e).splitlines()[0],

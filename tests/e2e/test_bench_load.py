@@ -18,10 +18,16 @@ def test_the_load_benchmark_reports_every_phase_and_route(database_url: str, tmp
     assert main(args) == 0
     figures = json.loads(out.read_text())
     [run] = figures["runs"]
-    assert [p["phase"] for p in run["phases"]] == ["idle", "peak", "ramp x1", "ramp x2"]
-    idle, peak, *ramp = run["phases"]
-    assert set(idle["routes"]) == {"forward trace", "backward trace", "floor (404)"}
-    assert idle["routes"]["floor (404)"]["requests"] == idle["routes"]["backward trace"]["requests"]
+    assert [p["phase"] for p in run["phases"]] == [
+        "idle", "idle, plain HTTP/1.1 client", "peak", "ramp x1", "ramp x2"
+    ]
+    idle, plain, peak, *ramp = run["phases"]
+    for quiet in (idle, plain):  # the same requests through httpx and through one plain socket
+        assert set(quiet["routes"]) == {"forward trace", "backward trace", "floor (404)"}
+        assert quiet["routes"]["floor (404)"]["requests"] == quiet["routes"]["backward trace"]["requests"]
+    assert {r: f["requests"] for r, f in plain["routes"].items()} == {
+        r: f["requests"] for r, f in idle["routes"].items()
+    }
     assert peak["routes"]["receipt"]["requests"] == 8 and ramp[1]["routes"]["receipt"]["requests"] == 8
     for phase in run["phases"]:
         for route, f in phase["routes"].items():

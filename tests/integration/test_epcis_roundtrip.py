@@ -21,6 +21,7 @@ from ledger.application import Ledger
 from ledger.domain import Shipment
 from ledger.verify import verify_chain
 from projections import genealogy as gen
+from projections.epcis_index import event_table as index_event
 from projections.runner import ProjectionRunner
 from tests.epcis_reference import schema_validator
 from tests.integration.epcis_helpers import ALL_ROLES, demo, events, exported, plain, rehashed, second_url  # noqa: F401
@@ -396,13 +397,16 @@ def test_an_event_id_is_taken_the_moment_its_capture_is_written(source: Any, tar
         position = conn.execute(select(captured.c.seq).where(captured.c.event_hash == sent_hash(sent, first)))
         at = position.scalar_one()
     assert held == [(own, sent_hash(sent, first))]
-    assert at is not None and 0 < at <= ledger.chain.head()[0]  # the chain position of its step
     head = ledger.chain.head()[0]
     other = copy.deepcopy(sent)
     other["epcisBody"]["eventList"].append({**listed[second], "eventID": own, "lotline:subject": "S-9998"})
-    refused = into.capture(other, ALL_ROLES)
+    refused = into.capture(other, ALL_ROLES)  # the EPCIS index has not been synced: not what found it
     assert [(e.index, e.code) for e in refused.errors] == [(len(listed), "epcis_duplicate_event_id")]
     assert ledger.chain.head()[0] == head
+    into.indexer.sync()
+    with into.engine.connect() as conn:  # the index places an event at its step's first ledger event
+        indexed = conn.execute(select(index_event.c.seq).where(index_event.c.event_id == own)).scalar_one()
+    assert at == indexed
 
 
 def sent_hash(sent: dict[str, Any], n: int) -> str:
