@@ -50,7 +50,6 @@ from epcis.models import (
     validation_problems,
 )
 from ledger.application import Ledger
-from ledger.application.core import Staged
 from ledger.commands import (
     ActivateSite,
     Arm,
@@ -385,16 +384,13 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
     planned, errors = planner.plan()
     fresh, duplicates = _drop_duplicates(planned, keys, done, errors)
     starts: list[int] = []
-    blocks: list[Staged] = []
     principal = actors.actors[0].principal
 
     def remembered(links: Sequence[Link]) -> list[Row]:
-        """The rows written with the events: each step's keys, at the chain position of its first event,
-        and the sender's own eventIDs."""
-        events = blocks[0].events
-        at = {(link.stream, link.version): link.seq for link in links}
-        firsts = [events[start] if start < end else None for start, end in pairwise([*starts, len(events)])]
-        seqs = [None if e is None else at.get((str(e.originator_id), e.originator_version)) for e in firsts]
+        """The rows written with the events: each step's keys, at the chain position of its first event
+        (the block's events are written in order, a link each), and the sender's own eventIDs."""
+        bounds = pairwise([*starts, len(links)])
+        seqs = [links[start].seq if start < end else None for start, end in bounds]
         return _remembered(fresh, seqs, principal, raw_events, hashes)
 
     # An event's time is its business time; a partner's system recorded it first, so one older than the
@@ -402,7 +398,6 @@ def _capture(ledger: Ledger, engine: Engine, raw: Any, actors: Actors) -> Captur
     late = "captured from an EPCIS document: recorded first by the system that sent it"
     try:
         with ledger.late_entries_because(late), ledger.atomically(alongside=remembered) as staged:
-            blocks.append(staged)
             errors += planner.master_data(ledger, actors)
             for step in fresh if not errors else ():
                 starts.append(len(staged.events))
@@ -679,14 +674,14 @@ def _remembered(
 ) -> list[Row]:
     now = datetime.now(UTC).isoformat()
     rows = [
-        Row("epcis_captured", {"event_hash": k, "seq": seq, "principal": principal, "captured_at": now})
+        Row(captured.name, {"event_hash": k, "seq": seq, "principal": principal, "captured_at": now})
         for step, seq in zip(steps, seqs, strict=True)
         for k in dict.fromkeys(step.keys)
     ]
     for step in steps:
         for i in step.indices:
             if (event_id := _sender_id(events[i])) is not None:
-                rows.append(Row("epcis_sender_event_id", {"event_id": event_id, "event_hash": hashes[i]}))
+                rows.append(Row(sender_ids.name, {"event_id": event_id, "event_hash": hashes[i]}))
     return rows
 
 
