@@ -1,8 +1,9 @@
 """The console's screens of a place: its inbound shipments and the receipt, kit by kit; its kits with
-their flags, and each kit's history."""
+their flags, and each kit's history; on one kit at a site, dispense it or record its return."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID, uuid4
@@ -22,15 +23,15 @@ from api.console import (
     places_by_id,
     text_of,
 )
-from api.console.stock import steps_for
+from api.console.stock import field_error, steps_for
 from api.schemas.results import ReceiptConfirmed
 from api.views import shipment_to
 from ledger.access import sees_place
-from ledger.commands import ConfirmReceipt
+from ledger.commands import Command, ConfirmReceipt, Dispense, ReturnKit
 from ledger.domain import Kit, Shipment
 from ledger.domain.location import LocationKind
 from ledger.domain.whereabouts import KitStatus
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, NotFound
 from ledger.values import Role
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
@@ -228,3 +229,54 @@ def _receipt_page(
         errors=values.pop("errors", {}),
         **values,
     )
+
+
+# --- one kit at a site: dispense it, record its return ----------------------------------------------
+
+
+KIT_STEPS: dict[str, tuple[str, Callable[[UUID, UUID, FormData], Command]]] = {
+    "dispense": (
+        "Dispensed to subject {value}.",
+        lambda site, kit, form: Dispense(
+            site_id=site, kit_id=kit, subject=(text_of(form, "subject") or "").strip()
+        ),
+    ),
+    "return": (
+        "Recorded the kit's return ({value}).",
+        lambda site, kit, form: ReturnKit(
+            site_id=site, kit_id=kit, condition=text_of(form, "condition") or ""
+        ),
+    ),
+}
+
+
+@router.post("/sites/{site_id}/kits/{kit_id}/{step}")
+async def kit_step(me: PersonDep, site_id: UUID, kit_id: UUID, step: str) -> Response:
+    """Dispense the kit to a subject, or record it brought back (used, unused, partially used); a
+    refusal shows the kit's page again with the reason beside the step."""
+    form = await me.request.form()
+    me.require_csrf(form)
+    if not sees_place(me.user.role, me.user.places, site_id):
+        return me.forbidden(f"{me.user.principal} is not bound to this place.")
+    if step not in KIT_STEPS:
+        return me.not_found(f"No such step on a kit: {step}")
+    done, command = KIT_STEPS[step]
+    try:
+        await me.record(form, lambda: command(site_id, kit_id, form))
+    except NotFound as e:
+        return me.not_found(e.message)
+    except LedgerError as e:
+        if e.code in ("not_authorised", "forbidden", "not_bound_here"):
+            return me.forbidden(e.message)
+        names = ("subject",) if step == "dispense" else ("condition",)
+        return kit_page(
+            me,
+            site_id,
+            kit_id,
+            422,
+            form=form,
+            errors={step: next(iter(field_error(e, names, step).values()))},
+        )
+    value = text_of(form, "subject" if step == "dispense" else "condition") or ""
+    back = f"{PATH}/sites/{site_id}/kits/{kit_id}?done=" + quote(done.format(value=value.strip()))
+    return RedirectResponse(back, 303)

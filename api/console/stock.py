@@ -1,6 +1,6 @@
 """The console's steps on a place's kits, for sites and depots: report a storage excursion, send kits
 back to a depot (site), receive kits sent back (depot), ship released kits to a site (depot), destroy
-kits whose destruction QA authorised; and on one kit at a site, dispense it or record its return. QA's
+kits whose destruction QA authorised. QA's
 signed steps on the kits of any place: release quarantined kits back to use or reject them, and
 authorise destruction; each asks for the password again and shows the signature's meaning.
 
@@ -28,16 +28,14 @@ from ledger.commands import (
     Command,
     DecideQuarantine,
     DestroyKits,
-    Dispense,
     ReceiveReturnedKits,
     ReportExcursion,
-    ReturnKit,
     ReturnToDepot,
     Ship,
 )
 from ledger.domain.location import LocationKind
 from ledger.domain.whereabouts import KitStatus
-from ledger.errors import LedgerError, NotFound
+from ledger.errors import LedgerError
 from ledger.values import Meaning, Role
 from projections.views import LocationRef
 
@@ -309,55 +307,3 @@ def _page(
         errors=values.pop("errors", {}),
         **values,
     )
-
-
-# --- one kit at a site: dispense it, record its return ----------------------------------------------
-
-
-KIT_STEPS: dict[str, tuple[str, Callable[[UUID, UUID, FormData], Command]]] = {
-    "dispense": (
-        "Dispensed to subject {value}.",
-        lambda site, kit, form: Dispense(
-            site_id=site, kit_id=kit, subject=(text_of(form, "subject") or "").strip()
-        ),
-    ),
-    "return": (
-        "Recorded the kit's return ({value}).",
-        lambda site, kit, form: ReturnKit(
-            site_id=site, kit_id=kit, condition=text_of(form, "condition") or ""
-        ),
-    ),
-}
-
-
-@router.post("/sites/{site_id}/kits/{kit_id}/{step}")
-async def kit_step(me: PersonDep, site_id: UUID, kit_id: UUID, step: str) -> Response:
-    """Dispense the kit to a subject, or record it brought back (used, unused, partially used)."""
-    from api.console.sites import kit_page  # the kit's page, shown again with the refusal
-
-    form = await me.request.form()
-    me.require_csrf(form)
-    if not sees_place(me.user.role, me.user.places, site_id):
-        return me.forbidden(f"{me.user.principal} is not bound to this place.")
-    if step not in KIT_STEPS:
-        return me.not_found(f"No such step on a kit: {step}")
-    done, command = KIT_STEPS[step]
-    try:
-        await me.record(form, lambda: command(site_id, kit_id, form))
-    except NotFound as e:
-        return me.not_found(e.message)
-    except LedgerError as e:
-        if e.code in ("not_authorised", "forbidden", "not_bound_here"):
-            return me.forbidden(e.message)
-        names = ("subject",) if step == "dispense" else ("condition",)
-        return kit_page(
-            me,
-            site_id,
-            kit_id,
-            422,
-            form=form,
-            errors={step: next(iter(field_error(e, names, step).values()))},
-        )
-    value = text_of(form, "subject" if step == "dispense" else "condition") or ""
-    back = f"{PATH}/sites/{site_id}/kits/{kit_id}?done=" + quote(done.format(value=value.strip()))
-    return RedirectResponse(back, 303)
