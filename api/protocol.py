@@ -27,7 +27,7 @@ class CoalescedWrites:
     pausing reads."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
+        self.transport = transport
         self._loop = loop
         self._held: bytes | None = None
 
@@ -36,37 +36,38 @@ class CoalescedWrites:
             data, self._held = self._held + bytes(data), None
         elif len(data) < HELD_BYTES:
             self._held = bytes(data)
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
             return
         if data:
-            self._transport.write(data)
+            self.transport.write(data)
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
             self.write(line)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send the write held, if any."""
         held, self._held = self._held, None
-        if held and not self._transport.is_closing():
-            self._transport.write(held)
+        if held and not self.transport.is_closing():
+            self.transport.write(held)
 
     def close(self) -> None:
-        self._flush()
-        self._transport.close()
+        self.flush()
+        self.transport.close()
 
     def write_eof(self) -> None:
-        self._flush()
-        self._transport.write_eof()
+        self.flush()
+        self.transport.write_eof()
 
     def abort(self) -> None:
         self._held = None
-        self._transport.abort()
+        self.transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + len(self._held or b"")
+        return self.transport.get_write_buffer_size() + len(self._held or b"")
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+        return getattr(self.transport, name)
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -74,3 +75,12 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescedWrites(transport, self.loop))  # type: ignore[arg-type]
+
+    def handle_websocket_upgrade(self) -> None:
+        """A WebSocket (EPCIS subscriptions) gets the connection's own transport: its frames are not
+        answers to put together, and its protocol is the websockets library's."""
+        writes = self.transport
+        if isinstance(writes, CoalescedWrites):
+            writes.flush()
+            self.transport = writes.transport
+        super().handle_websocket_upgrade()

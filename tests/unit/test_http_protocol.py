@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from websockets.sync.client import connect
 
 from api.protocol import HELD_BYTES, CoalescedWrites, HttpProtocol
 
@@ -120,7 +121,15 @@ def test_the_rest_is_the_transports_own(loop: asyncio.AbstractEventLoop) -> None
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """A plain answer on `/`, a streamed one of many chunks on `/stream`."""
+    """A plain answer on `/`, a streamed one of many chunks on `/stream`; a WebSocket echoes twice."""
+    if scope["type"] == "websocket":
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        for _ in range(2):
+            said = await receive()
+            await send({"type": "websocket.send", "text": "heard " + said["text"]})
+        await send({"type": "websocket.close", "code": 1000})
+        return
     if scope["type"] != "http":
         return
     if scope["path"] == "/stream":
@@ -186,3 +195,11 @@ def test_uvicorn_answers_through_it_whole_and_in_order() -> None:
         closing = received(sock, b'{"answer": 42}')
         assert b"connection: close" in closing.lower()
         assert sock.recv(1) == b""  # the server closed after sending it all
+
+
+def test_a_websocket_gets_the_connections_own_transport() -> None:
+    with serving() as port, connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10) as ws:
+        ws.send("one")
+        assert ws.recv(timeout=10) == "heard one"
+        ws.send("two")
+        assert ws.recv(timeout=10) == "heard two"
