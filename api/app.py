@@ -93,7 +93,8 @@ class ReadModels(BaseModel):
     failed: list[FailedReadModel] = []
     epcis_index: int | None = None
     """The chain position the EPCIS index has reached (kept by the projection worker beside the read
-    models; EPCIS queries wait for it, and its lag alone does not make the API unready)."""
+    models; EPCIS queries wait for it, and its lag alone does not make the API unready; stopped on an
+    error, it is listed in `failed` as `epcis_index`)."""
 
 
 class Readiness(BaseModel):
@@ -211,7 +212,8 @@ def _readiness(ledger: Ledger, read_side: ReadSide, epcis: Epcis) -> Readiness:
         return Readiness(ready=False, store_reachable=False, read_models=ReadModels(reachable=False))
     try:
         positions = read_side.runner.positions()
-        failed = [FailedReadModel(**f.as_dict()) for f in read_side.runner.failures()]
+        stopped = [*read_side.runner.failures(), *filter(None, [epcis.failure()])]
+        failed = [FailedReadModel(**f.as_dict()) for f in stopped]
         indexed = epcis.position()
     except SQLAlchemyError:
         log.exception("readiness: the read models do not answer")

@@ -42,8 +42,8 @@ from ledger.commands.base import one_line
 from ledger.db import open_engine
 from ledger.errors import InvalidInput, NotFound
 from ledger.values import Actor
-from projections.base import ProjectionTimeout
-from projections.epcis_index import EpcisIndex
+from projections.base import ERROR_TEXT_MAX, Failure, ProjectionTimeout
+from projections.epcis_index import FAILURE_NAME, EpcisIndex
 
 log = logging.getLogger("lotline.epcis")
 
@@ -101,31 +101,58 @@ class Epcis:
     def _current(self, after: int | None = None) -> None:
         """Bring the index up to date (not followed), or wait for it to reach `after` (followed)."""
         if not self.followed:
-            self.indexer.sync()
+            self.sync()
             return
         if after is None:
             return
         deadline = time.monotonic() + self.wait_seconds
         while (reached := self.index.position()) < after:
-            if time.monotonic() >= deadline:
-                raise ProjectionTimeout(after, reached, self.wait_seconds, [])
+            stuck = [f for f in [self.failure()] if f is not None and f.position <= after]
+            if stuck or time.monotonic() >= deadline:  # stopped before `after`: no wait reaches it
+                raise ProjectionTimeout(after, reached, self.wait_seconds, stuck)
             time.sleep(_POLL_SECONDS)
 
     def follow(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
         """Index new chain events until `stop` is set (a projection worker's thread). A failure is
-        logged and tried again a poll later; it never stops the worker's read models."""
+        logged, recorded for `/ready` and `lotline project` (`failure`), and tried again a poll later;
+        it never stops the worker's read models."""
         failed: str | None = None
         while not stop.is_set():
-            before = self.index.position()
+            before: int | None = None
             try:
-                moved = self.indexer.sync() > before
+                before = self.index.position()
+                moved = self.sync() > before
                 failed = None
             except Exception as e:  # isolated: the index alone stops moving; the worker goes on
                 if repr(e) != failed:
-                    log.exception("the EPCIS index stopped at position %d", before)
+                    log.exception("the EPCIS index stopped at position %s", before)
                 failed, moved = repr(e), False
             if not moved:
                 stop.wait(poll_seconds)
+
+    def sync(self) -> int:
+        """Index every chain event not yet indexed; the position reached. A failure is recorded
+        (`failure`: the first position not indexed and the error) before it is raised, once per
+        distinct failure; a sync that reaches the head clears it."""
+        before = self.index.position()
+        try:
+            reached = self.indexer.sync()
+        except Exception as e:
+            first_line = (str(e).splitlines() or [""])[0]  # a store error goes on with its SQL
+            stopped = Failure(FAILURE_NAME, before + 1, f"{type(e).__name__}: {first_line}"[:ERROR_TEXT_MAX])
+            try:
+                if self.index.failure() != stopped:
+                    self.index.record_failure(stopped.position, stopped.error)
+            except Exception:  # a store that does not answer at all: the error raised says it
+                log.exception("could not record where the EPCIS index stopped (position %d)", before)
+            raise
+        if self.index.failure() is not None:
+            self.index.clear_failure()
+        return reached
+
+    def failure(self) -> Failure | None:
+        """Where and why the index stopped, if it did (in any process), as a read model's failure."""
+        return self.index.failure()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -3,7 +3,8 @@
 Tables: `epcis_event` (one row per EPCIS event: the chain position `seq` of the step it comes from and
 its index `idx` within that step, its time, type, bizStep, disposition, bizLocation and JSON),
 `epcis_event_epc` (each identifier an event names, with its role) and `epcis_index_position` (the last
-chain seq indexed). The treatment allocation is never in them: only blinded events are handed in.
+chain seq indexed, and where and why the index stopped, if it did: `/ready` and `lotline project` say
+so). The treatment allocation is never in them: only blinded events are handed in.
 
 The EPCIS adapter (`epcis.query.Indexer`) maps the chain's steps to EPCIS events and hands them in as
 plain `Entry` values, identifiers and CBV words already canonical; this read model stores them and
@@ -26,16 +27,25 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Engine,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     func,
     select,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from projections.base import ERROR_TEXT_MAX, Failure
+
+FAILURE_NAME = "epcis_index"
+"""The index's name where read models' failures are listed (`/ready`, `lotline project`)."""
 
 metadata = MetaData()
 event_table = Table(
@@ -77,6 +87,9 @@ position_table = Table(
     metadata,
     Column("name", String(16), primary_key=True),
     Column("seq", BigInteger, nullable=False),
+    # Where the index stopped and why, until a sync moves it again (revision 0011).
+    Column("failed_position", BigInteger, nullable=True),
+    Column("failed_error", Text, nullable=True),
 )
 
 
@@ -160,6 +173,34 @@ class EpcisIndex:
             seq = conn.execute(select(position_table.c.seq).where(position_table.c.name == "epcis")).scalar()
         return int(seq or 0)
 
+    def failure(self) -> Failure | None:
+        """Where and why the index stopped, as a read model's failure (`name` "epcis_index"): recorded by
+        whichever process keeps it, cleared once it moves again."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(position_table.c.failed_position, position_table.c.failed_error)
+                .where(position_table.c.name == "epcis", position_table.c.failed_position.is_not(None))
+            ).first()
+        return None if row is None else Failure(FAILURE_NAME, int(row[0]), row[1] or "")
+
+    def record_failure(self, position: int, error: str) -> None:
+        """Record that indexing the chain from `position` (the first position not indexed) failed."""
+        with self.engine.begin() as conn:
+            _insert_position(conn, seq=0)
+            conn.execute(
+                position_table.update().where(position_table.c.name == "epcis")
+                .values(failed_position=position, failed_error=error[:ERROR_TEXT_MAX])
+            )
+
+    def clear_failure(self) -> None:
+        """Forget a recorded failure: the index reached the head since."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                position_table.update()
+                .where(position_table.c.name == "epcis", position_table.c.failed_position.is_not(None))
+                .values(failed_position=None, failed_error=None)
+            )
+
     def clear(self) -> None:
         """Forget every indexed event: the next sync indexes the chain from its start."""
         with self.engine.begin() as conn:
@@ -177,12 +218,10 @@ class EpcisIndex:
             moved = conn.execute(
                 position_table.update()
                 .where(position_table.c.name == "epcis", position_table.c.seq == old)
-                .values(seq=new)
+                .values(seq=new, failed_position=None, failed_error=None)
             ).rowcount
-            if not moved:
-                if old != 0 or conn.execute(select(position_table.c.seq)).first() is not None:
-                    return False  # indexed meanwhile by another process: its rows stand
-                conn.execute(position_table.insert().values(name="epcis", seq=new))
+            if not moved and (old != 0 or not _insert_position(conn, seq=new)):
+                return False  # indexed meanwhile by another process: its rows stand
             if rows:
                 conn.execute(event_table.insert(), rows)
             if epcs:
@@ -244,6 +283,14 @@ VALUE_KINDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "dispositions": ("disposition", None),
 }
 """What `EpcisIndex.values` lists: an event column, or the identifiers named in some roles."""
+
+
+def _insert_position(conn: Connection, seq: int) -> bool:
+    """Make the index's position row at `seq` unless one exists (another process may make it at the
+    same moment: the loser's insert is skipped, not an error); whether this call made it."""
+    insert = (sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert)(position_table)
+    made = conn.execute(insert.values(name="epcis", seq=seq).on_conflict_do_nothing()).rowcount
+    return bool(made)
 
 
 def _matching(query: EventQuery) -> list[Any]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from epcis import Epcis
+from projections.epcis_index import FAILURE_NAME
 from projections.runner import DEFAULT_BATCH, REBUILD_BATCH, ProjectionRunner
 from scripts.db import existing_store
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     epcis = Epcis(runner.ledger, url)
     try:
         began = time.perf_counter()
+        index_error: str | None = None
         if args.rebuild:
             read = runner.rebuild(batch_size=args.batch_size or REBUILD_BATCH, progress=_progress(runner))
             epcis.index.clear()
@@ -58,16 +60,23 @@ def run(args: argparse.Namespace) -> int:
         if not args.follow:  # following, the index's own thread catches it up beside the read models
             began = time.perf_counter()
             before = epcis.position()
-            indexed = epcis.indexer.sync() - before
-            took = time.perf_counter() - began
-            print(f"indexed {indexed:,} chain positions for EPCIS in {took:.1f} s", file=sys.stderr)
+            try:
+                indexed = epcis.sync() - before
+            except Exception as e:  # recorded where the store allows (epcis.failure()), reported below
+                log.exception("the EPCIS index stopped at position %d", before)
+                index_error = f"lotline project: the EPCIS index stopped at position {before}: {e!r}"
+            else:
+                took = time.perf_counter() - began
+                print(f"indexed {indexed:,} chain positions for EPCIS in {took:.1f} s", file=sys.stderr)
         for name, position in runner.positions().items():
             print(f"{name}: {position}")
         print(f"epcis index: {epcis.position()}")
-        failed = runner.failures()
+        failed = [*runner.failures(), *filter(None, [epcis.failure()])]
         for failure in failed:
             print(f"lotline project: {failure.describe()}", file=sys.stderr)
-        if failed and not args.follow:
+        if index_error is not None and not any(f.name == FAILURE_NAME for f in failed):
+            print(index_error[:2000], file=sys.stderr)  # not recorded: the store refused that too
+        if (failed or index_error is not None) and not args.follow:
             return 1
         if args.follow:
             # A supervisor stops a projection process with SIGTERM: finish the batch, then exit.

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import IntegrityError
 
 from api.app import create_app
+from epcis import Epcis
 from ledger.application import Ledger
 from ledger.commands import HoldLot
 from ledger.config import Settings
@@ -17,7 +19,9 @@ from ledger.identity import Identity
 from projections.base import ProjectionTimeout
 from projections.custody import Custody
 from projections.db import open_engine
+from projections.epcis_index import position_table
 from projections.runner import ProjectionRunner
+from scripts import cli
 from tests.api.conftest import FAST_SCRYPT, Api, populate
 from tests.builders import Program
 from tests.projection_builders import QA
@@ -112,3 +116,41 @@ def test_opening_a_recall_waits_for_the_genealogy_instead_of_applying_events(
     catch_up(api, database_url).engine.dispose()
     _, source = read_side.kit_states()
     assert source == {"reader": "genealogy read model", "as_of": api.position()}
+
+
+def test_an_epcis_index_that_stops_is_named_by_ready_and_by_lotline_project(
+    no_worker: Api, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = no_worker
+    populate(api)
+    catch_up(api, database_url).engine.dispose()
+    epcis = Epcis(api.ledger, database_url)
+    try:
+        head = epcis.sync()
+        assert head == api.position() and epcis.failure() is None
+        # The index's position falls behind rows it holds (as in a store copied while it was written):
+        # indexing again from there collides with them.
+        with epcis.engine.begin() as conn:
+            conn.execute(position_table.update().values(seq=0))
+        with pytest.raises(IntegrityError):
+            epcis.sync()
+        failure = epcis.failure()
+        assert failure is not None and (failure.name, failure.position) == ("epcis_index", 1)
+        assert failure.error.startswith("IntegrityError: ") and "[SQL:" not in failure.error
+
+        ready = api.client.get("/ready", headers=api.auth("recall1"))
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["read_models"]["failed"] == [failure.as_dict()]
+        capsys.readouterr()
+        assert cli.main(["project", "--database-url", database_url]) == 1
+        said = capsys.readouterr()
+        assert "epcis index: 0" in said.out
+        stopped = "lotline project: read model epcis_index failed on the event at position 1: IntegrityError"
+        assert stopped in said.err
+
+        # Rebuilt, the index moves again and the failure is gone.
+        assert cli.main(["project", "--rebuild", "--database-url", database_url]) == 0
+        assert epcis.failure() is None and epcis.position() == head
+        assert api.client.get("/ready", headers=api.auth("recall1")).status_code == 200
+    finally:
+        epcis.close()
