@@ -32,14 +32,16 @@ class CoalescedWrites:
         self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._held is not None:
-            data, self._held = self._held + bytes(data), None
-        elif len(data) < HELD_BYTES:
+        held, self._held = self._held, None
+        if held is None and len(data) < HELD_BYTES:
             self._held = bytes(data)
             self._loop.call_soon(self.flush)
-            return
-        if data:
+        elif held is None:
             self.transport.write(data)
+        elif len(data) < HELD_BYTES:
+            self.transport.write(held + bytes(data))
+        else:  # a large body is not copied to be put behind its head
+            self.transport.writelines([held, data])
 
     def writelines(self, lines: Any) -> None:
         for line in lines:

@@ -38,6 +38,9 @@ class Transport:
     def abort(self) -> None:
         self.aborted = self.closed = True
 
+    def writelines(self, lines: list[bytes]) -> None:
+        self.write(b"".join(lines))
+
     def write_eof(self) -> None:
         self.writes.append(b"<eof>")
 
@@ -154,10 +157,11 @@ def serving() -> Iterator[int]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        for _ in range(500):
+        for _ in range(1000):
             if server.started:
                 break
             threading.Event().wait(0.01)
+        assert server.started, "uvicorn did not start within 10 s"
         yield port
     finally:
         server.should_exit = True
