@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lotline serve: projection worker started (pid {worker.pid})", file=sys.stderr)
     try:
         uvicorn.run("api.app:served_app", factory=True, host=args.host or settings.host,
-                    port=settings.port if args.port is None else args.port, workers=args.workers,
-                    http="api.protocol:HttpProtocol")
+                    port=settings.port if args.port is None else args.port, workers=args.workers)
     finally:
         if worker is not None:
             worker.terminate()
