@@ -212,8 +212,7 @@ def _readiness(ledger: Ledger, read_side: ReadSide, epcis: Epcis) -> Readiness:
         return Readiness(ready=False, store_reachable=False, read_models=ReadModels(reachable=False))
     try:
         positions = read_side.runner.positions()
-        stopped = [*read_side.runner.failures(), *filter(None, [epcis.failure()])]
-        failed = [FailedReadModel(**f.as_dict()) for f in stopped]
+        failed = [FailedReadModel(**f.as_dict()) for f in [*read_side.runner.failures(), *epcis.failures()]]
         indexed = epcis.position()
     except SQLAlchemyError:
         log.exception("readiness: the read models do not answer")

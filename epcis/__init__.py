@@ -107,7 +107,7 @@ class Epcis:
             return
         deadline = time.monotonic() + self.wait_seconds
         while (reached := self.index.position()) < after:
-            stuck = [f for f in [self.failure()] if f is not None and f.position <= after]
+            stuck = [f for f in self.failures() if f.position <= after]
             if stuck or time.monotonic() >= deadline:  # stopped before `after`: no wait reaches it
                 raise ProjectionTimeout(after, reached, self.wait_seconds, stuck)
             time.sleep(_POLL_SECONDS)
@@ -150,9 +150,10 @@ class Epcis:
             self.index.clear_failure()
         return reached
 
-    def failure(self) -> Failure | None:
-        """Where and why the index stopped, if it did (in any process), as a read model's failure."""
-        return self.index.failure()
+    def failures(self) -> list[Failure]:
+        """Where and why the index stopped, if it did (in any process), as read models' failures are
+        listed (`ProjectionRunner.failures`): none or one."""
+        return [f for f in [self.index.failure()] if f is not None]
 
     def close(self) -> None:
         self.engine.dispose()

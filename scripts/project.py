@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from epcis import Epcis
+from projections.base import ERROR_TEXT_MAX
 from projections.epcis_index import FAILURE_NAME
 from projections.runner import DEFAULT_BATCH, REBUILD_BATCH, ProjectionRunner
 from scripts.db import existing_store
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             before = epcis.position()
             try:
                 indexed = epcis.sync() - before
-            except Exception as e:  # recorded where the store allows (epcis.failure()), reported below
+            except Exception as e:  # recorded where the store allows (epcis.failures()), reported below
                 log.exception("the EPCIS index stopped at position %d", before)
                 index_error = f"lotline project: the EPCIS index stopped at position {before}: {e!r}"
             else:
@@ -71,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
         for name, position in runner.positions().items():
             print(f"{name}: {position}")
         print(f"epcis index: {epcis.position()}")
-        failed = [*runner.failures(), *filter(None, [epcis.failure()])]
+        failed = [*runner.failures(), *epcis.failures()]
         for failure in failed:
             print(f"lotline project: {failure.describe()}", file=sys.stderr)
         if index_error is not None and not any(f.name == FAILURE_NAME for f in failed):
-            print(index_error[:2000], file=sys.stderr)  # not recorded: the store refused that too
+            print(index_error[:ERROR_TEXT_MAX], file=sys.stderr)  # not recorded: the store refused that too
         if (failed or index_error is not None) and not args.follow:
             return 1
         if args.follow:

@@ -127,15 +127,15 @@ def test_an_epcis_index_that_stops_is_named_by_ready_and_by_lotline_project(
     epcis = Epcis(api.ledger, database_url)
     try:
         head = epcis.sync()
-        assert head == api.position() and epcis.failure() is None
+        assert head == api.position() and epcis.failures() == []
         # The index's position falls behind rows it holds (as in a store copied while it was written):
         # indexing again from there collides with them.
         with epcis.engine.begin() as conn:
             conn.execute(position_table.update().values(seq=0))
         with pytest.raises(IntegrityError):
             epcis.sync()
-        failure = epcis.failure()
-        assert failure is not None and (failure.name, failure.position) == ("epcis_index", 1)
+        [failure] = epcis.failures()
+        assert (failure.name, failure.position) == ("epcis_index", 1)
         assert failure.error.startswith("IntegrityError: ") and "[SQL:" not in failure.error
 
         ready = api.client.get("/ready", headers=api.auth("recall1"))
@@ -150,7 +150,7 @@ def test_an_epcis_index_that_stops_is_named_by_ready_and_by_lotline_project(
 
         # Rebuilt, the index moves again and the failure is gone.
         assert cli.main(["project", "--rebuild", "--database-url", database_url]) == 0
-        assert epcis.failure() is None and epcis.position() == head
+        assert epcis.failures() == [] and epcis.position() == head
         assert api.client.get("/ready", headers=api.auth("recall1")).status_code == 200
     finally:
         epcis.close()
