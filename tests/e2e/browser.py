@@ -63,7 +63,6 @@ class Screens:
     def press(self, ident: str) -> None:
         """Press a form's button and wait for the page it answers with."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as shown
         from selenium.webdriver.support.ui import WebDriverWait
 
         # The page the button is on must have finished loading: a click on a page still being built
@@ -72,7 +71,7 @@ class Screens:
         WebDriverWait(self.b, 15).until(lambda b: b.execute_script(loaded))
         page = self.b.find_element(By.TAG_NAME, "html")
         self.b.find_element(By.ID, ident).click()
-        WebDriverWait(self.b, 15).until(shown.staleness_of(page))
+        WebDriverWait(self.b, 15).until(lambda _: _replaced(page))
 
     def shot(self, name: str, at: str | None = None) -> None:
         if at is not None:
@@ -91,3 +90,20 @@ class Screens:
         self.b.find_element(By.ID, "password").send_keys(password)
         self.b.find_element(By.ID, "sign-in").click()
         self.element("sign-out")
+
+
+def _replaced(page: Any) -> bool:
+    """Whether the old page's root is gone: `staleness_of`, which knows only the stale-element error,
+    where Chrome 156 may answer "Node with given id does not belong to the document" for the same."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in (e.msg or ""):
+            return True
+        raise
+    return False
+
