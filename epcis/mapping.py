@@ -413,7 +413,7 @@ def _quantity_corrected(m: Mapper, s: Step) -> list[dict[str, Any]]:
     lot = m.lot(e.originator_id)
     received = lot_created_event(m, lot.id)
     (link,) = m.ledger.chain.links_for([(lot.id, 1)])
-    source = Source(link.seq, link.stream, link.version, link.chain_hash, link.seq)
+    source = Source(link.seq, str(link.stream), link.version, link.chain_hash, link.seq)
     (original,) = m.map(Step("Lot.Received", (received,), source))
     corrective = lot_receipt(m, lot, received, e.quantity)
     corrective["recordTime"] = _record_time(e)

@@ -51,7 +51,7 @@ class Link:
     """Where one event sits in the chain: its position `seq` and its chain hash."""
 
     seq: int
-    stream: str
+    stream: UUID
     version: int
     chain_hash: bytes
 
@@ -160,12 +160,16 @@ def _chunked(pairs: Iterable[tuple[UUID, int]]) -> Iterator[list[tuple[UUID, int
         yield chunk
 
 
-def _links(prev: bytes, last_seq: int, events: Sequence[StoredEvent]) -> list[tuple[int, str, int, bytes]]:
+def _links(prev: bytes, last_seq: int, events: Sequence[StoredEvent]) -> list[tuple[int, UUID, int, bytes]]:
+    """The chain rows (seq, stream, version, hash) of `events` appended after `last_seq`, whose hash
+    is `prev`. The stream is the event's own UUID, kept as it is: every use of the rows (the store's
+    insert, the command's answer) takes it as a UUID, and a text form made here was parsed back
+    twice per event."""
     rows = []
     for offset, e in enumerate(events, start=1):
         seq = last_seq + offset
         prev = link_hash(prev, encode_event(seq, e.originator_id, e.originator_version, e.topic, e.state))
-        rows.append((seq, str(e.originator_id), e.originator_version, prev))
+        rows.append((seq, cast(UUID, e.originator_id), e.originator_version, prev))
     return rows
 
 
@@ -193,7 +197,7 @@ class ChainReader(ABC):
     def _sign_commit(
         self,
         head: tuple[int, bytes],
-        rows: Sequence[tuple[int, str, int, bytes]],
+        rows: Sequence[tuple[int, UUID, int, bytes]],
         newest: Callable[[], CommitSignature | None],
         store: Callable[[CommitSignature], object],
     ) -> None:
@@ -201,7 +205,7 @@ class ChainReader(ABC):
         from before writer signatures had its head signed by `lotline db upgrade`), then sign the new head."""
         if self.writer is None or not rows:
             return
-        self.writer.require_signed(*head, newest())
+        self.writer.require_signed(*head, newest)
         seq, _, _, chain_hash = rows[-1]
         store(self.writer.sign(seq, chain_hash))
 
@@ -213,7 +217,7 @@ class ChainReader(ABC):
     def _signature_rows(self) -> list[tuple[Any, ...]]:
         """(seq, chain_hash, kind, key_id, signature) of every writer signature, by seq."""
 
-    def _note_written(self, rows: Sequence[tuple[int, str, int, bytes]]) -> None:
+    def _note_written(self, rows: Sequence[tuple[int, UUID, int, bytes]]) -> None:
         self._written.links = [Link(seq, oid, v, h) for seq, oid, v, h in rows]
 
     def take_written(self) -> list[Link]:
@@ -234,7 +238,7 @@ class ChainReader(ABC):
         the write with `RowExists`."""
         self._written.alongside = rows
 
-    def _rows_alongside(self, links: Sequence[tuple[int, str, int, bytes]]) -> Sequence[Row]:
+    def _rows_alongside(self, links: Sequence[tuple[int, UUID, int, bytes]]) -> Sequence[Row]:
         make: RowsFor | None = getattr(self._written, "alongside", None)
         return make([Link(*link) for link in links]) if make is not None else ()
 
@@ -376,7 +380,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
         c.executemany(
             f"INSERT INTO {CHAIN_TABLE} (seq, originator_id, originator_version, chain_hash) "
             "VALUES (?, ?, ?, ?)",
-            [(seq, UUID(oid).hex, v, h) for seq, oid, v, h in rows],
+            [(seq, oid.hex, v, h) for seq, oid, v, h in rows],
         )
         self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(c),
                           lambda sig: c.execute(_INSERT_SIGNATURE.replace("%s", "?"), _sig_values(sig)))
@@ -509,7 +513,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
                 f"WHERE {match}",
                 [x for stream, version in pairs for x in (stream.hex, version)],
             )
-            return [Link(r[0], str(UUID(r[1])), r[2], bytes(r[3])) for r in c.fetchall()]
+            return [Link(r[0], UUID(r[1]), r[2], bytes(r[3])) for r in c.fetchall()]
 
     def head(self) -> tuple[int, bytes]:
         with self.datastore.transaction(commit=False) as c:
@@ -542,6 +546,10 @@ def _paired(links: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> int:
     if [c[1] for c in links] == [e[1] for e in head] and [c[2] for c in links] == [e[2] for e in head]:
         return k
     return next((i for i, (c, e) in enumerate(zip(links, head, strict=False)) if c[1:3] != e[1:3]), len(head))
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
 
 
 def _with_event(link: tuple[Any, ...], event: tuple[Any, ...]) -> RawChainRow:
@@ -686,7 +694,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         # executemany on a cursor of its own: psycopg pipelines it, and a later fetch on the same
         # cursor could meet the result of a large executemany's last INSERT instead of its own.
         with curs.connection.cursor() as many:
-            many.executemany(self._insert_links, [(s, UUID(o), v, h) for s, o, v, h in rows])
+            many.executemany(self._insert_links, rows)
         self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(curs),
                           lambda sig: curs.execute(self._insert_signature, _sig_values(sig)))
         self._note_written(rows)
@@ -834,7 +842,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._select_links, (streams, [v for _, v in pairs]))
             return [
-                Link(r["seq"], str(r["originator_id"]), r["originator_version"], bytes(r["chain_hash"]))
+                Link(r["seq"], _uuid(r["originator_id"]), r["originator_version"], bytes(r["chain_hash"]))
                 for r in curs.fetchall()
             ]
 

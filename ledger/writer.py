@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,10 +129,14 @@ class WriterKey:
         self._vouched = (seq, chain_hash)
         return CommitSignature(seq, chain_hash, kind, self.verifier.key_id.hex(), signature)
 
-    def require_signed(self, head_seq: int, head_hash: bytes, last: CommitSignature | None) -> None:
-        """Refuse (UnsignedHead) unless `last`, the newest signature row, validly signs the head."""
+    def require_signed(
+        self, head_seq: int, head_hash: bytes, newest: Callable[[], CommitSignature | None]
+    ) -> None:
+        """Refuse (UnsignedHead) unless the newest signature row (`newest()`, read only when this
+        process has not itself signed or checked this very head) validly signs the head."""
         if head_seq == 0 or self._vouched == (head_seq, head_hash):
             return
+        last = newest()
         if last is None:
             raise UnsignedHead(head_seq, "no writer signature is stored (a store from before writer "
                                "signatures is signed by `lotline db upgrade`)")

@@ -660,7 +660,7 @@ def _require_schema(ledger: Ledger, database_url: str) -> None:
 
 def _recorded(links: Sequence[Link]) -> tuple[RecordedEvent, ...]:
     return tuple(
-        RecordedEvent(seq=k.seq, stream=UUID(k.stream), version=k.version, chain_hash=k.chain_hash.hex())
+        RecordedEvent(seq=k.seq, stream=k.stream, version=k.version, chain_hash=k.chain_hash.hex())
         for k in links
     )
 
