@@ -15,10 +15,11 @@ UTF-8) goes through the library's own code, unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
+from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNotRegisteredError
 
 
 class _Fallback(Exception):
@@ -35,6 +36,17 @@ class StateTranscoder(JSONTranscoder):
         super().__init__()
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder()
+        self._encoders: dict[type, tuple[str, Callable[[Any], Any]]] = {}
+        self._decoders: dict[str, Callable[[Any], Any]] = {}
+
+    def register(self, transcoding: Transcoding) -> None:
+        """The library's `register`, plus the tables the walks below look values up in: a registered
+        type is met by its exact type (as the library's `_encode_obj` does), unless it is also one of
+        JSON's own kinds, which `json` writes as that kind (those keep the slow path's order)."""
+        super().register(transcoding)
+        if not issubclass(transcoding.type, _JSON_KINDS):
+            self._encoders[transcoding.type] = (transcoding.name, transcoding.encode)
+        self._decoders[transcoding.name] = transcoding.decode
 
     def encode(self, obj: Any) -> bytes:
         try:
@@ -58,6 +70,10 @@ class StateTranscoder(JSONTranscoder):
             return o
         if t is dict:
             return self._plain_dict(o)
+        typed = self._encoders.get(t)
+        if typed is not None:
+            data = typed[1](o)
+            return {"_type_": typed[0], "_data_": data if type(data) is str else self._plain(data)}
         if t is list or t is tuple:
             plain = self._plain
             return [plain(v) for v in o]
@@ -79,35 +95,70 @@ class StateTranscoder(JSONTranscoder):
         return encoded
 
     def _plain_dict(self, o: dict[Any, Any]) -> dict[str, Any]:
-        plain = self._plain
+        # `_plain` inlined for the values an event holds most (text, numbers, registered types): an
+        # event's state is a dict of them, and a call per value was most of the walk's cost.
+        plain, encoders = self._plain, self._encoders
         out = {}
         for k, v in o.items():
             if type(k) is not str:
                 raise _Fallback  # `json` turns numbers and None into text keys: let it
-            out[k] = plain(v)
+            t = type(v)
+            if t is str or t is int or t is bool or v is None:
+                out[k] = v
+                continue
+            typed = encoders.get(t)
+            if typed is None:
+                out[k] = plain(v)
+                continue
+            data = typed[1](v)
+            out[k] = {"_type_": typed[0], "_data_": data if type(data) is str else plain(data)}
         return out
 
     def _revive(self, o: Any) -> Any:
         """`o` with every `_type_` object turned back into its value, innermost first."""
         t = type(o)
         if t is dict:
-            for k, v in o.items():
-                tv = type(v)
-                if tv is dict or tv is list:
-                    o[k] = self._revive(v)
-            if len(o) == 2 and "_type_" in o and "_data_" in o:
-                try:
-                    transcoding = self.names[o["_type_"]]
-                except KeyError:
-                    raise TranscodingNotRegisteredError(
-                        f"Data serialized with name '{o['_type_']}' is not deserializable. Please register "
-                        "a custom transcoding for this type."
-                    ) from None
-                return transcoding.decode(o["_data_"])
-            return o
+            return self._revive_dict(o)
         if t is list:
-            for i, v in enumerate(o):
-                tv = type(v)
-                if tv is dict or tv is list:
-                    o[i] = self._revive(v)
+            return self._revive_list(o)
         return o
+
+    def _revive_dict(self, o: dict[str, Any]) -> Any:
+        for k, v in o.items():
+            tv = type(v)
+            if tv is dict:
+                # a typed value with text data (all of an event's) is read here, without a call to
+                # walk it: most of an event's objects are typed values
+                if len(v) == 2 and "_type_" in v and "_data_" in v and type(v["_data_"]) is str:
+                    o[k] = self._typed(v)
+                else:
+                    o[k] = self._revive_dict(v)
+            elif tv is list:
+                o[k] = self._revive_list(v)
+        if len(o) == 2 and "_type_" in o and "_data_" in o:
+            return self._typed(o)
+        return o
+
+    def _revive_list(self, o: list[Any]) -> list[Any]:
+        for i, v in enumerate(o):
+            tv = type(v)
+            if tv is dict:
+                o[i] = self._revive_dict(v)
+            elif tv is list:
+                o[i] = self._revive_list(v)
+        return o
+
+    def _typed(self, o: dict[str, Any]) -> Any:
+        """The value of a `{"_type_": name, "_data_": data}` object (its data revived already)."""
+        try:
+            decode = self._decoders[o["_type_"]]
+        except KeyError:
+            raise TranscodingNotRegisteredError(
+                f"Data serialized with name '{o['_type_']}' is not deserializable. Please register "
+                "a custom transcoding for this type."
+            ) from None
+        return decode(o["_data_"])
+
+
+_JSON_KINDS = (str, int, float, list, tuple, dict)
+"""What `json` writes as JSON's own values, subclasses included, before any registered transcoding."""
