@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -62,9 +63,16 @@ def captured_from(origin: tuple[dict[str, str], ...]) -> Iterator[None]:
         _CAPTURED.reset(token)
 
 
+_NS_BYTES = LOTLINE_NS.bytes
+
+
 def stable_id(kind: str, *key: str) -> UUID:
-    """The aggregate id for a business key: the same key always names the same aggregate."""
-    return uuid5(LOTLINE_NS, ":".join((kind, *key)))
+    """The aggregate id for a business key: the same key always names the same aggregate.
+
+    It is `uuid5(LOTLINE_NS, "kind:key...")`, written out with the namespace's bytes made once:
+    `uuid5` makes them on every call, a third of its cost (a package of 100 kits makes 100 ids)."""
+    digest = hashlib.sha1(_NS_BYTES + ":".join((kind, *key)).encode("utf-8")).digest()
+    return UUID(bytes=digest[:16], version=5)
 
 
 CANONICAL_VERSION = 2

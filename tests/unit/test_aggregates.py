@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import pytest
 
 from ledger.domain import Kit, KitStatus, Location, Lot, LotStatus, PackagingRun, Shipment, Trial
-from ledger.domain.base import stamp
+from ledger.domain.base import LOTLINE_NS, stable_id, stamp
 from ledger.domain.kit import ReceiptOutcome
 from ledger.errors import (
     InsufficientQuantity,
@@ -62,6 +62,13 @@ def released(lot: Lot) -> Lot:
 
 
 # --- lots ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [("kit", "04069999000503", "K000001"), ("lot", "Zürich-Ω 1"), ("trial",)])
+def test_an_aggregate_id_is_uuid5_of_its_business_key_in_lotlines_namespace(key: tuple[str, ...]) -> None:
+    # Stored streams are named by these ids: a change here would orphan every stored aggregate.
+    assert stable_id(*key) == uuid5(LOTLINE_NS, ":".join(key))
+    assert stable_id(*key).version == 5
 
 
 def test_a_received_lot_starts_in_quarantine_with_all_of_it_remaining() -> None:
