@@ -19,12 +19,12 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from ledger.chain import GENESIS_HASH, encode_event, link_hash
 from ledger.writer import SIGNATURES_TABLE, CommitSignature, WriterKey
@@ -600,10 +600,22 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         self._select_head = SQL(
             "SELECT seq, chain_hash FROM {schema}.{chain} ORDER BY seq DESC LIMIT 1"
         ).format(schema=schema, chain=chain)
+        # One statement for a commit's chain rows, its columns as arrays: 100 rows sent as one INSERT
+        # instead of 100 (psycopg's executemany sends them in one round trip, but the server runs
+        # each); the same for any number of rows.
         self._insert_links = SQL(
             "INSERT INTO {schema}.{chain} (seq, originator_id, originator_version, chain_hash) "
-            "VALUES (%s, %s, %s, %s)"
-        ).format(schema=schema, chain=chain)
+            "SELECT * FROM unnest(%s::bigint[], %s::{idtype}[], %s::bigint[], %s::bytea[])"
+        ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type))
+        self._schema, self._chain = schema, chain
+        # What a commit does first, sent as one simple query (none takes parameters), one round trip:
+        # the library's lock statements (the lock's timeout, then the EXCLUSIVE lock on the events
+        # table), its NOTIFY of listeners (sent at commit), and the chain's head, read under the lock.
+        self._lock_and_head = SQL("; ").join([
+            *self.lock_table_statements,
+            SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+            self._select_head,
+        ])
         self._select_chain_page = SQL(
             "SELECT c.seq, c.originator_id, c.originator_version, c.chain_hash, e.topic, e.state "
             "FROM {schema}.{chain} c LEFT JOIN {schema}.{events} e "
@@ -634,17 +646,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             "WHERE (originator_id, originator_version) IN "
             "(SELECT * FROM unnest(%s::{idtype}[], %s::bigint[]))"
         ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type))
-        self._select_versions = SQL(
-            "SELECT originator_id, MAX(originator_version) AS v FROM {schema}.{chain} "
-            "WHERE originator_id = ANY(%s::{idtype}[]) GROUP BY originator_id"
-        ).format(schema=schema, chain=chain, idtype=Identifier(self.datastore.originator_id_type))
         self._select_streams_sql = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
             "WHERE originator_id = ANY(%s::{idtype}[]) ORDER BY originator_id, originator_version"
         ).format(schema=schema, events=events, idtype=Identifier(self.datastore.originator_id_type))
-        self._select_touched = SQL(
-            "SELECT DISTINCT originator_id FROM {schema}.{chain} WHERE seq > %s"
-        ).format(schema=schema, chain=chain)
         def on_signatures(statement: str) -> Composed:
             return SQL(statement.replace(SIGNATURES_TABLE, "{schema}.{table}")).format(
                 schema=schema, table=Identifier(SIGNATURES_TABLE)
@@ -652,6 +657,9 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
 
         self._select_signatures = on_signatures(_SELECT_SIGNATURES)
         self._insert_signature = on_signatures(_INSERT_SIGNATURE)
+        self._insert_links_signed = SQL("WITH links AS ({links}) {signature}").format(
+            links=self._insert_links, signature=self._insert_signature
+        )
         self._count_events = SQL("SELECT COUNT(*) AS n FROM {schema}.{events}").format(
             schema=schema, events=events
         )
@@ -681,22 +689,23 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         super()._insert_events(curs, stored_events, **kwargs)
         if not stored_events:
             return
-        # The EXCLUSIVE lock on the events table (the library takes it again, harmlessly, for its
-        # insert): no other writer can extend the chain until this transaction ends.
-        self._lock_table(curs)
-        self._check_expectations(
-            lambda streams: self._versions(curs, streams), lambda seq: self._touched_after(curs, seq)
-        )
-        curs.execute(self._select_head)
-        row = curs.fetchone()
-        last_seq, prev = (row["seq"], bytes(row["chain_hash"])) if row else (0, GENESIS_HASH)
+        head, versions, touched = self._lock_and_read(curs, getattr(self._written, "expect", None))
+        self._check_expectations(lambda _: versions, lambda _: touched)
+        last_seq, prev = head
         rows = _links(prev, last_seq, stored_events)
-        # executemany on a cursor of its own: psycopg pipelines it, and a later fetch on the same
-        # cursor could meet the result of a large executemany's last INSERT instead of its own.
-        with curs.connection.cursor() as many:
-            many.executemany(self._insert_links, rows)
-        self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(curs),
-                          lambda sig: curs.execute(self._insert_signature, _sig_values(sig)))
+        signed: list[CommitSignature] = []
+        self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(curs), signed.append)
+        as_text = self.datastore.originator_id_type == "text"
+        links = (
+            [seq for seq, _, _, _ in rows],
+            [str(oid) if as_text else oid for _, oid, _, _ in rows],
+            [v for _, _, v, _ in rows],
+            [h for _, _, _, h in rows],
+        )
+        if signed:  # the chain rows and the commit's signature in one statement, one round trip
+            curs.execute(self._insert_links_signed, (*links, *_sig_values(signed[0])))
+        else:
+            curs.execute(self._insert_links, links)
         self._note_written(rows)
         for extra in self._rows_alongside(rows):
             columns = _names(extra)
@@ -712,6 +721,46 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
             )
             if curs.fetchone() is None:
                 raise RowExists(extra.table)
+
+    def _lock_and_read(
+        self, curs: Cursor[DictRow], expected: Expectations | None
+    ) -> tuple[tuple[int, bytes], dict[UUID, int], set[UUID]]:
+        """Take the EXCLUSIVE lock on the events table (no other writer can extend the chain until
+        this transaction ends; the library's own insert, below, does not take it again) and read,
+        under it, the chain's head and what `expected` asks: the versions of its streams and the
+        streams touched after its position. One round trip: a simple query of several statements,
+        the values inlined as literals (it takes no parameters)."""
+        statements = [self._lock_and_head]
+        if expected is not None and expected.versions:
+            as_text = self.datastore.originator_id_type == "text"
+            streams = [str(s) if as_text else s for s in expected.versions]
+            statements.append(SQL(
+                "SELECT originator_id, MAX(originator_version) AS v FROM {schema}.{chain} "
+                "WHERE originator_id = ANY({streams}) GROUP BY originator_id"
+            ).format(schema=self._schema, chain=self._chain, streams=Literal(streams)))
+        if expected is not None and expected.quiet_since is not None:
+            statements.append(SQL(
+                "SELECT DISTINCT originator_id FROM {schema}.{chain} WHERE seq > {seq}"
+            ).format(schema=self._schema, chain=self._chain, seq=Literal(expected.quiet_since)))
+        curs.execute(SQL("; ").join(statements))
+        answers = [curs.fetchall()] if curs.description else []
+        while curs.nextset():
+            if curs.description:
+                answers.append(curs.fetchall())
+        head_rows, *asked = answers  # the statements that return rows, in order
+        head = (head_rows[0]["seq"], bytes(head_rows[0]["chain_hash"])) if head_rows else (0, GENESIS_HASH)
+        versions: dict[UUID, int] = {}
+        if expected is not None and expected.versions:
+            versions = {_uuid(r["originator_id"]): r["v"] for r in asked.pop(0)}
+        touched = {_uuid(r["originator_id"]) for r in asked.pop(0)} if asked else set()
+        return head, versions, touched
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        """The library's insert without its lock and NOTIFY, which `_insert_events` sent in this
+        transaction (sending them again cost three more round trips per commit)."""
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
 
     def _newest_signature(self, curs: Cursor[DictRow]) -> CommitSignature | None:
         curs.execute(self._select_signatures + SQL(" ORDER BY seq DESC LIMIT 1"))
@@ -738,15 +787,6 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
                 )
                 for r in curs.fetchall()
             ]
-
-    def _versions(self, curs: Cursor[DictRow], streams: list[UUID]) -> dict[UUID, int]:
-        as_text = self.datastore.originator_id_type == "text"
-        curs.execute(self._select_versions, ([str(s) if as_text else s for s in streams],))
-        return {UUID(str(r["originator_id"])): r["v"] for r in curs.fetchall()}
-
-    def _touched_after(self, curs: Cursor[DictRow], seq: int) -> set[UUID]:
-        curs.execute(self._select_touched, (seq,))
-        return {UUID(str(r["originator_id"])) for r in curs.fetchall()}
 
     def _chain_page(self, after_seq: int, limit: int) -> list[ChainRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

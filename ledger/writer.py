@@ -98,6 +98,7 @@ class WriterKey:
     def __init__(self, verifier: VerifierKey, private: Ed25519PrivateKey) -> None:
         self.verifier = verifier
         self._private = private
+        self._key_id = verifier.key_id.hex()  # a hash of the key: made once, not on every commit
         self._vouched: tuple[int, bytes] | None = None
 
     @classmethod
@@ -127,7 +128,7 @@ class WriterKey:
         """A signature row for the chain head (`seq`, `chain_hash`)."""
         signature = self._private.sign(statement(seq, chain_hash, kind))
         self._vouched = (seq, chain_hash)
-        return CommitSignature(seq, chain_hash, kind, self.verifier.key_id.hex(), signature)
+        return CommitSignature(seq, chain_hash, kind, self._key_id, signature)
 
     def require_signed(
         self, head_seq: int, head_hash: bytes, newest: Callable[[], CommitSignature | None]
