@@ -32,7 +32,7 @@ def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
     require_role(cmd.checked_by, "check packaging", Role.MANUFACTURING, Role.QA, at=cmd.location_id)
     batch_number = gs1.gs1_text(cmd.batch_number, "batch number", "batch_number")
     kit_gtin = gs1.gtin(cmd.kit_gtin, "kit_gtin")
-    trial = ledger.get(Trial, cmd.trial_id)
+    trial = ledger.peek(Trial, cmd.trial_id)  # checked, not changed: the kept view
     ledger.require_place(cmd.location_id, LocationKind.MANUFACTURING_SITE, LocationKind.DEPOT)
     numbers = [gs1.gs1_text(e.kit_number, "kit number", "kit_list") for e in cmd.kit_list]
     if len(set(numbers)) != len(numbers):
@@ -158,7 +158,7 @@ def certify_packaging(ledger: Ledger, actor: Actor, cmd: CertifyPackaging) -> Re
 def sponsor_release(ledger: Ledger, actor: Actor, cmd: SponsorRelease) -> Recorded:
     sig = ledger.qa_signature(actor, cmd.signature, Meaning.SPONSOR_RELEASED, "sponsor-release a batch")
     run = ledger.get(PackagingRun, cmd.run_id)
-    trial = ledger.get(Trial, run.trial_id)
+    trial = ledger.peek(Trial, run.trial_id)
     if country(cmd.country) not in trial.countries:
         raise InvalidInput(f"trial {trial.code} does not run in {cmd.country}", field="country")
     run.release_for_country(stamp(actor, cmd.occurred_at), sig.as_dict(), cmd.country)
