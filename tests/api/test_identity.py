@@ -136,11 +136,11 @@ def test_links_for_finds_each_events_seq_and_hash_in_chain_order(database_url: s
         program = Program(ledger).reference()
         wanted: list[Any] = [(program.site, 2), (program.trial, 1), (program.site, 1), (program.trial, 9)]
         links = ledger.chain.links_for(wanted)
-        rows = {(r.originator_id, r.originator_version): r for r in ledger.chain.iter_chain()}
+        rows = {(UUID(r.originator_id), r.originator_version): r for r in ledger.chain.iter_chain()}
         assert [(k.stream, k.version) for k in links] == [
-            (str(program.trial), 1),
-            (str(program.site), 1),
-            (str(program.site), 2),
+            (program.trial, 1),
+            (program.site, 1),
+            (program.site, 2),
         ]
         for k in links:
             assert (k.seq, k.chain_hash) == (

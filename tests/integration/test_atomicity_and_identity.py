@@ -102,6 +102,35 @@ def test_a_write_refused_under_the_write_lock_stores_nothing(program: Program) -
     assert verify_chain(ledger.chain).ok
 
 
+@pytest.mark.parametrize("with_versions", [False, True], ids=["quiet streams only", "and versions"])
+def test_a_write_expecting_streams_quiet_since_a_position_is_refused_when_one_moved(
+    program: Program, with_versions: bool
+) -> None:
+    # What a recall opened from a read model expects: no event of its kits after the position it read
+    # them at. Checked under the write lock, in the same round trip as the head on PostgreSQL.
+    ledger = program.ledger
+    position = ledger.chain.head()[0]
+    program.formulate_batch([(program.api, "100 g")])  # API-1 moves after `position`
+    lot = ledger.get(Lot, program.excipient)
+    versions = {program.excipient: lot.version} if with_versions else {}
+    lot.consume(stamp(actors.mfg), Quantity.of("1", "g"), uuid4(), "formulation")
+    ledger.chain.expect(Expectations(versions, position, frozenset({program.api})))
+    try:
+        with writes_nothing(ledger, StaleRead, match=f"{program.api} changed after position {position}"):
+            ledger.save(lot)
+    finally:
+        ledger.chain.expect(None)
+    lot = ledger.get(Lot, program.excipient)  # the refused save took the pending event with it
+    lot.consume(stamp(actors.mfg), Quantity.of("1", "g"), uuid4(), "formulation")
+    ledger.chain.expect(Expectations(versions, ledger.chain.head()[0], frozenset({program.api})))
+    try:
+        ledger.save(lot)  # quiet since the newer position, and the versions still hold: written
+    finally:
+        ledger.chain.expect(None)
+    assert ledger.get(Lot, program.excipient).version == lot.version
+    assert verify_chain(ledger.chain).ok
+
+
 def test_registering_the_same_lot_twice_is_refused_on_every_store(program: Program) -> None:
     with writes_nothing(program.ledger, AlreadyExists, match="API-1"):
         program.receive(gtin=API_GTIN, lot_number="API-1", kind="api", quantity="1 kg", release=False)

@@ -86,3 +86,16 @@ def test_refusals_are_the_librarys(both) -> None:
         ours.encode({"x": object()})
     with pytest.raises(TranscodingNotRegisteredError):
         ours.decode(b'{"x":{"_type_":"no_such_type","_data_":"1"}}')
+
+
+def test_ids_read_from_any_hex_form_are_the_librarys_and_shared_when_equal(both) -> None:
+    library, ours = both
+    ident = uuid4()
+    for text in (ident.hex, ident.hex.upper(), str(ident)):
+        typed = f'{{"_type_":"uuid_hex","_data_":"{text}"}}'
+        state = f'{{"a":{typed},"b":{typed}}}'.encode()
+        back = ours.decode(state)
+        assert back == library.decode(state) == {"a": ident, "b": ident}
+        assert type(back["a"]) is UUID
+    with pytest.raises(ValueError):
+        ours.decode(b'{"a":{"_type_":"uuid_hex","_data_":"not-a-uuid"}}')
