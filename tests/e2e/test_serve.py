@@ -18,6 +18,7 @@ import httpx
 
 from ledger import schema
 from ledger.db import redacted, sqlite_path
+from tests.e2e.serving import lotline_serve
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -115,3 +116,39 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_an_idle_connection_outlives_a_clients_own_five_second_keep_alive(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A request sent on a connection idle for a little over 5 s (httpx keeps idle connections 5 s)
+    is answered on that connection: the server does not close it at the same moment the client
+    reuses it (uvicorn's own default, 5 s, lost such requests without an answer)."""
+    with lotline_serve(empty_database_url, tmp_path / "keys", tmp_path / "server.log") as base:
+        port = int(base.rsplit(":", 1)[1])
+        request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            for _ in range(2):
+                conn.sendall(request)
+                answer = _one_response(conn)
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+                time.sleep(6)
+
+
+def _one_response(conn: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length body read from `conn` (b"" if it was closed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
