@@ -113,7 +113,7 @@ def package(ledger: Ledger, actor: Actor, cmd: Package) -> Recorded:
         checked_by=cmd.checked_by.as_dict(),
     )
     kits = [
-        Kit(
+        Kit.commission(
             gtin=kit_gtin,
             kit_number=n,
             audit=audit,

@@ -137,6 +137,43 @@ def new_kit() -> tuple[Kit, UUID]:
     return kit, depot
 
 
+def test_commissioning_a_kit_records_what_constructing_it_records() -> None:
+    fields: dict[str, Any] = {
+        "gtin": "04069999000503", "kit_number": "K000001", "audit": stamp(actors.mfg), "trial_id": uuid4(),
+        "packaging_run_id": uuid4(), "batch_number": "PK-1", "label_version": "v1",
+        "expires_on": date(2030, 1, 31), "location_id": uuid4(),
+    }
+    made, commissioned = Kit(**fields), Kit.commission(**fields)
+    assert commissioned.id == made.id == Kit.create_id(fields["gtin"], fields["kit_number"])
+    (a,), (b,) = made.collect_events(), commissioned.collect_events()
+    assert type(a) is type(b) is Kit.Commissioned
+    assert {**vars(a), "timestamp": None} == {**vars(b), "timestamp": None}
+    assert {**vars(made), "_created_on": None, "_modified_on": None} == {
+        **vars(commissioned), "_created_on": None, "_modified_on": None}
+
+
+def test_shipping_and_receiving_a_kit_record_what_their_decorated_methods_record() -> None:
+    # Kit.ship and Kit.receive trigger the events of `_shipped` and `_received` themselves.
+    fields: dict[str, Any] = {
+        "gtin": "04069999000503", "kit_number": "K000001", "audit": stamp(actors.mfg), "trial_id": uuid4(),
+        "packaging_run_id": uuid4(), "batch_number": "PK-1", "label_version": "v1",
+        "expires_on": date(2030, 1, 31), "location_id": uuid4(),
+    }
+    depot, site, shipment = fields["location_id"], uuid4(), uuid4()
+    audit = stamp(actors.depot)
+    fast, decorated = Kit(**fields), Kit(**fields)
+    fast.ship(audit, shipment, depot, site)
+    decorated._shipped(audit, shipment, depot, site)
+    fast.receive(audit, shipment, site, ReceiptOutcome.DAMAGED, quarantine=True)
+    decorated._received(audit, shipment, site, "damaged", True, False)
+    ours, theirs = fast.collect_events(), decorated.collect_events()
+    assert [type(e) for e in ours] == [type(e) for e in theirs]
+    assert [type(e) for e in ours] == [Kit.Commissioned, Kit.Shipped, Kit.Received]
+    assert [{**vars(e), "timestamp": None} for e in ours] == [{**vars(e), "timestamp": None} for e in theirs]
+    assert {**vars(fast), "_created_on": None, "_modified_on": None} == {
+        **vars(decorated), "_created_on": None, "_modified_on": None}
+
+
 def test_a_kit_is_received_only_at_the_site_it_was_shipped_to() -> None:
     kit, depot = new_kit()
     shipment, site, other_site = uuid4(), uuid4(), uuid4()
