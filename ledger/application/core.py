@@ -124,6 +124,8 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
+_NOT_KEPT = (Kit, Recall)
+"""Aggregates `get` loads from the store each time and `record` does not keep (see `Ledger.get`)."""
 _PEEK_CACHE_SIZE = 4096
 _WRITE_CACHE_SIZE = 8
 _WRITE_ATTEMPTS = 5
@@ -326,19 +328,46 @@ class Ledger(Application[UUID]):
     # --- loading and saving ------------------------------------------------------------------------
 
     def get(self, cls: type[A], ident: UUID) -> A:
-        """The aggregate `ident` of type `cls`, or that type's not-found error."""
+        """The aggregate `ident` of type `cls`, current, for a step to change; or that type's not-found
+        error.
+
+        Made from the copy kept per process (the one `peek` keeps), brought up to date with only the
+        events after its version, and copied for the caller: a lot consumed by hundreds of runs, or a
+        run with its kit list, is not replayed from its first event for every step. Kits (many, with
+        short histories, loaded in bulk by `load_many`) and recalls (kept for writing by `on_recall`)
+        are loaded from the store as they are."""
         staged = self._staged()
         if staged is not None and ident in staged.overlay:
             agg: Any = copy.deepcopy(staged.overlay[ident])  # a failed command must not change the overlay
+        elif cls in _NOT_KEPT:
+            agg = self._load(cls, ident)
         else:
-            try:
-                agg = self.repository.get(ident)
-            except AggregateNotFoundError:
-                raise _NOT_FOUND[cls](ident) from None
+            with self._peek_lock:
+                agg = copy.deepcopy(self._kept(self._peeked, _PEEK_CACHE_SIZE, cls, ident))
         if not isinstance(agg, cls):
             raise _NOT_FOUND[cls](ident)
         self._note_read(agg)
         return agg
+
+    def _load(self, cls: type[A], ident: UUID) -> A:
+        """The aggregate replayed from its events in the store, or `cls`'s not-found error."""
+        try:
+            return self.repository.get(ident)  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise _NOT_FOUND[cls](ident) from None
+
+    def _keep_written(self, aggregates: Sequence[LedgerAggregate]) -> None:
+        """After their events are stored: keep the aggregates a step saved as `get` and `peek` find them
+        next (the step is done with them: handlers return what `record` answers). Not kits nor recalls,
+        which those do not keep."""
+        with self._peek_lock:
+            for a in aggregates:
+                if type(a) in _NOT_KEPT:
+                    continue
+                self._peeked[a.id] = a
+                self._peeked.move_to_end(a.id)
+            while len(self._peeked) > _PEEK_CACHE_SIZE:
+                self._peeked.popitem(last=False)
 
     def get_many(self, cls: type[A], idents: Sequence[UUID]) -> list[A]:
         """The aggregates `idents`, in that order, loaded in one or a few reads; the first one missing
@@ -445,6 +474,7 @@ class Ledger(Application[UUID]):
             chain.expect(None)
             chain.alongside(None)
         self._local.alongside = None  # carried by this write; a failed one leaves them for a retry
+        self._keep_written(aggregates)
         return Recorded(events=self._written(), created=created, facts=facts)
 
     def _expectations(self, written: set[UUID]) -> Expectations | None:
@@ -545,7 +575,7 @@ class Ledger(Application[UUID]):
         to date with only the events after its version; loaded when not kept. Caller holds the lock."""
         agg = kept.get(ident)
         if agg is None:
-            agg = self.get(cls, ident)
+            agg = self._load(cls, ident)
         else:
             for e in self.events.get(ident, gt=agg.version):
                 agg = e.mutate(agg)  # type: ignore[attr-defined]
