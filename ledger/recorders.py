@@ -695,10 +695,9 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         rows = _links(prev, last_seq, stored_events)
         signed: list[CommitSignature] = []
         self._sign_commit((last_seq, prev), rows, lambda: self._newest_signature(curs), signed.append)
-        as_text = self.datastore.originator_id_type == "text"
         links = (
             [seq for seq, _, _, _ in rows],
-            [str(oid) if as_text else oid for _, oid, _, _ in rows],
+            self._as_stored(oid for _, oid, _, _ in rows),
             [v for _, _, v, _ in rows],
             [h for _, _, _, h in rows],
         )
@@ -732,8 +731,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         the values inlined as literals (it takes no parameters)."""
         statements = [self._lock_and_head]
         if expected is not None and expected.versions:
-            as_text = self.datastore.originator_id_type == "text"
-            streams = [str(s) if as_text else s for s in expected.versions]
+            streams = self._as_stored(expected.versions)
             statements.append(SQL(
                 "SELECT originator_id, MAX(originator_version) AS v FROM {schema}.{chain} "
                 "WHERE originator_id = ANY({streams}) GROUP BY originator_id"
@@ -876,9 +874,14 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
         curs.execute(self._select_chain_page, (after_seq, until, limit), binary=True)
         return curs.fetchall()
 
+    def _as_stored(self, streams: Iterable[UUID]) -> list[UUID] | list[str]:
+        """Stream ids as the store's id column takes them: UUIDs, or their text where it is text."""
+        if self.datastore.originator_id_type == "text":
+            return [str(s) for s in streams]
+        return list(streams)
+
     def _links_page(self, pairs: list[tuple[UUID, int]]) -> list[Link]:
-        as_text = self.datastore.originator_id_type == "text"
-        streams = [str(s) if as_text else s for s, _ in pairs]
+        streams = self._as_stored(s for s, _ in pairs)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._select_links, (streams, [v for _, v in pairs]))
             return [

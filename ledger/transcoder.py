@@ -98,23 +98,14 @@ class StateTranscoder(JSONTranscoder):
         return encoded
 
     def _plain_dict(self, o: dict[Any, Any]) -> dict[str, Any]:
-        # `_plain` inlined for the values an event holds most (text, numbers, registered types): an
-        # event's state is a dict of them, and a call per value was most of the walk's cost.
-        plain, encoders = self._plain, self._encoders
+        plain = self._plain
         out = {}
         for k, v in o.items():
             if type(k) is not str:
                 raise _Fallback  # `json` turns numbers and None into text keys: let it
             t = type(v)
-            if t is str or t is int or t is bool or v is None:
-                out[k] = v
-                continue
-            typed = encoders.get(t)
-            if typed is None:
-                out[k] = plain(v)
-                continue
-            data = typed[1](v)
-            out[k] = {"_type_": typed[0], "_data_": data if type(data) is str else plain(data)}
+            # text and numbers, most of an event's values, kept here without a call to `_plain`
+            out[k] = v if t is str or t is int or t is bool or v is None else plain(v)
         return out
 
     def _revive(self, o: Any) -> Any:

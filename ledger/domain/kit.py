@@ -104,25 +104,13 @@ class Kit(LedgerAggregate):
         self._touch(audit)
 
     @classmethod
-    def commission(
-        cls,
-        gtin: str,
-        kit_number: str,
-        audit: dict[str, Any],
-        trial_id: UUID,
-        packaging_run_id: UUID,
-        batch_number: str,
-        label_version: str,
-        expires_on: date,
-        location_id: UUID,
-    ) -> Kit:
-        """`Kit(...)`, the same event and the same kit, made without the library's generic handling of
-        the constructor's arguments (mapping them to the signature, filtering those of `create_id`):
-        a packaging run makes hundreds of kits, and that handling was a fifth of making each."""
+    def commission(cls, gtin: str, kit_number: str, **fields: Any) -> Kit:
+        """`Kit(gtin, kit_number, **fields)`, the same event and the same kit, made without the library's
+        generic handling of the constructor's arguments (mapping them to the signature, filtering those
+        of `create_id`): a packaging run makes hundreds of kits, and that handling was a fifth of making
+        each. The event itself refuses a missing or unknown field, as the constructor does."""
         return cls._create(
-            cls.Commissioned, id=cls.create_id(gtin, kit_number), gtin=gtin, kit_number=kit_number,
-            audit=audit, trial_id=trial_id, packaging_run_id=packaging_run_id, batch_number=batch_number,
-            label_version=label_version, expires_on=expires_on, location_id=location_id,
+            cls.Commissioned, id=cls.create_id(gtin, kit_number), gtin=gtin, kit_number=kit_number, **fields
         )
 
     @property
