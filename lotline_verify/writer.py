@@ -8,9 +8,11 @@ over a validly signed head, so the newest valid signature at position n vouches 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-from dataclasses import dataclass
+import re
 from pathlib import Path
+from typing import NamedTuple
 
 from lotline_verify.notes import Invalid, Key, b64decode
 
@@ -18,8 +20,10 @@ HEADER = "lotline commit signature v1"
 KINDS = ("commit", "adopted")
 
 
-@dataclass(frozen=True)
-class WriterSignature:
+class WriterSignature(NamedTuple):
+    """One commit's signature as the export lists it. A tuple: an export of a million events holds
+    ~270,000, and a frozen dataclass cost as much to make as reading its line."""
+
     seq: int
     chain_hash: bytes
     kind: str
@@ -33,21 +37,43 @@ class WriterSignature:
         return key.verify(self.signature, message.encode())
 
 
+_LINE = re.compile(
+    rb'\{"seq":(0|[1-9][0-9]{0,18}),"chain_hash":"([0-9a-f]{64})","kind":"([a-z_]{1,32})",'
+    rb'"key_id":"([0-9a-f]{1,64})","signature":"([A-Za-z0-9+/]{86}==)"\}\r?\n?'
+)
+"""A line as the export writes it: its values hold no escapes, so these groups are exactly what a JSON
+parser would read; any other line (other spacing or order, escapes, another signature length) is parsed
+as JSON. A million-event export holds ~270,000 of them: parsed with `json` they took a fifth of the
+whole verification."""
+
+
 def read_signatures(path: Path) -> dict[int, WriterSignature]:
     """The export's writer signatures by position; an empty dict when the file is absent."""
     if not path.exists():
         return {}
     out: dict[int, WriterSignature] = {}
-    with open(path, encoding="utf-8") as f:
+    match = _LINE.fullmatch
+    with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
-            try:
-                r = json.loads(line)
-                sig = WriterSignature(int(r["seq"]), bytes.fromhex(r["chain_hash"]), str(r["kind"]),
-                                      str(r["key_id"]), b64decode(r["signature"], "writer signature"))
-            except (ValueError, KeyError, TypeError) as e:
-                raise Invalid(f"{path.name} line {n} is not a writer signature: {e}") from None
+            found = match(line)
+            if found is None:
+                sig = _parsed(line, n, path)
+            else:
+                seq, chain_hash, kind, key_id, signature = found.groups()
+                sig = WriterSignature(int(seq), binascii.a2b_hex(chain_hash), kind.decode(), key_id.decode(),
+                                      binascii.a2b_base64(signature))
             out[sig.seq] = sig
     return out
+
+
+def _parsed(line: bytes, n: int, path: Path) -> WriterSignature:
+    """A writer signature line in any JSON form, or `Invalid` naming the line."""
+    try:
+        r = json.loads(line)
+        return WriterSignature(int(r["seq"]), bytes.fromhex(r["chain_hash"]), str(r["kind"]),
+                               str(r["key_id"]), b64decode(r["signature"], "writer signature"))
+    except (ValueError, KeyError, TypeError, Invalid) as e:
+        raise Invalid(f"{path.name} line {n} is not a writer signature: {e}") from None
 
 
 def first_unsigned(
