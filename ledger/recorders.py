@@ -405,8 +405,11 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainReader):
 
     def _signature_rows(self) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
+            # Plain tuples from the driver, not the library's `sqlite3.Row`s copied into tuples: a 1M
+            # store holds ~270,000 signatures, which took ~1.5 s to read that way.
+            c.sqlite_cursor.row_factory = None
             c.execute(f"{_SELECT_SIGNATURES} ORDER BY seq")
-            return [tuple(r) for r in c.fetchall()]
+            return c.fetchall()
 
     def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
         marks = ", ".join("?" for _ in streams)
@@ -767,9 +770,9 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainReade
                                bytes(r["signature"])) if r else None
 
     def _signature_rows(self) -> list[tuple[Any, ...]]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_signatures + SQL(" ORDER BY seq"))
-            return [tuple(r.values()) for r in curs.fetchall()]
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._select_signatures + SQL(" ORDER BY seq"))  # tuples: see the SQLite recorder's
+            return curs.fetchall()
 
     def _select_streams(self, streams: list[UUID]) -> list[StoredEvent]:
         as_text = self.datastore.originator_id_type == "text"
