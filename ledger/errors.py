@@ -24,6 +24,13 @@ class LedgerError(Exception):
         }
 
 
+class NotReady(LedgerError):
+    """A store, or its read models, that a command needs and that is not there yet at this release's
+    schema: the message names the command that makes it."""
+
+    code = "not_ready"
+
+
 # --- identity -----------------------------------------------------------------------------
 
 

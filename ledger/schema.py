@@ -26,7 +26,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.db import open_engine, redacted, sqlite_path, write_lock
-from ledger.errors import LedgerError
+from ledger.errors import NotReady
 
 MIGRATIONS = "ledger:migrations"
 """Where the revisions live (Alembic's package-resource form)."""
@@ -39,7 +39,7 @@ _LOCK_KEY = zlib.crc32(b"lotline schema")
 """The PostgreSQL advisory lock that serialises schema upgrades of one database."""
 
 
-class StoreNotReady(LedgerError):
+class StoreNotReady(NotReady):
     """The store does not exist, or its schema is not the one this Lotline needs."""
 
     code = "store_not_ready"

@@ -7,13 +7,18 @@ quietly making an empty one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
+from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.sqlite import SQLiteFactory as LibrarySQLiteFactory
+from eventsourcing.utils import Environment
 
 from ledger.db import BUSY_TIMEOUT_SECONDS, MAX_OVERFLOW, POOL_SIZE, POOL_TIMEOUT, sqlite_path
 from ledger.errors import InvalidInput
+from ledger.recorders import ChainReader
 
 
 class SQLiteFactory(LibrarySQLiteFactory):
@@ -30,6 +35,10 @@ class SQLiteFactory(LibrarySQLiteFactory):
             single_row_tracking=made.single_row_tracking, originator_id_type=made.originator_id_type,
         )
         made.close()
+
+APPLICATION_NAME = "Lotline"
+"""The ledger application's name, which the library's PostgreSQL recorder makes its table's name of
+(`lotline_events`): a reader of the chain without the application names itself the same."""
 
 SQLITE_RECORDER = "ledger.recorders:ChainedSQLiteApplicationRecorder"
 POSTGRES_RECORDER = "ledger.recorders:ChainedPostgresApplicationRecorder"
@@ -68,3 +77,17 @@ def store_env(database_url: str) -> dict[str, str]:
         field="database_url",
     )
 
+
+
+@contextmanager
+def open_chain(database_url: str) -> Iterator[ChainReader]:
+    """The chain of the store at `database_url`, read through the recorder a ledger there writes with,
+    but without the application: an audit needs no aggregates, and importing them costs ~1 s.
+    Closed on exit."""
+    factory = InfrastructureFactory.construct(Environment(APPLICATION_NAME, store_env(database_url)))
+    try:
+        recorder = factory.application_recorder()
+        assert isinstance(recorder, ChainReader), "the store's recorder is not a chained one"
+        yield recorder
+    finally:
+        factory.close()

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, inspect
 
 from ledger.application import Ledger
 from ledger.db import store_url
+from ledger.errors import NotReady
 from projections.audit import AuditTrail
 from projections.base import (
     Failure,
@@ -62,7 +63,7 @@ def read_models(engine: Engine) -> list[Projection]:
     return [cls(engine) for cls in READ_MODELS]
 
 
-class ReadModelsNotReady(ProjectionError):
+class ReadModelsNotReady(ProjectionError, NotReady):
     """Read models with missing tables or tables built to another schema (`lotline db upgrade` fixes it)."""
 
     code = "read_models_not_ready"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ledger.config import Settings
-from scripts.db import existing_store
+from ledger.schema import require_current
 
 
 def add_store_options(p: argparse.ArgumentParser, keys: bool = True) -> None:
@@ -23,7 +23,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def existing_store_settings(args: argparse.Namespace) -> Settings:
-    """`settings_from(args)`, once its store exists at this release's schema (see `existing_store`)."""
+    """`settings_from(args)`, once its store exists at this release's schema; StoreNotReady (which says
+    what to run) otherwise, as `scripts.db.existing_store`."""
     settings = settings_from(args)
-    existing_store(settings.database_url)
+    require_current(settings.database_url)
     return settings

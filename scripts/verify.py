@@ -9,13 +9,9 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from ledger.application import Ledger
 from ledger.errors import LedgerError
-from ledger.recorders import ChainReader
-from ledger.store import store_env
+from ledger.store import open_chain
 from ledger.transparency import Transparency
 from ledger.verify import Helpers
 from ledger.writer import read_writer_vkey
@@ -53,36 +49,24 @@ def _jobs(text: str) -> int:
     return jobs
 
 
-@contextmanager
-def chain_reader(database_url: str) -> Iterator[ChainReader]:
-    """A chain reader of its own on `database_url`, for a verifying process (`ledger.verify.Helpers`)."""
-    ledger = Ledger(env=store_env(database_url))
-    try:
-        yield ledger.chain
-    finally:
-        ledger.close()
-
-
 def run(args: argparse.Namespace) -> int:
     settings = existing_store_settings(args)
     writer_key = read_writer_vkey(settings.keys_dir)
-    # Opened without a writer: verifying never makes a key, and trusts only writer.vkey.
-    ledger = Ledger(env=store_env(settings.database_url))
+    # Read without a writer: verifying never makes a key, and trusts only writer.vkey.
     try:
-        log = Transparency.for_reader(ledger.chain, settings)
-        try:
-            report = log.verify(
-                progress=lambda n: print(f"  {n} events verified", file=sys.stderr),
-                writer_key=writer_key,
-                helpers=Helpers(args.jobs, functools.partial(chain_reader, settings.database_url)),
-            )
-        finally:
-            log.close()
+        with open_chain(settings.database_url) as chain:
+            log = Transparency.for_reader(chain, settings)
+            try:
+                report = log.verify(
+                    progress=lambda n: print(f"  {n} events verified", file=sys.stderr),
+                    writer_key=writer_key,
+                    helpers=Helpers(args.jobs, functools.partial(open_chain, settings.database_url)),
+                )
+            finally:
+                log.close()
     except LedgerError as e:
         print(f"FAILED: {e.message}")
         return 1
-    finally:
-        ledger.close()
     chain = report.chain
     if not report.ok:
         print(chain.describe() if chain is not None and not chain.ok else f"FAILED: {report.problem}")

@@ -70,7 +70,7 @@ from ledger.errors import (
 )
 from ledger.recorders import ChainReader, Expectations, Link, Row, RowExists, RowsFor, StaleRead
 from ledger.schema import StoreNotReady
-from ledger.store import store_env
+from ledger.store import APPLICATION_NAME, store_env
 from ledger.transcoder import StateTranscoder
 from ledger.values import Actor, Meaning, Role, Signature, require_signature
 from ledger.writer import WriterKey
@@ -161,7 +161,7 @@ class Staged:
 class Ledger(Application[UUID]):
     """Lotline's write side: every material movement of a clinical supply chain, hash-chained."""
 
-    name = "Lotline"
+    name = APPLICATION_NAME
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)

@@ -23,6 +23,7 @@ from ledger.chain import encode_event, link_hash
 from ledger.config import Settings
 from ledger.domain import Lot
 from ledger.export import write_export
+from ledger.store import open_chain
 from ledger.transparency import Transparency
 from ledger.verify import Helpers, Report, verify_chain
 from ledger.writer import UnsignedHead, WriterKey
@@ -30,7 +31,6 @@ from lotline_verify import parse_vkey, verify_export
 from lotline_verify.__main__ import main as lotline_verify
 from scripts import cli
 from scripts.db import upgrade_store
-from scripts.verify import chain_reader
 from tests.builders import API_GTIN, Program
 from tests.integration.rawdb import CHAIN, REFUSED, RawStore
 
@@ -75,7 +75,7 @@ def verify_cli(
 
 def in_parts(database_url: str, processes: int) -> Helpers:
     """Parts of a few events each, walked by `processes` processes."""
-    return Helpers(processes, functools.partial(chain_reader, database_url), min_part=1)
+    return Helpers(processes, functools.partial(open_chain, database_url), min_part=1)
 
 
 def edit_state(raw: RawStore, stream: Any, version: int, old: bytes, new: bytes) -> None:

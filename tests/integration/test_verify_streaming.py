@@ -11,8 +11,8 @@ import pytest
 from ledger import verify as ledger_verify
 from ledger.application import Ledger
 from ledger.recorders import ChainReader, ChainRow, ChainWalk
+from ledger.store import open_chain
 from ledger.verify import Helpers, Report, verify_chain
-from scripts.verify import chain_reader
 from tests.builders import Program
 from tests.integration.rawdb import CHAIN, RawStore
 
@@ -139,7 +139,7 @@ def helpers_started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | No
 
 
 def in_parts(database_url: str, processes: int) -> Helpers:
-    return Helpers(processes, functools.partial(chain_reader, database_url), min_part=500)
+    return Helpers(processes, functools.partial(open_chain, database_url), min_part=500)
 
 
 def walked(reader: ChainReader, helpers: Helpers | None = None) -> tuple[Report, bytes]:
@@ -178,7 +178,7 @@ def test_a_chain_too_short_to_share_is_walked_alone(
     big: Program, database_url: str, helpers_started: list[tuple[int, int | None]]
 ) -> None:
     size = big.ledger.chain.head()[0]
-    helpers = Helpers(4, functools.partial(chain_reader, database_url), min_part=size)
+    helpers = Helpers(4, functools.partial(open_chain, database_url), min_part=size)
     assert verify_chain(big.ledger.chain, helpers=helpers).ok
     assert helpers_started == []
 
