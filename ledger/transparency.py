@@ -8,6 +8,7 @@ re-derives everything from the events to audit the live store. Formats: docs/mer
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import threading
@@ -404,6 +405,7 @@ class _TreeAudit:
 
     def __init__(self, stored: Iterator[tuple[int, bytes]], roots: dict[int, bytes]) -> None:
         self.stored, self.roots, self.frontier, self.count = stored, roots, Frontier(), 0
+        self.sizes = sorted(roots)
         if 0 in roots and roots[0] != Frontier().root():
             raise _AuditFailure("the checkpoint of size 0 does not hold the empty tree's root")
 
@@ -417,14 +419,16 @@ class _TreeAudit:
             bad = next(after + i + 1 for i, kept_leaf in enumerate(kept)
                        if kept_leaf != (after + i, leaves[32 * i : 32 * i + 32]))
             raise _AuditFailure(f"event {bad}: the stored Merkle leaf does not match the event")
-        add, roots = self.frontier.add, self.roots
-        for i in range(n):
-            add(leaves[32 * i : 32 * i + 32])
-            seq = after + i + 1
-            if seq in roots and self.frontier.root() != roots[seq]:
+        sizes = self.sizes
+        signed = sizes[bisect.bisect_right(sizes, after) : bisect.bisect_right(sizes, after + n)]
+        done = after
+        for size in [*signed, after + n]:  # the leaves up to each signed size, then its root
+            self.frontier.extend(leaves[32 * (done - after) : 32 * (size - after)])
+            done = size
+            if size in self.roots and self.frontier.root() != self.roots[size]:
                 raise _AuditFailure(
-                    f"the Merkle root of the first {seq} events differs from the signed checkpoint {seq}: "
-                    f"an event up to {seq} was changed after signing (a fork of the signed history)"
+                    f"the Merkle root of the first {size} events differs from the signed checkpoint {size}: "
+                    f"an event up to {size} was changed after signing (a fork of the signed history)"
                 )
         self.count = after + n
 

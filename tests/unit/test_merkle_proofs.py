@@ -125,6 +125,30 @@ def test_a_frontier_resumed_from_its_hashes_keeps_building_the_same_tree() -> No
     assert resumed.root() == whole.root() == Reference(data).mth(0, 40)
 
 
+@pytest.mark.parametrize("start", [0, 1, 5, 8, 12, 37])
+def test_a_frontier_extended_in_runs_builds_the_tree_leaf_by_leaf_does(start: int) -> None:
+    """`extend` hashes whole aligned subtrees a level at a time; whatever the runs and wherever they
+    start, the frontier is the one `add` builds, and its root the reference's at every run's end."""
+    data = inputs(start + 300)
+    ref, rng = Reference(data), random.Random(start)
+    one_by_one, in_runs = merkle.Frontier(), merkle.Frontier()
+    for x in data[:start]:
+        one_by_one.add(merkle.leaf_hash(x))
+        in_runs.add(merkle.leaf_hash(x))
+    at = start
+    while at < len(data):
+        run = data[at : at + rng.choice([1, 2, 3, 16, 31, 64, 100])]
+        for x in run:
+            one_by_one.add(merkle.leaf_hash(x))
+        in_runs.extend(b"".join(merkle.leaf_hash(x) for x in run))
+        at += len(run)
+        assert in_runs.size == one_by_one.size == at
+        assert in_runs.hashes() == one_by_one.hashes()
+        assert in_runs.root() == ref.mth(0, at), at
+    in_runs.extend(b"")
+    assert in_runs.size == len(data)
+
+
 # --- inclusion ----------------------------------------------------------------------------------------
 
 
