@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also re-encode every event and require its bytes to be in canonical form")
     p.add_argument("--bundle", type=Path, metavar="FILE",
                    help="verify a single-event proof bundle instead (needs --log-key)")
+    p.add_argument("--jobs", type=_jobs, help="processes that walk a long export side by side (default: "
+                   "the CPU count, at most 4; 1: this process alone)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -61,12 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     progress = None if args.quiet else (lambda n: print(f"  {n} events verified", file=sys.stderr))
     verdict = verify_export(
-        args.directory, trusted, log_keys, witness_keys, args.strict, progress, writer_key
+        args.directory, trusted, log_keys, witness_keys, args.strict, progress, writer_key, args.jobs
     )
     print(verdict.describe())
     if not args.quiet:
         print(f"  ({time.perf_counter() - started:.2f} s, peak memory {_peak_mb():.0f} MB)", file=sys.stderr)
     return 0 if verdict.ok else 1
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if not 1 <= jobs <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to 64")
+    return jobs
 
 
 def _peak_mb() -> float:

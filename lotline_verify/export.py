@@ -1,15 +1,21 @@
 """Verify a Lotline audit export (docs/export-format.md) in one streaming pass over its events.
 
 Memory holds the checkpoints, cosignatures and keys (small) and the O(log n) right frontier of the
-Merkle tree; events are read a line at a time.
+Merkle tree; events are read a line at a time. A long export is cut into parts at line ends, walked side
+by side by forked processes: each keeps the Merkle leaf and chain hash of its events (64 bytes an event)
+until this process, done with its own part, takes them in order, so the verdict is the one walk's.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
+import functools
 import gc
 import hashlib
 import json
+import multiprocessing
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -116,13 +122,18 @@ def verify_export(
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
     writer_key: Key | None = None,
+    jobs: int | None = None,
 ) -> Verdict:
     """Check every event, the chain, the writer's signature over it, each checkpoint's root and signature,
     every cosignature and, given `trusted` (a checkpoint note saved earlier), that this log extends it
-    unchanged. `writer_key` pins the writer's public key (else the export's is used, with a warning)."""
+    unchanged. `writer_key` pins the writer's public key (else the export's is used, with a warning).
+    A long export is walked by up to `jobs` processes side by side (default: the CPU count, at most 4),
+    with the same verdict."""
     verdict = Verdict()
+    jobs = jobs if jobs is not None else DEFAULT_JOBS
     try:
-        _verify(Path(directory), verdict, trusted, log_keys, witness_keys, strict, progress, writer_key)
+        _verify(Path(directory), verdict, trusted, log_keys, witness_keys, strict, progress, writer_key,
+                jobs)
         verdict.ok = True
     except EventInvalid as e:
         verdict.reason, verdict.seq, verdict.stream, verdict.version = str(e), e.seq, e.stream, e.version
@@ -136,11 +147,10 @@ def verify_export(
 def _verify(
     d: Path, v: Verdict, trusted_text: str | None, pins: list[Key] | None,
     witness_pins: list[Key] | None, strict: bool, progress: Callable[[int], None] | None,
-    writer_pin: Key | None = None,
+    writer_pin: Key | None, jobs: int,
 ) -> None:
     m = _manifest(d / "manifest.json")
     writer = _writer_key(m, writer_pin, v)
-    signed = read_signatures(d / "writer_signatures.jsonl") if writer is not None else {}
     matching: list[WriterSignature] = []
     rewritten: list[WriterSignature] = []
     v.origin, v.first_seq, v.last_seq = m["origin"], m["first_seq"], m["last_seq"]
@@ -171,8 +181,11 @@ def _verify(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        head = _stream(d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress,
-                       signed, matching, rewritten)
+        head, signed = _stream(
+            d / "events.jsonl", v, first, last, prev, frontier, targets, strict, progress,
+            functools.partial(read_signatures, d / "writer_signatures.jsonl") if writer is not None else dict,
+            matching, rewritten, jobs,
+        )
     finally:
         if collecting:
             gc.enable()
@@ -233,58 +246,206 @@ def _after_stream(
                           "signature only")
 
 
+DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
+"""Processes that walk a long export side by side, unless told otherwise."""
+
+_PART_BYTES = 64 << 20
+"""The least of events.jsonl worth a process of its own (~70,000 events; starting one costs ~0.1 s)."""
+
+_RUN = 1 << 16
+"""Events walked before their leaves and chain hashes are handed on: memory stays bounded."""
+
+_HEADER = re.compile(rb'\{"seq":([1-9][0-9]*),"stream":"[^"]*","version":(?:0|[1-9][0-9]*),'
+                     rb'"chain_hash":"([0-9a-f]{64})","event":')
+"""A line's header as the export writes it: where the next line's walk starts (its seq and chain hash)."""
+
+
+@dataclass
+class _Part:
+    """Lines of events.jsonl from byte `start` to `end`, the first of them event `seq`, chained to `prev`;
+    after the walk, `runs` of (first seq, Merkle leaves, chain hashes) of the events that verified, in
+    order, then the first failure (seq, reason, stream, version) if one was found, or `error` if the
+    walk could not be done."""
+
+    start: int
+    end: int
+    seq: int
+    prev: bytes
+    runs: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    failure: tuple[int, str, str | None, int | None] | None = None
+    error: str | None = None
+
+
 def _stream(
     path: Path, v: Verdict, first: int, last: int, prev: bytes, frontier: Frontier,
     targets: dict[int, tuple[bytes, str]], strict: bool, progress: Callable[[int], None] | None,
-    signed: dict[int, WriterSignature], matching: list[WriterSignature], rewritten: list[WriterSignature],
-) -> bytes:
-    """Walk events.jsonl: header, canonical bytes, chain link, Merkle leaf, roots at checkpoint sizes."""
+    read_signed: Callable[[], dict[int, WriterSignature]], matching: list[WriterSignature],
+    rewritten: list[WriterSignature], jobs: int,
+) -> tuple[bytes, dict[int, WriterSignature]]:
+    """Walk events.jsonl (each line's header, canonical bytes and chain link) in parts, the later ones
+    side by side in forked processes when the file is long; then take each part's events in order:
+    their Merkle leaves into the frontier, checked against the signed roots at checkpoint sizes, and
+    their chain hashes against the writer signatures (read here while the other parts are walked)."""
+    parts = _parts(path, first, prev, jobs)
+    children = [_Child(path, part, first, last, strict) for part in parts[1:]]
+    try:
+        signed = read_signed()
+        signed_seqs, sizes = sorted(signed), sorted(targets)
+
+        def take(seq: int, leaves: bytes, hashes: bytes) -> None:
+            end = seq + len(leaves) // 32 - 1
+            done = seq - 1
+            for size in [*sizes[bisect.bisect_left(sizes, seq) : bisect.bisect_right(sizes, end)], end]:
+                frontier.extend(leaves[32 * (done + 1 - seq) : 32 * (size + 1 - seq)])
+                v.events += size - done
+                done = size
+                _check_root(frontier, targets, size, first)
+            at = signed_seqs[bisect.bisect_left(signed_seqs, seq) : bisect.bisect_right(signed_seqs, end)]
+            for s in at:
+                i = 32 * (s - seq)
+                (matching if signed[s].chain_hash == hashes[i : i + 32] else rewritten).append(signed[s])
+            if progress is not None and (end - first + 1) // 100_000 > (seq - first) // 100_000:
+                progress(end - first + 1)
+
+        walked = _walk(path, parts[0], first, last, strict, take)
+        for child in children:
+            _check_part(walked)
+            if (walked.seq, walked.prev) != (child.part.seq, child.part.prev):
+                raise Invalid("events.jsonl changed while it was being verified")
+            walked = child.result()
+            for run in walked.runs:
+                take(*run)
+        _check_part(walked)
+    finally:
+        for child in children:
+            child.stop()
+    if walked.seq - 1 != last:
+        raise EventInvalid(walked.seq, f"events.jsonl ends after event {walked.seq - 1} but the manifest "
+                           f"lists events up to {last}: the tail was cut off")
+    return walked.prev, signed
+
+
+def _parts(path: Path, first: int, prev: bytes, jobs: int) -> list[_Part]:
+    """events.jsonl cut into up to `jobs` parts at line ends, the first smaller (its walker also takes
+    every part's leaves and signatures); one part where processes cannot be forked. A later part starts
+    after a line whose header names its seq and chain hash, which the part before it verifies."""
+    size = path.stat().st_size
+    n = max(1, min(jobs, size // _PART_BYTES)) if "fork" in multiprocessing.get_all_start_methods() else 1
+    parts = [_Part(0, size, first, prev)]
+    if n == 1:
+        return parts
+    head = int(size * 0.8 / n)
+    with open(path, "rb") as f:
+        for k in range(n - 1):
+            f.seek(head + (size - head) * k // (n - 1))
+            f.readline()  # the rest of the line the cut falls in
+            line = f.readline()
+            found = _HEADER.match(line)
+            at = f.tell()
+            if found is None or at >= size or at <= parts[-1].start:
+                continue  # not a line as the export writes it: the part before walks on through it
+            parts[-1].end = at
+            parts.append(_Part(at, size, int(found[1]) + 1, bytes.fromhex(found[2].decode())))
+    return parts
+
+
+def _check_part(walked: _Part) -> None:
+    if walked.error is not None:
+        raise Invalid(walked.error)
+    if walked.failure is not None:
+        raise EventInvalid(*walked.failure)
+
+
+def _walk(
+    path: Path, part: _Part, first: int, last: int, strict: bool,
+    hand_on: Callable[[int, bytes, bytes], None],
+) -> _Part:
+    """Verify each line of `part` against its header and the line before: the event's bytes give its
+    chain hash; the leaves and chain hashes of the events that verified go to `hand_on` a run at a time
+    (the first failure is kept in the part, after the run before it)."""
     sha256 = hashlib.sha256
-    levels, hashes = frontier.levels, frontier.hashes
-    seq = first
-    with open(path, "rb", buffering=1 << 20) as f:
-        for line in f:
-            if seq > last:
-                raise EventInvalid(seq, f"events.jsonl holds more than the {last - first + 1} events "
-                                   "its manifest lists: an event was inserted")
-            cut = line.find(EVENT_MARK)
-            if cut < 0 or not line.endswith(b"}\n"):
-                raise EventInvalid(seq, "the line is not an event line of the export format")
-            event = line[cut + 9 : -2]
-            # The event's own position and identity, from the members that end every canonical event;
-            # an event that does not end so (or is elsewhere than its seq says) is parsed, to say why.
-            tail = None if strict else _TAIL.fullmatch(event, max(event.rfind(b',"seq":'), 0))
-            if tail is None or tail[1] != b"%d" % seq:
-                doc = _document(seq, event, strict)
-                stream, version = doc["stream"].encode(), b"%d" % doc["version"]
-            else:
-                stream, version = tail[2], tail[3]
-            prev = sha256(prev + event).digest()
-            stated = b'{"seq":%d,"stream":"%s","version":%s,"chain_hash":"%s"' % (
-                seq, stream, version, prev.hex().encode())
-            if line[:cut] != stated:
-                _explain_header(seq, line[:cut], _document(seq, event, strict), prev)
-            # Append the leaf to the frontier (Frontier.push, inlined: this loop is the hot path).
-            level, h = 0, sha256(b"\x00" + event).digest()
-            while levels and levels[-1] == level:
-                levels.pop()
-                h = sha256(b"\x01" + hashes.pop() + h).digest()
-                level += 1
-            levels.append(level)
-            hashes.append(h)
-            frontier.size = seq
-            if seq in targets:
-                _check_root(frontier, targets, seq, first)
-            if seq in signed:
-                (matching if signed[seq].chain_hash == prev else rewritten).append(signed[seq])
-            v.events += 1
-            seq += 1
-            if progress is not None and not seq % 100_000:
-                progress(seq - first)
-    if seq - 1 != last:
-        raise EventInvalid(seq, f"events.jsonl ends after event {seq - 1} but the manifest lists "
-                           f"events up to {last}: the tail was cut off")
-    return prev
+    seq, prev, left = part.seq, part.prev, part.end - part.start
+    leaves, hashes = bytearray(), bytearray()
+    run_seq = seq
+    try:
+        with open(path, "rb", buffering=1 << 20) as f:
+            f.seek(part.start)
+            for line in f:
+                if left <= 0:
+                    break
+                left -= len(line)
+                if seq > last:
+                    raise EventInvalid(seq, f"events.jsonl holds more than the {last - first + 1} events "
+                                       "its manifest lists: an event was inserted")
+                cut = line.find(EVENT_MARK)
+                if cut < 0 or not line.endswith(b"}\n"):
+                    raise EventInvalid(seq, "the line is not an event line of the export format")
+                event = line[cut + 9 : -2]
+                # The event's own position and identity, from the members that end every canonical event;
+                # an event that does not end so (or is elsewhere than its seq says) is parsed, to say why.
+                tail = None if strict else _TAIL.fullmatch(event, max(event.rfind(b',"seq":'), 0))
+                if tail is None or tail[1] != b"%d" % seq:
+                    doc = _document(seq, event, strict)
+                    stream, version = doc["stream"].encode(), b"%d" % doc["version"]
+                else:
+                    stream, version = tail[2], tail[3]
+                chained = sha256(prev + event).digest()
+                stated = b'{"seq":%d,"stream":"%s","version":%s,"chain_hash":"%s"' % (
+                    seq, stream, version, chained.hex().encode())
+                if line[:cut] != stated:
+                    _explain_header(seq, line[:cut], _document(seq, event, strict), chained)
+                prev = chained
+                leaves += sha256(b"\x00" + event).digest()
+                hashes += chained
+                seq += 1
+                if seq - run_seq == _RUN:
+                    run = run_seq, bytes(leaves), bytes(hashes)
+                    leaves.clear()
+                    hashes.clear()
+                    run_seq = seq
+                    hand_on(*run)
+    except EventInvalid as e:
+        part.failure = (e.seq, str(e), e.stream, e.version)
+    finally:
+        if leaves:
+            hand_on(run_seq, bytes(leaves), bytes(hashes))
+    part.seq, part.prev = seq, prev
+    return part
+
+
+class _Child:
+    """One part walked in a forked process, which sends back its part (runs included) at the end."""
+
+    def __init__(self, path: Path, part: _Part, first: int, last: int, strict: bool) -> None:
+        self.part = part
+        ctx = multiprocessing.get_context("fork")
+        self._receive, send = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(target=_child, args=(send, path, part, first, last, strict), daemon=True)
+        self._process.start()
+        send.close()
+
+    def result(self) -> _Part:
+        try:
+            answer: _Part = self._receive.recv()
+        except EOFError:
+            code = self._process.exitcode
+            raise Invalid(f"a verifying process ended with no answer (exit {code})") from None
+        return answer
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._receive.close()
+
+
+def _child(send: Any, path: Path, part: _Part, first: int, last: int, strict: bool) -> None:
+    try:
+        part = _walk(path, part, first, last, strict, lambda *run: part.runs.append(run))
+    except Exception as e:  # told to the parent, which names it as the export's failure
+        part.error = f"cannot verify events.jsonl from byte {part.start}: {e}"
+    send.send(part)
+    send.close()
 
 
 def _document(seq: int, event: bytes, strict: bool) -> dict[str, Any]:

@@ -17,9 +17,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.export import write_export
 from ledger.notes import ED25519, VerifierKey, parse_checkpoint, parse_note, public_bytes, sign_checkpoint
+from lotline_verify import export as export_walk
 from lotline_verify import parse_vkey, verify_export
 from lotline_verify.__main__ import main as lotline_verify
 from tests.merkle_builders import ORIGIN, History, witnessed_history
+
+
+@pytest.fixture(autouse=True, params=[1, 3, 7], ids=["whole", "3-parts", "7-parts"])
+def walkers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every verdict is the same whether one process walks the events or several walk parts of them
+    side by side (cut every few events here, so the cuts fall before, on and after the edited lines)."""
+    monkeypatch.setattr(export_walk, "DEFAULT_JOBS", request.param)
+    monkeypatch.setattr(export_walk, "_PART_BYTES", 1)
 
 
 @pytest.fixture
