@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from lotline_verify.bundle import verify_bundle
-from lotline_verify.export import verify_export
+from lotline_verify.export import jobs_argument, verify_export
 from lotline_verify.notes import Invalid, Key, parse_vkey
 
 
@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also re-encode every event and require its bytes to be in canonical form")
     p.add_argument("--bundle", type=Path, metavar="FILE",
                    help="verify a single-event proof bundle instead (needs --log-key)")
-    p.add_argument("--jobs", type=_jobs, help="processes that walk a long export side by side (default: "
-                   "the CPU count, at most 4; 1: this process alone)")
+    p.add_argument("--jobs", type=jobs_argument,
+                   help="processes that walk a long export side by side (default: the CPU count, at most 4; "
+                   "1: this process alone)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -69,16 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         print(f"  ({time.perf_counter() - started:.2f} s, peak memory {_peak_mb():.0f} MB)", file=sys.stderr)
     return 0 if verdict.ok else 1
-
-
-def _jobs(text: str) -> int:
-    try:
-        jobs = int(text)
-    except ValueError:
-        jobs = 0
-    if not 1 <= jobs <= 64:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to 64")
-    return jobs
 
 
 def _peak_mb() -> float:

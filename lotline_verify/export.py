@@ -8,6 +8,7 @@ until this process, done with its own part, takes them in order, so the verdict 
 
 from __future__ import annotations
 
+import argparse
 import base64
 import bisect
 import functools
@@ -246,8 +247,22 @@ def _after_stream(
                           "signature only")
 
 
-DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
-"""Processes that walk a long export side by side, unless told otherwise."""
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+DEFAULT_JOBS = min(_CPUS, 4)
+"""Processes that walk a long export side by side, unless told otherwise: the CPUs this process may run
+on, at most 4."""
+
+
+def jobs_argument(text: str) -> int:
+    """A command line's number of processes (`--jobs`): 1 to 64."""
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if not 1 <= jobs <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to 64")
+    return jobs
 
 _PART_BYTES = 64 << 20
 """The least of events.jsonl worth a process of its own (~70,000 events; starting one costs ~0.1 s)."""

@@ -7,7 +7,7 @@
     python -m scripts.bench_verify --audit-only --database-url sqlite:////path/store.db --workdir DIR
                                 # only the audits, timed: `lotline verify` on the store (in parts side
                                 # by side, and alone with --jobs 1) and `lotline-verify` on an export of
-                                # it (LOTLINE_KEYS_DIR: the store's keys)
+                                # it, likewise (LOTLINE_KEYS_DIR: the store's keys)
 
 Reports, for N events: the tree catch-up build, the export, the offline verification of the whole
 export in a child process pinned to one core (wall time and peak RSS from getrusage), and, over the
@@ -105,6 +105,7 @@ def _audit_only(url: str, work: Path, out: Path | None) -> int:
         "lotline verify": ["-m", "scripts.cli", "verify", "--database-url", url],
         "lotline verify --jobs 1": ["-m", "scripts.cli", "verify", "--database-url", url, "--jobs", "1"],
         "lotline-verify": ["-m", "lotline_verify", str(export)],
+        "lotline-verify --jobs 1": ["-m", "lotline_verify", str(export), "--jobs", "1"],
     }
     ok = True
     for label, command in runs.items():

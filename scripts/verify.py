@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 
 from ledger.errors import LedgerError
@@ -15,6 +14,7 @@ from ledger.store import open_chain
 from ledger.transparency import Transparency
 from ledger.verify import Helpers
 from ledger.writer import read_writer_vkey
+from lotline_verify.export import DEFAULT_JOBS, jobs_argument
 from scripts.logopts import add_store_options, existing_store_settings
 
 
@@ -31,22 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_store_options(p)
     p.add_argument(
         "--jobs",
-        type=_jobs,
-        default=min(os.cpu_count() or 1, 4),
+        type=jobs_argument,
+        default=DEFAULT_JOBS,
         help="processes that recompute the hashes side by side on a long chain (default: the CPU count, "
         "at most 4; 1: this process alone)",
     )
     p.set_defaults(func=run)
-
-
-def _jobs(text: str) -> int:
-    try:
-        jobs = int(text)
-    except ValueError:
-        jobs = 0
-    if not 1 <= jobs <= 64:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to 64")
-    return jobs
 
 
 def run(args: argparse.Namespace) -> int:

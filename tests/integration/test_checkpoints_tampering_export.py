@@ -97,6 +97,23 @@ def test_the_command_line_exits_0_then_1(
     assert "FAILED" in out and "at event 5" in out and "chain hash mismatch" in out
 
 
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_the_command_line_walks_in_as_many_processes_as_asked(
+    export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    cut, made = export_walk._parts, []
+    monkeypatch.setattr(export_walk, "_parts", lambda *a: made.append(cut(*a)) or made[-1])
+    lines = read(export / "events.jsonl")
+    lines[21] = lines[21].replace(b'"name":"', b'"name":"X', 1)
+    write(export / "events.jsonl", lines)
+    assert lotline_verify([str(export), "--quiet", "--jobs", str(jobs)]) == 1
+    assert "at event 22" in capsys.readouterr().out
+    assert [len(parts) for parts in made] == [jobs]
+    with pytest.raises(SystemExit):
+        lotline_verify([str(export), "--jobs", "0"])
+    assert "not a number of processes from 1 to 64" in capsys.readouterr().err
+
+
 def test_a_trusted_checkpoint_saved_with_a_final_newline_verifies_and_json_is_explained(
     export: Path, history: History, capsys: pytest.CaptureFixture[str]
 ) -> None:
