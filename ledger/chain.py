@@ -92,7 +92,7 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HYPHENATED = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@functools.lru_cache(maxsize=16_384)  # a stream's events lie close together in the log: 80% are hits
+@functools.lru_cache(maxsize=16_384)  # a stream's events lie close together: a fifth are hits on the 1M demo
 def stream_text(stream: UUID | str) -> str:
     """A stream id as a lowercase hyphenated UUID; SQLite's 32 lowercase hex digits are cut, and
     PostgreSQL's text already in that form kept, not parsed."""
