@@ -320,7 +320,7 @@ def _stream(
                 i = 32 * (s - seq)
                 (matching if signed[s].chain_hash == hashes[i : i + 32] else rewritten).append(signed[s])
             if progress is not None and (end - first + 1) // 100_000 > (seq - first) // 100_000:
-                progress(end - first + 1)
+                progress((end - first + 1) // 100_000 * 100_000)
 
         walked = _walk(path, parts[0], first, last, strict, take)
         for child in children:
