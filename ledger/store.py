@@ -36,6 +36,7 @@ class SQLiteFactory(LibrarySQLiteFactory):
         )
         made.close()
 
+
 APPLICATION_NAME = "Lotline"
 """The ledger application's name, which the library's PostgreSQL recorder makes its table's name of
 (`lotline_events`): a reader of the chain without the application names itself the same."""
@@ -76,7 +77,6 @@ def store_env(database_url: str) -> dict[str, str]:
         f"unsupported database URL scheme {parts.scheme!r}: use sqlite:/// or postgresql://",
         field="database_url",
     )
-
 
 
 @contextmanager

@@ -264,6 +264,7 @@ def jobs_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to 64")
     return jobs
 
+
 _PART_BYTES = 64 << 20
 """The least of events.jsonl worth a process of its own (~70,000 events; starting one costs ~0.1 s)."""
 

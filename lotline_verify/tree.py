@@ -51,7 +51,7 @@ class Frontier:
     def extend(self, leaves: bytes) -> None:
         """`push` each leaf hash of `leaves` (32 bytes each, concatenated). Each complete subtree the
         leaves fill, aligned to its own width, is hashed one level at a time and joined to the edge
-        whole: the same tree, for a third of the cost of pushing its leaves one by one."""
+        whole: the same tree, for ~60% of the cost of pushing its leaves one by one."""
         sha256 = hashlib.sha256
         levels = self.levels
         i, n = 0, len(leaves) // 32
