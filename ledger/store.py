@@ -7,29 +7,62 @@ quietly making an empty one.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
-from eventsourcing.persistence import InfrastructureFactory
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.persistence import InfrastructureFactory, OperationalError
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTransaction
 from eventsourcing.sqlite import SQLiteFactory as LibrarySQLiteFactory
 from eventsourcing.utils import Environment
 
-from ledger.db import BUSY_TIMEOUT_SECONDS, MAX_OVERFLOW, POOL_SIZE, POOL_TIMEOUT, sqlite_path
+from ledger.db import (
+    BUSY_TIMEOUT_SECONDS,
+    MAX_OVERFLOW,
+    POOL_SIZE,
+    POOL_TIMEOUT,
+    begin_immediate,
+    sqlite_path,
+)
 from ledger.errors import InvalidInput
 from ledger.recorders import ChainReader
+
+
+class _WriteTransaction(SQLiteTransaction):
+    """The library's transaction, begun with the write lock taken at once, as soon as it is free
+    (`ledger.db.begin_immediate`), instead of a deferred `BEGIN` whose first INSERT waits for it in
+    SQLite's busy handler."""
+
+    def __enter__(self) -> SQLiteCursor:
+        try:
+            begin_immediate(self.connection._sqlite_conn)  # the library keeps its driver connection private
+        except sqlite3.OperationalError as e:
+            raise OperationalError(e) from e  # as the library's transaction raises it on commit
+        return self.connection.cursor()
+
+
+class _Datastore(SQLiteDatastore):
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        if not commit:
+            with super().transaction(commit=False) as curs:
+                yield curs
+            return
+        with self.get_connection(commit=True) as conn, _WriteTransaction(conn, commit=True) as curs, curs:
+            yield curs
 
 
 class SQLiteFactory(LibrarySQLiteFactory):
     """The library's SQLite factory with its pool sized like every other engine (`ledger.db`): the
     library reads no pool settings for SQLite and keeps 5 + 10 connections with a 5 s timeout, which
-    40 request threads exhausted (500s)."""
+    40 request threads exhausted (500s). Its write transactions take the lock as `_WriteTransaction`
+    says."""
 
     def __init__(self, env: object) -> None:
         super().__init__(env)  # type: ignore[arg-type]
         made = self.datastore
-        self.datastore = SQLiteDatastore(
+        self.datastore = _Datastore(
             db_name=made.pool.db_name, lock_timeout=made.pool.lock_timeout, pool_size=POOL_SIZE,
             max_overflow=MAX_OVERFLOW, pool_timeout=POOL_TIMEOUT,
             single_row_tracking=made.single_row_tracking, originator_id_type=made.originator_id_type,
