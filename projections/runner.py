@@ -1,8 +1,9 @@
 """Runs the read models: pulls the notification log in pages and applies each page in one transaction.
 
 The same pull loop serves SQLite (which offers no subscription) and PostgreSQL. Each page of
-events is decoded once and handed to every read model that has not applied it yet, each read model
-in its own transaction: its rows and its tracking position commit together (see `projections.base`).
+events is decoded once and handed to every read model that has not applied it yet, all in one
+transaction, each read model in a savepoint: its rows and its tracking position stay or go together
+(see `projections.base`).
 A read model that fails on a page is applied again event by event to find the event it fails on; it
 stops there, the failure is recorded in its tracking row, and the others go on. A new runner (a
 worker restart, `lotline project`) tries it again. Pages are read with
@@ -265,28 +266,44 @@ class ProjectionRunner:
         return read
 
     def _apply(self, events: Sequence[Positioned], known: dict[str, int]) -> None:
-        """Each read model claims the page (compare-and-set) and applies it, in a transaction of its own.
+        """Apply a page to every read model that has not applied it, in one transaction, each read
+        model in a savepoint of its own: its rows and its tracking position stay or go together.
 
-        Claiming first makes a racing runner fail before it writes anything; on PostgreSQL the
-        claimed tracking row stays locked until this transaction ends. A runner that lost the race
-        for one read model takes up that read model's new position on the next page.
+        One transaction per page, not per read model: on SQLite every transaction takes the store's
+        one write lock, and a ledger write waiting for it found it retaken five times a page. A read
+        model that fails rolls back to its savepoint and is then looked at alone (`_isolate`); one
+        that lost a race for its position (compare-and-set, checked first, before it writes: on
+        PostgreSQL the tracking row stays locked until the transaction ends) takes up the new position
+        on the next page. When the transaction itself fails, each read model is looked at alone.
         """
         last = events[-1][0]
-        for p in self.projections:
-            at = known[p.name]
-            if at >= last or p.name in self.failed:
-                continue
-            todo = [e for e in events if e[0] > at]
-            try:
-                self._apply_one(p, at, todo)
-            except ProjectionConflict as e:
-                log.info("%s", e.message)
-                known[p.name] = self.positions()[p.name]
-                continue
-            except Exception:
-                known[p.name] = self._isolate(p, at, todo)
-                continue
+        due = [p for p in self.projections if known[p.name] < last and p.name not in self.failed]
+        applied, raced, broken = [], [], []
+        try:
+            with writing(self.engine) as conn:
+                for p in due:
+                    try:
+                        with conn.begin_nested():
+                            advance(conn, p.name, known[p.name], last)
+                            p.apply(conn, [e for e in events if e[0] > known[p.name]])
+                    except ProjectionConflict as e:
+                        log.info("%s", e.message)
+                        raced.append(p)
+                    except Exception:
+                        broken.append(p)
+                    else:
+                        applied.append(p)
+        except Exception:
+            log.exception("a page's transaction failed; applying each read model alone")
+            applied, raced, broken = [], [], due
+        for p in applied:
             known[p.name] = last
+        if raced:
+            now = self.positions()
+            for p in raced:
+                known[p.name] = now[p.name]
+        for p in broken:
+            known[p.name] = self._isolate(p, known[p.name], [e for e in events if e[0] > known[p.name]])
 
     def _apply_one(self, p: Projection, at: int, events: Sequence[Positioned]) -> None:
         with writing(self.engine) as conn:
