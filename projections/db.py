@@ -4,7 +4,7 @@ The engine comes from `ledger.db.open_engine` (not durable: read models are rebu
 Two kinds of transaction, on SQLite and PostgreSQL alike:
 - `writing(engine)`: one batch of events and its tracking rows. On SQLite it starts with
   `BEGIN IMMEDIATE`, taking the write lock up front, so a batch never fails half-way on a lock
-  upgrade; the ledger's own writer waits for it (busy timeout) like for any other writer.
+  upgrade; the ledger's own writer waits for it (`ledger.db.begin_immediate`) like for any other writer.
 - `reading(engine)`: a consistent snapshot for a query and the position it reports. On SQLite a
   deferred `BEGIN` (WAL snapshot from the first read); on PostgreSQL `REPEATABLE READ`, read only.
 """
