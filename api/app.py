@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from eventsourcing.persistence import PersistenceError
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
@@ -188,10 +188,13 @@ def create_app(settings: Settings | None = None, *, long_lived: bool = False) ->
         responses={503: {"model": Readiness}, **errors.errors()},
         tags=["service"],
     )
-    def ready(user: UserDep, ledger: LedgerDep) -> Readiness | JSONResponse:
+    def ready(request: Request, user: UserDep, ledger: LedgerDep) -> Readiness | JSONResponse:
         """Whether the store and the read models answer, how many events the read models lag behind, and
         which read model stopped on which event (then 503)."""
-        answer = _readiness(ledger, app.state.read_side, app.state.epcis)
+        # `request.app`, not the enclosing `app`: FastAPI caches every endpoint in module-level LRU
+        # caches, and a closure over the app would keep each app made in a process alive with it.
+        state = request.app.state
+        answer = _readiness(ledger, state.read_side, state.epcis)
         if answer.ready:
             return answer
         return JSONResponse(status_code=503, content=answer.model_dump())
