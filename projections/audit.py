@@ -3,8 +3,9 @@ why, what changed, and where the event sits in the hash chain.
 
 An entity's events are the events of its own stream. That is its whole history: the ledger records
 an event on every aggregate a step changes (a formulation records `Consumed` on each input lot, a
-shipment records `Shipped` on each kit). The chain position and hash are read at query time from
-`ledger_chain`, joined by (stream, version), so the trail shows exactly what a verifier checks.
+shipment records `Shipped` on each kit). The chain position and hash are read at query time from the
+ledger's chain (`ChainReader.links_for`, by stream and version), so the trail shows exactly what a
+verifier checks; the ledger's tables are not in the read models' database on SQLite.
 
 Blinding: the kit list (`allocation`) of a packaging event is left out of the stored changes; it
 is read through the genealogy's unblinded queries only.
@@ -30,20 +31,19 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Engine,
     Index,
-    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     Uuid,
-    and_,
     func,
     select,
 )
 
 from ledger.errors import NotFound
-from ledger.recorders import CHAIN_TABLE
+from ledger.recorders import ChainReader, Link
 from ledger.values import iso
 from projections.base import POSITION, BatchWriter, Positioned, Projection
 from projections.db import insert_rows, reading
@@ -82,15 +82,6 @@ place = Table(
 PLACE_FIELDS = ("location_id", "site_id", "from_id", "to_id", "depot_id", "place_id", "places")
 """Event fields that name the places an event concerns: an id, or for `places` a list of ids (a user's
 places) or a mapping keyed by place id (the places a recall reaches)."""
-
-# The ledger's chain table, read only (the ledger creates and writes it).
-chain = Table(
-    CHAIN_TABLE, MetaData(),
-    Column("seq", BigInteger, primary_key=True),
-    Column("originator_id", Uuid, nullable=False),
-    Column("originator_version", BigInteger, nullable=False),
-    Column("chain_hash", LargeBinary, nullable=False),
-)
 
 # Event attributes that are bookkeeping, or that would unblind the trial.
 _NOT_CHANGES = {"audit", "timestamp", "originator_topic", "originator_id", "originator_version",
@@ -220,14 +211,16 @@ class AuditTrail(Projection):
     writer = _Writer
     schema = 2  # 2: signature meaning, late entries, places, search indexes
 
+    def __init__(self, engine: Engine, chain: ChainReader) -> None:
+        super().__init__(engine)
+        self.chain = chain
+
     def search(self, query: AuditQuery, limit: int = 100, offset: int = 0) -> AuditFound:
         """The events matching `query`, oldest first, `limit` from `offset`, with chain seq and hash."""
         where = _criteria(query)
         counted = select(func.count()).select_from(entry).where(*where)
         rows_query = (
-            select(entry, chain.c.seq, chain.c.chain_hash)
-            .outerjoin(chain, and_(chain.c.originator_id == entry.c.originator_id,
-                                   chain.c.originator_version == entry.c.originator_version))
+            select(entry)
             .where(*where)
             .order_by(entry.c.position)
             .limit(limit)
@@ -237,14 +230,12 @@ class AuditTrail(Projection):
             as_of = self.as_of(conn)
             total = int(conn.execute(counted).scalar_one())
             rows = conn.execute(rows_query).mappings().all()
-        return AuditFound(total, limit, offset, tuple(_entry(r) for r in rows), as_of)
+        return AuditFound(total, limit, offset, self._entries(rows), as_of)
 
     def trail(self, aggregate_id: UUID) -> Trail:
         """Every event of the entity `aggregate_id`, in order, with chain seq and hash."""
         query = (
-            select(entry, chain.c.seq, chain.c.chain_hash)
-            .outerjoin(chain, and_(chain.c.originator_id == entry.c.originator_id,
-                                   chain.c.originator_version == entry.c.originator_version))
+            select(entry)
             .where(entry.c.originator_id == aggregate_id)
             .order_by(entry.c.originator_version)
         )
@@ -253,15 +244,21 @@ class AuditTrail(Projection):
             rows = conn.execute(query).mappings().all()
         if not rows:
             raise NotFound("entity", aggregate_id)
-        return Trail(aggregate_id, rows[0]["aggregate"], tuple(_entry(r) for r in rows), as_of)
+        return Trail(aggregate_id, rows[0]["aggregate"], self._entries(rows), as_of)
+
+    def _entries(self, rows: Sequence[Any]) -> tuple[AuditEntry, ...]:
+        """The rows as entries, each with its chain link (none for an event the chain lacks)."""
+        keys = [(r["originator_id"], r["originator_version"]) for r in rows]
+        links = {(link.stream, link.version): link for link in self.chain.links_for(keys)}
+        return tuple(_entry(r, links.get(key)) for r, key in zip(rows, keys, strict=True))
 
 
-def _entry(r: Any) -> AuditEntry:
+def _entry(r: Any, link: Link | None) -> AuditEntry:
     return AuditEntry(
         r["position"], r["originator_version"], r["aggregate"], r["event"], r["principal"],
         r["role"], r["name"], datetime.fromisoformat(r["occurred_at"]),
-        datetime.fromisoformat(r["recorded_at"]), r["reason"], json.loads(r["changes"]), r["seq"],
-        bytes(r["chain_hash"]).hex() if r["chain_hash"] is not None else None,
+        datetime.fromisoformat(r["recorded_at"]), r["reason"], json.loads(r["changes"]),
+        link.seq if link is not None else None, link.chain_hash.hex() if link is not None else None,
         r["meaning"], bool(r["late_entry"]), r["late_reason"], r["originator_id"],
     )
 

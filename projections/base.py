@@ -26,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -55,6 +56,41 @@ tracking = Table(
     Column("failed_position", BigInteger, nullable=True),
     Column("failed_error", Text, nullable=True),
 )
+
+
+origin = Table(
+    "projection_origin",
+    tracking_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("first_hash", LargeBinary, nullable=False),
+)
+"""Which ledger the read models were applied from: the chain hash of its first event (one row, written
+before that event is applied). On SQLite the read models have a file of their own; a file left
+beside another store (the store deleted and made anew, a copy of the store without it) is known by
+it instead of answering, and skipping, positions of another ledger."""
+
+
+def first_hash(conn: Connection) -> bytes | None:
+    """The chain hash of the first event of the ledger the read models were applied from (None: none yet)."""
+    found = conn.execute(select(origin.c.first_hash)).scalar()
+    return bytes(found) if found is not None else None
+
+
+def set_first_hash(conn: Connection, chain_hash: bytes) -> None:
+    """Record, in the caller's transaction, the ledger the read models are applied from."""
+    upsert(conn, origin, [{"id": 1, "first_hash": chain_hash}])
+
+
+def foreign(conn: Connection, head: int, ledger_first_hash: bytes | None) -> str | None:
+    """Why the read models in `conn` were not applied from the ledger whose chain has `head` events and
+    starts with `ledger_first_hash`, or None when they were (or hold nothing yet)."""
+    reached = max(positions(conn, schemas(conn)).values(), default=0)
+    if reached > head:
+        return f"they have applied {reached} events and the ledger holds {head}"
+    recorded = first_hash(conn)
+    if recorded is not None and recorded != ledger_first_hash:
+        return "they were applied from a ledger whose first event is another"
+    return None
 
 
 class ProjectionError(LedgerError):
@@ -108,6 +144,8 @@ class Failure:
 def positions(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     """The tracking position of each named read model (0 when it has applied nothing)."""
     wanted = list(names)
+    if not wanted:
+        return {}
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = f"SELECT name, position FROM {tracking.name} WHERE name IN ({', '.join(mark for _ in wanted)})"
     # Through the driver: every answer reads its freshness, and SQLAlchemy's statement made it cost

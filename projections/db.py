@@ -1,5 +1,12 @@
-"""The read side's database access: one SQLAlchemy engine on the event store's own database.
+"""The read side's database access: one SQLAlchemy engine on the read models' database.
 
+Where the read models live (`read_side_url`): on PostgreSQL, in the event store's own database; on
+SQLite, in a file of their own beside the store's (`<store>-read`, e.g. `lotline.db-read`). SQLite
+lets one writer at a time into a file: with the read models in the store's file, every page the
+projection worker applied held the lock a site's receipt was waiting for (tens of ms under load,
+docs/benchmarks.md). Apart, the worker's writes and the ledger's never wait for each other. The file
+holds only what is rebuilt from the events: deleting it (with its `-wal` and `-shm`) and running
+`lotline db upgrade` starts the read models over from position 0.
 The engine comes from `ledger.db.open_engine` (not durable: read models are rebuilt from events).
 Two kinds of transaction, on SQLite and PostgreSQL alike:
 - `writing(engine)`: one batch of events and its tracking rows. On SQLite it starts with
@@ -27,13 +34,32 @@ from ledger import db
 IN_CHUNK = 500
 
 
+READ_SIDE_SUFFIX = "-read"
+"""On SQLite, the read models' file is the store's file name with this added."""
+
+
+def read_side_url(database_url: str) -> str:
+    """Where the read models of the store at `database_url` live: the same PostgreSQL database; on
+    SQLite, the file `<store>-read` beside the store's."""
+    if db.sqlite_path(database_url) is None:
+        return database_url
+    return database_url + READ_SIDE_SUFFIX
+
+
+def store_of(engine: Engine) -> str:
+    """The URL of the store whose read models `engine` is on, as a user writes it, password hidden."""
+    url = db.store_url(engine)
+    return url.removesuffix(READ_SIDE_SUFFIX) if engine.dialect.name == "sqlite" else url
+
+
 def open_engine(database_url: str) -> Engine:
-    """An engine for the read models on the ledger's database (`sqlite:///...` or `postgresql://...`).
+    """An engine on the read models of the store at `database_url` (`sqlite:///...` or
+    `postgresql://...`; see `read_side_url`).
 
     Not durable (see `ledger.db.open_engine`): a fifth of rebuild time on SQLite was the fsync per
     commit, and a batch lost to a power cut is applied again.
     """
-    return db.open_engine(database_url, durable=False)
+    return db.open_engine(read_side_url(database_url), durable=False)
 
 
 @contextmanager

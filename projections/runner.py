@@ -22,7 +22,6 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, inspect
 
 from ledger.application import Ledger
-from ledger.db import store_url
 from ledger.errors import NotReady
 from projections.audit import AuditTrail
 from projections.base import (
@@ -34,15 +33,19 @@ from projections.base import (
     ProjectionTimeout,
     advance,
     failures,
+    first_hash,
+    foreign,
+    origin,
     positions,
     record_failure,
     reset,
     schemas,
+    set_first_hash,
     tracking,
     tracking_metadata,
 )
 from projections.custody import Custody
-from projections.db import open_engine, reading, writing
+from projections.db import open_engine, reading, store_of, writing
 from projections.genealogy import Genealogy
 from projections.inventory import Inventory
 from projections.recall import RecallImpact
@@ -59,9 +62,9 @@ READ_MODELS: tuple[type[Projection], ...] = (Genealogy, RecallImpact, Inventory,
 """Every read model of Lotline."""
 
 
-def read_models(engine: Engine) -> list[Projection]:
-    """Every read model of Lotline, on one engine."""
-    return [cls(engine) for cls in READ_MODELS]
+def read_models(engine: Engine, ledger: Ledger) -> list[Projection]:
+    """Every read model of Lotline, on one engine; the audit trail reads chain links from `ledger`."""
+    return [AuditTrail(engine, ledger.chain) if cls is AuditTrail else cls(engine) for cls in READ_MODELS]
 
 
 class ReadModelsNotReady(ProjectionError, NotReady):
@@ -82,21 +85,35 @@ class ReadModelsNotReady(ProjectionError, NotReady):
 
 
 def prepare(
-    conn: Connection, projections: Sequence[Projection | type[Projection]] = READ_MODELS
+    conn: Connection, projections: Sequence[Projection | type[Projection]] = READ_MODELS,
+    *, ledger: tuple[int, bytes | None],
 ) -> list[str]:
     """Create the read models' tables where missing; one whose tables were built to another schema is
-    dropped and starts over from position 0. Run by `lotline db upgrade`, in its transaction; returns
-    the names of the read models that start over."""
+    dropped and starts over from position 0, and all of them do when they were applied from another
+    ledger than `ledger` (its head and the chain hash of its first event; see `foreign`). Run by
+    `lotline db upgrade`, in its transaction; returns the names of the read models that start over."""
     tracking_metadata.create_all(conn)
-    built = schemas(conn)
+    head, ledger_first = ledger
     restarted = []
+    why = foreign(conn, head, ledger_first)
+    if why is not None:
+        log.warning("the read models are not this store's (%s); they start over from position 0", why)
+        conn.execute(origin.delete())
+        for p in projections:
+            p.drop_tables(conn)
+            reset(conn, p)
+            restarted.append(p.name)
+    elif first_hash(conn) is None and ledger_first is not None:
+        set_first_hash(conn, ledger_first)  # read models applied before the origin was recorded
+    built = schemas(conn)
     for p in projections:
         if p.name in built and built[p.name] != p.schema:
             log.warning("read model %s: schema %d, was %d; rebuilding", p.name, p.schema, built[p.name])
             p.drop_tables(conn)
         if built.get(p.name) != p.schema:
             reset(conn, p)
-            restarted.append(p.name)
+            if p.name not in restarted:
+                restarted.append(p.name)
         p.create_tables(conn)
     return restarted
 
@@ -104,8 +121,24 @@ def prepare(
 def not_ready(conn: Connection, projections: Sequence[Projection | type[Projection]] = READ_MODELS,
               ) -> dict[str, int | None]:
     """The read models whose tables are missing (None) or built to another schema (that schema)."""
-    built = schemas(conn) if inspect(conn).has_table(tracking.name) else {}
+    found = inspect(conn)
+    ours = found.has_table(tracking.name) and found.has_table(origin.name)
+    built = schemas(conn) if ours else {}
     return {p.name: built.get(p.name) for p in projections if built.get(p.name) != p.schema}
+
+
+class ReadModelsOfAnotherLedger(ProjectionError, NotReady):
+    """Read models applied from another ledger than the store's (on SQLite, a read models' file left
+    beside another store); `lotline db upgrade` starts them over."""
+
+    code = "read_models_of_another_ledger"
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(
+            f"the read models of the store at {url} were not applied from its ledger: {why}; run "
+            f"`lotline db upgrade --database-url {url}` to start them over",
+            why=why,
+        )
 
 
 class ProjectionRunner:
@@ -114,16 +147,15 @@ class ProjectionRunner:
     def __init__(self, ledger: Ledger, engine: Engine, projections: Sequence[Projection] | None = None):
         self.ledger = ledger
         self.engine = engine
-        self.projections = list(projections) if projections is not None else read_models(engine)
+        self.projections = list(projections) if projections is not None else read_models(engine, ledger)
         self._by_type = {type(p): p for p in self.projections}
         self._stop = threading.Event()
         self.failed: dict[str, Failure] = {}
         """The read models this runner stopped applying, each on the event it failed on."""
         self._owned: tuple[Ledger, Engine] | None = None
-        table = ledger.chain.events_table_name
         self._head_sql = (
-            f"SELECT MAX(notification_id) FROM {table}" if engine.dialect.name == "postgresql"
-            else f"SELECT MAX(rowid) FROM {table}"  # the event store's notification id on SQLite
+            f"SELECT MAX(notification_id) FROM {ledger.chain.events_table_name}"
+            if engine.dialect.name == "postgresql" else None  # SQLite: another file (`head`)
         )
         self.check()
 
@@ -185,16 +217,23 @@ class ProjectionRunner:
 
     def check(self) -> None:
         """Refuse read models whose tables are missing or built to another schema (ReadModelsNotReady)."""
+        why = None
         with reading(self.engine) as conn:
             behind = not_ready(conn, self.projections)
+            if not behind:
+                head = self.head()
+                why = foreign(conn, head, self.ledger.chain.hash_at(1) if head else None)
         if behind:
             wanted = {p.name: p.schema for p in self.projections}
-            raise ReadModelsNotReady(store_url(self.engine), behind, wanted)
+            raise ReadModelsNotReady(store_of(self.engine), behind, wanted)
+        if why is not None:
+            raise ReadModelsOfAnotherLedger(store_of(self.engine), why)
 
     def setup(self) -> None:
         """What `lotline db upgrade` does for this runner's read models (see `prepare`)."""
-        with writing(self.engine) as conn:
-            prepare(conn, self.projections)
+        with writing(self.engine) as conn:  # the ledger read once no other runner can move them
+            head = self.head()
+            prepare(conn, self.projections, ledger=(head, self.ledger.chain.hash_at(1) if head else None))
 
     def positions(self) -> dict[str, int]:
         """Each read model's position: the last notification id it applied."""
@@ -213,15 +252,20 @@ class ProjectionRunner:
     def head(self) -> int:
         """The last notification id in the ledger: wait for it to see your own write.
 
-        Read through the read side's own engine, not the event store's pool: there, a read queues
-        behind the writers (one at a time), so every query would wait for the write path."""
+        On SQLite the read models have a file of their own (`projections.db.read_side_url`): the head
+        is read from the store's file, through the event store's own connections (a read there waits
+        for no writer: WAL). On PostgreSQL it is read through the read side's engine, not the event
+        store's pool: there a read queues behind the writers, so every query would wait for the write
+        path."""
+        if self._head_sql is None:
+            return int(self.ledger.recorder.max_notification_id() or 0)
         raw = self.engine.raw_connection()  # one statement: the driver's cursor, no transaction around it
-        # On PostgreSQL in autocommit, so that the driver sends no BEGIN before it nor the pool a ROLLBACK
-        # after it: one round trip instead of three.
-        driver = raw.driver_connection if self.engine.dialect.name == "postgresql" else None
+        # In autocommit, so that the driver sends no BEGIN before it nor the pool a ROLLBACK after it:
+        # one round trip instead of three.
+        driver = raw.driver_connection
+        assert driver is not None
         try:
-            if driver is not None:
-                driver.autocommit = True
+            driver.autocommit = True
             cursor = raw.cursor()
             cursor.execute(self._head_sql)
             row = cursor.fetchone()
@@ -230,11 +274,10 @@ class ProjectionRunner:
             raw.invalidate()  # e.g. a connection the server dropped: not back into the pool
             raise
         finally:
-            if driver is not None:
-                try:
-                    driver.autocommit = False  # never back in the pool in autocommit
-                except Exception:
-                    raw.invalidate()  # a connection that cannot even be set so is dropped
+            try:
+                driver.autocommit = False  # never back in the pool in autocommit
+            except Exception:
+                raw.invalidate()  # a connection that cannot even be set so is dropped
             raw.close()  # back to the pool, which ends any transaction the driver began
         return int(row[0] or 0) if row else 0
 
@@ -256,6 +299,8 @@ class ProjectionRunner:
             if not page:
                 break
             events = [(n.id, self.ledger.mapper.to_domain_event(n)) for n in page]
+            if start == 0:
+                self._claim_origin()
             self._apply(events, known)
             read += len(page)
             batches += 1
@@ -264,6 +309,13 @@ class ProjectionRunner:
             if len(page) < batch_size:
                 break
         return read
+
+    def _claim_origin(self) -> None:
+        """Before the ledger's first event is applied, record which ledger it is (`base.origin`)."""
+        chain_hash = self.ledger.chain.hash_at(1)
+        assert chain_hash is not None, "a page from position 0 starts with the chain's first event"
+        with writing(self.engine) as conn:
+            set_first_hash(conn, chain_hash)
 
     def _apply(self, events: Sequence[Positioned], known: dict[str, int]) -> None:
         """Apply a page to every read model that has not applied it, in one transaction, each read

@@ -6,7 +6,8 @@ requests/s and 5xx per route and phase.
     python -m scripts.bench_load --database-url postgresql://lotline:x@127.0.0.1:55432/copy --keys-dir ...
 
 The store is written to: give a COPY of the store to measure (e.g. of `lotline demo --scale 122`, ~1M
-events), with the keys directory its writer key is in. First, outside the timings, the script adds a
+events; on SQLite with its read models' file, `<store>-read`, or they are built again from zero first),
+with the keys directory its writer key is in. First, outside the timings, the script adds a
 program of its own through the ledger (a trial, `--sites` sites, runs of kits, and one shipment of
 `--kits-per-receipt` kits in transit per receipt it will send), and users with tokens. Then, for each
 `--workers` count, it starts `lotline serve`, waits until the read models have applied every event, and

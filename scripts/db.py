@@ -2,9 +2,12 @@
 
 `upgrade_store(url)` is the one way a store gets its tables: `db upgrade`, `demo` and `serve` run it
 (and the tests' store fixtures). It applies the ledger's migrations (`ledger.schema`), then creates
-the read models' tables and restarts any whose tables changed (`projections.runner.prepare`), in
-one transaction under the store's schema lock. Every other command calls `existing_store(url)`
-first, which refuses a store that does not exist or whose schema is not current.
+the read models' tables and restarts any whose tables changed (`projections.runner.prepare`): on
+PostgreSQL in the same transaction, under the store's schema lock; on SQLite, whose read models live
+in a file of their own (`projections.db.read_side_url`), in a transaction there right after, and
+read models left in the store's own file by an earlier release are dropped (they start over in
+theirs). Every other command calls `existing_store(url)` first, which refuses a store that does not
+exist or whose schema is not current.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import logging
 import sys
 from pathlib import Path
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect, text
 
 from ledger import schema
 from ledger.config import Settings
-from ledger.db import open_engine, redacted
+from ledger.db import open_engine, redacted, sqlite_path
 from ledger.identity import Identity, operator
+from ledger.recorders import CHAIN_TABLE
 from ledger.writer import adopt_head
-from projections.db import reading
+from projections.base import tracking_metadata
+from projections.db import open_engine as open_read_engine
+from projections.db import read_side_url, reading, writing
 from projections.runner import READ_MODELS, not_ready, prepare
 
 log = logging.getLogger(__name__)
@@ -56,7 +62,18 @@ def run(args: argparse.Namespace) -> int:
 def upgrade_store(database_url: str, keys_dir: Path | None = None) -> schema.Upgraded:
     """Make the store at `database_url` or bring it to this release: migrations, then read models; a
     store made before writer signatures has its head signed once, as adopted (ledger/writer.py)."""
-    upgraded = schema.upgrade(database_url, then=_read_models)
+    apart = read_side_url(database_url) != database_url
+    upgraded = schema.upgrade(database_url, then=_read_models_left_behind if apart else _read_models)
+    if apart:
+        engine, ledger_engine = open_read_engine(database_url), open_engine(database_url)
+        try:
+            # The ledger is read once the read models' write lock is held: a projection worker cannot
+            # move them past the head read, which would look like read models of another ledger.
+            with writing(engine) as conn, ledger_engine.connect() as ledger_conn:
+                prepare(conn, ledger=_ledger(ledger_conn))
+        finally:
+            engine.dispose()
+            ledger_engine.dispose()
     if upgraded.before in (None, "0001"):
         # Only the upgrade that made the signatures table adopts: a later upgrade never signs a head
         # whose signatures someone deleted.
@@ -86,7 +103,27 @@ def existing_store(database_url: str | None = None) -> str:
 
 
 def _read_models(conn: Connection) -> None:
-    prepare(conn)  # warns about each read model it restarts because its tables changed
+    """The read models in the store's own database (PostgreSQL), in the schema transaction."""
+    prepare(conn, ledger=_ledger(conn))  # warns about each read model it restarts, and why
+
+
+def _ledger(conn: Connection) -> tuple[int, bytes | None]:
+    """The chain's head position and the hash of its first event (None while it is empty)."""
+    last = conn.execute(text(f"SELECT MAX(seq) FROM {CHAIN_TABLE}")).scalar()
+    first = conn.execute(text(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE seq = 1")).scalar()
+    return int(last or 0), bytes(first) if first is not None else None
+
+
+def _read_models_left_behind(conn: Connection) -> None:
+    """Drop the read models an earlier release kept in the SQLite store's own file."""
+    tables = set(inspect(conn).get_table_names())
+    left = [p for p in READ_MODELS if tables & set(p.metadata.tables)]
+    for p in left:
+        p.drop_tables(conn)
+    tracking_metadata.drop_all(conn)
+    if left:
+        log.warning("read models %s moved to their own file; they start over there from position 0",
+                    ", ".join(p.name for p in left))
 
 
 def _current(url: str) -> int:
@@ -98,12 +135,16 @@ def _current(url: str) -> int:
     print(found.describe())
     if not found.current:
         return 1
-    engine = open_engine(url)
-    try:
-        with reading(engine) as conn:
-            behind = not_ready(conn)
-    finally:
-        engine.dispose()
+    read_file = sqlite_path(read_side_url(url))
+    if read_file is not None and not read_file.exists():  # not made here: that is `db upgrade`'s job
+        behind: dict[str, int | None] = {p.name: None for p in READ_MODELS}
+    else:
+        engine = open_read_engine(url)
+        try:
+            with reading(engine) as conn:
+                behind = not_ready(conn)
+        finally:
+            engine.dispose()
     if behind:
         print(f"read models not ready at {redacted(url)}: {', '.join(sorted(behind))}; "
               f"run `lotline db upgrade --database-url {redacted(url)}`")

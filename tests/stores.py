@@ -16,6 +16,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from ledger.db import open_engine, sqlite_path
+from projections.db import read_side_url
 from scripts.db import upgrade_store
 from tests.pgutil import create_database
 
@@ -27,11 +28,15 @@ def make_store(database_url: str) -> str:
 
 
 def clone_sqlite_store(template_url: str, path: Path) -> str:
-    """A new SQLite store at `path`, a copy of the store at `template_url`; its URL."""
-    source = sqlite_path(template_url)
-    assert source is not None and not Path(f"{source}-wal").exists(), "the template must be checkpointed"
-    shutil.copyfile(source, path)
-    return f"sqlite:///{path}"
+    """A new SQLite store at `path`, a copy of the store at `template_url` and of its read models' file;
+    its URL."""
+    url = f"sqlite:///{path}"
+    for source_url, target_url in ((template_url, url), (read_side_url(template_url), read_side_url(url))):
+        source, target = sqlite_path(source_url), sqlite_path(target_url)
+        assert source is not None and target is not None
+        assert not Path(f"{source}-wal").exists(), "the template must be checkpointed"
+        shutil.copyfile(source, target)
+    return url
 
 
 def clone_postgres_store(template_url: str, server_url: str) -> str:
@@ -41,9 +46,27 @@ def clone_postgres_store(template_url: str, server_url: str) -> str:
     return create_database(server_url, template=template)
 
 
+def _databases(database_url: str) -> list[str]:
+    """The store's database, and on SQLite its read models' file when there is one."""
+    read = read_side_url(database_url)
+    path = sqlite_path(read)
+    apart = read != database_url and path is not None and path.exists()
+    return [database_url, read] if apart else [database_url]
+
+
 def schema_of(database_url: str) -> dict[str, Any]:
     """Everything the schema of a store is made of, in a form two stores can be compared by: tables
-    with their columns, keys, indexes and foreign keys; triggers; PostgreSQL functions and types."""
+    with their columns, keys, indexes and foreign keys; triggers; PostgreSQL functions and types. On
+    SQLite, of both its files (a table named in both would show once)."""
+    found: dict[str, Any] = {"tables": {}, "other": []}
+    for url in _databases(database_url):
+        one = _schema_of(url)
+        found["tables"].update(one["tables"])
+        found["other"] = sorted([*found["other"], *one["other"]])
+    return found
+
+
+def _schema_of(database_url: str) -> dict[str, Any]:
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -84,12 +107,15 @@ def schema_of(database_url: str) -> dict[str, Any]:
 
 
 def row_counts(database_url: str) -> dict[str, int]:
-    """How many rows each table of the store holds."""
-    engine = open_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            names = inspect(conn).get_table_names()
-            return {name: int(conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{name}"').scalar_one())
-                    for name in names}
-    finally:
-        engine.dispose()
+    """How many rows each table of the store holds (on SQLite, in both its files)."""
+    counts: dict[str, int] = {}
+    for url in _databases(database_url):
+        engine = open_engine(url)
+        try:
+            with engine.connect() as conn:
+                for name in inspect(conn).get_table_names():
+                    assert name not in counts, f"table {name} in both files of the store"
+                    counts[name] = int(conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{name}"').scalar_one())
+        finally:
+            engine.dispose()
+    return counts

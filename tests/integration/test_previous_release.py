@@ -24,6 +24,7 @@ from ledger.gs1 import with_check_digit
 from ledger.identity import Identity
 from ledger.keys import KeyRing
 from ledger.values import Actor, Role
+from projections.db import open_engine as open_read_engine
 from projections.db import reading
 from projections.runner import not_ready
 from scripts.cli import main as lotline
@@ -105,7 +106,7 @@ def test_db_upgrade_brings_a_store_of_the_previous_release_up_to_date(
     assert lotline(["db", "current", "--database-url", url]) == 0
     assert "(current)" in capsys.readouterr().out
     assert schema.state(url).current
-    engine = open_engine(url)
+    engine = open_read_engine(url)
     try:
         with reading(engine) as conn:
             assert not_ready(conn) == {}

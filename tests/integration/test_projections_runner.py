@@ -273,6 +273,7 @@ def test_a_page_whose_transaction_fails_is_applied_again_read_model_by_read_mode
     ledger: Ledger, runner: ProjectionRunner, monkeypatch: pytest.MonkeyPatch
 ):
     build_scenario(ledger)
+    runner.catch_up(batch_size=10, max_batches=1)  # the first page (and the ledger's origin) applied
     writing, failed = runner_module.writing, []
 
     @contextmanager
