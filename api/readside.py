@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from api.schemas.common import Freshness
 from ledger.application import Ledger
+from ledger.db import WalCheckpointer, start_wal_checkpoints
 from ledger.errors import InvalidInput
 from projections.db import open_engine
 from projections.genealogy import Genealogy
@@ -42,7 +43,9 @@ class ReadSide:
             self.engine.dispose()
             raise
         self.wait_seconds = wait_seconds
+        self.database_url = database_url
         self._worker: ProjectionRunner | None = None
+        self._checkpoints: WalCheckpointer | None = None
         self._thread: threading.Thread | None = None
 
     def freshness(self, as_of: int) -> Freshness:
@@ -82,8 +85,10 @@ class ReadSide:
         return kits, {"reader": "genealogy read model", "as_of": answer.as_of}
 
     def start_worker(self, poll_seconds: float) -> None:
-        """Apply events in a thread of this process (`Settings.projection_thread`)."""
+        """Apply events in a thread of this process (`Settings.projection_thread`), and checkpoint the
+        store's write-ahead log in another, as a projection worker does."""
         self._worker = ProjectionRunner(self.runner.ledger, self.engine)
+        self._checkpoints = start_wal_checkpoints(self.database_url)
         self._thread = threading.Thread(
             target=self._worker.run_forever, kwargs={"poll_interval": poll_seconds},
             name="lotline-projections", daemon=True,
@@ -95,4 +100,6 @@ class ReadSide:
             self._worker.stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.engine.dispose()

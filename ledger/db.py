@@ -20,7 +20,9 @@ the same way.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +42,8 @@ POOL_SIZE, MAX_OVERFLOW = 5, REQUEST_THREADS + 5
 POOL_TIMEOUT = BUSY_TIMEOUT_SECONDS
 
 _WRITE_OPTION = "lotline_write"
+
+log = logging.getLogger(__name__)
 
 
 def open_engine(database_url: str, *, durable: bool = True) -> Engine:
@@ -117,6 +121,50 @@ def _write_ahead_log(dbapi_connection: Any) -> None:
             if "locked" not in str(e) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)
+
+
+LEDGER_AUTOCHECKPOINT_PAGES = 10_000
+"""How large (pages of 4 KiB) a SQLite store's write-ahead log grows before a commit of the ledger
+copies it back into the store itself. At SQLite's 1,000, under the peak mix one receipt in 40 or so
+paid 10-30 ms in its commit for it; `WalCheckpointer` (run by the projection worker) copies the log
+back long before, off the request path, and this stays the net when no worker runs."""
+
+WAL_CHECKPOINT_SECONDS = 0.2
+
+
+class WalCheckpointer:
+    """Copies a SQLite store's write-ahead log back into it every `every` seconds, in a thread of its
+    own: `PRAGMA wal_checkpoint(PASSIVE)` waits for no reader or writer and copies what no reader still
+    needs. Started by the projection worker (`start_wal_checkpoints`); `close()` stops it."""
+
+    def __init__(self, path: Path, every: float = WAL_CHECKPOINT_SECONDS) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lotline-wal-checkpoints", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        failed = False
+        while not self._stop.wait(self._every):
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                failed = False
+            except sqlite3.Error:  # e.g. the disk full: the ledger's commits checkpoint themselves
+                if not failed:
+                    log.exception("checkpointing the store's write-ahead log failed; trying again")
+                failed = True
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._conn.close()
+
+
+def start_wal_checkpoints(database_url: str) -> WalCheckpointer | None:
+    """A `WalCheckpointer` on the SQLite store at `database_url` (None on PostgreSQL)."""
+    path = sqlite_path(database_url)
+    return WalCheckpointer(path) if path is not None else None
 
 
 LOCK_POLL_SECONDS = 0.001

@@ -10,15 +10,23 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from eventsourcing.persistence import InfrastructureFactory, OperationalError
-from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTransaction
+from eventsourcing.sqlite import (
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteTransaction,
+)
 from eventsourcing.sqlite import SQLiteFactory as LibrarySQLiteFactory
 from eventsourcing.utils import Environment
 
 from ledger.db import (
     BUSY_TIMEOUT_SECONDS,
+    LEDGER_AUTOCHECKPOINT_PAGES,
     MAX_OVERFLOW,
     POOL_SIZE,
     POOL_TIMEOUT,
@@ -42,7 +50,26 @@ class _WriteTransaction(SQLiteTransaction):
         return self.connection.cursor()
 
 
+class _Pool(SQLiteConnectionPool):
+    """The library's pool, its connections set to copy the write-ahead log back into the store only
+    when it has grown past `LEDGER_AUTOCHECKPOINT_PAGES` (`ledger.db.WalCheckpointer` does it first)."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        made = super()._create_connection()
+        made._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint = {LEDGER_AUTOCHECKPOINT_PAGES}")
+        return made
+
+
 class _Datastore(SQLiteDatastore):
+    def __init__(self, db_name: str, *, lock_timeout: int | None, pool_size: int, max_overflow: int,
+                 pool_timeout: float, single_row_tracking: bool, originator_id_type: Literal["uuid", "text"]):
+        super().__init__(
+            db_name, single_row_tracking=single_row_tracking, originator_id_type=originator_id_type
+        )
+        self.pool.close()  # made by the library, never used: no connection yet
+        self.pool = _Pool(db_name=db_name, lock_timeout=lock_timeout, pool_size=pool_size,
+                          max_overflow=max_overflow, pool_timeout=pool_timeout)
+
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
         if not commit:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from epcis import Epcis
+from ledger.db import start_wal_checkpoints
 from projections.base import ERROR_TEXT_MAX
 from projections.epcis_index import FAILURE_NAME
 from projections.runner import DEFAULT_BATCH, REBUILD_BATCH, ProjectionRunner
@@ -86,12 +87,15 @@ def run(args: argparse.Namespace) -> int:
                 _stop_when_orphaned(runner, args.with_parent)
             log.info("following the ledger every %.1f s; Ctrl-C to stop", args.poll_interval)
             following = epcis.start_following(args.poll_interval)
+            checkpoints = start_wal_checkpoints(url)  # the ledger's commits then never copy the log back
             try:
                 runner.run_forever(args.poll_interval, args.batch_size or DEFAULT_BATCH)
             except KeyboardInterrupt:
                 log.info("stopped at position %d", runner.position())
             finally:
                 following.close()
+                if checkpoints is not None:
+                    checkpoints.close()
     finally:
         epcis.close()
         runner.close()
