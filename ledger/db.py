@@ -7,7 +7,9 @@ tree, EPCIS, idempotency keys, read models):
   The driver's own transaction handling is switched off and the engine issues `BEGIN` itself: a
   deferred `BEGIN` by default, `BEGIN IMMEDIATE` on a connection with `write_lock(conn)`, so a
   writer that reads before it writes holds the write lock from its first statement; that `BEGIN
-  IMMEDIATE` polls for the lock (`begin_immediate`), as the event store's writes do.
+  IMMEDIATE` polls for the lock (`begin_immediate`), as the event store's writes do. The write-ahead
+  log is copied back into the store by the projection worker (`WalCheckpointer`), not in the commit
+  of a request: the event store's connections checkpoint only past `LEDGER_AUTOCHECKPOINT_PAGES`.
 - Pools, both stores: 5 connections kept plus up to `MAX_OVERFLOW` more, waiting `POOL_TIMEOUT` s at
   most. The API runs sync routes in anyio's thread pool (40 threads), each holding at most one
   connection of an engine at a time, plus a few background threads (checkpointer, worker thread):
