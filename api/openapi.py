@@ -8,8 +8,9 @@ here, once, from what the route depends on, instead of in every decorator:
   limit, `api.limits`), 422 where it has any parameter or body, 409 where it runs a command (a
   concurrent write, a reused Idempotency-Key) or records an unblinded read (`get_unblinding`), 503
   where it reads the read models (`get_read_side`: they did not answer, or did not reach the asked
-  position, in time) or records an unblinded read (a busy store), and 406 on the EPCIS routes (a
-  `GS1-EPCIS-Version` other than 2.0);
+  position, in time), takes a body (POST, PUT, PATCH, DELETE: the route writes, and the store may
+  stay busy through every retry) or records an unblinded read (the same), and 406 on the EPCIS routes
+  (a `GS1-EPCIS-Version` other than 2.0);
 - every error answer is JSON, whatever the route's own media type (a note's `text/plain`, a report's
   `text/html`), with the schema the route declared for it or `ErrorBody` (api/errors.py), never
   FastAPI's `HTTPValidationError`, which no answer of ours has the shape of; on the EPCIS routes it is
@@ -94,7 +95,7 @@ def statuses(route: Any, method: str, has_body: bool) -> set[int]:
     if get_session in calls:
         found |= {401, 403}
     if has_body or method in BODY_METHODS:
-        found.add(413)
+        found |= {413, 503}  # the body limit; a write that finds the store busy through every retry
     if has_body or _has_parameters(route.dependant):
         found.add(422)
     if calls & {get_writer, get_once}:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, StoreBusy
 
 BUSY_TIMEOUT_SECONDS = 30
 REQUEST_THREADS = 40
@@ -74,7 +74,12 @@ def open_engine(database_url: str, *, durable: bool = True) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         if conn.get_execution_options().get(_WRITE_OPTION, False):
-            begin_immediate(conn.connection.dbapi_connection)
+            try:
+                begin_immediate(conn.connection.dbapi_connection)
+            except sqlite3.OperationalError as e:  # locked past the busy timeout: 503, never a 500
+                if "locked" not in str(e):
+                    raise
+                raise StoreBusy(str(e)) from None
         else:
             conn.exec_driver_sql("BEGIN")
 

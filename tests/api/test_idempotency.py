@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,10 +25,12 @@ from sqlalchemy import Engine, event, insert
 
 from api.idempotency import STALE_AFTER, IdempotencyStore, Once, keys, request_hash
 from api.schemas.common import Recorded as ApiRecorded
+from ledger import db
 from ledger.application import Ledger
 from ledger.commands import Recorded
 from ledger.recorders import ChainReader, StaleRead
-from tests.api.conftest import Api
+from ledger.values import Role
+from tests.api.conftest import Api, start_api
 from tests.builders import Program
 
 
@@ -252,6 +255,8 @@ def test_a_store_busy_through_every_retry_answers_503_with_retry_after(
     answer = api.post("site1", path, receipt("K00001"), headers={"Idempotency-Key": "busy"})
     assert answer.status_code == 503 and answer.json()["code"] == "store_busy"
     assert answer.headers["Retry-After"] == "1" and api.head() == head
+    documented = api.client.get("/openapi.json").json()["paths"]
+    assert "503" in documented["/sites/{site_id}/shipments/{shipment_id}/receipt"]["post"]["responses"]
 
 
 class WriteCounter:
@@ -341,3 +346,27 @@ def test_an_answer_that_recorded_no_event_is_stored_on_its_own(api: Api) -> None
     again = once(step, answer)
     assert len(runs) == 1 and isinstance(again, JSONResponse)
     assert json.loads(again.body) == first.model_dump(mode="json")  # type: ignore[union-attr]
+
+
+def test_a_write_outside_the_ledger_on_a_store_locked_past_the_busy_timeout_answers_503(
+    new_store: Callable[[str, str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A named query is kept in a table of its own, written through SQLAlchemy: SQLite's "database is
+    locked" at the end of the busy timeout is the store being busy (503, Retry-After), not a 500."""
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_SECONDS", 0.3)  # read by every engine the app opens
+    url = new_store("sqlite", "ledger")
+    for api in start_api(url, tmp_path):
+        api.add_user("qa1", Role.QA, "Quinn QA")
+        query = {"name": "shipments.all", "query": {"EQ_bizStep": "shipping"}}
+        other = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the store's write lock
+        try:
+            busy = api.post("qa1", "/epcis/queries", query)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["code"] == "store_busy" and busy.headers["Retry-After"] == "1"
+        assert "503" in api.client.get("/openapi.json").json()["paths"]["/epcis/queries"]["post"]["responses"]
+        made = api.post("qa1", "/epcis/queries", query)  # the lock released: it is kept
+        assert made.status_code == 201, made.text

@@ -69,7 +69,7 @@ def test_a_lock_held_past_the_busy_timeout_is_busy_not_a_crash(
     ledger = Ledger.open(url)
     try:
         with lock_held(url):
-            with engine.connect() as conn, pytest.raises(Exception, match="database is locked"):
+            with engine.connect() as conn, pytest.raises(StoreBusy, match="the store is busy"):
                 db.write_lock(conn).begin()
             with pytest.raises(StoreBusy):
                 Program(ledger).reference()
