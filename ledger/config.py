@@ -83,7 +83,9 @@ class Settings(BaseSettings):
 
     projection_worker: bool = True
     """`lotline serve` starts a projection worker process (`lotline project --follow`) next to the API,
-    and stops it on exit; `false` (or `serve --no-projection-worker`) where one runs elsewhere."""
+    and stops it on exit; `false` (or `serve --no-projection-worker`) where one runs elsewhere. On
+    SQLite the worker also copies the store's write-ahead log back into it (the API's commits leave
+    that to it up to 40 MiB of log)."""
 
     projection_thread: bool = False
     """The API process applies events in a thread of its own (tests, one-process embedding); `lotline
