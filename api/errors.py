@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from epcis import CaptureTooLarge, NotYourQuery
@@ -309,16 +308,6 @@ async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
     return _answer(request, exc.as_dict(), status, headers)
 
 
-async def store_locked(request: Request, exc: Exception) -> JSONResponse:
-    """SQLite's "database is locked" through the busy timeout, from a write outside the ledger's own
-    (accounts, console sessions, EPCIS named queries and capture jobs): the store is busy, 503 with
-    Retry-After as `StoreBusy` answers, not a bug. Any other driver error stays a 500."""
-    assert isinstance(exc, DBAPIOperationalError)
-    if "database is locked" not in str(exc.orig):
-        raise exc
-    return await ledger_error(request, StoreBusy(str(exc.orig)))
-
-
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [_problem(e) for e in exc.errors()]
@@ -348,7 +337,6 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(LedgerError, ledger_error)
-    app.add_exception_handler(DBAPIOperationalError, store_locked)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
 

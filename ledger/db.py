@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 
 from ledger.errors import InvalidInput, StoreBusy
@@ -76,12 +77,17 @@ def open_engine(database_url: str, *, durable: bool = True) -> Engine:
         if conn.get_execution_options().get(_WRITE_OPTION, False):
             try:
                 begin_immediate(conn.connection.dbapi_connection)
-            except sqlite3.OperationalError as e:  # locked past the busy timeout: 503, never a 500
-                if "locked" not in str(e):
-                    raise
-                raise StoreBusy(str(e)) from None
+            except sqlite3.OperationalError as e:
+                if _locked(e):
+                    raise StoreBusy(str(e)) from None
+                raise
         else:
             conn.exec_driver_sql("BEGIN")
+
+    @event.listens_for(engine, "handle_error")
+    def _busy(context: ExceptionContext) -> None:
+        if _locked(context.original_exception):  # else SQLAlchemy raises its own wrapped error
+            raise StoreBusy(str(context.original_exception)) from None
 
     return engine
 
@@ -112,6 +118,13 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as e:  # the driver's error for a connection the server dropped
             raise DisconnectionError(f"connection idle {time.monotonic() - since:.0f} s is gone: {e}") from e
+
+
+def _locked(e: BaseException) -> bool:
+    """Whether `e` is SQLite's "database is locked" through the busy timeout: raised as `StoreBusy`
+    (503 with Retry-After, a message for the CLI) whichever write met it, the ledger's, an account's,
+    a console session's or an EPCIS named query's."""
+    return isinstance(e, sqlite3.OperationalError) and "locked" in str(e)
 
 
 def _write_ahead_log(dbapi_connection: Any) -> None:

@@ -221,8 +221,7 @@ class ProjectionRunner:
         with reading(self.engine) as conn:
             behind = not_ready(conn, self.projections)
             if not behind:
-                head = self.head()
-                why = foreign(conn, head, self.ledger.chain.hash_at(1) if head else None)
+                why = foreign(conn, *self._ledger_origin())
         if behind:
             wanted = {p.name: p.schema for p in self.projections}
             raise ReadModelsNotReady(store_of(self.engine), behind, wanted)
@@ -232,8 +231,12 @@ class ProjectionRunner:
     def setup(self) -> None:
         """What `lotline db upgrade` does for this runner's read models (see `prepare`)."""
         with writing(self.engine) as conn:  # the ledger read once no other runner can move them
-            head = self.head()
-            prepare(conn, self.projections, ledger=(head, self.ledger.chain.hash_at(1) if head else None))
+            prepare(conn, self.projections, ledger=self._ledger_origin())
+
+    def _ledger_origin(self) -> tuple[int, bytes | None]:
+        """The ledger's head and the chain hash of its first event (None while it is empty)."""
+        head = self.head()
+        return head, self.ledger.chain.hash_at(1) if head else None
 
     def positions(self) -> dict[str, int]:
         """Each read model's position: the last notification id it applied."""
